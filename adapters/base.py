@@ -1,0 +1,83 @@
+"""The adapter contract: what a front scheme must (and may) implement.
+
+An adapter turns one source (a simulated market, recorded days, an HTTP feed, a real front)
+into CTP depth-market-data snapshots.  It is deliberately small and knows nothing of CTP's
+callbacks, threads or retries: the session (:mod:`ctpshim.session`) owns the front list, login
+state, subscriptions, reconnect and failover, and runs the adapter on the IO thread's asyncio
+loop.
+
+Must implement
+    ``settings``       the query keys it accepts, as :class:`ctpshim.url.Setting` values
+    ``capabilities``   what it can do (:class:`Capabilities`)
+    ``__init__(url, settings)``  store the address and the validated settings (no I/O)
+    ``async connect()``          reach the source; raise :class:`UpstreamUnavailable` if it cannot
+    ``async subscribe(ids)``     start delivering these instruments; the current snapshot of each
+                                 known one is delivered first, through ``ticks()``
+    ``async unsubscribe(ids)``   stop delivering these instruments
+    ``ticks()``                  async iterator of lists of ``CThostFtdcDepthMarketDataField``
+                                 objects (from :func:`ctpshim.market_data.make_tick`), in time order
+May implement
+    ``instruments()``  the instruments the source knows, as :class:`ctpshim.products.InstrumentInfo`
+    ``trading_day()``  the current trading day (``YYYYMMDD``) when the source has its own clock
+    ``async close()``  release resources; called once after ``connect`` whatever happened
+
+Errors: raise only :class:`ctpshim.errors.UpstreamError` subclasses.  Raising
+:class:`UpstreamDisconnected` (or ending with any ``UpstreamError``) from ``ticks()`` makes the
+session report ``OnFrontDisconnected(reason)`` and reconnect; an iterator that simply ends
+means the source has nothing more to send (the front stays connected and silent).
+
+Unknown instrument IDs are accepted like CTP accepts them (no error, no ticks); an adapter
+logs one warning naming them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Iterable
+
+if TYPE_CHECKING:
+    from ..products import InstrumentInfo
+    from ..url import FrontURL, Setting
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do; the session and the CLI read these, never the adapter type."""
+
+    depth_levels: int = 1
+    deterministic: bool = False
+    has_instruments: bool = False
+    can_trade: bool = False
+
+
+class Adapter:
+    """Base class for adapters (see the module docstring for the contract)."""
+
+    scheme: ClassVar[str] = ""
+    settings: ClassVar[tuple["Setting", ...]] = ()
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, url: "FrontURL", settings: dict[str, Any]) -> None:
+        self.url = url
+        self.config = settings
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def ticks(self) -> AsyncIterator[list[Any]]:
+        raise NotImplementedError
+
+    def instruments(self) -> list["InstrumentInfo"]:
+        return []
+
+    def trading_day(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None

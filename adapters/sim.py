@@ -1,0 +1,445 @@
+"""``sim://``: a simulated futures market, deterministic per seed, with no network.
+
+Every contract of a known product (any of the six exchanges' futures in
+:mod:`ctpshim.products`) can be subscribed; each one follows its own random walk, seeded by
+``seed`` and its instrument ID, so the same seed and start give the same ticks whatever else is
+subscribed.  The ticks keep CTP's invariants: prices on the product's tick grid and inside the
+limit band around the pre-settlement price; five book levels with at least one tick of spread;
+cumulative Volume, Turnover (with the contract multiplier) that never decrease within a trading
+day; Open/High/Low consistent with LastPrice; AveragePrice and dates as CTP reports them (via
+:mod:`ctpshim.market_data`).  Open interest moves both ways, as on a real exchange.
+
+``hours=real`` follows each product's day and night sessions and the exchange calendar (nothing
+ticks at lunch, at weekends or on holidays); ``hours=always`` ticks around the clock.  At the
+start of each trading day volume and turnover reset and the previous day's volume-weighted
+price becomes the pre-settlement price.
+
+Example: ``sim://?instruments=rb2605,au2606&seed=7&speed=max&start=2026-11-20T09:00``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator, Iterable
+
+from ..calendar import now_china, trading_day_of, yyyymmdd
+from ..errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
+from ..market_data import (
+    AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, blank_values, depth_class, depth_index, make_tick,
+)
+from ..products import InstrumentInfo, default_sim_instruments, next_open, parse_instrument, session_window
+from ..url import Setting, boolean, choice, id_list, integer, positive_float, speed
+from .base import Adapter, Capabilities
+
+log = logging.getLogger("ctpshim.sim")
+
+SECONDS_PER_TRADING_YEAR = 250 * 4 * 3600  # for turning annual volatility into a per-step move
+MAX_BATCH = 256  # at speed=max, rounds are grouped into batches of about this many ticks
+_new = list.__new__
+_extend = list.extend
+_LEVEL_NAMES = [(f"BidPrice{i}", f"BidVolume{i}", f"AskPrice{i}", f"AskVolume{i}") for i in range(1, 6)]
+
+
+def _start_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise ValueError("expected a China-time date and time like 2026-11-20T09:00 or 2026-11-20T21:00:30") from None
+
+
+def _prices(text: str) -> dict[str, float]:
+    """``3500`` (every instrument) or ``rb2605:3500,au2606:900``; the key ``*`` means every one."""
+    result: dict[str, float] = {}
+    for item in text.split(","):
+        key, sep, value = item.strip().rpartition(":")
+        key = key.strip() if sep else "*"
+        try:
+            price = float(value)
+        except ValueError:
+            raise ValueError("expected a price, or ID:price pairs separated by commas (rb2605:3500,au2606:900)") from None
+        if not math.isfinite(price) or price <= 0:
+            raise ValueError(f"price {value!r} must be a number greater than 0")
+        result[key] = price
+    return result
+
+
+def _instrument_ids(text: str) -> tuple[str, ...]:
+    ids = id_list(text)
+    unknown = [i for i in ids if parse_instrument(i) is None]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)} not a futures contract the simulator knows; write IDs as CTP does: "
+            "rb2605 (SHFE/INE/DCE/GFEX: lower case + YYMM), TA605 (CZCE: upper case + YMM), IF2606 (CFFEX)"
+        )
+    return ids
+
+
+_I = depth_index()
+_LAST, _VOLUME, _TURNOVER, _INTEREST = _I["LastPrice"], _I["Volume"], _I["Turnover"], _I["OpenInterest"]
+_OPEN, _HIGH, _LOW, _AVERAGE = _I["OpenPrice"], _I["HighestPrice"], _I["LowestPrice"], _I["AveragePrice"]
+_TRADING_DAY, _ACTION_DAY, _BID_VOLUME1 = _I["TradingDay"], _I["ActionDay"], _I["BidVolume1"]
+_CLOCK = slice(_I["UpdateTime"], _I["UpdateMillisec"] + 1)
+_BOOK = slice(_I["BidPrice1"], _I["AskVolume5"] + 1)
+if [n for n in list(_I)[_BOOK]] != [n for level in _LEVEL_NAMES for n in level]:
+    raise AssertionError("the book members of CThostFtdcDepthMarketDataField are not contiguous")
+
+
+class _Instrument:
+    """The evolving state of one simulated contract: a tick's value list plus the random walk."""
+
+    def __init__(self, info: InstrumentInfo, seed: int, price: float, volatility: float,
+                 interval: float, depth: int, when: datetime, stamper: Stamper) -> None:
+        product = info.product
+        self.info = info
+        self.exchange = product.exchange
+        self.tick = product.tick
+        self.decimals = product.decimals
+        self.multiplier = product.multiplier
+        self.limit = product.limit
+        self.depth = depth
+        self.stamper = stamper
+        self.random = random.Random(f"{seed}:{info.instrument_id}")
+        rnd = self.random
+        # Tables drawn once from the seeded generator, then indexed by one uniform draw per tick.
+        sigma = volatility * math.sqrt(interval / SECONDS_PER_TRADING_YEAR) * price / product.tick
+        self.moves = [round(rnd.gauss(0.0, sigma)) for _ in range(1024)]
+        self.trade_sizes = [0 if rnd.random() < 0.2 else 1 + int(rnd.expovariate(1 / 12)) for _ in range(256)]
+        self.book_sizes = [1 + int(rnd.expovariate(1 / 40)) for _ in range(256)]
+        self.ring = self.book_sizes + self.book_sizes[:10]  # sliceable past the end
+        self.values = blank_values(info.instrument_id, product.exchange)
+        self.trading_day = ""
+        self.pre_settlement = self._on_grid(price)
+        self.pre_close = self.pre_settlement
+        self.open_interest = float(20_000 + int(rnd.random() * 200_000))
+        self.px = round(self.pre_settlement / self.tick)
+        self.open_until = datetime.min  # market time up to which the current session runs
+        self.closed_until = datetime.min  # market time up to which the product is known closed
+        self._new_day(when)
+
+    def _on_grid(self, price: float) -> float:
+        return round(round(price / self.tick) * self.tick, self.decimals)
+
+    def _new_day(self, when: datetime) -> None:
+        """Roll to the trading day of ``when``: settle the old day, reset the cumulative members."""
+        values = self.values
+        if self.trading_day:
+            volume = values[_VOLUME]
+            if volume:
+                self.pre_settlement = self._on_grid(values[_TURNOVER] / volume / self.multiplier)
+                self.pre_close = values[_LAST]
+            self.open_interest = values[_INTEREST]
+        self.trading_day = yyyymmdd(trading_day_of(when))
+        steps = round(self.pre_settlement / self.tick)
+        self.upper = math.floor(steps * (1 + self.limit))
+        self.lower = math.ceil(steps * (1 - self.limit))
+        # Every price of the day's band, indexed by (ticks - lower): no rounding on the tick path.
+        self.grid = [round(n * self.tick, self.decimals) for n in range(self.lower, self.upper + 1)]
+        self.books: dict[int, list[Any]] = {}
+        for name, value in (
+            ("LastPrice", self.pre_close),
+            ("PreSettlementPrice", self.pre_settlement),
+            ("PreClosePrice", self.pre_close),
+            ("PreOpenInterest", self.open_interest),
+            ("OpenInterest", self.open_interest),
+            ("OpenPrice", DBL_MAX),
+            ("HighestPrice", DBL_MAX),
+            ("LowestPrice", DBL_MAX),
+            ("Volume", 0),
+            ("Turnover", 0.0),
+            ("AveragePrice", 0.0),
+            ("ClosePrice", DBL_MAX),
+            ("SettlementPrice", DBL_MAX),
+            ("UpperLimitPrice", self.grid[-1]),
+            ("LowerLimitPrice", self.grid[0]),
+            ("PreDelta", 0.0),
+        ):
+            values[_I[name]] = value
+        self.px = min(max(self.px, self.lower), self.upper - 1)
+        values[_BOOK] = self._book(self.px << 1)
+        self.stamper.apply(values, when, self.exchange)
+
+    def _book(self, key: int) -> list[Any]:
+        """The 20 book members for key ``px << 1 | (spread - 1)`` (cached per trading day)."""
+        px, spread = key >> 1, (key & 1) + 1
+        grid, lower, upper, sizes = self.grid, self.lower, self.upper, self.ring
+        seed = (px * 31) & 255
+        book: list[Any] = [0] * 20
+        if self.depth == 5 and px - 4 >= lower and px + spread + 4 <= upper:
+            # All five levels inside the band: C-level slices, no per-level Python work.
+            bid = px - lower
+            book[0::4] = grid[bid - 4:bid + 1][::-1]
+            book[1::4] = sizes[seed:seed + 5]
+            book[2::4] = grid[bid + spread:bid + spread + 5]
+            book[3::4] = sizes[seed + 5:seed + 10]
+        else:
+            for level in range(5):
+                bid, ask = px - level, px + spread + level
+                inside_bid = level < self.depth and bid >= lower
+                inside_ask = level < self.depth and ask <= upper
+                book[4 * level:4 * level + 4] = (
+                    grid[bid - lower] if inside_bid else DBL_MAX,
+                    sizes[seed + level] if inside_bid else 0,
+                    grid[ask - lower] if inside_ask else DBL_MAX,
+                    sizes[seed + 5 + level] if inside_ask else 0,
+                )
+        if len(self.books) > 4096:
+            self.books.clear()
+        self.books[key] = book
+        return book
+
+    def snapshot(self) -> Any:
+        return make_tick(self.values)
+
+    def trades_at(self, when: datetime) -> bool:
+        if when < self.open_until:
+            return True
+        if when < self.closed_until:
+            return False
+        window = session_window(self.info.product, when)
+        if window is not None:
+            self.open_until = window[1]
+            return True
+        self.closed_until = next_open(self.info.product, when)
+        return False
+
+    def run(self, rounds: list[tuple[datetime, tuple[str, str, list[Any]], str]]) -> list[Any]:
+        """Advance one snapshot interval per round and return the ticks.
+
+        ``rounds`` holds (market time, (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]),
+        trading day) per round.  This is the tick path: state lives in local variables, and one
+        32-bit draw per tick decides the move (bits 0-9), the trade size (10-17), the trade
+        side (18), the open-interest direction (19), the spread (20-26) and the level-1 sizes
+        (24-31).
+        """
+        ticks: list[Any] = []
+        append = ticks.append
+        draw_bits = self.random.getrandbits
+        moves, trade_sizes, book_sizes = self.moves, self.trade_sizes, self.book_sizes
+        values = self.values
+        new, extend, tick_class = _new, _extend, depth_class()
+        multiplier, multiplier_tick = self.multiplier, self.multiplier * self.tick
+        on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
+        lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
+        px = self.px
+        book_key = -1
+        book: list[Any] = values[_BOOK]
+        for when, (trading_day_member, action_day, clock), trading_day in rounds:
+            if trading_day != day:
+                self.px = px
+                self._new_day(when)
+                lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
+                px, book_key = self.px, -1
+            bits = draw_bits(32)
+            px += moves[bits & 1023]
+            px = lower if px < lower else (upper - 1 if px >= upper else px)
+            spread = 2 if (bits >> 20 & 127) < 13 and px + 2 <= upper else 1
+            key = px << 1 | (spread - 1)  # an int: a tuple key would feed the cyclic GC
+            if key != book_key:
+                book_key = key
+                book = books.get(key) or self._book(key)
+                values[_BOOK] = book
+            elif book[1]:
+                values[_BID_VOLUME1] = book_sizes[bits >> 24]
+            size = trade_sizes[bits >> 10 & 255]
+            if size:
+                last = grid[(px + spread if bits & 0x40000 else px) - lower]
+                volume = values[_VOLUME] + size
+                turnover = values[_TURNOVER] + size * last * multiplier
+                interest = values[_INTEREST] + ((size >> 1) if bits & 0x80000 else -(size >> 2))
+                values[_LAST] = last
+                values[_VOLUME] = volume
+                values[_TURNOVER] = turnover
+                values[_INTEREST] = interest if interest > 0.0 else 0.0
+                # ctpshim.market_data.average_price, inlined: this is the tick path.
+                values[_AVERAGE] = grid[round(turnover / volume / multiplier_tick) - lower] if on_grid else turnover / volume
+                if values[_OPEN] == DBL_MAX:
+                    values[_OPEN] = values[_HIGH] = values[_LOW] = last
+                elif last > values[_HIGH]:
+                    values[_HIGH] = last
+                elif last < values[_LOW]:
+                    values[_LOW] = last
+            if values[_ACTION_DAY] is not action_day:
+                values[_TRADING_DAY] = trading_day_member
+                values[_ACTION_DAY] = action_day
+            values[_CLOCK] = clock
+            obj = new(tick_class)
+            extend(obj, values)
+            append(obj)
+        self.px = px
+        return ticks
+
+
+class SimAdapter(Adapter):
+    """The simulated market (see the module docstring)."""
+
+    scheme = "sim"
+    settings = (
+        Setting("instruments", _instrument_ids, None,
+                "comma-separated contracts the market lists; default: a dozen liquid ones across the six exchanges"),
+        Setting("seed", integer(0), 1, "random seed; the same seed and start give the same ticks"),
+        Setting("interval", positive_float, 0.5, "seconds of market time between snapshots of a contract (CTP: 0.5)"),
+        Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
+        Setting("start", _start_time, None, "market time at connect, China time, e.g. 2026-11-20T09:00; default now"),
+        Setting("price", _prices, {}, "starting pre-settlement price: one number, or ID:price pairs"),
+        Setting("volatility", positive_float, 0.25, "annualised volatility of the random walk"),
+        Setting("hours", choice("real", "always"), "real", "real: each product's sessions and holidays; always: 7x24"),
+        Setting("dates", choice(*DATE_CONVENTIONS), "correct", "correct (SimNow-style) or exchange (DCE/CZCE quirks)"),
+        Setting("depth", integer(1, 5), 5, "book levels filled, 1 to 5"),
+        Setting("disconnect_after", integer(1), None, "drop the connection after N ticks, to test reconnect handling"),
+        Setting("refuse", boolean, False, "refuse to connect, like a front that is down (to test failover)"),
+    )
+    capabilities = Capabilities(depth_levels=5, deterministic=True, has_instruments=True)
+
+    def __init__(self, url: Any, settings: dict[str, Any]) -> None:
+        super().__init__(url, settings)
+        self.stamper = Stamper(settings["dates"])
+        self.speed: float = settings["speed"]
+        self.interval: float = settings["interval"]
+        self.always = settings["hours"] == "always"
+        self._start = settings["start"] or now_china()
+        self._wall_start = time.monotonic()
+        self._clock = self._align(self._start)  # market time of the next round
+        self._states: dict[str, _Instrument] = {}
+        self._active: dict[str, _Instrument] = {}
+        self._snapshots: list[Any] = []
+        self._wake = asyncio.Event()
+        self._warned: set[str] = set()
+        self._sent = 0
+
+    def _align(self, moment: datetime) -> datetime:
+        step = int(self.interval * 1_000_000)
+        micros = moment.hour * 3_600_000_000 + moment.minute * 60_000_000 + moment.second * 1_000_000 + moment.microsecond
+        remainder = micros % step if step else 0
+        return moment if remainder == 0 else moment + timedelta(microseconds=step - remainder)
+
+    def market_now(self) -> datetime:
+        """The simulated market's current time."""
+        if math.isinf(self.speed):
+            return self._clock
+        return self._start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
+
+    # -- the contract ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self.config["refuse"]:
+            raise UpstreamUnavailable(f"{self.url.raw}: connection refused (refuse=true)")
+
+    def instruments(self) -> list[InstrumentInfo]:
+        ids = self.config["instruments"] or default_sim_instruments(self.market_now().date())
+        return [info for info in (parse_instrument(i) for i in ids) if info is not None]
+
+    def trading_day(self) -> str:
+        return yyyymmdd(trading_day_of(self.market_now()))
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        unknown = []
+        for instrument_id in ids:
+            info = parse_instrument(instrument_id)
+            if info is None:
+                if instrument_id not in self._warned:
+                    unknown.append(instrument_id)
+                    self._warned.add(instrument_id)
+                continue
+            state = self._states.get(instrument_id)
+            if state is None:
+                price = self.config["price"].get(instrument_id) or self.config["price"].get("*") or info.product.price
+                state = _Instrument(info, self.config["seed"], price, self.config["volatility"],
+                                    self.interval, self.config["depth"], self._clock, self.stamper)
+                self._states[instrument_id] = state
+            self._active[instrument_id] = state
+            self._snapshots.append(state.snapshot())
+        if unknown:
+            log.warning(
+                "sim: %s not a contract the simulator knows (subscription accepted as CTP does; no ticks will come)",
+                ", ".join(unknown),
+            )
+        self._wake.set()
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        for instrument_id in ids:
+            self._active.pop(instrument_id, None)
+
+    async def ticks(self) -> AsyncIterator[list[Any]]:
+        limit = self.config["disconnect_after"]
+        max_speed = math.isinf(self.speed)
+        while True:
+            if self._snapshots:
+                batch, self._snapshots = self._snapshots, []
+                yield batch
+                continue
+            if not self._active:
+                await self._sleep(None)
+                continue
+            if not max_speed:
+                ahead = (self._clock - self.market_now()).total_seconds()
+                if ahead > 0:
+                    await self._sleep(ahead / self.speed)
+                    continue
+                if ahead < -5 * self.interval:  # fell behind (a slow consumer): skip to now
+                    self._clock = self._align(self.market_now())
+            batch = self._rounds(MAX_BATCH)
+            if batch:
+                self._sent += len(batch)
+                if limit is not None and self._sent >= limit:
+                    raise UpstreamDisconnected(
+                        f"sim: simulated disconnect after {self._sent} ticks (disconnect_after={limit})",
+                        REASON_READ_FAILED,
+                    )
+                yield batch
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep up to ``seconds`` (forever if None), waking early on a subscription change."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=None if seconds is None else min(seconds, 1.0))
+        except asyncio.TimeoutError:
+            pass
+
+    def _rounds(self, target: int) -> list[Any]:
+        """Run a block of rounds (about ``target`` ticks at speed=max, one round otherwise).
+
+        A block never crosses a session boundary of any active contract, so within it each
+        contract either ticks every round or not at all.  When every contract is closed the
+        market clock jumps to the next open.
+        """
+        active = list(self._active.values())
+        step = timedelta(seconds=self.interval)
+        when = self._clock
+        count = max(1, target // len(active)) if math.isinf(self.speed) else 1
+        horizon = when + step * count
+        trading = []
+        for state in active:
+            if self.always or state.trades_at(when):
+                trading.append(state)
+                if not self.always:
+                    horizon = min(horizon, state.open_until)
+            else:
+                horizon = min(horizon, state.closed_until)
+        if not trading:
+            self._clock = self._align(min(state.closed_until for state in active))
+            return []
+        count = max(1, min(count, math.ceil((horizon - when) / step)))
+        times = [when + step * k for k in range(count)]
+        self._clock = when + step * count
+        blocks: dict[str, list[Any]] = {}
+        per_contract = []
+        for state in trading:
+            # Exchanges share their stamps unless the date convention treats them differently.
+            key = state.exchange if self.stamper.convention == "exchange" else ""
+            rounds = blocks.get(key)
+            if rounds is None:
+                rounds = blocks[key] = [self._stamp(moment, state.exchange) for moment in times]
+            per_contract.append(state.run(rounds))
+        if len(per_contract) == 1:
+            return per_contract[0]
+        return list(itertools.chain.from_iterable(zip(*per_contract)))
+
+    def _stamp(self, moment: datetime, exchange_id: str) -> tuple[datetime, tuple[str, str, list[Any]], str]:
+        trading, action, clock, true_day = self.stamper.stamps(moment, exchange_id)
+        return moment, (trading, action, [clock, self.stamper.millisec(moment, exchange_id)]), true_day

@@ -1,0 +1,52 @@
+"""The one IO thread: a process-wide asyncio loop, started lazily, shared by every API object.
+
+User threads never run adapter code; they hand coroutines and calls to this loop.  The thread is
+a daemon so that programs which simply return from their main thread (as most CTP demos do)
+exit as they would with the real library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Callable, Coroutine
+
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+
+
+def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.call_soon(ready.set)
+    loop.run_forever()
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The IO loop, starting its thread on first use."""
+    global _loop
+    if _loop is not None:
+        return _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(target=_run, args=(loop, ready), name="ctpshim-io", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop = loop
+    return _loop
+
+
+def submit(coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+    """Run ``coro`` on the IO loop; returns a thread-safe future."""
+    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+
+
+def call_soon(callback: Callable[..., Any], *args: Any) -> None:
+    """Call ``callback(*args)`` on the IO loop, from any thread."""
+    get_loop().call_soon_threadsafe(callback, *args)
+
+
+def on_io_thread() -> bool:
+    return _loop is not None and threading.current_thread().name == "ctpshim-io"

@@ -1,0 +1,181 @@
+"""The session behind one API object: front list, connection and login state, subscriptions,
+reconnect and failover, and the pump that moves ticks from the adapter to the dispatcher.
+
+It runs on the IO thread (:mod:`ctpshim.io_loop`).  Methods called from user threads are
+marked; they only read simple attributes and post to the dispatcher or the IO loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+from . import calendar, errors, io_loop, queue_policy, reconnect, registry
+from .dispatcher import Dispatcher
+
+log = logging.getLogger("ctpshim")
+
+
+class Session:
+    def __init__(self, name: str, dispatcher: Dispatcher, fronts: list[str], pump_ticks: bool) -> None:
+        self.name = name
+        self.dispatcher = dispatcher
+        self.rotation = reconnect.FrontRotation(fronts)
+        self.pump_ticks = pump_ticks
+        self.adapter: Any = None
+        self.front_url = ""
+        self.connected = False
+        self.front_id = 1
+        self.session_id = 0
+        self.subscribed: set[str] = set()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._broken: asyncio.Future[int] | None = None
+        self._generation = 0
+        self._random = random.Random()
+
+    # -- user threads ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        io_loop.submit(self._run())
+
+    def close(self) -> None:
+        self._closed = True
+        self.connected = False
+        io_loop.call_soon(self._cancel)
+
+    def trading_day(self) -> str:
+        """The current trading day (YYYYMMDD): the source's own if it keeps a clock."""
+        adapter = self.adapter
+        day = adapter.trading_day() if adapter is not None else None
+        return day or calendar.yyyymmdd(calendar.trading_day_of(calendar.now_china()))
+
+    def subscribe(self, ids: list[str]) -> None:
+        io_loop.call_soon(self._change_subscription, self._generation, ids, True)
+
+    def unsubscribe(self, ids: list[str]) -> None:
+        io_loop.call_soon(self._change_subscription, self._generation, ids, False)
+
+    # -- IO thread ------------------------------------------------------------------------------
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        self._task = asyncio.current_task()
+        try:
+            while not self._closed:
+                await self._connect_once()
+        except asyncio.CancelledError:
+            pass
+
+    async def _connect_once(self) -> None:
+        url = self.rotation.current()
+        adapter = None
+        try:
+            adapter = registry.create_adapter(url)
+            await asyncio.wait_for(adapter.connect(), reconnect.CONNECT_TIMEOUT)
+        except asyncio.CancelledError:
+            await self._close_adapter(adapter)
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any adapter failure makes the front unreachable
+            await self._close_adapter(adapter)
+            delay = self.rotation.unreachable()
+            cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
+            if not isinstance(exc, (errors.UpstreamError, asyncio.TimeoutError, OSError)):
+                log.error("%s: adapter for %s failed to connect", self.name, url, exc_info=exc)
+            log.warning(
+                "%s: front %s cannot be reached (%s); next try: %s in %.0f s",
+                self.name, url, cause, self.rotation.current(), delay,
+            )
+            await asyncio.sleep(delay)
+            return
+        self.rotation.connected()
+        self._generation += 1
+        self.adapter = adapter
+        self.front_url = url
+        self.session_id = self._random.randint(-(2**31), 2**31 - 1)
+        self.connected = True
+        self.dispatcher.post("OnFrontConnected")
+        reason = await self._serve(adapter)
+        self.connected = False
+        self.adapter = None
+        self.subscribed.clear()
+        await self._close_adapter(adapter)
+        if self._closed:
+            return
+        log.warning("%s: front %s disconnected (reason %d); reconnecting", self.name, url, reason)
+        self.dispatcher.post("OnFrontDisconnected", reason)
+        await asyncio.sleep(self.rotation.dropped())
+
+    async def _serve(self, adapter: Any) -> int:
+        """Run until the link breaks; return the CTP reason code."""
+        self._broken = asyncio.get_running_loop().create_future()
+        pump = asyncio.create_task(self._pump(adapter)) if self.pump_ticks else None
+        try:
+            return await self._broken
+        finally:
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await pump
+
+    def _break(self, exc: BaseException) -> None:
+        if isinstance(exc, errors.UpstreamError):
+            reason = exc.reason
+            log.warning("%s: %s", self.name, exc)
+        else:
+            reason = errors.REASON_BAD_MESSAGE
+            log.error("%s: the adapter for %s failed", self.name, self.front_url, exc_info=exc)
+        if self._broken is not None and not self._broken.done():
+            self._broken.set_result(reason)
+
+    async def _pump(self, adapter: Any) -> None:
+        post = self.dispatcher.post_ticks
+        high_water = queue_policy.HIGH_WATER
+        try:
+            async for batch in adapter.ticks():
+                if self._closed:
+                    return
+                if batch and post(batch) > high_water:
+                    await self.dispatcher.wait_for_room()
+                else:
+                    # Let the loop run other sessions (and cancellation) even when an adapter
+                    # produces batches without ever suspending, as sim:// at speed=max does.
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported as a disconnect
+            self._break(exc)
+
+    def _change_subscription(self, generation: int, ids: list[str], add: bool) -> None:
+        if generation != self._generation or self.adapter is None:
+            return  # the connection this was meant for is gone; CTP forgets it too
+        if add:
+            self.subscribed.update(ids)
+            coro = self.adapter.subscribe(ids)
+        else:
+            self.subscribed.difference_update(ids)
+            coro = self.adapter.unsubscribe(ids)
+        asyncio.ensure_future(self._guard(coro))
+
+    async def _guard(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported as a disconnect
+            self._break(exc)
+
+    @staticmethod
+    async def _close_adapter(adapter: Any) -> None:
+        if adapter is None:
+            return
+        try:
+            await adapter.close()
+        except Exception:  # noqa: BLE001 - closing must not hide the original problem
+            log.debug("closing adapter failed", exc_info=True)

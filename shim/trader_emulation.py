@@ -1,0 +1,186 @@
+"""What a market-data-only front answers to ``CThostFtdcTraderApi`` requests.
+
+Programs written for a real front start the trader API too (authenticate, log in, confirm the
+settlement, query instruments), so these succeed:
+
+* ``ReqAuthenticate`` -> ``OnRspAuthenticate``; ``ReqUserLogin`` (and its captcha / text / OTP
+  variants) -> ``OnRspUserLogin``; ``ReqUserLogout`` -> ``OnRspUserLogout``;
+* ``ReqSettlementInfoConfirm`` -> ``OnRspSettlementInfoConfirm`` (and
+  ``ReqQrySettlementInfoConfirm`` reports it afterwards);
+* ``ReqQryInstrument`` -> one ``OnRspQryInstrument`` per instrument the source knows (exchange,
+  product, tick size, multiplier...), filtered like CTP (an empty filter field matches all);
+  ``ReqQryExchange`` -> the six exchanges;
+* every other query -> one ``OnRspQry*(None, None, nRequestID, True)``: no records.
+
+Everything that would trade or move money (orders, cancels, quotes, exercise, transfers,
+password changes) is refused through the normal CTP error path: ``OnRsp*`` with ErrorID 27
+("CTP:不支持的功能", unsupported function) and a note that this front cannot trade, plus the
+matching ``OnErrRtn*`` where CTP has one.  Queries have no flow control here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from .calendar import now_china, yyyymmdd
+from .fields import load_spec
+from .market_data import DBL_MAX
+
+UNSUPPORTED_FUNCTION = 27
+UNSUPPORTED_MESSAGE = "CTP:不支持的功能"
+
+EXCHANGE_NAMES = {
+    "SHFE": "上海期货交易所",
+    "INE": "上海国际能源交易中心",
+    "DCE": "大连商品交易所",
+    "CZCE": "郑州商品交易所",
+    "CFFEX": "中国金融期货交易所",
+    "GFEX": "广州期货交易所",
+}
+
+_LOGINS = {"ReqUserLogin", "ReqUserLoginWithCaptcha", "ReqUserLoginWithText", "ReqUserLoginWithOTP"}
+
+
+@lru_cache(maxsize=1)
+def _spi_params() -> dict[str, list[str]]:
+    spi = load_spec()["modules"]["tdapi"]["spi"]["methods"]
+    return {m["name"]: [annotation for _, annotation in m["params"]] for m in spi}
+
+
+def td_request(api: Any, name: str, field: Any, request_id: int) -> int:
+    """Answer the trader request ``name``; returns CTP's send code."""
+    if not api._connected():
+        return -1
+    if name in _LOGINS:
+        return api._login(field, request_id)
+    if name == "ReqUserLogout":
+        return api._logout(field, request_id)
+    if name == "ReqAuthenticate":
+        response = api._field(
+            "CThostFtdcRspAuthenticateField",
+            BrokerID=field.BrokerID,
+            UserID=field.UserID,
+            UserProductInfo=field.UserProductInfo,
+            AppID=field.AppID,
+            AppType="1",  # THOST_FTDC_APP_TYPE_Investor
+        )
+        api._post("OnRspAuthenticate", response, api._rsp_info(), request_id, True)
+        return 0
+    if name == "ReqSettlementInfoConfirm":
+        now = now_china()
+        api._settlement_confirmed = (field.BrokerID, field.InvestorID, yyyymmdd(now.date()), now.strftime("%H:%M:%S"))
+        api._post("OnRspSettlementInfoConfirm", _confirmation(api), api._rsp_info(), request_id, True)
+        return 0
+    if name.startswith("ReqQry"):
+        records = _query(api, name, field)
+        callback = "OnRsp" + name[3:]
+        if not records:
+            api._post(callback, None, None, request_id, True)
+        for index, record in enumerate(records):
+            api._post(callback, record, None, request_id, index == len(records) - 1)
+        return 0
+    _refuse(api, name, field, request_id)
+    return 0
+
+
+def _confirmation(api: Any) -> Any:
+    if api._settlement_confirmed is None:
+        return None
+    broker, investor, day, clock = api._settlement_confirmed
+    return api._field(
+        "CThostFtdcSettlementInfoConfirmField", BrokerID=broker, InvestorID=investor, ConfirmDate=day, ConfirmTime=clock
+    )
+
+
+def _query(api: Any, name: str, field: Any) -> list[Any]:
+    if name == "ReqQrySettlementInfoConfirm":
+        record = _confirmation(api)
+        return [record] if record is not None else []
+    if name == "ReqQryExchange":
+        return [
+            api._field("CThostFtdcExchangeField", ExchangeID=exchange, ExchangeName=title, ExchangeProperty="0")
+            for exchange, title in EXCHANGE_NAMES.items()
+            if field.ExchangeID in ("", exchange)
+        ]
+    if name == "ReqQryInstrument":
+        session = api._session
+        adapter = session.adapter if session is not None else None
+        known = adapter.instruments() if adapter is not None else []
+        return [_instrument(api, info) for info in known if _matches(field, info)]
+    return []
+
+
+def _matches(query: Any, info: Any) -> bool:
+    return (
+        query.InstrumentID in ("", info.instrument_id)
+        and query.ExchangeID in ("", info.exchange_id)
+        and query.ProductID in ("", info.product.code)
+        and query.ExchangeInstID in ("", info.instrument_id)
+    )
+
+
+def _instrument(api: Any, info: Any) -> Any:
+    product = info.product
+    year, month = info.delivery_year, info.delivery_month
+    return api._field(
+        "CThostFtdcInstrumentField",
+        reserve1=info.instrument_id[:30],
+        InstrumentID=info.instrument_id,
+        ExchangeID=info.exchange_id,
+        ExchangeInstID=info.instrument_id,
+        InstrumentName=info.name,
+        ProductID=product.code,
+        ProductClass="1",  # THOST_FTDC_PC_Futures
+        DeliveryYear=year,
+        DeliveryMonth=month,
+        MaxMarketOrderVolume=1000,
+        MinMarketOrderVolume=1,
+        MaxLimitOrderVolume=1000,
+        MinLimitOrderVolume=1,
+        VolumeMultiple=product.multiplier,
+        PriceTick=product.tick,
+        ExpireDate=f"{year:04d}{month:02d}15",
+        StartDelivDate=f"{year:04d}{month:02d}16",
+        EndDelivDate=f"{year:04d}{month:02d}20",
+        InstLifePhase="1",  # THOST_FTDC_IP_Started
+        IsTrading=1,
+        PositionType="2",  # THOST_FTDC_PT_Gross
+        PositionDateType="1" if product.exchange in ("SHFE", "INE") else "2",
+        LongMarginRatio=0.1,
+        ShortMarginRatio=0.1,
+        MaxMarginSideAlgorithm="0",
+        StrikePrice=DBL_MAX,
+        UnderlyingMultiple=1.0,
+        CombinationType="0",  # THOST_FTDC_COMBT_Future
+    )
+
+
+def _refuse(api: Any, name: str, field: Any, request_id: int) -> None:
+    session = api._session
+    scheme = session.front_url.split("://", 1)[0] if session is not None else "this"
+    note = f" ({scheme}:// is market data only; it cannot trade)"
+    message = UNSUPPORTED_MESSAGE + note
+    if len(message.encode("gb18030")) > 80:
+        message = UNSUPPORTED_MESSAGE + " (this front cannot trade)"
+    params = _spi_params()
+    suffix = name[3:]
+    for callback in ("OnRsp" + suffix, "OnErrRtn" + suffix):
+        if callback not in params:
+            continue
+        echo = _echo(api, field, params[callback][0])
+        info = api._rsp_info(UNSUPPORTED_FUNCTION, message)
+        if callback.startswith("OnRsp"):
+            api._post(callback, echo, info, request_id, True)
+        else:
+            api._post(callback, echo, info)
+
+
+def _echo(api: Any, request: Any, class_name: str) -> Any:
+    """The request echoed back as ``class_name``: members with the same name are copied."""
+    echo = getattr(api._module, class_name)()
+    source = type(request)._index
+    for name, position in type(echo)._index.items():
+        if name in source:
+            echo[position] = request[source[name]]
+    return echo

@@ -369,6 +369,8 @@ class MdApiBase(ApiBase):
         session = self._session
         if not self._connected() or session is None:
             return -1
+        if names and add is False:
+            session.mute(names)
         for index, instrument in enumerate(names):
             specific = self._field("CThostFtdcSpecificInstrumentField", InstrumentID=instrument)
             self._post(callback, specific, self._rsp_info(0, "CTP:No Error"), 0, index == len(names) - 1)

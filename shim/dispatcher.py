@@ -22,6 +22,7 @@ log = logging.getLogger("ctpshim")
 
 _CALL = 0
 _TICKS = 1
+FULL_TRACEBACKS = 5
 
 
 class Dispatcher:
@@ -38,6 +39,8 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._last_slow_warning = 0.0
+        self._remaining: Any = None
+        self._errors: dict[tuple[str, type], list[float]] = {}  # (callback, type) -> [count, last summary]
         self.delivered_ticks = 0
 
     # -- producer side (any thread) -------------------------------------------------------------
@@ -98,6 +101,9 @@ class Dispatcher:
             self._pending_ticks = 0
             waiters, self._room_waiters = self._room_waiters, []
             self._cond.notify_all()
+        remaining = self._remaining
+        if remaining is not None:
+            deque(remaining, maxlen=0)  # the batch being delivered ends after the current callback
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
@@ -150,7 +156,7 @@ class Dispatcher:
 
     def _deliver(self, spi: Any, ticks: list[Any]) -> None:
         callback = spi.OnRtnDepthMarketData
-        remaining = iter(ticks)
+        remaining = self._remaining = iter(ticks)  # stop() exhausts it: no per-tick check
         while True:
             try:
                 for tick in remaining:  # after an exception, goes on with the next tick
@@ -158,6 +164,7 @@ class Dispatcher:
                 break
             except BaseException as exc:  # noqa: BLE001 - user code: report and go on
                 self._report("OnRtnDepthMarketData", exc)
+        self._remaining = None
         self.delivered_ticks += len(ticks)
 
     def _report(self, name: str, exc: BaseException) -> None:
@@ -173,8 +180,20 @@ class Dispatcher:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-        print(
-            f"ctpshim: exception in {self.spi_class_name}.{name} (reported; dispatch goes on):",
-            file=sys.stderr,
-        )
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        # Every traceback is printed, as openctp-ctp does, up to FULL_TRACEBACKS per callback and
+        # exception type; after that one line a minute counts them, so a callback that fails on
+        # every tick does not bury everything else.
+        key = (name, type(exc))
+        seen = self._errors.setdefault(key, [0, 0.0])
+        seen[0] += 1
+        if seen[0] <= FULL_TRACEBACKS:
+            print(f"ctpshim: exception in {self.spi_class_name}.{name} (reported; dispatch goes on):", file=sys.stderr)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            if seen[0] == FULL_TRACEBACKS:
+                print(f"ctpshim: further {type(exc).__name__} tracebacks from {name} are counted, not printed",
+                      file=sys.stderr)
+            return
+        now = time.monotonic()
+        if now - seen[1] >= 60.0:
+            seen[1] = now
+            print(f"ctpshim: {name} has raised {type(exc).__name__} {seen[0]} times: {exc}", file=sys.stderr)

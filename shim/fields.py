@@ -15,7 +15,8 @@ openctp-ctp's assignment rules:
 * ``int`` / ``short``: ``int`` or ``bool`` in int32 / int16 range (``OverflowError`` outside);
   ``float`` and ``str`` raise ``TypeError``.
 * ``double``: ``float``, ``int``, ``bool``; ``str`` and ``None`` raise ``TypeError``.
-* tdapi's ``CThostFtdcSettlementInfoField.Content`` holds ``bytes`` (raw GBK), as in openctp.
+* tdapi's ``CThostFtdcSettlementInfoField.Content`` reads as ``bytes`` (raw GBK), as in openctp;
+  it is assigned a ``str``, stored GB18030-encoded so that ``.decode('gbk')`` gives it back.
 
 As with SWIG proxies, ``==`` is identity and unknown attributes can be assigned.  Unlike SWIG
 proxies, these objects own their data: ``copy.copy`` gives an independent copy, they pickle,
@@ -105,23 +106,22 @@ def _text_check(size: int) -> Check:
 
 
 def _bytes_check(size: int) -> Check:
+    """tdapi's raw-GBK members: assigned as str (stored GB18030-encoded), read back as bytes."""
     ctype = f"char [{size}]"
-    expected = f"bytes or a str of at most {size - 1} bytes in GB18030"
+    expected = f"a str of at most {size - 1} bytes in GB18030, or None"
 
     def check(value: Any, cls: str, member: str) -> bytes:
         if value is None:
             return b""
-        if isinstance(value, str):
-            try:
-                value = value.encode("gb18030")
-            except UnicodeEncodeError:
-                raise _fail(cls, member, ctype, value, expected) from None
-        if not isinstance(value, (bytes, bytearray)):
+        if not isinstance(value, str):
             raise _fail(cls, member, ctype, value, expected)
-        value = bytes(value).split(b"\x00", 1)[0]
-        if len(value) >= size:
-            raise _fail(cls, member, ctype, value, f"{expected}: this one is {len(value)} bytes")
-        return value
+        try:
+            encoded = value.encode("gb18030").split(b"\x00", 1)[0]
+        except UnicodeEncodeError:
+            raise _fail(cls, member, ctype, value, expected) from None
+        if len(encoded) >= size:
+            raise _fail(cls, member, ctype, value, f"{expected}: this one is {len(encoded)} bytes")
+        return encoded
 
     return check
 

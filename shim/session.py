@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 from typing import Any
 
 from . import calendar, errors, io_loop, queue_policy, reconnect, registry
@@ -31,11 +32,16 @@ class Session:
         self.front_id = 1
         self.session_id = 0
         self.subscribed: set[str] = set()
+        # IDs unsubscribed by the user whose adapter has not confirmed yet: their ticks are
+        # dropped so none arrives after OnRspUnSubMarketData.  Replaced, never mutated, so the
+        # pump can read it from the IO thread while user threads update it.
+        self._muted: frozenset[str] = frozenset()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._broken: asyncio.Future[int] | None = None
         self._generation = 0
         self._random = random.Random()
+        self._mute_lock = threading.Lock()
 
     # -- user threads ---------------------------------------------------------------------------
 
@@ -54,7 +60,13 @@ class Session:
         return day or calendar.yyyymmdd(calendar.trading_day_of(calendar.now_china()))
 
     def subscribe(self, ids: list[str]) -> None:
+        """Called from a user thread after the OnRspSubMarketData replies were posted."""
         io_loop.call_soon(self._change_subscription, self._generation, ids, True)
+
+    def mute(self, ids: list[str]) -> None:
+        """Called from a user thread before the OnRspUnSubMarketData replies are posted."""
+        with self._mute_lock:
+            self._muted = self._muted | set(ids)
 
     def unsubscribe(self, ids: list[str]) -> None:
         io_loop.call_soon(self._change_subscription, self._generation, ids, False)
@@ -105,6 +117,8 @@ class Session:
         self.connected = False
         self.adapter = None
         self.subscribed.clear()
+        with self._mute_lock:
+            self._muted = frozenset()
         await self._close_adapter(adapter)
         if self._closed:
             return
@@ -141,6 +155,9 @@ class Session:
             async for batch in adapter.ticks():
                 if self._closed:
                     return
+                muted = self._muted
+                if muted:
+                    batch = [tick for tick in batch if tick.InstrumentID not in muted]
                 if batch and post(batch) > high_water:
                     await self.dispatcher.wait_for_room()
                 else:
@@ -156,20 +173,26 @@ class Session:
         if generation != self._generation or self.adapter is None:
             return  # the connection this was meant for is gone; CTP forgets it too
         if add:
+            with self._mute_lock:
+                self._muted = self._muted - set(ids)
             self.subscribed.update(ids)
             coro = self.adapter.subscribe(ids)
         else:
             self.subscribed.difference_update(ids)
             coro = self.adapter.unsubscribe(ids)
-        asyncio.ensure_future(self._guard(coro))
+        asyncio.ensure_future(self._guard(coro, None if add else ids))
 
-    async def _guard(self, coro: Any) -> None:
+    async def _guard(self, coro: Any, unmute: list[str] | None) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - reported as a disconnect
             self._break(exc)
+            return
+        if unmute:
+            with self._mute_lock:
+                self._muted = self._muted - set(unmute)
 
     @staticmethod
     async def _close_adapter(adapter: Any) -> None:

@@ -1,0 +1,60 @@
+"""A market-data program written for openctp-ctp, in the style of openctp's md_demo.py.
+
+It knows nothing of ctpshim: it imports openctp_ctp and registers a SimNow front.  Run it on
+ctpshim's simulated market with
+
+    python -m ctpshim run examples/md_demo.py [seconds] [instrument ...]
+"""
+
+import sys
+import threading
+
+from openctp_ctp import mdapi
+
+FRONT = "tcp://180.168.146.187:10131"  # SimNow market data, 7x24 environment
+
+
+class MdImpl(mdapi.CThostFtdcMdSpi):
+    def __init__(self, front, instruments):
+        mdapi.CThostFtdcMdSpi.__init__(self)
+        self.instruments = instruments
+        self.ticks = 0
+        self.api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi()
+        self.api.RegisterFront(front)
+        self.api.RegisterSpi(self)
+        self.api.Init()
+
+    def OnFrontConnected(self):
+        print("OnFrontConnected")
+        req = mdapi.CThostFtdcReqUserLoginField()  # the md front does not check credentials
+        print("ReqUserLogin:", self.api.ReqUserLogin(req, 0))
+
+    def OnFrontDisconnected(self, nReason):
+        print("OnFrontDisconnected:", nReason)
+
+    def OnRspUserLogin(self, pRspUserLogin, pRspInfo, nRequestID, bIsLast):
+        if pRspInfo is not None and pRspInfo.ErrorID != 0:
+            print("login failed:", pRspInfo.ErrorID, pRspInfo.ErrorMsg)
+            return
+        print("OnRspUserLogin: TradingDay", pRspUserLogin.TradingDay)
+        ids = [i.encode("utf-8") for i in self.instruments]
+        print("SubscribeMarketData:", self.api.SubscribeMarketData(ids, len(ids)))
+
+    def OnRspSubMarketData(self, pSpecificInstrument, pRspInfo, nRequestID, bIsLast):
+        print("OnRspSubMarketData:", pSpecificInstrument.InstrumentID, pRspInfo.ErrorMsg, "last" if bIsLast else "")
+
+    def OnRtnDepthMarketData(self, pDepthMarketData):
+        self.ticks += 1
+        d = pDepthMarketData
+        print(f"{d.InstrumentID:<8} {d.ExchangeID:<6} {d.UpdateTime}.{d.UpdateMillisec:03d} "
+              f"last {d.LastPrice:<10g} bid {d.BidPrice1:<10g} ask {d.AskPrice1:<10g} "
+              f"vol {d.Volume:<8} oi {d.OpenInterest:g}")
+
+
+if __name__ == "__main__":
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    instruments = sys.argv[2:] or ["rb2605", "au2606", "IF2612", "TA605", "m2605", "sc2602"]
+    md = MdImpl(FRONT, instruments)
+    threading.Event().wait(seconds)
+    md.api.Release()
+    print(f"{md.ticks} ticks in {seconds:g} s")

@@ -1,0 +1,230 @@
+"""The market-data API behaves like CTP: callback order, threads, snapshots, Join/Release,
+failover, reconnect, raising and slow callbacks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from ctpshim import mdapi, queue_policy
+from ctpshim.errors import FrontAddressError
+
+from .conftest import FRIDAY_MORNING, RecordingMdSpi, wait_for
+
+FRONT = f"sim://?start={FRIDAY_MORNING}&speed=20"
+
+
+def test_callback_sequence_login_subscribe_snapshot_then_changes(make_md):
+    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606", "IF2612"])
+    wait_for(lambda: len(spi.ticks) >= 12, what="ticks")
+    names = spi.names()
+    assert names[0] == "OnFrontConnected"
+    assert names[1] == "OnRspUserLogin"
+    assert names[2:5] == ["OnRspSubMarketData"] * 3
+    subs = [e for e in spi.events if e[0] == "OnRspSubMarketData"]
+    assert [e[1][0].InstrumentID for e in subs] == ["rb2605", "au2606", "IF2612"]
+    assert [e[1][3] for e in subs] == [False, False, True]  # bIsLast on the last one only
+    assert all(e[1][1].ErrorID == 0 and e[1][2] == 0 for e in subs)  # nRequestID 0
+    # The current snapshot of each instrument comes first, at once, before any change.
+    assert [t.InstrumentID for t in spi.ticks[:3]] == ["rb2605", "au2606", "IF2612"]
+    later = spi.ticks[3:]
+    assert {t.InstrumentID for t in later} == {"rb2605", "au2606", "IF2612"}
+    for instrument in ("rb2605", "au2606"):
+        stamps = [(t.UpdateTime, t.UpdateMillisec) for t in spi.ticks if t.InstrumentID == instrument]
+        assert stamps == sorted(stamps)
+
+
+def test_login_reply_carries_trading_day_time_and_session(make_md):
+    api, spi = make_md(FRONT)
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    _, (login, info, request_id, last), _ = next(e for e in spi.events if e[0] == "OnRspUserLogin")
+    assert (info.ErrorID, request_id, last) == (0, 7, True)
+    assert login.TradingDay == "20261120" == api.GetTradingDay()
+    assert len(login.LoginTime) == 8 and login.LoginTime[2] == ":"
+    assert login.FrontID == 1 and login.SessionID != 0
+
+
+def test_all_callbacks_of_an_api_run_on_one_thread_of_its_own(make_md):
+    api1, spi1 = make_md(FRONT, subscribe=["rb2605"])
+    api2, spi2 = make_md(FRONT, subscribe=["rb2605"])
+    wait_for(lambda: len(spi1.ticks) > 5 and len(spi2.ticks) > 5)
+    threads1 = {e[2] for e in list(spi1.events)}
+    threads2 = {e[2] for e in list(spi2.events)}
+    assert len(threads1) == 1 and len(threads2) == 1
+    assert threads1 != threads2
+    assert threading.main_thread().name not in threads1 | threads2
+
+
+def test_init_returns_at_once_without_calling_back_on_the_callers_thread(make_md):
+    api, spi = make_md(FRONT, init=False)
+    api.Init()
+    assert spi.names() == []  # nothing has been delivered on this thread, synchronously
+    wait_for(lambda: spi.names())
+    assert threading.current_thread().name not in {e[2] for e in spi.events}
+
+
+def test_requests_accept_lists_of_str_and_use_only_n_ids(make_md):
+    api, spi = make_md(FRONT)
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    assert api.SubscribeMarketData(["rb2605", "au2606", "cu2607"], 2) == 0
+    wait_for(lambda: spi.names().count("OnRspSubMarketData") == 2)
+    time.sleep(0.3)
+    assert {t.InstrumentID for t in spi.ticks} == {"rb2605", "au2606"}
+
+
+def test_unknown_instruments_are_accepted_warned_about_and_never_tick(make_md, caplog):
+    api, spi = make_md(FRONT, subscribe=["rb2605", "RB2605", "IC8888"])
+    with caplog.at_level(logging.WARNING):
+        wait_for(lambda: len(spi.ticks) >= 6)
+        wait_for(lambda: "RB2605" in caplog.text)
+    subs = [e[1] for e in spi.events if e[0] == "OnRspSubMarketData"]
+    assert [(s[0].InstrumentID, s[1].ErrorID) for s in subs] == [("rb2605", 0), ("RB2605", 0), ("IC8888", 0)]
+    assert {t.InstrumentID for t in spi.ticks} == {"rb2605"}
+    assert "IC8888" in caplog.text
+
+
+def test_unsubscribe_stops_the_ticks_after_the_reply(make_md):
+    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606"])
+    wait_for(lambda: len(spi.ticks) >= 10)
+    assert api.UnSubscribeMarketData([b"au2606"], 1) == 0
+    wait_for(lambda: "OnRspUnSubMarketData" in spi.names())
+    count = len(spi.events)
+    wait_for(lambda: len(spi.events) > count + 10)
+    after = spi.events[spi.names().index("OnRspUnSubMarketData") + 1:]
+    assert after and all(e[1][0].InstrumentID == "rb2605" for e in after if e[0] == "OnRtnDepthMarketData")
+
+
+def test_join_blocks_until_release_from_another_thread(make_md):
+    api, spi = make_md(FRONT)
+    returned = []
+    joiner = threading.Thread(target=lambda: returned.append(api.Join()))
+    joiner.start()
+    time.sleep(0.2)
+    assert joiner.is_alive()
+    api.Release()
+    joiner.join(5)
+    assert not joiner.is_alive() and returned == [1]
+
+
+def test_release_from_inside_a_callback_stops_all_further_callbacks(make_md):
+    class ReleasingSpi(RecordingMdSpi):
+        def OnRtnDepthMarketData(self, tick):
+            super().OnRtnDepthMarketData(tick)
+            if len(self.ticks) == 5:
+                self.api.Release()
+
+    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606"], spi_class=ReleasingSpi)
+    joined = api.Join()  # returns because the callback released the API
+    assert joined == 1
+    time.sleep(0.3)
+    assert len(spi.ticks) == 5
+
+
+def test_release_from_the_main_thread_while_ticks_flow(make_md):
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2605"])
+    wait_for(lambda: len(spi.ticks) > 1000)
+    api.Release()
+    count = len(spi.ticks)
+    time.sleep(0.2)
+    assert len(spi.ticks) == count
+
+
+def test_failover_to_the_next_front_when_one_is_down(make_md, fast_reconnect):
+    api, spi = make_md("sim://?refuse=true", FRONT, subscribe=["rb2605"])
+    wait_for(lambda: spi.ticks)
+    assert spi.names().count("OnFrontConnected") == 1
+
+
+def test_nothing_reachable_means_no_callback_and_silent_retries(make_md, fast_reconnect, caplog):
+    with caplog.at_level(logging.WARNING):
+        api, spi = make_md("sim://?refuse=true")
+        wait_for(lambda: caplog.text.count("cannot be reached") >= 2)
+    assert spi.names() == []
+
+
+def test_after_a_disconnect_the_api_reconnects_and_the_program_logs_in_again(make_md, fast_reconnect):
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", subscribe=["rb2605"])
+    wait_for(lambda: spi.names().count("OnFrontConnected") >= 2, what="a reconnection")
+    names = spi.names()
+    cut = names.index("OnFrontDisconnected")
+    assert spi.events[cut][1] == (4097,)
+    assert names[cut + 1] == "OnFrontConnected"
+    wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2)
+    wait_for(lambda: spi.names()[spi.names().index("OnFrontConnected", cut):].count("OnRtnDepthMarketData") > 3)
+
+
+def test_a_raising_callback_is_reported_and_dispatch_goes_on(make_md, capfd):
+    class RaisingSpi(RecordingMdSpi):
+        def OnRtnDepthMarketData(self, tick):
+            super().OnRtnDepthMarketData(tick)
+            raise ValueError(f"boom {len(self.ticks)}")
+
+    api, spi = make_md(FRONT, subscribe=["rb2605"], spi_class=RaisingSpi)
+    wait_for(lambda: len(spi.ticks) >= 8)
+    err = capfd.readouterr().err
+    assert "exception in CThostFtdcMdSpi.OnRtnDepthMarketData" in err and "ValueError: boom 1" in err
+    assert "are counted, not printed" in err  # no flood of identical tracebacks
+
+
+def test_a_slow_callback_holds_the_source_back_without_losing_or_reordering(make_md, monkeypatch, caplog):
+    monkeypatch.setattr(queue_policy, "HIGH_WATER", 64)
+    monkeypatch.setattr(queue_policy, "LOW_WATER", 16)
+    monkeypatch.setattr(queue_policy, "WARN_AFTER", 0.2)
+
+    class SlowSpi(RecordingMdSpi):
+        def OnRtnDepthMarketData(self, tick):
+            time.sleep(0.01)
+            super().OnRtnDepthMarketData(tick)
+
+    with caplog.at_level(logging.WARNING):
+        api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2605"], spi_class=SlowSpi)
+        wait_for(lambda: len(spi.ticks) >= 60, timeout=20)
+        wait_for(lambda: "slower than the source" in caplog.text)
+    api.Release()
+    ticks = [t for t in spi.ticks if t is not spi.ticks[0]]
+    volumes = [t.Volume for t in ticks]
+    assert volumes == sorted(volumes)
+    stamps = [(t.UpdateTime, t.UpdateMillisec) for t in ticks]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # one per 0.5 s: none skipped
+    seconds = [int(t.UpdateTime[6:]) * 1000 + t.UpdateMillisec for t in ticks[:50]]
+    assert all(b - a == 500 for a, b in zip(seconds, seconds[1:]) if b > a)
+
+
+def test_logout_reply(make_md):
+    api, spi = make_md(FRONT)
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    logout = mdapi.CThostFtdcUserLogoutField()
+    logout.UserID = "u1"
+    assert api.ReqUserLogout(logout, 9) == 0
+    wait_for(lambda: "OnRspUserLogout" in spi.names())
+    rsp = next(e[1] for e in spi.events if e[0] == "OnRspUserLogout")
+    assert rsp[0].UserID == "u1" and rsp[2] == 9
+
+
+def test_front_environment_variable_replaces_the_programs_front(make_md, monkeypatch):
+    monkeypatch.setenv("CTPSHIM_FRONT", FRONT)
+    api, spi = make_md("tcp://180.168.146.187:10131", subscribe=["rb2605"])
+    wait_for(lambda: spi.ticks)
+
+
+@pytest.mark.parametrize("front, words", [
+    ("nonsense", ["no scheme"]),
+    ("foo://x", ["unknown scheme 'foo'", "sim://"]),
+    ("tcp://127.0.0.1:1", ["not available in this version", "CTPSHIM_FRONT"]),
+    ("sim://?speed=fast", ["speed='fast'", "max"]),
+    ("sim://?sped=2", ["unknown setting 'sped'", "speed"]),
+    ("sim://?seed=1&seed=2", ["given twice"]),
+    ("sim://?instruments=rb2605,XX99", ["XX99", "rb2605"]),
+    ("sim://?hours=sometimes", ["hours='sometimes'", "real, always"]),
+    ("sim://?start=yesterday", ["start='yesterday'", "2026-11-20T09:00"]),
+])
+def test_bad_front_addresses_raise_at_once_naming_the_bad_part(make_md, front, words):
+    api, spi = make_md(init=False)
+    with pytest.raises(FrontAddressError) as info:
+        api.RegisterFront(front)
+    for word in words:
+        assert word in str(info.value)
+    assert isinstance(info.value, ValueError)

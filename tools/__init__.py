@@ -1,0 +1,1 @@
+"""The ``ctpshim`` command line (``ctpshim ...`` or ``python -m ctpshim ...``)."""

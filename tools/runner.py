@@ -1,0 +1,48 @@
+"""Run an unmodified openctp-ctp program on ctpshim.
+
+:func:`install_aliases` makes ``openctp_ctp`` (and ``openctp_ctp.mdapi`` / ``.tdapi`` /
+``.thostmduserapi`` / ``.thosttraderapi``) and the bare SWIG module names ``thostmduserapi`` /
+``thosttraderapi`` resolve to ctpshim's modules, so ``from openctp_ctp import mdapi`` in the
+program gets ctpshim's.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import types
+
+import ctpshim
+from ctpshim import mdapi, tdapi
+
+ALIASES = ("openctp_ctp", "openctp_ctp.mdapi", "openctp_ctp.tdapi", "openctp_ctp.thostmduserapi",
+           "openctp_ctp.thosttraderapi", "thostmduserapi", "thosttraderapi")
+
+
+def install_aliases() -> None:
+    """Point openctp-ctp's module names at ctpshim in ``sys.modules``."""
+    package = types.ModuleType("openctp_ctp", "ctpshim standing in for openctp-ctp")
+    package.__version__ = ctpshim.OPENCTP_VERSION  # type: ignore[attr-defined]
+    package.__path__ = []  # type: ignore[attr-defined]  # a package, so submodule imports work
+    package.mdapi = package.thostmduserapi = mdapi  # type: ignore[attr-defined]
+    package.tdapi = package.thosttraderapi = tdapi  # type: ignore[attr-defined]
+    package.__ctpshim__ = True  # type: ignore[attr-defined]
+    sys.modules["openctp_ctp"] = package
+    for name in ("openctp_ctp.mdapi", "openctp_ctp.thostmduserapi", "thostmduserapi"):
+        sys.modules[name] = mdapi
+    for name in ("openctp_ctp.tdapi", "openctp_ctp.thosttraderapi", "thosttraderapi"):
+        sys.modules[name] = tdapi
+
+
+def run_program(target: str, args: list[str], as_module: bool = False) -> None:
+    """Run ``target`` (a script path, or a module name with ``as_module``) as ``__main__``."""
+    install_aliases()
+    if as_module:
+        sys.argv = [target, *args]
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+        return
+    path = os.path.abspath(target)
+    sys.argv = [target, *args]
+    sys.path.insert(0, os.path.dirname(path))
+    runpy.run_path(path, run_name="__main__")

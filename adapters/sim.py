@@ -161,7 +161,9 @@ class _Instrument:
         ):
             values[_I[name]] = value
         self.px = min(max(self.px, self.lower), self.upper - 1)
-        values[_BOOK] = self._book(self.px << 1)
+        self.book_key = self.px << 1  # the book on the tick path's state: block sizes must not matter
+        self.book = self._book(self.book_key)
+        values[_BOOK] = self.book
         self.stamper.apply(values, when, self.exchange)
 
     def _book(self, key: int) -> list[Any]:
@@ -226,15 +228,13 @@ class _Instrument:
         multiplier, multiplier_tick = self.multiplier, self.multiplier * self.tick
         on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
         lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
-        px = self.px
-        book_key = -1
-        book: list[Any] = values[_BOOK]
+        px, book_key, book = self.px, self.book_key, self.book
         for when, (trading_day_member, action_day, clock), trading_day in rounds:
             if trading_day != day:
                 self.px = px
                 self._new_day(when)
                 lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
-                px, book_key = self.px, -1
+                px, book_key, book = self.px, self.book_key, self.book
             bits = draw_bits(32)
             px += moves[bits & 1023]
             px = lower if px < lower else (upper - 1 if px >= upper else px)
@@ -271,7 +271,7 @@ class _Instrument:
             obj = new(tick_class)
             extend(obj, values)
             append(obj)
-        self.px = px
+        self.px, self.book_key, self.book = px, book_key, book
         return ticks
 
 

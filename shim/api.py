@@ -24,13 +24,15 @@ import itertools
 import logging
 import os
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
 from .calendar import now_china
 from .dispatcher import Dispatcher
 from .fields import Field
-from .session import Session
+
+if TYPE_CHECKING:
+    from .session import Session
 
 log = logging.getLogger("ctpshim")
 
@@ -189,6 +191,8 @@ class ApiBase:
             log.warning("%s: Init() with no front registered: call RegisterFront first", self._name)
             return
         self._on_init()
+        from .session import Session  # with asyncio, loaded when the first API object starts
+
         self._session = Session(self._name, self._dispatcher, fronts, self._pump_ticks)
         self._session.start()
 

@@ -6,7 +6,6 @@ limits and the slow-callback policy are in :mod:`ctpshim.queue_policy`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -14,9 +13,12 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import queue_policy
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("ctpshim")
 
@@ -69,6 +71,8 @@ class Dispatcher:
 
     async def wait_for_room(self) -> None:
         """Wait (on the IO loop) until the queue has drained below the low-water mark."""
+        import asyncio  # here, not at the top: importing the facade must not cost asyncio's import
+
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
         with self._cond:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import api as api_module
-from .fields import build_field_classes, load_spec
+from .fields import FieldFactory, load_spec
 from .trader_emulation import td_request
 
 _SPI_DOC = (
@@ -54,11 +54,28 @@ def _api_class(module_name: str, base: type, methods: list[dict[str, Any]],
 
 
 def populate(namespace: dict[str, Any], flavour: str) -> None:
-    """Fill a facade module's namespace (``flavour`` is ``"mdapi"`` or ``"tdapi"``)."""
+    """Fill a facade module's namespace (``flavour`` is ``"mdapi"`` or ``"tdapi"``).
+
+    Field classes are created on first access through the module's ``__getattr__``; ``dir()``
+    and ``__all__`` list them all.
+    """
     spec = load_spec()["modules"][flavour]
     module_name = namespace["__name__"]
-    fields = build_field_classes(module_name, flavour)
-    namespace.update(fields)
+    factory = FieldFactory(module_name, flavour)
+    field_names = set(factory.names())
+
+    def __getattr__(name: str) -> Any:
+        if name in field_names:
+            cls = factory.get(name)
+            namespace[name] = cls
+            return cls
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | field_names)
+
+    namespace["__getattr__"] = __getattr__
+    namespace["__dir__"] = __dir__
     namespace.update(spec["constants"])
     spi_name, api_name = spec["spi"]["name"], spec["api"]["name"]
     namespace[spi_name] = _spi_class(module_name, spi_name, api_name, spec["spi"]["methods"])
@@ -69,7 +86,7 @@ def populate(namespace: dict[str, Any], flavour: str) -> None:
     cls = _api_class(module_name, base, spec["api"]["methods"], handler)
     cls._module = _ModuleRef(module_name)
     namespace[api_name] = cls
-    namespace["__all__"] = sorted([*fields, *spec["constants"], spi_name, api_name])
+    namespace["__all__"] = sorted([*field_names, *spec["constants"], spi_name, api_name])
 
 
 class _ModuleRef:

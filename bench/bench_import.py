@@ -1,0 +1,50 @@
+"""Import time of ctpshim, next to a same-run baseline (an interpreter importing nothing).
+
+    python bench/bench_import.py [--runs R]
+
+Each figure is the median over R fresh interpreters; the extra time over the baseline is what
+the import costs.  Also checks that the imports load no adapter, aiohttp or pyarrow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = {
+    "baseline: python -c pass": "pass",
+    "import ctpshim": "import ctpshim",
+    "from ctpshim import mdapi, tdapi": "from ctpshim import mdapi, tdapi",
+}
+CHECK = ("import sys; from ctpshim import mdapi, tdapi; "
+         "print(sorted(m for m in sys.modules if m.startswith(('ctpshim.adapters', 'aiohttp', 'pyarrow'))))")
+
+
+def timed(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    medians = {}
+    for label, code in CASES.items():
+        timed(code)  # warm the file cache and the bytecode cache
+        medians[label] = statistics.median(timed(code) for _ in range(args.runs))
+    base = medians["baseline: python -c pass"]
+    print(f"median of {args.runs} fresh interpreters each")
+    for label, value in medians.items():
+        extra = "" if value is base else f"   (+{(value - base) * 1000:.1f} ms over the baseline)"
+        print(f"{label:<36} {value * 1000:7.1f} ms{extra}")
+    loaded = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True).stdout.strip()
+    print(f"adapters, aiohttp, pyarrow loaded by the facade: {loaded}")
+
+
+if __name__ == "__main__":
+    main()

@@ -338,6 +338,10 @@ class SimAdapter(Adapter):
         return yyyymmdd(trading_day_of(self.market_now()))
 
     async def subscribe(self, ids: Iterable[str]) -> None:
+        if not math.isinf(self.speed) and self._clock > self.market_now():
+            # The clock may have jumped to the next open while nothing traded; a new contract
+            # may trade now.
+            self._clock = self._align(self.market_now())
         unknown = []
         for instrument_id in ids:
             info = parse_instrument(instrument_id)
@@ -396,10 +400,13 @@ class SimAdapter(Adapter):
     async def _sleep(self, seconds: float | None) -> None:
         """Sleep up to ``seconds`` (forever if None), waking early on a subscription change."""
         self._wake.clear()
+        # A timer rather than asyncio.wait_for, which on Python 3.11 can swallow a cancellation.
+        timer = None if seconds is None else asyncio.get_running_loop().call_later(min(seconds, 1.0), self._wake.set)
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=None if seconds is None else min(seconds, 1.0))
-        except asyncio.TimeoutError:
-            pass
+            await self._wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _rounds(self, target: int) -> list[Any]:
         """Run a block of rounds (about ``target`` ticks at speed=max, one round otherwise).

@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 from ctpshim import mdapi, tdapi
+from ctpshim.tools.gen_spec import char_array_size
 
 MODULES = {"mdapi": mdapi, "tdapi": tdapi}
 
@@ -39,19 +40,6 @@ def probe_values(kind_default, size):
     return values
 
 
-def char_size(openctp_cls, member):
-    """N of a char[N] member of the real class (None for other kinds)."""
-    low, high = 0, 1 << 12
-    while high - low > 1:
-        mid = (low + high) // 2
-        try:
-            setattr(openctp_cls(), member, "x" * mid)
-            low = mid
-        except TypeError:
-            high = mid
-    return high
-
-
 @pytest.mark.parametrize("name", ["mdapi", "tdapi"])
 def test_every_member_has_openctps_name_order_default_and_assignment_rules(openctp, name):
     theirs, ours = getattr(openctp, name), MODULES[name]
@@ -68,7 +56,7 @@ def test_every_member_has_openctps_name_order_default_and_assignment_rules(openc
             default = getattr(fresh_theirs, member)
             assert getattr(fresh_ours, member) == default and type(getattr(fresh_ours, member)) is type(default), (
                 class_name, member)
-            size = char_size(their_cls, member) if isinstance(default, str) and _is_array(their_cls, member) else None
+            size = char_array_size(their_cls, member) if isinstance(default, str) and _is_array(their_cls, member) else None
             for value in probe_values(default, size):
                 expected, got = outcome(their_cls, member, value), outcome(our_cls, member, value)
                 assert got == expected, (class_name, member, value, expected, got)

@@ -228,3 +228,49 @@ def test_bad_front_addresses_raise_at_once_naming_the_bad_part(make_md, front, w
     for word in words:
         assert word in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_join_on_the_main_thread_returns_when_a_helper_thread_releases(make_md):
+    api, spi = make_md(FRONT, subscribe=["rb2605"])
+    wait_for(lambda: spi.ticks)
+    helper = threading.Timer(0.2, api.Release)
+    helper.start()
+    started = time.monotonic()
+    assert api.Join() == 1
+    assert 0.1 < time.monotonic() - started < 5
+    helper.join()
+
+
+def test_unregistering_the_spi_before_release_stops_the_callbacks(make_md):
+    api, spi = make_md(FRONT, subscribe=["rb2605"])
+    wait_for(lambda: len(spi.ticks) > 2)
+    api.RegisterSpi(None)  # SFIT's recommended shutdown order: RegisterSpi(None), then Release()
+    time.sleep(0.1)
+    count = len(spi.ticks)
+    time.sleep(0.3)
+    assert len(spi.ticks) == count
+    api.Release()
+
+
+def test_quote_request_subscriptions_and_multicast_queries_are_answered(make_md):
+    class QuoteSpi(RecordingMdSpi):
+        def OnRspSubForQuoteRsp(self, *args):
+            self._record("OnRspSubForQuoteRsp", *args)
+
+        def OnRspUnSubForQuoteRsp(self, *args):
+            self._record("OnRspUnSubForQuoteRsp", *args)
+
+        def OnRspQryMulticastInstrument(self, *args):
+            self._record("OnRspQryMulticastInstrument", *args)
+
+    api, spi = make_md(FRONT, spi_class=QuoteSpi)
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    assert api.SubscribeForQuoteRsp([b"rb2605", b"au2606"], 2) == 0
+    assert api.UnSubscribeForQuoteRsp([b"rb2605"], 1) == 0
+    assert api.ReqQryMulticastInstrument(mdapi.CThostFtdcQryMulticastInstrumentField(), 4) == 0
+    wait_for(lambda: "OnRspQryMulticastInstrument" in spi.names())
+    subs = [e[1] for e in spi.events if e[0] == "OnRspSubForQuoteRsp"]
+    assert [(s[0].InstrumentID, s[3]) for s in subs] == [("rb2605", False), ("au2606", True)]
+    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspUnSubForQuoteRsp"] == ["rb2605"]
+    assert next(e[1] for e in spi.events if e[0] == "OnRspQryMulticastInstrument") == (None, None, 4, True)
+    assert spi.ticks == []  # quote requests are not market data

@@ -33,7 +33,7 @@ def _probe_member(cls: type, name: str) -> tuple[str, int]:
     """Return (kind, size) of one member by assigning probe values to fresh instances."""
     default = getattr(cls(), name)
     if isinstance(default, bytes):
-        return "bytes", _char_array_size(cls, name)
+        return "bytes", char_array_size(cls, name)
     if isinstance(default, float):
         return "double", 0
     if isinstance(default, int):
@@ -45,12 +45,12 @@ def _probe_member(cls: type, name: str) -> tuple[str, int]:
     try:
         setattr(cls(), name, 65)
     except TypeError:
-        return "str", _char_array_size(cls, name)
+        return "str", char_array_size(cls, name)
     return "char", 1
 
 
-def _char_array_size(cls: type, name: str) -> int:
-    """N of a char[N] member: the smallest length of ASCII text that is refused, plus nothing."""
+def char_array_size(cls: type, name: str) -> int:
+    """N of a char[N] member: the shortest ASCII text that assignment refuses has N characters."""
     low, high = 0, _MAX_CHAR_ARRAY  # low always fits, high never does
     while high - low > 1:
         mid = (low + high) // 2

@@ -160,7 +160,6 @@ class ApiBase:
         self._initialised = False
         self._released = threading.Event()
         self._trading_day = TRADING_DAY_BEFORE_LOGIN
-        self._logged_in = False
         return self
 
     def __repr__(self) -> str:
@@ -286,7 +285,6 @@ class ApiBase:
         if not self._connected() or session is None:
             return -1
         self._trading_day = session.trading_day()
-        self._logged_in = True
         now = now_china().strftime("%H:%M:%S")
         response = self._field(
             "CThostFtdcRspUserLoginField",
@@ -311,7 +309,6 @@ class ApiBase:
     def _logout(self, request: Any, request_id: int) -> int:
         if not self._connected():
             return -1
-        self._logged_in = False
         response = self._field("CThostFtdcUserLogoutField", BrokerID=request.BrokerID, UserID=request.UserID)
         self._post("OnRspUserLogout", response, self._rsp_info(), request_id, True)
         return 0

@@ -43,7 +43,6 @@ class Dispatcher:
         self._last_slow_warning = 0.0
         self._remaining: Any = None
         self._errors: dict[tuple[str, type], list[float]] = {}  # (callback, type) -> [count, last summary]
-        self.delivered_ticks = 0
 
     # -- producer side (any thread) -------------------------------------------------------------
 
@@ -169,7 +168,6 @@ class Dispatcher:
             except BaseException as exc:  # noqa: BLE001 - user code: report and go on
                 self._report("OnRtnDepthMarketData", exc)
         self._remaining = None
-        self.delivered_ticks += len(ticks)
 
     def _report(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, SystemExit):

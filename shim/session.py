@@ -31,7 +31,6 @@ class Session:
         self.connected = False
         self.front_id = 1
         self.session_id = 0
-        self.subscribed: set[str] = set()
         # IDs unsubscribed by the user whose adapter has not confirmed yet: their ticks are
         # dropped so none arrives after OnRspUnSubMarketData.  Replaced, never mutated, so the
         # pump can read it from the IO thread while user threads update it.
@@ -116,7 +115,6 @@ class Session:
         reason = await self._serve(adapter)
         self.connected = False
         self.adapter = None
-        self.subscribed.clear()
         with self._mute_lock:
             self._muted = frozenset()
         await self._close_adapter(adapter)
@@ -175,10 +173,8 @@ class Session:
         if add:
             with self._mute_lock:
                 self._muted = self._muted - set(ids)
-            self.subscribed.update(ids)
             coro = self.adapter.subscribe(ids)
         else:
-            self.subscribed.difference_update(ids)
             coro = self.adapter.unsubscribe(ids)
         asyncio.ensure_future(self._guard(coro, None if add else ids))
 

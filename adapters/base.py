@@ -17,6 +17,8 @@ Must implement
     ``ticks()``                  async iterator of lists of ``CThostFtdcDepthMarketDataField``
                                  objects (from :func:`ctpshim.market_data.make_tick`), in time order
 May implement
+    ``check(url, settings)``  classmethod: raise ``ValueError`` for an address the settings alone
+                       cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once
     ``instruments()``  the instruments the source knows, as :class:`ctpshim.products.InstrumentInfo`
     ``trading_day()``  the current trading day (``YYYYMMDD``) when the source has its own clock
     ``async close()``  release resources; called once after ``connect`` whatever happened

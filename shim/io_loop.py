@@ -8,12 +8,15 @@ exit as they would with the real library.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import threading
 from typing import Any, Callable, Coroutine
 
 _loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
 _lock = threading.Lock()
+SHUTDOWN_WAIT = 2.0  # seconds the interpreter waits at exit for the IO thread to stop
 
 
 def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -24,7 +27,7 @@ def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
 
 def get_loop() -> asyncio.AbstractEventLoop:
     """The IO loop, starting its thread on first use."""
-    global _loop
+    global _loop, _thread
     if _loop is not None:
         return _loop
     with _lock:
@@ -34,8 +37,34 @@ def get_loop() -> asyncio.AbstractEventLoop:
             thread = threading.Thread(target=_run, args=(loop, ready), name="ctpshim-io", daemon=True)
             thread.start()
             ready.wait()
-            _loop = loop
+            _loop, _thread = loop, thread
+            atexit.register(_shutdown)
     return _loop
+
+
+def _shutdown() -> None:
+    """At interpreter exit, stop the loop between callbacks and let the IO thread finish.
+
+    Without this the daemon thread can still be inside a C++ library (pyarrow) when the
+    process's static objects are destroyed, which aborts the process.
+    """
+    loop, thread = _loop, _thread
+    if loop is None or thread is None or not thread.is_alive():
+        return
+
+    async def finish() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT) if tasks else None
+        await loop.shutdown_asyncgens()
+
+    try:
+        asyncio.run_coroutine_threadsafe(finish(), loop).result(SHUTDOWN_WAIT)
+    except Exception:  # noqa: BLE001 - exiting anyway; stop as cleanly as we can
+        pass
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(SHUTDOWN_WAIT)
 
 
 def submit(coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:

@@ -52,15 +52,22 @@ def depth_index() -> dict[str, int]:
     return index
 
 
+_blank: list[Any] | None = None
+
+
 def blank_values(instrument_id: str, exchange_id: str) -> list[Any]:
     """All 48 members, in order, with CTP's values for absent data: prices DBL_MAX, numbers 0."""
-    cls = depth_class()
+    global _blank
     index = depth_index()
-    values: list[Any] = list(cls._defaults)  # type: ignore[attr-defined]
-    for name, typedef in cls.__annotations__.items():
-        if typedef == "TThostFtdcPriceType":
-            values[index[name]] = DBL_MAX
-    values[index["CurrDelta"]] = DBL_MAX
+    if _blank is None:
+        cls = depth_class()
+        template: list[Any] = list(cls._defaults)  # type: ignore[attr-defined]
+        for name, typedef in cls.__annotations__.items():
+            if typedef == "TThostFtdcPriceType":
+                template[index[name]] = DBL_MAX
+        template[index["CurrDelta"]] = DBL_MAX
+        _blank = template
+    values = list(_blank)
     values[index["InstrumentID"]] = instrument_id
     values[index["reserve1"]] = instrument_id[:30]
     values[index["ExchangeID"]] = exchange_id

@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
 BUILTIN: dict[str, str] = {
     "sim": "ctpshim.adapters.sim:SimAdapter",
+    "replay": "ctpshim.adapters.replay:ReplayAdapter",
 }
 
 # Schemes that belong to ctpshim but are not in this version: named in the error so users know
 # the address is right and what to do instead.
 PLANNED: dict[str, str] = {
-    "replay": "recorded-day replay",
     "sina": "the Sina futures feed",
     "tencent": "the Tencent stock feed",
     "tcp": "the pass-through to real CTP fronts",
@@ -106,7 +106,14 @@ def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
     """Parse ``raw`` and check its scheme and settings; raise ``FrontAddressError`` if bad."""
     url = parse_front_url(raw)
     cls = adapter_class(url.scheme, url.raw)
-    return url, resolve_settings(url, cls.settings)
+    settings = resolve_settings(url, cls.settings)
+    check = getattr(cls, "check", None)
+    if check is not None:
+        try:
+            check(url, settings)
+        except ValueError as exc:
+            raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
+    return url, settings
 
 
 def create_adapter(raw: "str | FrontURL") -> "Adapter":

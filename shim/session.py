@@ -162,7 +162,7 @@ class Session:
                     # Let the loop run other sessions (and cancellation) even when an adapter
                     # produces batches without ever suspending, as sim:// at speed=max does.
                     await asyncio.sleep(0)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - reported as a disconnect
             self._break(exc)

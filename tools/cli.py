@@ -2,9 +2,13 @@
 
     ctpshim run [--front URL | --own-fronts] program.py [args...]
     ctpshim run [--front URL] -m package.module [args...]
+    ctpshim record FRONT -i ID [ID ...] -o DIR [--duration S] [--count N]
+    ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk]
+    ctpshim info PATH [--json]
     ctpshim schemes
 
-Exit status: the program's own for ``run``; 2 for usage errors (a bad front address included).
+Exit status: the program's own for ``run``; 1 when a recording cannot be read or written; 2 for
+usage errors (a bad front address or a missing path included).
 """
 
 from __future__ import annotations
@@ -40,8 +44,91 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-m", dest="module", action="store_true", help="PROGRAM is a module name, as with python -m")
     run.add_argument("program", help="the program (a .py file, or a module name with -m)")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the program")
+    record = commands.add_parser("record", help="record a front's ticks (rotating at each trading day)")
+    record.add_argument("front", help="the front to record, e.g. sim:// or replay://day.parquet")
+    record.add_argument("-i", "--instruments", nargs="+", required=True, metavar="ID", help="instruments to record")
+    record.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="folder for <TradingDay>.arrows (live) and <TradingDay>.parquet (finished days)")
+    record.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    record.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    record.add_argument("--quiet", action="store_true", help="no running ticks/s line")
+    convert = commands.add_parser("convert", help="import tick CSVs into recordings, or export recordings to CSV")
+    convert.add_argument("input", help="a CSV file, or a recording (.parquet/.arrows file or folder)")
+    convert.add_argument("-o", "--output", required=True, help="a .parquet file, a .csv file, or a folder")
+    convert.add_argument("--format", choices=["ctp", "vnpy1", "tqsdk"], help="the CSV layout (default: detected)")
+    info = commands.add_parser("info", help="instruments, trading days, ticks, span and gaps of a recording")
+    info.add_argument("path", help="a recording file or folder")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("schemes", help="list the front schemes and their settings")
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """record / convert / info: they need the recordings extra (pyarrow)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        parser.exit(2, f"ctpshim {args.command}: needs pyarrow: pip install 'ctpshim[recordings]'\n")
+    from ctpshim import registry
+    from ctpshim.errors import FrontAddressError
+    from ctpshim.recording import RecordingError
+
+    from .layouts import LayoutError
+
+    try:
+        if args.command == "record":
+            try:
+                registry.validate_front(args.front)
+            except FrontAddressError as exc:
+                parser.exit(2, f"ctpshim record: {exc}\n")
+            from .record import record
+
+            return record(args.front, args.instruments, args.output, args.duration, args.count, args.quiet)
+        if args.command == "convert":
+            if not os.path.exists(args.input):
+                parser.exit(2, f"ctpshim convert: {args.input}: no such file or directory\n")
+            from .convert import convert
+
+            report = convert(args.input, args.output, args.format)
+            rate = report["rows"] / report["seconds"] if report["seconds"] else 0
+            print(f"{args.input} ({report['layout']}) -> {args.output}: {report['rows']:,} ticks, "
+                  f"trading days {', '.join(report['days'])}, {rate:,.0f} rows/s")
+            return 0
+        if not os.path.exists(args.path):
+            parser.exit(2, f"ctpshim info: {args.path}: no such file or directory\n")
+        from .info import describe, print_reports
+
+        reports = describe(args.path)
+        if args.json:
+            import json
+
+            print(json.dumps(reports, indent=2))
+        else:
+            print_reports(reports)
+        return 0
+    except (RecordingError, LayoutError) as exc:
+        print(f"ctpshim {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _schemes() -> int:
@@ -73,6 +160,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command == "schemes":
         return _schemes()
+    if args.command in ("record", "convert", "info"):
+        return _data_command(parser, args)
     if args.command != "run":
         parser.print_help()
         return 2

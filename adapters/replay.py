@@ -1,0 +1,303 @@
+"""``replay://PATH``: recorded trading days through the CTP API, looped around the clock.
+
+PATH is a recording file (``.parquet`` archive or ``.arrows`` live file) or a folder of them;
+days play in order, and several files of one day merge in time order.  With no PATH, the bundled
+real day plays (CZCE RM705, 2017-03-20, from vn.py; see ``shim/data/SOURCES.md``).
+
+Ticks are paced by their ``ReceiveTime``.  ``rebase=now`` (the default) restamps TradingDay,
+ActionDay, UpdateTime and UpdateMillisec with the moment each tick is delivered (China time), so
+programs that drop ticks far from their clock, as vn.py's recorder does, take them; ``none``
+keeps the recorded stamps.
+
+Examples: ``replay://?loop=true``, ``replay:///data/ticks?speed=10&gaps=skip``,
+``replay://day.parquet?speed=max&rebase=none&instruments=rb2605``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import re
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable, Iterator
+from urllib.parse import unquote
+
+from ..calendar import CHINA, trading_day_of, yyyymmdd
+from ..errors import UpstreamUnavailable
+from ..market_data import depth_class, depth_index
+from ..products import InstrumentInfo, parse_instrument
+from ..url import FrontURL, Setting, boolean, choice, id_list, speed
+from .base import Adapter, Capabilities
+
+log = logging.getLogger("ctpshim.replay")
+
+BUNDLED_DAY = Path(sys.modules["ctpshim"].__file__).resolve().parent / "data" / "CZCE_RM705_20170320.parquet"
+GAP = 60 * 10**9  # ns: with gaps=skip, a silence longer than this is skipped
+SKIPPED_GAP = 5 * 10**8  # ns: what a skipped gap shrinks to
+MAX_BATCH = 512
+_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+def _time_of_day(text: str) -> str:
+    match = _TIME_OF_DAY.match(text.strip())
+    if not match:
+        raise ValueError("expected a time of day as HH:MM or HH:MM:SS, e.g. 09:00 or 21:00:00")
+    hour, minute, second = match.groups()
+    return f"{int(hour):02d}:{minute}:{second or '00'}"
+
+
+def recording_path(url: FrontURL) -> Path:
+    """The PATH of ``replay://PATH?...``, relative or absolute; the bundled day when empty."""
+    text = unquote(url.raw.split("://", 1)[1].split("?", 1)[0])
+    return Path(text).expanduser() if text else BUNDLED_DAY
+
+
+class ReplayAdapter(Adapter):
+    """Recorded days (see the module docstring)."""
+
+    scheme = "replay"
+    settings = (
+        Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
+        Setting("loop", boolean, False, "start again at the end: the 7x24 mode"),
+        Setting("rebase", choice("now", "none"), "now",
+                "now: stamp ticks with today's date and the current time; none: the recorded stamps"),
+        Setting("start", _time_of_day, None, "replay only ticks at or after this time of day (HH:MM[:SS])"),
+        Setting("end", _time_of_day, None, "replay only ticks before this time of day (HH:MM[:SS])"),
+        Setting("instruments", id_list, None, "replay only these instruments (comma-separated)"),
+        Setting("gaps", choice("keep", "skip"), "keep",
+                "keep: wait through the lunch break and the night-to-day gap; skip: go straight on"),
+    )
+    capabilities = Capabilities(depth_levels=5, deterministic=True, has_instruments=True)
+
+    @classmethod
+    def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
+        """Refuse an address whose recording does not exist or cannot be listed."""
+        from ..recording import RecordingError, recording_days
+
+        try:
+            recording_days(recording_path(url))
+        except RecordingError as exc:
+            raise ValueError(str(exc)) from None
+
+    def __init__(self, url: FrontURL, settings: dict[str, Any]) -> None:
+        super().__init__(url, settings)
+        self.path = recording_path(url)
+        self.speed: float = settings["speed"]
+        self.rebase = settings["rebase"] == "now"
+        self._days: list[Any] = []
+        self._subscribed: set[str] = set()
+        self._latest: dict[str, list[Any]] = {}
+        self._snapshots: list[Any] = []
+        self._wake = asyncio.Event()
+        self._known: set[str] | None = None
+        self._pending_check: list[str] = []
+        self._current_day = ""
+        self._index = depth_index()
+
+    # -- the contract ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        from ..recording import RecordingError, recording_days
+
+        try:
+            self._days = recording_days(self.path)
+        except RecordingError as exc:
+            raise UpstreamUnavailable(str(exc)) from None
+        asyncio.get_running_loop().create_task(self._learn_instruments())
+
+    async def _learn_instruments(self) -> None:
+        """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""
+        known = await asyncio.to_thread(self._scan_instruments)
+        self._known = known
+        self._warn_unknown(self._pending_check)
+        self._pending_check = []
+
+    def _scan_instruments(self) -> set[str]:
+        import pyarrow.compute as pc
+
+        from ..recording import read_batches
+
+        found: set[str] = set()
+        for day in self._days:
+            for path in day.paths:
+                for batch in read_batches(path, ["InstrumentID"]):
+                    found.update(pc.unique(batch.column(0)).to_pylist())
+        return found
+
+    def _warn_unknown(self, ids: Iterable[str]) -> None:
+        if self._known is None:
+            self._pending_check.extend(ids)
+            return
+        missing = [i for i in ids if i not in self._known]
+        if missing:
+            log.warning("replay: %s not in %s (subscription accepted as CTP does; no ticks will come)",
+                        ", ".join(missing), self.path)
+
+    def instruments(self) -> list[InstrumentInfo]:
+        wanted = self.config["instruments"]
+        known = sorted(self._known or self._latest)
+        return [info for info in map(parse_instrument, known) if info and (not wanted or info.instrument_id in wanted)]
+
+    def trading_day(self) -> str | None:
+        if self.rebase:
+            return yyyymmdd(trading_day_of(datetime.now(CHINA).replace(tzinfo=None)))
+        return self._current_day or (self._days[0].day if self._days else None)
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        self._subscribed.update(ids)
+        for instrument_id in ids:
+            row = self._latest.get(instrument_id)
+            if row is not None:
+                self._snapshots.append(self._tick(list(row), time.time_ns()))
+        self._warn_unknown(ids)
+        self._wake.set()
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        self._subscribed.difference_update(ids)
+
+    async def ticks(self) -> AsyncIterator[list[Any]]:
+        while not self._subscribed:
+            self._wake.clear()
+            await self._wake.wait()
+        max_speed = math.isinf(self.speed)
+        speed_factor = 0.0 if max_speed else 1.0 / self.speed
+        skip_gaps = self.config["gaps"] == "skip"
+        instrument_at = self._index["InstrumentID"]
+        latest, subscribed, rebase = self._latest, self._subscribed, self.rebase
+        new, extend, tick_class = list.__new__, list.extend, depth_class()
+        wall_start = time.monotonic()
+        first_receive: int | None = None
+        skipped = 0  # ns of recording time removed by skipped gaps
+        previous = 0
+        while True:
+            for rows, receives in self._rows():
+                batch: list[Any] = []
+                if self._snapshots:
+                    batch, self._snapshots = self._snapshots, []
+                stamp = self._stamps() if rebase else None
+                for values, receive in zip(rows, receives):
+                    if first_receive is None:
+                        first_receive = previous = receive
+                    if skip_gaps and receive - previous > GAP:
+                        skipped += receive - previous - SKIPPED_GAP
+                    previous = receive
+                    latest[values[instrument_at]] = values
+                    if not max_speed:
+                        due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
+                        delay = due - time.monotonic()
+                        if delay > 0.001:
+                            if batch:
+                                yield batch
+                                batch = []
+                            await asyncio.sleep(delay)
+                            if rebase:
+                                stamp = self._stamps()
+                    if values[instrument_at] not in subscribed:
+                        continue
+                    tick = new(tick_class)
+                    extend(tick, values)
+                    if stamp is not None:
+                        self._restamp(tick, stamp)
+                    batch.append(tick)
+                if batch:
+                    yield batch
+            if not self.config["loop"]:
+                log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
+                while True:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    if self._snapshots:
+                        batch, self._snapshots = self._snapshots, []
+                        yield batch
+            # Looping: the next pass continues the replay clock from now.
+            wall_start = time.monotonic()
+            first_receive = None
+            skipped = 0
+
+    def _stamps(self) -> tuple[str, str, str, int]:
+        """(TradingDay, ActionDay, UpdateTime, UpdateMillisec) for the current moment, China time."""
+        now = datetime.now(CHINA).replace(tzinfo=None)
+        return yyyymmdd(trading_day_of(now)), yyyymmdd(now.date()), now.strftime("%H:%M:%S"), now.microsecond // 1000
+
+    def _restamp(self, tick: list[Any], stamp: tuple[str, str, str, int]) -> None:
+        index = self._index
+        tick[index["TradingDay"]], tick[index["ActionDay"]] = stamp[0], stamp[1]
+        tick[index["UpdateTime"]], tick[index["UpdateMillisec"]] = stamp[2], stamp[3]
+
+    def _tick(self, values: Any, receive: int | None) -> Any:
+        """A tick from recorded values (restamped with the current moment when rebasing)."""
+        tick = list.__new__(depth_class())
+        list.extend(tick, values)
+        if self.rebase:
+            self._restamp(tick, self._stamps())
+        return tick
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _rows(self) -> Iterator[tuple[list[tuple[Any, ...]], list[int]]]:
+        """(value rows, receive times) chunks in time order, day after day."""
+        for day in self._days:
+            self._current_day = day.day
+            sources = [self._file_rows(path) for path in day.paths]
+            if len(sources) == 1:
+                yield from sources[0]
+                continue
+            merged = heapq.merge(*(self._pairs(source) for source in sources), key=lambda pair: pair[1])
+            rows: list[tuple[Any, ...]] = []
+            receives: list[int] = []
+            for values, receive in merged:
+                rows.append(values)
+                receives.append(receive)
+                if len(rows) >= MAX_BATCH:
+                    yield rows, receives
+                    rows, receives = [], []
+            if rows:
+                yield rows, receives
+
+    @staticmethod
+    def _pairs(chunks: Iterator[tuple[list[tuple[Any, ...]], list[int]]]) -> Iterator[tuple[tuple[Any, ...], int]]:
+        for rows, receives in chunks:
+            yield from zip(rows, receives)
+
+    def _file_rows(self, path: Path) -> Iterator[tuple[list[tuple[Any, ...]], list[int]]]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from ..recording import read_batches
+
+        wanted = self.config["instruments"]
+        start, end = self.config["start"], self.config["end"]
+        value_set = pa.array(list(wanted)) if wanted else None
+        for batch in read_batches(path):
+            mask = None
+            if value_set is not None:
+                mask = pc.is_in(batch.column("InstrumentID"), value_set=value_set)
+            if start or end:
+                inside = _time_window(pc, batch.column("UpdateTime"), start, end)
+                mask = inside if mask is None else pc.and_(mask, inside)
+            if mask is not None:
+                batch = batch.filter(mask)
+            if not batch.num_rows:
+                continue
+            columns = [column.to_pylist() for column in batch.columns]
+            rows = list(zip(*columns[:-1]))
+            receives = columns[-1]
+            for offset in range(0, len(rows), MAX_BATCH):
+                yield rows[offset:offset + MAX_BATCH], receives[offset:offset + MAX_BATCH]
+
+
+def _time_window(pc: Any, clock: Any, start: str | None, end: str | None) -> Any:
+    """Ticks whose time of day is in [start, end); a window past midnight (21:00-02:30) wraps."""
+    after = pc.greater_equal(clock, start) if start else None
+    before = pc.less(clock, end) if end else None
+    if after is None:
+        return before
+    if before is None:
+        return after
+    return pc.or_(after, before) if start > end else pc.and_(after, before)

@@ -1,0 +1,280 @@
+"""Recordings: one columnar schema for ticks, a crash-safe live writer, day archives, and readers.
+
+The schema's columns are the ``CThostFtdcDepthMarketDataField`` members, with their names, in
+header order and with their types (text -> string, double -> float64, int -> int32), taken from
+the field spec, plus ``ReceiveTime``: when the tick was received, in nanoseconds since the
+epoch (UTC).  Replay paces and orders ticks by it.
+
+Files:
+
+* ``<TradingDay>.arrows`` (live): an Arrow IPC stream that the recorder appends to, one record
+  batch at least every second.  A recorder killed with SIGKILL leaves every batch written before
+  its last second readable; a damaged tail is reported with its byte offset and skipped.
+* ``<TradingDay>.parquet`` (archive): one file per trading day, all instruments together,
+  ordered by ``ReceiveTime``, zstd-compressed.  A day is archived when the recorder moves on to
+  the next trading day, when it stops, or when it starts and finds an unarchived live file.
+
+Readers stream: memory does not grow with the size of the file.  pyarrow is imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .fields import load_spec
+
+log = logging.getLogger("ctpshim.recording")
+
+RECEIVE_TIME = "ReceiveTime"
+LIVE_SUFFIX = ".arrows"
+ARCHIVE_SUFFIX = ".parquet"
+FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
+READ_BATCH_ROWS = 16_384
+_ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
+
+
+class RecordingError(Exception):
+    """A recording cannot be read or written; the message names the file and the problem."""
+
+
+def _build_schema() -> pa.Schema:
+    members = load_spec()["fields"]["CThostFtdcDepthMarketDataField"]
+    fields = [pa.field(name, _ARROW_TYPES[kind], nullable=False) for name, _typedef, kind, _size in members]
+    fields.append(pa.field(RECEIVE_TIME, pa.int64(), nullable=False))
+    return pa.schema(fields)
+
+
+SCHEMA = _build_schema()
+TICK_COLUMNS = SCHEMA.names[:-1]
+
+
+def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
+    """A table of the schema from tick objects (lists of the 48 values) and their receive times."""
+    columns = list(zip(*ticks)) if ticks else [()] * len(TICK_COLUMNS)
+    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMA)]
+    arrays.append(pa.array(receive_times, type=pa.int64()))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _day_of(tick: Any) -> str:
+    return tick[0]  # TradingDay is the first member
+
+
+class LiveWriter:
+    """Appends ticks to ``<dir>/<TradingDay>.arrows``, flushing at least every second, rotating
+    (and archiving the finished day) when the trading day changes.
+
+    ``write`` takes a tick and its receive time; call ``close`` to end cleanly (it archives the
+    current day).  An ``OSError`` while writing (a full disk) is raised as :class:`RecordingError`
+    after closing what can be closed: the file stays readable up to the last complete flush.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], flush_interval: float = FLUSH_INTERVAL,
+                 archive: bool = True) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.flush_interval = flush_interval
+        self.archive = archive
+        self.day = ""
+        self._sink: Any = None
+        self._writer: Any = None
+        self._ticks: list[Any] = []
+        self._times: list[int] = []
+        self._last_flush = time.monotonic()
+        self._last_receive = 0
+        self.written = 0
+        self.days: list[str] = []
+        for leftover in sorted(self.directory.glob(f"*{LIVE_SUFFIX}")):
+            archive_day(leftover)  # a recorder that was killed left this behind
+
+    def write(self, tick: Any, receive_time: int | None = None) -> None:
+        day = _day_of(tick)
+        if day != self.day:
+            self._rotate(day)
+        now = time.time_ns() if receive_time is None else receive_time
+        # Receive times never go backwards, so the file's order is the order ticks arrived in.
+        if now < self._last_receive:
+            now = self._last_receive
+        self._last_receive = now
+        self._ticks.append(tick)
+        self._times.append(now)
+        if time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._ticks:
+            return
+        table = table_from_ticks(self._ticks, self._times)
+        try:
+            self._writer.write_table(table)
+            self._sink.flush()
+        except OSError as exc:
+            path = self.directory / f"{self.day}{LIVE_SUFFIX}"
+            self._abandon()
+            raise RecordingError(
+                f"cannot write {path}: {exc.strerror or exc}; recording stopped. The file is readable up to "
+                f"the last complete flush ({self.written} ticks were written before this one)"
+            ) from exc
+        self.written += len(self._ticks)
+        self._ticks, self._times = [], []
+
+    def _abandon(self) -> None:
+        self._ticks, self._times = [], []
+        for closer in (self._writer, self._sink):
+            try:
+                closer.close()
+            except Exception:  # noqa: BLE001 - the disk is full; keep what is there
+                pass
+        self._writer = self._sink = None
+
+    def _rotate(self, day: str) -> None:
+        if self._writer is not None:
+            self._close_day()
+        self.day = day
+        self.days.append(day)
+        path = self.directory / f"{day}{LIVE_SUFFIX}"
+        if path.exists():
+            archive_day(path)
+        self._sink = open(path, "wb")
+        self._writer = ipc.new_stream(self._sink, SCHEMA)
+
+    def _close_day(self) -> None:
+        self.flush()
+        self._writer.close()
+        self._sink.close()
+        self._writer = self._sink = None
+        if self.archive:
+            archive_day(self.directory / f"{self.day}{LIVE_SUFFIX}")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._close_day()
+
+
+def archive_day(live: Path) -> Path:
+    """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file."""
+    target = live.with_suffix(ARCHIVE_SUFFIX)
+    tables = [table for table in (_read_live_table(live),) if table.num_rows]
+    if target.exists():
+        tables.insert(0, pq.read_table(target, schema=SCHEMA))
+    if tables:
+        table = pa.concat_tables(tables).sort_by([(RECEIVE_TIME, "ascending")])
+        temporary = target.with_suffix(".parquet.tmp")
+        pq.write_table(table, temporary, compression="zstd", row_group_size=65_536)
+        os.replace(temporary, target)
+    live.unlink()
+    return target
+
+
+def _read_live_table(path: Path) -> pa.Table:
+    batches = list(_live_batches(path))
+    return pa.Table.from_batches(batches, schema=SCHEMA)
+
+
+def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of a live file, up to any damage (reported with its offset)."""
+    with open(path, "rb") as source:
+        try:
+            reader = ipc.open_stream(source)
+        except (pa.ArrowInvalid, OSError) as exc:
+            if path.stat().st_size == 0:
+                return
+            raise RecordingError(f"{path}: not a ctpshim live recording ({exc})") from None
+        if reader.schema != SCHEMA:
+            raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
+        while True:
+            offset = source.tell()
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as exc:
+                log.warning("%s: damaged from byte %d on (%s); the ticks before it are read", path, offset, exc)
+                return
+            yield batch
+
+
+def _archive_batches(path: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RecordingError(
+            f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
+            "recovered: record again or restore it"
+        ) from None
+    if parquet.schema_arrow.remove_metadata() != SCHEMA.remove_metadata():
+        raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
+    for group in range(parquet.num_row_groups):
+        try:
+            # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
+            table = parquet.read_row_group(group, columns=columns, use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            offset = parquet.metadata.row_group(group).column(0).file_offset
+            log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
+                        path, group, offset, exc)
+            return
+        yield from table.to_batches(max_chunksize=READ_BATCH_ROWS)
+
+
+def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of one recording file (``.parquet`` or ``.arrows``), streamed."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file or directory")
+    if path.suffix == ARCHIVE_SUFFIX:
+        yield from _archive_batches(path, columns)
+    elif path.suffix == LIVE_SUFFIX:
+        for batch in _live_batches(path):
+            yield batch.select(columns) if columns else batch
+    else:
+        raise RecordingError(f"{path}: not a recording (expected .parquet or .arrows)")
+
+
+@dataclass(frozen=True)
+class DayFiles:
+    """The files holding one trading day (several when a live file was left beside its archive)."""
+
+    day: str
+    paths: tuple[Path, ...]
+
+
+def recording_days(path: str | os.PathLike[str]) -> list[DayFiles]:
+    """The trading days of a recording file or folder, in order."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file or directory")
+    files = sorted(p for p in path.iterdir() if p.suffix in (LIVE_SUFFIX, ARCHIVE_SUFFIX)) if path.is_dir() else [path]
+    if not files:
+        raise RecordingError(f"{path}: no recordings (.parquet or .arrows files) in this folder")
+    by_day: dict[str, list[Path]] = {}
+    for file in files:
+        if file.suffix not in (LIVE_SUFFIX, ARCHIVE_SUFFIX):
+            raise RecordingError(f"{file}: not a recording (expected .parquet or .arrows)")
+        by_day.setdefault(_file_day(file), []).append(file)
+    return [DayFiles(day, tuple(paths)) for day, paths in sorted(by_day.items())]
+
+
+def _file_day(path: Path) -> str:
+    """The file's trading day: from its name when it is YYYYMMDD, else from its first row."""
+    if path.stem.isdigit() and len(path.stem) == 8:
+        return path.stem
+    for batch in read_batches(path, ["TradingDay"]):
+        if batch.num_rows:
+            return str(batch.column(0)[0].as_py())
+    return path.stem
+
+
+def write_archive(table: pa.Table, target: str | os.PathLike[str]) -> None:
+    """Write ``table`` (the schema, any order) as an archive file ordered by receive time."""
+    table = table.sort_by([(RECEIVE_TIME, "ascending")])
+    pq.write_table(table, target, compression="zstd", row_group_size=65_536)

@@ -77,10 +77,12 @@ class ReplayAdapter(Adapter):
     @classmethod
     def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
         """Refuse an address whose recording does not exist or cannot be listed."""
-        from ..recording import RecordingError, recording_days
+        from ..recording import RecordingError, count_ticks, recording_days
 
         try:
-            recording_days(recording_path(url))
+            days = recording_days(recording_path(url))
+            if not any(count_ticks(path) for day in days for path in day.paths):
+                raise ValueError(f"{recording_path(url)}: the recording has no ticks")
         except RecordingError as exc:
             raise ValueError(str(exc)) from None
 

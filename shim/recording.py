@@ -19,8 +19,11 @@ Readers stream: memory does not grow with the size of the file.  pyarrow is impo
 
 from __future__ import annotations
 
+import array
+import itertools
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ RECEIVE_TIME = "ReceiveTime"
 LIVE_SUFFIX = ".arrows"
 ARCHIVE_SUFFIX = ".parquet"
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
+WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the tick objects die young
 READ_BATCH_ROWS = 16_384
 _ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
 
@@ -57,16 +61,27 @@ SCHEMA = _build_schema()
 TICK_COLUMNS = SCHEMA.names[:-1]
 
 
+_TYPECODES = {pa.float64(): "d", pa.int32(): "i", pa.int16(): "h"}
+
+
 def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
     """A table of the schema from tick objects (lists of the 48 values) and their receive times."""
-    columns = list(zip(*ticks)) if ticks else [()] * len(TICK_COLUMNS)
-    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMA)]
+    width = len(TICK_COLUMNS)
+    # Row-major flattening then strided slices: about 2.5x faster than zip(*ticks), which walks
+    # every tick once per column.  Numbers go through array.array into an Arrow buffer.
+    flat = list(itertools.chain.from_iterable(ticks))
+    if len(flat) != width * len(ticks):
+        raise RecordingError("a tick with the wrong number of members cannot be recorded")
+    arrays = []
+    for position, field in enumerate(SCHEMA.field(i) for i in range(width)):
+        column = flat[position::width]
+        code = _TYPECODES.get(field.type)
+        if code is None:
+            arrays.append(pa.array(column, type=field.type))
+        else:
+            arrays.append(pa.Array.from_buffers(field.type, len(column), [None, pa.py_buffer(array.array(code, column))]))
     arrays.append(pa.array(receive_times, type=pa.int64()))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-
-def _day_of(tick: Any) -> str:
-    return tick[0]  # TradingDay is the first member
 
 
 class LiveWriter:
@@ -82,42 +97,64 @@ class LiveWriter:
                  archive: bool = True) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.flush_interval = flush_interval
+        self.flush_interval_ns = int(flush_interval * 1e9)
         self.archive = archive
         self.day = ""
         self._sink: Any = None
         self._writer: Any = None
         self._ticks: list[Any] = []
         self._times: list[int] = []
-        self._last_flush = time.monotonic()
+        self._next_flush = 0
         self._last_receive = 0
+        self._lock = threading.Lock()  # write() runs on a callback thread, flush_if_due() on another
+        self._archivers: list[threading.Thread] = []
         self.written = 0
         self.days: list[str] = []
         for leftover in sorted(self.directory.glob(f"*{LIVE_SUFFIX}")):
             archive_day(leftover)  # a recorder that was killed left this behind
 
     def write(self, tick: Any, receive_time: int | None = None) -> None:
-        day = _day_of(tick)
-        if day != self.day:
-            self._rotate(day)
         now = time.time_ns() if receive_time is None else receive_time
-        # Receive times never go backwards, so the file's order is the order ticks arrived in.
-        if now < self._last_receive:
-            now = self._last_receive
-        self._last_receive = now
-        self._ticks.append(tick)
-        self._times.append(now)
-        if time.monotonic() - self._last_flush >= self.flush_interval:
-            self.flush()
+        with self._lock:
+            if tick[0] != self.day:  # TradingDay is the first member
+                self._rotate(tick[0])
+            # Receive times never go backwards, so the file's order is the order ticks arrived in.
+            if now < self._last_receive:
+                now = self._last_receive
+            self._last_receive = now
+            self._ticks.append(tick)
+            self._times.append(now)
+            if len(self._ticks) >= WRITE_CHUNK:
+                self._write_chunk(flush=False)
+            if now >= self._next_flush:
+                self._write_chunk(flush=True)
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._ticks:
+        """Write what is pending and hand it to the operating system (it then survives SIGKILL)."""
+        with self._lock:
+            self._write_chunk(flush=True)
+
+    def flush_if_due(self) -> None:
+        """Flush if the oldest pending tick is about to be older than the flush interval; call this
+        about every 0.2 s so a quiet feed's last ticks do not wait for the next one."""
+        with self._lock:
+            if self._ticks and time.time_ns() + 250_000_000 >= self._next_flush:
+                self._write_chunk(flush=True)
+
+    def _write_chunk(self, flush: bool) -> None:
+        if flush:
+            self._next_flush = time.time_ns() + self.flush_interval_ns
+        if not self._ticks and not flush:
             return
-        table = table_from_ticks(self._ticks, self._times)
+        if self._writer is None:
+            self._ticks, self._times = [], []
+            return
+        table = table_from_ticks(self._ticks, self._times) if self._ticks else None
         try:
-            self._writer.write_table(table)
-            self._sink.flush()
+            if table is not None:
+                self._writer.write_table(table)
+            if flush:
+                self._sink.flush()
         except OSError as exc:
             path = self.directory / f"{self.day}{LIVE_SUFFIX}"
             self._abandon()
@@ -139,7 +176,7 @@ class LiveWriter:
 
     def _rotate(self, day: str) -> None:
         if self._writer is not None:
-            self._close_day()
+            self._close_day(background=True)
         self.day = day
         self.days.append(day)
         path = self.directory / f"{day}{LIVE_SUFFIX}"
@@ -148,17 +185,31 @@ class LiveWriter:
         self._sink = open(path, "wb")
         self._writer = ipc.new_stream(self._sink, SCHEMA)
 
-    def _close_day(self) -> None:
-        self.flush()
+    def _close_day(self, background: bool = False) -> None:
+        self._write_chunk(flush=True)
         self._writer.close()
         self._sink.close()
         self._writer = self._sink = None
-        if self.archive:
-            archive_day(self.directory / f"{self.day}{LIVE_SUFFIX}")
+        if not self.archive:
+            return
+        live = self.directory / f"{self.day}{LIVE_SUFFIX}"
+        if background:
+            # Archiving is mostly C++ (Parquet, zstd) that releases the GIL: done on another
+            # thread, it costs the recording nothing at the day boundary.
+            archiver = threading.Thread(target=archive_day, args=(live,), name=f"ctpshim-archive-{self.day}")
+            archiver.start()
+            self._archivers.append(archiver)
+        else:
+            archive_day(live)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._close_day()
+        """Write what is pending, end the live file and archive the day (waiting for any archiving)."""
+        with self._lock:
+            if self._writer is not None:
+                self._close_day()
+        for archiver in self._archivers:
+            archiver.join()
+        self._archivers = []
 
 
 def archive_day(live: Path) -> Path:
@@ -168,7 +219,9 @@ def archive_day(live: Path) -> Path:
     if target.exists():
         tables.insert(0, pq.read_table(target, schema=SCHEMA))
     if tables:
-        table = pa.concat_tables(tables).sort_by([(RECEIVE_TIME, "ascending")])
+        table = pa.concat_tables(tables)
+        if len(tables) > 1:  # a live file alone is already in receive order
+            table = table.sort_by([(RECEIVE_TIME, "ascending")])
         temporary = target.with_suffix(".parquet.tmp")
         pq.write_table(table, temporary, compression="zstd", row_group_size=65_536)
         os.replace(temporary, target)
@@ -238,6 +291,19 @@ def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None)
             yield batch.select(columns) if columns else batch
     else:
         raise RecordingError(f"{path}: not a recording (expected .parquet or .arrows)")
+
+
+def count_ticks(path: str | os.PathLike[str]) -> int:
+    """How many ticks a recording file holds (from the footer for an archive)."""
+    path = Path(path)
+    if path.suffix == ARCHIVE_SUFFIX:
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RecordingError(
+                f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
+                "recovered: record again or restore it") from None
+    return sum(batch.num_rows for batch in read_batches(path, ["TradingDay"]))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,11 @@ def record(front: str, ids: list[str], directory: str, duration: float | None, l
             if duration is not None and time.monotonic() - started >= duration:
                 break
             spi.done.wait(0.2)
+            try:
+                writer.flush_if_due()
+            except RecordingError as exc:
+                spi.failure = exc
+                break
             now = time.monotonic()
             if not quiet and now - last_time >= 1.0:
                 rate = (spi.count - last_count) / (now - last_time)

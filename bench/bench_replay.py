@@ -1,0 +1,143 @@
+"""Replay, recording and CSV import throughput, with the same-run baselines.
+
+    python bench/bench_replay.py [--ticks N] [--runs R]
+
+1. A synthetic multi-instrument day of N ticks (default 5,000,000; sim://, 12 contracts) is made
+   once and cached in the system temp folder.
+2. Replay: in a fresh process per run, replay://DAY?speed=max&rebase=none into a no-op
+   OnRtnDepthMarketData through the facade: ticks/s, time from Init() to the first tick, and
+   peak memory (max RSS) above the process's own size before Init() (the "empty process").
+3. Recording: `record` from sim://?speed=max for 1,000,000 ticks: ticks/s, next to sim://
+   delivered to a no-op handler in the same run (the source's own rate).
+4. CSV import: the CTP-field CSV of 500,000 ticks exported from the day, imported again: rows/s.
+Each figure is the median of R runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FRONT = "sim://?speed=max&start=2026-11-20T09:00&seed=5"
+IDS = ["rb2605", "au2606", "cu2607", "sc2603", "m2605", "i2605", "TA605", "SR605", "IF2612", "T2603", "si2605", "lc2605"]
+
+CHILD = r"""
+import json, resource, sys, threading, time
+from ctpshim import mdapi
+target, path = int(sys.argv[1]), sys.argv[2]
+class Spi(mdapi.CThostFtdcMdSpi):
+    def __init__(self, api):
+        super().__init__(); self.api = api; self.count = 0; self.first = None; self.done = threading.Event()
+    def OnFrontConnected(self):
+        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 0)
+    def OnRspUserLogin(self, *a):
+        ids = [i.encode() for i in %r]
+        self.api.SubscribeMarketData(ids, len(ids))
+    def OnRtnDepthMarketData(self, tick):
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.count += 1
+        if self.count == target:
+            self.done.set()
+api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi('/tmp/ctpshim-bench-replay-')
+spi = Spi(api); api.RegisterSpi(spi); api.RegisterFront('replay://' + path + '?speed=max&rebase=none')
+import ctpshim.recording, ctpshim.adapters.replay, pyarrow.parquet  # what replay loads, counted in the empty size
+empty = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter(); api.Init()
+if not spi.done.wait(600): raise SystemExit('only %%d ticks' %% spi.count)
+end = time.perf_counter(); api.Release()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rate": target / (end - start), "first": spi.first - start, "empty_mb": empty / 1024, "extra_mb": (peak - empty) / 1024}))
+""" % (IDS,)
+
+
+def synthetic_day(ticks: int) -> Path:
+    folder = Path(tempfile.gettempdir()) / f"ctpshim-bench-day-{ticks}"
+    done = folder / "20261120.parquet"
+    if done.exists():
+        return done
+    folder.mkdir(exist_ok=True)
+    print(f"making a synthetic day of {ticks:,} ticks in {folder} (once) ...", flush=True)
+    from ctpshim.tools.record import record
+
+    record(FRONT.replace("09:00", "08:59") + "&hours=always&interval=0.5", IDS, str(folder), None, ticks, quiet=True)
+    files = sorted(folder.glob("*.parquet"))
+    if len(files) != 1:
+        raise SystemExit(f"expected one trading day, got {[f.name for f in files]}")
+    files[0].rename(done)
+    return done
+
+
+def replay_run(day: Path, ticks: int) -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, str(ticks), str(day)], capture_output=True, text=True,
+                            timeout=900)
+    if result.returncode:
+        raise SystemExit(result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def record_rate(ticks: int) -> float:
+    from ctpshim.tools.record import record
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        record(FRONT, IDS, folder, None, ticks, quiet=True)
+        return ticks / (time.perf_counter() - start)
+
+
+def source_rate(ticks: int) -> float:
+    sys.path.insert(0, str(HERE))
+    import bench_sim
+
+    bench_sim.FRONT = FRONT
+    return bench_sim.facade(bench_sim.NoOp, ticks)
+
+
+def import_rate(day: Path, rows: int) -> float:
+    import pyarrow.parquet as pq
+
+    from ctpshim.recording import write_archive
+    from ctpshim.tools.convert import convert
+
+    with tempfile.TemporaryDirectory() as folder:
+        part = Path(folder) / "part.parquet"
+        write_archive(pq.ParquetFile(day).read_row_group(0).slice(0, rows) if False else
+                      pq.read_table(day).slice(0, rows), part)
+        csv_path = Path(folder) / "part.csv"
+        convert(str(part), str(csv_path))
+        start = time.perf_counter()
+        convert(str(csv_path), str(Path(folder) / "back.parquet"))
+        return rows / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    day = synthetic_day(args.ticks)
+    size_mb = day.stat().st_size / 2**20
+    print(f"day: {args.ticks:,} ticks of {len(IDS)} contracts, {size_mb:.0f} MB on disk; median of {args.runs} runs")
+    replays = [replay_run(day, args.ticks) for _ in range(args.runs)]
+    print(f"replay speed=max -> no-op handler   {statistics.median(r['rate'] for r in replays):>12,.0f} ticks/s")
+    print(f"  time to first tick                {statistics.median(r['first'] for r in replays) * 1000:>12,.0f} ms")
+    print(f"  peak memory above the empty process {statistics.median(r['extra_mb'] for r in replays):>10,.0f} MB "
+          f"(empty process: {statistics.median(r['empty_mb'] for r in replays):,.0f} MB)")
+    sources = [source_rate(1_000_000) for _ in range(args.runs)]
+    records = [record_rate(1_000_000) for _ in range(args.runs)]
+    print(f"sim:// -> no-op handler (baseline)  {statistics.median(sources):>12,.0f} ticks/s")
+    print(f"record sim:// to disk               {statistics.median(records):>12,.0f} ticks/s")
+    imports = [import_rate(day, 500_000) for _ in range(args.runs)]
+    print(f"CSV import (ctp layout)             {statistics.median(imports):>12,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Recording, converting and replaying trading days."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ctpshim import mdapi
+from ctpshim.errors import FrontAddressError
+from ctpshim.market_data import DBL_MAX
+from ctpshim.recording import LiveWriter, RecordingError, read_batches, recording_days
+from ctpshim.registry import create_adapter
+from ctpshim.tools.convert import convert
+from ctpshim.tools.info import describe
+from ctpshim.tools.layouts import LayoutError
+from ctpshim.tools.record import record
+
+from .conftest import SHARED, RecordingMdSpi, wait_for
+
+VNPY = SHARED / "data" / "vnpy_CZCE_RM705_20170320.csv"
+TQSDK = SHARED / "data" / "tqsdk_SHFE_cu1909_20190916.csv"
+
+
+def replay_all(url: str, ids: list[str], count: int, idle: float = 1.0) -> list:
+    """Up to ``count`` ticks from an adapter; fewer if it stays silent for ``idle`` seconds."""
+    async def run():
+        adapter = create_adapter(url)
+        await adapter.connect()
+        await adapter.subscribe(ids)
+        ticks = []
+        stream = adapter.ticks()
+        while len(ticks) < count:
+            try:
+                ticks += await asyncio.wait_for(stream.__anext__(), idle)
+            except asyncio.TimeoutError:
+                break
+        await adapter.close()
+        return ticks
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def rows(path) -> list[list]:
+    out = []
+    for batch in read_batches(path):
+        columns = [c.to_pylist() for c in batch.columns]
+        out += [list(r) for r in zip(*columns)]
+    return out
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6),
+       ids=st.lists(st.sampled_from(["rb2605", "au2606", "TA605", "IF2612", "m2605", "sc2603"]),
+                    min_size=1, max_size=3, unique=True))
+def test_recorded_sim_ticks_replay_identically(tmp_path_factory, make_md, seed, ids):
+    folder = tmp_path_factory.mktemp("rec")
+    front = f"sim://?seed={seed}&speed=max&start=2026-11-20T09:35"
+    assert record(front, ids, str(folder), duration=None, limit=3000, quiet=True) == 0
+    recorded = rows(next(folder.glob("*.parquet")))
+    assert len(recorded) >= 3000
+    api, spi = make_md(f"replay://{folder}?speed=max&rebase=none", subscribe=ids)
+    wait_for(lambda: len(spi.ticks) >= len(recorded), timeout=30)
+    api.Release()
+    replayed = [list(t) for t in spi.ticks[:len(recorded)]]
+    assert replayed == [r[:-1] for r in recorded]
+
+
+def test_vnpy1_import_of_the_real_file(tmp_path):
+    target = tmp_path / "rm.parquet"
+    report = convert(str(VNPY), str(target))
+    assert report["layout"] == "vnpy1" and report["rows"] == 16979 and report["days"] == ["20170320"]
+    first = rows(target)[0]
+    names = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
+    tick = dict(zip(names, first))
+    assert (tick["InstrumentID"], tick["ExchangeID"], tick["TradingDay"], tick["ActionDay"]) == (
+        "RM705", "CZCE", "20170320", "20170320")
+    assert (tick["UpdateTime"], tick["UpdateMillisec"], tick["LastPrice"]) == ("09:00:00", 500, 2374.0)
+    assert (tick["BidPrice1"], tick["BidVolume1"], tick["AskPrice1"], tick["AskVolume1"]) == (2372.0, 264, 2374.0, 65)
+    assert tick["Volume"] == 0 and tick["OpenPrice"] == DBL_MAX and tick["BidPrice2"] == DBL_MAX
+
+
+def test_tqsdk_import_of_the_real_file(tmp_path):
+    target = tmp_path / "cu.parquet"
+    report = convert(str(TQSDK), str(target))
+    assert report["layout"] == "tqsdk" and report["rows"] == 200
+    names = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
+    tick = dict(zip(names, rows(target)[0]))
+    assert (tick["InstrumentID"], tick["ExchangeID"], tick["TradingDay"], tick["UpdateTime"]) == (
+        "cu1909", "SHFE", "20190916", "14:01:33")
+    assert (tick["LastPrice"], tick["Volume"], tick["Turnover"], tick["OpenInterest"]) == (47800.0, 7360, 1756292000.0, 8240.0)
+    assert tick["AveragePrice"] == pytest.approx(1756292000.0 / 7360)  # SHFE: Turnover/Volume, multiplier included
+    assert (tick["AskPrice5"], tick["AskVolume5"], tick["HighestPrice"]) == (47950.0, 20, 47860.0)
+
+
+def test_ctp_csv_quirks_bom_cr_lines_unpadded_hours_calendar_trading_day(tmp_path):
+    source = tmp_path / "quirky.csv"
+    lines = [
+        "\ufeffTradingDay,InstrumentID,LastPrice,Volume,UpdateTime,UpdateMillisec,BidPrice1,BidVolume1",
+        "20261119,rb2605,3150,10,21:30:00,500,3149,3",
+        "20261120,rb2605,3151,12,9:00:01,0,3150,4",
+    ]
+    source.write_bytes("\r".join(lines).encode("utf-8"))
+    target = tmp_path / "out"
+    report = convert(str(source), str(target))
+    assert report["layout"] == "ctp" and report["rows"] == 2 and report["days"] == ["20261120"]
+    names = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
+    night, morning = (dict(zip(names, r)) for r in rows(target / "20261120.parquet"))
+    assert (night["TradingDay"], night["ActionDay"], night["UpdateTime"], night["UpdateMillisec"]) == (
+        "20261120", "20261119", "21:30:00", 500)
+    assert (morning["UpdateTime"], morning["ExchangeID"], morning["Volume"]) == ("09:00:01", "SHFE", 12)
+    assert night["AskPrice1"] == DBL_MAX and night["AskVolume1"] == 0
+
+
+def test_export_to_csv_and_back_is_lossless(tmp_path):
+    parquet = tmp_path / "cu.parquet"
+    convert(str(TQSDK), str(parquet))
+    exported = tmp_path / "cu.csv"
+    assert convert(str(parquet), str(exported))["rows"] == 200
+    again = tmp_path / "again.parquet"
+    assert convert(str(exported), str(again))["layout"] == "ctp"
+    assert rows(again) == rows(parquet)
+
+
+def test_unknown_layout_lists_the_known_ones_and_the_columns_seen(tmp_path):
+    source = tmp_path / "odd.csv"
+    source.write_text("when,what,price\n1,2,3\n")
+    with pytest.raises(LayoutError, match=r"Columns seen: when, what, price.*ctp.*vnpy1.*tqsdk"):
+        convert(str(source), str(tmp_path / "x.parquet"))
+
+
+def test_a_recorder_killed_with_sigkill_leaves_a_readable_file_missing_at_most_a_second(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=50&start=2026-11-20T09:35", "-i", "rb2605",
+         "au2606", "-o", str(tmp_path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    live = tmp_path / "20261120.arrows"
+    wait_for(lambda: live.exists() and live.stat().st_size > 20_000, timeout=30, what="a growing live file")
+    time.sleep(1.5)
+    killed_at = time.time_ns()
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    recorded = rows(live)
+    assert len(recorded) > 100
+    assert killed_at - recorded[-1][-1] <= 1.5e9  # the newest saved tick is at most about a second old
+    # The next recorder archives what the killed one left.
+    LiveWriter(tmp_path).close()
+    assert not live.exists() and len(rows(tmp_path / "20261120.parquet")) == len(recorded)
+
+
+def test_a_truncated_live_file_reads_up_to_the_damage_with_a_warning(tmp_path, caplog):
+    writer = LiveWriter(tmp_path, archive=False)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 500)
+    for index, tick in enumerate(ticks):
+        writer.write(tick, 10**18 + index)
+        if index % 100 == 99:
+            writer.flush()
+    writer.close()
+    live = tmp_path / "20261120.arrows"
+    data = live.read_bytes()
+    live.write_bytes(data[: len(data) - 3000])
+    recovered = rows(live)
+    assert 0 < len(recovered) < len(ticks) and recovered == [list(t) + [10**18 + i] for i, t in enumerate(ticks)][: len(recovered)]
+    assert "damaged from byte" in caplog.text and str(live) in caplog.text
+
+
+def test_a_truncated_archive_is_a_clear_error(tmp_path):
+    target = tmp_path / "cu.parquet"
+    convert(str(TQSDK), str(target))
+    target.write_bytes(target.read_bytes()[:-100])
+    with pytest.raises(RecordingError, match="cu.parquet.*cannot be read as Parquet.*truncated"):
+        list(read_batches(target))
+    with pytest.raises(FrontAddressError, match="cannot be read as Parquet"):
+        create_adapter(f"replay://{target}")
+
+
+def test_missing_paths_and_empty_recordings_are_refused_at_register_front(tmp_path, make_md):
+    api, spi = make_md(init=False)
+    with pytest.raises(FrontAddressError, match="no such file"):
+        api.RegisterFront(f"replay://{tmp_path}/nothing.parquet")
+    with pytest.raises(FrontAddressError, match="no recordings"):
+        api.RegisterFront(f"replay://{tmp_path}")
+    LiveWriter(tmp_path, archive=False)  # nothing written: no file
+    empty = tmp_path / "20261120.arrows"
+    empty.write_bytes(b"")
+    with pytest.raises(FrontAddressError, match="no ticks"):
+        api.RegisterFront(f"replay://{empty}")
+
+
+def test_a_full_disk_stops_the_recorder_with_a_clear_error_and_a_readable_file(tmp_path):
+    writer = LiveWriter(tmp_path, archive=False)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 300)
+    for tick in ticks[:150]:
+        writer.write(tick)
+    writer.flush()
+
+    class FullDisk:
+        def __init__(self, sink):
+            self.sink = sink
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.sink, name)
+
+    writer._sink.write = FullDisk(writer._sink).write  # the next write hits a full disk
+    for tick in ticks[150:]:
+        writer.write(tick)
+    with pytest.raises(RecordingError, match="No space left on device.*readable up to the last complete flush"):
+        writer.flush()
+    assert len(rows(tmp_path / "20261120.arrows")) == 150
+
+
+def test_recording_rotates_at_the_trading_day_boundary(tmp_path):
+    code = record("sim://?speed=max&start=2026-11-20T14:59:50", ["rb2605"], str(tmp_path), None, 200, quiet=True)
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["20261120.parquet", "20261123.parquet"]
+    names = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
+    monday = [dict(zip(names, r)) for r in rows(tmp_path / "20261123.parquet")]
+    assert monday[1]["UpdateTime"] >= "21:00:00" and monday[1]["ActionDay"] == "20261120"  # Friday night: Monday's
+
+
+def test_loop_wraps_with_consistent_rebased_times(tmp_path):
+    source = tmp_path / "cu.parquet"
+    convert(str(TQSDK), str(source))
+    ticks = replay_all(f"replay://{source}?speed=max&loop=true", ["cu1909"], 450)
+    prices = [t.LastPrice for t in ticks]
+    assert prices[200:400] == prices[:200]  # the day again
+    stamps = [(t.ActionDay, t.UpdateTime, t.UpdateMillisec) for t in ticks]
+    assert stamps == sorted(stamps)  # rebased time never goes back across the wrap
+    assert ticks[0].ActionDay == time.strftime("%Y%m%d", time.gmtime(time.time() + 8 * 3600))
+
+
+def test_speed_is_honoured_on_the_replay_clock(tmp_path):
+    source = tmp_path / "rm.parquet"
+    convert(str(VNPY), str(source))
+    ticks = replay_all(f"replay://{source}?speed=25&rebase=none", ["RM705"], 60)
+    recorded = [(int(t.UpdateTime[6:8]) + int(t.UpdateTime[3:5]) * 60) * 1000 + t.UpdateMillisec for t in ticks]
+    span_recorded = (recorded[-1] - recorded[0]) / 1000
+    rebased = replay_all(f"replay://{source}?speed=25", ["RM705"], 60)
+    stamps = [(int(t.UpdateTime[6:8]) + int(t.UpdateTime[3:5]) * 60) * 1000 + t.UpdateMillisec for t in rebased]
+    span_replayed = (stamps[-1] - stamps[0]) / 1000
+    assert span_replayed == pytest.approx(span_recorded / 25, rel=0.25, abs=0.05)
+
+
+def test_filters_and_gap_skipping(tmp_path):
+    source = tmp_path / "rm.parquet"
+    convert(str(VNPY), str(source))
+    window = replay_all(f"replay://{source}?speed=max&rebase=none&start=13:30&end=13:31", ["RM705"], 10**6)
+    assert window and all("13:30:00" <= t.UpdateTime < "13:31:00" for t in window)
+    # Without gap skipping the 2-hour lunch break would take 3.6 s at speed=2000; with it, none.
+    started = time.monotonic()
+    skipped = replay_all(f"replay://{source}?speed=2000&gaps=skip&rebase=none&start=11:29&end=13:31", ["RM705"],
+                         10**6, idle=2.0)
+    assert {t.UpdateTime[:2] for t in skipped} == {"11", "13"}
+    assert time.monotonic() - started < 2.0 + 2.0
+
+
+def test_subscribing_to_an_instrument_not_in_the_recording_is_accepted_and_logged(make_md, caplog):
+    api, spi = make_md("replay://?speed=max&rebase=none", subscribe=["RM705", "rb2605"])
+    wait_for(lambda: len(spi.ticks) > 100)
+    wait_for(lambda: "rb2605 not in" in caplog.text)
+    assert {t.InstrumentID for t in spi.ticks} == {"RM705"}
+    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspSubMarketData"] == ["RM705", "rb2605"]
+
+
+def test_the_bundled_day_is_the_default_recording():
+    days = recording_days(create_adapter("replay://").path)
+    assert [d.day for d in days] == ["20170320"]
+
+
+def test_info_reports_instruments_days_ticks_span_and_gaps(tmp_path):
+    folder = tmp_path / "days"
+    convert(str(VNPY), str(folder))
+    (report,) = describe(str(folder))
+    assert report["ticks"] == 16979 and report["instruments"] == {"RM705": 16979}
+    assert report["trading_days"] == ["20170320"] and report["first"] == "20170320 09:00:00"
+    assert [(g[0][9:14], g[1][9:14]) for g in report["gaps"]] == [("10:14", "10:29"), ("11:29", "13:29")]
+    result = subprocess.run([sys.executable, "-m", "ctpshim", "info", "--json", str(folder)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and json.loads(result.stdout)[0]["ticks"] == 16979
+
+
+def test_cli_usage_and_data_errors(tmp_path):
+    def ctpshim(*args):
+        return subprocess.run([sys.executable, "-m", "ctpshim", *args], capture_output=True, text=True, timeout=60)
+
+    result = ctpshim("convert", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.parquet"))
+    assert result.returncode == 2 and "no such file" in result.stderr
+    odd = tmp_path / "odd.csv"
+    odd.write_text("a,b\n1,2\n")
+    result = ctpshim("convert", str(odd), "-o", str(tmp_path / "x.parquet"))
+    assert result.returncode == 1 and "unknown CSV layout" in result.stderr
+    result = ctpshim("record", "sim://?speed=0", "-i", "rb2605", "-o", str(tmp_path))
+    assert result.returncode == 2 and "speed='0'" in result.stderr
+    result = ctpshim("record", "sim://", "-i", "rb2605", "-o", str(tmp_path), "--count", "-5")
+    assert result.returncode == 2 and "must be greater than 0" in result.stderr
+    result = ctpshim("record", "sim://?speed=max&start=2026-11-20T09:35", "-i", "rb2605", "-o", str(tmp_path / "r"),
+                     "--count", "300", "--quiet")
+    assert result.returncode == 0 and "recorded" in result.stdout and (tmp_path / "r" / "20261120.parquet").exists()

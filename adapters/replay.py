@@ -93,7 +93,7 @@ class ReplayAdapter(Adapter):
         self.rebase = settings["rebase"] == "now"
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
-        self._latest: dict[str, list[Any]] = {}
+        self._latest: dict[str, tuple[Any, int]] = {}  # instrument -> (record batch, row) of its newest tick
         self._snapshots: list[Any] = []
         self._wake = asyncio.Event()
         self._known: set[str] | None = None
@@ -142,7 +142,7 @@ class ReplayAdapter(Adapter):
 
     def instruments(self) -> list[InstrumentInfo]:
         wanted = self.config["instruments"]
-        known = sorted(self._known or self._latest)
+        known = sorted(self._known or set(self._latest))
         return [info for info in map(parse_instrument, known) if info and (not wanted or info.instrument_id in wanted)]
 
     def trading_day(self) -> str | None:
@@ -154,9 +154,11 @@ class ReplayAdapter(Adapter):
         ids = list(ids)
         self._subscribed.update(ids)
         for instrument_id in ids:
-            row = self._latest.get(instrument_id)
-            if row is not None:
-                self._snapshots.append(self._tick(list(row), time.time_ns()))
+            newest = self._latest.get(instrument_id)
+            if newest is not None:
+                batch, index = newest
+                values = [column[index].as_py() for column in batch.columns[:-1]]
+                self._snapshots.append(self._tick(values, None))
         self._warn_unknown(ids)
         self._wake.set()
 
@@ -170,8 +172,7 @@ class ReplayAdapter(Adapter):
         max_speed = math.isinf(self.speed)
         speed_factor = 0.0 if max_speed else 1.0 / self.speed
         skip_gaps = self.config["gaps"] == "skip"
-        instrument_at = self._index["InstrumentID"]
-        latest, subscribed, rebase = self._latest, self._subscribed, self.rebase
+        rebase = self.rebase
         new, extend, tick_class = list.__new__, list.extend, depth_class()
         wall_start = time.monotonic()
         first_receive: int | None = None
@@ -183,13 +184,20 @@ class ReplayAdapter(Adapter):
                 if self._snapshots:
                     batch, self._snapshots = self._snapshots, []
                 stamp = self._stamps() if rebase else None
+                if max_speed and stamp is None:
+                    for values in rows:  # the fast path: no pacing, no restamping
+                        tick = new(tick_class)
+                        extend(tick, values)
+                        batch.append(tick)
+                    if batch:
+                        yield batch
+                    continue
                 for values, receive in zip(rows, receives):
                     if first_receive is None:
                         first_receive = previous = receive
                     if skip_gaps and receive - previous > GAP:
                         skipped += receive - previous - SKIPPED_GAP
                     previous = receive
-                    latest[values[instrument_at]] = values
                     if not max_speed:
                         due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
                         delay = due - time.monotonic()
@@ -200,8 +208,6 @@ class ReplayAdapter(Adapter):
                             await asyncio.sleep(delay)
                             if rebase:
                                 stamp = self._stamps()
-                    if values[instrument_at] not in subscribed:
-                        continue
                     tick = new(tick_class)
                     extend(tick, values)
                     if stamp is not None:
@@ -232,7 +238,7 @@ class ReplayAdapter(Adapter):
         tick[index["TradingDay"]], tick[index["ActionDay"]] = stamp[0], stamp[1]
         tick[index["UpdateTime"]], tick[index["UpdateMillisec"]] = stamp[2], stamp[3]
 
-    def _tick(self, values: Any, receive: int | None) -> Any:
+    def _tick(self, values: Any, receive: int | None = None) -> Any:
         """A tick from recorded values (restamped with the current moment when rebasing)."""
         tick = list.__new__(depth_class())
         list.extend(tick, values)
@@ -287,11 +293,15 @@ class ReplayAdapter(Adapter):
                 batch = batch.filter(mask)
             if not batch.num_rows:
                 continue
+            names = batch.column("InstrumentID").to_pylist()
+            # Where each instrument's newest tick is, for the snapshot a later subscription gets.
+            self._latest.update((name, (batch, index)) for name, index in dict(zip(names, range(len(names)))).items())
+            if not self._subscribed.issuperset(names):
+                batch = batch.filter(pc.is_in(batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
+                if not batch.num_rows:
+                    continue
             columns = [column.to_pylist() for column in batch.columns]
-            rows = list(zip(*columns[:-1]))
-            receives = columns[-1]
-            for offset in range(0, len(rows), MAX_BATCH):
-                yield rows[offset:offset + MAX_BATCH], receives[offset:offset + MAX_BATCH]
+            yield list(zip(*columns[:-1])), columns[-1]
 
 
 def _time_window(pc: Any, clock: Any, start: str | None, end: str | None) -> Any:

@@ -42,7 +42,8 @@ LIVE_SUFFIX = ".arrows"
 ARCHIVE_SUFFIX = ".parquet"
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
 WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the tick objects die young
-READ_BATCH_ROWS = 16_384
+READ_BATCH_ROWS = 512  # rows per batch handed to Python: their columns stay in the CPU caches while
+# they are turned into rows (16k-row batches cost 3x as much per row)
 _ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
 
 

@@ -77,6 +77,10 @@ class ReplayAdapter(Adapter):
     @classmethod
     def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
         """Refuse an address whose recording does not exist or cannot be listed."""
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError("replay:// reads recordings with pyarrow: pip install 'ctpshim[recordings]'") from None
         from ..recording import RecordingError, count_ticks, recording_days
 
         try:

@@ -304,7 +304,7 @@ def test_cli_usage_and_data_errors(tmp_path):
     result = ctpshim("record", "sim://?speed=0", "-i", "rb2605", "-o", str(tmp_path))
     assert result.returncode == 2 and "speed='0'" in result.stderr
     result = ctpshim("record", "sim://", "-i", "rb2605", "-o", str(tmp_path), "--count", "-5")
-    assert result.returncode == 2 and "must be greater than 0" in result.stderr
+    assert result.returncode == 2 and "'-5': expected a whole number from 1" in result.stderr
     result = ctpshim("record", "sim://?speed=max&start=2026-11-20T09:35", "-i", "rb2605", "-o", str(tmp_path / "r"),
                      "--count", "300", "--quiet")
     assert result.returncode == 0 and "recorded" in result.stdout and (tmp_path / "r" / "20261120.parquet").exists()

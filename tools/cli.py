@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
+
+from ctpshim.url import integer, positive_float
 
 DEFAULT_FRONT = "sim://?hours=always"
 
@@ -49,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("-i", "--instruments", nargs="+", required=True, metavar="ID", help="instruments to record")
     record.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="folder for <TradingDay>.arrows (live) and <TradingDay>.parquet (finished days)")
-    record.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: Ctrl-C)")
-    record.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    record.add_argument("--duration", type=_argument(positive_float), metavar="S",
+                        help="stop after S seconds (default: Ctrl-C)")
+    record.add_argument("--count", type=_argument(integer(1)), metavar="N", help="stop after N ticks")
     record.add_argument("--quiet", action="store_true", help="no running ticks/s line")
     convert = commands.add_parser("convert", help="import tick CSVs into recordings, or export recordings to CSV")
     convert.add_argument("input", help="a CSV file, or a recording (.parquet/.arrows file or folder)")
@@ -63,24 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from one of ctpshim.url's parsers (one set of rules for URLs and flags)."""
 
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+    return convert
 
 
 def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

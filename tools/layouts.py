@@ -1,11 +1,11 @@
-"""Public tick CSV layouts, imported into (and exported from) the recording schema.
+"""Public tick CSV layouts, imported into the recording schema with Arrow (column at a time).
 
 Known layouts, detected from the header (``--format`` overrides):
 
 ``ctp``    columns named like ``CThostFtdcDepthMarketDataField`` members (any subset, any order),
            as many recorders write them; also what ``convert`` exports.  Tolerates a UTF-8 byte
            order mark, CR-only line ends, unpadded hours (``9:00:00``), a fractional second in
-           UpdateTime, and a TradingDay column that really holds the calendar date (it is
+           UpdateTime, and a TradingDay column that really holds the calendar date (TradingDay is
            recomputed from the calendar: a night tick belongs to the next trading day).
 ``vnpy1``  the vn.py 1.x tick CSV: ``symbol,date,time,lastPrice,lastVolume,bidPrice1,askPrice1,
            bidVolume1,askVolume1`` (``lastVolume`` is not a cumulative volume and is ignored).
@@ -14,69 +14,36 @@ Known layouts, detected from the header (``--format`` overrides):
            ``bid_price``/``bid_volume``/``ask_price``/``ask_volume``, ``volume``, ``amount``,
            ``open_interest``.
 
-Columns a layout lacks get CTP's values for absent data (prices DBL_MAX, volumes 0), through
-:mod:`ctpshim.market_data`; ExchangeID comes from the product table when the file has none.
+Columns a layout lacks get CTP's values for absent data (prices DBL_MAX, volumes 0), from
+:func:`ctpshim.market_data.blank_values`; ExchangeID comes from the product table when the file
+has none; AveragePrice follows :data:`ctpshim.market_data.AVERAGE_PRICE_ON_TICK_GRID`.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, TextIO
+from datetime import date, datetime
+from typing import Any, Callable
 
-from ctpshim.calendar import CHINA, trading_day_of, yyyymmdd
-from ctpshim.market_data import DBL_MAX, average_price, blank_values, depth_index
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ctpshim.calendar import trading_day_of, yyyymmdd
+from ctpshim.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
 from ctpshim.products import exchange_of, parse_instrument
+from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS
 
-Row = tuple[list[Any], int]  # (the 48 tick values, receive time in ns)
+CHINA_OFFSET_MS = 8 * 3600 * 1000
+_TEXT_COLUMNS = {
+    "TradingDay", "ActionDay", "UpdateTime", "InstrumentID", "ExchangeID", "ExchangeInstID", "reserve1", "reserve2",
+    "symbol", "date", "time", "datetime_cst",
+}
 
 
 class LayoutError(ValueError):
-    """A CSV file is not in a known layout, or a row cannot be read."""
-
-
-def _number(text: str) -> float:
-    if text is None or text.strip() == "" or text.strip().lower() == "nan":
-        return DBL_MAX
-    value = float(text)
-    return DBL_MAX if math.isnan(value) else value
-
-
-def _volume(text: str) -> int:
-    if text is None or text.strip() == "" or text.strip().lower() == "nan":
-        return 0
-    return int(float(text))
-
-
-def _clock(text: str) -> tuple[str, int]:
-    """``9:00:00`` / ``09:00:00.5`` / ``09:00:00.500`` -> ('09:00:00', milliseconds)."""
-    whole, _, fraction = text.strip().partition(".")
-    parts = whole.split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise LayoutError(f"time {text!r} is not HH:MM:SS[.fff]")
-    hour, minute, second = (int(p) for p in parts)
-    millis = int((fraction + "000")[:3]) if fraction else 0
-    return f"{hour:02d}:{minute:02d}:{second:02d}", millis
-
-
-def _moment(day: str, clock: str, millis: int) -> datetime:
-    return datetime.strptime(day + clock, "%Y%m%d%H:%M:%S") + timedelta(milliseconds=millis)
-
-
-def epoch_ns(moment: datetime) -> int:
-    """A China-time moment as nanoseconds since the epoch."""
-    aware = moment.replace(tzinfo=CHINA)
-    return int(aware.timestamp()) * 10**9 + aware.microsecond * 1000
-
-
-def _stamp(values: list[Any], moment: datetime, index: dict[str, int]) -> None:
-    values[index["ActionDay"]] = yyyymmdd(moment.date())
-    values[index["TradingDay"]] = yyyymmdd(trading_day_of(moment))
-    values[index["UpdateTime"]] = f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    values[index["UpdateMillisec"]] = moment.microsecond // 1000
+    """A CSV file is not in a known layout, or its values cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -84,49 +51,143 @@ class Layout:
     name: str
     description: str
     detect: Callable[[list[str]], bool]
-    rows: Callable[[csv.DictReader], Iterator[Row]]
+    convert: Callable[[pa.Table, str], dict[str, pa.Array]]  # raw CSV columns -> schema columns
+
+
+# -- vectorised rules, each written once --------------------------------------------------------
+
+def _clock(column: pa.Array, path: str) -> tuple[pa.Array, pa.Array]:
+    """``9:00:00`` / ``09:00:00.5`` / ``09:00:00.500`` -> (``HH:MM:SS``, milliseconds)."""
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    parts = pc.extract_regex(text, r"^(?P<hms>[0-2]?\d:[0-5]\d:[0-5]\d)(?P<fraction>(?:\.\d*)?)$")
+    if parts.null_count:
+        row = pc.index(pc.is_null(parts), True).as_py()
+        raise LayoutError(f"{path}: data row {row + 1}: time {text[row].as_py()!r} is not HH:MM:SS[.fff]")
+    whole = pc.utf8_lpad(pc.struct_field(parts, "hms"), 8, "0")
+    fraction = pc.utf8_ltrim(pc.struct_field(parts, "fraction"), ".")
+    millis = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(fraction, 3, "0"), 0, 3), pa.int32())
+    return whole, millis
+
+
+def _moments(days: pa.Array, clocks: pa.Array, millis: pa.Array, path: str) -> pa.Array:
+    """China-time timestamps (ms) from YYYYMMDD days, HH:MM:SS clocks and milliseconds."""
+    try:
+        base = pc.strptime(pc.binary_join_element_wise(days, clocks, " "), format="%Y%m%d %H:%M:%S", unit="ms")
+    except pa.ArrowInvalid as exc:
+        raise LayoutError(f"{path}: a date or time cannot be read ({exc})") from None
+    return pc.add(base, pc.cast(pc.cast(millis, pa.int64()), pa.duration("ms")))
+
+
+def _receive_times(moments: pa.Array) -> pa.Array:
+    """Nanoseconds since the epoch (UTC) of China-time moments."""
+    ms = pc.subtract(pc.cast(pc.cast(moments, pa.timestamp("ms")), pa.int64()), CHINA_OFFSET_MS)
+    return pc.multiply(ms, 1_000_000)
+
+
+def _dates(moments: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(ActionDay, TradingDay) strings: the calendar date, and the trading day from the calendar."""
+    action = pc.strftime(pc.cast(moments, pa.timestamp("s"), safe=False), format="%Y%m%d")
+    hours = pc.hour(moments)
+    part = pc.if_else(pc.greater_equal(hours, 17), 2, pc.if_else(pc.less(hours, 3), 0, 1))
+    keys = pc.binary_join_element_wise(action, pc.cast(part, pa.string()), "|")
+    unique = pc.unique(keys).to_pylist()
+    probe = {0: 1, 1: 12, 2: 20}  # an hour in each part of the day
+    days = [
+        yyyymmdd(trading_day_of(datetime.combine(date(int(k[:4]), int(k[4:6]), int(k[6:8])),
+                                                 datetime.min.time()).replace(hour=probe[int(k[-1])])))
+        for k in unique
+    ]
+    trading = pc.take(pa.array(days), pc.index_in(keys, value_set=pa.array(unique)))
+    return action, trading
+
+
+def _lookup(instruments: pa.Array, function: Callable[[str], Any], kind: pa.DataType) -> pa.Array:
+    """``function`` of each instrument, computed once per distinct instrument."""
+    unique = pc.unique(instruments).to_pylist()
+    values = pa.array([function(i) for i in unique], type=kind)
+    return pc.take(values, pc.index_in(instruments, value_set=pa.array(unique, type=pa.string())))
+
+
+def _numbers(column: pa.Array, kind: pa.DataType, absent: Any) -> pa.Array:
+    """Numbers as ``kind``; empty cells and NaN become ``absent``."""
+    as_float = pc.cast(column, pa.float64()) if column.type != pa.string() else pc.cast(
+        pc.if_else(pc.equal(pc.utf8_trim_whitespace(column), ""), None, column), pa.float64())
+    as_float = pc.if_else(pc.is_nan(as_float), None, as_float)
+    if pa.types.is_integer(kind):
+        return pc.cast(pc.fill_null(as_float, float(absent)), kind, safe=False)
+    return pc.fill_null(as_float, absent)
+
+
+def _average_price(instruments: pa.Array, exchanges: pa.Array, turnover: pa.Array, volume: pa.Array) -> pa.Array:
+    """AveragePrice as CTP reports it (see ctpshim.market_data.average_price)."""
+    multiplier = _lookup(instruments, lambda i: float(parse_instrument(i).product.multiplier) if parse_instrument(i) else 1.0,
+                         pa.float64())
+    tick = _lookup(instruments, lambda i: parse_instrument(i).product.tick if parse_instrument(i) else 0.0, pa.float64())
+    per_lot = pc.divide(turnover, pc.cast(pc.if_else(pc.equal(volume, 0), 1, volume), pa.float64()))
+    on_grid = pc.is_in(exchanges, value_set=pa.array(sorted(AVERAGE_PRICE_ON_TICK_GRID)))
+    safe_tick = pc.if_else(pc.equal(tick, 0.0), 1.0, tick)
+    rounded = pc.multiply(pc.round(pc.divide(pc.divide(per_lot, multiplier), safe_tick)), safe_tick)
+    average = pc.if_else(pc.and_(on_grid, pc.greater(tick, 0.0)), pc.round(rounded, 10), per_lot)
+    return pc.if_else(pc.equal(volume, 0), 0.0, average)
+
+
+def _stamp(columns: dict[str, pa.Array], moments: pa.Array, clocks: pa.Array, millis: pa.Array) -> None:
+    columns["ActionDay"], columns["TradingDay"] = _dates(moments)
+    columns["UpdateTime"] = clocks
+    columns["UpdateMillisec"] = millis
+
+
+def _instrument_columns(columns: dict[str, pa.Array], instruments: pa.Array, exchanges: pa.Array | None) -> None:
+    columns["InstrumentID"] = instruments
+    columns["ExchangeInstID"] = instruments
+    columns["reserve1"] = pc.utf8_slice_codeunits(instruments, 0, 30)
+    columns["ExchangeID"] = exchanges if exchanges is not None else _lookup(instruments, exchange_of, pa.string())
 
 
 # -- ctp ------------------------------------------------------------------------------------------
 
 def _ctp_detect(columns: list[str]) -> bool:
-    return {"InstrumentID", "UpdateTime", "LastPrice"} <= set(columns) and bool(
-        {"TradingDay", "ActionDay"} & set(columns))
+    return {"InstrumentID", "UpdateTime", "LastPrice"} <= set(columns) and bool({"TradingDay", "ActionDay"} & set(columns))
 
 
-def _ctp_rows(reader: csv.DictReader) -> Iterator[Row]:
-    index = depth_index()
-    kinds = _member_kinds()
-    columns = [c for c in (reader.fieldnames or []) if c in index or c == "ReceiveTime"]
-    for record in reader:
-        instrument = record["InstrumentID"].strip()
-        values = blank_values(instrument, (record.get("ExchangeID") or "").strip() or exchange_of(instrument))
-        for column in columns:
-            text = record.get(column)
-            if column == "ReceiveTime" or text is None or text.strip() == "" or column in (
-                    "TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec", "InstrumentID", "ExchangeID"):
-                continue
-            kind = kinds[column]
-            if kind == "double":
-                values[index[column]] = _number(text)
-            elif kind == "int":
-                values[index[column]] = _volume(text)
+def _ctp_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
+    names = set(raw.column_names)
+    template = dict(zip(TICK_COLUMNS, blank_values("", "")))
+    columns: dict[str, pa.Array] = {}
+    special = {"TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec", "InstrumentID", "ExchangeID",
+               "ExchangeInstID", "reserve1"}
+    for field in SCHEMA:
+        if field.name in names and field.name not in special and field.name != RECEIVE_TIME:
+            column = raw.column(field.name).combine_chunks()
+            if pa.types.is_string(field.type):
+                columns[field.name] = pc.fill_null(pc.cast(column, pa.string()), "")
             else:
-                values[index[column]] = text.strip()
-        clock, millis = _clock(record["UpdateTime"])
-        if (record.get("UpdateMillisec") or "").strip():
-            millis = int(float(record["UpdateMillisec"]))
-        calendar_day = (record.get("ActionDay") or "").strip() or record["TradingDay"].strip()
-        moment = _moment(calendar_day, clock, millis)
-        _stamp(values, moment, index)
-        receive = (record.get("ReceiveTime") or "").strip()
-        yield values, int(receive) if receive else epoch_ns(moment)
-
-
-def _member_kinds() -> dict[str, str]:
-    from ctpshim.fields import load_spec
-
-    return {name: kind for name, _typedef, kind, _size in load_spec()["fields"]["CThostFtdcDepthMarketDataField"]}
+                columns[field.name] = _numbers(column, field.type, template[field.name])
+    instruments = pc.utf8_trim_whitespace(pc.cast(raw.column("InstrumentID").combine_chunks(), pa.string()))
+    exchanges = None
+    if "ExchangeID" in names:
+        given = pc.fill_null(pc.cast(raw.column("ExchangeID").combine_chunks(), pa.string()), "")
+        exchanges = pc.if_else(pc.equal(given, ""), _lookup(instruments, exchange_of, pa.string()), given)
+    _instrument_columns(columns, instruments, exchanges)
+    clocks, millis = _clock(raw.column("UpdateTime").combine_chunks(), path)
+    if "UpdateMillisec" in names:
+        given_millis = pc.cast(raw.column("UpdateMillisec").combine_chunks(), pa.float64())
+        millis = pc.cast(pc.fill_null(given_millis, pc.cast(millis, pa.float64())), pa.int32(), safe=False)
+    # The calendar date: ActionDay when the file has it, else the TradingDay column (which many
+    # recorders fill with the calendar date anyway); the trading day is then recomputed.
+    days = None
+    for name in ("ActionDay", "TradingDay"):
+        if name in names:
+            column = pc.cast(raw.column(name).combine_chunks(), pa.string())
+            days = column if days is None else pc.if_else(pc.equal(pc.fill_null(days, ""), ""), column, days)
+    moments = _moments(pc.utf8_trim_whitespace(days), clocks, millis, path)
+    _stamp(columns, moments, clocks, millis)
+    if RECEIVE_TIME in names:
+        given = pc.cast(raw.column(RECEIVE_TIME).combine_chunks(), pa.int64())
+        columns[RECEIVE_TIME] = pc.fill_null(given, _receive_times(moments))
+    else:
+        columns[RECEIVE_TIME] = _receive_times(moments)
+    return columns
 
 
 # -- vnpy1 ----------------------------------------------------------------------------------------
@@ -134,20 +195,19 @@ def _member_kinds() -> dict[str, str]:
 _VNPY1 = {"symbol", "date", "time", "lastPrice", "bidPrice1", "askPrice1", "bidVolume1", "askVolume1"}
 
 
-def _vnpy1_rows(reader: csv.DictReader) -> Iterator[Row]:
-    index = depth_index()
-    for record in reader:
-        instrument = record["symbol"].strip()
-        values = blank_values(instrument, exchange_of(instrument))
-        clock, millis = _clock(record["time"])
-        moment = _moment(record["date"].strip(), clock, millis)
-        _stamp(values, moment, index)
-        values[index["LastPrice"]] = _number(record["lastPrice"])
-        values[index["BidPrice1"]] = _number(record["bidPrice1"])
-        values[index["AskPrice1"]] = _number(record["askPrice1"])
-        values[index["BidVolume1"]] = _volume(record["bidVolume1"])
-        values[index["AskVolume1"]] = _volume(record["askVolume1"])
-        yield values, epoch_ns(moment)
+def _vnpy1_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
+    columns: dict[str, pa.Array] = {}
+    instruments = pc.utf8_trim_whitespace(pc.cast(raw.column("symbol").combine_chunks(), pa.string()))
+    _instrument_columns(columns, instruments, None)
+    clocks, millis = _clock(raw.column("time").combine_chunks(), path)
+    moments = _moments(pc.cast(raw.column("date").combine_chunks(), pa.string()), clocks, millis, path)
+    _stamp(columns, moments, clocks, millis)
+    columns[RECEIVE_TIME] = _receive_times(moments)
+    for ours, theirs in (("LastPrice", "lastPrice"), ("BidPrice1", "bidPrice1"), ("AskPrice1", "askPrice1")):
+        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), pa.float64(), DBL_MAX)
+    for ours, theirs in (("BidVolume1", "bidVolume1"), ("AskVolume1", "askVolume1")):
+        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), pa.int32(), 0)
+    return columns
 
 
 # -- tqsdk ----------------------------------------------------------------------------------------
@@ -157,62 +217,56 @@ def _tqsdk_detect(columns: list[str]) -> bool:
         {"datetime_cst", "datetime_nano"} & set(columns))
 
 
-def _tqsdk_rows(reader: csv.DictReader) -> Iterator[Row]:
-    index = depth_index()
-    for record in reader:
-        exchange, _, instrument = record["symbol"].strip().partition(".")
-        values = blank_values(instrument, exchange)
-        if (record.get("datetime_nano") or "").strip():
-            nanos = int(record["datetime_nano"])
-            moment = datetime.fromtimestamp(nanos // 10**9, timezone.utc).astimezone(CHINA).replace(tzinfo=None)
-            moment += timedelta(microseconds=(nanos % 10**9) // 1000)
-        else:
-            day, _, clock = record["datetime_cst"].strip().partition(" ")
-            hms, millis = _clock(clock)
-            moment = _moment(day.replace("-", ""), hms, millis)
-            nanos = epoch_ns(moment)
-        _stamp(values, moment, index)
-        values[index["LastPrice"]] = _number(record["last_price"])
-        values[index["HighestPrice"]] = _number(record.get("highest", ""))
-        values[index["LowestPrice"]] = _number(record.get("lowest", ""))
-        volume = _volume(record["volume"])
-        turnover = _number(record.get("amount", ""))
-        values[index["Volume"]] = volume
-        values[index["Turnover"]] = 0.0 if turnover == DBL_MAX else turnover
-        interest = _number(record.get("open_interest", ""))
-        values[index["OpenInterest"]] = 0.0 if interest == DBL_MAX else interest
-        info = parse_instrument(instrument)
-        if info is not None and volume and turnover != DBL_MAX:
-            values[index["AveragePrice"]] = average_price(
-                exchange, turnover, volume, info.product.multiplier, info.product.tick)
-        for level in range(1, 6):
-            for side in ("bid", "ask"):
-                price = _number(record.get(f"{side}_price{level}", ""))
-                member = "Bid" if side == "bid" else "Ask"
-                values[index[f"{member}Price{level}"]] = price
-                values[index[f"{member}Volume{level}"]] = 0 if price == DBL_MAX else _volume(
-                    record.get(f"{side}_volume{level}", ""))
-        yield values, nanos
+def _tqsdk_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
+    names = set(raw.column_names)
+    columns: dict[str, pa.Array] = {}
+    symbols = pc.split_pattern(pc.cast(raw.column("symbol").combine_chunks(), pa.string()), ".", max_splits=1)
+    exchanges, instruments = pc.list_element(symbols, 0), pc.list_element(symbols, 1)
+    _instrument_columns(columns, instruments, exchanges)
+    if "datetime_nano" in names:
+        nanos = pc.cast(raw.column("datetime_nano").combine_chunks(), pa.int64())
+        moments = pc.cast(pc.add(pc.divide(nanos, 1_000_000), CHINA_OFFSET_MS), pa.timestamp("ms"))
+        clocks = pc.strftime(pc.cast(moments, pa.timestamp("s"), safe=False), format="%H:%M:%S")
+        millis = pc.cast(pc.millisecond(moments), pa.int32())
+        receive = nanos
+    else:
+        text = pc.cast(raw.column("datetime_cst").combine_chunks(), pa.string())
+        parts = pc.split_pattern(text, " ", max_splits=1)
+        days = pc.replace_substring(pc.list_element(parts, 0), "-", "")
+        clocks, millis = _clock(pc.list_element(parts, 1), path)
+        moments = _moments(days, clocks, millis, path)
+        receive = _receive_times(moments)
+    _stamp(columns, moments, clocks, millis)
+    columns[RECEIVE_TIME] = receive
+    def number(name: str, kind: pa.DataType = pa.float64(), absent: Any = DBL_MAX) -> pa.Array:
+        if name not in names:
+            return pa.repeat(pa.scalar(absent, kind), raw.num_rows)
+        return _numbers(raw.column(name).combine_chunks(), kind, absent)
+
+    columns["LastPrice"] = number("last_price")
+    columns["HighestPrice"] = number("highest")
+    columns["LowestPrice"] = number("lowest")
+    volume = number("volume", pa.int32(), 0)
+    turnover = number("amount", pa.float64(), 0.0)
+    columns["Volume"], columns["Turnover"] = volume, turnover
+    columns["OpenInterest"] = number("open_interest", pa.float64(), 0.0)
+    columns["AveragePrice"] = _average_price(instruments, exchanges, turnover, volume)
+    for level in range(1, 6):
+        for side, member in (("bid", "Bid"), ("ask", "Ask")):
+            price = number(f"{side}_price{level}")
+            columns[f"{member}Price{level}"] = price
+            columns[f"{member}Volume{level}"] = pc.if_else(
+                pc.equal(price, DBL_MAX), 0, number(f"{side}_volume{level}", pa.int32(), 0))
+    return columns
 
 
 LAYOUTS: dict[str, Layout] = {
-    "ctp": Layout("ctp", "columns named like CThostFtdcDepthMarketDataField members", _ctp_detect, _ctp_rows),
+    "ctp": Layout("ctp", "columns named like CThostFtdcDepthMarketDataField members", _ctp_detect, _ctp_convert),
     "vnpy1": Layout("vnpy1", "vn.py 1.x tick CSV: symbol,date,time,lastPrice,...", lambda c: _VNPY1 <= set(c),
-                    _vnpy1_rows),
+                    _vnpy1_convert),
     "tqsdk": Layout("tqsdk", "TianQin tick CSV: symbol (SHFE.cu1909), datetime_cst, last_price, ...",
-                    _tqsdk_detect, _tqsdk_rows),
+                    _tqsdk_detect, _tqsdk_convert),
 }
-
-
-def open_csv(path: str) -> TextIO:
-    """Open a CSV for reading: a UTF-8 BOM is dropped and any line ending (CR included) works."""
-    raw = open(path, "rb").read()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return io.StringIO(raw.decode(encoding), newline="")
-        except UnicodeDecodeError:
-            continue
-    raise LayoutError(f"{path}: neither UTF-8 nor GB18030 text")
 
 
 def detect(path: str, columns: list[str], forced: str | None = None) -> Layout:
@@ -227,20 +281,43 @@ def detect(path: str, columns: list[str], forced: str | None = None) -> Layout:
     raise LayoutError(f"{path}: unknown CSV layout. Columns seen: {', '.join(columns) or '(none)'}. Known layouts: {known}")
 
 
-def read_csv(path: str, forced: str | None = None) -> tuple[Layout, Iterator[Row]]:
-    """The layout of ``path`` and an iterator of its rows as (tick values, receive time)."""
-    handle = open_csv(path)
-    reader = csv.DictReader(handle)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
-    layout = detect(path, columns, forced)
+def _encoding(head: bytes) -> str:
+    try:
+        head.decode("utf-8")
+        return "utf8"
+    except UnicodeDecodeError as exc:
+        if exc.start > len(head) - 4:  # a character cut at the end of the sample
+            return "utf8"
+        return "gb18030"
 
-    def rows() -> Iterator[Row]:
-        line = 1
-        try:
-            for line, row in enumerate(layout.rows(reader), start=2):
-                yield row
-        except (KeyError, ValueError) as exc:
-            raise LayoutError(f"{path}: line {line + 1} cannot be read as {layout.name}: {exc}") from None
 
-    return layout, rows()
+def read_csv(path: str, forced: str | None = None) -> tuple[Layout, pa.Table]:
+    """The layout of ``path`` and its ticks as a table of the recording schema."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    encoding = _encoding(head)
+    text = head.decode("utf-8" if encoding == "utf8" else encoding, "replace").lstrip("\ufeff")
+    first_line = text.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]
+    header = [c.strip() for c in next(csv.reader([first_line]), [])]
+    layout = detect(path, header, forced)
+    types = {name: pa.string() for name in _TEXT_COLUMNS} | {"datetime_nano": pa.int64(), RECEIVE_TIME: pa.int64()}
+    try:
+        raw = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding),
+                             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {exc}") from None
+    raw = raw.rename_columns([c.strip() for c in raw.column_names])
+    if raw.num_rows == 0:
+        return layout, pa.Table.from_batches([], schema=SCHEMA)
+    try:
+        columns = layout.convert(raw, path)
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {exc}") from None
+    template = dict(zip(TICK_COLUMNS, blank_values("", "")))
+    arrays = []
+    for field in SCHEMA:
+        column = columns.get(field.name)
+        if column is None:
+            column = pa.repeat(pa.scalar(template[field.name], field.type), raw.num_rows)
+        arrays.append(pc.cast(column, field.type))
+    return layout, pa.Table.from_arrays(arrays, schema=SCHEMA)

@@ -308,3 +308,31 @@ def test_cli_usage_and_data_errors(tmp_path):
     result = ctpshim("record", "sim://?speed=max&start=2026-11-20T09:35", "-i", "rb2605", "-o", str(tmp_path / "r"),
                      "--count", "300", "--quiet")
     assert result.returncode == 0 and "recorded" in result.stdout and (tmp_path / "r" / "20261120.parquet").exists()
+
+
+def test_ctrl_c_closes_and_archives_the_recording_cleanly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=20&start=2026-11-20T09:35", "-i", "rb2605",
+         "-o", str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (tmp_path / "20261120.arrows").exists(), timeout=30)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "recorded" in out and "ticks/s" in err  # the running status line was shown
+    assert not (tmp_path / "20261120.arrows").exists()
+    assert len(rows(tmp_path / "20261120.parquet")) > 10
+
+
+def test_files_of_one_day_merge_in_time_order(tmp_path):
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606"], 400)
+    folder = tmp_path / "day"
+    folder.mkdir()
+    from ctpshim.recording import table_from_ticks, write_archive
+
+    for name in ("rb2605", "au2606"):
+        mine = [(t, 10**18 + i) for i, t in enumerate(ticks) if t.InstrumentID == name]
+        write_archive(table_from_ticks([t for t, _ in mine], [r for _, r in mine]), folder / f"{name}.parquet")
+    merged = replay_all(f"replay://{folder}?speed=max&rebase=none", ["rb2605", "au2606"], len(ticks))
+    assert [list(t) for t in merged] == [list(t) for t in ticks]

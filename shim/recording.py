@@ -42,6 +42,7 @@ LIVE_SUFFIX = ".arrows"
 ARCHIVE_SUFFIX = ".parquet"
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
 WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the tick objects die young
+ARCHIVE_ROW_GROUP = 16_384  # rows per Parquet row group: replay decodes one group at a time
 READ_BATCH_ROWS = 512  # rows per batch handed to Python: their columns stay in the CPU caches while
 # they are turned into rows (16k-row batches cost 3x as much per row)
 _ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
@@ -224,7 +225,7 @@ def archive_day(live: Path) -> Path:
         if len(tables) > 1:  # a live file alone is already in receive order
             table = table.sort_by([(RECEIVE_TIME, "ascending")])
         temporary = target.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary, compression="zstd", row_group_size=65_536)
+        pq.write_table(table, temporary, compression="zstd", row_group_size=ARCHIVE_ROW_GROUP)
         os.replace(temporary, target)
     live.unlink()
     return target
@@ -344,4 +345,4 @@ def _file_day(path: Path) -> str:
 def write_archive(table: pa.Table, target: str | os.PathLike[str]) -> None:
     """Write ``table`` (the schema, any order) as an archive file ordered by receive time."""
     table = table.sort_by([(RECEIVE_TIME, "ascending")])
-    pq.write_table(table, target, compression="zstd", row_group_size=65_536)
+    pq.write_table(table, target, compression="zstd", row_group_size=ARCHIVE_ROW_GROUP)

@@ -22,7 +22,7 @@ import math
 import re
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
@@ -104,6 +104,7 @@ class ReplayAdapter(Adapter):
         self._pending_check: list[str] = []
         self._current_day = ""
         self._index = depth_index()
+        self._learner: asyncio.Task[None] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -114,7 +115,8 @@ class ReplayAdapter(Adapter):
             self._days = recording_days(self.path)
         except RecordingError as exc:
             raise UpstreamUnavailable(str(exc)) from None
-        asyncio.get_running_loop().create_task(self._learn_instruments())
+        # Kept: the loop holds tasks only weakly, and this one must not vanish mid-scan.
+        self._learner = asyncio.get_running_loop().create_task(self._learn_instruments())
 
     async def _learn_instruments(self) -> None:
         """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""
@@ -162,12 +164,16 @@ class ReplayAdapter(Adapter):
             if newest is not None:
                 batch, index = newest
                 values = [column[index].as_py() for column in batch.columns[:-1]]
-                self._snapshots.append(self._tick(values, None))
+                self._snapshots.append(self._tick(values))
         self._warn_unknown(ids)
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         self._subscribed.difference_update(ids)
+
+    async def close(self) -> None:
+        if self._learner is not None:
+            self._learner.cancel()
 
     async def ticks(self) -> AsyncIterator[list[Any]]:
         while not self._subscribed:
@@ -242,7 +248,7 @@ class ReplayAdapter(Adapter):
         tick[index["TradingDay"]], tick[index["ActionDay"]] = stamp[0], stamp[1]
         tick[index["UpdateTime"]], tick[index["UpdateMillisec"]] = stamp[2], stamp[3]
 
-    def _tick(self, values: Any, receive: int | None = None) -> Any:
+    def _tick(self, values: Any) -> Any:
         """A tick from recorded values (restamped with the current moment when rebasing)."""
         tick = list.__new__(depth_class())
         list.extend(tick, values)

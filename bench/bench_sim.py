@@ -66,7 +66,7 @@ class NoOp(mdapi.CThostFtdcMdSpi):
 
 class ReadFive(NoOp):
     def OnRtnDepthMarketData(self, tick: object) -> None:
-        tick.InstrumentID, tick.LastPrice, tick.Volume, tick.BidPrice1, tick.AskPrice1
+        self.last = (tick.InstrumentID, tick.LastPrice, tick.Volume, tick.BidPrice1, tick.AskPrice1)
         self.count += 1
         if self.count == self.target:
             self.done.set()

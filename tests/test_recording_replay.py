@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -25,7 +24,7 @@ from ctpshim.tools.info import describe
 from ctpshim.tools.layouts import LayoutError
 from ctpshim.tools.record import record
 
-from .conftest import SHARED, RecordingMdSpi, wait_for
+from .conftest import SHARED, wait_for
 
 VNPY = SHARED / "data" / "vnpy_CZCE_RM705_20170320.csv"
 TQSDK = SHARED / "data" / "tqsdk_SHFE_cu1909_20190916.csv"

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, str] = {
     "sim": "ctpshim.adapters.sim:SimAdapter",
     "replay": "ctpshim.adapters.replay:ReplayAdapter",
+    "sina": "ctpshim.adapters.sina:SinaAdapter",
 }
 
 # Schemes that belong to ctpshim but are not in this version: named in the error so users know
 # the address is right and what to do instead.
 PLANNED: dict[str, str] = {
-    "sina": "the Sina futures feed",
     "tencent": "the Tencent stock feed",
     "tcp": "the pass-through to real CTP fronts",
     "ssl": "the pass-through to real CTP fronts",

@@ -112,12 +112,14 @@ class Session:
         self.session_id = self._random.randint(-(2**31), 2**31 - 1)
         self.connected = True
         self.dispatcher.post("OnFrontConnected")
-        reason = await self._serve(adapter)
-        self.connected = False
-        self.adapter = None
-        with self._mute_lock:
-            self._muted = frozenset()
-        await self._close_adapter(adapter)
+        try:
+            reason = await self._serve(adapter)
+        finally:  # also when Release() cancels us: the adapter's connections must be closed
+            self.connected = False
+            self.adapter = None
+            with self._mute_lock:
+                self._muted = frozenset()
+            await self._close_adapter(adapter)
         if self._closed:
             return
         log.warning("%s: front %s disconnected (reason %d); reconnecting", self.name, url, reason)

@@ -34,12 +34,21 @@ logs one warning naming them.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Iterable
 
 if TYPE_CHECKING:
     from ..products import InstrumentInfo
     from ..url import FrontURL, Setting
+
+
+def require_extra(module: str, extra: str, why: str) -> None:
+    """For ``check``: raise ``ValueError`` naming the pip extra when an optional dependency is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"{why}: pip install 'ctpshim[{extra}]'") from None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from ..errors import UpstreamUnavailable
 from ..market_data import depth_class, depth_index
 from ..products import InstrumentInfo, parse_instrument
 from ..url import FrontURL, Setting, boolean, choice, id_list, speed
-from .base import Adapter, Capabilities
+from .base import Adapter, Capabilities, require_extra
 
 log = logging.getLogger("ctpshim.replay")
 
@@ -77,10 +77,7 @@ class ReplayAdapter(Adapter):
     @classmethod
     def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
         """Refuse an address whose recording does not exist or cannot be listed."""
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ValueError("replay:// reads recordings with pyarrow: pip install 'ctpshim[recordings]'") from None
+        require_extra("pyarrow", "recordings", "replay:// reads recordings with pyarrow")
         from ..recording import RecordingError, count_ticks, recording_days
 
         try:

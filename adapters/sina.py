@@ -37,7 +37,7 @@ from ..errors import REASON_HEARTBEAT_TIMEOUT, REASON_READ_FAILED, UpstreamDisco
 from ..market_data import DBL_MAX, average_price, blank_values, depth_index, make_tick
 from ..products import PRODUCTS, InstrumentInfo, parse_instrument
 from ..url import FrontURL, Setting, integer, positive_float
-from .base import Adapter, Capabilities
+from .base import Adapter, Capabilities, require_extra
 
 log = logging.getLogger("ctpshim.sina")
 
@@ -215,10 +215,7 @@ class SinaAdapter(Adapter):
 
     @classmethod
     def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
-        try:
-            import aiohttp  # noqa: F401
-        except ImportError:
-            raise ValueError("sina:// polls over HTTP with aiohttp: pip install 'ctpshim[feeds]'") from None
+        require_extra("aiohttp", "feeds", "sina:// polls over HTTP with aiohttp")
         if not re.match(r"^https?://[^/\s]+", settings["base_url"]):
             raise ValueError(f"base_url={settings['base_url']!r} is not an http(s) URL")
 

@@ -282,10 +282,11 @@ class SinaAdapter(Adapter):
                 continue
             started = loop.time()
             symbols = [s for s in self._symbols if s not in self._bad]
-            batch: list[Any] = []
             size = self.config["batch"]
-            for offset in range(0, len(symbols), size):
-                batch += await self._poll(symbols[offset:offset + size])
+            # The batches are requested together: one after another, 20 of them at Sina's
+            # latency would take longer than the interval.
+            answers = await asyncio.gather(*(self._poll(symbols[o:o + size]) for o in range(0, len(symbols), size)))
+            batch = [tick for answer in answers for tick in answer]
             if batch:
                 yield batch
             self._wake.clear()

@@ -410,8 +410,6 @@ class TraderApiBase(ApiBase):
                 f"got {type(args[1]).__name__} {_short(args[1])}"
             )
         self = cls._create(args[0] if args else "", "CreateFtdcTraderApi")
-        self._private_topic = 1
-        self._public_topic = 1
         self._settlement_confirmed: str | None = None
         return self
 
@@ -425,12 +423,13 @@ class TraderApiBase(ApiBase):
     def SubscribePrivateTopic(self, nResumeType: Any, /) -> None:
         """Choose how the private topic resumes (``THOST_TERT_*``); call before ``Init``."""
         self._alive("SubscribePrivateTopic")
-        self._private_topic = check_int(nResumeType, "CThostFtdcTraderApi_SubscribePrivateTopic", 2, "THOST_TE_RESUME_TYPE")
+        # Checked like openctp; a market-data front has no private topic to resume.
+        check_int(nResumeType, "CThostFtdcTraderApi_SubscribePrivateTopic", 2, "THOST_TE_RESUME_TYPE")
 
     def SubscribePublicTopic(self, nResumeType: Any, /) -> None:
         """Choose how the public topic resumes (``THOST_TERT_*``); call before ``Init``."""
         self._alive("SubscribePublicTopic")
-        self._public_topic = check_int(nResumeType, "CThostFtdcTraderApi_SubscribePublicTopic", 2, "THOST_TE_RESUME_TYPE")
+        check_int(nResumeType, "CThostFtdcTraderApi_SubscribePublicTopic", 2, "THOST_TE_RESUME_TYPE")
 
     def GetFrontInfo(self, pFrontInfo: Any, /) -> None:
         """Fill ``pFrontInfo`` (``FrontAddr``, ``QryFreq``, ``FTDPkgFreq``) for the connected front."""

@@ -259,14 +259,18 @@ def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield batch
 
 
-def _archive_batches(path: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+def _open_archive(path: Path) -> pq.ParquetFile:
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise RecordingError(
             f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
             "recovered: record again or restore it"
         ) from None
+
+
+def _archive_batches(path: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    parquet = _open_archive(path)
     if parquet.schema_arrow.remove_metadata() != SCHEMA.remove_metadata():
         raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
     for group in range(parquet.num_row_groups):
@@ -299,12 +303,7 @@ def count_ticks(path: str | os.PathLike[str]) -> int:
     """How many ticks a recording file holds (from the footer for an archive)."""
     path = Path(path)
     if path.suffix == ARCHIVE_SUFFIX:
-        try:
-            return pq.ParquetFile(path).metadata.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RecordingError(
-                f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
-                "recovered: record again or restore it") from None
+        return _open_archive(path).metadata.num_rows
     return sum(batch.num_rows for batch in read_batches(path, ["TradingDay"]))
 
 

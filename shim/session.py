@@ -41,6 +41,7 @@ class Session:
         self._generation = 0
         self._random = random.Random()
         self._mute_lock = threading.Lock()
+        self._guards: set[asyncio.Future[None]] = set()
 
     # -- user threads ---------------------------------------------------------------------------
 
@@ -104,6 +105,9 @@ class Session:
                 self.name, url, cause, self.rotation.current(), delay,
             )
             await asyncio.sleep(delay)
+            return
+        if self._closed:  # Release() raced the connect (wait_for can swallow its cancellation on 3.11)
+            await self._close_adapter(adapter)
             return
         self.rotation.connected()
         self._generation += 1
@@ -178,7 +182,9 @@ class Session:
             coro = self.adapter.subscribe(ids)
         else:
             coro = self.adapter.unsubscribe(ids)
-        asyncio.ensure_future(self._guard(coro, None if add else ids))
+        task = asyncio.ensure_future(self._guard(coro, None if add else ids))
+        self._guards.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._guards.discard)
 
     async def _guard(self, coro: Any, unmute: list[str] | None) -> None:
         try:

@@ -59,9 +59,19 @@ def test_all_callbacks_of_an_api_run_on_one_thread_of_its_own(make_md):
 
 
 def test_init_returns_at_once_without_calling_back_on_the_callers_thread(make_md):
-    api, spi = make_md(FRONT, init=False)
+    gate = threading.Event()
+
+    class GatedSpi(RecordingMdSpi):
+        def OnFrontConnected(self):
+            gate.wait(10)  # held until Init() has returned: Init must not wait for callbacks
+            super().OnFrontConnected()
+
+    api, spi = make_md(FRONT, init=False, spi_class=GatedSpi)
+    started = time.monotonic()
     api.Init()
-    assert spi.names() == []  # nothing has been delivered on this thread, synchronously
+    assert time.monotonic() - started < 1.0
+    assert spi.names() == []  # the gate still holds OnFrontConnected: nothing ran synchronously
+    gate.set()
     wait_for(lambda: spi.names())
     assert threading.current_thread().name not in {e[2] for e in spi.events}
 

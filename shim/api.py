@@ -304,6 +304,8 @@ class ApiBase:
             GFEXTime=now,
         )
         self._post("OnRspUserLogin", response, self._rsp_info(), request_id, True)
+        if self._pump_ticks:
+            session.logged_in()
         return 0
 
     def _logout(self, request: Any, request_id: int) -> int:

@@ -3,6 +3,13 @@
 Modelled on the CTP library: a front that cannot be reached is retried silently about every
 5 s; an established session that drops is reconnected about 1 s later, on the same front.
 With several fronts registered, an unreachable one is skipped at once in favour of the next.
+
+Subscriptions after a reconnect: the CTP library forgets them, and programs written for it
+subscribe again after the new login (vnpy keeps a set for that).  Programs that do not would
+silently get no more ticks, so the session restores the instruments the program had subscribed
+as soon as it logs in again (``RESUBSCRIBE_AFTER_RELOGIN``).  A program that subscribes again
+itself gets its ``OnRspSubMarketData`` replies as usual and no second snapshot.  Nothing is
+delivered before the new ``OnRspUserLogin``, as with CTP.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 RETRY_UNREACHABLE = 5.0  # seconds between rounds when no registered front can be reached
 RETRY_AFTER_DROP = 1.0  # seconds before reconnecting after an established session dropped
 CONNECT_TIMEOUT = 10.0  # seconds an adapter may take to connect before it counts as unreachable
+RESUBSCRIBE_AFTER_RELOGIN = True  # restore the program's subscriptions at its next login (see above)
 
 
 class FrontRotation:

@@ -42,6 +42,12 @@ class Session:
         self._random = random.Random()
         self._mute_lock = threading.Lock()
         self._guards: set[asyncio.Future[None]] = set()
+        # What the program has subscribed (kept across reconnects, in order; user threads update
+        # it under _mute_lock) and, on the IO thread, which of those the session restored on
+        # this connection without the program asking again (see reconnect.RESUBSCRIBE_AFTER_RELOGIN).
+        self._wanted: dict[str, None] = {}
+        self._restored: set[str] = set()
+        self._told: set[str] = set()  # what the adapter was asked to deliver on this connection
 
     # -- user threads ---------------------------------------------------------------------------
 
@@ -61,15 +67,28 @@ class Session:
 
     def subscribe(self, ids: list[str]) -> None:
         """Called from a user thread after the OnRspSubMarketData replies were posted."""
+        with self._mute_lock:
+            self._wanted.update(dict.fromkeys(ids))
         io_loop.call_soon(self._change_subscription, self._generation, ids, True)
 
     def mute(self, ids: list[str]) -> None:
         """Called from a user thread before the OnRspUnSubMarketData replies are posted."""
         with self._mute_lock:
             self._muted = self._muted | set(ids)
+            for instrument in ids:
+                self._wanted.pop(instrument, None)
 
     def unsubscribe(self, ids: list[str]) -> None:
         io_loop.call_soon(self._change_subscription, self._generation, ids, False)
+
+    def logged_in(self) -> None:
+        """Called from a user thread after the OnRspUserLogin reply was posted."""
+        if not reconnect.RESUBSCRIBE_AFTER_RELOGIN:
+            return
+        with self._mute_lock:
+            wanted = list(self._wanted)
+        if wanted:
+            io_loop.call_soon(self._restore, self._generation, wanted)
 
     # -- IO thread ------------------------------------------------------------------------------
 
@@ -111,6 +130,8 @@ class Session:
             return
         self.rotation.connected()
         self._generation += 1
+        self._restored = set()
+        self._told = set()
         self.adapter = adapter
         self.front_url = url
         self.session_id = self._random.randint(-(2**31), 2**31 - 1)
@@ -173,14 +194,35 @@ class Session:
         except BaseException as exc:  # noqa: BLE001 - reported as a disconnect
             self._break(exc)
 
+    def _restore(self, generation: int, wanted: list[str]) -> None:
+        if generation != self._generation or self.adapter is None:
+            return
+        missing = [i for i in wanted if i not in self._told]
+        if missing:
+            log.info("%s: restoring %d subscription(s) after the new login: %s",
+                     self.name, len(missing), ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
+            self._restored.update(missing)
+            self._change_subscription(generation, missing, True)
+
     def _change_subscription(self, generation: int, ids: list[str], add: bool) -> None:
         if generation != self._generation or self.adapter is None:
             return  # the connection this was meant for is gone; CTP forgets it too
         if add:
+            # The program subscribing again to what the session restored: its snapshot was
+            # already delivered.
+            again = [i for i in ids if i in self._restored and i in self._told]
+            if again:
+                self._restored.difference_update(again)
+                ids = [i for i in ids if i not in again]
+                if not ids:
+                    return
             with self._mute_lock:
                 self._muted = self._muted - set(ids)
+            self._told.update(ids)
             coro = self.adapter.subscribe(ids)
         else:
+            self._told.difference_update(ids)
+            self._restored.difference_update(ids)
             coro = self.adapter.unsubscribe(ids)
         task = asyncio.ensure_future(self._guard(coro, None if add else ids))
         self._guards.add(task)  # the loop holds tasks only weakly

@@ -3,13 +3,18 @@ failover, reconnect, raising and slow callbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from ctpshim import mdapi, queue_policy
+from ctpshim import io_loop, mdapi, queue_policy, reconnect, registry
+from ctpshim.adapters.base import Adapter
+from ctpshim.errors import REASON_READ_FAILED, UpstreamDisconnected
+from ctpshim.market_data import blank_values, depth_index, make_tick
 from ctpshim.errors import FrontAddressError
 
 from .conftest import FRIDAY_MORNING, RecordingMdSpi, wait_for
@@ -166,6 +171,39 @@ def test_after_a_disconnect_the_api_reconnects_and_the_program_logs_in_again(mak
     wait_for(lambda: spi.names()[spi.names().index("OnFrontConnected", cut):].count("OnRtnDepthMarketData") > 3)
 
 
+class SubscribeOnceSpi(RecordingMdSpi):
+    """Subscribes after the first login only, as a program that does not expect reconnects."""
+
+    def OnRspUserLogin(self, *args: Any) -> None:
+        first = "OnRspUserLogin" not in self.names()
+        super().OnRspUserLogin(*args)
+        if first:
+            assert self.api.SubscribeMarketData([b"rb2605", b"cu2607"], 2) == 0
+            assert self.api.UnSubscribeMarketData([b"cu2607"], 1) == 0
+
+
+def test_after_a_reconnect_the_session_restores_subscriptions_at_the_new_login(make_md, fast_reconnect):
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", spi_class=SubscribeOnceSpi)
+    wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2, what="a second login")
+    cut = spi.names().index("OnFrontDisconnected")
+    wait_for(lambda: spi.names()[cut:].count("OnRtnDepthMarketData") > 3, what="ticks after the reconnect")
+    after = spi.events[cut:]
+    names = [e[0] for e in after]
+    # nothing between the drop and the new login; then only what was still subscribed
+    assert "OnRtnDepthMarketData" not in names[: names.index("OnRspUserLogin")]
+    assert "OnRspSubMarketData" not in names  # restored quietly: the program did not ask
+    assert {e[1][0].InstrumentID for e in after if e[0] == "OnRtnDepthMarketData"} == {"rb2605"}
+
+
+def test_restoring_can_be_switched_off(make_md, fast_reconnect, monkeypatch):
+    monkeypatch.setattr(reconnect, "RESUBSCRIBE_AFTER_RELOGIN", False)
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", spi_class=SubscribeOnceSpi)
+    wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2, what="a second login")
+    cut = spi.names().index("OnFrontDisconnected")
+    time.sleep(0.3)  # 0.3 s is 6 s of market time at speed=20: rb2605 would have ticked
+    assert "OnRtnDepthMarketData" not in spi.names()[cut:]
+
+
 def test_a_raising_callback_is_reported_and_dispatch_goes_on(make_md, capfd):
     class RaisingSpi(RecordingMdSpi):
         def OnRtnDepthMarketData(self, tick):
@@ -284,3 +322,61 @@ def test_quote_request_subscriptions_and_multicast_queries_are_answered(make_md)
     assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspUnSubForQuoteRsp"] == ["rb2605"]
     assert next(e[1] for e in spi.events if e[0] == "OnRspQryMulticastInstrument") == (None, None, 4, True)
     assert spi.ticks == []  # quote requests are not market data
+
+
+class ScriptedAdapter(Adapter):
+    """A front the test drives: a snapshot for every subscribe call, a drop on demand."""
+
+    scheme = "scripted"
+    subscribe_calls: list[list[str]] = []
+    drop: asyncio.Event | None = None
+
+    async def connect(self) -> None:
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+        ScriptedAdapter.drop = asyncio.Event()
+
+    async def subscribe(self, ids: Any) -> None:
+        ids = list(ids)
+        ScriptedAdapter.subscribe_calls.append(ids)
+        ticks = []
+        for instrument in ids:
+            values = blank_values(instrument, "SHFE")
+            values[depth_index()["LastPrice"]] = 3000.0
+            ticks.append(make_tick(values))
+        self._queue.put_nowait(ticks)
+
+    async def unsubscribe(self, ids: Any) -> None:
+        pass
+
+    async def ticks(self) -> Any:
+        assert ScriptedAdapter.drop is not None
+        while True:
+            getter = asyncio.ensure_future(self._queue.get())
+            dropper = asyncio.ensure_future(ScriptedAdapter.drop.wait())
+            done, _ = await asyncio.wait({getter, dropper}, return_when=asyncio.FIRST_COMPLETED)
+            getter.cancel()
+            dropper.cancel()
+            if dropper in done:
+                raise UpstreamDisconnected("dropped by the test", REASON_READ_FAILED)
+            yield getter.result()
+
+
+@pytest.fixture
+def scripted() -> Any:
+    ScriptedAdapter.subscribe_calls = []
+    registry.register_adapter("scripted", ScriptedAdapter)
+    yield ScriptedAdapter
+    registry.unregister_adapter("scripted")
+
+
+def test_a_program_that_subscribes_again_after_relogin_gets_one_snapshot_not_two(make_md, scripted, fast_reconnect):
+    api, spi = make_md("scripted://", subscribe=["rb2605", "cu2607"])
+    wait_for(lambda: len(spi.ticks) == 2)
+    io_loop.call_soon(lambda: scripted.drop.set())
+    wait_for(lambda: spi.names().count("OnRspSubMarketData") == 4, what="the program's own resubscription")
+    wait_for(lambda: len(spi.ticks) >= 4)
+    time.sleep(0.2)  # a second snapshot would be delivered well within this
+    assert [t.InstrumentID for t in spi.ticks] == ["rb2605", "cu2607", "rb2605", "cu2607"]
+    assert scripted.subscribe_calls == [["rb2605", "cu2607"], ["rb2605", "cu2607"]]
+    after = spi.names()[spi.names().index("OnFrontDisconnected"):]
+    assert after.index("OnRspUserLogin") < after.index("OnRtnDepthMarketData")

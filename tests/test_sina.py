@@ -126,7 +126,12 @@ def test_http_403_disconnects_with_a_referer_hint_then_recovers(make_md, sina, f
     assert next(e[1] for e in spi.events if e[0] == "OnFrontDisconnected") == (4097,)
     sina.mode = "ok"
     wait_for(lambda: spi.names().count("OnFrontConnected") >= 2)
-    wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2 and len(spi.ticks) >= 2)  # resubscribed, snapshot again
+    wait_for(lambda: spi.names().count("OnRspSubMarketData") >= 2 and len(spi.ticks) >= 2)  # resubscribed, snapshot again
+    polls = len(sina.requests)
+    wait_for(lambda: len(sina.requests) > polls + 5)
+    # the session restored the subscription at the login and the program subscribed again:
+    # one snapshot, not two
+    assert len(spi.ticks) == 2
 
 
 def test_server_errors_and_timeouts_disconnect_with_reason_codes(make_md, sina, fast_reconnect):

@@ -59,6 +59,8 @@ class Capabilities:
     deterministic: bool = False
     has_instruments: bool = False
     can_trade: bool = False
+    # A real CTP front (tcp://): the API drives openctp-ctp through a bridge instead of a session.
+    pass_through: bool = False
 
 
 class Adapter:

@@ -19,6 +19,7 @@ is in :mod:`ctpshim.trader_emulation`.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import itertools
 import logging
@@ -135,7 +136,7 @@ class ApiBase:
         raise AttributeError("No constructor defined - class is abstract")
 
     @classmethod
-    def _create(cls, flow_path: Any, factory: str) -> Any:
+    def _create(cls, flow_path: Any, factory: str, create_args: tuple[Any, ...] = ()) -> Any:
         flow_path = check_text(flow_path, f"{cls._class_name}_{factory}", 1)
         directory = os.path.dirname(flow_path)
         if directory and not os.path.isdir(directory):
@@ -155,8 +156,14 @@ class ApiBase:
         self._flow_path = flow_path
         self._lock = threading.Lock()
         self._fronts: list[str] = []
+        self._name_servers: list[str] = []
         self._dispatcher = Dispatcher(f"{self._name}-callbacks", cls._spi_class_name)
         self._session: Session | None = None
+        # A real front (tcp://) is driven through openctp-ctp instead of a session; the bridge
+        # needs the factory's flags and the calls made before Init, to repeat them.
+        self._bridge: Any = None
+        self._create_args = create_args
+        self._setup: list[tuple[str, tuple[Any, ...]]] = []
         self._initialised = False
         self._released = threading.Event()
         self._trading_day = TRADING_DAY_BEFORE_LOGIN
@@ -190,6 +197,16 @@ class ApiBase:
             log.warning("%s: Init() with no front registered: call RegisterFront first", self._name)
             return
         self._on_init()
+        if registry.is_pass_through(fronts[0]):
+            from .adapters.tcp import Bridge
+
+            overridden = fronts != self._fronts + self._name_servers
+            self._bridge = Bridge(
+                "mdapi" if self._pump_ticks else "tdapi", self._module, self._dispatcher, self._flow_path,
+                self._create_args, fronts if overridden else self._fronts,
+                [] if overridden else self._name_servers, self._setup,
+            )
+            return
         from .session import Session  # with asyncio, loaded when the first API object starts
 
         self._session = Session(self._name, self._dispatcher, fronts, self._pump_ticks)
@@ -213,6 +230,8 @@ class ApiBase:
         if self._session is not None:
             self._session.close()
         self._dispatcher.stop()
+        if self._bridge is not None:
+            self._bridge.release()
         self._dispatcher.join(timeout=5.0)
 
     # -- configuration --------------------------------------------------------------------------
@@ -225,18 +244,30 @@ class ApiBase:
         """
         self._alive("RegisterFront")
         address = check_text(pszFrontAddress, f"{self._class_name}_RegisterFront", 2)
-        if not os.environ.get(FRONT_ENV):
-            registry.validate_front(address)
-        self._fronts.append(address)
+        self._add_front(address, self._fronts)
 
     def RegisterNameServer(self, pszNsAddress: Any, /) -> None:
-        """Name servers are a way to find fronts; here the address is used as a front."""
+        """A name server finds fronts: a real one (``tcp://``) is handed to openctp-ctp; any other
+        address is used as a front."""
         self._alive("RegisterNameServer")
-        self.RegisterFront(pszNsAddress)
+        address = check_text(pszNsAddress, f"{self._class_name}_RegisterNameServer", 2)
+        self._add_front(address, self._name_servers)
+
+    def _add_front(self, address: str, target: list[str]) -> None:
+        if not os.environ.get(FRONT_ENV):
+            registry.validate_front(address)
+            registered = self._fronts + self._name_servers
+            if registered and registry.is_pass_through(address) != registry.is_pass_through(registered[0]):
+                raise registry.FrontAddressError(
+                    f"front {address!r} cannot join {registered[0]!r}: real CTP fronts (tcp://, ssl://) and "
+                    "other sources cannot be mixed in one failover list; use one API object for each"
+                )
+        target.append(address)
 
     def RegisterFensUserInfo(self, pFensUserInfo: Any, /) -> None:
         self._alive("RegisterFensUserInfo")
         check_struct(pFensUserInfo, "CThostFtdcFensUserInfoField", f"{self._class_name}_RegisterFensUserInfo", 2)
+        self._setup.append(("RegisterFensUserInfo", (copy.copy(pFensUserInfo),)))
 
     def RegisterSpi(self, pSpi: Any, /) -> None:
         """Register the callback object (``None`` unregisters it)."""
@@ -251,6 +282,9 @@ class ApiBase:
     def GetTradingDay(self, /) -> str:
         """The trading day (YYYYMMDD) after a successful login, '19800100' before."""
         self._alive("GetTradingDay")
+        if self._bridge is not None:
+            day: str = self._bridge.call("GetTradingDay")
+            return day
         return self._trading_day
 
     def _effective_fronts(self) -> list[str]:
@@ -260,7 +294,7 @@ class ApiBase:
             if self._fronts and self._fronts != [override]:
                 log.info("%s: %s=%s replaces the registered front(s) %s", self._name, FRONT_ENV, override, self._fronts)
             return [override]
-        return list(self._fronts)
+        return self._fronts + self._name_servers
 
     # -- helpers for the request methods --------------------------------------------------------
 
@@ -325,6 +359,10 @@ def request_method(owner: str, name: str, field_class: str, params: list[str],
         self._alive(name)
         check_struct(field, field_class, c_name, 2)
         request_id = check_int(request_id, c_name, 3)
+        bridge = self._bridge
+        if bridge is not None:
+            result: int = bridge.call(name, field, request_id)
+            return result
         return handler(self, name, field, request_id)
 
     return _named(method, name, owner, params)
@@ -348,7 +386,7 @@ class MdApiBase(ApiBase):
                     f"in method 'CThostFtdcMdApi_CreateFtdcMdApi', argument {position} of type 'bool': "
                     f"got {type(flag).__name__} {_short(flag)}"
                 )
-        return cls._create(flow_path, "CreateFtdcMdApi")
+        return cls._create(flow_path, "CreateFtdcMdApi", tuple(args[1:]))
 
     def SubscribeMarketData(self, ppInstrumentID: Any, nCount: Any, /) -> int:
         """Subscribe to instruments: one ``OnRspSubMarketData`` each (``bIsLast`` on the last),
@@ -369,6 +407,8 @@ class MdApiBase(ApiBase):
     def _subscription(self, ids: Any, count: Any, method: str, callback: str, add: bool | None) -> int:
         self._alive(method)
         names = instrument_ids(ids, count, f"CThostFtdcMdApi_{method}")
+        if self._bridge is not None:
+            return self._bridge.subscribe(method, names)
         session = self._session
         if not self._connected() or session is None:
             return -1
@@ -411,7 +451,7 @@ class TraderApiBase(ApiBase):
                 "in method 'CThostFtdcTraderApi_CreateFtdcTraderApi', argument 2 of type 'bool': "
                 f"got {type(args[1]).__name__} {_short(args[1])}"
             )
-        self = cls._create(args[0] if args else "", "CreateFtdcTraderApi")
+        self = cls._create(args[0] if args else "", "CreateFtdcTraderApi", tuple(args[1:]))
         self._settlement_confirmed: str | None = None
         return self
 
@@ -425,18 +465,23 @@ class TraderApiBase(ApiBase):
     def SubscribePrivateTopic(self, nResumeType: Any, /) -> None:
         """Choose how the private topic resumes (``THOST_TERT_*``); call before ``Init``."""
         self._alive("SubscribePrivateTopic")
-        # Checked like openctp; a market-data front has no private topic to resume.
-        check_int(nResumeType, "CThostFtdcTraderApi_SubscribePrivateTopic", 2, "THOST_TE_RESUME_TYPE")
+        # Checked like openctp; a market-data front has no private topic, a real one (tcp://) does.
+        resume = check_int(nResumeType, "CThostFtdcTraderApi_SubscribePrivateTopic", 2, "THOST_TE_RESUME_TYPE")
+        self._setup.append(("SubscribePrivateTopic", (resume,)))
 
     def SubscribePublicTopic(self, nResumeType: Any, /) -> None:
         """Choose how the public topic resumes (``THOST_TERT_*``); call before ``Init``."""
         self._alive("SubscribePublicTopic")
-        check_int(nResumeType, "CThostFtdcTraderApi_SubscribePublicTopic", 2, "THOST_TE_RESUME_TYPE")
+        resume = check_int(nResumeType, "CThostFtdcTraderApi_SubscribePublicTopic", 2, "THOST_TE_RESUME_TYPE")
+        self._setup.append(("SubscribePublicTopic", (resume,)))
 
     def GetFrontInfo(self, pFrontInfo: Any, /) -> None:
         """Fill ``pFrontInfo`` (``FrontAddr``, ``QryFreq``, ``FTDPkgFreq``) for the connected front."""
         self._alive("GetFrontInfo")
         check_struct(pFrontInfo, "CThostFtdcFrontInfoField", "CThostFtdcTraderApi_GetFrontInfo", 2)
+        if self._bridge is not None:
+            self._bridge.front_info(pFrontInfo)
+            return
         session = self._session
         address = session.front_url if self._connected() and session is not None else ""
         limit = 100  # FrontAddr is char[101]; a longer front URL is shown cut short
@@ -447,6 +492,11 @@ class TraderApiBase(ApiBase):
     def _system_info(self, name: str, field: Any) -> int:
         self._alive(name)
         check_struct(field, _SYSTEM_INFO_FIELDS[name], f"CThostFtdcTraderApi_{name}", 2)
+        if self._bridge is not None:
+            result: int = self._bridge.call(name, field)
+            return result
+        if name.startswith("Register") and not self._initialised:
+            self._setup.append((name, (copy.copy(field),)))  # for a real front, registered at Init
         return 0
 
     def RegisterUserSystemInfo(self, pUserSystemInfo: Any, /) -> int:

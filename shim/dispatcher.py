@@ -68,6 +68,24 @@ class Dispatcher:
             self._cond.notify()
             return self._pending_ticks
 
+    def post_ticks_blocking(self, ticks: list[Any]) -> None:
+        """``post_ticks`` for a source running on its own thread (openctp-ctp's): when too many
+        ticks wait, block that thread until the callbacks have caught up (or the API stops)."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._queue.append((_TICKS, ticks, None))
+            self._pending_ticks += len(ticks)
+            self._cond.notify()
+            if self._pending_ticks <= queue_policy.HIGH_WATER:
+                return
+            started = time.monotonic()
+            while self._pending_ticks > queue_policy.LOW_WATER and not self._stopping:
+                self._cond.wait(queue_policy.WARN_AFTER)
+                if time.monotonic() - started >= queue_policy.WARN_AFTER:
+                    started = time.monotonic()
+                    self._warn_slow()
+
     async def wait_for_room(self) -> None:
         """Wait (on the IO loop) until the queue has drained below the low-water mark."""
         import asyncio  # here, not at the top: importing the facade must not cost asyncio's import
@@ -145,7 +163,10 @@ class Dispatcher:
     def _ticks_done(self, count: int) -> None:
         with self._cond:
             self._pending_ticks -= count
-            if self._pending_ticks > queue_policy.LOW_WATER or not self._room_waiters:
+            if self._pending_ticks > queue_policy.LOW_WATER:
+                return
+            self._cond.notify_all()  # a source thread blocked in post_ticks_blocking
+            if not self._room_waiters:
                 return
             waiters, self._room_waiters = self._room_waiters, []
         for loop, event in waiters:

@@ -22,14 +22,14 @@ BUILTIN: dict[str, str] = {
     "sim": "ctpshim.adapters.sim:SimAdapter",
     "replay": "ctpshim.adapters.replay:ReplayAdapter",
     "sina": "ctpshim.adapters.sina:SinaAdapter",
+    "tcp": "ctpshim.adapters.tcp:TcpFront",
+    "ssl": "ctpshim.adapters.tcp:SslFront",
 }
 
 # Schemes that belong to ctpshim but are not in this version: named in the error so users know
 # the address is right and what to do instead.
 PLANNED: dict[str, str] = {
     "tencent": "the Tencent stock feed",
-    "tcp": "the pass-through to real CTP fronts",
-    "ssl": "the pass-through to real CTP fronts",
     "ctpshim": "the ctpshim front server",
 }
 
@@ -114,6 +114,12 @@ def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
         except ValueError as exc:
             raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
     return url, settings
+
+
+def is_pass_through(raw: str) -> bool:
+    """Whether the front ``raw`` is a real CTP front driven through openctp-ctp (``tcp://``)."""
+    url = parse_front_url(raw)
+    return bool(adapter_class(url.scheme, url.raw).capabilities.pass_through)
 
 
 def create_adapter(raw: "str | FrontURL") -> "Adapter":

@@ -261,7 +261,7 @@ def test_front_environment_variable_replaces_the_programs_front(make_md, monkeyp
 @pytest.mark.parametrize("front, words", [
     ("nonsense", ["no scheme"]),
     ("foo://x", ["unknown scheme 'foo'", "sim://"]),
-    ("tcp://127.0.0.1:1", ["not available in this version", "CTPSHIM_FRONT"]),
+    ("ctpshim://127.0.0.1:1", ["not available in this version", "CTPSHIM_FRONT"]),
     ("sim://?speed=fast", ["speed='fast'", "max"]),
     ("sim://?sped=2", ["unknown setting 'sped'", "speed"]),
     ("sim://?seed=1&seed=2", ["given twice"]),

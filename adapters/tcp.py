@@ -1,0 +1,254 @@
+"""``tcp://host:port`` and ``ssl://host:port``: a real CTP front, through openctp-ctp.
+
+A real front speaks CTP's own protocol, logs in, trades and reconnects by itself, so it is not
+an adapter of the tick-source kind: the API object that registers it drives a real
+openctp-ctp API underneath (a *bridge*) instead of a session.  Requests are converted to
+openctp's field objects and forwarded, with openctp's return codes; every callback is converted
+to ctpshim's field objects on openctp's thread and delivered on the API's own dispatcher
+thread, in order.  CTP's reconnects and reason codes pass through untouched.
+
+openctp-ctp is an optional extra (``pip install 'ctpshim[openctp]'``).  Its native modules need
+the ``zh_CN.GB18030`` locale when they are imported and end the interpreter without it, so that
+is checked first and reported as an error instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib
+import importlib.machinery
+import logging
+import sys
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import UpstreamUnavailable
+from ..fields import from_values, load_spec
+from ..url import FrontURL
+from .base import Adapter, Capabilities
+
+if TYPE_CHECKING:
+    from ..dispatcher import Dispatcher
+
+log = logging.getLogger("ctpshim")
+
+LOCALE = "zh_CN.GB18030"
+INSTALL_LOCALE = "sudo localedef -c -i zh_CN -f GB18030 zh_CN.GB18030 (Debian/Ubuntu: apt-get install locales first)"
+
+
+def parse_address(url: FrontURL) -> tuple[str, int]:
+    """``(host, port)`` of a ``tcp://``/``ssl://`` front; ``ValueError`` naming what is missing."""
+    if not url.host:
+        raise ValueError(f"{url.scheme}:// needs a host and a port, e.g. {url.scheme}://180.168.146.187:10131")
+    if url.port is None:
+        raise ValueError(f"{url.scheme}://{url.host} has no port; write {url.scheme}://{url.host}:PORT")
+    if url.path not in ("", "/") or url.query:
+        raise ValueError(f"{url.scheme}:// takes only host:port (CTP front addresses have no path or settings)")
+    return url.host, url.port
+
+
+@lru_cache(maxsize=1)
+def _locale_installed() -> bool:
+    # newlocale/freelocale test the locale without touching the process's own (setlocale would).
+    if not sys.platform.startswith("linux"):
+        return True
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.newlocale.restype = ctypes.c_void_p
+    libc.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+    libc.freelocale.argtypes = [ctypes.c_void_p]
+    all_categories = 0x1FBF  # glibc's LC_ALL_MASK
+    handle = libc.newlocale(all_categories, LOCALE.encode(), None)
+    if not handle:
+        return False
+    libc.freelocale(handle)
+    return True
+
+
+def openctp_problem() -> str | None:
+    """Why openctp-ctp cannot be used here, or ``None`` when it can (it is not imported)."""
+    # PathFinder, not importlib.util.find_spec: under `ctpshim run` the name is an alias of ctpshim.
+    if importlib.machinery.PathFinder.find_spec("openctp_ctp") is None:
+        return "tcp:// and ssl:// fronts need openctp-ctp: pip install 'ctpshim[openctp]'"
+    if not _locale_installed():
+        return (f"openctp-ctp needs the {LOCALE} locale, which is not installed (importing it would end the "
+                f"process); install it with: {INSTALL_LOCALE}")
+    return None
+
+
+_real_modules: dict[str, Any] = {}
+_import_lock = threading.Lock()
+
+
+def load_openctp(flavour: str) -> Any:
+    """openctp-ctp's ``mdapi`` or ``tdapi`` module (tests replace this with a stand-in).
+
+    Under ``ctpshim run`` the ``openctp_ctp`` names are aliases of ctpshim; the real package is
+    imported past them and the aliases are put back.
+    """
+    with _import_lock:
+        if flavour in _real_modules:
+            return _real_modules[flavour]
+        problem = openctp_problem()
+        if problem:
+            raise UpstreamUnavailable(problem)
+        aliases = {}
+        if getattr(sys.modules.get("openctp_ctp"), "__ctpshim__", False):
+            aliases = {name: sys.modules.pop(name) for name in list(sys.modules)
+                       if name == "openctp_ctp" or name.startswith("openctp_ctp.")}
+        try:
+            package = importlib.import_module("openctp_ctp")
+            _real_modules.update(mdapi=package.mdapi, tdapi=package.tdapi)
+        finally:
+            sys.modules.update(aliases)
+        return _real_modules[flavour]
+
+
+class TcpFront(Adapter):
+    """Registry entry for ``tcp://``: validates the address; the bridge does the work."""
+
+    scheme = "tcp"
+    capabilities = Capabilities(depth_levels=5, has_instruments=True, can_trade=True, pass_through=True)
+
+    @classmethod
+    def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
+        parse_address(url)
+        problem = openctp_problem()
+        if problem:
+            raise ValueError(problem)
+
+    async def connect(self) -> None:
+        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge, not a session")
+
+
+class SslFront(TcpFront):
+    scheme = "ssl"
+
+
+# -- the bridge -----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _members(class_name: str) -> tuple[str, ...]:
+    return tuple(member[0] for member in load_spec()["fields"][class_name])
+
+
+def to_openctp(field: Any, module: Any) -> Any:
+    """A new openctp field object of the same class holding ``field``'s values."""
+    name = type(field).__name__
+    target = getattr(module, name)()
+    for member, value, default in zip(_members(name), field, type(field)._defaults):
+        if value != default:
+            setattr(target, member, value)
+    return target
+
+
+def from_openctp(obj: Any, module: Any) -> Any:
+    """A ctpshim field object (of ``module``) holding the values of openctp field ``obj``."""
+    name = type(obj).__name__
+    return from_values(getattr(module, name), [getattr(obj, member) for member in _members(name)])
+
+
+def _converter(param_type: str, module: Any) -> Callable[[Any], Any] | None:
+    if not (param_type.startswith("CThostFtdc") and param_type.rstrip(" *").endswith("Field")):
+        return None
+    return lambda value: None if value is None else from_openctp(value, module)
+
+
+class Bridge:
+    """One real openctp-ctp API under one ctpshim API object.
+
+    Created by ``Init`` when the registered fronts are ``tcp://``/``ssl://``.  ``setup`` holds
+    the calls the program made before ``Init`` that the real API needs before its own ``Init``
+    (``SubscribePrivateTopic``, ``RegisterFensUserInfo`` ...), in order.
+    """
+
+    def __init__(self, flavour: str, own_module: Any, dispatcher: "Dispatcher", flow_path: str,
+                 create_args: tuple[Any, ...], fronts: list[str], name_servers: list[str],
+                 setup: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self.flavour = flavour
+        self.own = own_module
+        self.dispatcher = dispatcher
+        self.real = load_openctp(flavour)
+        spec = load_spec()["modules"][flavour]
+        api_class = getattr(self.real, spec["api"]["name"])
+        factory = "CreateFtdcMdApi" if flavour == "mdapi" else "CreateFtdcTraderApi"
+        self.api = getattr(api_class, factory)(flow_path, *create_args)
+        self.spi = self._proxy_spi(spec)
+        self.api.RegisterSpi(self.spi)
+        for front in fronts:
+            self.api.RegisterFront(front)
+        for server in name_servers:
+            self.api.RegisterNameServer(server)
+        for method, args in setup:
+            getattr(self.api, method)(*self._outgoing(args))
+        self._released = False
+        self._lock = threading.Lock()
+        self.api.Init()
+
+    def _proxy_spi(self, spec: dict[str, Any]) -> Any:
+        own, dispatcher = self.own, self.dispatcher
+        body: dict[str, Any] = {}
+        for method in spec["spi"]["methods"]:
+            converters = [_converter(ptype, own) for _, ptype in method["params"]]
+            body[method["name"]] = _forwarder(method["name"], converters, dispatcher)
+        base = getattr(self.real, spec["spi"]["name"])
+        body["__init__"] = lambda proxy: base.__init__(proxy)
+        return type(f"Bridge{spec['spi']['name']}", (base,), body)()
+
+    def _outgoing(self, args: tuple[Any, ...]) -> list[Any]:
+        from ..fields import Field
+
+        return [to_openctp(arg, self.real) if isinstance(arg, Field) else arg for arg in args]
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Forward ``method(*args)`` to the real API (field arguments converted)."""
+        return getattr(self.api, method)(*self._outgoing(args))
+
+    def subscribe(self, method: str, ids: list[str]) -> int:
+        encoded = [i.encode("gb18030") for i in ids]
+        result: int = getattr(self.api, method)(encoded, len(encoded))
+        return result
+
+    def front_info(self, target: Any) -> None:
+        info = self.real.CThostFtdcFrontInfoField()
+        self.api.GetFrontInfo(info)
+        for member in _members("CThostFtdcFrontInfoField"):
+            setattr(target, member, getattr(info, member))
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self.api.RegisterSpi(None)
+        self.api.Release()
+
+
+def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatcher: "Dispatcher") -> Callable[..., None]:
+    post = dispatcher.post
+    if name == "OnRtnDepthMarketData":
+        convert = converters[0]
+        assert convert is not None
+
+        def forward_tick(proxy: Any, data: Any) -> None:
+            try:
+                tick = convert(data)
+            except Exception:  # noqa: BLE001 - a conversion bug must not go silent on openctp's thread
+                log.exception("ctpshim: could not convert a tick from openctp-ctp")
+                return
+            # Held here while the program's callbacks are far behind, as the CTP library holds
+            # its network thread while a callback runs (see ctpshim.queue_policy).
+            dispatcher.post_ticks_blocking([tick])
+
+        return forward_tick
+
+    def forward(proxy: Any, *args: Any) -> None:
+        try:
+            converted = [arg if convert is None else convert(arg) for arg, convert in zip(args, converters)]
+        except Exception:  # noqa: BLE001 - a conversion bug must not go silent on openctp's thread
+            log.exception("ctpshim: could not convert the arguments of %s from openctp-ctp", name)
+            return
+        post(name, *converted)
+
+    return forward

@@ -22,6 +22,10 @@ May implement
     ``instruments()``  the instruments the source knows, as :class:`ctpshim.products.InstrumentInfo`
     ``trading_day()``  the current trading day (``YYYYMMDD``) when the source has its own clock
     ``async close()``  release resources; called once after ``connect`` whatever happened
+    ``async probe()``  a health check for ``ctpshim ping``, after ``connect``: one round trip to
+                       the source; return details to show (plain JSON values), raise an
+                       ``UpstreamError`` whose message names the cause when it is not healthy.
+                       The keys ``age_s`` and ``market_open`` let ping call the data stale.
 
 Errors: raise only :class:`ctpshim.errors.UpstreamError` subclasses.  Raising
 :class:`UpstreamDisconnected` (or ending with any ``UpstreamError``) from ``ticks()`` makes the
@@ -94,3 +98,6 @@ class Adapter:
 
     async def close(self) -> None:
         return None
+
+    async def probe(self) -> dict[str, Any]:
+        return {}

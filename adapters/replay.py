@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
 
 from ..calendar import CHINA, trading_day_of, yyyymmdd
-from ..errors import UpstreamUnavailable
+from ..errors import UpstreamProtocolError, UpstreamUnavailable
 from ..market_data import depth_class, depth_index
 from ..products import InstrumentInfo, parse_instrument
 from ..url import FrontURL, Setting, boolean, choice, id_list, speed
@@ -114,6 +114,37 @@ class ReplayAdapter(Adapter):
             raise UpstreamUnavailable(str(exc)) from None
         # Kept: the loop holds tasks only weakly, and this one must not vanish mid-scan.
         self._learner = asyncio.get_running_loop().create_task(self._learn_instruments())
+
+    async def probe(self) -> dict[str, Any]:
+        """Read every file of the recording: days, ticks, instruments and the recorded span."""
+        return await asyncio.to_thread(self._survey)
+
+    def _survey(self) -> dict[str, Any]:
+        import pyarrow.compute as pc
+
+        from ..recording import RecordingError, read_batches
+
+        ticks, instruments, files = 0, set(), 0
+        first = last = ""
+        try:
+            for day in self._days:
+                for path in day.paths:
+                    files += 1
+                    for batch in read_batches(path, ["InstrumentID", "ActionDay", "UpdateTime"]):
+                        if not batch.num_rows:
+                            continue
+                        ticks += batch.num_rows
+                        instruments.update(pc.unique(batch.column(0)).to_pylist())
+                        stamps = (f"{batch.column(1)[i].as_py()} {batch.column(2)[i].as_py()}" for i in (0, -1))
+                        start, end = stamps
+                        first = min(first, start) if first else start
+                        last = max(last, end)
+        except (RecordingError, OSError) as exc:
+            raise UpstreamProtocolError(f"replay: unreadable file: {exc}") from None
+        if not ticks:
+            raise UpstreamProtocolError(f"replay: {self.path} holds no ticks")
+        return {"files": files, "trading_days": [day.day for day in self._days], "ticks": ticks,
+                "instruments": len(instruments), "first": first, "last": last}
 
     async def _learn_instruments(self) -> None:
         """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""

@@ -32,10 +32,16 @@ import re
 from datetime import datetime
 from typing import Any, AsyncIterator, Iterable
 
-from ..calendar import trading_day_of, yyyymmdd
-from ..errors import REASON_HEARTBEAT_TIMEOUT, REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
+from ..calendar import now_china, trading_day_of, yyyymmdd
+from ..errors import (
+    REASON_HEARTBEAT_TIMEOUT,
+    REASON_READ_FAILED,
+    UpstreamDisconnected,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+)
 from ..market_data import DBL_MAX, average_price, blank_values, depth_index, make_tick
-from ..products import PRODUCTS, InstrumentInfo, parse_instrument
+from ..products import PRODUCTS, InstrumentInfo, is_open, main_contract, parse_instrument
 from ..url import FrontURL, Setting, integer, positive_float
 from .base import Adapter, Capabilities, require_extra
 
@@ -47,6 +53,7 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ctpshim"
 _STATEMENT = re.compile(r'hq_str_([^=\s]+)="([^"]*)"')
 _PRODUCTS_FOLDED = {code.upper(): product for code, product in PRODUCTS.items()}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PROBE_SYMBOLS = ("nf_RB0", "nf_AU0", "nf_IF0")  # continuous main contracts: ping's health check
 
 
 # -- symbols --------------------------------------------------------------------------------------
@@ -347,6 +354,33 @@ class SinaAdapter(Adapter):
         if info is not None:
             self._seen[info.instrument_id] = info
         return make_tick(values)
+
+    async def probe(self) -> dict[str, Any]:
+        """One request for a few continuous contracts: does it parse, how old is the newest quote."""
+        statements = await self._get(list(PROBE_SYMBOLS))
+        if any(name == "sys_auth" for name, _ in statements):
+            raise UpstreamProtocolError(f"sina: {self.base_url} rejected the request (sys_auth=FAILED)")
+        now = now_china()
+        moments, unreadable, market_open = [], [], False
+        for name, csv in statements:
+            code = name.split("_")[-1].rstrip("0123456789").lower()
+            product = _PRODUCTS_FOLDED.get(code.upper())
+            if product is None or not csv:
+                continue
+            market_open = market_open or is_open(product, now)
+            try:
+                values = parse_statement(csv, main_contract(product, now.date()))
+            except SinaFormatError as exc:
+                unreadable.append(f"{name}: {exc}")
+                continue
+            index = depth_index()
+            moments.append(_moment(values[index["ActionDay"]], values[index["UpdateTime"]]))
+        if not moments:
+            why = "; ".join(unreadable) if unreadable else "every quote was empty"
+            raise UpstreamProtocolError(f"sina: {self.base_url} answered, but no quote could be read ({why})")
+        newest = max(moments)
+        return {"quotes": len(moments), "unreadable": len(unreadable), "newest_quote": newest.isoformat(" "),
+                "age_s": round((now - newest).total_seconds(), 1), "market_open": market_open}
 
     async def _get(self, symbols: list[str]) -> list[tuple[str, str]]:
         import aiohttp

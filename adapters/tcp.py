@@ -252,3 +252,75 @@ def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatc
         post(name, *converted)
 
     return forward
+
+
+# -- the health check `ctpshim ping` runs ---------------------------------------------------------
+
+def ctp_login_probe(address: str, timeout: float) -> dict[str, Any]:
+    """Measure a front as openctp's ``ctpping`` does: connect, send an empty ``ReqUserLogin``,
+    time any ``OnRspUserLogin``.  Blocking (run it in a thread); raises ``UpstreamError`` with the
+    cause in words.  Needs openctp-ctp."""
+    import queue
+    import shutil
+    import tempfile
+    import time
+
+    from ..errors import UpstreamDisconnected, UpstreamProtocolError, describe_reason
+
+    md = load_openctp("mdapi")
+    events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+
+    class ProbeSpi(md.CThostFtdcMdSpi):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+
+        def OnFrontConnected(self) -> None:
+            events.put(("connected", time.perf_counter()))
+
+        def OnFrontDisconnected(self, reason: int) -> None:
+            events.put(("disconnected", reason))
+
+        def OnRspUserLogin(self, response: Any, info: Any, request_id: int, last: bool) -> None:
+            error = (info.ErrorID, info.ErrorMsg) if info is not None else (0, "")
+            events.put(("login", time.perf_counter(), *error))
+
+    def wait(kind: str, until: float, silence: str) -> tuple[Any, ...]:
+        while True:
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
+                raise UpstreamUnavailable(silence)
+            try:
+                event = events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event[0] == "disconnected":
+                raise UpstreamDisconnected(describe_reason(event[1]), event[1])
+            if event[0] == kind:
+                return event
+
+    flow = tempfile.mkdtemp(prefix="ctpshim-ping-")
+    api = md.CThostFtdcMdApi.CreateFtdcMdApi(flow + "/")
+    spi = ProbeSpi()
+    api.RegisterSpi(spi)
+    api.RegisterFront(address)
+    started = time.perf_counter()
+    api.Init()
+    try:
+        connected = wait("connected", started + timeout,
+                         f"no CTP handshake within {timeout:g} s: the port takes connections but does not answer "
+                         "as a CTP front (a wrong port, a proxy, or an overloaded front)")[1]
+        sent = time.perf_counter()
+        code = api.ReqUserLogin(md.CThostFtdcReqUserLoginField(), 1)
+        if code != 0:
+            raise UpstreamProtocolError(f"ReqUserLogin returned {code} right after OnFrontConnected")
+        login = wait("login", sent + timeout, f"connected, but no answer to ReqUserLogin within {timeout:g} s")
+    finally:
+        api.RegisterSpi(None)
+        api.Release()
+        shutil.rmtree(flow, ignore_errors=True)
+    return {
+        "api_version": md.CThostFtdcMdApi.GetApiVersion(),
+        "handshake_ms": round((connected - started) * 1000, 2),
+        "login_ms": round((login[1] - sent) * 1000, 2),
+        "login_error": f"{login[2]} {login[3]}" if login[2] else "",
+    }

@@ -13,6 +13,28 @@ REASON_HEARTBEAT_TIMEOUT = 0x2001  # 8193: no message received within the heartb
 REASON_HEARTBEAT_SEND_FAILED = 0x2002  # 8194: heartbeat could not be sent
 REASON_BAD_MESSAGE = 0x2003  # 8195: an unrecognised message arrived
 
+# What each code usually means in practice, for people reading logs and `ctpshim ping`.
+_REASON_WORDS = {
+    REASON_READ_FAILED: (
+        "reset by the front (4097, network read failure): it closed the connection; usual causes: the front "
+        "does not accept this API version (a 6.7.x API on a 6.3.x front or the reverse), a trading address "
+        "given to a market-data API or the reverse, too many connections or logins from this address, or the "
+        "front is closing for the day"
+    ),
+    REASON_WRITE_FAILED: "network write failure (4098): the connection broke while sending",
+    REASON_HEARTBEAT_TIMEOUT: (
+        "heartbeat timeout (8193): nothing came from the front for too long (a stalled front, or a network "
+        "that drops idle connections)"
+    ),
+    REASON_HEARTBEAT_SEND_FAILED: "heartbeat send failure (8194): the connection broke",
+    REASON_BAD_MESSAGE: "unrecognised message (8195): whatever answers at that address does not speak CTP",
+}
+
+
+def describe_reason(reason: int) -> str:
+    """An ``OnFrontDisconnected`` reason code in words, with its usual causes."""
+    return _REASON_WORDS.get(reason, f"disconnected with reason {reason} (0x{reason:04x})")
+
 
 class CtpShimError(Exception):
     """Base class of every error ctpshim raises on purpose."""

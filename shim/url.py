@@ -119,6 +119,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number, 0 or more") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a number, 0 or more")
+    return value
+
+
 def speed(text: str) -> float:
     """``max`` (as fast as possible, returned as ``math.inf``) or a factor greater than 0."""
     if text.strip().lower() == "max":

@@ -8,6 +8,18 @@ from typing import Any
 
 from aiohttp import web
 
+from ctpshim.adapters.sina import split_statements
+
+from .conftest import SHARED
+
+SAMPLES = SHARED / "feeds" / "samples"
+
+
+def sample(name: str) -> dict[str, str]:
+    """The statements of a real Sina payload in the shared samples: symbol -> csv."""
+    text = (SAMPLES / name).read_bytes().decode("gbk")
+    return dict(split_statements(text))
+
 
 class FakeSina:
     """Answers ``/list=a,b,...`` with one statement per requested symbol, like Sina.

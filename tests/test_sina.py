@@ -13,18 +13,13 @@ from ctpshim import mdapi
 from ctpshim.adapters.sina import from_sina, parse_statement, split_statements, to_sina
 from ctpshim.market_data import DBL_MAX
 
-from .conftest import SHARED, wait_for
+from .conftest import wait_for
+from .fake_sina import SAMPLES, sample
 
-SAMPLES = SHARED / "feeds" / "samples"
 NAMES = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
 # Continuous series (RB0...) have no CTP ID: the tests serve their payloads for real contracts.
 STAND_IN = {"RB": "rb2701", "IF": "IF2612", "AU": "au2612", "SC": "sc2611", "LC": "lc2611", "TA": "TA609",
             "IH": "IH2205", "M": "m2701"}
-
-
-def sample(name: str) -> dict[str, str]:
-    text = (SAMPLES / name).read_bytes().decode("gbk")
-    return dict(split_statements(text))
 
 
 def parsed(csv: str, instrument: str) -> dict:

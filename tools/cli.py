@@ -5,10 +5,13 @@
     ctpshim record FRONT -i ID [ID ...] -o DIR [--duration S] [--count N]
     ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk]
     ctpshim info PATH [--json]
+    ctpshim ping FRONT... [-c N] [-i S] [-W S] [--stale S] [--json | --watch]
+    ctpshim quote FRONT [ID...] [--once] [-W S]
     ctpshim schemes
 
-Exit status: the program's own for ``run``; 1 when a recording cannot be read or written; 2 for
-usage errors (a bad front address or a missing path included).
+Exit status: the program's own for ``run``; 1 when a recording cannot be read or written, when a
+pinged front is not healthy, or when ``quote --once`` got no tick for an instrument; 2 for usage
+errors (a bad front address or a missing path included).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ctpshim.url import integer, positive_float
+from ctpshim.url import integer, non_negative_float, positive_float
 
 DEFAULT_FRONT = "sim://?hours=always"
 
@@ -42,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     fronts = run.add_mutually_exclusive_group()
     fronts.add_argument("--front", metavar="URL", help="the front every API object of the program uses")
     fronts.add_argument("--own-fronts", action="store_true",
-                        help="keep the fronts the program registers itself (they must be ctpshim schemes)")
+                        help="keep the fronts the program registers itself (tcp:// ones go through openctp-ctp)")
     run.add_argument("-m", dest="module", action="store_true", help="PROGRAM is a module name, as with python -m")
     run.add_argument("program", help="the program (a .py file, or a module name with -m)")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the program")
@@ -62,6 +65,31 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="instruments, trading days, ticks, span and gaps of a recording")
     info.add_argument("path", help="a recording file or folder")
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    ping = commands.add_parser(
+        "ping", help="check fronts and feeds: round-trip times, loss, and why one does not answer",
+        description="Ping fronts concurrently. tcp:// and ssl://: TCP connect times, then (with openctp-ctp) "
+                    "a CTP login round trip and the API version; sina://: HTTP round trips, whether quotes "
+                    "parse and how old the newest is; replay://: the files; sim://: trivially healthy. "
+                    "Exit status 0 when every front is healthy, 1 when any is not, 2 for usage errors.")
+    ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina://")
+    ping.add_argument("-c", "--count", type=_argument(integer(1)), default=3, metavar="N",
+                      help="samples per front (default 3)")
+    ping.add_argument("-i", "--interval", type=_argument(non_negative_float), default=1.0, metavar="S",
+                      help="seconds between samples (default 1)")
+    ping.add_argument("-W", "--timeout", type=_argument(positive_float), default=3.0, metavar="S",
+                      help="seconds to wait for each answer (default 3)")
+    ping.add_argument("--stale", type=_argument(positive_float), default=60.0, metavar="S",
+                      help="a quote older than S seconds while its market is open is stale (default 60)")
+    shown = ping.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="machine-readable output")
+    shown.add_argument("--watch", action="store_true", help="a live table, pinging again until Ctrl-C")
+    quote = commands.add_parser("quote", help="a live table of quotes from any front, through the CTP API")
+    quote.add_argument("front", help="the front, e.g. sim:// replay:// sina:// tcp://host:port")
+    quote.add_argument("ids", nargs="*", metavar="ID",
+                       help="instruments (default: those the source lists, e.g. a recording's)")
+    quote.add_argument("--once", action="store_true", help="print one snapshot and exit (for scripts)")
+    quote.add_argument("-W", "--timeout", type=_argument(positive_float), default=10.0, metavar="S",
+                       help="with --once: seconds to wait for every instrument's first tick (default 10)")
     commands.add_parser("schemes", help="list the front schemes and their settings")
     return parser
 
@@ -126,6 +154,51 @@ def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         return 1
 
 
+def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """ping / quote: the front addresses are checked first (a bad one is a usage error)."""
+    import asyncio
+
+    from ctpshim import registry
+    from ctpshim.api import FRONT_ENV
+    from ctpshim.errors import FrontAddressError, UpstreamError
+
+    os.environ.pop(FRONT_ENV, None)  # the command's own FRONT is the one meant
+    if args.command == "ping":
+        from .ping import check_fronts, run as ping
+
+        try:
+            check_fronts(args.fronts)
+        except FrontAddressError as exc:
+            parser.exit(2, f"ctpshim ping: {exc}\n")
+        if args.watch:
+            _require_rich(parser, "ping --watch")
+        return ping(args.fronts, args.count, args.interval, args.timeout, args.stale, args.json, args.watch)
+    _require_rich(parser, "quote")
+    try:
+        registry.validate_front(args.front)
+    except FrontAddressError as exc:
+        parser.exit(2, f"ctpshim quote: {exc}\n")
+    from .quote import known_instruments, run as quote
+
+    ids = args.ids
+    if not ids:
+        try:
+            ids = known_instruments(args.front)[:50]
+            why = "does not list its instruments"
+        except (UpstreamError, asyncio.TimeoutError) as exc:
+            why = f"cannot list its instruments ({exc or 'timed out'})"
+        if not ids:
+            parser.exit(2, f"ctpshim quote: {args.front} {why}; name them, e.g. ctpshim quote {args.front} rb2605\n")
+    return quote(args.front, ids, args.once, args.timeout)
+
+
+def _require_rich(parser: argparse.ArgumentParser, what: str) -> None:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        parser.exit(2, f"ctpshim {what}: needs rich: pip install 'ctpshim[cli]'\n")
+
+
 def _schemes() -> int:
     from ctpshim import registry
 
@@ -157,6 +230,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _schemes()
     if args.command in ("record", "convert", "info"):
         return _data_command(parser, args)
+    if args.command in ("ping", "quote"):
+        return _live_command(parser, args)
     if args.command != "run":
         parser.print_help()
         return 2

@@ -1,0 +1,68 @@
+"""`ctpshim quote`: a table of quotes from any front, read through the CTP API."""
+
+from __future__ import annotations
+
+from ctpshim import mdapi
+from ctpshim.market_data import DBL_MAX
+from ctpshim.tools.quote import COLUMNS, row
+
+from .test_cli import ctpshim
+
+SIM = "sim://?start=2026-11-20T09:35&speed=20"
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """Instrument -> cells, from rich's box-drawn table."""
+    found = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) == len(COLUMNS) and cells[0] not in ("Instrument", ""):
+            found[cells[0]] = cells
+    return found
+
+
+def test_once_on_sim_prints_every_instrument_and_exits_0():
+    result = ctpshim("quote", SIM, "rb2605", "TA605", "--once")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert set(rows) == {"rb2605", "TA605"}
+    rb = rows["rb2605"]
+    assert float(rb[1].replace(",", "")) > 0 and rb[2][0] in "+-" and rb[3].endswith("%")
+    assert rb[10].startswith("20261120 09:3") and int(rb[11]) >= 1
+    assert "logged in, trading day 20261120" in result.stdout
+
+
+def test_once_on_replay_lists_the_recordings_instruments_by_itself():
+    result = ctpshim("quote", "replay://?speed=max&rebase=none", "--once")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert list(rows) == ["RM705"]
+    assert rows["RM705"][10].startswith("20170320")
+
+
+def test_an_instrument_that_never_ticks_fails_once_and_says_which():
+    result = ctpshim("quote", SIM, "rb2605", "XX9999", "--once", "-W", "2")
+    assert result.returncode == 1
+    assert "XX9999" in result.stderr and "rb2605" not in result.stderr
+    assert table_rows(result.stdout)["XX9999"][1:11] == ["-"] * 10
+
+
+def test_a_source_that_cannot_list_instruments_asks_for_them(tmp_path):
+    result = ctpshim("quote", "sina://?base_url=http://127.0.0.1:1", "--once")
+    assert result.returncode == 2 and "name them" in result.stderr
+
+
+def test_bad_fronts_are_usage_errors():
+    assert ctpshim("quote", "bogus://", "rb2605").returncode == 2
+    result = ctpshim("quote", SIM, "rb2605", "-W", "-1")
+    assert result.returncode == 2 and "'-1'" in result.stderr
+
+
+def test_a_row_shows_absent_prices_as_dashes_and_change_against_pre_settlement():
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    tick.LastPrice, tick.PreSettlementPrice, tick.PreClosePrice = 3050.0, 3000.0, 2990.0
+    tick.BidPrice1, tick.AskPrice1, tick.BidVolume1, tick.Volume = 3049.0, DBL_MAX, 3, 12345
+    tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec = "20261120", "09:35:01", 500
+    cells = row("rb2605", tick, 7)
+    assert cells == ["rb2605", "3,050", "+50", "+1.67%", "3,049", "3", "-", "0", "12,345", "0",
+                     "20261120 09:35:01.500", "7"]

@@ -1,0 +1,339 @@
+"""``ctpshim ping FRONT...``: is each front answering, how fast, and if not, why.
+
+Every front is pinged at the same time, so many fronts take about as long as one.  Per front:
+
+* ``tcp://`` / ``ssl://``: ``count`` TCP connects (their times are the samples); then, with
+  openctp-ctp installed, one CTP login round trip as openctp's ``ctpping`` measures it
+  (connected -> empty ``ReqUserLogin`` -> any ``OnRspUserLogin``) and the API version;
+* every other scheme: the adapter connects once, then ``count`` calls of its ``probe()`` are the
+  samples (one HTTP request for ``sina://``, reading the files for ``replay://``, nothing for
+  ``sim://``).  A quote older than ``stale`` seconds while its market is open is stale data.
+
+Healthy means: at least one sample answered and nothing failed outright (as ping(8) counts a
+host that answers some of its packets as up).  Exit status: 0 all healthy, 1 any not, 2 usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, TextIO
+
+from ctpshim import registry
+from ctpshim.errors import FrontAddressError, UpstreamError
+from ctpshim.url import FrontURL, parse_front_url, resolve_settings
+
+PASS_THROUGH = ("tcp", "ssl")
+
+
+@dataclass
+class PingResult:
+    """What ping found out about one front."""
+
+    front: str
+    scheme: str
+    samples: list[float | None] = field(default_factory=list)  # milliseconds; None = no answer
+    cause: str | None = None  # why the front is not healthy, in words
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> list[float]:
+        return [s for s in self.samples if s is not None]
+
+    @property
+    def healthy(self) -> bool:
+        return self.cause is None and bool(self.answered)
+
+    @property
+    def loss(self) -> float:
+        return 1.0 - len(self.answered) / len(self.samples) if self.samples else 1.0
+
+    def as_json(self) -> dict[str, Any]:
+        answered = self.answered
+        return {
+            "front": self.front,
+            "scheme": self.scheme,
+            "healthy": self.healthy,
+            "cause": self.cause,
+            "samples_ms": self.samples,
+            "min_ms": min(answered) if answered else None,
+            "median_ms": statistics.median(answered) if answered else None,
+            "max_ms": max(answered) if answered else None,
+            "loss": round(self.loss, 3),
+            "details": self.details,
+        }
+
+
+def check_fronts(fronts: list[str]) -> list[FrontURL]:
+    """Parse every address, its scheme and its settings; ``FrontAddressError`` for the first bad one.
+
+    Whether a recording exists or a feed answers is not a usage question: ping reports it.
+    """
+    urls = []
+    for raw in fronts:
+        url = parse_front_url(raw)
+        cls = registry.adapter_class(url.scheme, url.raw)
+        resolve_settings(url, cls.settings)
+        if url.scheme in PASS_THROUGH:
+            from ctpshim.adapters.tcp import parse_address
+
+            try:
+                parse_address(url)
+            except ValueError as exc:
+                raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
+        urls.append(url)
+    return urls
+
+
+async def ping_all(urls: list[FrontURL], count: int, interval: float, timeout: float,
+                   stale: float) -> list[PingResult]:
+    """Ping every front concurrently; results in the order given."""
+    pass_through = sum(url.scheme in PASS_THROUGH for url in urls)
+    # One thread per real front for the CTP probes, so a hundred fronts wait in parallel.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pass_through, 128))) as pool:
+        return list(await asyncio.gather(*(ping_front(url, count, interval, timeout, stale, pool) for url in urls)))
+
+
+async def ping_front(url: FrontURL, count: int, interval: float, timeout: float, stale: float,
+                     pool: concurrent.futures.Executor | None = None) -> PingResult:
+    result = PingResult(url.raw, url.scheme)
+    if url.scheme in PASS_THROUGH:
+        await _ping_real_front(url, result, count, interval, timeout, pool)
+    else:
+        await _ping_adapter(url, result, count, interval, timeout, stale)
+    return result
+
+
+async def _ping_real_front(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
+                           pool: concurrent.futures.Executor | None) -> None:
+    from ctpshim.adapters import tcp
+
+    host, port = tcp.parse_address(url)
+    causes = []
+    for number in range(count):
+        if number:
+            await asyncio.sleep(interval)
+        started = time.perf_counter()
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (asyncio.TimeoutError, OSError) as exc:
+            result.samples.append(None)
+            causes.append(_connect_failure(exc, host, port, timeout))
+            continue
+        result.samples.append(round((time.perf_counter() - started) * 1000, 2))
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if not result.answered:
+        result.cause = causes[-1]
+        return
+    problem = tcp.openctp_problem()
+    if problem:
+        result.details["ctp_login"] = f"not measured: {problem}"
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        result.details.update(await loop.run_in_executor(pool, tcp.ctp_login_probe, url.raw, timeout))
+    except UpstreamError as exc:
+        result.cause = str(exc)
+
+
+def _connect_failure(exc: BaseException, host: str, port: int, timeout: float) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return (f"connection refused: nothing listens on {host}:{port} (a wrong address or port, or the front "
+                "is down; SimNow's fronts are closed outside their hours)")
+    if isinstance(exc, asyncio.TimeoutError):
+        return (f"timed out after {timeout:g} s: no answer to the TCP connect (a wrong host, a firewall, or the "
+                "front is down)")
+    if isinstance(exc, ConnectionResetError):
+        return f"reset by {host}:{port} during the TCP connect"
+    return f"cannot connect to {host}:{port}: {exc}"
+
+
+async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
+                        stale: float) -> None:
+    cls = registry.adapter_class(url.scheme, url.raw)
+    settings = resolve_settings(url, cls.settings)
+    check = getattr(cls, "check", None)
+    try:
+        if check is not None:
+            check(url, settings)
+    except ValueError as exc:
+        result.samples = [None] * count
+        result.cause = str(exc)
+        return
+    adapter = cls(url, settings)
+    try:
+        try:
+            await asyncio.wait_for(adapter.connect(), timeout)
+        except (asyncio.TimeoutError, UpstreamError) as exc:
+            result.samples = [None] * count
+            result.cause = _adapter_failure(exc, timeout)
+            return
+        for number in range(count):
+            if number:
+                await asyncio.sleep(interval)
+            started = time.perf_counter()
+            try:
+                result.details = await asyncio.wait_for(adapter.probe(), timeout)
+            except (asyncio.TimeoutError, UpstreamError) as exc:
+                result.samples.append(None)
+                result.cause = _adapter_failure(exc, timeout)
+                continue
+            result.samples.append(round((time.perf_counter() - started) * 1000, 2))
+            result.cause = None  # a later answer heals an earlier miss, as in ping(8)
+    finally:
+        with contextlib.suppress(Exception):
+            await adapter.close()
+    age = result.details.get("age_s")
+    if result.cause is None and result.details.get("market_open") and age is not None and age > stale:
+        result.cause = (f"stale data: the newest quote is {_duration(age)} old while the market is open "
+                        f"(over {stale:g} s counts as stale)")
+
+
+def _adapter_failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timed out after {timeout:g} s: no answer"
+    return str(exc)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _detail(result: PingResult) -> str:
+    if result.cause:
+        return result.cause
+    details = result.details
+    if "login_ms" in details:
+        error = f", login error {details['login_error']}" if details.get("login_error") else ""
+        return f"CTP login {details['login_ms']:.1f} ms, API {details['api_version']}{error}"
+    if "age_s" in details:
+        state = "market open" if details.get("market_open") else "market closed"
+        return f"{details['quotes']} quotes parse, newest {details['newest_quote']} ({_duration(details['age_s'])} old, {state})"
+    if "ticks" in details:
+        return (f"{details['files']} file(s), {details['ticks']:,} ticks, {details['instruments']} instruments, "
+                f"{details['first']} .. {details['last']}")
+    return "; ".join(f"{k} {v}" for k, v in details.items()) or "answering"
+
+
+def rows(results: list[PingResult]) -> list[list[str]]:
+    table = []
+    for result in results:
+        answered = result.answered
+        table.append([
+            result.front,
+            "ok" if result.healthy else "FAIL",
+            _ms(min(answered) if answered else None),
+            _ms(statistics.median(answered) if answered else None),
+            _ms(max(answered) if answered else None),
+            f"{result.loss:.0%}",
+            _detail(result),
+        ])
+    return table
+
+
+HEADER = ["FRONT", "STATUS", "MIN", "MEDIAN", "MAX", "LOSS", "DETAIL"]
+
+
+def print_table(results: list[PingResult], out: TextIO) -> None:
+    table = [HEADER, *rows(results)]
+    widths = [max(len(row[column]) for row in table) for column in range(len(HEADER) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def rich_table(results: list[PingResult], round_number: int) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"ctpshim ping: round {round_number}, {time.strftime('%H:%M:%S')}")
+    for name in HEADER:
+        table.add_column(name, justify="right" if name in ("MIN", "MEDIAN", "MAX", "LOSS") else "left")
+    for row, result in zip(rows(results), results):
+        style = None if result.healthy else "red"
+        table.add_row(*row, style=style)
+    return table
+
+
+@contextlib.contextmanager
+def native_prints_to_stderr() -> Iterator[TextIO]:
+    """The CTP library prints to the process's stdout (fd 1) on every disconnect; while pinging,
+    send that to stderr so stdout carries only ping's own output.  Yields ping's stdout."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no usable fd 1 (embedded use): leave things as they are
+        yield sys.stdout
+        return
+    os.dup2(2, 1)
+    out = os.fdopen(os.dup(saved), "w", encoding=sys.stdout.encoding or "utf-8", errors="replace")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.close()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(fronts: list[str], count: int, interval: float, timeout: float, stale: float,
+        as_json: bool, watch: bool) -> int:
+    """The ``ping`` command (fronts already checked with :func:`check_fronts`)."""
+    urls = check_fronts(fronts)
+    with native_prints_to_stderr() as out:
+        if watch:
+            return _watch(urls, count, interval, timeout, stale, out)
+        results = asyncio.run(ping_all(urls, count, interval, timeout, stale))
+        if as_json:
+            import json
+
+            out.write(json.dumps({"healthy": all(r.healthy for r in results),
+                                  "fronts": [r.as_json() for r in results]}, ensure_ascii=False, indent=2) + "\n")
+        else:
+            print_table(results, out)
+    return 0 if all(r.healthy for r in results) else 1
+
+
+def _watch(urls: list[FrontURL], count: int, interval: float, timeout: float, stale: float, out: TextIO) -> int:
+    results: list[PingResult] = []
+    round_number = 0
+    try:
+        if not out.isatty():  # a log or a pipe: one plain table per round, appended
+            while True:
+                round_number += 1
+                results = asyncio.run(ping_all(urls, count, interval, timeout, stale))
+                out.write(f"round {round_number}, {time.strftime('%H:%M:%S')}\n")
+                print_table(results, out)
+                out.flush()
+                time.sleep(max(interval, 1.0))
+        from rich.console import Console
+        from rich.live import Live
+
+        with Live(console=Console(file=out), auto_refresh=False) as live:
+            while True:
+                round_number += 1
+                results = asyncio.run(ping_all(urls, count, interval, timeout, stale))
+                live.update(rich_table(results, round_number), refresh=True)
+                time.sleep(max(interval, 1.0))
+    except KeyboardInterrupt:
+        pass
+    return 0 if results and all(r.healthy for r in results) else 1

@@ -106,6 +106,17 @@ class _ScriptedApi:
         self._later("OnFrontDisconnected", reason)
         self._later("OnFrontConnected")
 
+    def burst(self, instrument: str, count: int) -> None:
+        """``count`` ticks as fast as the thread can send them, Volume numbering them 1..count."""
+        def send() -> None:
+            for number in range(1, count + 1):
+                tick = make_real_tick(self.owner.real, instrument)
+                tick.Volume = number
+                if self.spi is not None:
+                    self.spi.OnRtnDepthMarketData(tick)
+
+        self.jobs.put(send)
+
     def ReqUserLogin(self, request: Any, request_id: int) -> int:
         self.owner.calls.append(("ReqUserLogin", request, request_id))
         response = self._field("CThostFtdcRspUserLoginField", TradingDay="20261120", BrokerID=request.BrokerID,

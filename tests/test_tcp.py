@@ -158,6 +158,26 @@ def test_released_from_inside_a_callback_no_more_callbacks(make_md, stand_in):
     assert len(spi.ticks) == 1
 
 
+def test_a_slow_program_holds_the_real_fronts_thread_and_loses_no_tick(make_md, stand_in):
+    from ctpshim import queue_policy
+
+    class SlowSpi(RecordingMdSpi):
+        most_waiting = 0
+
+        def OnRtnDepthMarketData(self, tick: Any) -> None:
+            super().OnRtnDepthMarketData(tick)
+            SlowSpi.most_waiting = max(SlowSpi.most_waiting, self.api._dispatcher._pending_ticks)
+            if len(self.ticks) % 100 == 0:
+                time.sleep(0.01)
+
+    api, spi = make_md(FRONT, subscribe=["rb2605"], spi_class=SlowSpi)
+    wait_for(lambda: spi.ticks)
+    stand_in["mdapi"].apis[0].burst("rb2605", 5000)
+    wait_for(lambda: len(spi.ticks) == 5001, timeout=30, what="every tick of the burst")
+    assert [t.Volume for t in spi.ticks[1:]] == list(range(1, 5001))
+    assert SlowSpi.most_waiting <= queue_policy.HIGH_WATER + 1
+
+
 # -- bad input ------------------------------------------------------------------------------------
 
 def test_without_openctp_installed_the_error_names_the_extra(make_md, monkeypatch):

@@ -139,6 +139,8 @@ def to_openctp(field: Any, module: Any) -> Any:
     target = getattr(module, name)()
     for member, value, default in zip(_members(name), field, type(field)._defaults):
         if value != default:
+            if isinstance(value, bytes):  # tdapi's raw-GBK members: openctp takes them as str
+                value = value.decode("gb18030", "replace")
             setattr(target, member, value)
     return target
 

@@ -270,3 +270,27 @@ def test_real_openctp_a_refused_front_gives_no_callback_at_all(make_md, openctp)
     assert api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1) == -1
     time.sleep(1.5)  # CTP retries a dead front silently
     assert spi.names() == []
+
+
+@pytest.mark.parametrize("flavour", ["mdapi", "tdapi"])
+def test_every_field_class_converts_both_ways_without_loss(flavour, openctp):
+    from ctpshim.fields import load_spec
+
+    own = mdapi if flavour == "mdapi" else tdapi
+    real = getattr(openctp, flavour)
+    samples = {"str": "A1", "bytes": "A1", "int": -7, "short": 3, "double": 1.5, "char": "1"}
+    bytes_members = set(load_spec()["modules"][flavour]["bytes_members"])
+    checked = 0
+    for class_name, members in load_spec()["fields"].items():
+        ours = getattr(own, class_name)()
+        for member, _typedef, kind, size in members:
+            if f"{class_name}.{member}" in bytes_members:
+                kind = "bytes"
+            value = samples[kind]
+            setattr(ours, member, value[: size - 1] if kind in ("str", "bytes") else value)
+        theirs = tcp.to_openctp(ours, real)
+        assert type(theirs) is getattr(real, class_name)
+        back = tcp.from_openctp(theirs, own)
+        assert type(back) is type(ours) and list(back) == list(ours), class_name
+        checked += 1
+    assert checked == 502

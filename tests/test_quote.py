@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ctpshim import mdapi
 from ctpshim.market_data import DBL_MAX
 from ctpshim.tools.quote import COLUMNS, row
@@ -27,7 +29,7 @@ def test_once_on_sim_prints_every_instrument_and_exits_0():
     rows = table_rows(result.stdout)
     assert set(rows) == {"rb2605", "TA605"}
     rb = rows["rb2605"]
-    assert float(rb[1].replace(",", "")) > 0 and rb[2][0] in "+-" and rb[3].endswith("%")
+    assert float(rb[1].replace(",", "")) > 0 and re.match(r"^([+-][\d,.]+|0)$", rb[2]) and rb[3].endswith("%")
     assert rb[10].startswith("20261120 09:3") and int(rb[11]) >= 1
     assert "logged in, trading day 20261120" in result.stdout
 
@@ -66,3 +68,7 @@ def test_a_row_shows_absent_prices_as_dashes_and_change_against_pre_settlement()
     cells = row("rb2605", tick, 7)
     assert cells == ["rb2605", "3,050", "+50", "+1.67%", "3,049", "3", "-", "0", "12,345", "0",
                      "20261120 09:35:01.500", "7"]
+    tick.LastPrice = 3000.0
+    assert row("rb2605", tick, 7)[2:4] == ["0", "0.00%"]
+    tick.LastPrice = 2950.5
+    assert row("rb2605", tick, 7)[2:4] == ["-49.5", "-1.65%"]

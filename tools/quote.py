@@ -78,7 +78,9 @@ def row(instrument: str, tick: Any, count: int) -> list[str]:
     last = tick.LastPrice
     if 0 < reference < DBL_MAX and last < DBL_MAX:
         change, percent = _price(last - reference), f"{(last - reference) / reference:+.2%}"
-        if not change.startswith("-"):
+        if last == reference:
+            change, percent = "0", "0.00%"
+        elif not change.startswith("-"):
             change = "+" + change
     else:
         change = percent = "-"

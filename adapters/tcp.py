@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UpstreamUnavailable
-from ..fields import from_values, load_spec
+from ..fields import Field, from_values, load_spec
 from ..url import FrontURL
 from .base import Adapter, Capabilities
 
@@ -199,8 +199,6 @@ class Bridge:
         return type(f"Bridge{spec['spi']['name']}", (base,), body)()
 
     def _outgoing(self, args: tuple[Any, ...]) -> list[Any]:
-        from ..fields import Field
-
         return [to_openctp(arg, self.real) if isinstance(arg, Field) else arg for arg in args]
 
     def call(self, method: str, *args: Any) -> Any:

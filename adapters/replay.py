@@ -120,31 +120,23 @@ class ReplayAdapter(Adapter):
         return await asyncio.to_thread(self._survey)
 
     def _survey(self) -> dict[str, Any]:
-        import pyarrow.compute as pc
+        from ..recording import RecordingError, describe
 
-        from ..recording import RecordingError, read_batches
-
-        ticks, instruments, files = 0, set(), 0
-        first = last = ""
         try:
-            for day in self._days:
-                for path in day.paths:
-                    files += 1
-                    for batch in read_batches(path, ["InstrumentID", "ActionDay", "UpdateTime"]):
-                        if not batch.num_rows:
-                            continue
-                        ticks += batch.num_rows
-                        instruments.update(pc.unique(batch.column(0)).to_pylist())
-                        stamps = (f"{batch.column(1)[i].as_py()} {batch.column(2)[i].as_py()}" for i in (0, -1))
-                        start, end = stamps
-                        first = min(first, start) if first else start
-                        last = max(last, end)
+            reports = describe(self.path)
         except (RecordingError, OSError) as exc:
             raise UpstreamProtocolError(f"replay: unreadable file: {exc}") from None
-        if not ticks:
+        spans = [report for report in reports if report["ticks"]]
+        if not spans:
             raise UpstreamProtocolError(f"replay: {self.path} holds no ticks")
-        return {"files": files, "trading_days": [day.day for day in self._days], "ticks": ticks,
-                "instruments": len(instruments), "first": first, "last": last}
+        return {
+            "files": len(reports),
+            "trading_days": sorted(set().union(*(report["trading_days"] for report in reports))),
+            "ticks": sum(report["ticks"] for report in reports),
+            "instruments": len(set().union(*(report["instruments"] for report in reports))),
+            "first": min(report["first"] for report in spans),
+            "last": max(report["last"] for report in spans),
+        }
 
     async def _learn_instruments(self) -> None:
         """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""

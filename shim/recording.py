@@ -307,6 +307,56 @@ def count_ticks(path: str | os.PathLike[str]) -> int:
     return sum(batch.num_rows for batch in read_batches(path, ["TradingDay"]))
 
 
+GAP_SECONDS = 60  # a pause between two ticks longer than this is reported as a gap
+
+
+def describe(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Per file of a recording: instruments (with tick counts), trading days, ticks, the first
+    and last tick (``ActionDay UpdateTime``) and the gaps longer than ``GAP_SECONDS``."""
+    import pyarrow.compute as pc
+
+    columns = ["InstrumentID", "TradingDay", "ActionDay", "UpdateTime", RECEIVE_TIME]
+    reports = []
+    for day in recording_days(path):
+        for file in day.paths:
+            per_instrument: dict[str, int] = {}
+            days: set[str] = set()
+            first = last = None
+            gaps: list[tuple[str, str, float]] = []
+            count = 0
+            previous: tuple[int, str] | None = None  # the last tick of the batch before: (receive, stamp)
+            for batch in read_batches(file, columns):
+                if not batch.num_rows:
+                    continue
+                count += batch.num_rows
+                for entry in pc.value_counts(batch.column("InstrumentID")).to_pylist():
+                    per_instrument[entry["values"]] = per_instrument.get(entry["values"], 0) + entry["counts"]
+                days.update(pc.unique(batch.column("TradingDay")).to_pylist())
+                stamp = _stamper(batch)
+                first = first or stamp(0)
+                last = stamp(batch.num_rows - 1)
+                receives = batch.column(RECEIVE_TIME)
+                if previous is not None:
+                    pause = receives[0].as_py() - previous[0]
+                    if pause > GAP_SECONDS * 10**9:
+                        gaps.append((previous[1], stamp(0), pause / 1e9))
+                # Only the rows that start a gap become Python values.
+                pauses = pc.subtract(receives.slice(1), receives.slice(0, batch.num_rows - 1))
+                for row in pc.indices_nonzero(pc.greater(pauses, GAP_SECONDS * 10**9)).to_pylist():
+                    gaps.append((stamp(row), stamp(row + 1), pauses[row].as_py() / 1e9))
+                previous = (receives[batch.num_rows - 1].as_py(), last)
+            reports.append({
+                "file": str(file), "trading_days": sorted(days), "ticks": count, "first": first, "last": last,
+                "instruments": dict(sorted(per_instrument.items())), "gaps": gaps,
+            })
+    return reports
+
+
+def _stamper(batch: pa.RecordBatch) -> Any:
+    action_days, clocks = batch.column("ActionDay"), batch.column("UpdateTime")
+    return lambda row: f"{action_days[row].as_py()} {clocks[row].as_py()}"
+
+
 @dataclass(frozen=True)
 class DayFiles:
     """The files holding one trading day (several when a live file was left beside its archive)."""

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UpstreamUnavailable
-from ..fields import Field, from_values, load_spec
+from ..fields import Field, from_values, load_spec, member_names
 from ..url import FrontURL
 from .base import Adapter, Capabilities
 
@@ -128,16 +128,11 @@ class SslFront(TcpFront):
 
 # -- the bridge -----------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
-def _members(class_name: str) -> tuple[str, ...]:
-    return tuple(member[0] for member in load_spec()["fields"][class_name])
-
-
 def to_openctp(field: Any, module: Any) -> Any:
     """A new openctp field object of the same class holding ``field``'s values."""
-    name = type(field).__name__
-    target = getattr(module, name)()
-    for member, value, default in zip(_members(name), field, type(field)._defaults):
+    cls = type(field)
+    target = getattr(module, cls.__name__)()
+    for member, value, default in zip(member_names(cls), field, cls._defaults):
         if value != default:
             if isinstance(value, bytes):  # tdapi's raw-GBK members: openctp takes them as str
                 value = value.decode("gb18030", "replace")
@@ -147,8 +142,8 @@ def to_openctp(field: Any, module: Any) -> Any:
 
 def from_openctp(obj: Any, module: Any) -> Any:
     """A ctpshim field object (of ``module``) holding the values of openctp field ``obj``."""
-    name = type(obj).__name__
-    return from_values(getattr(module, name), [getattr(obj, member) for member in _members(name)])
+    cls = getattr(module, type(obj).__name__)
+    return from_values(cls, [getattr(obj, member) for member in member_names(cls)])
 
 
 def _converter(param_type: str, module: Any) -> Callable[[Any], Any] | None:
@@ -213,7 +208,7 @@ class Bridge:
     def front_info(self, target: Any) -> None:
         info = self.real.CThostFtdcFrontInfoField()
         self.api.GetFrontInfo(info)
-        for member in _members("CThostFtdcFrontInfoField"):
+        for member in member_names(type(target)):
             setattr(target, member, getattr(info, member))
 
     def release(self) -> None:

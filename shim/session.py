@@ -44,7 +44,8 @@ class Session:
         self._guards: set[asyncio.Future[None]] = set()
         # What the program has subscribed (kept across reconnects, in order; user threads update
         # it under _mute_lock) and, on the IO thread, which of those the session restored on
-        # this connection without the program asking again (see reconnect.RESUBSCRIBE_AFTER_RELOGIN).
+        # this connection without the program asking again (see reconnect.RESUBSCRIBE_AFTER_RELOGIN;
+        # always a part of _told).
         self._wanted: dict[str, None] = {}
         self._restored: set[str] = set()
         self._told: set[str] = set()  # what the adapter was asked to deliver on this connection
@@ -201,8 +202,8 @@ class Session:
         if missing:
             log.info("%s: restoring %d subscription(s) after the new login: %s",
                      self.name, len(missing), ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
-            self._restored.update(missing)
             self._change_subscription(generation, missing, True)
+            self._restored.update(missing)
 
     def _change_subscription(self, generation: int, ids: list[str], add: bool) -> None:
         if generation != self._generation or self.adapter is None:
@@ -210,7 +211,7 @@ class Session:
         if add:
             # The program subscribing again to what the session restored: its snapshot was
             # already delivered.
-            again = [i for i in ids if i in self._restored and i in self._told]
+            again = [i for i in ids if i in self._restored]
             if again:
                 self._restored.difference_update(again)
                 ids = [i for i in ids if i not in again]

@@ -61,23 +61,22 @@ class Dispatcher:
     def post_ticks(self, ticks: list[Any]) -> int:
         """Queue a batch of ``OnRtnDepthMarketData`` ticks; returns the ticks now waiting."""
         with self._cond:
-            if self._stopping:
-                return 0
-            self._queue.append((_TICKS, ticks, None))
-            self._pending_ticks += len(ticks)
-            self._cond.notify()
-            return self._pending_ticks
+            return self._queue_ticks(ticks)
+
+    def _queue_ticks(self, ticks: list[Any]) -> int:
+        # With self._cond held.
+        if self._stopping:
+            return 0
+        self._queue.append((_TICKS, ticks, None))
+        self._pending_ticks += len(ticks)
+        self._cond.notify()
+        return self._pending_ticks
 
     def post_ticks_blocking(self, ticks: list[Any]) -> None:
         """``post_ticks`` for a source running on its own thread (openctp-ctp's): when too many
         ticks wait, block that thread until the callbacks have caught up (or the API stops)."""
         with self._cond:
-            if self._stopping:
-                return
-            self._queue.append((_TICKS, ticks, None))
-            self._pending_ticks += len(ticks)
-            self._cond.notify()
-            if self._pending_ticks <= queue_policy.HIGH_WATER:
+            if self._queue_ticks(ticks) <= queue_policy.HIGH_WATER:
                 return
             started = time.monotonic()
             while self._pending_ticks > queue_policy.LOW_WATER and not self._stopping:

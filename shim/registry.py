@@ -102,11 +102,19 @@ def adapter_class(scheme: str, raw: str = "") -> type:
     return cls
 
 
-def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
-    """Parse ``raw`` and check its scheme and settings; raise ``FrontAddressError`` if bad."""
+def resolve_front(raw: Any) -> tuple[FrontURL, type, dict[str, Any]]:
+    """Parse ``raw``: its address, adapter class and settings (``FrontAddressError`` if bad).
+
+    The adapter's own ``check`` (does the recording exist ...) is not run; see :func:`validate_front`.
+    """
     url = parse_front_url(raw)
     cls = adapter_class(url.scheme, url.raw)
-    settings = resolve_settings(url, cls.settings)
+    return url, cls, resolve_settings(url, cls.settings)
+
+
+def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
+    """Parse ``raw`` and check its scheme and settings; raise ``FrontAddressError`` if bad."""
+    url, cls, settings = resolve_front(raw)
     check = getattr(cls, "check", None)
     if check is not None:
         try:

@@ -167,12 +167,12 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         from .ping import check_fronts, run as ping
 
         try:
-            check_fronts(args.fronts)
+            urls = check_fronts(args.fronts)
         except FrontAddressError as exc:
             parser.exit(2, f"ctpshim ping: {exc}\n")
         if args.watch:
             _require_rich(parser, "ping --watch")
-        return ping(args.fronts, args.count, args.interval, args.timeout, args.stale, args.json, args.watch)
+        return ping(urls, args.count, args.interval, args.timeout, args.stale, args.json, args.watch)
     _require_rich(parser, "quote")
     try:
         registry.validate_front(args.front)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import os
 import statistics
 import sys
@@ -27,7 +28,7 @@ from typing import Any, Iterator, TextIO
 
 from ctpshim import registry
 from ctpshim.errors import FrontAddressError, UpstreamError
-from ctpshim.url import FrontURL, parse_front_url, resolve_settings
+from ctpshim.url import FrontURL
 
 PASS_THROUGH = ("tcp", "ssl")
 
@@ -54,17 +55,24 @@ class PingResult:
     def loss(self) -> float:
         return 1.0 - len(self.answered) / len(self.samples) if self.samples else 1.0
 
-    def as_json(self) -> dict[str, Any]:
+    def spread(self) -> tuple[float | None, float | None, float | None]:
+        """(min, median, max) of the answered samples, in ms; ``None`` each when none answered."""
         answered = self.answered
+        if not answered:
+            return None, None, None
+        return min(answered), statistics.median(answered), max(answered)
+
+    def as_json(self) -> dict[str, Any]:
+        low, middle, high = self.spread()
         return {
             "front": self.front,
             "scheme": self.scheme,
             "healthy": self.healthy,
             "cause": self.cause,
             "samples_ms": self.samples,
-            "min_ms": min(answered) if answered else None,
-            "median_ms": statistics.median(answered) if answered else None,
-            "max_ms": max(answered) if answered else None,
+            "min_ms": low,
+            "median_ms": middle,
+            "max_ms": high,
             "loss": round(self.loss, 3),
             "details": self.details,
         }
@@ -77,9 +85,7 @@ def check_fronts(fronts: list[str]) -> list[FrontURL]:
     """
     urls = []
     for raw in fronts:
-        url = parse_front_url(raw)
-        cls = registry.adapter_class(url.scheme, url.raw)
-        resolve_settings(url, cls.settings)
+        url, _, _ = registry.resolve_front(raw)
         if url.scheme in PASS_THROUGH:
             from ctpshim.adapters.tcp import parse_address
 
@@ -158,8 +164,7 @@ def _connect_failure(exc: BaseException, host: str, port: int, timeout: float) -
 
 async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
                         stale: float) -> None:
-    cls = registry.adapter_class(url.scheme, url.raw)
-    settings = resolve_settings(url, cls.settings)
+    _, cls, settings = registry.resolve_front(url.raw)
     check = getattr(cls, "check", None)
     try:
         if check is not None:
@@ -236,19 +241,8 @@ def _detail(result: PingResult) -> str:
 
 
 def rows(results: list[PingResult]) -> list[list[str]]:
-    table = []
-    for result in results:
-        answered = result.answered
-        table.append([
-            result.front,
-            "ok" if result.healthy else "FAIL",
-            _ms(min(answered) if answered else None),
-            _ms(statistics.median(answered) if answered else None),
-            _ms(max(answered) if answered else None),
-            f"{result.loss:.0%}",
-            _detail(result),
-        ])
-    return table
+    return [[result.front, "ok" if result.healthy else "FAIL", *map(_ms, result.spread()), f"{result.loss:.0%}",
+             _detail(result)] for result in results]
 
 
 HEADER = ["FRONT", "STATUS", "MIN", "MEDIAN", "MAX", "LOSS", "DETAIL"]
@@ -295,10 +289,9 @@ def native_prints_to_stderr() -> Iterator[TextIO]:
         os.close(saved)
 
 
-def run(fronts: list[str], count: int, interval: float, timeout: float, stale: float,
+def run(urls: list[FrontURL], count: int, interval: float, timeout: float, stale: float,
         as_json: bool, watch: bool) -> int:
-    """The ``ping`` command (fronts already checked with :func:`check_fronts`)."""
-    urls = check_fronts(fronts)
+    """The ``ping`` command, for the fronts :func:`check_fronts` returned."""
     with native_prints_to_stderr() as out:
         if watch:
             return _watch(urls, count, interval, timeout, stale, out)
@@ -314,25 +307,25 @@ def run(fronts: list[str], count: int, interval: float, timeout: float, stale: f
 
 
 def _watch(urls: list[FrontURL], count: int, interval: float, timeout: float, stale: float, out: TextIO) -> int:
-    results: list[PingResult] = []
-    round_number = 0
-    try:
-        if not out.isatty():  # a log or a pipe: one plain table per round, appended
-            while True:
-                round_number += 1
-                results = asyncio.run(ping_all(urls, count, interval, timeout, stale))
-                out.write(f"round {round_number}, {time.strftime('%H:%M:%S')}\n")
-                print_table(results, out)
-                out.flush()
-                time.sleep(max(interval, 1.0))
-        from rich.console import Console
-        from rich.live import Live
+    from rich.console import Console
+    from rich.live import Live
 
-        with Live(console=Console(file=out), auto_refresh=False) as live:
-            while True:
-                round_number += 1
+    def append_plain(results: list[PingResult], round_number: int) -> None:
+        out.write(f"round {round_number}, {time.strftime('%H:%M:%S')}\n")
+        print_table(results, out)
+        out.flush()
+
+    # On a terminal the table refreshes in place; into a log or a pipe one plain table per round.
+    live = Live(console=Console(file=out), auto_refresh=False) if out.isatty() else None
+    results: list[PingResult] = []
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            for round_number in itertools.count(1):
                 results = asyncio.run(ping_all(urls, count, interval, timeout, stale))
-                live.update(rich_table(results, round_number), refresh=True)
+                if live is not None:
+                    live.update(rich_table(results, round_number), refresh=True)
+                else:
+                    append_plain(results, round_number)
                 time.sleep(max(interval, 1.0))
     except KeyboardInterrupt:
         pass

@@ -41,7 +41,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..market_data import DBL_MAX, average_price, blank_values, depth_index, make_tick
-from ..products import PRODUCTS, InstrumentInfo, is_open, main_contract, parse_instrument
+from ..products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
 from ..url import FrontURL, Setting, integer, positive_float
 from .base import Adapter, Capabilities, require_extra
 
@@ -66,14 +66,18 @@ def to_sina(instrument_id: str) -> str | None:
     return f"nf_{info.product.code.upper()}{info.delivery_year % 100:02d}{info.delivery_month:02d}"
 
 
-def from_sina(symbol: str) -> str | None:
-    """The CTP instrument ID of a Sina symbol; None for continuous series (``RB0``) and unknowns."""
+def _split_symbol(symbol: str) -> tuple[Product | None, str]:
+    """(product, digits) of a Sina futures symbol (``nf_RB2605``, ``CFF_RE_IF0``); (None, "") if unknown."""
     bare = symbol.split("_", 2)[-1] if symbol.startswith(("nf_", "CFF_RE_")) else symbol
     match = re.match(r"^([A-Za-z]{1,2})(\d+)$", bare)
-    if not match or match.group(2) == "0":
-        return None
-    product = _PRODUCTS_FOLDED.get(match.group(1).upper())
-    digits = match.group(2)
+    if not match:
+        return None, ""
+    return _PRODUCTS_FOLDED.get(match.group(1).upper()), match.group(2)
+
+
+def from_sina(symbol: str) -> str | None:
+    """The CTP instrument ID of a Sina symbol; None for continuous series (``RB0``) and unknowns."""
+    product, digits = _split_symbol(symbol)
     if product is None or len(digits) != 4:
         return None
     if product.exchange == "CZCE":
@@ -361,10 +365,10 @@ class SinaAdapter(Adapter):
         if any(name == "sys_auth" for name, _ in statements):
             raise UpstreamProtocolError(f"sina: {self.base_url} rejected the request (sys_auth=FAILED)")
         now = now_china()
+        index = depth_index()
         moments, unreadable, market_open = [], [], False
         for name, csv in statements:
-            code = name.split("_")[-1].rstrip("0123456789").lower()
-            product = _PRODUCTS_FOLDED.get(code.upper())
+            product, _ = _split_symbol(name)
             if product is None or not csv:
                 continue
             market_open = market_open or is_open(product, now)
@@ -373,7 +377,6 @@ class SinaAdapter(Adapter):
             except SinaFormatError as exc:
                 unreadable.append(f"{name}: {exc}")
                 continue
-            index = depth_index()
             moments.append(_moment(values[index["ActionDay"]], values[index["UpdateTime"]]))
         if not moments:
             why = "; ".join(unreadable) if unreadable else "every quote was empty"

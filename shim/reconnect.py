@@ -18,6 +18,9 @@ RETRY_UNREACHABLE = 5.0  # seconds between rounds when no registered front can b
 RETRY_AFTER_DROP = 1.0  # seconds before reconnecting after an established session dropped
 CONNECT_TIMEOUT = 10.0  # seconds an adapter may take to connect before it counts as unreachable
 RESUBSCRIBE_AFTER_RELOGIN = True  # restore the program's subscriptions at its next login (see above)
+# A polled feed with a fallback source (tencent:// falls back to Sina) keeps the session up while
+# the fallback answers; it asks the primary again this often, and goes back to it once it answers.
+RETRY_PRIMARY_FEED = RETRY_UNREACHABLE
 
 
 class FrontRotation:

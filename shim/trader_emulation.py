@@ -26,6 +26,7 @@ from typing import Any
 from .calendar import now_china, yyyymmdd
 from .fields import load_spec
 from .market_data import DBL_MAX
+from .stocks import StockInfo
 
 UNSUPPORTED_FUNCTION = 27
 UNSUPPORTED_MESSAGE = "CTP:不支持的功能"
@@ -112,15 +113,18 @@ def _query(api: Any, name: str, field: Any) -> list[Any]:
 
 
 def _matches(query: Any, info: Any) -> bool:
+    product_id = info.product_id if isinstance(info, StockInfo) else info.product.code
     return (
         query.InstrumentID in ("", info.instrument_id)
         and query.ExchangeID in ("", info.exchange_id)
-        and query.ProductID in ("", info.product.code)
+        and query.ProductID in ("", product_id)
         and query.ExchangeInstID in ("", info.instrument_id)
     )
 
 
 def _instrument(api: Any, info: Any) -> Any:
+    if isinstance(info, StockInfo):
+        return _stock(api, info)
     product = info.product
     year, month = info.delivery_year, info.delivery_month
     return api._field(
@@ -153,6 +157,33 @@ def _instrument(api: Any, info: Any) -> Any:
         StrikePrice=DBL_MAX,
         UnderlyingMultiple=1.0,
         CombinationType="0",  # THOST_FTDC_COMBT_Future
+    )
+
+
+def _stock(api: Any, info: StockInfo) -> Any:
+    """A stock or fund as an instrument: ProductClass Spot (CTP has no stock class), no expiry."""
+    return api._field(
+        "CThostFtdcInstrumentField",
+        reserve1=info.instrument_id[:30],
+        InstrumentID=info.instrument_id,
+        ExchangeID=info.exchange_id,
+        ExchangeInstID=info.code,
+        InstrumentName=info.name or info.code,
+        ProductID=info.product_id,
+        ProductClass="4",  # THOST_FTDC_PC_Spot
+        MaxMarketOrderVolume=1_000_000,
+        MinMarketOrderVolume=1,
+        MaxLimitOrderVolume=1_000_000,
+        MinLimitOrderVolume=1,
+        VolumeMultiple=1,
+        PriceTick=info.price_tick,
+        InstLifePhase="1",  # THOST_FTDC_IP_Started
+        IsTrading=1,
+        PositionType="2",  # THOST_FTDC_PT_Gross
+        PositionDateType="2",
+        MaxMarginSideAlgorithm="0",
+        StrikePrice=DBL_MAX,
+        UnderlyingMultiple=1.0,
     )
 
 

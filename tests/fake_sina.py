@@ -1,24 +1,31 @@
-"""A local stand-in for hq.sinajs.cn on 127.0.0.1, serving the real sample payloads (GBK)."""
+"""Local stand-ins for hq.sinajs.cn and qt.gtimg.cn on 127.0.0.1, serving real sample payloads (GBK)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ctpshim.adapters.sina import split_statements
+from ctpshim.adapters import sina, tencent
 
 from .conftest import SHARED
 
 SAMPLES = SHARED / "feeds" / "samples"
+STOCK_SAMPLES = Path(__file__).parent / "samples" / "stocks"  # see SOURCES.md there
 
 
 def sample(name: str) -> dict[str, str]:
-    """The statements of a real Sina payload in the shared samples: symbol -> csv."""
-    text = (SAMPLES / name).read_bytes().decode("gbk")
-    return dict(split_statements(text))
+    """The statements of a real Sina payload (shared futures samples, or stock samples here)."""
+    folder = STOCK_SAMPLES if (STOCK_SAMPLES / name).exists() else SAMPLES
+    return dict(sina.split_statements((folder / name).read_bytes().decode("gbk")))
+
+
+def tencent_sample(name: str) -> dict[str, str]:
+    """The statements of a real Tencent payload in the stock samples: symbol -> payload."""
+    return dict(tencent.split_statements((STOCK_SAMPLES / name).read_bytes().decode("gbk")))
 
 
 class FakeSina:
@@ -27,6 +34,8 @@ class FakeSina:
     ``quotes`` maps a Sina symbol to its csv; ``mode`` is ``ok``, ``403``, ``500`` or ``slow``;
     a request that contains a symbol in ``poison`` gets the whole-batch failure reply.
     """
+
+    query = "list="
 
     def __init__(self) -> None:
         self.quotes: dict[str, str] = {}
@@ -60,7 +69,7 @@ class FakeSina:
 
     async def _handle(self, request: web.Request) -> web.Response:
         tail = request.match_info["tail"]
-        symbols = tail.split("list=", 1)[1].split(",") if "list=" in tail else []
+        symbols = tail.split(self.query, 1)[1].split(",") if self.query in tail else []
         self.requests.append(symbols)
         self.referers.append(request.headers.get("Referer", ""))
         if self.mode == "403":
@@ -69,11 +78,12 @@ class FakeSina:
             return web.Response(status=500, text="oops")
         if self.mode == "slow":
             await asyncio.sleep(3)
+        return web.Response(body=self.reply(symbols).encode("gbk"), content_type="application/javascript")
+
+    def reply(self, symbols: list[str]) -> str:
         if self.poison & set(symbols):
-            body = 'var hq_str_sys_auth="FAILED";\n'
-        else:
-            body = "".join(f'var hq_str_{s}="{self.quotes.get(s, "")}";\n' for s in symbols)
-        return web.Response(body=body.encode("gbk"), content_type="application/javascript")
+            return 'var hq_str_sys_auth="FAILED";\n'
+        return "".join(f'var hq_str_{s}="{self.quotes.get(s, "")}";\n' for s in symbols)
 
     def stop(self) -> None:
         async def shutdown() -> None:
@@ -82,3 +92,15 @@ class FakeSina:
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class FakeTencent(FakeSina):
+    """Answers ``/q=a,b,...`` like qt.gtimg.cn: a statement per known symbol, then one
+    ``v_pv_none_match="1";`` if any symbol is unknown."""
+
+    query = "q="
+
+    def reply(self, symbols: list[str]) -> str:
+        known = [s for s in symbols if s in self.quotes]
+        body = "".join(f'v_{s}="{self.quotes[s]}";\n' for s in known)
+        return body + ('v_pv_none_match="1";\n' if len(known) < len(symbols) else "")

@@ -16,12 +16,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from ctpshim.adapters import sina as sina_module
+from ctpshim.adapters import polling as polling_module
 from ctpshim.calendar import now_china
 from ctpshim.tools import ping
 from ctpshim.url import parse_front_url
 
-from .fake_sina import FakeSina, sample
+from .fake_sina import FakeSina, FakeTencent, sample, tencent_sample
 from .test_cli import ctpshim
 
 AFTER_CLOSE = "sina_nf_RB0_IF0_after_close_20260805.gbk.txt"  # quotes of 2026-08-05 15:00:00
@@ -185,14 +185,14 @@ def _ping_in_process(front: str, **options: Any) -> ping.PingResult:
 
 def test_old_quotes_while_the_market_is_open_are_stale_data(sina, monkeypatch):
     # Thursday 2026-08-06 10:00 (SHFE and CFFEX open): the feed still serves the day before's close.
-    monkeypatch.setattr(sina_module, "now_china", lambda: datetime(2026, 8, 6, 10, 0, 0))
+    monkeypatch.setattr(polling_module, "now_china", lambda: datetime(2026, 8, 6, 10, 0, 0))
     result = _ping_in_process(f"sina://?base_url={sina.url}")
     assert not result.healthy and result.cause.startswith("stale data: the newest quote is 19 h old")
     assert result.details["market_open"] is True
 
 
 def test_old_quotes_while_the_market_is_closed_are_healthy(sina, monkeypatch):
-    monkeypatch.setattr(sina_module, "now_china", lambda: datetime(2026, 8, 8, 12, 0, 0))  # a Saturday
+    monkeypatch.setattr(polling_module, "now_china", lambda: datetime(2026, 8, 8, 12, 0, 0))  # a Saturday
     result = _ping_in_process(f"sina://?base_url={sina.url}")
     assert result.healthy and result.details["market_open"] is False
 
@@ -279,3 +279,25 @@ def test_the_live_table_shows_every_front_and_marks_failures(closed_port):
     assert "round 3" in text and "0.6 ms" in text and "100%" in text and "connection refused" in text
     lines = [line for line in text.splitlines() if "sim://" in line or "tcp://" in line]
     assert " ok " in lines[0] and "FAIL" in lines[1]
+
+
+@pytest.fixture
+def tencent() -> Iterator[FakeTencent]:
+    server = FakeTencent()
+    server.quotes = {**tencent_sample("tencent_sh600519_intraday_20260806.gbk.txt"),
+                     **tencent_sample("tencent_hk00700_after_close_20260429.gbk.txt")}
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("now, healthy, market_open, cause", [
+    (datetime(2026, 8, 6, 10, 44, 0), True, True, None),  # 27 s after the SSE quote
+    (datetime(2026, 8, 7, 10, 0, 0), False, True, "stale data: the newest quote is 23 h old"),
+    (datetime(2026, 8, 8, 10, 0, 0), True, False, None),  # Saturday: old quotes are expected
+])
+def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, monkeypatch, now, healthy, market_open, cause):
+    monkeypatch.setattr(polling_module, "now_china", lambda: now)
+    result = _ping_in_process(f"tencent://?base_url={tencent.url}&fallback=none")
+    assert result.healthy is healthy and result.details["market_open"] is market_open
+    assert result.details["quotes"] == 2  # sz000001 is unknown to this stand-in: skipped, not a failure
+    assert (result.cause or "").startswith(cause or "")

@@ -1,0 +1,433 @@
+"""Polled HTTP quote feeds: the one place for batching, change detection, fallback and faults.
+
+``sina://`` and ``tencent://`` differ only in how they ask and how they read the answer; that
+difference is a :class:`QuoteSource`.  :class:`PollingAdapter` does the rest, once:
+
+* polls every ``interval`` seconds, ``batch`` symbols per request, the batches concurrently;
+* pushes a quote only when it changed since the last push (CTP pushes changes), the first answer
+  after a subscription always (the current snapshot, even when the market is closed), and never
+  a quote older than the last one pushed (a stale cache node, or the fallback lagging);
+* a whole-batch failure reply caused by one bad symbol is split until the symbol is found; it is
+  dropped with one warning and the others go on;
+* an unknown symbol (empty answer) is accepted like CTP accepts it, warned once, never ticks;
+* a line that cannot be read is skipped with a warning that shows it (once a minute per symbol);
+* HTTP 403, other non-200 answers, timeouts and refused or dropped connections raise
+  :class:`UpstreamDisconnected` with a CTP reason code and the cause in words, so the session
+  reports ``OnFrontDisconnected``, backs off, reconnects and resubscribes;
+* with a fallback source (``tencent://`` has Sina's stock quotes): a batch the primary cannot
+  answer is asked of the fallback, and instruments the primary does not know are quoted from the
+  fallback; only when both fail does the session disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from datetime import datetime
+from typing import Any, AsyncIterator, ClassVar, Iterable, NamedTuple
+
+from ..calendar import now_china
+from ..errors import (
+    REASON_HEARTBEAT_TIMEOUT,
+    REASON_READ_FAILED,
+    UpstreamDisconnected,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+)
+from ..market_data import DBL_MAX, depth_index, make_tick
+from ..reconnect import RETRY_PRIMARY_FEED
+from ..url import FrontURL, Setting, integer, positive_float
+from .base import Adapter, Capabilities, require_extra
+
+log = logging.getLogger("ctpshim.polling")
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ctpshim"
+GARBAGE_WARNING_EVERY_S = 60.0
+
+
+class FeedFormatError(ValueError):
+    """A statement that cannot be read as any layout the source knows."""
+
+
+class ProbeTarget(NamedTuple):
+    symbol: str
+    instrument_id: str  # what the symbol's quote is parsed as
+    market_open: bool
+
+
+class QuoteSource:
+    """One HTTP quote service: how to ask for symbols and how to read the answer.
+
+    Subclasses set ``name``, ``title``, ``default_base_url``, ``headers`` and ``forbidden_hint`` and
+    implement the methods below; none of them does I/O.
+    """
+
+    name: ClassVar[str] = ""  # as the log prefixes it: "sina"
+    title: ClassVar[str] = ""  # as prose names it: "Sina"
+    default_base_url: ClassVar[str] = ""
+    headers: ClassVar[dict[str, str]] = {}
+    forbidden_hint: ClassVar[str] = ""  # why a 403 happens, in words
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def symbol_of(self, instrument_id: str) -> str | None:
+        """The source's symbol for a CTP instrument ID; None when the source cannot quote it."""
+        raise NotImplementedError
+
+    def url(self, symbols: list[str]) -> str:
+        raise NotImplementedError
+
+    def statements(self, text: str) -> list[tuple[str, str]]:
+        """(symbol, payload) for every statement of a decoded reply, in order."""
+        raise NotImplementedError
+
+    def rejects_batch(self, statements: list[tuple[str, str]]) -> bool:
+        """Whether the reply is a whole-batch failure (one bad symbol spoils the request)."""
+        return False
+
+    def parse(self, payload: str, instrument_id: str) -> list[Any]:
+        """The 48 tick values of one statement; raises :class:`FeedFormatError`."""
+        raise NotImplementedError
+
+    def instrument(self, payload: str, instrument_id: str) -> Any:
+        """What ReqQryInstrument answers for an instrument this source quoted, or None."""
+        raise NotImplementedError
+
+    def probe_targets(self, now: datetime) -> list[ProbeTarget]:
+        """A few liquid symbols for ``ctpshim ping``."""
+        raise NotImplementedError
+
+
+def http_base_url(value: str) -> str:
+    """A ``base_url`` setting: an http(s) URL."""
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL (for example https://hq.sinajs.cn)")
+    return value
+
+
+class PollingAdapter(Adapter):
+    """Quotes polled from a :class:`QuoteSource` (see the module docstring).
+
+    Subclasses set ``scheme``, ``source_class`` and, for a fallback, override :meth:`make_fallback`.
+    """
+
+    source_class: ClassVar[type[QuoteSource]] = QuoteSource
+    default_batch: ClassVar[int] = 50
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    capabilities = Capabilities(depth_levels=5, deterministic=False, has_instruments=True)
+
+    @staticmethod
+    def polling_settings(base_url: str, batch: int) -> tuple[Setting, ...]:
+        """The settings every polled feed has (``interval``, ``batch``, ``timeout``, ``base_url``)."""
+        return (
+            Setting("interval", positive_float, 0.5, "seconds between polls"),
+            Setting("batch", integer(1, 800), batch, "symbols per request"),
+            Setting("timeout", positive_float, 5.0, "seconds an HTTP request may take"),
+            Setting("base_url", http_base_url, base_url, "where to poll: the source, a mirror or a proxy"),
+        )
+
+    @classmethod
+    def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
+        require_extra("aiohttp", "feeds", f"{cls.scheme}:// polls over HTTP with aiohttp")
+
+    def __init__(self, url: FrontURL, settings: dict[str, Any]) -> None:
+        super().__init__(url, settings)
+        self.source = self.source_class(settings["base_url"])
+        self.fallback: QuoteSource | None = self.make_fallback(settings)
+        self._session: Any = None
+        self._wanted: dict[str, None] = {}  # subscribed instrument IDs, in order
+        self._fresh: set[str] = set()  # subscribed since the last poll: push their snapshot anyway
+        self._last: dict[str, tuple[Any, ...]] = {}  # instrument ID -> the last pushed quote
+        self._route: dict[str, QuoteSource] = {}  # instrument ID -> the fallback, when the primary lacks it
+        self._bad: set[tuple[str, str]] = set()  # (source, symbol) that spoil whole batches
+        self._warned: set[str] = set()
+        self._garbage_warned: dict[str, float] = {}
+        self._seen: dict[str, Any] = {}
+        self._primary_down: str | None = None  # why the primary failed, while the fallback serves
+        self._retry_primary_at = 0.0  # loop time; until then the fallback serves without asking
+        self._wake = asyncio.Event()
+        self._index = depth_index()
+
+    def make_fallback(self, settings: dict[str, Any]) -> QuoteSource | None:
+        return None
+
+    # -- the contract -----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=self.config["timeout"])
+        self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT})
+        try:
+            await self._reach(self.source)
+        except UpstreamDisconnected as exc:
+            if self.fallback is None:
+                raise UpstreamUnavailable(str(exc)) from None
+            try:
+                await self._reach(self.fallback)
+            except UpstreamDisconnected as second:
+                raise UpstreamUnavailable(f"{exc}; {second}") from None
+            log.warning("%s (quoting from %s meanwhile)", exc, self.fallback.title)
+            self._primary_down = str(exc)
+            self._retry_primary_at = asyncio.get_running_loop().time() + RETRY_PRIMARY_FEED
+
+    async def _reach(self, source: QuoteSource) -> None:
+        """One request for one liquid symbol: is the source reachable, and answering?"""
+        await self._get(source, [source.probe_targets(now_china())[0].symbol])
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def instruments(self) -> list[Any]:
+        return list(self._seen.values())
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        unknown = []
+        for instrument_id in ids:
+            if self._source_for(instrument_id) is None:
+                if instrument_id not in self._warned:
+                    self._warned.add(instrument_id)
+                    unknown.append(instrument_id)
+                continue
+            self._wanted[instrument_id] = None
+            self._fresh.add(instrument_id)
+        if unknown:
+            log.warning("%s: %s not an instrument %s can quote (accepted as CTP does; no ticks will come)",
+                        self.scheme, ", ".join(unknown), self._names())
+        self._wake.set()
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        for instrument_id in ids:
+            self._wanted.pop(instrument_id, None)
+            self._last.pop(instrument_id, None)
+
+    async def ticks(self) -> AsyncIterator[list[Any]]:
+        interval = self.config["interval"]
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._wanted:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            started = loop.time()
+            by_source: dict[int, tuple[QuoteSource, list[tuple[str, str]]]] = {}
+            for instrument_id in self._wanted:
+                source = self._source_for(instrument_id)
+                symbol = source.symbol_of(instrument_id) if source is not None else None
+                if source is None or symbol is None or (source.name, symbol) in self._bad:
+                    continue
+                by_source.setdefault(id(source), (source, []))[1].append((symbol, instrument_id))
+            size = self.config["batch"]
+            # The batches are requested together: one after another, 20 of them at the source's
+            # latency would take longer than the interval.
+            jobs = [self._poll_batch(source, pairs[o:o + size])
+                    for source, pairs in by_source.values() for o in range(0, len(pairs), size)]
+            answers = await asyncio.gather(*jobs)
+            batch = [tick for answer in answers for tick in answer]
+            if batch:
+                yield batch
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, interval - (loop.time() - started)))
+            except asyncio.TimeoutError:
+                pass
+
+    async def probe(self) -> dict[str, Any]:
+        """One request for a few liquid symbols: does it parse, how old is the newest quote."""
+        now = now_china()
+        targets = self.source.probe_targets(now)
+        statements = await self._get(self.source, [t.symbol for t in targets])
+        if self.source.rejects_batch(statements):
+            raise UpstreamProtocolError(f"{self.source.name}: {self.source.base_url} rejected the request")
+        answers = dict(statements)
+        moments, unreadable = [], []
+        for target in targets:
+            payload = answers.get(target.symbol, "")
+            if not payload:
+                continue
+            try:
+                values = self.source.parse(payload, target.instrument_id)
+            except FeedFormatError as exc:
+                unreadable.append(f"{target.symbol}: {exc}")
+                continue
+            moments.append(quote_moment(values))
+        if not moments:
+            why = "; ".join(unreadable) if unreadable else "every quote was empty"
+            raise UpstreamProtocolError(
+                f"{self.source.name}: {self.source.base_url} answered, but no quote could be read ({why})")
+        newest = max(moments)
+        return {"quotes": len(moments), "unreadable": len(unreadable), "newest_quote": newest.isoformat(" "),
+                "age_s": round((now - newest).total_seconds(), 1),
+                "market_open": any(t.market_open for t in targets)}
+
+    # -- polling ----------------------------------------------------------------------------------
+
+    def _names(self) -> str:
+        return self.source.title if self.fallback is None else f"{self.source.title} or {self.fallback.title}"
+
+    def _source_for(self, instrument_id: str) -> QuoteSource | None:
+        routed = self._route.get(instrument_id)
+        if routed is not None:
+            return routed
+        if self.source.symbol_of(instrument_id) is not None:
+            return self.source
+        if self.fallback is not None and self.fallback.symbol_of(instrument_id) is not None:
+            return self.fallback
+        return None
+
+    async def _poll_batch(self, source: QuoteSource, pairs: list[tuple[str, str]]) -> list[Any]:
+        """Ticks for one batch; the primary's failures go to the fallback when there is one."""
+        fallback = self.fallback
+        if source is not self.source or fallback is None:
+            return await self._poll(source, pairs)
+        now = asyncio.get_running_loop().time()
+        failure: UpstreamDisconnected | None = None
+        if self._primary_down is None or now >= self._retry_primary_at:
+            try:
+                ticks = await self._poll(source, pairs)
+            except UpstreamDisconnected as exc:
+                failure = exc
+            else:
+                if self._primary_down is not None:
+                    self._primary_down = None
+                    log.warning("%s: answering again; quotes come from %s again", source.name, source.title)
+                return ticks
+        fallback_pairs = [(s, i) for s, i in ((fallback.symbol_of(i), i) for _, i in pairs) if s is not None]
+        try:
+            ticks = await self._poll(fallback, fallback_pairs)
+        except UpstreamDisconnected as second:
+            first = str(failure) if failure is not None else self._primary_down
+            reason = failure.reason if failure is not None else second.reason
+            raise UpstreamDisconnected(f"{first}; {second}", reason) from None
+        if failure is not None:
+            if self._primary_down is None:
+                log.warning("%s (quoting from %s meanwhile)", failure, fallback.title)
+            self._primary_down = str(failure)
+            self._retry_primary_at = now + RETRY_PRIMARY_FEED
+        return ticks
+
+    async def _poll(self, source: QuoteSource, pairs: list[tuple[str, str]]) -> list[Any]:
+        """Ticks for ``pairs`` of (symbol, instrument ID); a whole-batch failure is split until
+        the bad symbol is found."""
+        if not pairs:
+            return []
+        statements = await self._get(source, [symbol for symbol, _ in pairs])
+        if source.rejects_batch(statements):
+            if len(pairs) == 1:
+                self._bad.add((source.name, pairs[0][0]))
+                log.warning("%s: %s makes %s reject the whole request; dropped, the others go on",
+                            source.name, pairs[0][1], source.title)
+                return []
+            half = len(pairs) // 2
+            return await self._poll(source, pairs[:half]) + await self._poll(source, pairs[half:])
+        answers = dict(statements)
+        ticks = []
+        for symbol, instrument_id in pairs:
+            if instrument_id not in self._wanted:
+                continue
+            payload = answers.get(symbol, "")
+            if not payload:
+                self._unknown(source, symbol, instrument_id)
+                continue
+            try:
+                values = source.parse(payload, instrument_id)
+            except FeedFormatError as exc:
+                now = asyncio.get_running_loop().time()
+                if now - self._garbage_warned.get(symbol, -math.inf) >= GARBAGE_WARNING_EVERY_S:
+                    self._garbage_warned[symbol] = now
+                    shown = payload if len(payload) <= 120 else payload[:117] + "..."
+                    log.warning("%s: skipped an unreadable quote for %s (%s): %r", source.name, instrument_id, exc, shown)
+                continue
+            tick = self._changed(instrument_id, values)
+            if tick is not None:
+                if instrument_id not in self._seen:
+                    info = source.instrument(payload, instrument_id)
+                    if info is not None:
+                        self._seen[instrument_id] = info
+                ticks.append(tick)
+        return ticks
+
+    def _unknown(self, source: QuoteSource, symbol: str, instrument_id: str) -> None:
+        if source is self.source and self.fallback is not None and instrument_id not in self._route:
+            if self.fallback.symbol_of(instrument_id) is not None:
+                self._route[instrument_id] = self.fallback
+                self._fresh.add(instrument_id)
+                log.warning("%s: no quote for %s (%s); asking %s for it", source.name, instrument_id, symbol,
+                            self.fallback.title)
+                return
+        if instrument_id not in self._warned:
+            self._warned.add(instrument_id)
+            log.warning("%s: no data for %s (%s): %s answers an empty quote; no ticks will come",
+                        source.name, instrument_id, symbol, source.title)
+
+    def _changed(self, instrument_id: str, values: list[Any]) -> Any:
+        """The tick if the quote changed since the last push (or was just subscribed), else None."""
+        index = self._index
+        identity = tuple(values)
+        fresh = instrument_id in self._fresh
+        self._fresh.discard(instrument_id)
+        last = self._last.get(instrument_id)
+        if not fresh and last is not None:
+            if last == identity:
+                return None  # a stale quote (closed market) is not pushed again as if new
+            stamp = (values[index["ActionDay"]], values[index["UpdateTime"]])
+            if stamp < (last[index["ActionDay"]], last[index["UpdateTime"]]):
+                return None  # older than what the program has already seen
+        self._last[instrument_id] = identity
+        return make_tick(values)
+
+    async def _get(self, source: QuoteSource, symbols: list[str]) -> list[tuple[str, str]]:
+        import aiohttp
+
+        try:
+            async with self._session.get(source.url(symbols), headers=source.headers) as response:
+                body = await response.read()
+                status = response.status
+        except asyncio.TimeoutError:
+            raise UpstreamDisconnected(
+                f"{source.name}: {source.base_url} did not answer within {self.config['timeout']:g} s",
+                REASON_HEARTBEAT_TIMEOUT) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamDisconnected(f"{source.name}: {source.base_url}: {exc}", REASON_READ_FAILED) from None
+        if status == 403:
+            raise UpstreamDisconnected(f"{source.name}: HTTP 403 from {source.base_url}: {source.forbidden_hint}",
+                                       REASON_READ_FAILED)
+        if status != 200:
+            raise UpstreamDisconnected(f"{source.name}: HTTP {status} from {source.base_url}", REASON_READ_FAILED)
+        return source.statements(body.decode("gb18030", "replace"))
+
+
+# -- helpers the sources share ----------------------------------------------------------------------
+
+def price_at(fields: list[str], index: int) -> float:
+    """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX)."""
+    if index >= len(fields):
+        return DBL_MAX
+    text = fields[index].strip()
+    if not text or text == "--":
+        return DBL_MAX
+    value = float(text)
+    return DBL_MAX if value == 0 or not math.isfinite(value) else value
+
+
+def number_at(fields: list[str], index: int) -> float:
+    """A volume or an amount; empty, ``--`` or a missing field is 0."""
+    if index >= len(fields):
+        return 0.0
+    text = fields[index].strip()
+    return float(text) if text and text != "--" else 0.0
+
+
+def quote_moment(values: list[Any]) -> datetime:
+    """The China time of a tick's ActionDay and UpdateTime."""
+    index = depth_index()
+    day, clock = values[index["ActionDay"]], values[index["UpdateTime"]]
+    return datetime(int(day[0:4]), int(day[4:6]), int(day[6:8]), int(clock[0:2]), int(clock[3:5]), int(clock[6:8]))
+
+
+__all__ = ["PollingAdapter", "QuoteSource", "ProbeTarget", "FeedFormatError", "price_at", "number_at",
+           "quote_moment", "http_base_url"]

@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "sim": "ctpshim.adapters.sim:SimAdapter",
     "replay": "ctpshim.adapters.replay:ReplayAdapter",
     "sina": "ctpshim.adapters.sina:SinaAdapter",
+    "tencent": "ctpshim.adapters.tencent:TencentAdapter",
     "tcp": "ctpshim.adapters.tcp:TcpFront",
     "ssl": "ctpshim.adapters.tcp:SslFront",
 }
@@ -29,7 +30,6 @@ BUILTIN: dict[str, str] = {
 # Schemes that belong to ctpshim but are not in this version: named in the error so users know
 # the address is right and what to do instead.
 PLANNED: dict[str, str] = {
-    "tencent": "the Tencent stock feed",
     "ctpshim": "the ctpshim front server",
 }
 

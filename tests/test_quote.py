@@ -72,3 +72,19 @@ def test_a_row_shows_absent_prices_as_dashes_and_change_against_pre_settlement()
     assert row("rb2605", tick, 7)[2:4] == ["0", "0.00%"]
     tick.LastPrice = 2950.5
     assert row("rb2605", tick, 7)[2:4] == ["-49.5", "-1.65%"]
+
+
+def test_once_on_tencent_quotes_stocks():
+    from .fake_sina import FakeTencent, tencent_sample
+
+    server = FakeTencent()
+    server.quotes = {**tencent_sample("tencent_sh600519_intraday_20260806.gbk.txt"),
+                     **tencent_sample("tencent_hk00700_after_close_20260429.gbk.txt")}
+    try:
+        result = ctpshim("quote", f"tencent://?base_url={server.url}&fallback=none", "600519", "00700", "--once")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert rows["600519"][1:4] == ["1,301.5", "-4.95", "-0.38%"]  # against the previous close: stocks settle nothing
+    assert rows["00700"][1] == "479.2" and rows["00700"][10].startswith("20260429")

@@ -181,3 +181,13 @@ def test_bad_settings_are_refused_at_register_front(make_md):
         api.RegisterFront("sina://?base_url=ftp://x")
     with pytest.raises(FrontAddressError, match="batch='0'"):
         api.RegisterFront("sina://?batch=0")
+
+
+def test_stocks_come_through_sina_as_well(make_md, sina):
+    capture = sample("sina_sz300059_rt_hk00700_sh508000_capture_20260830.gbk.txt")
+    sina.quotes.update({"sz300059": capture["sz300059"], "rt_hk00700": capture["rt_hk00700"]})
+    api, spi = make_md(f"sina://?base_url={sina.url}&interval=0.05", subscribe=["rb2701", "300059", "00700"])
+    wait_for(lambda: {t.InstrumentID for t in spi.ticks} == {"rb2701", "300059", "00700"})
+    by_id = {t.InstrumentID: t for t in spi.ticks}
+    assert (by_id["300059"].ExchangeID, by_id["300059"].BidVolume2, by_id["00700"].ExchangeID) == ("SZSE", 1_364_200, "HKEX")
+    assert any({"nf_RB2701", "sz300059", "rt_hk00700"} <= set(r) for r in sina.requests)  # one batch for all

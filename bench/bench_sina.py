@@ -1,10 +1,11 @@
-"""sina:// costs: parsing rate, and the CPU share of polling 1,000 instruments every 0.5 s.
+"""sina:// and tencent:// costs: parsing rates, and the CPU share of polling 1,000 instruments every 0.5 s.
 
     python bench/bench_sina.py [--seconds S] [--runs R]
 
-1. Parse: the real sample lines (commodity and CFFEX layouts) through parse_statement, in
-   lines/s, next to a same-run baseline that only splits each line on commas.
-2. Polling: a local fake Sina server (its own process, on 127.0.0.1) answers for 1,000 contracts
+1. Parse: the real sample lines (Sina's commodity and CFFEX layouts; Tencent's stock layouts
+   from tests/samples/stocks) through each parse_statement, in lines/s, next to a same-run
+   baseline that only splits each line on its separator.
+2. Polling (the machinery both feeds share): a local fake Sina server (its own process, on 127.0.0.1) answers for 1,000 contracts
    and changes every quote on every request; an md API subscribed to all of them polls every
    0.5 s (batches of 50) and receives every tick.  The figure is this process's CPU time over
    wall time, as a share of one core.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parent.parent / "shared" / "feeds" / "samples"
+STOCK_SAMPLES = HERE.parent / "tests" / "samples" / "stocks"
 
 SERVER = r"""
 import asyncio, sys
@@ -58,13 +60,24 @@ def sample_lines() -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_rate(pairs: list[tuple[str, str]], repeat: int) -> tuple[float, float]:
-    from ctpshim.adapters.sina import parse_statement
+def tencent_lines() -> list[tuple[str, str]]:
+    from ctpshim.adapters.tencent import split_statements
 
+    pairs = []
+    for path in sorted(STOCK_SAMPLES.glob("tencent_*.gbk.txt")):
+        pairs += [(payload, symbol[2:]) for symbol, payload in split_statements(path.read_bytes().decode("gbk"))]
+    return pairs
+
+
+def parse_rate(pairs: list[tuple[str, str]], repeat: int, feed: str = "sina") -> tuple[float, float]:
+    import importlib
+
+    parse_statement = importlib.import_module(f"ctpshim.adapters.{feed}").parse_statement
+    separator = "~" if feed == "tencent" else ","
     start = time.perf_counter()
     for _ in range(repeat):
         for csv, _instrument in pairs:
-            csv.split(",")
+            csv.split(separator)
     baseline = len(pairs) * repeat / (time.perf_counter() - start)
     start = time.perf_counter()
     for _ in range(repeat):
@@ -136,6 +149,11 @@ def main() -> None:
     print(f"{len(pairs)} real sample lines, median of {args.runs} runs")
     print(f"baseline: split on commas          {statistics.median(r[0] for r in rates):>12,.0f} lines/s")
     print(f"parse_statement                    {statistics.median(r[1] for r in rates):>12,.0f} lines/s")
+    stock_pairs = tencent_lines()
+    rates = [parse_rate(stock_pairs, 2000, "tencent") for _ in range(args.runs)]
+    print(f"{len(stock_pairs)} Tencent stock sample lines, median of {args.runs} runs")
+    print(f"baseline: split on tildes          {statistics.median(r[0] for r in rates):>12,.0f} lines/s")
+    print(f"tencent parse_statement            {statistics.median(r[1] for r in rates):>12,.0f} lines/s")
     shares = [polling_share(args.seconds) for _ in range(args.runs)]
     share = statistics.median(s[0] for s in shares)
     ticks = statistics.median(s[1] for s in shares) / args.seconds

@@ -68,10 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ping = commands.add_parser(
         "ping", help="check fronts and feeds: round-trip times, loss, and why one does not answer",
         description="Ping fronts concurrently. tcp:// and ssl://: TCP connect times, then (with openctp-ctp) "
-                    "a CTP login round trip and the API version; sina://: HTTP round trips, whether quotes "
+                    "a CTP login round trip and the API version; sina:// and tencent://: HTTP round trips, whether quotes "
                     "parse and how old the newest is; replay://: the files; sim://: trivially healthy. "
                     "Exit status 0 when every front is healthy, 1 when any is not, 2 for usage errors.")
-    ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina://")
+    ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent://")
     ping.add_argument("-c", "--count", type=_argument(integer(1)), default=3, metavar="N",
                       help="samples per front (default 3)")
     ping.add_argument("-i", "--interval", type=_argument(non_negative_float), default=1.0, metavar="S",
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="machine-readable output")
     shown.add_argument("--watch", action="store_true", help="a live table, pinging again until Ctrl-C")
     quote = commands.add_parser("quote", help="a live table of quotes from any front, through the CTP API")
-    quote.add_argument("front", help="the front, e.g. sim:// replay:// sina:// tcp://host:port")
+    quote.add_argument("front", help="the front, e.g. sim:// replay:// sina:// tencent:// tcp://host:port")
     quote.add_argument("ids", nargs="*", metavar="ID",
                        help="instruments (default: those the source lists, e.g. a recording's)")
     quote.add_argument("--once", action="store_true", help="print one snapshot and exit (for scripts)")

@@ -6,7 +6,7 @@ Every front is pinged at the same time, so many fronts take about as long as one
   openctp-ctp installed, one CTP login round trip as openctp's ``ctpping`` measures it
   (connected -> empty ``ReqUserLogin`` -> any ``OnRspUserLogin``) and the API version;
 * every other scheme: the adapter connects once, then ``count`` calls of its ``probe()`` are the
-  samples (one HTTP request for ``sina://``, reading the files for ``replay://``, nothing for
+  samples (one HTTP request for ``sina://`` and ``tencent://``, reading the files for ``replay://``, nothing for
   ``sim://``).  A quote older than ``stale`` seconds while its market is open is stale data.
 
 Healthy means: at least one sample answered and nothing failed outright (as ping(8) counts a

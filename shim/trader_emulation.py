@@ -123,15 +123,36 @@ def _matches(query: Any, info: Any) -> bool:
 
 
 def _instrument(api: Any, info: Any) -> Any:
-    if isinstance(info, StockInfo):
-        return _stock(api, info)
-    product = info.product
-    year, month = info.delivery_year, info.delivery_month
-    return api._field(
-        "CThostFtdcInstrumentField",
+    """What ReqQryInstrument answers for a futures contract or a stock the source knows."""
+    members: dict[str, Any] = dict(
         reserve1=info.instrument_id[:30],
         InstrumentID=info.instrument_id,
         ExchangeID=info.exchange_id,
+        MinMarketOrderVolume=1,
+        MinLimitOrderVolume=1,
+        InstLifePhase="1",  # THOST_FTDC_IP_Started
+        IsTrading=1,
+        PositionType="2",  # THOST_FTDC_PT_Gross
+        MaxMarginSideAlgorithm="0",
+        StrikePrice=DBL_MAX,
+        UnderlyingMultiple=1.0,
+    )
+    if isinstance(info, StockInfo):  # ProductClass Spot: CTP has no stock class; no expiry
+        members.update(
+            ExchangeInstID=info.code,
+            InstrumentName=info.name or info.code,
+            ProductID=info.product_id,
+            ProductClass="4",  # THOST_FTDC_PC_Spot
+            MaxMarketOrderVolume=1_000_000,
+            MaxLimitOrderVolume=1_000_000,
+            VolumeMultiple=1,
+            PriceTick=info.price_tick,
+            PositionDateType="2",
+        )
+        return api._field("CThostFtdcInstrumentField", **members)
+    product = info.product
+    year, month = info.delivery_year, info.delivery_month
+    members.update(
         ExchangeInstID=info.instrument_id,
         InstrumentName=info.name,
         ProductID=product.code,
@@ -139,52 +160,18 @@ def _instrument(api: Any, info: Any) -> Any:
         DeliveryYear=year,
         DeliveryMonth=month,
         MaxMarketOrderVolume=1000,
-        MinMarketOrderVolume=1,
         MaxLimitOrderVolume=1000,
-        MinLimitOrderVolume=1,
         VolumeMultiple=product.multiplier,
         PriceTick=product.tick,
         ExpireDate=f"{year:04d}{month:02d}15",
         StartDelivDate=f"{year:04d}{month:02d}16",
         EndDelivDate=f"{year:04d}{month:02d}20",
-        InstLifePhase="1",  # THOST_FTDC_IP_Started
-        IsTrading=1,
-        PositionType="2",  # THOST_FTDC_PT_Gross
         PositionDateType="1" if product.exchange in ("SHFE", "INE") else "2",
         LongMarginRatio=0.1,
         ShortMarginRatio=0.1,
-        MaxMarginSideAlgorithm="0",
-        StrikePrice=DBL_MAX,
-        UnderlyingMultiple=1.0,
         CombinationType="0",  # THOST_FTDC_COMBT_Future
     )
-
-
-def _stock(api: Any, info: StockInfo) -> Any:
-    """A stock or fund as an instrument: ProductClass Spot (CTP has no stock class), no expiry."""
-    return api._field(
-        "CThostFtdcInstrumentField",
-        reserve1=info.instrument_id[:30],
-        InstrumentID=info.instrument_id,
-        ExchangeID=info.exchange_id,
-        ExchangeInstID=info.code,
-        InstrumentName=info.name or info.code,
-        ProductID=info.product_id,
-        ProductClass="4",  # THOST_FTDC_PC_Spot
-        MaxMarketOrderVolume=1_000_000,
-        MinMarketOrderVolume=1,
-        MaxLimitOrderVolume=1_000_000,
-        MinLimitOrderVolume=1,
-        VolumeMultiple=1,
-        PriceTick=info.price_tick,
-        InstLifePhase="1",  # THOST_FTDC_IP_Started
-        IsTrading=1,
-        PositionType="2",  # THOST_FTDC_PT_Gross
-        PositionDateType="2",
-        MaxMarginSideAlgorithm="0",
-        StrikePrice=DBL_MAX,
-        UnderlyingMultiple=1.0,
-    )
+    return api._field("CThostFtdcInstrumentField", **members)
 
 
 def _refuse(api: Any, name: str, field: Any, request_id: int) -> None:

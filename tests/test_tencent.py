@@ -247,3 +247,15 @@ def test_bad_settings_are_refused_at_register_front(make_md):
         api.RegisterFront("tencent://?fallback=tdx")
     with pytest.raises(FrontAddressError, match="fallback_url='ftp://x'"):
         api.RegisterFront("tencent://?fallback_url=ftp://x")
+
+
+def test_the_shared_tencent_samples_hold_nothing_tencent_can_quote_for_ctp():
+    from .fake_sina import SAMPLES
+
+    none_match = (SAMPLES / "tencent_qt_nf_unsupported_pv_none_match.gbk.txt").read_bytes().decode("gbk")
+    assert tencent.split_statements(none_match) == []  # Tencent's "no such code" is not a quote
+    foreign = dict(tencent.split_statements((SAMPLES / "tencent_qt_hf_foreign_futures_20260929.gbk.txt").read_bytes().decode("gbk")))
+    assert set(foreign) == {"hf_XAU", "hf_CL", "hf_W"}  # foreign futures, outside CTP's scope
+    assert all(tencent.to_tencent(code) is None for code in ("CL", "XAU", "W", "hf_CL"))  # never asked for
+    with pytest.raises(FeedFormatError, match="'hf_CL' is not a stock code"):
+        tencent.parse_statement(foreign["hf_CL"], "hf_CL")

@@ -60,13 +60,12 @@ class ProbeTarget(NamedTuple):
 class QuoteSource:
     """One HTTP quote service: how to ask for symbols and how to read the answer.
 
-    Subclasses set ``name``, ``title``, ``default_base_url``, ``headers`` and ``forbidden_hint`` and
-    implement the methods below; none of them does I/O.
+    Subclasses set ``name``, ``title``, ``headers`` and ``forbidden_hint`` and implement the
+    methods below; none of them does I/O.
     """
 
     name: ClassVar[str] = ""  # as the log prefixes it: "sina"
     title: ClassVar[str] = ""  # as prose names it: "Sina"
-    default_base_url: ClassVar[str] = ""
     headers: ClassVar[dict[str, str]] = {}
     forbidden_hint: ClassVar[str] = ""  # why a 403 happens, in words
 
@@ -115,7 +114,6 @@ class PollingAdapter(Adapter):
     """
 
     source_class: ClassVar[type[QuoteSource]] = QuoteSource
-    default_batch: ClassVar[int] = 50
     settings: ClassVar[tuple[Setting, ...]] = ()
     capabilities = Capabilities(depth_levels=5, deterministic=False, has_instruments=True)
 
@@ -188,7 +186,7 @@ class PollingAdapter(Adapter):
     async def subscribe(self, ids: Iterable[str]) -> None:
         unknown = []
         for instrument_id in ids:
-            if self._source_for(instrument_id) is None:
+            if self._target(instrument_id) is None:
                 if instrument_id not in self._warned:
                     self._warned.add(instrument_id)
                     unknown.append(instrument_id)
@@ -216,10 +214,10 @@ class PollingAdapter(Adapter):
             started = loop.time()
             by_source: dict[int, tuple[QuoteSource, list[tuple[str, str]]]] = {}
             for instrument_id in self._wanted:
-                source = self._source_for(instrument_id)
-                symbol = source.symbol_of(instrument_id) if source is not None else None
-                if source is None or symbol is None or (source.name, symbol) in self._bad:
+                target = self._target(instrument_id)
+                if target is None or (target[0].name, target[1]) in self._bad:
                     continue
+                source, symbol = target
                 by_source.setdefault(id(source), (source, []))[1].append((symbol, instrument_id))
             size = self.config["batch"]
             # The batches are requested together: one after another, 20 of them at the source's
@@ -269,14 +267,13 @@ class PollingAdapter(Adapter):
     def _names(self) -> str:
         return self.source.title if self.fallback is None else f"{self.source.title} or {self.fallback.title}"
 
-    def _source_for(self, instrument_id: str) -> QuoteSource | None:
+    def _target(self, instrument_id: str) -> tuple[QuoteSource, str] | None:
+        """(source, symbol) to ask for an instrument: the primary unless it lacks it; None if no source can."""
         routed = self._route.get(instrument_id)
-        if routed is not None:
-            return routed
-        if self.source.symbol_of(instrument_id) is not None:
-            return self.source
-        if self.fallback is not None and self.fallback.symbol_of(instrument_id) is not None:
-            return self.fallback
+        for source in (routed,) if routed is not None else (self.source, self.fallback):
+            symbol = source.symbol_of(instrument_id) if source is not None else None
+            if symbol is not None:
+                return source, symbol
         return None
 
     async def _poll_batch(self, source: QuoteSource, pairs: list[tuple[str, str]]) -> list[Any]:
@@ -422,12 +419,16 @@ def number_at(fields: list[str], index: int) -> float:
     return float(text) if text and text != "--" else 0.0
 
 
-def quote_moment(values: list[Any]) -> datetime:
-    """The China time of a tick's ActionDay and UpdateTime."""
-    index = depth_index()
-    day, clock = values[index["ActionDay"]], values[index["UpdateTime"]]
+def moment_of(day: str, clock: str) -> datetime:
+    """The China time of a ``YYYYMMDD`` date and an ``HH:MM:SS`` time."""
     return datetime(int(day[0:4]), int(day[4:6]), int(day[6:8]), int(clock[0:2]), int(clock[3:5]), int(clock[6:8]))
 
 
+def quote_moment(values: list[Any]) -> datetime:
+    """The China time of a tick's ActionDay and UpdateTime."""
+    index = depth_index()
+    return moment_of(values[index["ActionDay"]], values[index["UpdateTime"]])
+
+
 __all__ = ["PollingAdapter", "QuoteSource", "ProbeTarget", "FeedFormatError", "price_at", "number_at",
-           "quote_moment", "http_base_url"]
+           "moment_of", "quote_moment", "http_base_url"]

@@ -40,7 +40,7 @@ from ..calendar import trading_day_of, yyyymmdd
 from ..market_data import DBL_MAX, average_price, blank_values, depth_index
 from ..products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
 from ..stocks import StockInfo, parse_stock, stock_values
-from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, number_at, price_at
+from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, moment_of, number_at, price_at
 
 DEFAULT_BASE_URL = "https://hq.sinajs.cn"
 REFERER = "https://finance.sina.com.cn/"
@@ -97,30 +97,22 @@ def parse_statement(csv: str, instrument_id: str) -> list[Any]:
     """The 48 tick values for one statement's csv; raises FeedFormatError when it cannot be read."""
     fields = csv.split(",")
     info = parse_instrument(instrument_id)
-    if info is None:
-        stock = parse_stock(instrument_id)
-        if stock is None:
-            raise FeedFormatError(f"{instrument_id!r} is neither a futures contract nor a stock code")
-        try:
-            return _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
-        except (ValueError, IndexError) as exc:
-            raise FeedFormatError(str(exc)) from None
+    stock = parse_stock(instrument_id) if info is None else None
+    if info is None and stock is None:
+        raise FeedFormatError(f"{instrument_id!r} is neither a futures contract nor a stock code")
     try:
+        if stock is not None:
+            return _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
+        assert info is not None
         first_is_number = bool(fields[0]) and fields[0].replace(".", "", 1).isdigit()
-        if first_is_number:
-            return _cffex(fields, info)
-        return _commodity(fields, info)
+        return _cffex(fields, info) if first_is_number else _commodity(fields, info)
     except (ValueError, IndexError) as exc:
         raise FeedFormatError(str(exc)) from None
 
 
-def _moment(day: str, clock: str) -> datetime:
-    return datetime(int(day[0:4]), int(day[4:6]), int(day[6:8]), int(clock[0:2]), int(clock[3:5]), int(clock[6:8]))
-
-
 def _finish(values: list[Any], info: InstrumentInfo, day: str, clock: str, index: dict[str, int]) -> list[Any]:
     values[index["ActionDay"]] = day
-    values[index["TradingDay"]] = yyyymmdd(trading_day_of(_moment(day, clock)))
+    values[index["TradingDay"]] = yyyymmdd(trading_day_of(moment_of(day, clock)))
     values[index["UpdateTime"]] = clock
     values[index["UpdateMillisec"]] = 0
     return values
@@ -235,7 +227,6 @@ class SinaSource(QuoteSource):
 
     name = "sina"
     title = "Sina"
-    default_base_url = DEFAULT_BASE_URL
     headers = {"Referer": REFERER}
     forbidden_hint = (f"Sina refuses requests without a Referer from sina.com.cn (ctpshim sends {REFERER}); "
                       "a proxy or mirror at base_url may be dropping it")

@@ -74,8 +74,8 @@ def parse_statement(payload: str, instrument_id: str) -> list[Any]:
     fields = payload.split("~")
     if len(fields) < 38:
         raise FeedFormatError(f"a Tencent quote needs at least 38 fields, this one has {len(fields)}")
+    day, clock = _moment(fields[30])
     try:
-        day, clock = _moment(fields[30])
         lot = stock.lot_shares
         prices = {name: price_at(fields, at) for name, at in (("LastPrice", 3), ("PreClosePrice", 4), ("OpenPrice", 5),
                                                               ("HighestPrice", 33), ("LowestPrice", 34))}
@@ -92,8 +92,6 @@ def parse_statement(payload: str, instrument_id: str) -> list[Any]:
             turnover = float(exact) if exact else number_at(fields, 37) * 10_000
         bids = [(price_at(fields, 9 + 2 * k), number_at(fields, 10 + 2 * k) * lot) for k in range(5)]
         asks = [(price_at(fields, 19 + 2 * k), number_at(fields, 20 + 2 * k) * lot) for k in range(5)]
-    except FeedFormatError:
-        raise
     except (ValueError, IndexError) as exc:
         raise FeedFormatError(str(exc)) from None
     return stock_values(stock, day, clock, prices, volume, turnover, bids, asks)
@@ -104,7 +102,6 @@ class TencentSource(QuoteSource):
 
     name = "tencent"
     title = "Tencent"
-    default_base_url = DEFAULT_BASE_URL
     headers: dict[str, str] = {}  # Tencent needs no Referer
     forbidden_hint = "Tencent refused the request; a proxy or mirror at base_url may be filtering it"
 

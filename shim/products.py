@@ -152,6 +152,10 @@ class InstrumentInfo:
         return self.product.exchange
 
     @property
+    def product_id(self) -> str:
+        return self.product.code
+
+    @property
     def name(self) -> str:
         return f"{self.product.name}{self.instrument_id[len(self.product.code):]}"
 

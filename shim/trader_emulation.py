@@ -113,11 +113,10 @@ def _query(api: Any, name: str, field: Any) -> list[Any]:
 
 
 def _matches(query: Any, info: Any) -> bool:
-    product_id = info.product_id if isinstance(info, StockInfo) else info.product.code
     return (
         query.InstrumentID in ("", info.instrument_id)
         and query.ExchangeID in ("", info.exchange_id)
-        and query.ProductID in ("", product_id)
+        and query.ProductID in ("", info.product_id)
         and query.ExchangeInstID in ("", info.instrument_id)
     )
 
@@ -128,6 +127,7 @@ def _instrument(api: Any, info: Any) -> Any:
         reserve1=info.instrument_id[:30],
         InstrumentID=info.instrument_id,
         ExchangeID=info.exchange_id,
+        ProductID=info.product_id,
         MinMarketOrderVolume=1,
         MinLimitOrderVolume=1,
         InstLifePhase="1",  # THOST_FTDC_IP_Started
@@ -141,7 +141,6 @@ def _instrument(api: Any, info: Any) -> Any:
         members.update(
             ExchangeInstID=info.code,
             InstrumentName=info.name or info.code,
-            ProductID=info.product_id,
             ProductClass="4",  # THOST_FTDC_PC_Spot
             MaxMarketOrderVolume=1_000_000,
             MaxLimitOrderVolume=1_000_000,
@@ -155,7 +154,6 @@ def _instrument(api: Any, info: Any) -> Any:
     members.update(
         ExchangeInstID=info.instrument_id,
         InstrumentName=info.name,
-        ProductID=product.code,
         ProductClass="1",  # THOST_FTDC_PC_Futures
         DeliveryYear=year,
         DeliveryMonth=month,

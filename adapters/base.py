@@ -14,8 +14,11 @@ Must implement
     ``async subscribe(ids)``     start delivering these instruments; the current snapshot of each
                                  known one is delivered first, through ``ticks()``
     ``async unsubscribe(ids)``   stop delivering these instruments
-    ``ticks()``                  async iterator of lists of ``CThostFtdcDepthMarketDataField``
-                                 objects (from :func:`ctpshim.market_data.make_tick`), in time order
+    ``ticks()``                  async iterator of batches of ``CThostFtdcDepthMarketDataField``
+                                 objects (from :func:`ctpshim.market_data.make_tick`), in time order.
+                                 A batch is a list, or any object with ``len()`` whose iteration
+                                 builds the ticks: it is iterated on the dispatcher thread, once
+                                 (replay's :class:`ctpshim.recording.TickRows`)
 May implement
     ``check(url, settings)``  classmethod: raise ``ValueError`` for an address the settings alone
                        cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once
@@ -87,7 +90,7 @@ class Adapter:
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         raise NotImplementedError
 
-    def ticks(self) -> AsyncIterator[list[Any]]:
+    def ticks(self) -> AsyncIterator[Any]:
         raise NotImplementedError
 
     def instruments(self) -> list["InstrumentInfo"]:

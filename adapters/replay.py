@@ -16,7 +16,6 @@ Examples: ``replay://?loop=true``, ``replay:///data/ticks?speed=10&gaps=skip``,
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import math
 import re
@@ -24,22 +23,24 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
 
 from ..calendar import CHINA, trading_day_of, yyyymmdd
 from ..errors import UpstreamProtocolError, UpstreamUnavailable
-from ..market_data import depth_class, depth_index
+from ..market_data import depth_index
 from ..products import InstrumentInfo, parse_instrument
 from ..url import FrontURL, Setting, boolean, choice, id_list, speed
 from .base import Adapter, Capabilities, require_extra
+
+if TYPE_CHECKING:
+    from ..recording import TickRows  # pyarrow is imported only when a recording is read
 
 log = logging.getLogger("ctpshim.replay")
 
 BUNDLED_DAY = Path(sys.modules["ctpshim"].__file__).resolve().parent / "data" / "CZCE_RM705_20170320.parquet"
 GAP = 60 * 10**9  # ns: with gaps=skip, a silence longer than this is skipped
 SKIPPED_GAP = 5 * 10**8  # ns: what a skipped gap shrinks to
-MAX_BATCH = 512
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 
@@ -94,13 +95,14 @@ class ReplayAdapter(Adapter):
         self.rebase = settings["rebase"] == "now"
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
-        self._latest: dict[str, tuple[Any, int]] = {}  # instrument -> (record batch, row) of its newest tick
+        self._latest: dict[str, TickRows] = {}  # instrument -> the rows holding its newest tick
         self._snapshots: list[Any] = []
         self._wake = asyncio.Event()
         self._known: set[str] | None = None
         self._pending_check: list[str] = []
         self._current_day = ""
-        self._index = depth_index()
+        index = depth_index()
+        self._stamp_positions = [index[name] for name in ("TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec")]
         self._learner: asyncio.Task[None] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
@@ -180,11 +182,10 @@ class ReplayAdapter(Adapter):
         ids = list(ids)
         self._subscribed.update(ids)
         for instrument_id in ids:
-            newest = self._latest.get(instrument_id)
+            chunk = self._latest.get(instrument_id)
+            newest = chunk.last_of(instrument_id) if chunk is not None else None
             if newest is not None:
-                batch, index = newest
-                values = [column[index].as_py() for column in batch.columns[:-1]]
-                self._snapshots.append(self._tick(values))
+                self._snapshots.extend(self._restamped(newest) if self.rebase else newest)
         self._warn_unknown(ids)
         self._wake.set()
 
@@ -195,7 +196,8 @@ class ReplayAdapter(Adapter):
         if self._learner is not None:
             self._learner.cancel()
 
-    async def ticks(self) -> AsyncIterator[list[Any]]:
+    async def ticks(self) -> AsyncIterator[Any]:
+        # Batches are TickRows: the dispatcher thread turns them into ticks (see TickRows).
         while not self._subscribed:
             self._wake.clear()
             await self._wake.wait()
@@ -203,56 +205,44 @@ class ReplayAdapter(Adapter):
         speed_factor = 0.0 if max_speed else 1.0 / self.speed
         skip_gaps = self.config["gaps"] == "skip"
         rebase = self.rebase
-        new, extend, tick_class = list.__new__, list.extend, depth_class()
         wall_start = time.monotonic()
         first_receive: int | None = None
         skipped = 0  # ns of recording time removed by skipped gaps
         previous = 0
         while True:
-            for rows, receives in self._rows():
-                batch: list[Any] = []
+            for chunk in self._chunks():
                 if self._snapshots:
-                    batch, self._snapshots = self._snapshots, []
-                stamp = self._stamps() if rebase else None
-                if max_speed and stamp is None:
-                    for values in rows:  # the fast path: no pacing, no restamping
-                        tick = new(tick_class)
-                        extend(tick, values)
-                        batch.append(tick)
-                    if batch:
-                        yield batch
+                    snapshots, self._snapshots = self._snapshots, []
+                    yield snapshots
+                if max_speed:
+                    yield self._restamped(chunk) if rebase else chunk
                     continue
-                for values, receive in zip(rows, receives):
+                sent = 0  # rows of this chunk already yielded
+                for position, receive in enumerate(chunk.receive_times()):
                     if first_receive is None:
                         first_receive = previous = receive
                     if skip_gaps and receive - previous > GAP:
                         skipped += receive - previous - SKIPPED_GAP
                     previous = receive
-                    if not max_speed:
-                        due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
-                        delay = due - time.monotonic()
-                        if delay > 0.001:
-                            if batch:
-                                yield batch
-                                batch = []
-                            await asyncio.sleep(delay)
-                            if rebase:
-                                stamp = self._stamps()
-                    tick = new(tick_class)
-                    extend(tick, values)
-                    if stamp is not None:
-                        self._restamp(tick, stamp)
-                    batch.append(tick)
-                if batch:
-                    yield batch
+                    due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
+                    delay = due - time.monotonic()
+                    if delay > 0.001:
+                        if position > sent:
+                            piece = chunk.slice(sent, position - sent)
+                            yield self._restamped(piece) if rebase else piece
+                            sent = position
+                        await asyncio.sleep(delay)
+                if sent < len(chunk):
+                    piece = chunk.slice(sent)
+                    yield self._restamped(piece) if rebase else piece
             if not self.config["loop"]:
                 log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
                 while True:
                     self._wake.clear()
                     await self._wake.wait()
                     if self._snapshots:
-                        batch, self._snapshots = self._snapshots, []
-                        yield batch
+                        snapshots, self._snapshots = self._snapshots, []
+                        yield snapshots
             # Looping: the next pass continues the replay clock from now.
             wall_start = time.monotonic()
             first_receive = None
@@ -263,77 +253,77 @@ class ReplayAdapter(Adapter):
         now = datetime.now(CHINA).replace(tzinfo=None)
         return yyyymmdd(trading_day_of(now)), yyyymmdd(now.date()), now.strftime("%H:%M:%S"), now.microsecond // 1000
 
-    def _restamp(self, tick: list[Any], stamp: tuple[str, str, str, int]) -> None:
-        index = self._index
-        tick[index["TradingDay"]], tick[index["ActionDay"]] = stamp[0], stamp[1]
-        tick[index["UpdateTime"]], tick[index["UpdateMillisec"]] = stamp[2], stamp[3]
-
-    def _tick(self, values: Any) -> Any:
-        """A tick from recorded values (restamped with the current moment when rebasing)."""
-        tick = list.__new__(depth_class())
-        list.extend(tick, values)
-        if self.rebase:
-            self._restamp(tick, self._stamps())
-        return tick
+    def _restamped(self, rows: TickRows) -> TickRows:
+        """``rows`` stamped with the current moment (``rebase=now``)."""
+        return rows.with_values(dict(zip(self._stamp_positions, self._stamps())))
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _rows(self) -> Iterator[tuple[list[tuple[Any, ...]], list[int]]]:
-        """(value rows, receive times) chunks in time order, day after day."""
+    def _chunks(self) -> Iterator[TickRows]:
+        """The subscribed rows in time order, day after day."""
         for day in self._days:
             self._current_day = day.day
-            sources = [self._file_rows(path) for path in day.paths]
-            if len(sources) == 1:
-                yield from sources[0]
-                continue
-            merged = heapq.merge(*(self._pairs(source) for source in sources), key=lambda pair: pair[1])
-            rows: list[tuple[Any, ...]] = []
-            receives: list[int] = []
-            for values, receive in merged:
-                rows.append(values)
-                receives.append(receive)
-                if len(rows) >= MAX_BATCH:
-                    yield rows, receives
-                    rows, receives = [], []
-            if rows:
-                yield rows, receives
+            sources = [self._file_chunks(path) for path in day.paths]
+            yield from sources[0] if len(sources) == 1 else _merge_in_time(sources)
 
-    @staticmethod
-    def _pairs(chunks: Iterator[tuple[list[tuple[Any, ...]], list[int]]]) -> Iterator[tuple[tuple[Any, ...], int]]:
-        for rows, receives in chunks:
-            yield from zip(rows, receives)
-
-    def _file_rows(self, path: Path) -> Iterator[tuple[list[tuple[Any, ...]], list[int]]]:
+    def _file_chunks(self, path: Path) -> Iterator[TickRows]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from ..recording import read_batches
+        from ..recording import READ_BATCH_ROWS, TickRows, constant_values, read_tables
 
         wanted = self.config["instruments"]
         start, end = self.config["start"], self.config["end"]
         value_set = pa.array(list(wanted)) if wanted else None
-        for batch in read_batches(path):
+        for table in read_tables(path):
             mask = None
             if value_set is not None:
-                mask = pc.is_in(batch.column("InstrumentID"), value_set=value_set)
+                mask = pc.is_in(table.column("InstrumentID"), value_set=value_set)
             if start or end:
-                inside = _time_window(pc, batch.column("UpdateTime"), start, end)
+                inside = _time_window(pc, table.column("UpdateTime"), start, end)
                 mask = inside if mask is None else pc.and_(mask, inside)
             if mask is not None:
-                batch = batch.filter(mask)
-            if not batch.num_rows:
-                continue
-            names = batch.column("InstrumentID").to_pylist()
-            # Where each instrument's newest tick is, for the snapshot a later subscription gets.
-            self._latest.update((name, (batch, index)) for name, index in dict(zip(names, range(len(names)))).items())
-            if not self._subscribed.issuperset(names):
-                batch = batch.filter(pc.is_in(batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
-                if not batch.num_rows:
-                    continue
-            columns = [column.to_pylist() for column in batch.columns]
-            # An iterator, not a list: each row tuple dies as soon as its tick is built, which
-            # keeps the garbage collector's work small.
-            yield zip(*columns[:-1]), columns[-1]
+                table = table.filter(mask)
+            constants = constant_values(table)
+            for batch in table.to_batches(max_chunksize=READ_BATCH_ROWS):
+                chunk = TickRows(batch, constants)
+                names = pc.unique(batch.column("InstrumentID")).to_pylist()
+                # Which rows hold each instrument's newest tick, for the snapshot a later
+                # subscription gets.
+                self._latest.update(dict.fromkeys(names, chunk))
+                if not self._subscribed.issuperset(names):
+                    chunk = chunk.filter(pc.is_in(batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
+                if len(chunk):
+                    yield chunk
+
+
+def _merge_in_time(sources: list[Iterator[TickRows]]) -> Iterator[TickRows]:
+    """Several time-ordered streams as one; rows that tie come in the order of ``sources``.
+
+    Each round takes, from every stream, its rows up to the earliest of the streams' current last
+    receive times, so the stream that set it moves on to its next chunk.
+    """
+    import pyarrow.compute as pc
+
+    from ..recording import RECEIVE_TIME, TickRows
+
+    heads: list[TickRows | None] = [next(source, None) for source in sources]
+    while True:
+        live = [i for i, head in enumerate(heads) if head is not None]
+        if len(live) <= 1:
+            if live:
+                yield heads[live[0]]  # type: ignore[misc]
+                yield from sources[live[0]]
+            return
+        bound = min(heads[i].batch.column(RECEIVE_TIME)[-1].as_py() for i in live)  # type: ignore[union-attr]
+        parts = []
+        for i in live:
+            head: TickRows = heads[i]  # type: ignore[assignment]
+            taken = pc.sum(pc.less_equal(head.batch.column(RECEIVE_TIME), bound)).as_py() or 0
+            if taken:
+                parts.append(head.slice(0, taken))
+            heads[i] = head.slice(taken) if taken < len(head) else next(sources[i], None)
+        yield TickRows.in_time_order(parts)
 
 
 def _time_window(pc: Any, clock: Any, start: str | None, end: str | None) -> Any:

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import queue_policy
 
@@ -58,12 +58,13 @@ class Dispatcher:
             self._queue.append((_CALL, callback, args))
             self._cond.notify()
 
-    def post_ticks(self, ticks: list[Any]) -> int:
-        """Queue a batch of ``OnRtnDepthMarketData`` ticks; returns the ticks now waiting."""
+    def post_ticks(self, ticks: Iterable[Any]) -> int:
+        """Queue a batch of ``OnRtnDepthMarketData`` ticks (a list, or any sized iterable of
+        ticks, iterated on the dispatcher thread); returns the ticks now waiting."""
         with self._cond:
             return self._queue_ticks(ticks)
 
-    def _queue_ticks(self, ticks: list[Any]) -> int:
+    def _queue_ticks(self, ticks: Iterable[Any]) -> int:
         # With self._cond held.
         if self._stopping:
             return 0
@@ -179,7 +180,12 @@ class Dispatcher:
 
     def _deliver(self, spi: Any, ticks: list[Any]) -> None:
         callback = spi.OnRtnDepthMarketData
+        # iter() may build the ticks (a replay's TickRows) and take a while: a stop() meanwhile
+        # found nothing to exhaust, so look again once the iterator is in place.
         remaining = self._remaining = iter(ticks)  # stop() exhausts it: no per-tick check
+        if self._stopping:
+            self._remaining = None
+            return
         while True:
             try:
                 for tick in remaining:  # after an exception, goes on with the next tick

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,6 +65,8 @@ TICK_COLUMNS = SCHEMA.names[:-1]
 
 
 _TYPECODES = {pa.float64(): "d", pa.int32(): "i", pa.int16(): "h"}
+# Per tick column: its Arrow type and the array.array code of a number column (None for text).
+_COLUMN_TYPES = [(SCHEMA.field(i).type, _TYPECODES.get(SCHEMA.field(i).type)) for i in range(len(TICK_COLUMNS))]
 
 
 def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
@@ -71,17 +74,20 @@ def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
     width = len(TICK_COLUMNS)
     # Row-major flattening then strided slices: about 2.5x faster than zip(*ticks), which walks
     # every tick once per column.  Numbers go through array.array into an Arrow buffer.
-    flat = list(itertools.chain.from_iterable(ticks))
-    if len(flat) != width * len(ticks):
+    flat: list[Any] = []
+    extend = flat.extend
+    for tick in ticks:
+        extend(tick)
+    rows = len(ticks)
+    if len(flat) != width * rows:
         raise RecordingError("a tick with the wrong number of members cannot be recorded")
     arrays = []
-    for position, field in enumerate(SCHEMA.field(i) for i in range(width)):
+    for position, (kind, code) in enumerate(_COLUMN_TYPES):
         column = flat[position::width]
-        code = _TYPECODES.get(field.type)
         if code is None:
-            arrays.append(pa.array(column, type=field.type))
+            arrays.append(pa.array(column, type=kind))
         else:
-            arrays.append(pa.Array.from_buffers(field.type, len(column), [None, pa.py_buffer(array.array(code, column))]))
+            arrays.append(pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(array.array(code, column))]))
     arrays.append(pa.array(receive_times, type=pa.int64()))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
@@ -112,6 +118,7 @@ class LiveWriter:
         self._archivers: list[threading.Thread] = []
         self.written = 0
         self.days: list[str] = []
+        self.instruments: set[str] = set()  # of the ticks written so far
         for leftover in sorted(self.directory.glob(f"*{LIVE_SUFFIX}")):
             archive_day(leftover)  # a recorder that was killed left this behind
 
@@ -165,6 +172,8 @@ class LiveWriter:
                 f"the last complete flush ({self.written} ticks were written before this one)"
             ) from exc
         self.written += len(self._ticks)
+        if table is not None:
+            self.instruments.update(table.column("InstrumentID").unique().to_pylist())
         self._ticks, self._times = [], []
 
     def _abandon(self) -> None:
@@ -269,34 +278,158 @@ def _open_archive(path: Path) -> pq.ParquetFile:
         ) from None
 
 
-def _archive_batches(path: Path, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+def _archive_tables(path: Path, columns: list[str] | None) -> Iterator[pa.Table]:
     parquet = _open_archive(path)
     if parquet.schema_arrow.remove_metadata() != SCHEMA.remove_metadata():
         raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
-    for group in range(parquet.num_row_groups):
-        try:
-            # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
-            table = parquet.read_row_group(group, columns=columns, use_threads=False)
-        except (pa.ArrowInvalid, OSError) as exc:
-            offset = parquet.metadata.row_group(group).column(0).file_offset
-            log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
-                        path, group, offset, exc)
-            return
-        yield from table.to_batches(max_chunksize=READ_BATCH_ROWS)
+    groups = parquet.num_row_groups
+
+    def decode(group: int) -> pa.Table:
+        # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
+        return parquet.read_row_group(group, columns=columns, use_threads=False)
+
+    # The next row group is decoded on a reader thread while the caller works through this one:
+    # decoding releases the GIL, so on two cores it costs the caller (replay's IO thread) nothing.
+    with ThreadPoolExecutor(1, thread_name_prefix="ctpshim-read") as reader:
+        ahead: Future[pa.Table] | None = None
+        for group in range(groups):
+            try:
+                table = ahead.result() if ahead is not None else decode(group)
+            except (pa.ArrowInvalid, OSError) as exc:
+                first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
+                offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
+                log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
+                            path, group, offset, exc)
+                return
+            ahead = None
+            if group + 1 < groups:
+                try:
+                    ahead = reader.submit(decode, group + 1)
+                except RuntimeError:  # the interpreter is exiting: no new threads; decode here
+                    pass
+            yield table
 
 
-def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The record batches of one recording file (``.parquet`` or ``.arrows``), streamed."""
+def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The ticks of one recording file (``.parquet`` or ``.arrows``) as they are stored (Parquet
+    row groups, live record batches), streamed; an archive's next row group is decoded ahead."""
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path}: no such file or directory")
     if path.suffix == ARCHIVE_SUFFIX:
-        yield from _archive_batches(path, columns)
+        yield from _archive_tables(path, columns)
     elif path.suffix == LIVE_SUFFIX:
         for batch in _live_batches(path):
-            yield batch.select(columns) if columns else batch
+            yield pa.Table.from_batches([batch.select(columns) if columns else batch])
     else:
         raise RecordingError(f"{path}: not a recording (expected .parquet or .arrows)")
+
+
+def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The ticks of one recording file in record batches of at most ``READ_BATCH_ROWS``, streamed."""
+    for table in read_tables(path, columns):
+        yield from table.to_batches(max_chunksize=READ_BATCH_ROWS)
+
+
+VARIES = object()  # in TickRows.constants: this column's values differ from row to row
+
+
+def constant_values(table: pa.Table) -> tuple[Any, ...]:
+    """Per tick column of ``table``: its one value when every row holds it, else ``VARIES``.
+
+    A recorded day repeats many values (absent prices, the trading day, limit prices on a
+    one-instrument day): a constant column is turned into Python once, not once per tick.
+    """
+    import pyarrow.compute as pc
+
+    if not table.num_rows:
+        return (VARIES,) * len(TICK_COLUMNS)
+    values = []
+    for column in table.columns[: len(TICK_COLUMNS)]:
+        first = column[0]
+        values.append(first.as_py() if pc.all(pc.equal(column, first)).as_py() else VARIES)
+    return tuple(values)
+
+
+class TickRows:
+    """Recorded rows that become ``CThostFtdcDepthMarketDataField`` ticks when iterated.
+
+    Replay hands these to the session as batches of ticks (a batch may be any sized iterable of
+    ticks), so the ticks are built on the dispatcher thread just before their callbacks.  Each
+    tick's 49 Python objects then live and die on one thread and one CPU core: built on the IO
+    thread and freed on the dispatcher's, they cost twice as much, in cache traffic between the
+    cores.  The IO thread meanwhile only slices and filters Arrow data.
+
+    ``batch`` holds the rows (schema columns, ``ReceiveTime`` last); ``constants`` (from
+    :func:`constant_values`) gives, per tick column, a value every row shares, or ``VARIES``.
+    """
+
+    __slots__ = ("batch", "constants")
+
+    def __init__(self, batch: pa.RecordBatch, constants: tuple[Any, ...]) -> None:
+        self.batch = batch
+        self.constants = constants
+
+    def __len__(self) -> int:
+        return self.batch.num_rows
+
+    def __iter__(self) -> Iterator[Any]:
+        from .market_data import depth_class
+
+        new, extend, tick_class = list.__new__, list.extend, depth_class()
+        ticks = []
+        append = ticks.append
+        for values in zip(*self.columns()):
+            tick = new(tick_class)
+            extend(tick, values)
+            append(tick)
+        return iter(ticks)
+
+    def columns(self) -> list[Any]:
+        """Per tick column, its values (a list, or a repeat of the shared value)."""
+        rows = self.batch.num_rows
+        return [
+            column.to_pylist() if constant is VARIES else itertools.repeat(constant, rows)
+            for column, constant in zip(self.batch.columns, self.constants)
+        ]
+
+    def receive_times(self) -> list[int]:
+        return self.batch.column(RECEIVE_TIME).to_pylist()
+
+    def slice(self, offset: int, length: int | None = None) -> "TickRows":
+        return TickRows(self.batch.slice(offset, length), self.constants)
+
+    def filter(self, mask: Any) -> "TickRows":
+        return TickRows(self.batch.filter(mask), self.constants)
+
+    def with_values(self, values: dict[int, Any]) -> "TickRows":
+        """The same rows with the tick columns at these positions set to these values."""
+        constants = list(self.constants)
+        for position, value in values.items():
+            constants[position] = value
+        return TickRows(self.batch, tuple(constants))
+
+    def last_of(self, instrument_id: str) -> "TickRows | None":
+        """The last row of ``instrument_id``, or None."""
+        import pyarrow.compute as pc
+
+        rows = pc.indices_nonzero(pc.equal(self.batch.column("InstrumentID"), instrument_id))
+        return self.slice(rows[-1].as_py(), 1) if len(rows) else None
+
+    @classmethod
+    def in_time_order(cls, parts: list["TickRows"]) -> "TickRows":
+        """All rows of ``parts`` as one, ordered by ``ReceiveTime`` (rows that tie keep the parts'
+        order, then their own)."""
+        import pyarrow.compute as pc
+
+        table = pa.Table.from_batches([part.batch for part in parts]).combine_chunks()
+        table = table.take(pc.sort_indices(table.column(RECEIVE_TIME)))  # a stable sort
+        first = parts[0].constants
+        shared = tuple(
+            value if all(part.constants[i] == value for part in parts[1:]) else VARIES
+            for i, value in enumerate(first)
+        )
+        return cls(table.combine_chunks().to_batches()[0], shared)
 
 
 def count_ticks(path: str | os.PathLike[str]) -> int:

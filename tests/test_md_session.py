@@ -147,6 +147,40 @@ def test_release_from_the_main_thread_while_ticks_flow(make_md):
     assert len(spi.ticks) == count
 
 
+def test_a_batch_still_being_built_when_the_api_stops_is_not_delivered():
+    # Replay's batches build their ticks when the dispatcher iterates them, which takes a while;
+    # a Release() meanwhile must still mean "no callback after this".
+    from ctpshim.dispatcher import Dispatcher
+
+    building, go_on = threading.Event(), threading.Event()
+
+    class SlowRows:
+        def __len__(self) -> int:
+            return 3
+
+        def __iter__(self):
+            building.set()
+            go_on.wait(5)
+            return iter([make_tick(blank_values("rb2605", "SHFE")) for _ in range(3)])
+
+    delivered = []
+
+    class Spi:
+        def OnRtnDepthMarketData(self, tick):
+            delivered.append(tick)
+
+    dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
+    dispatcher.spi = Spi()
+    dispatcher.start()
+    dispatcher.post_ticks([make_tick(blank_values("au2606", "SHFE"))])
+    dispatcher.post_ticks(SlowRows())
+    assert building.wait(5)
+    dispatcher.stop()
+    go_on.set()
+    dispatcher.join(5)
+    assert [tick.InstrumentID for tick in delivered] == ["au2606"]
+
+
 def test_failover_to_the_next_front_when_one_is_down(make_md, fast_reconnect):
     api, spi = make_md("sim://?refuse=true", FRONT, subscribe=["rb2605"])
     wait_for(lambda: spi.ticks)

@@ -182,6 +182,23 @@ def test_a_truncated_archive_is_a_clear_error(tmp_path):
         create_adapter(f"replay://{target}")
 
 
+def test_a_damaged_row_group_reads_up_to_the_damage_with_a_warning_naming_file_and_offset(tmp_path, caplog):
+    import pyarrow.parquet as pq
+
+    bundled = create_adapter("replay://").path
+    target = tmp_path / "20170320.parquet"
+    pq.write_table(pq.read_table(bundled), target, compression="zstd", row_group_size=4000)
+    group = pq.ParquetFile(target).metadata.row_group(2).column(0)
+    offset = group.dictionary_page_offset if group.has_dictionary_page else group.data_page_offset
+    data = bytearray(target.read_bytes())
+    data[offset + 10:offset + 2000] = b"\x5a" * 1990
+    target.write_bytes(bytes(data))
+    assert rows(target) == rows(bundled)[:8000]  # row groups 0 and 1, then the damage
+    assert f"{target}: row group 2 (byte {offset}) is damaged" in caplog.text
+    replayed = replay_all(f"replay://{target}?speed=max&rebase=none", ["RM705"], 10**6)
+    assert [list(t) for t in replayed] == [r[:-1] for r in rows(bundled)[:8000]]
+
+
 def test_missing_paths_and_empty_recordings_are_refused_at_register_front(tmp_path, make_md):
     api, spi = make_md(init=False)
     with pytest.raises(FrontAddressError, match="no such file"):
@@ -335,3 +352,51 @@ def test_files_of_one_day_merge_in_time_order(tmp_path):
         write_archive(table_from_ticks([t for t, _ in mine], [r for _, r in mine]), folder / f"{name}.parquet")
     merged = replay_all(f"replay://{folder}?speed=max&rebase=none", ["rb2605", "au2606"], len(ticks))
     assert [list(t) for t in merged] == [list(t) for t in ticks]
+
+
+def test_files_of_one_day_merge_by_receive_time_and_ties_come_in_file_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ctpshim.recording import write_archive
+
+    day = pq.read_table(create_adapter("replay://").path).slice(0, 1500)
+    name = day.schema.get_field_index("InstrumentID")
+    # Overlapping files that share receive times row for row; b and c hold parts of the day, so
+    # the merge meets each file's chunk ends at different times.
+    files = {
+        "a": day,
+        "b": day.filter(pa.array([i % 2 == 0 for i in range(1500)])),
+        "c": day.slice(700, 300),
+    }
+    folder = tmp_path / "day"
+    folder.mkdir()
+    expected = []
+    for number, (label, table) in enumerate(files.items()):
+        table = table.set_column(name, day.schema.field(name), pa.array([label] * table.num_rows))
+        write_archive(table, folder / f"{label}.parquet")
+        columns = [table.column(c).to_pylist() for c in ("ReceiveTime", "UpdateTime", "UpdateMillisec", "LastPrice")]
+        expected += [(r, number, row, label, *rest) for row, (r, *rest) in enumerate(zip(*columns))]
+    expected.sort()  # by receive time; a tie by file, then by row
+    merged = replay_all(f"replay://{folder}?speed=max&rebase=none", list(files), len(expected))
+    assert [(t.InstrumentID, t.UpdateTime, t.UpdateMillisec, t.LastPrice) for t in merged] == [e[3:] for e in expected]
+
+
+def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path):
+    import pyarrow.parquet as pq
+
+    from ctpshim.market_data import depth_index
+    from ctpshim.recording import VARIES, TickRows, constant_values
+
+    table = pq.read_table(create_adapter("replay://").path).slice(100, 700)
+    constants = constant_values(table)
+    index = depth_index()
+    assert constants[index["ExchangeID"]] == "CZCE" and constants[index["LastPrice"]] is VARIES
+    chunk = TickRows(table.to_batches()[0], constants)
+    ticks = list(chunk)
+    assert len(chunk) == 700 and all(type(t) is mdapi.CThostFtdcDepthMarketDataField for t in ticks)
+    assert [list(t) for t in ticks] == [list(r[:-1]) for r in zip(*(c.to_pylist() for c in table.columns))]
+    assert ticks[0].ExchangeID is ticks[-1].ExchangeID  # one object, not one per tick
+    stamped = list(chunk.with_values({index["UpdateTime"]: "10:00:00", index["TradingDay"]: "20261120"}))
+    assert {(t.UpdateTime, t.TradingDay) for t in stamped} == {("10:00:00", "20261120")}
+    assert [t.LastPrice for t in stamped] == [t.LastPrice for t in ticks]

@@ -17,11 +17,16 @@ class RecorderSpi(mdapi.CThostFtdcMdSpi):
 
     def __init__(self, api: Any, ids: list[str], writer: LiveWriter, limit: int | None) -> None:
         super().__init__()
-        self.api, self.ids, self.writer, self.limit = api, ids, writer, limit
+        self.api, self.ids, self.limit = api, ids, limit
+        self.write = writer.write
         self.count = 0
-        self.instruments: set[str] = set()
         self.failure: Exception | None = None
+        self.finished = False  # read on every tick: a plain attribute is cheaper than done.is_set()
         self.done = threading.Event()
+
+    def finish(self) -> None:
+        self.finished = True
+        self.done.set()
 
     def OnFrontConnected(self) -> None:
         self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 0)
@@ -34,18 +39,17 @@ class RecorderSpi(mdapi.CThostFtdcMdSpi):
         self.api.SubscribeMarketData(ids, len(ids))
 
     def OnRtnDepthMarketData(self, pDepthMarketData: Any) -> None:
-        if self.done.is_set():
+        if self.finished:
             return
         try:
-            self.writer.write(pDepthMarketData)
+            self.write(pDepthMarketData)
         except RecordingError as exc:
             self.failure = exc
-            self.done.set()
+            self.finish()
             return
         self.count += 1
-        self.instruments.add(pDepthMarketData.InstrumentID)
-        if self.limit is not None and self.count >= self.limit:
-            self.done.set()
+        if self.count == self.limit:
+            self.finish()
 
 
 def record(front: str, ids: list[str], directory: str, duration: float | None, limit: int | None,
@@ -73,7 +77,7 @@ def record(front: str, ids: list[str], directory: str, duration: float | None, l
             now = time.monotonic()
             if not quiet and now - last_time >= 1.0:
                 rate = (spi.count - last_count) / (now - last_time)
-                print(f"\r{spi.count:,} ticks, {len(spi.instruments)} instruments, {rate:,.0f} ticks/s, "
+                print(f"\r{spi.count:,} ticks, {len(writer.instruments)} instruments, {rate:,.0f} ticks/s, "
                       f"day {writer.day or '-'}   ", end="", file=sys.stderr, flush=True)
                 last_count, last_time = spi.count, now
     except KeyboardInterrupt:
@@ -91,6 +95,6 @@ def record(front: str, ids: list[str], directory: str, duration: float | None, l
     if spi.failure is not None:
         print(f"ctpshim record: {spi.failure}", file=sys.stderr)
         return 1
-    print(f"recorded {writer.written:,} ticks of {len(spi.instruments)} instruments in {elapsed:.1f} s "
+    print(f"recorded {writer.written:,} ticks of {len(writer.instruments)} instruments in {elapsed:.1f} s "
           f"into {directory} (trading days: {', '.join(writer.days) or 'none'})")
     return 0

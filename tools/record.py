@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from ctpshim import mdapi
 from ctpshim.recording import LiveWriter, RecordingError
+
+
+# The recorder makes some 200,000 tick objects a second and keeps each alive until its chunk is
+# written (WRITE_CHUNK ticks); none is part of a reference cycle.  With CPython's default
+# threshold (a young collection every 700 new objects) the collector walks most ticks several
+# times before they are written; with this one most die before any collection sees them.
+# Measured with bench/bench_replay.py: 4-44% more ticks/s recording sim:// (15% typical).
+# Set only while recording, in the recorder's own process.
+RECORDING_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def fewer_young_collections() -> Iterator[None]:
+    saved = gc.get_threshold()
+    gc.set_threshold(RECORDING_GC_THRESHOLD, *saved[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 class RecorderSpi(mdapi.CThostFtdcMdSpi):
@@ -54,6 +75,13 @@ class RecorderSpi(mdapi.CThostFtdcMdSpi):
 
 def record(front: str, ids: list[str], directory: str, duration: float | None, limit: int | None,
            quiet: bool = False) -> int:
+    """``ctpshim record``: returns the exit status (0, or 1 after a recording error)."""
+    with fewer_young_collections():
+        return _record(front, ids, directory, duration, limit, quiet)
+
+
+def _record(front: str, ids: list[str], directory: str, duration: float | None, limit: int | None,
+            quiet: bool) -> int:
     writer = LiveWriter(directory)
     api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi()
     spi = RecorderSpi(api, ids, writer, limit)

@@ -96,6 +96,7 @@ class ReplayAdapter(Adapter):
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
         self._latest: dict[str, TickRows] = {}  # instrument -> the rows holding its newest tick
+        self._settled: set[str] = set()  # those whose entry is a copy of that one row (see _settle)
         self._snapshots: list[Any] = []
         self._wake = asyncio.Event()
         self._known: set[str] | None = None
@@ -237,12 +238,13 @@ class ReplayAdapter(Adapter):
                     yield self._restamped(piece) if rebase else piece
             if not self.config["loop"]:
                 log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
-                while True:
-                    self._wake.clear()
-                    await self._wake.wait()
+                while True:  # snapshots for later subscriptions, including one made just now
                     if self._snapshots:
                         snapshots, self._snapshots = self._snapshots, []
                         yield snapshots
+                        continue
+                    self._wake.clear()
+                    await self._wake.wait()
             # Looping: the next pass continues the replay clock from now.
             wall_start = time.monotonic()
             first_receive = None
@@ -285,16 +287,33 @@ class ReplayAdapter(Adapter):
             if mask is not None:
                 table = table.filter(mask)
             constants = constant_values(table)
+            fresh: set[str] = set()
             for batch in table.to_batches(max_chunksize=READ_BATCH_ROWS):
                 chunk = TickRows(batch, constants)
                 names = pc.unique(batch.column("InstrumentID")).to_pylist()
                 # Which rows hold each instrument's newest tick, for the snapshot a later
                 # subscription gets.
                 self._latest.update(dict.fromkeys(names, chunk))
+                fresh.update(names)
                 if not self._subscribed.issuperset(names):
                     chunk = chunk.filter(pc.is_in(batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
                 if len(chunk):
                     yield chunk
+            self._settle(fresh)
+
+    def _settle(self, fresh: set[str]) -> None:
+        """Keep only the newest row of the instruments that did not tick in this row group.
+
+        A slice of a row group keeps the whole group in memory: an instrument that stops ticking
+        (an illiquid contract, a day's last tick) would otherwise hold on to its group for good,
+        and a many-instrument day to most of its file.
+        """
+        self._settled -= fresh
+        for name in self._latest.keys() - fresh - self._settled:
+            newest = self._latest[name].last_of(name, copy=True)
+            if newest is not None:
+                self._latest[name] = newest
+            self._settled.add(name)
 
 
 def _merge_in_time(sources: list[Iterator[TickRows]]) -> Iterator[TickRows]:

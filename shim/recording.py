@@ -409,12 +409,17 @@ class TickRows:
             constants[position] = value
         return TickRows(self.batch, tuple(constants))
 
-    def last_of(self, instrument_id: str) -> "TickRows | None":
-        """The last row of ``instrument_id``, or None."""
+    def last_of(self, instrument_id: str, copy: bool = False) -> "TickRows | None":
+        """The last row of ``instrument_id``, or None; with ``copy``, in memory of its own rather
+        than a view that keeps all of this batch's buffers alive."""
         import pyarrow.compute as pc
 
         rows = pc.indices_nonzero(pc.equal(self.batch.column("InstrumentID"), instrument_id))
-        return self.slice(rows[-1].as_py(), 1) if len(rows) else None
+        if not len(rows):
+            return None
+        if copy:
+            return TickRows(self.batch.take(rows[-1:]), self.constants)
+        return self.slice(rows[-1].as_py(), 1)
 
     @classmethod
     def in_time_order(cls, parts: list["TickRows"]) -> "TickRows":

@@ -22,7 +22,7 @@ from ctpshim.registry import create_adapter
 from ctpshim.tools.convert import convert
 from ctpshim.tools.info import describe
 from ctpshim.tools.layouts import LayoutError
-from ctpshim.tools.record import record
+from ctpshim.tools.record import fewer_young_collections, record
 
 from .conftest import SHARED, wait_for
 
@@ -400,3 +400,56 @@ def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path):
     stamped = list(chunk.with_values({index["UpdateTime"]: "10:00:00", index["TradingDay"]: "20261120"}))
     assert {(t.UpdateTime, t.TradingDay) for t in stamped} == {("10:00:00", "20261120")}
     assert [t.LastPrice for t in stamped] == [t.LastPrice for t in ticks]
+
+
+def test_recording_leaves_the_garbage_collector_settings_as_it_found_them(tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+    assert record("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], str(tmp_path), None, 300, quiet=True) == 0
+    assert gc.get_threshold() == before
+    with pytest.raises(RecordingError):
+        with fewer_young_collections():
+            assert gc.get_threshold()[0] > before[0]
+            raise RecordingError("the disk is full")
+    assert gc.get_threshold() == before
+
+
+def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_memory(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ctpshim.recording import SCHEMA
+
+    # 30 instruments, each ticking only in its own row group of 4,000 rows: at the end of the
+    # day each one's newest tick sits in a different part of the file.
+    part = pq.read_table(create_adapter("replay://").path).slice(0, 4000)
+    name, receive = SCHEMA.get_field_index("InstrumentID"), SCHEMA.get_field_index("ReceiveTime")
+    groups = []
+    for k in range(30):
+        group = part.set_column(name, SCHEMA.field(name), pa.array([f"X{k}"] * 4000))
+        times = pa.array([t + k * 10**13 for t in part.column(receive).to_pylist()], pa.int64())
+        groups.append(group.set_column(receive, SCHEMA.field(receive), times))
+    target = tmp_path / "20170320.parquet"
+    pq.write_table(pa.concat_tables(groups), target, compression="zstd", row_group_size=4000)
+    ids = [f"X{k}" for k in range(30)]
+
+    async def run():
+        adapter = create_adapter(f"replay://{target}?speed=max&rebase=none")
+        await adapter.connect()
+        await adapter.subscribe(ids)
+        stream = adapter.ticks()
+        before = pa.total_allocated_bytes()
+        count = 0
+        while count < 120_000:
+            count += len(await asyncio.wait_for(stream.__anext__(), 10))
+        held = pa.total_allocated_bytes() - before
+        await adapter.subscribe(["X0"])  # a snapshot of its newest tick still comes
+        snapshot = list(await asyncio.wait_for(stream.__anext__(), 10))
+        await adapter.close()
+        return held, snapshot
+
+    held, snapshot = asyncio.run(asyncio.wait_for(run(), 60))
+    one_group = part.nbytes
+    assert held < 5 * one_group  # the groups being read, not all 30
+    assert [list(t) for t in snapshot] == [list(rows(target)[3999][:-1])]

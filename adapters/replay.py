@@ -263,10 +263,12 @@ class ReplayAdapter(Adapter):
 
     def _chunks(self) -> Iterator[TickRows]:
         """The subscribed rows in time order, day after day."""
+        from ..recording import merge_in_time
+
         for day in self._days:
             self._current_day = day.day
             sources = [self._file_chunks(path) for path in day.paths]
-            yield from sources[0] if len(sources) == 1 else _merge_in_time(sources)
+            yield from sources[0] if len(sources) == 1 else merge_in_time(sources)
 
     def _file_chunks(self, path: Path) -> Iterator[TickRows]:
         import pyarrow as pa
@@ -314,35 +316,6 @@ class ReplayAdapter(Adapter):
             if newest is not None:
                 self._latest[name] = newest
             self._settled.add(name)
-
-
-def _merge_in_time(sources: list[Iterator[TickRows]]) -> Iterator[TickRows]:
-    """Several time-ordered streams as one; rows that tie come in the order of ``sources``.
-
-    Each round takes, from every stream, its rows up to the earliest of the streams' current last
-    receive times, so the stream that set it moves on to its next chunk.
-    """
-    import pyarrow.compute as pc
-
-    from ..recording import RECEIVE_TIME, TickRows
-
-    heads: list[TickRows | None] = [next(source, None) for source in sources]
-    while True:
-        live = [i for i, head in enumerate(heads) if head is not None]
-        if len(live) <= 1:
-            if live:
-                yield heads[live[0]]  # type: ignore[misc]
-                yield from sources[live[0]]
-            return
-        bound = min(heads[i].batch.column(RECEIVE_TIME)[-1].as_py() for i in live)  # type: ignore[union-attr]
-        parts = []
-        for i in live:
-            head: TickRows = heads[i]  # type: ignore[assignment]
-            taken = pc.sum(pc.less_equal(head.batch.column(RECEIVE_TIME), bound)).as_py() or 0
-            if taken:
-                parts.append(head.slice(0, taken))
-            heads[i] = head.slice(taken) if taken < len(head) else next(sources[i], None)
-        yield TickRows.in_time_order(parts)
 
 
 def _time_window(pc: Any, clock: Any, start: str | None, end: str | None) -> Any:

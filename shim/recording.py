@@ -224,25 +224,46 @@ class LiveWriter:
 
 
 def archive_day(live: Path) -> Path:
-    """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file."""
+    """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file.
+
+    Streams: a row group at a time is held, whatever the size of the day.
+    """
     target = live.with_suffix(ARCHIVE_SUFFIX)
-    tables = [table for table in (_read_live_table(live),) if table.num_rows]
-    if target.exists():
-        tables.insert(0, pq.read_table(target, schema=SCHEMA))
-    if tables:
-        table = pa.concat_tables(tables)
-        if len(tables) > 1:  # a live file alone is already in receive order
-            table = table.sort_by([(RECEIVE_TIME, "ascending")])
-        temporary = target.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary, compression="zstd", row_group_size=ARCHIVE_ROW_GROUP)
+    unshared = (VARIES,) * len(TICK_COLUMNS)
+    sources = [(TickRows(batch, unshared) for batch in read_batches(path)) for path in (target, live) if path.exists()]
+    temporary = target.with_suffix(".parquet.tmp")
+    writer: pq.ParquetWriter | None = None
+    group: list[pa.RecordBatch] = []
+    rows = 0
+    try:
+        # Both are in receive order already (a live file by construction), so they merge as they stream.
+        for chunk in sources[0] if len(sources) == 1 else merge_in_time(sources):
+            group.append(chunk.batch)
+            rows += len(chunk)
+            if rows >= ARCHIVE_ROW_GROUP:
+                table = pa.Table.from_batches(group, schema=SCHEMA)
+                writer = _write_group(writer, temporary, table.slice(0, ARCHIVE_ROW_GROUP))
+                group = table.slice(ARCHIVE_ROW_GROUP).to_batches()
+                rows -= ARCHIVE_ROW_GROUP
+        if rows:
+            writer = _write_group(writer, temporary, pa.Table.from_batches(group, schema=SCHEMA))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        writer.close()
         os.replace(temporary, target)
     live.unlink()
     return target
 
 
-def _read_live_table(path: Path) -> pa.Table:
-    batches = list(_live_batches(path))
-    return pa.Table.from_batches(batches, schema=SCHEMA)
+def _write_group(writer: pq.ParquetWriter | None, path: Path, table: pa.Table) -> pq.ParquetWriter:
+    if writer is None:
+        writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+    writer.write_table(table, row_group_size=ARCHIVE_ROW_GROUP)
+    return writer
 
 
 def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -435,6 +456,33 @@ class TickRows:
             for i, value in enumerate(first)
         )
         return cls(table.combine_chunks().to_batches()[0], shared)
+
+
+def merge_in_time(sources: list[Iterator[TickRows]]) -> Iterator[TickRows]:
+    """Several time-ordered streams as one; rows that tie come in the order of ``sources``.
+
+    Each round takes, from every stream, its rows up to the earliest of the streams' current last
+    receive times, so the stream that set it moves on to its next chunk.
+    """
+    import pyarrow.compute as pc
+
+    heads: list[TickRows | None] = [next(source, None) for source in sources]
+    while True:
+        live = [i for i, head in enumerate(heads) if head is not None]
+        if len(live) <= 1:
+            if live:
+                yield heads[live[0]]  # type: ignore[misc]
+                yield from sources[live[0]]
+            return
+        bound = min(heads[i].batch.column(RECEIVE_TIME)[-1].as_py() for i in live)  # type: ignore[union-attr]
+        parts = []
+        for i in live:
+            head: TickRows = heads[i]  # type: ignore[assignment]
+            taken = pc.sum(pc.less_equal(head.batch.column(RECEIVE_TIME), bound)).as_py() or 0
+            if taken:
+                parts.append(head.slice(0, taken))
+            heads[i] = head.slice(taken) if taken < len(head) else next(sources[i], None)
+        yield TickRows.in_time_order(parts)
 
 
 def count_ticks(path: str | os.PathLike[str]) -> int:

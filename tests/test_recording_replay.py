@@ -453,3 +453,26 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
     one_group = part.nbytes
     assert held < 5 * one_group  # the groups being read, not all 30
     assert [list(t) for t in snapshot] == [list(rows(target)[3999][:-1])]
+
+
+def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive_order(tmp_path):
+    import pyarrow.parquet as pq
+
+    from ctpshim.recording import ARCHIVE_ROW_GROUP, archive_day
+
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606"], 40_000)
+    assert {t.TradingDay for t in ticks} == {"20261120"}
+    first = LiveWriter(tmp_path)  # the first run of the day: archived when it stops
+    for index in range(0, len(ticks), 2):
+        first.write(ticks[index], 10**18 + index)
+    first.close()
+    second = LiveWriter(tmp_path, archive=False)  # a second run the same day, its ticks in between
+    for index in range(1, len(ticks), 2):
+        second.write(ticks[index], 10**18 + index)
+    second.close()
+    target = archive_day(tmp_path / "20261120.arrows")
+    assert not (tmp_path / "20261120.arrows").exists()
+    assert rows(target) == [list(t) + [10**18 + i] for i, t in enumerate(ticks)]
+    metadata = pq.ParquetFile(target).metadata
+    sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    assert sizes[:-1] == [ARCHIVE_ROW_GROUP] * (len(sizes) - 1) and sum(sizes) == len(ticks)

@@ -186,7 +186,7 @@ class ReplayAdapter(Adapter):
             chunk = self._latest.get(instrument_id)
             newest = chunk.last_of(instrument_id) if chunk is not None else None
             if newest is not None:
-                self._snapshots.extend(self._restamped(newest) if self.rebase else newest)
+                self._snapshots.extend(self._restamped(newest))
         self._warn_unknown(ids)
         self._wake.set()
 
@@ -205,7 +205,6 @@ class ReplayAdapter(Adapter):
         max_speed = math.isinf(self.speed)
         speed_factor = 0.0 if max_speed else 1.0 / self.speed
         skip_gaps = self.config["gaps"] == "skip"
-        rebase = self.rebase
         wall_start = time.monotonic()
         first_receive: int | None = None
         skipped = 0  # ns of recording time removed by skipped gaps
@@ -216,7 +215,7 @@ class ReplayAdapter(Adapter):
                     snapshots, self._snapshots = self._snapshots, []
                     yield snapshots
                 if max_speed:
-                    yield self._restamped(chunk) if rebase else chunk
+                    yield self._restamped(chunk)
                     continue
                 sent = 0  # rows of this chunk already yielded
                 for position, receive in enumerate(chunk.receive_times()):
@@ -229,13 +228,11 @@ class ReplayAdapter(Adapter):
                     delay = due - time.monotonic()
                     if delay > 0.001:
                         if position > sent:
-                            piece = chunk.slice(sent, position - sent)
-                            yield self._restamped(piece) if rebase else piece
+                            yield self._restamped(chunk.slice(sent, position - sent))
                             sent = position
                         await asyncio.sleep(delay)
                 if sent < len(chunk):
-                    piece = chunk.slice(sent)
-                    yield self._restamped(piece) if rebase else piece
+                    yield self._restamped(chunk.slice(sent))
             if not self.config["loop"]:
                 log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
                 while True:  # snapshots for later subscriptions, including one made just now
@@ -256,7 +253,9 @@ class ReplayAdapter(Adapter):
         return yyyymmdd(trading_day_of(now)), yyyymmdd(now.date()), now.strftime("%H:%M:%S"), now.microsecond // 1000
 
     def _restamped(self, rows: TickRows) -> TickRows:
-        """``rows`` stamped with the current moment (``rebase=now``)."""
+        """``rows`` as they are delivered: stamped with the current moment under ``rebase=now``."""
+        if not self.rebase:
+            return rows
         return rows.with_values(dict(zip(self._stamp_positions, self._stamps())))
 
     # -- reading ----------------------------------------------------------------------------------

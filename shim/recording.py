@@ -230,8 +230,7 @@ def archive_day(live: Path) -> Path:
     Streams: a row group at a time is held, whatever the size of the day.
     """
     target = live.with_suffix(ARCHIVE_SUFFIX)
-    unshared = (VARIES,) * len(TICK_COLUMNS)
-    sources = [(TickRows(batch, unshared) for batch in read_batches(path)) for path in (target, live) if path.exists()]
+    sources = [(TickRows(batch, NOTHING_SHARED) for batch in read_batches(path)) for path in (target, live) if path.exists()]
     temporary = target.with_suffix(".parquet.tmp")
     writer: pq.ParquetWriter | None = None
     group: list[pa.RecordBatch] = []
@@ -364,6 +363,7 @@ def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None)
 
 
 VARIES = object()  # in TickRows.constants: this column's values differ from row to row
+NOTHING_SHARED = (VARIES,) * len(TICK_COLUMNS)  # TickRows.constants when no column is known constant
 
 
 def constant_values(table: pa.Table) -> tuple[Any, ...]:
@@ -375,7 +375,7 @@ def constant_values(table: pa.Table) -> tuple[Any, ...]:
     import pyarrow.compute as pc
 
     if not table.num_rows:
-        return (VARIES,) * len(TICK_COLUMNS)
+        return NOTHING_SHARED
     values = []
     for column in table.columns[: len(TICK_COLUMNS)]:
         first = column[0]
@@ -459,7 +459,7 @@ class TickRows:
         order, then their own)."""
         import pyarrow.compute as pc
 
-        table = pa.Table.from_batches([part.batch for part in parts]).combine_chunks()
+        table = pa.Table.from_batches([part.batch for part in parts])
         table = table.take(pc.sort_indices(table.column(RECEIVE_TIME)))  # a stable sort
         first = parts[0].constants
         shared = tuple(

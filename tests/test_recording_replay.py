@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -212,29 +212,45 @@ def test_missing_paths_and_empty_recordings_are_refused_at_register_front(tmp_pa
         api.RegisterFront(f"replay://{empty}")
 
 
-def test_a_full_disk_stops_the_recorder_with_a_clear_error_and_a_readable_file(tmp_path):
+def test_a_failing_disk_stops_the_recorder_with_a_clear_error_and_a_readable_file(tmp_path):
     writer = LiveWriter(tmp_path, archive=False)
     ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 300)
     for tick in ticks[:150]:
         writer.write(tick)
     writer.flush()
+    live = tmp_path / "20261120.arrows"
+    # From here the file cannot grow: the operating system refuses the next write (EFBIG, "File
+    # too large"), as it would with ENOSPC on a full disk.
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (live.stat().st_size, limits[1]))
+    try:
+        with pytest.raises(RecordingError, match=r"cannot write .*20261120\.arrows: File too large; recording "
+                                                 r"stopped.*readable up to the last complete flush"):
+            for tick in ticks[150:]:
+                writer.write(tick)
+            writer.flush()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert len(rows(live)) == 150
 
-    class FullDisk:
-        def __init__(self, sink):
-            self.sink = sink
 
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
+@pytest.mark.parametrize("member, value, words", [
+    ("Volume", 1.5, "Volume cannot be recorded as int32"),
+    ("LastPrice", None, "LastPrice cannot be recorded as double"),
+    ("InstrumentID", 2605, "InstrumentID cannot be recorded as string"),
+])
+def test_a_value_that_does_not_fit_its_column_is_a_clear_recording_error(member, value, words):
+    from ctpshim.market_data import blank_values, depth_index
+    from ctpshim.recording import table_from_ticks
 
-        def __getattr__(self, name):
-            return getattr(self.sink, name)
-
-    writer._sink.write = FullDisk(writer._sink).write  # the next write hits a full disk
-    for tick in ticks[150:]:
-        writer.write(tick)
-    with pytest.raises(RecordingError, match="No space left on device.*readable up to the last complete flush"):
-        writer.flush()
-    assert len(rows(tmp_path / "20261120.arrows")) == 150
+    good = blank_values("rb2605", "SHFE")
+    bad = list(good)
+    bad[depth_index()[member]] = value
+    assert table_from_ticks([good, good], [1, 2]).num_rows == 2
+    with pytest.raises(RecordingError, match=words):
+        table_from_ticks([good, bad], [1, 2])
 
 
 def test_recording_rotates_at_the_trading_day_boundary(tmp_path):

@@ -182,7 +182,11 @@ class Dispatcher:
         callback = spi.OnRtnDepthMarketData
         # iter() may build the ticks (a replay's TickRows) and take a while: a stop() meanwhile
         # found nothing to exhaust, so look again once the iterator is in place.
-        remaining = self._remaining = iter(ticks)  # stop() exhausts it: no per-tick check
+        try:
+            remaining = self._remaining = iter(ticks)  # stop() exhausts it: no per-tick check
+        except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
+            log.exception("%s: a batch of %d ticks could not be made and is skipped", self.name, len(ticks))
+            return
         if self._stopping:
             self._remaining = None
             return

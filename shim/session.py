@@ -12,12 +12,33 @@ import contextlib
 import logging
 import random
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from . import calendar, errors, io_loop, queue_policy, reconnect, registry
 from .dispatcher import Dispatcher
 
 log = logging.getLogger("ctpshim")
+
+
+class _Unmuted:
+    """A batch less the ticks of muted instruments, filtered when the dispatcher iterates it: a
+    batch may make its ticks only then, on that thread (the ``Adapter.ticks`` contract).
+
+    ``len()`` is the unfiltered count; the queue policy counts the same number in and out.
+    """
+
+    __slots__ = ("batch", "muted")
+
+    def __init__(self, batch: Any, muted: frozenset[str]) -> None:
+        self.batch = batch
+        self.muted = muted
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def __iter__(self) -> Iterator[Any]:
+        muted = self.muted
+        return iter([tick for tick in self.batch if tick.InstrumentID not in muted])
 
 
 class Session:
@@ -183,7 +204,7 @@ class Session:
                     return
                 muted = self._muted
                 if muted:
-                    batch = [tick for tick in batch if tick.InstrumentID not in muted]
+                    batch = _Unmuted(batch, muted)
                 if batch and post(batch) > high_water:
                     await self.dispatcher.wait_for_room()
                 else:

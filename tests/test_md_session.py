@@ -181,6 +181,39 @@ def test_a_batch_still_being_built_when_the_api_stops_is_not_delivered():
     assert [tick.InstrumentID for tick in delivered] == ["au2606"]
 
 
+def test_a_batch_that_cannot_be_made_is_reported_and_the_next_one_is_delivered(caplog):
+    from ctpshim.dispatcher import Dispatcher
+
+    class Broken:
+        def __len__(self) -> int:
+            return 2
+
+        def __iter__(self):
+            raise ValueError("row group 3 is damaged")
+
+    delivered: list[str] = []
+    done = threading.Event()
+
+    class Spi:
+        def OnRtnDepthMarketData(self, tick):
+            delivered.append(tick.InstrumentID)
+            if len(delivered) == 2:
+                done.set()
+
+    dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
+    dispatcher.spi = Spi()
+    with caplog.at_level(logging.ERROR, logger="ctpshim"):
+        dispatcher.start()
+        dispatcher.post_ticks([make_tick(blank_values("au2606", "SHFE"))])
+        dispatcher.post_ticks(Broken())
+        dispatcher.post_ticks([make_tick(blank_values("rb2605", "SHFE"))])
+        assert done.wait(5)
+        dispatcher.stop()
+        dispatcher.join(5)
+    assert delivered == ["au2606", "rb2605"]
+    assert "a batch of 2 ticks could not be made" in caplog.text and "row group 3 is damaged" in caplog.text
+
+
 def test_failover_to_the_next_front_when_one_is_down(make_md, fast_reconnect):
     api, spi = make_md("sim://?refuse=true", FRONT, subscribe=["rb2605"])
     wait_for(lambda: spi.ticks)
@@ -414,3 +447,65 @@ def test_a_program_that_subscribes_again_after_relogin_gets_one_snapshot_not_two
     assert scripted.subscribe_calls == [["rb2605", "cu2607"], ["rb2605", "cu2607"]]
     after = spi.names()[spi.names().index("OnFrontDisconnected"):]
     assert after.index("OnRspUserLogin") < after.index("OnRtnDepthMarketData")
+
+
+class MadeWhenIterated:
+    """A batch that makes its ticks when iterated, as sim:// and replay:// batches do, noting the thread."""
+
+    made_on: list[str] = []
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Any:
+        MadeWhenIterated.made_on.append(threading.current_thread().name)
+        return iter([make_tick(blank_values(instrument, "SHFE")) for instrument in self.ids])
+
+
+class LazyAdapter(Adapter):
+    """Every 5 ms a lazy batch with a tick of each subscribed instrument; unsubscribing takes until
+    the test lets it finish, so the session has to mute the instrument meanwhile."""
+
+    scheme = "lazy"
+    unsubscribed: asyncio.Event | None = None
+
+    async def connect(self) -> None:
+        self.subscribed: list[str] = []
+        LazyAdapter.unsubscribed = asyncio.Event()
+
+    async def subscribe(self, ids: Any) -> None:
+        self.subscribed += list(ids)
+
+    async def unsubscribe(self, ids: Any) -> None:
+        assert LazyAdapter.unsubscribed is not None
+        await LazyAdapter.unsubscribed.wait()
+        self.subscribed = [i for i in self.subscribed if i not in ids]
+
+    async def ticks(self) -> Any:
+        for _ in range(2000):  # bounded: 10 s
+            await asyncio.sleep(0.005)
+            if self.subscribed:
+                yield MadeWhenIterated(list(self.subscribed))
+
+
+def test_muting_an_unsubscribed_instrument_leaves_the_ticks_to_be_made_on_the_callback_thread(make_md):
+    MadeWhenIterated.made_on = []
+    registry.register_adapter("lazy", LazyAdapter)
+    try:
+        api, spi = make_md("lazy://", subscribe=["rb2605", "cu2607"])
+        wait_for(lambda: len(spi.ticks) >= 4)
+        assert api.UnSubscribeMarketData([b"cu2607"], 1) == 0
+        wait_for(lambda: "OnRspUnSubMarketData" in spi.names())
+        count = len(spi.ticks)
+        wait_for(lambda: len(spi.ticks) > count + 10, what="ticks while cu2607 is muted")
+        cut = spi.names().index("OnRspUnSubMarketData")
+        after = [e[1][0].InstrumentID for e in spi.events[cut:] if e[0] == "OnRtnDepthMarketData"]
+        assert after and set(after) == {"rb2605"}
+        callback_threads = {e[2] for e in spi.events if e[0] == "OnRtnDepthMarketData"}
+        assert set(MadeWhenIterated.made_on) == callback_threads and len(callback_threads) == 1
+    finally:
+        io_loop.call_soon(lambda: LazyAdapter.unsubscribed.set())
+        registry.unregister_adapter("lazy")

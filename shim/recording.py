@@ -44,6 +44,7 @@ LIVE_SUFFIX = ".arrows"
 ARCHIVE_SUFFIX = ".parquet"
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
 LIVE_BUFFER_BYTES = 1 << 20  # the live file's write buffer (a chunk of WRITE_CHUNK ticks is about 0.7 MB)
+COUNT_INSTRUMENTS_EVERY = 64  # written chunks between two counts of the instruments they hold
 WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the tick objects die young
 ARCHIVE_ROW_GROUP = 16_384  # rows per Parquet row group: replay decodes one group at a time
 READ_BATCH_ROWS = 512  # rows per batch handed to Python: their columns stay in the CPU caches while
@@ -134,7 +135,8 @@ class LiveWriter:
         self._archivers: list[threading.Thread] = []
         self.written = 0
         self.days: list[str] = []
-        self.instruments: set[str] = set()  # of the ticks written so far
+        self._instruments: set[str] = set()
+        self._uncounted: list[pa.ChunkedArray] = []  # InstrumentID columns not yet in _instruments
         for leftover in sorted(self.directory.glob(f"*{LIVE_SUFFIX}")):
             archive_day(leftover)  # a recorder that was killed left this behind
 
@@ -189,8 +191,25 @@ class LiveWriter:
             ) from exc
         self.written += len(self._ticks)
         if table is not None:
-            self.instruments.update(table.column("InstrumentID").unique().to_pylist())
+            # Counted in bulk: Arrow's unique() lets go of the interpreter lock, and the callback
+            # thread then waits to get it back, on every chunk.
+            self._uncounted.append(table.column("InstrumentID"))
+            if len(self._uncounted) >= COUNT_INSTRUMENTS_EVERY:
+                self._count_instruments()
         self._ticks, self._times = [], []
+
+    def _count_instruments(self) -> None:
+        chunks = [chunk for column in self._uncounted for chunk in column.chunks]
+        self._uncounted = []
+        if chunks:
+            self._instruments.update(pa.chunked_array(chunks, pa.string()).unique().to_pylist())
+
+    @property
+    def instruments(self) -> set[str]:
+        """The instruments of the ticks written so far."""
+        with self._lock:
+            self._count_instruments()
+            return set(self._instruments)
 
     def _abandon(self) -> None:
         self._ticks, self._times = [], []

@@ -253,6 +253,22 @@ def test_a_value_that_does_not_fit_its_column_is_a_clear_recording_error(member,
         table_from_ticks([good, bad], [1, 2])
 
 
+def test_the_recorder_counts_the_instruments_it_has_written(tmp_path, monkeypatch):
+    import ctpshim.recording as recording
+
+    monkeypatch.setattr(recording, "WRITE_CHUNK", 4)
+    monkeypatch.setattr(recording, "COUNT_INSTRUMENTS_EVERY", 3)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606", "cu2607"], 60)
+    writer = LiveWriter(tmp_path, archive=False)
+    for number, tick in enumerate(ticks, 1):
+        writer.write(tick)
+        if number % 16 == 0:  # four chunks apart: some counted on the way, the rest when asked
+            assert writer.instruments == {t.InstrumentID for t in ticks[:writer.written]}
+    assert writer.written > 4 * 3  # several counts came and went
+    writer.close()
+    assert writer.instruments == {"rb2605", "au2606", "cu2607"}
+
+
 def test_recording_rotates_at_the_trading_day_boundary(tmp_path):
     code = record("sim://?speed=max&start=2026-11-20T14:59:50", ["rb2605"], str(tmp_path), None, 200, quiet=True)
     assert code == 0

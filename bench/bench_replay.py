@@ -6,7 +6,8 @@
    once and cached in the system temp folder (48 contracts, one trading day).
 2. Replay: in a fresh process per run, replay://DAY?speed=max&rebase=none into a no-op
    OnRtnDepthMarketData through the facade: ticks/s, time from Init() to the first tick, and
-   peak memory (max RSS) above the process's own size before Init() (the "empty process").
+   peak memory (max RSS) above the process's own size before RegisterFront() opened the file (the
+   "empty process", with the modules replay loads already imported).
 3. Recording: `record` from sim://?speed=max (12 contracts) for 1,000,000 ticks: ticks/s while
    recording, and including the final archiving at stop; next to sim:// delivered to a no-op
    handler in the same run (the source's own rate, the ceiling for any recorder).
@@ -59,10 +60,10 @@ class Spi(mdapi.CThostFtdcMdSpi):
         self.count += 1
         if self.count == target:
             self.done.set()
+import ctpshim.recording, ctpshim.adapters.replay, pyarrow.parquet  # what replay loads, counted in the empty size
+empty = high_water_mb()  # before the file is opened: its parsed footer counts as replay's memory
 api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi('/tmp/ctpshim-bench-replay-')
 spi = Spi(api); api.RegisterSpi(spi); api.RegisterFront('replay://' + path + '?speed=max&rebase=none')
-import ctpshim.recording, ctpshim.adapters.replay, pyarrow.parquet  # what replay loads, counted in the empty size
-empty = high_water_mb()
 start = time.perf_counter(); api.Init()
 if not spi.done.wait(600): raise SystemExit('only %%d ticks' %% spi.count)
 end = time.perf_counter(); api.Release()
@@ -72,7 +73,9 @@ print(json.dumps({"rate": target / (end - start), "first": spi.first - start, "e
 
 
 def synthetic_day(ticks: int) -> Path:
-    folder = Path(tempfile.gettempdir()) / f"ctpshim-bench-day-{ticks}"
+    from ctpshim.recording import ARCHIVE_ROW_GROUP
+
+    folder = Path(tempfile.gettempdir()) / f"ctpshim-bench-day-{ticks}-g{ARCHIVE_ROW_GROUP}"
     done = folder / "20261120.parquet"
     if done.exists():
         return done

@@ -46,7 +46,11 @@ FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
 LIVE_BUFFER_BYTES = 1 << 20  # the live file's write buffer (a chunk of WRITE_CHUNK ticks is about 0.7 MB)
 COUNT_INSTRUMENTS_EVERY = 64  # written chunks between two counts of the instruments they hold
 WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the tick objects die young
-ARCHIVE_ROW_GROUP = 16_384  # rows per Parquet row group: replay decodes one group at a time
+# Rows per Parquet row group.  The parsed footer (held while a file is read) has an entry per
+# column per row group: 16,384-row groups cost 2.8 MB of it per million ticks, 131,072-row groups
+# 0.3 MB.  Archiving holds one group of Arrow data (about 45 MB) while it writes it.
+ARCHIVE_ROW_GROUP = 131_072
+DECODE_ROWS = 16_384  # rows decoded at a time from an archive: what a reader holds, whatever the group size
 READ_BATCH_ROWS = 512  # rows per batch handed to Python: their columns stay in the CPU caches while
 # they are turned into rows (16k-row batches cost 3x as much per row)
 _ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
@@ -264,7 +268,7 @@ class LiveWriter:
 def archive_day(live: Path) -> Path:
     """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file.
 
-    Streams: a row group at a time is held, whatever the size of the day.
+    Streams: one row group (``ARCHIVE_ROW_GROUP`` ticks) at a time is held, whatever the size of the day.
     """
     target = live.with_suffix(ARCHIVE_SUFFIX)
     sources = [(TickRows(batch, NOTHING_SHARED) for batch in read_batches(path)) for path in (target, live) if path.exists()]
@@ -350,37 +354,46 @@ def _archive_tables(path: Path, columns: list[str] | None) -> Iterator[pa.Table]
     parquet = _open_archive(path)
     if parquet.schema_arrow.remove_metadata() != SCHEMA.remove_metadata():
         raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
-    groups = parquet.num_row_groups
 
-    def decode(group: int) -> pa.Table:
-        # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
-        return parquet.read_row_group(group, columns=columns, use_threads=False)
-
-    # The next row group is decoded on a reader thread while the caller works through this one:
-    # decoding releases the GIL, so on two cores it costs the caller (replay's IO thread) nothing.
-    with ThreadPoolExecutor(1, thread_name_prefix="ctpshim-read") as reader:
-        ahead: Future[pa.Table] | None = None
-        for group in range(groups):
-            try:
-                table = ahead.result() if ahead is not None else decode(group)
-            except (pa.ArrowInvalid, OSError) as exc:
-                first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
-                offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
-                log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
-                            path, group, offset, exc)
-                return
-            ahead = None
-            if group + 1 < groups:
+    def decoded() -> Iterator[pa.RecordBatch]:
+        for group in range(parquet.num_row_groups):
+            # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
+            batches = parquet.iter_batches(DECODE_ROWS, row_groups=[group], columns=columns, use_threads=False)
+            while True:
                 try:
-                    ahead = reader.submit(decode, group + 1)
-                except RuntimeError:  # the interpreter is exiting: no new threads; decode here
-                    pass
-            yield table
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except (pa.ArrowInvalid, OSError) as exc:
+                    first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
+                    offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
+                    log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
+                                path, group, offset, exc)
+                    return
+                yield batch
+
+    # The next batch is decoded on a reader thread while the caller works through this one:
+    # decoding releases the GIL, so on two cores it costs the caller (replay's IO thread) nothing.
+    source = decoded()
+
+    def decode_next(reader: ThreadPoolExecutor) -> Future[pa.RecordBatch | None]:
+        try:
+            return reader.submit(next, source, None)
+        except RuntimeError:  # the interpreter is exiting: no new threads; decode here
+            done: Future[pa.RecordBatch | None] = Future()
+            done.set_result(next(source, None))
+            return done
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ctpshim-read") as reader:
+        ahead = decode_next(reader)
+        while (batch := ahead.result()) is not None:
+            ahead = decode_next(reader)
+            yield pa.Table.from_batches([batch])
 
 
 def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """The ticks of one recording file (``.parquet`` or ``.arrows``) as they are stored (Parquet
-    row groups, live record batches), streamed; an archive's next row group is decoded ahead."""
+    """The ticks of one recording file (``.parquet`` or ``.arrows``), streamed: an archive's in
+    pieces of up to ``DECODE_ROWS`` (the next one decoded ahead), a live file's as its batches."""
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path}: no such file or directory")

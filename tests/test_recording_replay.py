@@ -487,11 +487,14 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
     assert [list(t) for t in snapshot] == [list(rows(target)[3999][:-1])]
 
 
-def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive_order(tmp_path):
+def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive_order(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from ctpshim.recording import ARCHIVE_ROW_GROUP, archive_day
+    import ctpshim.recording as recording
+    from ctpshim.recording import archive_day, read_tables
 
+    monkeypatch.setattr(recording, "ARCHIVE_ROW_GROUP", 12_000)
+    monkeypatch.setattr(recording, "DECODE_ROWS", 5_000)
     ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606"], 40_000)
     assert {t.TradingDay for t in ticks} == {"20261120"}
     first = LiveWriter(tmp_path)  # the first run of the day: archived when it stops
@@ -507,4 +510,7 @@ def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive
     assert rows(target) == [list(t) + [10**18 + i] for i, t in enumerate(ticks)]
     metadata = pq.ParquetFile(target).metadata
     sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
-    assert sizes[:-1] == [ARCHIVE_ROW_GROUP] * (len(sizes) - 1) and sum(sizes) == len(ticks)
+    assert sizes[:-1] == [12_000] * (len(sizes) - 1) and sum(sizes) == len(ticks)
+    # read back in pieces of at most DECODE_ROWS, none straddling a row group
+    expected = [piece for size in sizes for piece in [5_000] * (size // 5_000) + [size % 5_000] if piece]
+    assert [t.num_rows for t in read_tables(target)] == expected

@@ -17,8 +17,9 @@ Must implement
     ``ticks()``                  async iterator of batches of ``CThostFtdcDepthMarketDataField``
                                  objects (from :func:`ctpshim.market_data.make_tick`), in time order.
                                  A batch is a list, or any object with ``len()`` whose iteration
-                                 builds the ticks: it is iterated on the dispatcher thread, once
-                                 (replay's :class:`ctpshim.recording.TickRows`)
+                                 builds the ticks: it is iterated on the dispatcher thread, once,
+                                 in order (sim's blocks of rounds, replay's
+                                 :class:`ctpshim.recording.TickRows`), never on the IO thread
 May implement
     ``check(url, settings)``  classmethod: raise ``ValueError`` for an address the settings alone
                        cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once

@@ -189,9 +189,10 @@ class LiveWriter:
         except OSError as exc:
             path = self.directory / f"{self.day}{LIVE_SUFFIX}"
             self._abandon()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # Arrow's own text adds its source line
             raise RecordingError(
-                f"cannot write {path}: {os.strerror(exc.errno) if exc.errno else exc}; recording stopped. The file is readable up to "
-                f"the last complete flush ({self.written} ticks were written before this one)"
+                f"cannot write {path}: {reason}; recording stopped. The file is readable up to the last complete "
+                f"flush ({self.written} ticks were written before this one)"
             ) from exc
         self.written += len(self._ticks)
         if table is not None:

@@ -71,9 +71,9 @@ SCHEMA = _build_schema()
 TICK_COLUMNS = SCHEMA.names[:-1]
 
 
-_TYPECODES = {pa.float64(): "d", pa.int32(): "i", pa.int16(): "h"}
-# Per tick column: its Arrow type and the struct code of a number column (None for text).
-_COLUMN_TYPES = [(SCHEMA.field(i).type, _TYPECODES.get(SCHEMA.field(i).type)) for i in range(len(TICK_COLUMNS))]
+_TYPECODES = {pa.float64(): "d", pa.int32(): "i", pa.int16(): "h", pa.int64(): "q"}
+# Per schema column (ReceiveTime last): its name, Arrow type and the struct code of a number column (None for text).
+_COLUMN_TYPES = [(field.name, field.type, _TYPECODES.get(field.type)) for field in SCHEMA]
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,9 +98,9 @@ def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
     rows = len(ticks)
     if len(flat) != width * rows:
         raise RecordingError("a tick with the wrong number of members cannot be recorded")
+    columns = [flat[position::width] for position in range(width)] + [receive_times]
     arrays = []
-    for position, (kind, code) in enumerate(_COLUMN_TYPES):
-        column = flat[position::width]
+    for column, (name, kind, code) in zip(columns, _COLUMN_TYPES):
         try:
             if code is None:
                 arrays.append(pa.array(column, type=kind))
@@ -108,8 +108,7 @@ def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
                 data = _packer(code, rows).pack(*column)
                 arrays.append(pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(data)]))
         except (struct.error, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise RecordingError(f"a tick's {TICK_COLUMNS[position]} cannot be recorded as {kind}: {exc}") from None
-    arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(_packer("q", rows).pack(*receive_times))]))
+            raise RecordingError(f"a tick's {name} cannot be recorded as {kind}: {exc}") from None
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
@@ -359,19 +358,14 @@ def _archive_tables(path: Path, columns: list[str] | None) -> Iterator[pa.Table]
     def decoded() -> Iterator[pa.RecordBatch]:
         for group in range(parquet.num_row_groups):
             # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
-            batches = parquet.iter_batches(DECODE_ROWS, row_groups=[group], columns=columns, use_threads=False)
-            while True:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                except (pa.ArrowInvalid, OSError) as exc:
-                    first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
-                    offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
-                    log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
-                                path, group, offset, exc)
-                    return
-                yield batch
+            try:
+                yield from parquet.iter_batches(DECODE_ROWS, row_groups=[group], columns=columns, use_threads=False)
+            except (pa.ArrowInvalid, OSError) as exc:
+                first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
+                offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
+                log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
+                            path, group, offset, exc)
+                return
 
     # The next batch is decoded on a reader thread while the caller works through this one:
     # decoding releases the GIL, so on two cores it costs the caller (replay's IO thread) nothing.

@@ -41,7 +41,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._last_slow_warning = 0.0
-        self._remaining: Any = None
+        self._halt: list[bool] = []  # stop() appends: the delivering loop checks it before each tick
         self._errors: dict[tuple[str, type], list[float]] = {}  # (callback, type) -> [count, last summary]
 
     # -- producer side (any thread) -------------------------------------------------------------
@@ -122,9 +122,7 @@ class Dispatcher:
             self._pending_ticks = 0
             waiters, self._room_waiters = self._room_waiters, []
             self._cond.notify_all()
-        remaining = self._remaining
-        if remaining is not None:
-            deque(remaining, maxlen=0)  # the batch being delivered ends after the current callback
+        self._halt.append(True)  # the batch being delivered ends after the current callback
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
@@ -156,11 +154,14 @@ class Dispatcher:
                     if spi is not None:
                         self._call(spi, first, second)
                 else:
+                    # Counted out as its delivery starts, not when it ends: a source held back
+                    # is let go while this batch is delivered, so a batch of thousands of ticks
+                    # (a replay's) has the next one ready when it ends.
+                    self._ticks_taken(len(first))
                     if spi is not None:
                         self._deliver(spi, first)
-                    self._ticks_done(len(first))
 
-    def _ticks_done(self, count: int) -> None:
+    def _ticks_taken(self, count: int) -> None:
         with self._cond:
             self._pending_ticks -= count
             if self._pending_ticks > queue_policy.LOW_WATER:
@@ -178,26 +179,21 @@ class Dispatcher:
         except BaseException as exc:  # noqa: BLE001 - user code: report and go on
             self._report(name, exc)
 
-    def _deliver(self, spi: Any, ticks: list[Any]) -> None:
+    def _deliver(self, spi: Any, ticks: Iterable[Any]) -> None:
         callback = spi.OnRtnDepthMarketData
-        # iter() may build the ticks (a replay's TickRows) and take a while: a stop() meanwhile
-        # found nothing to exhaust, so look again once the iterator is in place.
+        halt = self._halt  # a list, not self._stopping: the cheapest check there is, once per tick
         try:
-            remaining = self._remaining = iter(ticks)  # stop() exhausts it: no per-tick check
-        except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
-            log.exception("%s: a batch of %d ticks could not be made and is skipped", self.name, len(ticks))
-            return
-        if self._stopping:
-            self._remaining = None
-            return
-        while True:
-            try:
-                for tick in remaining:  # after an exception, goes on with the next tick
+            # Iterating may make the ticks (a replay's TickRows, a sim:// block): a fault there
+            # is the adapter's, and ends this batch only.
+            for tick in ticks:
+                if halt:
+                    return
+                try:
                     callback(tick)
-                break
-            except BaseException as exc:  # noqa: BLE001 - user code: report and go on
-                self._report("OnRtnDepthMarketData", exc)
-        self._remaining = None
+                except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+                    self._report("OnRtnDepthMarketData", exc)
+        except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
+            log.exception("%s: a batch of %d ticks could not be made; the rest of it is skipped", self.name, len(ticks))
 
     def _report(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, SystemExit):

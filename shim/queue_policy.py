@@ -3,11 +3,14 @@
 Ticks travel from the IO thread to an API object's dispatcher thread through an in-memory
 queue.  When the user's ``OnRtnDepthMarketData`` is slower than the source:
 
-* the queue may hold up to ``HIGH_WATER`` ticks; above that the session stops reading from the
-  adapter (backpressure) until the queue has drained below ``LOW_WATER``.  Nothing already
-  queued is dropped, and ticks are never reordered.  The marks are low on purpose: ticks that
-  are delivered soon after they are made die young, which keeps the cyclic garbage collector
-  cheap (with a 64k-tick queue, throughput at full speed was a third lower).
+* the queue may hold up to ``HIGH_WATER`` ticks waiting, besides the batch being delivered;
+  above that the session stops reading from the adapter (backpressure) until fewer than
+  ``LOW_WATER`` wait.  A batch counts as waiting until its delivery starts, so a large batch
+  (a replay's: thousands of rows, its ticks made as they are delivered) lets the source make
+  the next one meanwhile.  Nothing already queued is dropped, and ticks are never reordered.
+  The marks are low on purpose: ticks that are delivered soon after they are made die young,
+  which keeps the cyclic garbage collector cheap (with a 64k-tick queue of made ticks,
+  throughput at full speed was a third lower).
 * For a recorded or simulated source this just slows the replay down to the user's pace.  For a
   polling source (Sina, Tencent) the adapter polls less often, so the user receives the latest
   snapshot after the pause, not a backlog of stale ones: the same effect as conflation.

@@ -181,6 +181,85 @@ def test_a_batch_still_being_built_when_the_api_stops_is_not_delivered():
     assert [tick.InstrumentID for tick in delivered] == ["au2606"]
 
 
+def test_stopping_in_the_middle_of_a_lazily_made_batch_ends_it_after_the_current_callback():
+    # Replay's batches are generators that make each tick just before its callback; stop() from
+    # another thread must not race with them, and no callback may follow it.
+    from ctpshim.dispatcher import Dispatcher
+
+    made: list[int] = []
+
+    def lazy_batch():
+        for number in range(100):
+            made.append(number)
+            yield make_tick(blank_values(f"rb26{number:02d}", "SHFE"))
+
+    class Batch:
+        def __len__(self) -> int:
+            return 100
+
+        def __iter__(self):
+            return lazy_batch()
+
+    in_callback, go_on = threading.Event(), threading.Event()
+    delivered: list[str] = []
+
+    class Spi:
+        def OnRtnDepthMarketData(self, tick):
+            delivered.append(tick.InstrumentID)
+            if len(delivered) == 3:
+                in_callback.set()
+                go_on.wait(5)
+
+    dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
+    dispatcher.spi = Spi()
+    dispatcher.start()
+    dispatcher.post_ticks(Batch())
+    assert in_callback.wait(5)
+    dispatcher.stop()
+    go_on.set()
+    dispatcher.join(5)
+    assert delivered == ["rb2600", "rb2601", "rb2602"]
+    assert len(made) <= 4  # the rest of the batch was never made
+
+
+def test_a_batch_that_fails_midway_delivers_what_was_made_and_the_next_batch(caplog):
+    from ctpshim.dispatcher import Dispatcher
+
+    def failing_batch():
+        yield make_tick(blank_values("au2606", "SHFE"))
+        raise ValueError("row 2 is damaged")
+
+    class Batch:
+        def __len__(self) -> int:
+            return 2
+
+        def __iter__(self):
+            return failing_batch()
+
+    delivered: list[str] = []
+    done = threading.Event()
+
+    class Spi:
+        def OnRtnDepthMarketData(self, tick):
+            delivered.append(tick.InstrumentID)
+            if tick.InstrumentID == "rb2605":
+                done.set()
+
+    dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
+    dispatcher.spi = Spi()
+    with caplog.at_level(logging.ERROR, logger="ctpshim"):
+        dispatcher.start()
+        dispatcher.post_ticks(Batch())
+        dispatcher.post_ticks([make_tick(blank_values("rb2605", "SHFE"))])
+        assert done.wait(5)
+        dispatcher.stop()
+        dispatcher.join(5)
+    assert delivered == ["au2606", "rb2605"]
+    assert "a batch of 2 ticks could not be made; the rest of it is skipped" in caplog.text
+    assert "row 2 is damaged" in caplog.text
+    assert "exception in" not in caplog.text  # not blamed on the program's callback
+
+
 def test_a_batch_that_cannot_be_made_is_reported_and_the_next_one_is_delivered(caplog):
     from ctpshim.dispatcher import Dispatcher
 

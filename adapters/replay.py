@@ -149,16 +149,9 @@ class ReplayAdapter(Adapter):
         self._pending_check = []
 
     def _scan_instruments(self) -> set[str]:
-        import pyarrow.compute as pc
+        from ..recording import instruments_in
 
-        from ..recording import read_batches
-
-        found: set[str] = set()
-        for day in self._days:
-            for path in day.paths:
-                for batch in read_batches(path, ["InstrumentID"]):
-                    found.update(pc.unique(batch.column(0)).to_pylist())
-        return found
+        return set().union(*(instruments_in(path) for day in self._days for path in day.paths))
 
     def _warn_unknown(self, ids: Iterable[str]) -> None:
         if self._known is None:
@@ -211,11 +204,14 @@ class ReplayAdapter(Adapter):
         previous = 0
         while True:
             for chunk in self._chunks():
-                if self._snapshots:
-                    snapshots, self._snapshots = self._snapshots, []
+                fresh: set[str] = set()
+                if snapshots := self._take_snapshots():
                     yield snapshots
                 if max_speed:
-                    yield self._restamped(chunk)
+                    rows = self._due(chunk, fresh)
+                    if rows is not None:
+                        yield rows
+                    self._settle(fresh)
                     continue
                 sent = 0  # rows of this chunk already yielded
                 for position, receive in enumerate(chunk.receive_times()):
@@ -228,16 +224,22 @@ class ReplayAdapter(Adapter):
                     delay = due - time.monotonic()
                     if delay > 0.001:
                         if position > sent:
-                            yield self._restamped(chunk.slice(sent, position - sent))
+                            rows = self._due(chunk.slice(sent, position - sent), fresh)
+                            if rows is not None:
+                                yield rows
                             sent = position
                         await asyncio.sleep(delay)
+                        if snapshots := self._take_snapshots():  # for a subscription made meanwhile
+                            yield snapshots
                 if sent < len(chunk):
-                    yield self._restamped(chunk.slice(sent))
+                    rows = self._due(chunk.slice(sent), fresh)
+                    if rows is not None:
+                        yield rows
+                self._settle(fresh)
             if not self.config["loop"]:
                 log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
                 while True:  # snapshots for later subscriptions, including one made just now
-                    if self._snapshots:
-                        snapshots, self._snapshots = self._snapshots, []
+                    if snapshots := self._take_snapshots():
                         yield snapshots
                         continue
                     self._wake.clear()
@@ -246,6 +248,27 @@ class ReplayAdapter(Adapter):
             wall_start = time.monotonic()
             first_receive = None
             skipped = 0
+
+    def _take_snapshots(self) -> list[Any]:
+        """The snapshots that new subscriptions are owed (CTP sends one before their ticks)."""
+        snapshots, self._snapshots = self._snapshots, []
+        return snapshots
+
+    def _due(self, rows: TickRows, fresh: set[str]) -> TickRows | None:
+        """Rows whose time has come, as delivered: the subscribed ones, restamped; None if none.
+
+        Their instruments are added to ``fresh``, and the rows are remembered as holding those
+        instruments' newest ticks, for the snapshot a later subscription gets.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = pc.unique(rows.batch.column("InstrumentID")).to_pylist()
+        self._latest.update(dict.fromkeys(names, rows))
+        fresh.update(names)
+        if not self._subscribed.issuperset(names):
+            rows = rows.filter(pc.is_in(rows.batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
+        return self._restamped(rows) if len(rows) else None
 
     def _stamps(self) -> tuple[str, str, str, int]:
         """(TradingDay, ActionDay, UpdateTime, UpdateMillisec) for the current moment, China time."""
@@ -273,7 +296,7 @@ class ReplayAdapter(Adapter):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from ..recording import READ_BATCH_ROWS, TickRows, constant_values, read_tables
+        from ..recording import TickRows, constant_values, read_tables
 
         wanted = self.config["instruments"]
         start, end = self.config["start"], self.config["end"]
@@ -288,22 +311,11 @@ class ReplayAdapter(Adapter):
             if mask is not None:
                 table = table.filter(mask)
             constants = constant_values(table)
-            fresh: set[str] = set()
-            for batch in table.to_batches(max_chunksize=READ_BATCH_ROWS):
-                chunk = TickRows(batch, constants)
-                names = pc.unique(batch.column("InstrumentID")).to_pylist()
-                # Which rows hold each instrument's newest tick, for the snapshot a later
-                # subscription gets.
-                self._latest.update(dict.fromkeys(names, chunk))
-                fresh.update(names)
-                if not self._subscribed.issuperset(names):
-                    chunk = chunk.filter(pc.is_in(batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
-                if len(chunk):
-                    yield chunk
-            self._settle(fresh)
+            for batch in table.to_batches():  # one per decoded piece: its ticks are made in delivery
+                yield TickRows(batch, constants)
 
     def _settle(self, fresh: set[str]) -> None:
-        """Keep only the newest row of the instruments that did not tick in this row group.
+        """Keep only the newest row of the instruments that did not tick in the latest piece.
 
         A slice of a row group keeps the whole group in memory: an instrument that stops ticking
         (an illiquid contract, a day's last tick) would otherwise hold on to its group for good,

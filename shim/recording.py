@@ -20,6 +20,7 @@ Readers stream: memory does not grow with the size of the file.  pyarrow is impo
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import logging
 import os
@@ -51,8 +52,9 @@ WRITE_CHUNK = 2_048  # ticks converted to Arrow at a time: small enough that the
 # 0.3 MB.  Archiving holds one group of Arrow data (about 45 MB) while it writes it.
 ARCHIVE_ROW_GROUP = 131_072
 DECODE_ROWS = 16_384  # rows decoded at a time from an archive: what a reader holds, whatever the group size
-READ_BATCH_ROWS = 512  # rows per batch handed to Python: their columns stay in the CPU caches while
-# they are turned into rows (16k-row batches cost 3x as much per row)
+CONVERT_ROWS = 1_024  # rows turned into Python values at a time: their columns stay in the CPU caches
+# while the ticks are made (whole 16k-row pieces cost about twice as much per row)
+_HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 _ARROW_TYPES = {"str": pa.string(), "double": pa.float64(), "int": pa.int32(), "char": pa.string(), "short": pa.int16()}
 
 
@@ -330,10 +332,11 @@ def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield batch
 
 
-def _open_archive(path: Path) -> pq.ParquetFile:
+def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.ParquetFile:
     try:
         stat = path.stat()
-        return pq.ParquetFile(path, metadata=_footer(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+        footer = _footer(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries)
     except (pa.ArrowInvalid, OSError) as exc:
         raise RecordingError(
             f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
@@ -350,9 +353,9 @@ def _footer(path: str, size: int, modified_ns: int) -> pq.FileMetaData:
     return pq.read_metadata(path)
 
 
-def _archive_tables(path: Path, columns: list[str] | None) -> Iterator[pa.Table]:
-    parquet = _open_archive(path)
-    if parquet.schema_arrow.remove_metadata() != SCHEMA.remove_metadata():
+def _archive_tables(path: Path, columns: list[str] | None, dictionaries: list[str] | None) -> Iterator[pa.Table]:
+    parquet = _open_archive(path, dictionaries)
+    if parquet.metadata.schema.to_arrow_schema().remove_metadata() != SCHEMA.remove_metadata():
         raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
 
     def decoded() -> Iterator[pa.RecordBatch]:
@@ -386,14 +389,19 @@ def _archive_tables(path: Path, columns: list[str] | None) -> Iterator[pa.Table]
             yield pa.Table.from_batches([batch])
 
 
-def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.Table]:
+def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None,
+                dictionaries: list[str] | None = None) -> Iterator[pa.Table]:
     """The ticks of one recording file (``.parquet`` or ``.arrows``), streamed: an archive's in
-    pieces of up to ``DECODE_ROWS`` (the next one decoded ahead), a live file's as its batches."""
+    pieces of up to ``DECODE_ROWS`` (the next one decoded ahead), a live file's as its batches.
+
+    ``dictionaries`` names string columns an archive may return dictionary-encoded, as stored
+    (a live file's come as plain strings).
+    """
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path}: no such file or directory")
     if path.suffix == ARCHIVE_SUFFIX:
-        yield from _archive_tables(path, columns)
+        yield from _archive_tables(path, columns, dictionaries)
     elif path.suffix == LIVE_SUFFIX:
         for batch in _live_batches(path):
             yield pa.Table.from_batches([batch.select(columns) if columns else batch])
@@ -402,9 +410,9 @@ def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None) 
 
 
 def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The ticks of one recording file in record batches of at most ``READ_BATCH_ROWS``, streamed."""
+    """The ticks of one recording file in record batches (those of :func:`read_tables`), streamed."""
     for table in read_tables(path, columns):
-        yield from table.to_batches(max_chunksize=READ_BATCH_ROWS)
+        yield from table.to_batches()
 
 
 VARIES = object()  # in TickRows.constants: this column's values differ from row to row
@@ -426,6 +434,15 @@ def constant_values(table: pa.Table) -> tuple[Any, ...]:
         first = column[0]
         values.append(first.as_py() if pc.all(pc.equal(column, first)).as_py() else VARIES)
     return tuple(values)
+
+
+def _python_values(column: pa.Array) -> list[Any]:
+    """A column's values as Python objects (``float``, ``int``, ``str``)."""
+    if column.null_count or pa.types.is_string(column.type) or not _HAVE_NUMPY:
+        return column.to_pylist()
+    # Through NumPy (a dependency of the recordings extra): its tolist() makes numbers half
+    # again as fast as Arrow's to_pylist().
+    return column.to_numpy().tolist()
 
 
 class TickRows:
@@ -451,23 +468,25 @@ class TickRows:
         return self.batch.num_rows
 
     def __iter__(self) -> Iterator[Any]:
+        # One tick at a time: a tick the callback does not keep is freed before the next is made,
+        # so they all reuse the same memory (made as a list, 512 live ticks cost a third more).
         from .market_data import depth_class
 
         new, extend, tick_class = list.__new__, list.extend, depth_class()
-        ticks = []
-        append = ticks.append
-        for values in zip(*self.columns()):
-            tick = new(tick_class)
-            extend(tick, values)
-            append(tick)
-        return iter(ticks)
+        for offset in range(0, self.batch.num_rows, CONVERT_ROWS):
+            for values in zip(*self.columns(offset, CONVERT_ROWS)):
+                tick = new(tick_class)
+                extend(tick, values)
+                yield tick
 
-    def columns(self) -> list[Any]:
-        """Per tick column, its values (a list, or a repeat of the shared value)."""
-        rows = self.batch.num_rows
+    def columns(self, offset: int = 0, length: int | None = None) -> list[Any]:
+        """Per tick column, its values (a list, or a repeat of the shared value), of all rows or
+        of ``length`` rows from ``offset``."""
+        batch = self.batch if offset == 0 and length is None else self.batch.slice(offset, length)
+        rows = batch.num_rows
         return [
-            column.to_pylist() if constant is VARIES else itertools.repeat(constant, rows)
-            for column, constant in zip(self.batch.columns, self.constants)
+            _python_values(column) if constant is VARIES else itertools.repeat(constant, rows)
+            for column, constant in zip(batch.columns, self.constants)
         ]
 
     def receive_times(self) -> list[int]:
@@ -547,6 +566,19 @@ def count_ticks(path: str | os.PathLike[str]) -> int:
     if path.suffix == ARCHIVE_SUFFIX:
         return _open_archive(path).metadata.num_rows
     return sum(batch.num_rows for batch in read_batches(path, ["TradingDay"]))
+
+
+def instruments_in(path: str | os.PathLike[str]) -> set[str]:
+    """The instruments a recording file holds."""
+    import pyarrow.compute as pc
+
+    found: set[str] = set()
+    # An archive stores InstrumentID dictionary-encoded: read as such, each piece names its
+    # instruments in its dictionary, without a string made or hashed per row.
+    for table in read_tables(path, ["InstrumentID"], dictionaries=["InstrumentID"]):
+        for chunk in table.column(0).chunks:
+            found.update((chunk.dictionary if pa.types.is_dictionary(chunk.type) else pc.unique(chunk)).to_pylist())
+    return found
 
 
 GAP_SECONDS = 60  # a pause between two ticks longer than this is reported as a gap

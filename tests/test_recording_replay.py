@@ -414,20 +414,27 @@ def test_files_of_one_day_merge_by_receive_time_and_ties_come_in_file_order(tmp_
     assert [(t.InstrumentID, t.UpdateTime, t.UpdateMillisec, t.LastPrice) for t in merged] == [e[3:] for e in expected]
 
 
-def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path):
+@pytest.mark.parametrize("numpy", [True, False], ids=["through-numpy", "arrow-only"])
+def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path, monkeypatch, numpy):
     import pyarrow.parquet as pq
+
+    import ctpshim.recording
+
+    monkeypatch.setattr(ctpshim.recording, "_HAVE_NUMPY", numpy)
 
     from ctpshim.market_data import depth_index
     from ctpshim.recording import VARIES, TickRows, constant_values
 
-    table = pq.read_table(create_adapter("replay://").path).slice(100, 700)
+    table = pq.read_table(create_adapter("replay://").path).slice(100, 2500)  # several CONVERT_ROWS
     constants = constant_values(table)
     index = depth_index()
     assert constants[index["ExchangeID"]] == "CZCE" and constants[index["LastPrice"]] is VARIES
     chunk = TickRows(table.to_batches()[0], constants)
     ticks = list(chunk)
-    assert len(chunk) == 700 and all(type(t) is mdapi.CThostFtdcDepthMarketDataField for t in ticks)
-    assert [list(t) for t in ticks] == [list(r[:-1]) for r in zip(*(c.to_pylist() for c in table.columns))]
+    assert len(chunk) == 2500 and all(type(t) is mdapi.CThostFtdcDepthMarketDataField for t in ticks)
+    expected = [list(r[:-1]) for r in zip(*(c.to_pylist() for c in table.columns))]
+    assert [list(t) for t in ticks] == expected
+    assert [list(map(type, t)) for t in ticks] == [list(map(type, r)) for r in expected]  # int, not numpy.int32
     assert ticks[0].ExchangeID is ticks[-1].ExchangeID  # one object, not one per tick
     stamped = list(chunk.with_values({index["UpdateTime"]: "10:00:00", index["TradingDay"]: "20261120"}))
     assert {(t.UpdateTime, t.TradingDay) for t in stamped} == {("10:00:00", "20261120")}
@@ -485,6 +492,46 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
     one_group = part.nbytes
     assert held < 5 * one_group  # the groups being read, not all 30
     assert [list(t) for t in snapshot] == [list(rows(target)[3999][:-1])]
+
+
+def test_a_subscription_during_paced_replay_gets_the_newest_replayed_tick_then_the_following_ones(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ctpshim.recording import SCHEMA
+
+    # X and Y take turns, a row every 10 ms; Volume numbers the rows.
+    part = pq.read_table(create_adapter("replay://").path).slice(0, 2000)
+    for name, values, kind in (("InstrumentID", [("X", "Y")[i % 2] for i in range(2000)], pa.string()),
+                               ("Volume", list(range(2000)), pa.int32()),
+                               ("ReceiveTime", [10**18 + i * 10**7 for i in range(2000)], pa.int64())):
+        position = SCHEMA.get_field_index(name)
+        part = part.set_column(position, SCHEMA.field(position), pa.array(values, kind))
+    target = tmp_path / "20170320.parquet"
+    pq.write_table(part, target)
+
+    async def run():
+        adapter = create_adapter(f"replay://{target}?speed=1&rebase=none")
+        await adapter.connect()
+        await adapter.subscribe(["X"])
+        stream = adapter.ticks()
+        before: list = []
+        while len(before) < 20:
+            before += await asyncio.wait_for(stream.__anext__(), 10)
+        await adapter.subscribe(["Y"])
+        after: list = []
+        while sum(t.InstrumentID == "Y" for t in after) < 6:
+            after += await asyncio.wait_for(stream.__anext__(), 10)
+        await adapter.close()
+        return before, after
+
+    before, after = asyncio.run(asyncio.wait_for(run(), 30))
+    replayed = before[-1].Volume  # X has the even rows, Y the odd ones
+    ys = [t.Volume for t in after if t.InstrumentID == "Y"]
+    assert after[0].InstrumentID == "Y"
+    # First the snapshot: Y's newest row so far (not one from later in the file, nor the wait
+    # for the next), then each Y row in turn, none missing.
+    assert ys == [replayed - 1, replayed + 1, replayed + 3, replayed + 5, replayed + 7, replayed + 9]
 
 
 def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive_order(tmp_path, monkeypatch):

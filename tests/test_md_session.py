@@ -499,9 +499,11 @@ class ScriptedAdapter(Adapter):
         while True:
             getter = asyncio.ensure_future(self._queue.get())
             dropper = asyncio.ensure_future(ScriptedAdapter.drop.wait())
-            done, _ = await asyncio.wait({getter, dropper}, return_when=asyncio.FIRST_COMPLETED)
-            getter.cancel()
-            dropper.cancel()
+            try:
+                done, _ = await asyncio.wait({getter, dropper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the session cancels this generator
+                getter.cancel()
+                dropper.cancel()
             if dropper in done:
                 raise UpstreamDisconnected("dropped by the test", REASON_READ_FAILED)
             yield getter.result()

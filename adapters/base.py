@@ -19,7 +19,9 @@ Must implement
                                  A batch is a list, or any object with ``len()`` whose iteration
                                  builds the ticks: it is iterated on the dispatcher thread, once,
                                  in order (sim's blocks of rounds, replay's
-                                 :class:`ctpshim.recording.TickRows`), never on the IO thread
+                                 :class:`ctpshim.recording.TickRows`), never on the IO thread.
+                                 Its iterator may be a generator making each tick as it is asked
+                                 for; an exception from it ends that batch, logged as the adapter's
 May implement
     ``check(url, settings)``  classmethod: raise ``ValueError`` for an address the settings alone
                        cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once

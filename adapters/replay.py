@@ -143,7 +143,13 @@ class ReplayAdapter(Adapter):
 
     async def _learn_instruments(self) -> None:
         """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""
-        known = await asyncio.to_thread(self._scan_instruments)
+        from ..recording import RecordingError
+
+        try:
+            known = await asyncio.to_thread(self._scan_instruments)
+        except RecordingError as exc:  # the player meets the same file and reports it
+            log.debug("replay: the instrument list is unknown: %s", exc)
+            return
         self._known = known
         self._warn_unknown(self._pending_check)
         self._pending_check = []

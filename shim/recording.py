@@ -324,8 +324,7 @@ def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
             if path.stat().st_size == 0:
                 return
             raise RecordingError(f"{path}: not a ctpshim live recording ({exc})") from None
-        if reader.schema != SCHEMA:
-            raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
+        _check_schema(path, reader.schema)
         while True:
             offset = source.tell()
             try:
@@ -338,16 +337,34 @@ def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
             yield batch
 
 
+def _check_schema(path: Path, schema: pa.Schema) -> None:
+    if schema.remove_metadata() == SCHEMA.remove_metadata():
+        return
+    names = dict(zip(schema.names, schema.types))
+    differs = next((f"{field.name} ({field.type})" for field in SCHEMA if names.get(field.name) != field.type), None)
+    raise RecordingError(
+        f"{path}: not a ctpshim recording: its columns are not the tick schema "
+        f"({f'first missing or different: {differs}' if differs else 'extra or reordered columns'}); "
+        "`ctpshim convert` imports tick CSV files"
+    )
+
+
 def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.ParquetFile:
     try:
         stat = path.stat()
         footer = _footer(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries)
     except (pa.ArrowInvalid, OSError) as exc:
         raise RecordingError(
             f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
             "recovered: record again or restore it"
         ) from None
+    # Checked before the file is opened for reading: read_dictionary naming a column the file
+    # lacks would raise a bare KeyError.
+    _check_schema(path, footer.schema.to_arrow_schema())
+    try:
+        return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RecordingError(f"{path}: cannot be read as Parquet ({exc})") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -361,8 +378,6 @@ def _footer(path: str, size: int, modified_ns: int) -> pq.FileMetaData:
 
 def _archive_tables(path: Path, columns: list[str] | None, dictionaries: list[str] | None) -> Iterator[pa.Table]:
     parquet = _open_archive(path, dictionaries)
-    if parquet.metadata.schema.to_arrow_schema().remove_metadata() != SCHEMA.remove_metadata():
-        raise RecordingError(f"{path}: its columns are not the ctpshim tick schema")
 
     def decoded() -> Iterator[pa.RecordBatch]:
         for group in range(parquet.num_row_groups):

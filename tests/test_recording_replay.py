@@ -212,6 +212,26 @@ def test_missing_paths_and_empty_recordings_are_refused_at_register_front(tmp_pa
         api.RegisterFront(f"replay://{empty}")
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".arrows"])
+def test_a_file_that_is_not_a_ctpshim_recording_is_refused_at_register_front(tmp_path, make_md, suffix):
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    foreign = pa.table({"InstrumentID": ["rb2605"], "LastPrice": ["3000"]})
+    path = tmp_path / f"20261120{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(foreign, path)
+    else:
+        with ipc.new_stream(path, foreign.schema) as writer:
+            writer.write_table(foreign)
+    api, spi = make_md(init=False)
+    with pytest.raises(FrontAddressError, match=r"20261120\S*: not a ctpshim recording.*TradingDay \(string\)"):
+        api.RegisterFront(f"replay://{path}")
+    with pytest.raises(RecordingError, match="not a ctpshim recording"):
+        describe(str(path))
+
+
 def test_a_failing_disk_stops_the_recorder_with_a_clear_error_and_a_readable_file(tmp_path):
     writer = LiveWriter(tmp_path, archive=False)
     ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 300)

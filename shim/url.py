@@ -109,24 +109,23 @@ def resolve_settings(url: FrontURL, settings: tuple[Setting, ...]) -> dict[str, 
 
 # Parsers for common setting types, each raising ValueError that says what is valid.
 
-def positive_float(text: str) -> float:
+def _finite_number(text: str, zero_allowed: bool) -> float:
+    valid = "expected a number, 0 or more" if zero_allowed else "expected a number greater than 0"
     try:
         value = float(text)
     except ValueError:
-        raise ValueError("expected a number greater than 0") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("expected a number greater than 0")
+        raise ValueError(valid) from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        raise ValueError(valid)
     return value
+
+
+def positive_float(text: str) -> float:
+    return _finite_number(text, zero_allowed=False)
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("expected a number, 0 or more") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError("expected a number, 0 or more")
-    return value
+    return _finite_number(text, zero_allowed=True)
 
 
 def speed(text: str) -> float:

@@ -36,6 +36,7 @@ from ..errors import (
     UpstreamProtocolError,
     UpstreamUnavailable,
 )
+from ..io_loop import wait_at_most
 from ..market_data import DBL_MAX, depth_index, make_tick
 from ..reconnect import RETRY_PRIMARY_FEED
 from ..url import FrontURL, Setting, integer, positive_float
@@ -229,10 +230,7 @@ class PollingAdapter(Adapter):
             if batch:
                 yield batch
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, interval - (loop.time() - started)))
-            except asyncio.TimeoutError:
-                pass
+            await wait_at_most(self._wake, max(0.0, interval - (loop.time() - started)))
 
     async def probe(self) -> dict[str, Any]:
         """One request for a few liquid symbols: does it parse, how old is the newest quote."""

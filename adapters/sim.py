@@ -30,6 +30,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 
 from ..calendar import now_china, trading_day_of, yyyymmdd
 from ..errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
+from ..io_loop import wait_at_most
 from ..market_data import (
     AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, blank_values, depth_class, depth_index, make_tick,
 )
@@ -429,13 +430,10 @@ class SimAdapter(Adapter):
     async def _sleep(self, seconds: float | None) -> None:
         """Sleep up to ``seconds`` (forever if None), waking early on a subscription change."""
         self._wake.clear()
-        # A timer rather than asyncio.wait_for, which on Python 3.11 can swallow a cancellation.
-        timer = None if seconds is None else asyncio.get_running_loop().call_later(min(seconds, 1.0), self._wake.set)
-        try:
+        if seconds is None:
             await self._wake.wait()
-        finally:
-            if timer is not None:
-                timer.cancel()
+        else:
+            await wait_at_most(self._wake, min(seconds, 1.0))
 
     def _rounds(self, target: int) -> "_Block | list[Any]":
         """Plan a block of rounds (about ``target`` ticks at speed=max, one round otherwise).

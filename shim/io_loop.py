@@ -77,5 +77,18 @@ def call_soon(callback: Callable[..., Any], *args: Any) -> None:
     get_loop().call_soon_threadsafe(callback, *args)
 
 
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set, or ``seconds`` have passed (the timer then sets it).
+
+    A timer rather than ``asyncio.wait_for``: on Python 3.11 wait_for can swallow a cancellation
+    that arrives just as the event is set, and ``Release()`` cancels these waits.
+    """
+    timer = asyncio.get_running_loop().call_later(seconds, event.set)
+    try:
+        await event.wait()
+    finally:
+        timer.cancel()
+
+
 def on_io_thread() -> bool:
     return _loop is not None and threading.current_thread().name == "ctpshim-io"

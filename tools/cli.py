@@ -17,6 +17,7 @@ errors (a bad front address or a missing path included).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Any, Callable, Sequence
@@ -108,10 +109,7 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """record / convert / info: they need the recordings extra (pyarrow)."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        parser.exit(2, f"ctpshim {args.command}: needs pyarrow: pip install 'ctpshim[recordings]'\n")
+    _require(parser, "pyarrow", "recordings", args.command)
     from ctpshim import registry
     from ctpshim.errors import FrontAddressError
     from ctpshim.recording import RecordingError
@@ -171,9 +169,9 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         except FrontAddressError as exc:
             parser.exit(2, f"ctpshim ping: {exc}\n")
         if args.watch:
-            _require_rich(parser, "ping --watch")
+            _require(parser, "rich", "cli", "ping --watch")
         return ping(urls, args.count, args.interval, args.timeout, args.stale, args.json, args.watch)
-    _require_rich(parser, "quote")
+    _require(parser, "rich", "cli", "quote")
     try:
         registry.validate_front(args.front)
     except FrontAddressError as exc:
@@ -192,11 +190,12 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     return quote(args.front, ids, args.once, args.timeout)
 
 
-def _require_rich(parser: argparse.ArgumentParser, what: str) -> None:
+def _require(parser: argparse.ArgumentParser, module: str, extra: str, what: str) -> None:
+    """Exit with a usage error naming the pip extra when an optional dependency is missing."""
     try:
-        import rich  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
-        parser.exit(2, f"ctpshim {what}: needs rich: pip install 'ctpshim[cli]'\n")
+        parser.exit(2, f"ctpshim {what}: needs {module}: pip install 'ctpshim[{extra}]'\n")
 
 
 def _schemes() -> int:

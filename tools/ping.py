@@ -30,9 +30,6 @@ from ctpshim import registry
 from ctpshim.errors import FrontAddressError, UpstreamError
 from ctpshim.url import FrontURL
 
-PASS_THROUGH = ("tcp", "ssl")
-
-
 @dataclass
 class PingResult:
     """What ping found out about one front."""
@@ -85,8 +82,8 @@ def check_fronts(fronts: list[str]) -> list[FrontURL]:
     """
     urls = []
     for raw in fronts:
-        url, _, _ = registry.resolve_front(raw)
-        if url.scheme in PASS_THROUGH:
+        url, cls, _ = registry.resolve_front(raw)
+        if cls.capabilities.pass_through:
             from ctpshim.adapters.tcp import parse_address
 
             try:
@@ -100,7 +97,7 @@ def check_fronts(fronts: list[str]) -> list[FrontURL]:
 async def ping_all(urls: list[FrontURL], count: int, interval: float, timeout: float,
                    stale: float) -> list[PingResult]:
     """Ping every front concurrently; results in the order given."""
-    pass_through = sum(url.scheme in PASS_THROUGH for url in urls)
+    pass_through = sum(registry.is_pass_through(url.raw) for url in urls)
     # One thread per real front for the CTP probes, so a hundred fronts wait in parallel.
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pass_through, 128))) as pool:
         return list(await asyncio.gather(*(ping_front(url, count, interval, timeout, stale, pool) for url in urls)))
@@ -109,7 +106,7 @@ async def ping_all(urls: list[FrontURL], count: int, interval: float, timeout: f
 async def ping_front(url: FrontURL, count: int, interval: float, timeout: float, stale: float,
                      pool: concurrent.futures.Executor | None = None) -> PingResult:
     result = PingResult(url.raw, url.scheme)
-    if url.scheme in PASS_THROUGH:
+    if registry.is_pass_through(url.raw):
         await _ping_real_front(url, result, count, interval, timeout, pool)
     else:
         await _ping_adapter(url, result, count, interval, timeout, stale)

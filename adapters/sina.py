@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from ..calendar import trading_day_of, yyyymmdd
-from ..market_data import DBL_MAX, average_price, blank_values, depth_index
+from ..market_data import average_price, blank_values, depth_index, set_level
 from ..products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
 from ..stocks import StockInfo, parse_stock, stock_values
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, moment_of, number_at, price_at
@@ -140,11 +140,8 @@ def _commodity(fields: list[str], info: InstrumentInfo) -> list[Any]:
     else:
         values[index["ClosePrice"]] = price_at(fields, 5)
         values[index["SettlementPrice"]] = price_at(fields, 9)
-    for price_index, volume_index, price_name, volume_name in ((6, 11, "BidPrice1", "BidVolume1"),
-                                                              (7, 12, "AskPrice1", "AskVolume1")):
-        price = price_at(fields, price_index)
-        values[index[price_name]] = price
-        values[index[volume_name]] = 0 if price == DBL_MAX else int(number_at(fields, volume_index))
+    set_level(values, "Bid", 1, price_at(fields, 6), number_at(fields, 11))
+    set_level(values, "Ask", 1, price_at(fields, 7), number_at(fields, 12))
     values[index["OpenInterest"]] = number_at(fields, 13)
     volume = int(number_at(fields, 14))
     values[index["Volume"]] = volume
@@ -180,9 +177,7 @@ def _cffex(fields: list[str], info: InstrumentInfo) -> list[Any]:
     values[index["PreOpenInterest"]] = number_at(fields, 15)
     for level in range(5):
         for side, base in (("Bid", 16), ("Ask", 26)):
-            price = price_at(fields, base + 2 * level)
-            values[index[f"{side}Price{level + 1}"]] = price
-            values[index[f"{side}Volume{level + 1}"]] = 0 if price == DBL_MAX else int(number_at(fields, base + 2 * level + 1))
+            set_level(values, side, level + 1, price_at(fields, base + 2 * level), number_at(fields, base + 2 * level + 1))
     if volume:
         values[index["AveragePrice"]] = average_price(product.exchange, turnover, volume, product.multiplier, product.tick)
     return _finish(values, info, day.replace("-", ""), clock, index)

@@ -75,6 +75,14 @@ def blank_values(instrument_id: str, exchange_id: str) -> list[Any]:
     return values
 
 
+def set_level(values: list[Any], side: str, level: int, price: float, volume: float) -> None:
+    """Set order-book level ``level`` (1-5) of ``side`` (``"Bid"`` or ``"Ask"``) in ``values``:
+    as CTP, a level with no price (DBL_MAX) shows no volume."""
+    index = depth_index()
+    values[index[f"{side}Price{level}"]] = price
+    values[index[f"{side}Volume{level}"]] = 0 if price == DBL_MAX else int(volume)
+
+
 # Exchanges whose AveragePrice is the real average price rounded to the tick; the others report
 # Turnover / Volume, which still includes the contract multiplier.
 AVERAGE_PRICE_ON_TICK_GRID = frozenset({"CZCE"})

@@ -20,7 +20,7 @@ from datetime import datetime, time
 from typing import Any
 
 from .calendar import is_trading_day
-from .market_data import DBL_MAX, blank_values, depth_index
+from .market_data import blank_values, depth_index, set_level
 
 PREFIX_EXCHANGES = {"sh": "SSE", "sz": "SZSE", "bj": "BSE", "hk": "HKEX"}
 EXCHANGE_PREFIXES = {exchange: prefix for prefix, exchange in PREFIX_EXCHANGES.items()}
@@ -110,8 +110,6 @@ def is_open(exchange_id: str, moment: datetime) -> bool:
     return any(start <= moment.time() < end for start, end in sessions)
 
 
-
-
 def stock_values(info: StockInfo, day: str, clock: str, prices: dict[str, float], volume: float, turnover: float,
                  bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> list[Any]:
     """The 48 tick values of a stock quote.
@@ -131,8 +129,7 @@ def stock_values(info: StockInfo, day: str, clock: str, prices: dict[str, float]
         values[index["AveragePrice"]] = turnover / volume
     for side, levels in (("Bid", bids), ("Ask", asks)):
         for level, (price, shares) in enumerate(levels[:5], start=1):
-            values[index[f"{side}Price{level}"]] = price
-            values[index[f"{side}Volume{level}"]] = 0 if price == DBL_MAX else int(shares)
+            set_level(values, side, level, price, shares)
     values[index["TradingDay"]] = day
     values[index["ActionDay"]] = day
     values[index["UpdateTime"]] = clock

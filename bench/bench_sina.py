@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SAMPLES = HERE.parent.parent / "shared" / "feeds" / "samples"
+SAMPLES = HERE.parent / "tests" / "samples" / "feeds"
 STOCK_SAMPLES = HERE.parent / "tests" / "samples" / "stocks"
 
 SERVER = r"""

@@ -15,7 +15,10 @@ import pytest
 
 from ctpshim import mdapi, reconnect, tdapi
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+TESTS = Path(__file__).resolve().parent
+# Real data and feed payloads the tests read, copied into the repository with their sources and licences.
+DATA = TESTS / "data"  # see SOURCES.md there
+FEED_SAMPLES = TESTS / "samples" / "feeds"  # see SOURCES.md there
 REQUIRE_OPENCTP = os.environ.get("CTPSHIM_REQUIRE_OPENCTP") == "1"
 # A fixed market time inside SHFE's Friday day session, so tests do not depend on the clock.
 FRIDAY_MORNING = "2026-11-20T09:35"

@@ -11,14 +11,14 @@ from aiohttp import web
 
 from ctpshim.adapters import sina, tencent
 
-from .conftest import SHARED
+from .conftest import FEED_SAMPLES
 
-SAMPLES = SHARED / "feeds" / "samples"
+SAMPLES = FEED_SAMPLES
 STOCK_SAMPLES = Path(__file__).parent / "samples" / "stocks"  # see SOURCES.md there
 
 
 def sample(name: str) -> dict[str, str]:
-    """The statements of a real Sina payload (shared futures samples, or stock samples here)."""
+    """The statements of a real Sina payload (futures samples, or stock samples)."""
     folder = STOCK_SAMPLES if (STOCK_SAMPLES / name).exists() else SAMPLES
     return dict(sina.split_statements((folder / name).read_bytes().decode("gbk")))
 

@@ -24,10 +24,10 @@ from ctpshim.tools.info import describe
 from ctpshim.tools.layouts import LayoutError
 from ctpshim.tools.record import fewer_young_collections, record
 
-from .conftest import SHARED, wait_for
+from .conftest import DATA, wait_for
 
-VNPY = SHARED / "data" / "vnpy_CZCE_RM705_20170320.csv"
-TQSDK = SHARED / "data" / "tqsdk_SHFE_cu1909_20190916.csv"
+VNPY = DATA / "vnpy_CZCE_RM705_20170320.csv"
+TQSDK = DATA / "tqsdk_SHFE_cu1909_20190916.csv"
 
 
 def replay_all(url: str, ids: list[str], count: int, idle: float = 1.0) -> list:

@@ -39,7 +39,7 @@ from ..errors import (
 from ..io_loop import wait_at_most
 from ..market_data import DBL_MAX, depth_index, make_tick
 from ..reconnect import RETRY_PRIMARY_FEED
-from ..url import FrontURL, Setting, integer, positive_float
+from ..url import FrontURL, Setting, integer, number
 from .base import Adapter, Capabilities, require_extra
 
 log = logging.getLogger("ctpshim.polling")
@@ -122,9 +122,9 @@ class PollingAdapter(Adapter):
     def polling_settings(base_url: str, batch: int) -> tuple[Setting, ...]:
         """The settings every polled feed has (``interval``, ``batch``, ``timeout``, ``base_url``)."""
         return (
-            Setting("interval", positive_float, 0.5, "seconds between polls"),
+            Setting("interval", number(0.05, 3600, low_included=True), 0.5, "seconds between polls"),
             Setting("batch", integer(1, 800), batch, "symbols per request"),
-            Setting("timeout", positive_float, 5.0, "seconds an HTTP request may take"),
+            Setting("timeout", number(0, 120), 5.0, "seconds an HTTP request may take"),
             Setting("base_url", http_base_url, base_url, "where to poll: the source, a mirror or a proxy"),
         )
 

@@ -35,7 +35,7 @@ from ..market_data import (
     AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, blank_values, depth_class, depth_index, make_tick,
 )
 from ..products import InstrumentInfo, default_sim_instruments, next_open, parse_instrument, session_window
-from ..url import Setting, boolean, choice, id_list, integer, positive_float, speed
+from ..url import Setting, boolean, choice, id_list, integer, number, speed
 from .base import Adapter, Capabilities
 
 log = logging.getLogger("ctpshim.sim")
@@ -313,11 +313,11 @@ class SimAdapter(Adapter):
         Setting("instruments", _instrument_ids, None,
                 "comma-separated contracts the market lists; default: a dozen liquid ones across the six exchanges"),
         Setting("seed", integer(0), 1, "random seed; the same seed and start give the same ticks"),
-        Setting("interval", positive_float, 0.5, "seconds of market time between snapshots of a contract (CTP: 0.5)"),
+        Setting("interval", number(0.01, 3600, low_included=True), 0.5, "seconds of market time between snapshots of a contract (CTP: 0.5)"),
         Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
         Setting("start", _start_time, None, "market time at connect, China time, e.g. 2026-11-20T09:00; default now"),
         Setting("price", _prices, {}, "starting pre-settlement price: one number, or ID:price pairs"),
-        Setting("volatility", positive_float, 0.25, "annualised volatility of the random walk"),
+        Setting("volatility", number(0, 10), 0.25, "annualised volatility of the random walk"),
         Setting("hours", choice("real", "always"), "real", "real: each product's sessions and holidays; always: 7x24"),
         Setting("dates", choice(*DATE_CONVENTIONS), "correct", "correct (SimNow-style) or exchange (DCE/CZCE quirks)"),
         Setting("depth", integer(1, 5), 5, "book levels filled, 1 to 5"),

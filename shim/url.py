@@ -109,33 +109,37 @@ def resolve_settings(url: FrontURL, settings: tuple[Setting, ...]) -> dict[str, 
 
 # Parsers for common setting types, each raising ValueError that says what is valid.
 
-def _finite_number(text: str, zero_allowed: bool) -> float:
-    valid = "expected a number, 0 or more" if zero_allowed else "expected a number greater than 0"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(valid) from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
-        raise ValueError(valid)
-    return value
+def number(low: float, high: float, *, low_included: bool = False) -> Callable[[str], float]:
+    """A finite number in a closed or half-open range: ``low < x <= high`` (``low <= x`` with
+    ``low_included``).  Every numeric setting names its range, so no value can overflow or
+    stall what uses it."""
+    floor = f"from {low:g}" if low_included else f"greater than {low:g}"
+    valid = f"expected a number {floor} and at most {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(valid) from None
+        if not math.isfinite(value) or value > high or value < low or (value == low and not low_included):
+            raise ValueError(valid)
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    return _finite_number(text, zero_allowed=False)
-
-
-def non_negative_float(text: str) -> float:
-    return _finite_number(text, zero_allowed=True)
+MAX_SPEED = 1_000_000.0
+_speed_factor = number(0, MAX_SPEED)
 
 
 def speed(text: str) -> float:
-    """``max`` (as fast as possible, returned as ``math.inf``) or a factor greater than 0."""
+    """``max`` (as fast as possible, returned as ``math.inf``) or a factor in (0, 1,000,000]."""
     if text.strip().lower() == "max":
         return math.inf
     try:
-        return positive_float(text)
+        return _speed_factor(text)
     except ValueError:
-        raise ValueError("expected 'max' or a number greater than 0 (1 = real time)") from None
+        raise ValueError(f"expected 'max' or a number greater than 0 and at most {MAX_SPEED:g} (1 = real time)") from None
 
 
 def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:

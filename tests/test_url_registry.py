@@ -7,7 +7,7 @@ import pytest
 from ctpshim import registry
 from ctpshim.adapters.base import Adapter, Capabilities
 from ctpshim.errors import FrontAddressError
-from ctpshim.url import Setting, integer, parse_front_url, positive_float, resolve_settings, speed
+from ctpshim.url import Setting, integer, number, parse_front_url, resolve_settings, speed
 
 
 def test_parsed_url_parts():
@@ -36,14 +36,19 @@ def test_settings_are_validated_with_messages_that_say_what_is_valid():
         resolve_settings(parse_front_url("x://?count=9"), settings)
     with pytest.raises(FrontAddressError, match=r"unknown setting 'cnt'.*count \(how many\)"):
         resolve_settings(parse_front_url("x://?cnt=1"), settings)
-    for bad in ("0", "-1", "nan", "inf", "abc"):
-        with pytest.raises(ValueError):
-            positive_float(bad)
+    interval = number(0, 60)
+    for bad in ("0", "-1", "nan", "inf", "abc", "61", "1e300"):
+        with pytest.raises(ValueError, match=r"greater than 0 and at most 60"):
+            interval(bad)
+    assert interval("60") == 60.0 and number(0, 1, low_included=True)("0") == 0.0
+    for bad in ("0", "1e15", "nan", "-2"):
+        with pytest.raises(ValueError, match="'max' or a number greater than 0 and at most 1e\\+06"):
+            speed(bad)
 
 
 class EchoAdapter(Adapter):
     scheme = "echo"
-    settings = (Setting("rate", positive_float, 1.0, "ticks per second"),)
+    settings = (Setting("rate", number(0, 1000), 1.0, "ticks per second"),)
     capabilities = Capabilities(depth_levels=1)
 
 

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ctpshim.url import integer, non_negative_float, positive_float
+from ctpshim.url import integer, number
 
 DEFAULT_FRONT = "sim://?hours=always"
 
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("-i", "--instruments", nargs="+", required=True, metavar="ID", help="instruments to record")
     record.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="folder for <TradingDay>.arrows (live) and <TradingDay>.parquet (finished days)")
-    record.add_argument("--duration", type=_argument(positive_float), metavar="S",
+    record.add_argument("--duration", type=_argument(number(0, 366 * 86400)), metavar="S",
                         help="stop after S seconds (default: Ctrl-C)")
     record.add_argument("--count", type=_argument(integer(1)), metavar="N", help="stop after N ticks")
     record.add_argument("--quiet", action="store_true", help="no running ticks/s line")
@@ -75,11 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent://")
     ping.add_argument("-c", "--count", type=_argument(integer(1)), default=3, metavar="N",
                       help="samples per front (default 3)")
-    ping.add_argument("-i", "--interval", type=_argument(non_negative_float), default=1.0, metavar="S",
+    ping.add_argument("-i", "--interval", type=_argument(number(0, 3600, low_included=True)), default=1.0, metavar="S",
                       help="seconds between samples (default 1)")
-    ping.add_argument("-W", "--timeout", type=_argument(positive_float), default=3.0, metavar="S",
+    ping.add_argument("-W", "--timeout", type=_argument(number(0, 600)), default=3.0, metavar="S",
                       help="seconds to wait for each answer (default 3)")
-    ping.add_argument("--stale", type=_argument(positive_float), default=60.0, metavar="S",
+    ping.add_argument("--stale", type=_argument(number(0, 366 * 86400)), default=60.0, metavar="S",
                       help="a quote older than S seconds while its market is open is stale (default 60)")
     shown = ping.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="machine-readable output")
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("ids", nargs="*", metavar="ID",
                        help="instruments (default: those the source lists, e.g. a recording's)")
     quote.add_argument("--once", action="store_true", help="print one snapshot and exit (for scripts)")
-    quote.add_argument("-W", "--timeout", type=_argument(positive_float), default=10.0, metavar="S",
+    quote.add_argument("-W", "--timeout", type=_argument(number(0, 600)), default=10.0, metavar="S",
                        help="with --once: seconds to wait for every instrument's first tick (default 10)")
     commands.add_parser("schemes", help="list the front schemes and their settings")
     return parser

@@ -84,3 +84,12 @@ def test_entry_points_are_read_only_for_unknown_schemes(monkeypatch):
         assert calls == ["ctpshim.adapters"]
     finally:
         registry.unregister_adapter("plug")
+
+
+def test_a_listing_of_many_values_stays_one_short_line_and_shows_hidden_characters():
+    from ctpshim.messages import listing
+
+    assert listing(["rb2605", "au2606"]) == "rb2605, au2606"
+    line = listing([f"zz{i}" for i in range(10_000)])
+    assert len(line) < 200 and line.endswith("... and 9,990 more (10,000 in all)")
+    assert listing(["ab\x00c", " rb"]) == "'ab\\x00c', ' rb'"

@@ -6,8 +6,8 @@ Same methods, positional arguments, return codes and threading as openctp-ctp:
   the flow path is a file-name prefix, and its directory must exist;
 * ``Init()`` returns at once; every Spi callback of one API object runs on that object's own
   dispatcher thread, in order; ``Join()`` blocks until ``Release()``; ``Release()`` may be
-  called from inside a callback; after it, any use of the object raises ``RuntimeError``
-  (where the CTP library would crash);
+  called from inside a callback; after it, ``Join()`` and ``Release()`` return at once and any
+  other use of the object raises ``RuntimeError`` (where the CTP library would crash);
 * requests return 0 when sent, -1 when no front is connected (also before ``Init``);
 * ``RegisterFront`` may be called several times (a failover list); the ``CTPSHIM_FRONT``
   environment variable, when set, replaces every registered front.
@@ -216,17 +216,21 @@ class ApiBase:
         pass
 
     def Join(self, /) -> int:
-        """Block until ``Release()`` is called (from another thread or a callback)."""
-        self._alive("Join")
+        """Block until ``Release()`` is called (from another thread or a callback); returns 1.
+
+        Once released it returns at once: a callback may release the API before the program's
+        main thread reaches ``Join()``, and that is the usual way a CTP program ends."""
         self._released.wait()
         return 1
 
     def Release(self, /) -> None:
         """Stop the API: no callback is delivered after this returns (or, from a callback, after
-        that callback returns).  Any later use of the object raises ``RuntimeError``."""
-        if self._released.is_set():
-            return
-        self._released.set()
+        that callback returns).  Later, ``Join()`` and ``Release()`` return at once; any other
+        use of the object raises ``RuntimeError``."""
+        with self._lock:
+            if self._released.is_set():
+                return
+            self._released.set()
         if self._session is not None:
             self._session.close()
         self._dispatcher.stop()

@@ -255,6 +255,24 @@ def test_real_openctp_a_front_that_accepts_then_closes_gives_4097_without_connec
     assert {e[1] for e in spi.events} == {(4097,)}
 
 
+def test_real_openctp_released_from_a_callback_then_join_returns(make_md, listener, openctp):
+    released = threading.Event()
+
+    class ReleasingSpi(RecordingMdSpi):
+        def OnFrontDisconnected(self, nReason: int) -> None:
+            super().OnFrontDisconnected(nReason)
+            self.api.Release()  # the real API released from ctpshim's dispatcher thread
+            released.set()
+
+    api, spi = make_md(f"tcp://127.0.0.1:{listener['port']}", spi_class=ReleasingSpi)
+    assert released.wait(15), "Release() from OnFrontDisconnected did not return"
+    joined: list[int] = []
+    joiner = threading.Thread(target=lambda: joined.append(api.Join()), daemon=True)
+    joiner.start()
+    joiner.join(5)
+    assert joined == [1] and spi.names() == ["OnFrontDisconnected"]
+
+
 def test_real_openctp_garbage_from_the_front_gives_8195(make_md, listener, openctp):
     listener["mode"] = "garbage"
     api, spi = make_md(f"tcp://127.0.0.1:{listener['port']}")

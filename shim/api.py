@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import registry
 from .calendar import now_china
 from .dispatcher import Dispatcher
-from .fields import Field
+from .fields import Field, c_text
 
 if TYPE_CHECKING:
     from .session import Session
@@ -83,7 +83,9 @@ def instrument_ids(ids: Any, count: Any, method: str) -> list[str]:
     """The IDs of a ``Subscribe...(ppInstrumentID, nCount)`` call, checked like openctp's typemap.
 
     openctp wants a list of bytes; a list of str is accepted too.  ``nCount`` limits how many
-    are used, as in C.
+    are used, as in C.  An ID ends at a trailing NUL, as a C string does; text after a NUL, text
+    GB18030 cannot encode and IDs over 80 bytes are refused with ``TypeError`` (openctp would send
+    a cut or garbled ID and the front would never answer for it).
     """
     if not isinstance(ids, list):
         raise TypeError(
@@ -101,7 +103,16 @@ def instrument_ids(ids: Any, count: Any, method: str) -> list[str]:
             raise TypeError(
                 f"list must contain strings: {method} got {type(item).__name__} {_short(item)} at index {index}"
             )
-        if len(item.encode("gb18030", "replace")) > 80:
+        try:
+            item = c_text(item)
+            size = len(item.encode("gb18030"))
+        except ValueError as exc:  # UnicodeEncodeError included
+            problem = "cannot be encoded in GB18030" if isinstance(exc, UnicodeError) else "has text after a NUL byte"
+            raise TypeError(
+                f"{method}: instrument ID {_short(item)} at index {index} {problem}; "
+                "an instrument ID is up to 80 bytes of GB18030 text without NUL bytes"
+            ) from None
+        if size > 80:
             raise TypeError(f"{method}: instrument ID {item[:40]!r}... at index {index} is longer than 80 bytes")
         result.append(item)
     return result
@@ -276,10 +287,21 @@ class ApiBase:
     def RegisterSpi(self, pSpi: Any, /) -> None:
         """Register the callback object (``None`` unregisters it)."""
         self._alive("RegisterSpi")
+        if isinstance(pSpi, type):
+            raise TypeError(
+                f"in method '{self._class_name}_RegisterSpi', argument 2 of type '{self._spi_class_name} *': "
+                f"got the class {pSpi.__name__} itself; pass an instance: RegisterSpi({pSpi.__name__}())"
+            )
+        other = "CThostFtdcTraderSpi" if self._pump_ticks else "CThostFtdcMdSpi"
+        if pSpi is not None and any(base.__name__ == other for base in type(pSpi).__mro__):
+            raise TypeError(
+                f"in method '{self._class_name}_RegisterSpi', argument 2 of type '{self._spi_class_name} *': "
+                f"got {type(pSpi).__name__}, a {other}; a {self._class_name} takes a {self._spi_class_name}"
+            )
         if pSpi is not None and not hasattr(pSpi, "OnFrontConnected"):
             raise TypeError(
                 f"in method '{self._class_name}_RegisterSpi', argument 2 of type '{self._spi_class_name} *': "
-                f"got {type(pSpi).__name__}; pass an instance of a {self._spi_class_name} subclass"
+                f"got {type(pSpi).__name__} {_short(pSpi)}; pass an instance of a {self._spi_class_name} subclass"
             )
         self._dispatcher.spi = pSpi
 

@@ -8,8 +8,9 @@ small-object limit, when a batch of ticks is alive at once); reads cost about 40
 assignments made by user code pay for validation, in the property setters, which reproduce
 openctp-ctp's assignment rules:
 
-* ``char[N]``: ``str`` of at most N-1 bytes in GB18030 (``None`` means ``''``, text stops at a
-  NUL); anything else, or longer text, raises ``TypeError``: never silently truncated.
+* ``char[N]``: ``str`` of at most N-1 bytes in GB18030 (``None`` means ``''``; trailing NULs
+  end the text, as in C); anything else, longer text, or text after a NUL (which C, and
+  openctp-ctp, would silently drop) raises ``TypeError``: never silently truncated.
 * single ``char``: a 1-character ASCII ``str`` or its code as an ``int``; ``''``, ``None`` and
   ``'\\x00'`` store the module's empty char (``'\\x00'`` in mdapi, ``''`` in tdapi).
 * ``int`` / ``short``: ``int`` or ``bool`` in int32 / int16 range (``OverflowError`` outside);
@@ -83,6 +84,17 @@ def _double_check(value: Any, cls: str, member: str) -> float:
         raise _fail(cls, member, "double", value, "a number within the range of a double") from None
 
 
+def c_text(value: str) -> str:
+    """``value`` as a C ``char[]`` holds it: up to its first NUL.  ``ValueError`` when anything
+    but NULs follows (C would drop it silently); the one rule for text handed to CTP."""
+    end = value.find("\x00")
+    if end < 0:
+        return value
+    if value[end:].strip("\x00"):
+        raise ValueError(f"{value!r} has text after a NUL byte, which a C char[] would drop; remove the NUL")
+    return value[:end]
+
+
 def _text_check(size: int) -> Check:
     ctype = f"char [{size}]"
     expected = f"a str of at most {size - 1} bytes in GB18030, or None"
@@ -93,7 +105,10 @@ def _text_check(size: int) -> Check:
         if not isinstance(value, str):
             raise _fail(cls, member, ctype, value, expected)
         if "\x00" in value:
-            value = value[: value.index("\x00")]
+            try:
+                value = c_text(value)
+            except ValueError:
+                raise _fail(cls, member, ctype, value, expected + " (text after a NUL byte would be lost)") from None
         if value.isascii():
             length = len(value)
         else:
@@ -119,9 +134,11 @@ def _bytes_check(size: int) -> Check:
         if not isinstance(value, str):
             raise _fail(cls, member, ctype, value, expected)
         try:
-            encoded = value.encode("gb18030").split(b"\x00", 1)[0]
+            encoded = c_text(value).encode("gb18030")
         except UnicodeEncodeError:
-            raise _fail(cls, member, ctype, value, expected) from None
+            raise _fail(cls, member, ctype, value, expected + " (this text cannot be encoded)") from None
+        except ValueError:
+            raise _fail(cls, member, ctype, value, expected + " (text after a NUL byte would be lost)") from None
         if len(encoded) >= size:
             raise _fail(cls, member, ctype, value, f"{expected}: this one is {len(encoded)} bytes")
         return encoded

@@ -93,3 +93,79 @@ def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, make: Any
     go.set()
     joiner.join(10)
     assert released.wait(5) and outcome == [1]
+
+
+# -- item 10: a Spi class instead of an instance; IDs a C string cannot hold --------------------
+
+@pytest.mark.parametrize("module, create", [(mdapi, "md"), (tdapi, "td")])
+def test_register_spi_given_the_class_names_it_and_asks_for_an_instance(flow_dir: str, module: Any,
+                                                                       create: str) -> None:
+    if create == "md":
+        api = module.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir)
+        base = module.CThostFtdcMdSpi
+    else:
+        api = module.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir)
+        base = module.CThostFtdcTraderSpi
+
+    class MySpi(base):  # type: ignore[misc,valid-type]
+        pass
+
+    try:
+        with pytest.raises(TypeError) as info:
+            api.RegisterSpi(MySpi)
+        assert "MySpi" in str(info.value) and "RegisterSpi(MySpi())" in str(info.value)
+        api.RegisterSpi(MySpi())  # the instance is fine
+    finally:
+        api.Release()
+
+
+def test_register_spi_refuses_the_other_apis_spi(flow_dir: str) -> None:
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir)
+    try:
+        with pytest.raises(TypeError, match="CThostFtdcTraderSpi.*takes a CThostFtdcMdSpi"):
+            api.RegisterSpi(tdapi.CThostFtdcTraderSpi())
+    finally:
+        api.Release()
+
+
+def test_openctp_refuses_a_spi_class_too(flow_dir: str, openctp: Any) -> None:
+    api = openctp.mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "real_")
+    with pytest.raises(TypeError, match="RegisterSpi"):
+        api.RegisterSpi(openctp.mdapi.CThostFtdcMdSpi)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (b"rb\x00605", "text after a NUL byte"),
+    ("rb\x00605", "text after a NUL byte"),
+    ("rb\udc80", "cannot be encoded in GB18030"),
+])
+def test_an_instrument_id_a_c_string_cannot_hold_is_refused_before_anything_is_sent(make_md, bad: Any,
+                                                                                   words: str) -> None:
+    api, spi = make_md(FRONT)
+    wait_for(lambda: "OnRspUserLogin" in spi.names(), what="login")
+    for method in (api.SubscribeMarketData, api.UnSubscribeMarketData, api.SubscribeForQuoteRsp):
+        with pytest.raises(TypeError) as info:
+            method([b"rb2605", bad], 2)
+        assert words in str(info.value) and "index 1" in str(info.value)
+    assert "OnRspSubMarketData" not in spi.names()  # refused whole: not even rb2605 was answered
+
+
+def test_trailing_nuls_end_an_instrument_id_as_in_c(make_md) -> None:
+    api, spi = make_md(FRONT)
+    wait_for(lambda: "OnRspUserLogin" in spi.names(), what="login")
+    assert api.SubscribeMarketData([b"rb2605\x00\x00\x00"], 1) == 0  # a fixed-width C buffer
+    wait_for(lambda: spi.ticks, what="a tick of rb2605")
+    reply = next(e[1] for e in spi.events if e[0] == "OnRspSubMarketData")
+    assert reply[0].InstrumentID == "rb2605" and spi.ticks[0].InstrumentID == "rb2605"
+
+
+def test_a_field_member_refuses_text_after_a_nul_and_keeps_trailing_nuls_out() -> None:
+    field = mdapi.CThostFtdcQryInstrumentField()
+    field.InstrumentID = "rb2605\x00\x00"
+    assert field.InstrumentID == "rb2605"
+    with pytest.raises(TypeError, match="after a NUL"):
+        field.InstrumentID = "rb\x00605"
+    assert field.InstrumentID == "rb2605"
+    settlement = tdapi.CThostFtdcSettlementInfoField()
+    with pytest.raises(TypeError, match="after a NUL"):
+        settlement.Content = "a\x00b"

@@ -24,7 +24,9 @@ Must implement
                                  for; an exception from it ends that batch, logged as the adapter's
 May implement
     ``check(url, settings)``  classmethod: raise ``ValueError`` for an address the settings alone
-                       cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once
+                       cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once;
+                       an ``OSError`` it lets through (permission denied) is reported the same way,
+                       as a ``FrontAddressError`` naming the front (``registry.check_front``)
     ``instruments()``  the instruments the source knows, as :class:`ctpshim.products.InstrumentInfo`
     ``trading_day()``  the current trading day (``YYYYMMDD``) when the source has its own clock
     ``async close()``  release resources; called once after ``connect`` whatever happened

@@ -118,6 +118,22 @@ def instrument_ids(ids: Any, count: Any, method: str) -> list[str]:
     return result
 
 
+def front_override() -> str | None:
+    """The front ``CTPSHIM_FRONT`` names (it replaces every registered one), checked; ``None``
+    when it is unset or blank.  A bad one raises ``FrontAddressError`` naming the variable."""
+    override = os.environ.get(FRONT_ENV, "").strip()
+    if not override:
+        return None
+    try:
+        registry.validate_front(override)
+    except registry.FrontAddressError as exc:
+        raise registry.FrontAddressError(
+            f"{FRONT_ENV}={override!r} (from the environment; it replaces every front the program registers): "
+            f"{exc}; fix it, or unset {FRONT_ENV}"
+        ) from None
+    return override
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -198,11 +214,11 @@ class ApiBase:
     def Init(self, /) -> None:
         """Start connecting to the registered front(s); returns at once."""
         self._alive("Init")
+        fronts = self._effective_fronts()  # a bad CTPSHIM_FRONT raises before anything starts
         with self._lock:
             if self._initialised:
                 raise RuntimeError(f"{self._class_name}.Init was already called on this object")
             self._initialised = True
-        fronts = self._effective_fronts()
         self._dispatcher.start()
         if not fronts:
             log.warning("%s: Init() with no front registered: call RegisterFront first", self._name)
@@ -269,7 +285,7 @@ class ApiBase:
         self._add_front(address, self._name_servers)
 
     def _add_front(self, address: str, target: list[str]) -> None:
-        if not os.environ.get(FRONT_ENV):
+        if front_override() is None:
             registry.validate_front(address)
             registered = self._fronts + self._name_servers
             if registered and registry.is_pass_through(address) != registry.is_pass_through(registered[0]):
@@ -314,9 +330,8 @@ class ApiBase:
         return self._trading_day
 
     def _effective_fronts(self) -> list[str]:
-        override = os.environ.get(FRONT_ENV, "").strip()
-        if override:
-            registry.validate_front(override)
+        override = front_override()
+        if override is not None:
             if self._fronts and self._fronts != [override]:
                 log.info("%s: %s=%s replaces the registered front(s) %s", self._name, FRONT_ENV, override, self._fronts)
             return [override]

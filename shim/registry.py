@@ -112,15 +112,36 @@ def resolve_front(raw: Any) -> tuple[FrontURL, type, dict[str, Any]]:
     return url, cls, resolve_settings(url, cls.settings)
 
 
-def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
-    """Parse ``raw`` and check its scheme and settings; raise ``FrontAddressError`` if bad."""
-    url, cls, settings = resolve_front(raw)
+def check_front(url: FrontURL, cls: type, settings: dict[str, Any]) -> None:
+    """Run the adapter's own ``check`` (does the recording exist ...): the one place where what
+    it raises, a ``ValueError`` or an ``OSError`` (permission denied ...), becomes a
+    ``FrontAddressError`` naming the front and the reason."""
     check = getattr(cls, "check", None)
-    if check is not None:
-        try:
-            check(url, settings)
-        except ValueError as exc:
-            raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
+    if check is None:
+        return
+    try:
+        check(url, settings)
+    except FrontAddressError:
+        raise
+    except ValueError as exc:
+        raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
+    except OSError as exc:
+        raise FrontAddressError(f"front {url.raw!r}: {describe_os_error(exc)}") from None
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``path: Permission denied`` rather than ``[Errno 13] Permission denied: 'path'``."""
+    if exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
+    """Parse ``raw`` and check its scheme, its settings and (the adapter's ``check``) what it
+    points at; raise ``FrontAddressError`` if bad."""
+    url, cls, settings = resolve_front(raw)
+    check_front(url, cls, settings)
     return url, settings
 
 

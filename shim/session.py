@@ -139,7 +139,7 @@ class Session:
             await self._close_adapter(adapter)
             delay = self.rotation.unreachable()
             cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
-            if not isinstance(exc, (errors.UpstreamError, asyncio.TimeoutError, OSError)):
+            if not isinstance(exc, (errors.UpstreamError, errors.FrontAddressError, asyncio.TimeoutError, OSError)):
                 log.error("%s: adapter for %s failed to connect", self.name, url, exc_info=exc)
             log.warning(
                 "%s: front %s cannot be reached (%s); next try: %s in %.0f s",

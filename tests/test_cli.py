@@ -79,3 +79,11 @@ def test_schemes_lists_every_setting():
     assert result.returncode == 0
     for name in ("sim://", "instruments", "seed", "speed", "hours", "dates", "disconnect_after", "refuse"):
         assert name in result.stdout
+
+
+def test_a_bad_ctpshim_front_is_a_usage_error_naming_the_variable(tmp_path):
+    result = ctpshim("run", str(PROGRAMS / "openctp_md_program.py"), "2", cwd=str(tmp_path),
+                     env={"CTPSHIM_FRONT": "sim://?speed=fast"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("ctpshim run: CTPSHIM_FRONT='sim://?speed=fast'")
+    assert "--front" not in result.stderr  # the front came from the environment, not the option

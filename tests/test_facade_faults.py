@@ -9,7 +9,9 @@ from typing import Any, Callable
 
 import pytest
 
-from ctpshim import mdapi, tdapi
+from ctpshim import mdapi, registry, tdapi
+from ctpshim.adapters.base import Adapter
+from ctpshim.errors import FrontAddressError
 
 from .conftest import FRIDAY_MORNING, wait_for
 
@@ -169,3 +171,56 @@ def test_a_field_member_refuses_text_after_a_nul_and_keeps_trailing_nuls_out() -
     settlement = tdapi.CThostFtdcSettlementInfoField()
     with pytest.raises(TypeError, match="after a NUL"):
         settlement.Content = "a\x00b"
+
+
+# -- item 7: a bad CTPSHIM_FRONT; an adapter check failing with an OSError ----------------------
+
+@pytest.mark.parametrize("value, words", [
+    ("sim://?sped=2", "unknown setting 'sped'"),
+    ("nonsense", "has no scheme"),
+    ("foo://x", "available schemes"),
+])
+def test_a_bad_ctpshim_front_names_the_variable_at_register_front_and_init(flow_dir: str, monkeypatch: Any,
+                                                                          value: str, words: str) -> None:
+    monkeypatch.setenv("CTPSHIM_FRONT", value)
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir)
+    try:
+        with pytest.raises(FrontAddressError) as info:
+            api.RegisterFront("sim://")
+        assert f"CTPSHIM_FRONT={value!r}" in str(info.value) and words in str(info.value)
+        with pytest.raises(FrontAddressError, match="CTPSHIM_FRONT="):
+            api.Init()  # no front registered: the variable alone is checked
+        monkeypatch.delenv("CTPSHIM_FRONT")
+        api.RegisterFront("sim://")
+        api.Init()  # the failed Init started nothing
+    finally:
+        api.Release()
+
+
+class _GuardedAdapter(Adapter):
+    """An adapter whose check meets a file it may not read."""
+
+    @classmethod
+    def check(cls, url: Any, settings: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/data/locked/20261120.parquet")
+
+
+@pytest.fixture
+def guarded() -> Any:
+    registry.register_adapter("guarded", _GuardedAdapter)
+    yield "guarded://data"
+    registry.unregister_adapter("guarded")
+
+
+def test_an_oserror_from_an_adapters_check_is_a_front_address_error_naming_front_and_reason(
+        flow_dir: str, guarded: str, monkeypatch: Any) -> None:
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir)
+    try:
+        with pytest.raises(FrontAddressError) as info:
+            api.RegisterFront(guarded)
+        assert str(info.value) == f"front {guarded!r}: /data/locked/20261120.parquet: Permission denied"
+        monkeypatch.setenv("CTPSHIM_FRONT", guarded)
+        with pytest.raises(FrontAddressError, match="CTPSHIM_FRONT=.*Permission denied"):
+            api.Init()
+    finally:
+        api.Release()

@@ -235,18 +235,22 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 2
     from ctpshim import registry
-    from ctpshim.api import FRONT_ENV
+    from ctpshim.api import FRONT_ENV, front_override
     from ctpshim.errors import FrontAddressError
 
     if args.own_fronts:
         os.environ.pop(FRONT_ENV, None)
-    else:
-        front = args.front or os.environ.get(FRONT_ENV) or DEFAULT_FRONT
+    elif args.front:
         try:
-            registry.validate_front(front)
+            registry.validate_front(args.front)
         except FrontAddressError as exc:
             parser.exit(2, f"ctpshim run: --front: {exc}\n")
-        os.environ[FRONT_ENV] = front
+        os.environ[FRONT_ENV] = args.front
+    else:
+        try:
+            os.environ[FRONT_ENV] = front_override() or DEFAULT_FRONT
+        except FrontAddressError as exc:
+            parser.exit(2, f"ctpshim run: {exc}\n")
     if not args.module and not os.path.isfile(args.program):
         parser.exit(2, f"ctpshim run: program {args.program!r} not found (give a .py file, or -m module.name)\n")
     from ctpshim.tools.runner import run_program

@@ -399,14 +399,15 @@ class PollingAdapter(Adapter):
 # -- helpers the sources share ----------------------------------------------------------------------
 
 def price_at(fields: list[str], index: int) -> float:
-    """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX)."""
+    """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX).  ``inf``, ``nan`` and
+    negative prices are kept for :func:`ctpshim.market_data.check_values` to refuse."""
     if index >= len(fields):
         return DBL_MAX
     text = fields[index].strip()
     if not text or text == "--":
         return DBL_MAX
     value = float(text)
-    return DBL_MAX if value == 0 or not math.isfinite(value) else value
+    return DBL_MAX if value == 0 else value
 
 
 def number_at(fields: list[str], index: int) -> float:

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from ..calendar import trading_day_of, yyyymmdd
-from ..market_data import average_price, blank_values, depth_index, set_level
+from ..market_data import average_price, blank_values, check_values, depth_index, set_level
 from ..products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
 from ..stocks import StockInfo, parse_stock, stock_values
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, moment_of, number_at, price_at
@@ -102,11 +102,13 @@ def parse_statement(csv: str, instrument_id: str) -> list[Any]:
         raise FeedFormatError(f"{instrument_id!r} is neither a futures contract nor a stock code")
     try:
         if stock is not None:
-            return _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
-        assert info is not None
-        first_is_number = bool(fields[0]) and fields[0].replace(".", "", 1).isdigit()
-        return _cffex(fields, info) if first_is_number else _commodity(fields, info)
-    except (ValueError, IndexError) as exc:
+            values = _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
+        else:
+            assert info is not None
+            first_is_number = bool(fields[0]) and fields[0].replace(".", "", 1).isdigit()
+            values = _cffex(fields, info) if first_is_number else _commodity(fields, info)
+        return check_values(values)
+    except (ValueError, IndexError, ArithmeticError) as exc:
         raise FeedFormatError(str(exc)) from None
 
 
@@ -143,7 +145,7 @@ def _commodity(fields: list[str], info: InstrumentInfo) -> list[Any]:
     set_level(values, "Bid", 1, price_at(fields, 6), number_at(fields, 11))
     set_level(values, "Ask", 1, price_at(fields, 7), number_at(fields, 12))
     values[index["OpenInterest"]] = number_at(fields, 13)
-    volume = int(number_at(fields, 14))
+    volume = number_at(fields, 14)
     values[index["Volume"]] = volume
     vwap = number_at(fields, 9) if legacy else number_at(fields, 27)
     if volume and vwap:
@@ -168,7 +170,7 @@ def _cffex(fields: list[str], info: InstrumentInfo) -> list[Any]:
                      ("SettlementPrice", 8), ("UpperLimitPrice", 9), ("LowerLimitPrice", 10), ("PreClosePrice", 13),
                      ("PreSettlementPrice", 14)):
         values[index[name]] = price_at(fields, at)
-    volume = int(number_at(fields, 4))
+    volume = number_at(fields, 4)
     values[index["Volume"]] = volume
     # Turnover: price x lots in the modern form, money already in the pre-2018 form.
     turnover = number_at(fields, 5) * (product.multiplier if modern else 1)

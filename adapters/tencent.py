@@ -30,7 +30,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..market_data import DBL_MAX
+from ..market_data import DBL_MAX, check_values
 from ..stocks import StockInfo, is_open, parse_stock, stock_values
 from ..url import Setting, choice
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, http_base_url, number_at, price_at
@@ -82,7 +82,7 @@ def parse_statement(payload: str, instrument_id: str) -> list[Any]:
         if stock.exchange_id != "HKEX":
             for name, at in (("UpperLimitPrice", 47), ("LowerLimitPrice", 48)):
                 limit = price_at(fields, at)
-                prices[name] = limit if limit > 0 else DBL_MAX  # indexes say -1
+                prices[name] = DBL_MAX if limit == -1 else limit  # indexes have no limits: -1
         volume = number_at(fields, 6) * lot
         if stock.exchange_id == "HKEX":
             turnover = number_at(fields, 37)
@@ -92,9 +92,9 @@ def parse_statement(payload: str, instrument_id: str) -> list[Any]:
             turnover = float(exact) if exact else number_at(fields, 37) * 10_000
         bids = [(price_at(fields, 9 + 2 * k), number_at(fields, 10 + 2 * k) * lot) for k in range(5)]
         asks = [(price_at(fields, 19 + 2 * k), number_at(fields, 20 + 2 * k) * lot) for k in range(5)]
-    except (ValueError, IndexError) as exc:
+        return check_values(stock_values(stock, day, clock, prices, volume, turnover, bids, asks))
+    except (ValueError, IndexError, ArithmeticError) as exc:
         raise FeedFormatError(str(exc)) from None
-    return stock_values(stock, day, clock, prices, volume, turnover, bids, asks)
 
 
 class TencentSource(QuoteSource):

@@ -23,12 +23,13 @@ Every adapter builds its ticks here, so the rules are written once:
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import datetime
 from typing import Any
 
 from . import calendar
-from .fields import from_values
+from .fields import INT32_MAX, INT32_MIN, from_values, load_spec
 
 DBL_MAX = sys.float_info.max
 DATE_CONVENTIONS = ("correct", "exchange")
@@ -80,7 +81,8 @@ def set_level(values: list[Any], side: str, level: int, price: float, volume: fl
     as CTP, a level with no price (DBL_MAX) shows no volume."""
     index = depth_index()
     values[index[f"{side}Price{level}"]] = price
-    values[index[f"{side}Volume{level}"]] = 0 if price == DBL_MAX else int(volume)
+    # Not converted to int here: a feed's volume may be inf or nan; check_values says so.
+    values[index[f"{side}Volume{level}"]] = 0 if price == DBL_MAX else volume
 
 
 # Exchanges whose AveragePrice is the real average price rounded to the tick; the others report
@@ -90,9 +92,9 @@ AVERAGE_PRICE_ON_TICK_GRID = frozenset({"CZCE"})
 
 def average_price(exchange_id: str, turnover: float, volume: int, multiplier: float, tick: float) -> float:
     """``AveragePrice`` as CTP reports it on ``exchange_id``."""
-    if volume <= 0:
+    if not volume > 0:
         return 0.0
-    if exchange_id in AVERAGE_PRICE_ON_TICK_GRID:
+    if exchange_id in AVERAGE_PRICE_ON_TICK_GRID and math.isfinite(turnover / volume):
         steps = round(turnover / volume / multiplier / tick)
         return round(steps * tick, 10)
     return turnover / volume
@@ -159,3 +161,77 @@ class Stamper:
 def make_tick(values: list[Any]) -> Any:
     """A ``CThostFtdcDepthMarketDataField`` holding ``values`` (all 48 members, in order, valid)."""
     return from_values(depth_class(), values)
+
+
+class TickValueError(ValueError):
+    """A value that no depth-market-data member can hold (the message names the member)."""
+
+
+# Valid ranges of the CThostFtdcDepthMarketDataField members, by CTP typedef.  Prices, volumes,
+# amounts and open interest are never negative; DBL_MAX (absent) is the largest finite double.
+_DOUBLE_RANGES = {"TThostFtdcPriceType": (0.0, "a finite price from 0 (DBL_MAX when absent)"),
+                  "TThostFtdcLargeVolumeType": (0.0, "a finite number from 0"),
+                  "TThostFtdcMoneyType": (0.0, "a finite amount from 0")}
+_INT_RANGES = {"TThostFtdcVolumeType": (0, INT32_MAX), "TThostFtdcMillisecType": (0, 999)}
+_rules: list[tuple[int, str, str, Any, Any, str]] | None = None
+
+
+def _value_rules() -> list[tuple[int, str, str, Any, Any, str]]:
+    """(position, member, kind, low, high, what is valid) per member, from the field spec."""
+    global _rules
+    if _rules is None:
+        rules = []
+        members = load_spec()["fields"]["CThostFtdcDepthMarketDataField"]
+        for position, (name, typedef, kind, size) in enumerate(members):
+            if kind == "double":
+                low, valid = _DOUBLE_RANGES.get(typedef, (-DBL_MAX, "a finite number"))
+                rules.append((position, name, kind, low, DBL_MAX, valid))
+            elif kind == "int":
+                low, high = _INT_RANGES.get(typedef, (INT32_MIN, INT32_MAX))
+                rules.append((position, name, kind, low, high, f"a whole number from {low:,} to {high:,}"))
+            else:
+                rules.append((position, name, kind, 0, size - 1, f"text of at most {size - 1} bytes in GB18030"))
+        _rules = rules
+    return _rules
+
+
+def check_values(values: list[Any]) -> list[Any]:
+    """Check a tick's 48 values against their members' types and ranges, before they become a
+    tick (:func:`make_tick` trusts them); whole-number floats of int members become ints.
+
+    Returns ``values``; raises :class:`TickValueError` naming the first bad member, its value and
+    what is valid.  Every feed parser calls it: a value that fails here would overflow or lie
+    downstream (an int32 column, a CTP struct, a program's arithmetic).
+    """
+    for position, name, kind, low, high, valid in _value_rules():
+        value = values[position]
+        if kind == "double":
+            if type(value) is float or type(value) is int:
+                if low <= value <= high:  # false for nan and both infinities
+                    continue
+        elif kind == "int":
+            if type(value) is int:
+                if low <= value <= high:
+                    continue
+            elif type(value) is float and value.is_integer() and low <= value <= high:
+                values[position] = int(value)
+                continue
+        elif type(value) is str:
+            if len(value) <= high if value.isascii() else _gb18030_length(value) <= high:
+                continue
+        raise TickValueError(f"{name} {_shown(value)} is not valid: expected {valid}")
+    return values
+
+
+def _gb18030_length(text: str) -> float:
+    try:
+        return len(text.encode("gb18030"))
+    except UnicodeEncodeError:
+        return math.inf
+
+
+def _shown(value: Any) -> str:
+    if type(value) is float and value.is_integer() and abs(value) < 1e18:
+        return str(int(value))
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

@@ -123,7 +123,7 @@ def stock_values(info: StockInfo, day: str, clock: str, prices: dict[str, float]
     values = blank_values(info.instrument_id, info.exchange_id)
     for name, price in prices.items():
         values[index[name]] = price
-    values[index["Volume"]] = int(volume)
+    values[index["Volume"]] = volume  # made an int by market_data.check_values
     values[index["Turnover"]] = turnover
     if volume:
         values[index["AveragePrice"]] = turnover / volume

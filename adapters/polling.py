@@ -22,11 +22,13 @@ difference is a :class:`QuoteSource`.  :class:`PollingAdapter` does the rest, on
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import re
 from datetime import datetime
 from typing import Any, AsyncIterator, ClassVar, Iterable, NamedTuple
+from urllib.parse import urlsplit
 
 from ..calendar import now_china
 from ..errors import (
@@ -101,11 +103,43 @@ class QuoteSource:
         raise NotImplementedError
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$")
+BASE_URL_VALID = "expected http:// or https://, a host name or IP address, an optional port from 1 to 65535 " \
+                 "and an optional path, e.g. https://hq.sinajs.cn or http://127.0.0.1:8080/sina"
+
+
 def http_base_url(value: str) -> str:
-    """A ``base_url`` setting: an http(s) URL."""
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"{value!r} is not an http(s) URL (for example https://hq.sinajs.cn)")
-    return value
+    """A ``base_url`` / ``fallback_url`` setting: ``http(s)://host[:port][/path]``, checked at
+    ``RegisterFront`` so a bad one is never first met on the IO thread."""
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL: {BASE_URL_VALID}")
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"{value!r} has no host: {BASE_URL_VALID}")
+    if not _valid_host(host):
+        raise ValueError(f"host {host!r} is not a host name or IP address: {BASE_URL_VALID}")
+    port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port_text and (port is None or not 1 <= port <= 65535):
+        raise ValueError(f"port {port_text!r} is not valid: {BASE_URL_VALID}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r} has a query or fragment (the symbols are appended to the path): "
+                         f"{BASE_URL_VALID}")
+    return value.strip()
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
 
 
 class PollingAdapter(Adapter):

@@ -133,6 +133,37 @@ def test_record_keeps_recording_the_good_instrument(sina, tmp_path):
     assert files and set().union(*(instruments_in(f) for f in files)) == {"IF2612"}
 
 
+@pytest.mark.parametrize("front, named, valid", [
+    ("sina://?base_url=http://127.0.0.1:99999", "base_url='http://127.0.0.1:99999'", "port '99999' is not valid"),
+    ("sina://?base_url=http://localhost:abc", "base_url='http://localhost:abc'", "port 'abc' is not valid"),
+    ("sina://?base_url=http://:8080", "base_url='http://:8080'", "has no host"),
+    ("sina://?base_url=http://bad host/", "base_url='http://bad host/'", "host 'bad host' is not a host name"),
+    ("sina://?base_url=", "base_url=''", "is not an http(s) URL"),
+    ("tencent://?fallback_url=https://hq.sinajs.cn:0", "fallback_url='https://hq.sinajs.cn:0'", "port '0'"),
+    ("tencent://?base_url=http://-x-.com", "base_url='http://-x-.com'", "is not a host name"),
+    ("sina://?interval=0.01", "interval='0.01'", "from 0.05 and at most 3600"),
+    ("sina://?interval=inf", "interval='inf'", "from 0.05 and at most 3600"),
+    ("tencent://?batch=801", "batch='801'", "from 1 to 800"),
+    ("sina://?timeout=0", "timeout='0'", "greater than 0 and at most 120"),
+    ("tencent://?timeout=1e9", "timeout='1e9'", "greater than 0 and at most 120"),
+])
+def test_every_setting_is_checked_at_register_front(make_md, front, named, valid):
+    from ctpshim.errors import FrontAddressError
+
+    api, spi = make_md(init=False)
+    with pytest.raises(FrontAddressError) as raised:
+        api.RegisterFront(front)
+    assert named in str(raised.value) and valid in str(raised.value)
+    assert "port from 1 to 65535" in str(raised.value) or "_url" not in named
+
+
+def test_good_base_urls_are_accepted(make_md):
+    api, spi = make_md(init=False)
+    for base in ("http://127.0.0.1:8080/sina", "https://hq.sinajs.cn", "http://[::1]:8080", "http://my_proxy:3128"):
+        api.RegisterFront(f"sina://?base_url={base}")
+        api.RegisterFront(f"tencent://?fallback_url={base}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Iterator
 
-from ..calendar import now_china, trading_day_of, yyyymmdd
+from ..calendar import FIRST_DAY, LAST_DAY, china_time, now_china, supported, trading_day_of, yyyymmdd
 from ..errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
 from ..io_loop import wait_at_most
 from ..market_data import (
@@ -42,16 +42,26 @@ log = logging.getLogger("ctpshim.sim")
 
 SECONDS_PER_TRADING_YEAR = 250 * 4 * 3600  # for turning annual volatility into a per-step move
 MAX_BATCH = 256  # at speed=max, rounds are grouped into batches of about this many ticks
+MARKET_END = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, 23, 59, 59)
+WINDOW = 4096  # prices tabulated around the current one (at least; more for large moves)
 _new = list.__new__
 _extend = list.extend
 _LEVEL_NAMES = [(f"BidPrice{i}", f"BidVolume{i}", f"AskPrice{i}", f"AskVolume{i}") for i in range(1, 6)]
 
 
 def _start_time(text: str) -> datetime:
+    """China time; a time with a zone (``Z``, ``+00:00``) is converted to China time."""
     try:
-        return datetime.fromisoformat(text.strip().replace(" ", "T"))
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
     except ValueError:
         raise ValueError("expected a China-time date and time like 2026-11-20T09:00 or 2026-11-20T21:00:30") from None
+    try:
+        moment = china_time(moment)
+    except OverflowError:
+        moment = datetime.max
+    if not supported(moment):
+        raise ValueError(f"expected a moment from {FIRST_DAY}T00:00 to {LAST_DAY}T23:59:59 (the calendar's range)")
+    return moment
 
 
 def _prices(text: str) -> dict[str, float]:
@@ -110,6 +120,7 @@ class _Instrument:
         # Tables drawn once from the seeded generator, then indexed by one uniform draw per tick.
         sigma = volatility * math.sqrt(interval / SECONDS_PER_TRADING_YEAR) * price / product.tick
         self.moves = [round(rnd.gauss(0.0, sigma)) for _ in range(1024)]
+        self.max_move = max(map(abs, self.moves)) + 2
         self.trade_sizes = [0 if rnd.random() < 0.2 else 1 + int(rnd.expovariate(1 / 12)) for _ in range(256)]
         self.book_sizes = [1 + int(rnd.expovariate(1 / 40)) for _ in range(256)]
         self.ring = self.book_sizes + self.book_sizes[:10]  # sliceable past the end
@@ -139,8 +150,8 @@ class _Instrument:
         steps = round(self.pre_settlement / self.tick)
         self.upper = math.floor(steps * (1 + self.limit))
         self.lower = math.ceil(steps * (1 - self.limit))
-        # Every price of the day's band, indexed by (ticks - lower): no rounding on the tick path.
-        self.grid = [round(n * self.tick, self.decimals) for n in range(self.lower, self.upper + 1)]
+        self.px = min(max(self.px, self.lower), self.upper - 1)
+        self._window(self.px)
         self.books: dict[int, list[Any]] = {}
         for name, value in (
             ("LastPrice", self.pre_close),
@@ -156,26 +167,52 @@ class _Instrument:
             ("AveragePrice", 0.0),
             ("ClosePrice", DBL_MAX),
             ("SettlementPrice", DBL_MAX),
-            ("UpperLimitPrice", self.grid[-1]),
-            ("LowerLimitPrice", self.grid[0]),
+            ("UpperLimitPrice", self._price(self.upper)),
+            ("LowerLimitPrice", self._price(self.lower)),
             ("PreDelta", 0.0),
         ):
             values[_I[name]] = value
-        self.px = min(max(self.px, self.lower), self.upper - 1)
         self.book_key = self.px << 1  # the book on the tick path's state: block sizes must not matter
         self.book = self._book(self.book_key)
         values[_BOOK] = self.book
         self.stamper.apply(values, when, self.exchange)
 
+    def _price(self, steps: int) -> float:
+        return round(steps * self.tick, self.decimals)
+
+    def _window(self, px: int) -> None:
+        """Tabulate the prices around ``px`` (indexed by ticks - ``base``) so the tick path does
+        no rounding; ``low``..``high`` is the range of ``px`` it covers with room for the book.
+
+        The table holds a bounded part of the band, never the whole band: work and memory do not
+        grow with price / tick.
+        """
+        width = min(self.upper - self.lower + 1, max(WINDOW, 32 * self.max_move))
+        base = min(max(px - width // 2, self.lower), self.upper + 1 - width)
+        self.base = base
+        self.grid = [round(n * self.tick, self.decimals) for n in range(base, base + width)]
+        end = base + width - 1
+        self.low = self.lower if base == self.lower else base + 8
+        self.high = self.upper - 1 if end == self.upper else end - 9
+
+    def _recentre(self, px: int) -> int:
+        """``px`` clamped to the band, the window moved to it if it left the window."""
+        px = min(max(px, self.lower), self.upper - 1)
+        if not self.low <= px <= self.high:
+            self._window(px)
+        return px
+
     def _book(self, key: int) -> list[Any]:
         """The 20 book members for key ``px << 1 | (spread - 1)`` (cached per trading day)."""
         px, spread = key >> 1, (key & 1) + 1
-        grid, lower, upper, sizes = self.grid, self.lower, self.upper, self.ring
+        grid, base, lower, upper, sizes = self.grid, self.base, self.lower, self.upper, self.ring
+        price = self._price
         seed = (px * 31) & 255
         book: list[Any] = [0] * 20
-        if self.depth == 5 and px - 4 >= lower and px + spread + 4 <= upper:
-            # All five levels inside the band: C-level slices, no per-level Python work.
-            bid = px - lower
+        if (self.depth == 5 and px - 4 >= lower and px + spread + 4 <= upper
+                and px - 4 >= base and px + spread + 4 < base + len(grid)):
+            # All five levels inside the band and the window: C-level slices, no per-level Python work.
+            bid = px - base
             book[0::4] = grid[bid - 4:bid + 1][::-1]
             book[1::4] = sizes[seed:seed + 5]
             book[2::4] = grid[bid + spread:bid + spread + 5]
@@ -186,9 +223,9 @@ class _Instrument:
                 inside_bid = level < self.depth and bid >= lower
                 inside_ask = level < self.depth and ask <= upper
                 book[4 * level:4 * level + 4] = (
-                    grid[bid - lower] if inside_bid else DBL_MAX,
+                    price(bid) if inside_bid else DBL_MAX,
                     sizes[seed + level] if inside_bid else 0,
-                    grid[ask - lower] if inside_ask else DBL_MAX,
+                    price(ask) if inside_ask else DBL_MAX,
                     sizes[seed + 5 + level] if inside_ask else 0,
                 )
         if len(self.books) > 4096:
@@ -227,18 +264,23 @@ class _Instrument:
         values = self.values
         new, extend, tick_class = _new, _extend, depth_class()
         multiplier, multiplier_tick = self.multiplier, self.multiplier * self.tick
+        tick, decimals = self.tick, self.decimals
         on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
-        lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
+        low, high, base, upper, grid = self.low, self.high, self.base, self.upper, self.grid
+        day, books = self.trading_day, self.books
         px, book_key, book = self.px, self.book_key, self.book
         for when, (trading_day_member, action_day, clock), trading_day in rounds:
             if trading_day != day:
                 self.px = px
                 self._new_day(when)
-                lower, upper, grid, day, books = self.lower, self.upper, self.grid, self.trading_day, self.books
+                low, high, base, upper, grid = self.low, self.high, self.base, self.upper, self.grid
+                day, books = self.trading_day, self.books
                 px, book_key, book = self.px, self.book_key, self.book
             bits = draw_bits(32)
             px += moves[bits & 1023]
-            px = lower if px < lower else (upper - 1 if px >= upper else px)
+            if px < low or px > high:
+                px = self._recentre(px)
+                low, high, base, grid = self.low, self.high, self.base, self.grid
             spread = 2 if (bits >> 20 & 127) < 13 and px + 2 <= upper else 1
             key = px << 1 | (spread - 1)  # an int: a tuple key would feed the cyclic GC
             if key != book_key:
@@ -249,7 +291,7 @@ class _Instrument:
                 values[_BID_VOLUME1] = book_sizes[bits >> 24]
             size = trade_sizes[bits >> 10 & 255]
             if size:
-                last = grid[(px + spread if bits & 0x40000 else px) - lower]
+                last = grid[(px + spread if bits & 0x40000 else px) - base]
                 volume = values[_VOLUME] + size
                 turnover = values[_TURNOVER] + size * last * multiplier
                 interest = values[_INTEREST] + ((size >> 1) if bits & 0x80000 else -(size >> 2))
@@ -258,7 +300,8 @@ class _Instrument:
                 values[_TURNOVER] = turnover
                 values[_INTEREST] = interest if interest > 0.0 else 0.0
                 # ctpshim.market_data.average_price, inlined: this is the tick path.
-                values[_AVERAGE] = grid[round(turnover / volume / multiplier_tick) - lower] if on_grid else turnover / volume
+                values[_AVERAGE] = (round(round(turnover / volume / multiplier_tick) * tick, decimals) if on_grid
+                                    else turnover / volume)
                 if values[_OPEN] == DBL_MAX:
                     values[_OPEN] = values[_HIGH] = values[_LOW] = last
                 elif last > values[_HIGH]:
@@ -312,19 +355,43 @@ class SimAdapter(Adapter):
     settings = (
         Setting("instruments", _instrument_ids, None,
                 "comma-separated contracts the market lists; default: a dozen liquid ones across the six exchanges"),
-        Setting("seed", integer(0), 1, "random seed; the same seed and start give the same ticks"),
+        Setting("seed", integer(0, 2**63 - 1), 1, "random seed; the same seed and start give the same ticks"),
         Setting("interval", number(0.01, 3600, low_included=True), 0.5, "seconds of market time between snapshots of a contract (CTP: 0.5)"),
         Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
-        Setting("start", _start_time, None, "market time at connect, China time, e.g. 2026-11-20T09:00; default now"),
-        Setting("price", _prices, {}, "starting pre-settlement price: one number, or ID:price pairs"),
+        Setting("start", _start_time, None,
+                "market time at connect, China time, e.g. 2026-11-20T09:00, from 2004-01-01 to 2099-12-31 "
+                "(a time with a zone, 2026-11-20T01:00Z, is converted); default now"),
+        Setting("price", _prices, {},
+                "starting pre-settlement price on the product's tick grid, from 5 ticks of daily band to 10x the "
+                "product's typical level: one number, or ID:price pairs"),
         Setting("volatility", number(0, 10), 0.25, "annualised volatility of the random walk"),
         Setting("hours", choice("real", "always"), "real", "real: each product's sessions and holidays; always: 7x24"),
         Setting("dates", choice(*DATE_CONVENTIONS), "correct", "correct (SimNow-style) or exchange (DCE/CZCE quirks)"),
         Setting("depth", integer(1, 5), 5, "book levels filled, 1 to 5"),
-        Setting("disconnect_after", integer(1), None, "drop the connection after N ticks, to test reconnect handling"),
+        Setting("disconnect_after", integer(1, 10**12), None, "drop the connection after N ticks, to test reconnect handling"),
         Setting("refuse", boolean, False, "refuse to connect, like a front that is down (to test failover)"),
     )
     capabilities = Capabilities(depth_levels=5, deterministic=True, has_instruments=True)
+
+    @classmethod
+    def check(cls, url: Any, settings: dict[str, Any]) -> None:
+        if url.host or url.port is not None or url.path not in ("", "/"):
+            where = url.raw.split("://", 1)[1].split("?", 1)[0]
+            raise ValueError(
+                f"sim:// takes no host or path (got {where!r}); settings go after '?', e.g. sim://?seed=7"
+            )
+        start = settings["start"] or now_china()
+        listed = settings["instruments"] or default_sim_instruments(start.date())
+        prices = settings["price"]
+        for key, price in prices.items():
+            ids = listed if key == "*" else (key,)
+            for instrument_id in ids:
+                info = parse_instrument(instrument_id)
+                if info is None:
+                    raise ValueError(f"price for {instrument_id!r}: not a futures contract the simulator knows")
+                problem = info.product.price_problem(price)
+                if problem is not None:
+                    raise ValueError(f"price for {instrument_id}: {problem}")
 
     def __init__(self, url: Any, settings: dict[str, Any]) -> None:
         super().__init__(url, settings)
@@ -349,10 +416,11 @@ class SimAdapter(Adapter):
         return moment if remainder == 0 else moment + timedelta(microseconds=step - remainder)
 
     def market_now(self) -> datetime:
-        """The simulated market's current time."""
+        """The simulated market's current time (never past the calendar's range)."""
         if math.isinf(self.speed):
-            return self._clock
-        return self._start + timedelta(seconds=(time.monotonic() - self._wall_start) * self.speed)
+            return min(self._clock, MARKET_END)
+        elapsed = min((time.monotonic() - self._wall_start) * self.speed, (MARKET_END - self._start).total_seconds())
+        return self._start + timedelta(seconds=elapsed)
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -382,7 +450,7 @@ class SimAdapter(Adapter):
                 continue
             state = self._states.get(instrument_id)
             if state is None:
-                price = self.config["price"].get(instrument_id) or self.config["price"].get("*") or info.product.price
+                price = self._starting_price(info)
                 state = _Instrument(info, self.config["seed"], price, self.config["volatility"],
                                     self.interval, self.config["depth"], self._clock, self.stamper)
                 self._states[instrument_id] = state
@@ -395,6 +463,26 @@ class SimAdapter(Adapter):
             )
         self._wake.set()
 
+    def _starting_price(self, info: InstrumentInfo) -> float:
+        """The ``price`` setting for this contract (checked at RegisterFront), else its product's level.
+
+        A bare ``price`` is checked against the listed contracts; a contract subscribed beyond
+        them whose product cannot take it starts at its product's level, with a warning.
+        """
+        prices = self.config["price"]
+        price = prices.get(info.instrument_id)
+        if price is not None:
+            return price
+        price = prices.get("*")
+        if price is None:
+            return info.product.price
+        problem = info.product.price_problem(price)
+        if problem is None:
+            return price
+        log.warning("sim: %s starts at %s's typical price %g: %s", info.instrument_id, info.product.code,
+                    info.product.price, problem)
+        return info.product.price
+
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         for instrument_id in ids:
             self._active.pop(instrument_id, None)
@@ -403,6 +491,9 @@ class SimAdapter(Adapter):
         limit = self.config["disconnect_after"]
         max_speed = math.isinf(self.speed)
         while True:
+            if self._clock >= MARKET_END:
+                log.warning("sim: the market clock reached %s, the end of the calendar's range; no more ticks", MARKET_END)
+                return
             if self._snapshots:
                 states, self._snapshots = self._snapshots, []
                 yield _Block([(state, None) for state in states], len(states))
@@ -446,7 +537,7 @@ class SimAdapter(Adapter):
         step = timedelta(seconds=self.interval)
         when = self._clock
         count = max(1, target // len(active)) if math.isinf(self.speed) else 1
-        horizon = when + step * count
+        horizon = min(when + step * count, MARKET_END)
         trading = []
         for state in active:
             if self.always or state.trades_at(when):
@@ -456,7 +547,7 @@ class SimAdapter(Adapter):
             else:
                 horizon = min(horizon, state.closed_until)
         if not trading:
-            self._clock = self._align(min(state.closed_until for state in active))
+            self._clock = min(self._align(min(state.closed_until for state in active)), MARKET_END)
             return []
         count = max(1, min(count, math.ceil((horizon - when) / step)))
         times = [when + step * k for k in range(count)]

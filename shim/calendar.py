@@ -5,6 +5,10 @@ maintainers).  Exchanges trade on weekdays that are not holidays (make-up workin
 not trading days).  Past the package's range (it raises ``NotImplementedError``) every weekday
 counts as a trading day, with one warning.
 
+Supported range: moments from 2004-01-01 (the first year of chinese-calendar's holiday data) to
+2099-12-31 (``FIRST_DAY`` and ``LAST_DAY``); past the package's last year of holiday data the
+weekday rule above applies.  Simulated clocks never leave this range.
+
 Night sessions: the evening of trading day D belongs to the next trading day; there is no night
 session when a holiday lies between D and the next trading day (the evening before a long
 holiday), only across the ordinary weekend.
@@ -20,6 +24,9 @@ CHINA = timezone(timedelta(hours=8), "CST")
 NIGHT_CUTOFF = time(17, 0)  # from here on the calendar day's activity belongs to the next trading day
 EARLY_MORNING_END = time(3, 0)  # before this, it is the tail of the previous evening's night session
 
+FIRST_DAY = date(2004, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
 log = logging.getLogger("ctpshim.calendar")
 _warned_years: set[int] = set()
 
@@ -27,6 +34,18 @@ _warned_years: set[int] = set()
 def now_china() -> datetime:
     """The current time in China (UTC+8, no daylight saving), as a naive datetime."""
     return datetime.now(CHINA).replace(tzinfo=None)
+
+
+def supported(moment: datetime) -> bool:
+    """Whether ``moment`` lies in the calendar's supported range (see the module docstring)."""
+    return FIRST_DAY <= moment.date() <= LAST_DAY
+
+
+def china_time(moment: datetime) -> datetime:
+    """``moment`` as naive China time: an aware datetime is converted, a naive one taken as China time."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(CHINA).replace(tzinfo=None)
 
 
 @lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ plausible level used only as the simulated market's default starting price) are 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +28,8 @@ SESSIONS: dict[str, tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]] 
 }
 
 EXCHANGES = ("SHFE", "INE", "DCE", "CZCE", "CFFEX", "GFEX")
+MIN_BAND_TICKS = 5
+MAX_PRICE_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,24 @@ class Product:
     def decimals(self) -> int:
         text = f"{self.tick:.10f}".rstrip("0")
         return len(text.split(".")[1]) if "." in text else 0
+
+    @property
+    def price_range(self) -> tuple[float, float]:
+        """The pre-settlement prices a simulated contract may start from: low enough that the
+        daily band holds at least ``MIN_BAND_TICKS`` ticks each side (room for five book levels),
+        at most ``MAX_PRICE_FACTOR`` times the typical level."""
+        low = math.ceil(MIN_BAND_TICKS / self.limit) * self.tick
+        return round(low, self.decimals), round(self.price * MAX_PRICE_FACTOR, self.decimals)
+
+    def price_problem(self, price: float) -> str | None:
+        """Why ``price`` cannot be this product's starting price, or None if it can."""
+        low, high = self.price_range
+        steps = price / self.tick
+        if not low <= price <= high:
+            return f"{price:g} is outside {self.code}'s range {low:g} to {high:g}"
+        if abs(steps - round(steps)) > 1e-6:
+            return f"{price:g} is not a multiple of {self.code}'s price tick {self.tick:g}"
+        return None
 
 
 _ALL = tuple(range(1, 13))

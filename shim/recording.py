@@ -24,6 +24,7 @@ import importlib.util
 import itertools
 import logging
 import os
+import stat
 import struct
 import threading
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger("ctpshim.recording")
 RECEIVE_TIME = "ReceiveTime"
 LIVE_SUFFIX = ".arrows"
 ARCHIVE_SUFFIX = ".parquet"
+RECORDING_SUFFIXES = (LIVE_SUFFIX, ARCHIVE_SUFFIX)
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
 LIVE_BUFFER_BYTES = 1 << 20  # the live file's write buffer (a chunk of WRITE_CHUNK ticks is about 0.7 MB)
 COUNT_INSTRUMENTS_EVERY = 64  # written chunks between two counts of the instruments they hold
@@ -310,31 +312,111 @@ def archive_day(live: Path) -> Path:
 
 def _write_group(writer: pq.ParquetWriter | None, path: Path, table: pa.Table) -> pq.ParquetWriter:
     if writer is None:
-        writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+        writer = pq.ParquetWriter(path, SCHEMA, **ARCHIVE_OPTIONS)
     writer.write_table(table, row_group_size=ARCHIVE_ROW_GROUP)
     return writer
 
 
-def _live_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """The record batches of a live file, up to any damage (reported with its offset)."""
-    with open(path, "rb") as source:
+_DAMAGE_TEXT = "the ticks before it are read, the rest of the file is skipped"
+IPC_CONTINUATION = b"\xff\xff\xff\xff"  # how every message of an Arrow IPC stream starts
+
+
+def _damaged(damage: list[str] | None, message: str) -> None:
+    """One place for damage found while reading: collected by a caller that reports it (verify,
+    info, convert), else one warning."""
+    if damage is None:
+        log.warning("%s", message)
+    else:
+        damage.append(message)
+
+
+def _os_error(path: Path, exc: OSError) -> RecordingError:
+    """The recording error for an operating-system error about ``path`` (no Arrow source lines)."""
+    if isinstance(exc, PermissionError):
+        reason = "permission denied"
+    elif isinstance(exc, FileNotFoundError):
+        reason = "no such file or directory"
+    else:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return RecordingError(f"{path}: {reason}")
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before any reader opens it, a path that is not a readable regular file: a named
+    pipe or a device would block or never end, a folder or a denied file raise deep in Arrow."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if not stat.S_ISREG(mode):
+        raise RecordingError(f"{path}: {_kind_of(mode)}, not a recording file (a .parquet or .arrows file)")
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+
+
+def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of a live file, each validated before its buffers are used, up to any
+    damage (reported once, with its byte offset)."""
+    check_file(path)
+    try:
+        source = open(path, "rb")
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    with source:
         try:
             reader = ipc.open_stream(source)
-        except (pa.ArrowInvalid, OSError) as exc:
-            if path.stat().st_size == 0:
+        except Exception as exc:  # noqa: BLE001 - whatever Arrow makes of a damaged header
+            if path.stat().st_size == 0:  # created by a recorder that stopped at once
                 return
-            raise RecordingError(f"{path}: not a ctpshim live recording ({exc})") from None
+            raise _unreadable_live(path, exc) from None
         _check_schema(path, reader.schema)
+        number = 0
         while True:
             offset = source.tell()
             try:
                 batch = reader.read_next_batch()
+                # Offsets, lengths and UTF-8 are checked here: a damaged one would otherwise be
+                # followed out of the buffer when the values are used (a segmentation fault).
+                batch.validate(full=True)
             except StopIteration:
                 return
-            except (pa.ArrowInvalid, OSError) as exc:
-                log.warning("%s: damaged from byte %d on (%s); the ticks before it are read", path, offset, exc)
+            except Exception as exc:  # noqa: BLE001 - anything a damaged batch makes Arrow raise
+                _damaged(damage, f"{path}: IPC batch {number} (byte {offset}) is damaged ({_reason(exc)}); "
+                                 f"{_DAMAGE_TEXT}")
                 return
+            number += 1
             yield batch
+
+
+def _reason(exc: BaseException) -> str:
+    """Arrow's message without the C++ source locations it sometimes appends."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _unreadable_live(path: Path, exc: BaseException) -> RecordingError:
+    size = path.stat().st_size
+    with open(path, "rb") as source:
+        head = source.read(8)
+    if size < 8 or head[:4] == IPC_CONTINUATION:
+        declared = struct.unpack("<i", head[4:8])[0] if len(head) == 8 else 0
+        if size < 8 or size < 8 + declared:
+            return RecordingError(
+                f"{path}: an incomplete live recording: its header is cut short at {size} bytes (a recorder "
+                "stopped before it wrote its first ticks), so it holds no ticks. Move it out of the folder "
+                "or delete it")
+    return RecordingError(f"{path}: not a ctpshim live recording ({_reason(exc)}). If it is a damaged "
+                          "recording, move it out of the folder")
 
 
 def _check_schema(path: Path, schema: pa.Schema) -> None:
@@ -350,21 +432,26 @@ def _check_schema(path: Path, schema: pa.Schema) -> None:
 
 
 def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.ParquetFile:
+    check_file(path)
     try:
-        stat = path.stat()
-        footer = _footer(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    except (pa.ArrowInvalid, OSError) as exc:
+        status = path.stat()
+        footer = _footer(str(path.resolve()), status.st_size, status.st_mtime_ns)
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    except Exception as exc:  # noqa: BLE001 - whatever Arrow makes of a damaged footer
         raise RecordingError(
-            f"{path}: cannot be read as Parquet ({exc}); a truncated archive loses its footer and cannot be "
-            "recovered: record again or restore it"
+            f"{path}: cannot be read as Parquet ({_reason(exc)}); a truncated archive (or one whose end, its "
+            "footer, is damaged) cannot be recovered: record again or restore it"
         ) from None
     # Checked before the file is opened for reading: read_dictionary naming a column the file
     # lacks would raise a bare KeyError.
     _check_schema(path, footer.schema.to_arrow_schema())
     try:
-        return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise RecordingError(f"{path}: cannot be read as Parquet ({exc})") from None
+        # Page checksums (written since they were added) are verified as each page is read;
+        # pages of older archives have none and read as before.
+        return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries, page_checksum_verification=True)
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise RecordingError(f"{path}: cannot be read as Parquet ({_reason(exc)})") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -377,24 +464,42 @@ def _footer(path: str, size: int, modified_ns: int) -> pq.FileMetaData:
     return pq.read_metadata(path)
 
 
-def _archive_tables(path: Path, columns: list[str] | None, dictionaries: list[str] | None) -> Iterator[pa.Table]:
-    parquet = _open_archive(path, dictionaries)
+def _group_offset(parquet: pq.ParquetFile, group: int) -> int:
+    first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
+    return first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
 
-    def decoded() -> Iterator[pa.RecordBatch]:
-        for group in range(parquet.num_row_groups):
+
+def _archive_batches(path: Path, parquet: pq.ParquetFile, columns: list[str] | None,
+                     damage: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """An archive's decoded pieces, row group after row group, each validated, up to any damage
+    (a failed page checksum, undecodable pages, fewer rows than the footer says)."""
+    for group in range(parquet.num_row_groups):
+        rows = 0
+        try:
+            expected = parquet.metadata.row_group(group).num_rows
             # use_threads=False: Arrow's own thread pool must not outlive the IO thread at exit.
+            for batch in parquet.iter_batches(DECODE_ROWS, row_groups=[group], columns=columns, use_threads=False):
+                batch.validate(full=True)
+                rows += batch.num_rows
+                yield batch
+            if rows != expected:
+                raise RecordingError(f"{rows} rows decoded, its footer says {expected}")
+        except Exception as exc:  # noqa: BLE001 - anything a damaged page makes Arrow raise
             try:
-                yield from parquet.iter_batches(DECODE_ROWS, row_groups=[group], columns=columns, use_threads=False)
-            except (pa.ArrowInvalid, OSError) as exc:
-                first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
-                offset = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
-                log.warning("%s: row group %d (byte %d) is damaged (%s); the rest of the file is skipped",
-                            path, group, offset, exc)
-                return
+                offset: int | str = _group_offset(parquet, group)
+            except Exception:  # noqa: BLE001 - the footer itself is damaged
+                offset = "unknown"
+            _damaged(damage, f"{path}: row group {group} (byte {offset}) is damaged ({_reason(exc)}); "
+                             f"{_DAMAGE_TEXT}")
+            return
 
+
+def _archive_tables(path: Path, columns: list[str] | None, dictionaries: list[str] | None,
+                    damage: list[str] | None = None) -> Iterator[pa.Table]:
+    parquet = _open_archive(path, dictionaries)
     # The next batch is decoded on a reader thread while the caller works through this one:
     # decoding releases the GIL, so on two cores it costs the caller (replay's IO thread) nothing.
-    source = decoded()
+    source = _archive_batches(path, parquet, columns, damage)
 
     def decode_next(reader: ThreadPoolExecutor) -> Future[pa.RecordBatch | None]:
         try:
@@ -412,28 +517,30 @@ def _archive_tables(path: Path, columns: list[str] | None, dictionaries: list[st
 
 
 def read_tables(path: str | os.PathLike[str], columns: list[str] | None = None,
-                dictionaries: list[str] | None = None) -> Iterator[pa.Table]:
+                dictionaries: list[str] | None = None, damage: list[str] | None = None) -> Iterator[pa.Table]:
     """The ticks of one recording file (``.parquet`` or ``.arrows``), streamed: an archive's in
     pieces of up to ``DECODE_ROWS`` (the next one decoded ahead), a live file's as its batches.
 
     ``dictionaries`` names string columns an archive may return dictionary-encoded, as stored
-    (a live file's come as plain strings).
+    (a live file's come as plain strings).  A damaged part ends the file: the ticks before it are
+    read, and the damage (file, IPC batch or row group, byte offset, what) is appended to
+    ``damage``, or logged as one warning without it.  A file that cannot be read at all raises
+    :class:`RecordingError`.
     """
     path = Path(path)
-    if not path.exists():
-        raise RecordingError(f"{path}: no such file or directory")
     if path.suffix == ARCHIVE_SUFFIX:
-        yield from _archive_tables(path, columns, dictionaries)
+        yield from _archive_tables(path, columns, dictionaries, damage)
     elif path.suffix == LIVE_SUFFIX:
-        for batch in _live_batches(path):
+        for batch in _live_batches(path, damage):
             yield pa.Table.from_batches([batch.select(columns) if columns else batch])
     else:
         raise RecordingError(f"{path}: not a recording (expected .parquet or .arrows)")
 
 
-def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None,
+                 damage: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The ticks of one recording file in record batches (those of :func:`read_tables`), streamed."""
-    for table in read_tables(path, columns):
+    for table in read_tables(path, columns, damage=damage):
         yield from table.to_batches()
 
 
@@ -606,9 +713,10 @@ def instruments_in(path: str | os.PathLike[str]) -> set[str]:
 GAP_SECONDS = 60  # a pause between two ticks longer than this is reported as a gap
 
 
-def describe(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def describe(path: str | os.PathLike[str], damage: list[str] | None = None) -> list[dict[str, Any]]:
     """Per file of a recording: instruments (with tick counts), trading days, ticks, the first
-    and last tick (``ActionDay UpdateTime``) and the gaps longer than ``GAP_SECONDS``."""
+    and last tick (``ActionDay UpdateTime``) and the gaps longer than ``GAP_SECONDS``; of a
+    damaged file, what is before the damage (see :func:`read_tables` for ``damage``)."""
     import pyarrow.compute as pc
 
     columns = ["InstrumentID", "TradingDay", "ActionDay", "UpdateTime", RECEIVE_TIME]
@@ -621,7 +729,7 @@ def describe(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             gaps: list[tuple[str, str, float]] = []
             count = 0
             previous: tuple[int, str] | None = None  # the last tick of the batch before: (receive, stamp)
-            for batch in read_batches(file, columns):
+            for batch in read_batches(file, columns, damage):
                 if not batch.num_rows:
                     continue
                 count += batch.num_rows
@@ -662,17 +770,26 @@ class DayFiles:
 
 
 def recording_days(path: str | os.PathLike[str]) -> list[DayFiles]:
-    """The trading days of a recording file or folder, in order."""
+    """The trading days of a recording file or folder, in order.
+
+    Every file is checked (:func:`check_file`) before anything reads it."""
     path = Path(path)
-    if not path.exists():
-        raise RecordingError(f"{path}: no such file or directory")
-    files = sorted(p for p in path.iterdir() if p.suffix in (LIVE_SUFFIX, ARCHIVE_SUFFIX)) if path.is_dir() else [path]
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+        if is_folder:
+            with os.scandir(path) as entries:
+                files = sorted(Path(entry.path) for entry in entries if Path(entry.name).suffix in RECORDING_SUFFIXES)
+        else:
+            files = [path]
+    except OSError as exc:
+        raise _os_error(path, exc) from None
     if not files:
         raise RecordingError(f"{path}: no recordings (.parquet or .arrows files) in this folder")
     by_day: dict[str, list[Path]] = {}
     for file in files:
-        if file.suffix not in (LIVE_SUFFIX, ARCHIVE_SUFFIX):
+        if file.suffix not in RECORDING_SUFFIXES:
             raise RecordingError(f"{file}: not a recording (expected .parquet or .arrows)")
+        check_file(file)
         by_day.setdefault(_file_day(file), []).append(file)
     return [DayFiles(day, tuple(paths)) for day, paths in sorted(by_day.items())]
 
@@ -683,11 +800,61 @@ def _file_day(path: Path) -> str:
         return path.stem
     for batch in read_batches(path, ["TradingDay"]):
         if batch.num_rows:
-            return str(batch.column(0)[0].as_py())
-    return path.stem
+            day = str(batch.column(0)[0].as_py())
+            if not (day.isdigit() and len(day) == 8):
+                raise RecordingError(f"{path}: its first tick's TradingDay {day!r} is not a date (YYYYMMDD)")
+            return day
+    raise RecordingError(f"{path}: no readable ticks, and its name is not a trading day (YYYYMMDD) to file it under")
+
+
+def verify(path: str | os.PathLike[str]) -> list[str]:
+    """Read every tick of a recording file or folder: the problems found, or an empty list when
+    it is healthy.
+
+    Each problem is one line naming the file and, for damage, the IPC batch (live file) or row
+    group (archive), its byte offset and what is wrong; a file that cannot be read at all (not a
+    recording, permission denied, a named pipe ...) is one problem.  Never raises
+    :class:`RecordingError`.
+    """
+    path = Path(path)
+    try:
+        files = [file for day in recording_days(path) for file in day.paths]
+    except RecordingError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    for file in files:
+        try:
+            for _ in read_tables(file, damage=problems):
+                pass
+        except RecordingError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+# Archives carry page checksums, verified on read (see _open_archive).
+ARCHIVE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
+EXCHANGE_TIME = ["TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec"]
 
 
 def write_archive(table: pa.Table, target: str | os.PathLike[str]) -> None:
-    """Write ``table`` (the schema, any order) as an archive file ordered by receive time."""
-    table = table.sort_by([(RECEIVE_TIME, "ascending")])
-    pq.write_table(table, target, compression="zstd", row_group_size=ARCHIVE_ROW_GROUP)
+    """Write ``table`` (the schema, any order) as an archive file ordered by receive time (a
+    stable sort: rows that tie keep their order)."""
+    import pyarrow.compute as pc
+
+    table = table.take(pc.sort_indices(table.column(RECEIVE_TIME)))
+    pq.write_table(table, target, row_group_size=ARCHIVE_ROW_GROUP, **ARCHIVE_OPTIONS)
+
+
+def in_exchange_time_order(table: pa.Table) -> pa.Table:
+    """``table`` ordered by its exchange stamps (TradingDay, ActionDay, UpdateTime,
+    UpdateMillisec; a stable sort), with receive times made never to go backwards in that order.
+
+    For imported ticks (a CSV's rows may come in any order, with or without receive times):
+    replay orders by receive time, so a file in reverse order would otherwise play backwards.
+    """
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in EXCHANGE_TIME])
+    table = table.take(order)
+    receive = pc.cumulative_max(table.column(RECEIVE_TIME))
+    return table.set_column(table.schema.get_field_index(RECEIVE_TIME), SCHEMA.field(RECEIVE_TIME), receive)

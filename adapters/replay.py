@@ -1,26 +1,31 @@
 """``replay://PATH``: recorded trading days through the CTP API, looped around the clock.
 
 PATH is a recording file (``.parquet`` archive or ``.arrows`` live file) or a folder of them;
-days play in order, and several files of one day merge in time order.  With no PATH, the bundled
-real day plays (CZCE RM705, 2017-03-20, from vn.py; see ``shim/data/SOURCES.md``).
+days play in order, and several files of one day merge in time order.  With no PATH, a bundled
+real day plays: SHFE ru1901's trading day 20181009, night session and day, with volume and open
+interest (from zhugf/java-trader, Apache-2.0), or with ``bundled=RM705`` CZCE RM705's 2017-03-20
+day session (from vn.py, MIT); see ``shim/data/SOURCES.md``.
 
 Ticks are paced by their ``ReceiveTime``.  ``rebase=now`` (the default) restamps TradingDay,
 ActionDay, UpdateTime and UpdateMillisec with the moment each tick is delivered (China time), so
 programs that drop ticks far from their clock, as vn.py's recorder does, take them; ``none``
 keeps the recorded stamps.
 
-Examples: ``replay://?loop=true``, ``replay:///data/ticks?speed=10&gaps=skip``,
+Examples: ``replay://?loop=true``, ``replay://?bundled=RM705``, ``replay:///data/ticks?speed=10&gaps=skip``,
 ``replay://day.parquet?speed=max&rebase=none&instruments=rb2605``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
+import stat
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
@@ -29,6 +34,7 @@ from urllib.parse import unquote
 from ..calendar import CHINA, trading_day_of, yyyymmdd
 from ..errors import UpstreamProtocolError, UpstreamUnavailable
 from ..market_data import depth_index
+from ..messages import listing
 from ..products import InstrumentInfo, parse_instrument
 from ..url import FrontURL, Setting, boolean, choice, id_list, speed
 from .base import Adapter, Capabilities, require_extra
@@ -38,7 +44,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ctpshim.replay")
 
-BUNDLED_DAY = Path(sys.modules["ctpshim"].__file__).resolve().parent / "data" / "CZCE_RM705_20170320.parquet"
+DATA = Path(sys.modules["ctpshim"].__file__).resolve().parent / "data"
+# The recordings shipped with ctpshim, by the name ``bundled=`` takes (see shim/data/SOURCES.md).
+BUNDLED = {
+    "ru1901": DATA / "SHFE_ru1901_20181009.parquet",
+    "RM705": DATA / "CZCE_RM705_20170320.parquet",
+}
+DEFAULT_BUNDLED = "ru1901"
+BUNDLED_DAY = BUNDLED[DEFAULT_BUNDLED]
 GAP = 60 * 10**9  # ns: with gaps=skip, a silence longer than this is skipped
 SKIPPED_GAP = 5 * 10**8  # ns: what a skipped gap shrinks to
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
@@ -52,10 +65,22 @@ def _time_of_day(text: str) -> str:
     return f"{int(hour):02d}:{minute}:{second or '00'}"
 
 
-def recording_path(url: FrontURL) -> Path:
-    """The PATH of ``replay://PATH?...``, relative or absolute; the bundled day when empty."""
+def _bundled_name(text: str) -> str:
+    for name in BUNDLED:
+        if text.strip().lower() == name.lower():
+            return name
+    raise ValueError(f"expected the name of a bundled day: {', '.join(BUNDLED)}")
+
+
+def recording_path(url: FrontURL, settings: dict[str, Any]) -> Path:
+    """The PATH of ``replay://PATH?...``, relative or absolute; with none, the bundled day."""
     text = unquote(url.raw.split("://", 1)[1].split("?", 1)[0])
-    return Path(text).expanduser() if text else BUNDLED_DAY
+    bundled = settings.get("bundled")
+    if text and bundled:
+        raise ValueError(f"give a PATH or bundled={bundled}, not both")
+    if text:
+        return Path(text).expanduser()
+    return BUNDLED[bundled or DEFAULT_BUNDLED]
 
 
 class ReplayAdapter(Adapter):
@@ -72,57 +97,83 @@ class ReplayAdapter(Adapter):
         Setting("instruments", id_list, None, "replay only these instruments (comma-separated)"),
         Setting("gaps", choice("keep", "skip"), "keep",
                 "keep: wait through the lunch break and the night-to-day gap; skip: go straight on"),
+        Setting("bundled", _bundled_name, None,
+                f"with no PATH, which bundled day plays: {' or '.join(BUNDLED)} (default {DEFAULT_BUNDLED})"),
     )
     capabilities = Capabilities(depth_levels=5, deterministic=True, has_instruments=True)
 
     @classmethod
     def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
-        """Refuse an address whose recording does not exist or cannot be listed."""
+        """Refuse an address whose recording cannot be played, or whose filters let no tick through."""
         require_extra("pyarrow", "recordings", "replay:// reads recordings with pyarrow")
-        from ..recording import RecordingError, count_ticks, recording_days
+        cls._surveyed(url, settings)
 
-        try:
-            days = recording_days(recording_path(url))
-            if not any(count_ticks(path) for day in days for path in day.paths):
-                raise ValueError(f"{recording_path(url)}: the recording has no ticks")
-        except RecordingError as exc:
-            raise ValueError(str(exc)) from None
+    @classmethod
+    def _surveyed(cls, url: FrontURL, settings: dict[str, Any]) -> tuple[list[Any], dict[Path, "_Survey"]]:
+        """The recording's days and a survey of each of its files; ``ValueError`` naming the file
+        and the reason when one cannot be played."""
+        start, end = settings["start"], settings["end"]
+        if start is not None and start == end:
+            raise ValueError(f"start={start} and end={end}: the window [start, end) holds no time; "
+                             "give a later end, or an earlier one to wrap past midnight")
+        path = recording_path(url, settings)
+        days = _recording_days(path)
+        surveys = {file: _survey_of(file, settings) for day in days for file in day.paths}
+        for file, survey in surveys.items():
+            if survey.backwards:
+                raise ValueError(
+                    f"{file}: its ticks go back in time ({survey.backwards}), and replay would play them backwards; "
+                    f"`ctpshim convert {file} -o COPY.parquet` writes a copy in time order")
+        if not any(survey.ticks for survey in surveys.values()):
+            raise ValueError(f"{path}: the recording has no ticks")
+        _check_filters(path, settings, list(surveys.values()))
+        return days, surveys
 
     def __init__(self, url: FrontURL, settings: dict[str, Any]) -> None:
         super().__init__(url, settings)
-        self.path = recording_path(url)
+        self.path = recording_path(url, settings)
         self.speed: float = settings["speed"]
         self.rebase = settings["rebase"] == "now"
+        # Kept by the session across the reconnects of one API object: where the replay is
+        # (a _Position), so that a new connection goes on from there.
+        self.carry: dict[str, Any] = {}
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
         self._latest: dict[str, TickRows] = {}  # instrument -> the rows holding its newest tick
         self._settled: set[str] = set()  # those whose entry is a copy of that one row (see _settle)
         self._snapshots: list[Any] = []
         self._wake = asyncio.Event()
-        self._known: set[str] | None = None
-        self._pending_check: list[str] = []
+        self._known: frozenset[str] = frozenset()
+        self._instruments: list[InstrumentInfo] = []
+        self._unreadable: set[Path] = set()
         self._current_day = ""
         index = depth_index()
         self._stamp_positions = [index[name] for name in ("TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec")]
-        self._learner: asyncio.Task[None] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        from ..recording import RecordingError, recording_days
-
+        # The instruments are known before OnFrontConnected, so a ReqQryInstrument sent right
+        # after the login has its answer (the surveys are cached from the check at RegisterFront).
         try:
-            self._days = recording_days(self.path)
-        except RecordingError as exc:
+            await asyncio.to_thread(self._prepare)
+        except ValueError as exc:
             raise UpstreamUnavailable(str(exc)) from None
-        # Kept: the loop holds tasks only weakly, and this one must not vanish mid-scan.
-        self._learner = asyncio.get_running_loop().create_task(self._learn_instruments())
+
+    def _prepare(self) -> None:
+        self._days, surveys = self._surveyed(self.url, self.config)
+        self._known = frozenset().union(*(survey.instruments for survey in surveys.values()))
+        wanted = self.config["instruments"]
+        self._instruments = [info for info in map(parse_instrument, sorted(self._known))
+                             if info and (not wanted or info.instrument_id in wanted)]
+        if wanted and (missing := [i for i in wanted if i not in self._known]):
+            log.warning("replay: instruments=: %s not in %s; they will not tick", listing(missing), self.path)
 
     async def probe(self) -> dict[str, Any]:
         """Read every file of the recording: days, ticks, instruments and the recorded span."""
-        return await asyncio.to_thread(self._survey)
+        return await asyncio.to_thread(self._describe)
 
-    def _survey(self) -> dict[str, Any]:
+    def _describe(self) -> dict[str, Any]:
         from ..recording import RecordingError, describe
 
         try:
@@ -141,37 +192,14 @@ class ReplayAdapter(Adapter):
             "last": max(report["last"] for report in spans),
         }
 
-    async def _learn_instruments(self) -> None:
-        """Find the recording's instruments in a worker thread (for warnings and ReqQryInstrument)."""
-        from ..recording import RecordingError
-
-        try:
-            known = await asyncio.to_thread(self._scan_instruments)
-        except RecordingError as exc:  # the player meets the same file and reports it
-            log.debug("replay: the instrument list is unknown: %s", exc)
-            return
-        self._known = known
-        self._warn_unknown(self._pending_check)
-        self._pending_check = []
-
-    def _scan_instruments(self) -> set[str]:
-        from ..recording import instruments_in
-
-        return set().union(*(instruments_in(path) for day in self._days for path in day.paths))
-
     def _warn_unknown(self, ids: Iterable[str]) -> None:
-        if self._known is None:
-            self._pending_check.extend(ids)
-            return
         missing = [i for i in ids if i not in self._known]
         if missing:
             log.warning("replay: %s not in %s (subscription accepted as CTP does; no ticks will come)",
-                        ", ".join(missing), self.path)
+                        listing(missing), self.path)
 
     def instruments(self) -> list[InstrumentInfo]:
-        wanted = self.config["instruments"]
-        known = sorted(self._known or set(self._latest))
-        return [info for info in map(parse_instrument, known) if info and (not wanted or info.instrument_id in wanted)]
+        return list(self._instruments)
 
     def trading_day(self) -> str | None:
         if self.rebase:
@@ -192,10 +220,6 @@ class ReplayAdapter(Adapter):
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         self._subscribed.difference_update(ids)
 
-    async def close(self) -> None:
-        if self._learner is not None:
-            self._learner.cancel()
-
     async def ticks(self) -> AsyncIterator[Any]:
         # Batches are TickRows: the dispatcher thread turns them into ticks (see TickRows).
         while not self._subscribed:
@@ -204,56 +228,61 @@ class ReplayAdapter(Adapter):
         max_speed = math.isinf(self.speed)
         speed_factor = 0.0 if max_speed else 1.0 / self.speed
         skip_gaps = self.config["gaps"] == "skip"
-        wall_start = time.monotonic()
-        first_receive: int | None = None
-        skipped = 0  # ns of recording time removed by skipped gaps
-        previous = 0
-        while True:
-            for chunk in self._chunks():
+        loop = self.config["loop"]
+        position: _Position = self.carry.setdefault("replay", _Position())
+        # The position moves on before each yield: what was handed out is never handed out again,
+        # on this connection or the next.
+        while loop or not position.lap:
+            wall_start = time.monotonic()  # each lap (and each connection) starts the replay clock from now
+            first_receive: int | None = None
+            skipped = 0  # ns of recording time removed by skipped gaps
+            previous = 0
+            played = 0
+            for chunk in self._chunks(position):
+                played += len(chunk)
                 fresh: set[str] = set()
                 if snapshots := self._take_snapshots():
                     yield snapshots
-                if max_speed:
-                    rows = self._due(chunk, fresh)
-                    if rows is not None:
-                        yield rows
-                    self._settle(fresh)
-                    continue
-                sent = 0  # rows of this chunk already yielded
-                for position, receive in enumerate(chunk.receive_times()):
-                    if first_receive is None:
-                        first_receive = previous = receive
-                    if skip_gaps and receive - previous > GAP:
-                        skipped += receive - previous - SKIPPED_GAP
-                    previous = receive
-                    due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
-                    delay = due - time.monotonic()
-                    if delay > 0.001:
-                        if position > sent:
-                            rows = self._due(chunk.slice(sent, position - sent), fresh)
-                            if rows is not None:
-                                yield rows
-                            sent = position
-                        await asyncio.sleep(delay)
-                        if snapshots := self._take_snapshots():  # for a subscription made meanwhile
-                            yield snapshots
-                if sent < len(chunk):
-                    rows = self._due(chunk.slice(sent), fresh)
-                    if rows is not None:
-                        yield rows
+                sent = 0  # rows of this chunk already handed on
+                if not max_speed:
+                    for offset, receive in enumerate(chunk.receive_times()):
+                        if first_receive is None:
+                            first_receive = previous = receive
+                        if skip_gaps and receive - previous > GAP:
+                            skipped += receive - previous - SKIPPED_GAP
+                        previous = receive
+                        due = wall_start + (receive - first_receive - skipped) * 1e-9 * speed_factor
+                        delay = due - time.monotonic()
+                        if delay > 0.001:
+                            if offset > sent:
+                                rows = self._due(chunk.slice(sent, offset - sent), fresh)
+                                position.rows += offset - sent
+                                sent = offset
+                                if rows is not None:
+                                    yield rows
+                            await asyncio.sleep(delay)
+                            if snapshots := self._take_snapshots():  # for a subscription made meanwhile
+                                yield snapshots
+                rows = self._due(chunk.slice(sent), fresh) if sent < len(chunk) else None
+                position.rows += len(chunk) - sent
+                if rows is not None:
+                    yield rows
+                else:  # a stretch with nothing subscribed must not hold the IO thread
+                    await asyncio.sleep(0)
                 self._settle(fresh)
-            if not self.config["loop"]:
-                log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
-                while True:  # snapshots for later subscriptions, including one made just now
-                    if snapshots := self._take_snapshots():
-                        yield snapshots
-                        continue
-                    self._wake.clear()
-                    await self._wake.wait()
-            # Looping: the next pass continues the replay clock from now.
-            wall_start = time.monotonic()
-            first_receive = None
-            skipped = 0
+            position.next_lap()
+            if not played:
+                log.warning("replay: %s played no tick in a whole pass (its files are gone or unreadable); "
+                            "the front stays connected and silent", self.path)
+                break
+        if not loop:
+            log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
+        while True:  # snapshots for later subscriptions, including one made just now
+            if snapshots := self._take_snapshots():
+                yield snapshots
+                continue
+            self._wake.clear()
+            await self._wake.wait()
 
     def _take_snapshots(self) -> list[Any]:
         """The snapshots that new subscriptions are owed (CTP sends one before their ticks)."""
@@ -272,8 +301,12 @@ class ReplayAdapter(Adapter):
         names = pc.unique(rows.batch.column("InstrumentID")).to_pylist()
         self._latest.update(dict.fromkeys(names, rows))
         fresh.update(names)
+        subscribed = list(self._subscribed)
+        if not subscribed:
+            return None
         if not self._subscribed.issuperset(names):
-            rows = rows.filter(pc.is_in(rows.batch.column("InstrumentID"), value_set=pa.array(list(self._subscribed))))
+            value_set = pa.array(subscribed, pa.string())  # typed: an empty list would be an array of nulls
+            rows = rows.filter(pc.is_in(rows.batch.column("InstrumentID"), value_set=value_set))
         return self._restamped(rows) if len(rows) else None
 
     def _stamps(self) -> tuple[str, str, str, int]:
@@ -289,36 +322,54 @@ class ReplayAdapter(Adapter):
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _chunks(self) -> Iterator[TickRows]:
-        """The subscribed rows in time order, day after day."""
+    def _chunks(self, position: "_Position") -> Iterator[TickRows]:
+        """The filtered rows in time order, day after day, from ``position`` on."""
         from ..recording import merge_in_time
 
         for day in self._days:
+            if day.day < position.day:
+                continue
+            if day.day > position.day:
+                position.day, position.rows = day.day, 0
             self._current_day = day.day
+            skip = position.rows  # played on an earlier connection
             sources = [self._file_chunks(path) for path in day.paths]
-            yield from sources[0] if len(sources) == 1 else merge_in_time(sources)
+            for chunk in sources[0] if len(sources) == 1 else merge_in_time(sources):
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                    continue
+                if skip:
+                    chunk, skip = chunk.slice(skip), 0
+                yield chunk
 
     def _file_chunks(self, path: Path) -> Iterator[TickRows]:
+        """A file's filtered rows; a file that cannot be read (any more) ends with one warning."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from ..recording import TickRows, constant_values, read_tables
+        from ..recording import RecordingError, TickRows, constant_values, read_tables
 
         wanted = self.config["instruments"]
         start, end = self.config["start"], self.config["end"]
-        value_set = pa.array(list(wanted)) if wanted else None
-        for table in read_tables(path):
-            mask = None
-            if value_set is not None:
-                mask = pc.is_in(table.column("InstrumentID"), value_set=value_set)
-            if start or end:
-                inside = _time_window(pc, table.column("UpdateTime"), start, end)
-                mask = inside if mask is None else pc.and_(mask, inside)
-            if mask is not None:
-                table = table.filter(mask)
-            constants = constant_values(table)
-            for batch in table.to_batches():  # one per decoded piece: its ticks are made in delivery
-                yield TickRows(batch, constants)
+        value_set = pa.array(list(wanted), pa.string()) if wanted else None
+        try:
+            for table in read_tables(path):
+                mask = None
+                if value_set is not None:
+                    mask = pc.is_in(table.column("InstrumentID"), value_set=value_set)
+                if start or end:
+                    inside = _time_window(pc, table.column("UpdateTime"), start, end)
+                    mask = inside if mask is None else pc.and_(mask, inside)
+                if mask is not None:
+                    table = table.filter(mask)
+                constants = constant_values(table)
+                for batch in table.to_batches():  # one per decoded piece: its ticks are made in delivery
+                    yield TickRows(batch, constants)
+        except (RecordingError, OSError, pa.ArrowException) as exc:
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                log.warning("replay: %s cannot be read any more (%s); the rest of it is skipped and the replay "
+                            "goes on", path, _reason(exc))
 
     def _settle(self, fresh: set[str]) -> None:
         """Keep only the newest row of the instruments that did not tick in the latest piece.
@@ -344,3 +395,142 @@ def _time_window(pc: Any, clock: Any, start: str | None, end: str | None) -> Any
     if before is None:
         return after
     return pc.or_(after, before) if start > end else pc.and_(after, before)
+
+
+@dataclass
+class _Position:
+    """Where a replay is: the pass over the recording, the day, and the rows of that day (after
+    the filters) already played."""
+
+    lap: int = 0
+    day: str = ""
+    rows: int = 0
+
+    def next_lap(self) -> None:
+        self.lap, self.day, self.rows = self.lap + 1, "", 0
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """What replay must know of a file before it plays it (see :func:`_survey_file`)."""
+
+    ticks: int
+    instruments: frozenset[str]
+    matching: int  # ticks the instruments, start and end settings let through
+    clock: tuple[str, str] | None  # the earliest and the latest UpdateTime
+    backwards: str | None  # where the receive times first go back, for the message
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _recording_days(path: Path) -> list[Any]:
+    """The days of the recording at ``path``; ``ValueError`` naming the path and the reason for
+    what cannot be read.  A named pipe or a device is refused without being opened (opening one
+    waits for a writer)."""
+    from ..recording import ARCHIVE_SUFFIX, LIVE_SUFFIX, RecordingError, recording_days
+
+    try:
+        if path.is_dir():
+            files = [file for file in path.iterdir() if file.suffix in (LIVE_SUFFIX, ARCHIVE_SUFFIX)]
+        else:
+            files = [path]
+        for file in files:
+            mode = file.stat().st_mode
+            if not stat.S_ISREG(mode):
+                kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+                raise ValueError(f"{file} is {kind}, not a recording: replay reads .parquet and .arrows files")
+        return recording_days(path)
+    except RecordingError as exc:
+        raise ValueError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc.filename or path}: no such file or directory") from None
+    except OSError as exc:
+        raise ValueError(f"{exc.filename or path}: cannot be read: {_reason(exc)}") from None
+
+
+def _survey_of(path: Path, settings: dict[str, Any]) -> _Survey:
+    import pyarrow as pa
+
+    from ..recording import RecordingError
+
+    try:
+        info = path.stat()
+        return _survey_file(str(path), info.st_size, info.st_mtime_ns,
+                            settings["instruments"], settings["start"], settings["end"])
+    except RecordingError as exc:
+        raise ValueError(str(exc)) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: cannot be read: {_reason(exc)}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _survey_file(path: str, _size: int, _modified_ns: int, wanted: tuple[str, ...] | None,
+                 start: str | None, end: str | None) -> _Survey:
+    """One pass over three columns of a file (about 20 ms per million ticks), cached while the
+    file keeps its size and modification time: the check at RegisterFront, each connect and
+    the instrument list share it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..recording import RECEIVE_TIME, read_tables
+
+    value_set = pa.array(list(wanted), pa.string()) if wanted else None
+    ticks = matching = 0
+    instruments: set[str] = set()
+    clock: tuple[str, str] | None = None
+    backwards: str | None = None
+    last_receive: int | None = None
+    for table in read_tables(path, ["InstrumentID", "UpdateTime", RECEIVE_TIME], dictionaries=["InstrumentID"]):
+        for batch in table.to_batches():
+            rows = batch.num_rows
+            if not rows:
+                continue
+            ids, times, receives = batch.columns
+            instruments.update((ids.dictionary if pa.types.is_dictionary(ids.type) else pc.unique(ids)).to_pylist())
+            bounds = pc.min_max(times).as_py()
+            clock = (min(clock[0], bounds["min"]), max(clock[1], bounds["max"])) if clock else (bounds["min"], bounds["max"])
+            if backwards is None:
+                if last_receive is not None and receives[0].as_py() < last_receive:
+                    backwards = _went_back(ticks, last_receive, receives[0].as_py())
+                elif rows > 1 and pc.any(steps := pc.less(receives.slice(1), receives.slice(0, rows - 1))).as_py():
+                    row = pc.index(steps, True).as_py()
+                    backwards = _went_back(ticks + row + 1, receives[row].as_py(), receives[row + 1].as_py())
+                last_receive = receives[rows - 1].as_py()
+            mask = pc.is_in(ids, value_set=value_set) if value_set is not None else None
+            if start or end:
+                inside = _time_window(pc, times, start, end)
+                mask = inside if mask is None else pc.and_(mask, inside)
+            matching += rows if mask is None else pc.sum(mask).as_py() or 0
+            ticks += rows
+    return _Survey(ticks, frozenset(instruments), matching, clock, backwards)
+
+
+def _went_back(row: int, before: int, after: int) -> str:
+    def stamp(ns: int) -> str:
+        return datetime.fromtimestamp(ns / 1e9, CHINA).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    return f"row {row + 1:,} was received at {stamp(after)}, before the row ahead of it ({stamp(before)})"
+
+
+def _check_filters(path: Path, settings: dict[str, Any], surveys: list[_Survey]) -> None:
+    """Refuse instruments, start and end settings that let no tick through, saying what the
+    recording holds instead."""
+    wanted, start, end = settings["instruments"], settings["start"], settings["end"]
+    held = sorted(set().union(*(survey.instruments for survey in surveys)))
+    if wanted and not set(held).intersection(wanted):
+        raise ValueError(f"instruments={listing(wanted)}: none of them is in {path}, which holds {listing(held)}")
+    if (start or end) and not any(survey.matching for survey in surveys):
+        clocks = [survey.clock for survey in surveys if survey.clock]
+        of = f" of {listing(wanted)}" if wanted else ""
+        raise ValueError(
+            f"start={start or ''}, end={end or ''}: no tick{of} in {path} has an UpdateTime in "
+            f"[{start or '00:00:00'}, {end or '24:00:00'}); its ticks' times of day lie between "
+            f"{min(c[0] for c in clocks)} and {max(c[1] for c in clocks)}")

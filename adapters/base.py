@@ -34,6 +34,12 @@ May implement
                        the source; return details to show (plain JSON values), raise an
                        ``UpstreamError`` whose message names the cause when it is not healthy.
                        The keys ``age_s`` and ``market_open`` let ping call the data stale.
+    ``carry``          a dict (``self.carry``) the session keeps across the reconnects of one API
+                       object to one front: state kept there (a replay's position) lets a new
+                       connection go on where the last one stopped instead of starting again
+    ``async damage()`` for ``ctpshim ping``, after a healthy ``probe()``: damage found in the data
+                       the source keeps (a recording's files), one line each naming the file, the
+                       part and its byte offset; an empty list when there is none.
 
 Errors: raise only :class:`ctpshim.errors.UpstreamError` subclasses.  Raising
 :class:`UpstreamDisconnected` (or ending with any ``UpstreamError``) from ``ticks()`` makes the
@@ -85,6 +91,7 @@ class Adapter:
     def __init__(self, url: "FrontURL", settings: dict[str, Any]) -> None:
         self.url = url
         self.config = settings
+        self.carry: dict[str, Any] = {}  # replaced by the session's, kept across reconnects
 
     async def connect(self) -> None:
         raise NotImplementedError
@@ -109,3 +116,6 @@ class Adapter:
 
     async def probe(self) -> dict[str, Any]:
         return {}
+
+    async def damage(self) -> list[str]:
+        return []

@@ -70,6 +70,9 @@ class Session:
         self._wanted: dict[str, None] = {}
         self._restored: set[str] = set()
         self._told: set[str] = set()  # what the adapter was asked to deliver on this connection
+        # Per front URL, the adapter's state that outlives one connection (Adapter.carry): a new
+        # connection goes on where the last one stopped.
+        self._carry: dict[str, dict[str, Any]] = {}
 
     # -- user threads ---------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class Session:
         adapter = None
         try:
             adapter = registry.create_adapter(url)
+            adapter.carry = self._carry.setdefault(url, {})
             await asyncio.wait_for(adapter.connect(), reconnect.CONNECT_TIMEOUT)
         except asyncio.CancelledError:
             await self._close_adapter(adapter)

@@ -450,9 +450,13 @@ class ScriptedAdapter(Adapter):
     subscribe_calls: list[list[str]] = []
     drop: asyncio.Event | None = None
 
+    carries: list[dict[str, Any]] = []
+
     async def connect(self) -> None:
         self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
         ScriptedAdapter.drop = asyncio.Event()
+        ScriptedAdapter.carries.append(self.carry)
+        self.carry["connections"] = self.carry.get("connections", 0) + 1
 
     async def subscribe(self, ids: Any) -> None:
         ids = list(ids)
@@ -485,6 +489,7 @@ class ScriptedAdapter(Adapter):
 @pytest.fixture
 def scripted() -> Any:
     ScriptedAdapter.subscribe_calls = []
+    ScriptedAdapter.carries = []
     registry.register_adapter("scripted", ScriptedAdapter)
     yield ScriptedAdapter
     registry.unregister_adapter("scripted")
@@ -501,6 +506,18 @@ def test_a_program_that_subscribes_again_after_relogin_gets_one_snapshot_not_two
     assert scripted.subscribe_calls == [["rb2605", "cu2607"], ["rb2605", "cu2607"]]
     after = spi.names()[spi.names().index("OnFrontDisconnected"):]
     assert after.index("OnRspUserLogin") < after.index("OnRtnDepthMarketData")
+
+
+def test_an_adapters_carry_outlives_its_connection(make_md, scripted, fast_reconnect):
+    api, spi = make_md("scripted://")
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    io_loop.call_soon(lambda: scripted.drop.set())
+    wait_for(lambda: spi.names().count("OnRspUserLogin") == 2, what="the login after the reconnect")
+    first, second = scripted.carries[:2]
+    assert first is second and second["connections"] == 2  # one dict per front for the API's lifetime
+    other, other_spi = make_md("scripted://")
+    wait_for(lambda: "OnRspUserLogin" in other_spi.names())
+    assert scripted.carries[-1] is not first  # another API object starts afresh
 
 
 class MadeWhenIterated:

@@ -12,11 +12,14 @@ import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from ctpshim import registry
 from ctpshim.adapters import polling as polling_module
+from ctpshim.adapters.base import Adapter
 from ctpshim.calendar import now_china
 from ctpshim.tools import ping
 from ctpshim.url import parse_front_url
@@ -29,7 +32,7 @@ AFTER_CLOSE = "sina_nf_RB0_IF0_after_close_20260805.gbk.txt"  # quotes of 2026-0
 
 def ping_json(*args: str) -> tuple[int, dict[str, Any]]:
     result = ctpshim("ping", "--json", *args)
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode in (0, 1, 3), result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
@@ -120,10 +123,11 @@ def listen() -> Iterator[Any]:
 
 def test_a_closed_port_is_refused_and_the_json_has_its_documented_shape(closed_port):
     code, report = ping_json(f"tcp://127.0.0.1:{closed_port}", "-c", "2", "-i", "0")
-    assert code == 1 and report["healthy"] is False
+    assert code == 1 and report["healthy"] is False and report["exit_status"] == 1
     (front,) = report["fronts"]
-    assert set(front) == {"front", "scheme", "healthy", "cause", "samples_ms", "min_ms", "median_ms", "max_ms",
-                          "loss", "details"}
+    assert set(front) == {"front", "scheme", "status", "healthy", "cause", "damage", "tcp_only", "samples_ms",
+                          "min_ms", "median_ms", "max_ms", "loss", "details"}
+    assert front["status"] == "FAIL" and front["damage"] == [] and front["tcp_only"] is None
     assert front["samples_ms"] == [None, None] and front["loss"] == 1.0 and front["min_ms"] is None
     assert front["cause"].startswith("connection refused")
 
@@ -204,11 +208,14 @@ def test_unreadable_quotes_are_a_failure_that_shows_the_reason(sina):
 
 
 def test_a_replay_file_reports_its_span_and_a_missing_one_fails(tmp_path):
-    code, report = ping_json("replay://", f"replay://{tmp_path}/missing.parquet", "sim://", "-c", "1")
-    bundled, missing, sim = report["fronts"]
+    day = Path(ping.__file__).resolve().parents[1] / "shim" / "data" / "CZCE_RM705_20170320.parquet"
+    code, report = ping_json("replay://", f"replay://{day}", f"replay://{tmp_path}/missing.parquet", "sim://",
+                             "-c", "1")
+    bundled, rm705, missing, sim = report["fronts"]
     assert code == 1
-    assert bundled["healthy"] and bundled["details"]["ticks"] == 16979 and bundled["details"]["instruments"] == 1
-    assert (bundled["details"]["first"], bundled["details"]["trading_days"]) == ("20170320 09:00:00", ["20170320"])
+    assert bundled["healthy"] and bundled["details"]["ticks"] > 0
+    assert rm705["healthy"] and rm705["details"]["ticks"] == 16979 and rm705["details"]["instruments"] == 1
+    assert (rm705["details"]["first"], rm705["details"]["trading_days"]) == ("20170320 09:00:00", ["20170320"])
     assert not missing["healthy"] and "no such file" in missing["cause"]
     assert sim["healthy"]
 
@@ -237,7 +244,7 @@ def test_all_healthy_exits_0_with_a_plain_table():
     (["sim://?speed=fast"], ["speed='fast'"]),
     (["sim://", "-c", "-1"], ["'-1'", "whole number from 1"]),
     (["sim://", "-c", "0"], ["'0'"]),
-    (["sim://", "-i", "-2"], ["'-2'", "0 or more"]),
+    (["sim://", "-i", "-2"], ["'-2'", "from 0"]),
     (["sim://", "-W", "0"], ["'0'", "greater than 0"]),
     (["sim://", "--json", "--watch"], ["not allowed with"]),
 ])
@@ -301,3 +308,83 @@ def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, monkeypatc
     assert result.healthy is healthy and result.details["market_open"] is market_open
     assert result.details["quotes"] == 2  # sz000001 is unknown to this stand-in: skipped, not a failure
     assert (result.cause or "").startswith(cause or "")
+
+
+# -- one front's fault stays that front's; what was not checked is said ---------------------------
+
+class _FaultyFeed(Adapter):
+    """A feed whose probe meets a value the code did not expect (as a Sina 'inf' once did)."""
+
+    async def connect(self) -> None:
+        return None
+
+    async def probe(self) -> dict[str, Any]:
+        raise OverflowError("cannot convert float infinity\nto integer")
+
+
+class _DamagedStore(Adapter):
+    """A source whose probe answers but whose stored data holds damage."""
+
+    async def connect(self) -> None:
+        return None
+
+    async def probe(self) -> dict[str, Any]:
+        return {"files": 1}
+
+    async def damage(self) -> list[str]:
+        return ["x/20261120.parquet: row group 3 (byte 81920) is damaged (checksum)", "x/20261121.arrows: ..."]
+
+
+class _LockedStore(Adapter):
+    @classmethod
+    def check(cls, url: Any, settings: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/data/locked")
+
+
+@pytest.fixture
+def odd_schemes() -> Iterator[None]:
+    kinds = {"faulty": _FaultyFeed, "damaged": _DamagedStore, "locked": _LockedStore}
+    for scheme, cls in kinds.items():
+        registry.register_adapter(scheme, cls)
+    yield
+    for scheme in kinds:
+        registry.unregister_adapter(scheme)
+
+
+def test_a_front_whose_check_raises_is_its_own_failure_and_the_table_still_prints(odd_schemes, capfd):
+    urls = ping.check_fronts(["sim://", "faulty://", "locked://", "damaged://"])
+    code = ping.run(urls, 2, 0.0, 3.0, 60.0, as_json=False, watch=False)
+    out, err = capfd.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    header, *lines = out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["sim://", "ok"], ["faulty://", "FAIL"], ["locked://", "FAIL"],
+                                                    ["damaged://", "damaged"]]
+    assert lines[1].endswith("the check failed unexpectedly: OverflowError: cannot convert float infinity to integer")
+    assert lines[2].endswith("/data/locked: Permission denied")
+    assert lines[3].endswith("row group 3 (byte 81920) is damaged (checksum) (and 1 more)")
+
+
+def _no_ctp_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctpshim.adapters import tcp
+
+    monkeypatch.setattr(tcp, "openctp_problem", lambda: "tcp:// and ssl:// fronts need openctp-ctp: pip install ...")
+
+
+def test_without_the_ctp_login_check_a_real_front_is_tcp_only_not_ok(listen, monkeypatch):
+    _no_ctp_login(monkeypatch)
+    listener = listen("silent")
+    result = _ping_in_process(f"tcp://127.0.0.1:{listener.port}")
+    assert result.status == "tcp-only" and not result.healthy and result.answered
+    assert ping.exit_status([result]) == 3
+    assert ping.exit_status([result, _ping_in_process("sim://")]) == 3
+    assert ping.exit_status([result, ping.PingResult("x://", "x", [None], "refused")]) == 1
+    assert ping.rows([result])[0][-1].startswith("TCP connect only, the CTP login was not checked: tcp:// and ssl://")
+
+
+def test_ping_without_the_locale_says_tcp_only_and_exits_3(listen, tmp_path):
+    listener = listen("silent")
+    # An empty LOCPATH hides every locale from glibc, zh_CN.GB18030 included.
+    result = ctpshim("ping", f"tcp://127.0.0.1:{listener.port}", "-c", "1", env={"LOCPATH": str(tmp_path)})
+    assert result.returncode == 3, result.stderr
+    line = result.stdout.splitlines()[1]
+    assert line.split()[1] == "tcp-only" and "zh_CN.GB18030" in line

@@ -10,8 +10,9 @@
     ctpshim schemes
 
 Exit status: the program's own for ``run``; 1 when a recording cannot be read or written, when a
-pinged front is not healthy, or when ``quote --once`` got no tick for an instrument; 2 for usage
-errors (a bad front address or a missing path included).
+pinged front failed or is damaged, or when ``quote --once`` got no tick for an instrument; 2 for
+usage errors (a bad front address or a missing path included); 3 from ``ping`` when only the TCP
+connect of a real front could be checked.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Ping fronts concurrently. tcp:// and ssl://: TCP connect times, then (with openctp-ctp) "
                     "a CTP login round trip and the API version; sina:// and tencent://: HTTP round trips, whether quotes "
                     "parse and how old the newest is; replay://: the files; sim://: trivially healthy. "
-                    "Exit status 0 when every front is healthy, 1 when any is not, 2 for usage errors.")
+                    "Status per front: ok, FAIL, damaged (a recording with damage) or tcp-only (a real front whose "
+                    "CTP login could not be checked here). Exit status 0 when every front is ok, 1 when any "
+                    "failed or is damaged, 2 for usage errors, 3 when the others are ok but some are tcp-only.")
     ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent://")
     ping.add_argument("-c", "--count", type=_argument(integer(1)), default=3, metavar="N",
                       help="samples per front (default 3)")

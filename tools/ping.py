@@ -9,8 +9,15 @@ Every front is pinged at the same time, so many fronts take about as long as one
   samples (one HTTP request for ``sina://`` and ``tencent://``, reading the files for ``replay://``, nothing for
   ``sim://``).  A quote older than ``stale`` seconds while its market is open is stale data.
 
-Healthy means: at least one sample answered and nothing failed outright (as ping(8) counts a
-host that answers some of its packets as up).  Exit status: 0 all healthy, 1 any not, 2 usage.
+Each front ends with one status: ``ok`` (at least one sample answered and nothing failed
+outright, as ping(8) counts a host that answers some of its packets as up); ``FAIL``; ``damaged``
+(a recording whose files hold damage, named with its byte offset; the ticks before it play);
+``tcp-only`` (a real front whose TCP connect answered but whose CTP login could not be checked
+here: openctp-ctp or its locale is missing).  A front whose check raises something unexpected is
+that front's ``FAIL``, with the error in one line; the others are still reported.
+
+Exit status (:func:`exit_status`): 0 every front ok, 1 any FAIL or damaged, 3 none failed but
+some were checked by TCP connect only, 2 usage.
 """
 
 from __future__ import annotations
@@ -30,6 +37,19 @@ from ctpshim import registry
 from ctpshim.errors import FrontAddressError, UpstreamError
 from ctpshim.url import FrontURL
 
+OK, FAIL, DAMAGED, TCP_ONLY = "ok", "FAIL", "damaged", "tcp-only"
+EXIT_OK, EXIT_FAILED, EXIT_TCP_ONLY = 0, 1, 3  # 2 is argparse's, for usage errors
+
+
+def exit_status(results: list["PingResult"]) -> int:
+    """0 when every front is ok, 1 when any failed or is damaged, 3 when the rest are ok but
+    some real fronts were checked by TCP connect only."""
+    statuses = {result.status for result in results}
+    if not results or statuses & {FAIL, DAMAGED}:
+        return EXIT_FAILED
+    return EXIT_TCP_ONLY if TCP_ONLY in statuses else EXIT_OK
+
+
 @dataclass
 class PingResult:
     """What ping found out about one front."""
@@ -39,14 +59,27 @@ class PingResult:
     samples: list[float | None] = field(default_factory=list)  # milliseconds; None = no answer
     cause: str | None = None  # why the front is not healthy, in words
     details: dict[str, Any] = field(default_factory=dict)
+    damage: list[str] = field(default_factory=list)  # damage found in a recording's files
+    tcp_only: str | None = None  # why only the TCP connect of a real front was checked
 
     @property
     def answered(self) -> list[float]:
         return [s for s in self.samples if s is not None]
 
     @property
+    def status(self) -> str:
+        """``ok``, ``FAIL``, ``damaged`` or ``tcp-only`` (see the module docstring)."""
+        if self.cause is not None or not self.answered:
+            return FAIL
+        if self.damage:
+            return DAMAGED
+        if self.tcp_only is not None:
+            return TCP_ONLY
+        return OK
+
+    @property
     def healthy(self) -> bool:
-        return self.cause is None and bool(self.answered)
+        return self.status == OK
 
     @property
     def loss(self) -> float:
@@ -64,8 +97,11 @@ class PingResult:
         return {
             "front": self.front,
             "scheme": self.scheme,
+            "status": self.status,
             "healthy": self.healthy,
             "cause": self.cause,
+            "damage": self.damage,
+            "tcp_only": self.tcp_only,
             "samples_ms": self.samples,
             "min_ms": low,
             "median_ms": middle,
@@ -105,12 +141,24 @@ async def ping_all(urls: list[FrontURL], count: int, interval: float, timeout: f
 
 async def ping_front(url: FrontURL, count: int, interval: float, timeout: float, stale: float,
                      pool: concurrent.futures.Executor | None = None) -> PingResult:
+    """One front's result; whatever its check raises is that front's failure, never the run's."""
     result = PingResult(url.raw, url.scheme)
-    if registry.is_pass_through(url.raw):
-        await _ping_real_front(url, result, count, interval, timeout, pool)
-    else:
-        await _ping_adapter(url, result, count, interval, timeout, stale)
+    try:
+        if registry.is_pass_through(url.raw):
+            await _ping_real_front(url, result, count, interval, timeout, pool)
+        else:
+            await _ping_adapter(url, result, count, interval, timeout, stale)
+    except Exception as exc:  # noqa: BLE001 - isolated: the other fronts are still reported
+        result.samples += [None] * (count - len(result.samples))
+        result.cause = f"the check failed unexpectedly: {_one_line(exc)}"
     return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _ping_real_front(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
@@ -138,7 +186,7 @@ async def _ping_real_front(url: FrontURL, result: PingResult, count: int, interv
         return
     problem = tcp.openctp_problem()
     if problem:
-        result.details["ctp_login"] = f"not measured: {problem}"
+        result.tcp_only = problem
         return
     loop = asyncio.get_running_loop()
     try:
@@ -162,13 +210,11 @@ def _connect_failure(exc: BaseException, host: str, port: int, timeout: float) -
 async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
                         stale: float) -> None:
     _, cls, settings = registry.resolve_front(url.raw)
-    check = getattr(cls, "check", None)
     try:
-        if check is not None:
-            check(url, settings)
-    except ValueError as exc:
+        registry.check_front(url, cls, settings)
+    except FrontAddressError as exc:
         result.samples = [None] * count
-        result.cause = str(exc)
+        result.cause = str(exc).removeprefix(f"front {url.raw!r}: ")
         return
     adapter = cls(url, settings)
     try:
@@ -190,6 +236,8 @@ async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval:
                 continue
             result.samples.append(round((time.perf_counter() - started) * 1000, 2))
             result.cause = None  # a later answer heals an earlier miss, as in ping(8)
+        if result.cause is None:
+            result.damage = await adapter.damage()
     finally:
         with contextlib.suppress(Exception):
             await adapter.close()
@@ -224,6 +272,11 @@ def _ms(value: float | None) -> str:
 def _detail(result: PingResult) -> str:
     if result.cause:
         return result.cause
+    if result.damage:
+        more = f" (and {len(result.damage) - 1} more)" if len(result.damage) > 1 else ""
+        return f"{result.damage[0]}{more}"
+    if result.tcp_only is not None:
+        return f"TCP connect only, the CTP login was not checked: {result.tcp_only}"
     details = result.details
     if "login_ms" in details:
         error = f", login error {details['login_error']}" if details.get("login_error") else ""
@@ -238,7 +291,7 @@ def _detail(result: PingResult) -> str:
 
 
 def rows(results: list[PingResult]) -> list[list[str]]:
-    return [[result.front, "ok" if result.healthy else "FAIL", *map(_ms, result.spread()), f"{result.loss:.0%}",
+    return [[result.front, result.status, *map(_ms, result.spread()), f"{result.loss:.0%}",
              _detail(result)] for result in results]
 
 
@@ -260,7 +313,7 @@ def rich_table(results: list[PingResult], round_number: int) -> Any:
     for name in HEADER:
         table.add_column(name, justify="right" if name in ("MIN", "MEDIAN", "MAX", "LOSS") else "left")
     for row, result in zip(rows(results), results):
-        style = None if result.healthy else "red"
+        style = {OK: None, TCP_ONLY: "yellow"}.get(result.status, "red")
         table.add_row(*row, style=style)
     return table
 
@@ -296,11 +349,11 @@ def run(urls: list[FrontURL], count: int, interval: float, timeout: float, stale
         if as_json:
             import json
 
-            out.write(json.dumps({"healthy": all(r.healthy for r in results),
+            out.write(json.dumps({"healthy": all(r.healthy for r in results), "exit_status": exit_status(results),
                                   "fronts": [r.as_json() for r in results]}, ensure_ascii=False, indent=2) + "\n")
         else:
             print_table(results, out)
-    return 0 if all(r.healthy for r in results) else 1
+    return exit_status(results)
 
 
 def _watch(urls: list[FrontURL], count: int, interval: float, timeout: float, stale: float, out: TextIO) -> int:
@@ -326,4 +379,4 @@ def _watch(urls: list[FrontURL], count: int, interval: float, timeout: float, st
                 time.sleep(max(interval, 1.0))
     except KeyboardInterrupt:
         pass
-    return 0 if results and all(r.healthy for r in results) else 1
+    return exit_status(results)

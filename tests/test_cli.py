@@ -87,3 +87,18 @@ def test_a_bad_ctpshim_front_is_a_usage_error_naming_the_variable(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ctpshim run: CTPSHIM_FRONT='sim://?speed=fast'")
     assert "--front" not in result.stderr  # the front came from the environment, not the option
+
+
+def test_a_program_that_cannot_be_run_is_a_one_line_usage_error(tmp_path):
+    os.mkfifo(tmp_path / "pipe.py")  # opening it to read would wait for a writer forever
+    cases = [
+        (["-m", "no_such_package.module"], "module 'no_such_package.module' not found"),
+        (["-m", "json"], "'json' is a package without a __main__ module"),
+        ([str(tmp_path)], "is not a regular file"),
+        ([str(tmp_path / "pipe.py")], "is not a regular file"),
+    ]
+    for args, words in cases:
+        result = ctpshim("run", *args, cwd=str(tmp_path))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

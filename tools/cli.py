@@ -254,9 +254,11 @@ def _main(argv: Sequence[str] | None) -> int:
             os.environ[FRONT_ENV] = front_override() or DEFAULT_FRONT
         except FrontAddressError as exc:
             parser.exit(2, f"ctpshim run: {exc}\n")
-    if not args.module and not os.path.isfile(args.program):
-        parser.exit(2, f"ctpshim run: program {args.program!r} not found (give a .py file, or -m module.name)\n")
-    from ctpshim.tools.runner import run_program
+    from ctpshim.tools.runner import program_problem, run_program
+
+    problem = program_problem(args.program, args.module)
+    if problem:
+        parser.exit(2, f"ctpshim run: {problem}\n")
 
     try:
         run_program(args.program, list(args.args), as_module=args.module)

@@ -35,6 +35,26 @@ def install_aliases() -> None:
         sys.modules[name] = tdapi
 
 
+def program_problem(target: str, as_module: bool) -> str | None:
+    """Why ``target`` cannot be run (it does not exist, is not a file, no such module), or ``None``."""
+    if as_module:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(target)
+            if spec is not None and spec.submodule_search_locations is not None:  # a package: its __main__ runs
+                if importlib.util.find_spec(f"{target}.__main__") is None:
+                    return f"{target!r} is a package without a __main__ module; name the module to run"
+        except (ImportError, ValueError):  # a missing parent package, an empty or relative name
+            spec = None
+        return None if spec is not None else f"module {target!r} not found (check the name, and that its package is importable)"
+    if not os.path.exists(target):
+        return f"program {target!r} not found (give a .py file, or -m module.name)"
+    if not os.path.isfile(target):
+        return f"program {target!r} is not a regular file (give a .py file, or -m module.name)"
+    return None
+
+
 def run_program(target: str, args: list[str], as_module: bool = False) -> None:
     """Run ``target`` (a script path, or a module name with ``as_module``) as ``__main__``."""
     install_aliases()

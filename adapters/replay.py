@@ -22,7 +22,6 @@ import functools
 import logging
 import math
 import re
-import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -368,8 +367,9 @@ class ReplayAdapter(Adapter):
         except (RecordingError, OSError, pa.ArrowException) as exc:
             if path not in self._unreadable:
                 self._unreadable.add(path)
-                log.warning("replay: %s cannot be read any more (%s); the rest of it is skipped and the replay "
-                            "goes on", path, _reason(exc))
+                problem = str(exc) if isinstance(exc, RecordingError) else f"{path}: {_reason(exc)}"
+                log.warning("replay: cannot be read any more: %s; the rest of that file is skipped and the replay "
+                            "goes on", problem)
 
     def _settle(self, fresh: set[str]) -> None:
         """Keep only the newest row of the instruments that did not tick in the latest piece.
@@ -427,38 +427,18 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
 def _recording_days(path: Path) -> list[Any]:
-    """The days of the recording at ``path``; ``ValueError`` naming the path and the reason for
-    what cannot be read.  A named pipe or a device is refused without being opened (opening one
-    waits for a writer)."""
-    from ..recording import ARCHIVE_SUFFIX, LIVE_SUFFIX, RecordingError, recording_days
+    """The days of the recording at ``path`` (every file checked before it is opened), or
+    ``ValueError`` naming the file and the reason."""
+    from ..recording import RecordingError, recording_days
 
     try:
-        if path.is_dir():
-            files = [file for file in path.iterdir() if file.suffix in (LIVE_SUFFIX, ARCHIVE_SUFFIX)]
-        else:
-            files = [path]
-        for file in files:
-            mode = file.stat().st_mode
-            if not stat.S_ISREG(mode):
-                kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-                raise ValueError(f"{file} is {kind}, not a recording: replay reads .parquet and .arrows files")
         return recording_days(path)
     except RecordingError as exc:
         raise ValueError(str(exc)) from None
-    except FileNotFoundError as exc:
-        raise ValueError(f"{exc.filename or path}: no such file or directory") from None
-    except OSError as exc:
-        raise ValueError(f"{exc.filename or path}: cannot be read: {_reason(exc)}") from None
 
 
 def _survey_of(path: Path, settings: dict[str, Any]) -> _Survey:
-    import pyarrow as pa
-
     from ..recording import RecordingError
 
     try:
@@ -467,8 +447,6 @@ def _survey_of(path: Path, settings: dict[str, Any]) -> _Survey:
                             settings["instruments"], settings["start"], settings["end"])
     except RecordingError as exc:
         raise ValueError(str(exc)) from None
-    except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"{path}: cannot be read: {_reason(exc)}") from None
 
 
 @functools.lru_cache(maxsize=256)

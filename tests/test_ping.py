@@ -388,3 +388,11 @@ def test_ping_without_the_locale_says_tcp_only_and_exits_3(listen, tmp_path):
     assert result.returncode == 3, result.stderr
     line = result.stdout.splitlines()[1]
     assert line.split()[1] == "tcp-only" and "zh_CN.GB18030" in line
+
+
+def test_a_named_pipe_as_a_recording_fails_at_once_instead_of_hanging(tmp_path):
+    os.mkfifo(tmp_path / "20261120.arrows")  # opening it to read would wait for a writer forever
+    result = ctpshim("ping", f"replay://{tmp_path}", f"replay://{tmp_path}/20261120.arrows", "sim://", "-c", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    folder, pipe, sim = (line.split()[1] for line in result.stdout.splitlines()[1:])
+    assert (folder, pipe, sim) == ("FAIL", "FAIL", "ok") and "named pipe" in result.stdout

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from ..calendar import now_china
 from ..errors import (
+    REASON_BAD_MESSAGE,
     REASON_HEARTBEAT_TIMEOUT,
     REASON_READ_FAILED,
     UpstreamDisconnected,
@@ -40,6 +41,7 @@ from ..errors import (
 )
 from ..io_loop import wait_at_most
 from ..market_data import DBL_MAX, depth_index, make_tick
+from ..messages import listing
 from ..reconnect import RETRY_PRIMARY_FEED
 from ..url import FrontURL, Setting, integer, number
 from .base import Adapter, Capabilities, require_extra
@@ -88,6 +90,11 @@ class QuoteSource:
 
     def rejects_batch(self, statements: list[tuple[str, str]]) -> bool:
         """Whether the reply is a whole-batch failure (one bad symbol spoils the request)."""
+        return False
+
+    def knows_none(self, text: str) -> bool:
+        """Whether a reply without statements is the source's way of saying it knows none of the
+        symbols (otherwise such a reply is not an answer from this source at all)."""
         return False
 
     def parse(self, payload: str, instrument_id: str) -> list[Any]:
@@ -177,6 +184,9 @@ class PollingAdapter(Adapter):
         self._route: dict[str, QuoteSource] = {}  # instrument ID -> the fallback, when the primary lacks it
         self._bad: set[tuple[str, str]] = set()  # (source, symbol) that spoil whole batches
         self._warned: set[str] = set()
+        # Found during a poll round, reported after it in one line each: (source, "ID (symbol)").
+        self._new_unknown: list[tuple[QuoteSource, str]] = []
+        self._new_routed: list[tuple[QuoteSource, str]] = []
         self._garbage_warned: dict[str, float] = {}
         self._seen: dict[str, Any] = {}
         self._primary_down: str | None = None  # why the primary failed, while the fallback serves
@@ -230,7 +240,7 @@ class PollingAdapter(Adapter):
             self._fresh.add(instrument_id)
         if unknown:
             log.warning("%s: %s not an instrument %s can quote (accepted as CTP does; no ticks will come)",
-                        self.scheme, ", ".join(unknown), self._names())
+                        self.scheme, listing(unknown), self._names())
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -259,7 +269,10 @@ class PollingAdapter(Adapter):
             # latency would take longer than the interval.
             jobs = [self._poll_batch(source, pairs[o:o + size])
                     for source, pairs in by_source.values() for o in range(0, len(pairs), size)]
-            answers = await asyncio.gather(*jobs)
+            try:
+                answers = await asyncio.gather(*jobs)
+            finally:
+                self._report_unknown()
             batch = [tick for answer in answers for tick in answer]
             if batch:
                 yield batch
@@ -385,13 +398,23 @@ class PollingAdapter(Adapter):
             if self.fallback.symbol_of(instrument_id) is not None:
                 self._route[instrument_id] = self.fallback
                 self._fresh.add(instrument_id)
-                log.warning("%s: no quote for %s (%s); asking %s for it", source.name, instrument_id, symbol,
-                            self.fallback.title)
+                self._new_routed.append((source, f"{instrument_id} ({symbol})"))
                 return
         if instrument_id not in self._warned:
             self._warned.add(instrument_id)
-            log.warning("%s: no data for %s (%s): %s answers an empty quote; no ticks will come",
-                        source.name, instrument_id, symbol, source.title)
+            self._new_unknown.append((source, f"{instrument_id} ({symbol})"))
+
+    def _report_unknown(self) -> None:
+        """One warning per source for the instruments a poll round found unknown (not one per ID)."""
+        for found, wording in ((self._new_routed, "no quote for {ids}; asking {fallback} for {them}"),
+                               (self._new_unknown, "no data for {ids}: {title} answers an empty quote; "
+                                                   "no ticks will come")):
+            for source in dict.fromkeys(source for source, _ in found):
+                ids = [shown for s, shown in found if s is source]
+                log.warning("%s: %s", source.name, wording.format(
+                    ids=listing(ids), title=source.title, them="it" if len(ids) == 1 else "them",
+                    fallback=self.fallback.title if self.fallback is not None else ""))
+            found.clear()
 
     def _changed(self, instrument_id: str, values: list[Any]) -> Any:
         """The tick if the quote changed since the last push (or was just subscribed), else None."""
@@ -421,16 +444,58 @@ class PollingAdapter(Adapter):
                 f"{source.name}: {source.base_url} did not answer within {self.config['timeout']:g} s",
                 REASON_HEARTBEAT_TIMEOUT) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamDisconnected(f"{source.name}: {source.base_url}: {exc}", REASON_READ_FAILED) from None
+            raise UpstreamDisconnected(f"{source.name}: {source.base_url}: {client_error(exc)}",
+                                       REASON_READ_FAILED) from None
         if status == 403:
             raise UpstreamDisconnected(f"{source.name}: HTTP 403 from {source.base_url}: {source.forbidden_hint}",
                                        REASON_READ_FAILED)
         if status != 200:
             raise UpstreamDisconnected(f"{source.name}: HTTP {status} from {source.base_url}", REASON_READ_FAILED)
-        return source.statements(body.decode("gb18030", "replace"))
+        text = body.decode("gb18030", "replace")
+        statements = source.statements(text)
+        if not statements and not source.knows_none(text):
+            # A captive portal, a proxy's error page, a wrong base_url: no symbol is "unknown" here.
+            raise UpstreamDisconnected(
+                f"{source.name}: {source.base_url} answered HTTP 200 with {what_body(body, text, source.title)} "
+                "(a proxy's or captive portal's page, or a base_url that is not the source?)", REASON_BAD_MESSAGE)
+        return statements
 
 
 # -- helpers the sources share ----------------------------------------------------------------------
+
+def what_body(body: bytes, text: str, title: str) -> str:
+    """What a 200 answer without a single quote statement holds, in words."""
+    stripped = text.strip()
+    if not stripped:
+        return "an empty body" if not body else f"a body of {len(body):,} blank bytes"
+    head = stripped[:4096].lower()
+    if head.startswith(("<!doctype html", "<html")) or "<html" in head or "<body" in head or "<head" in head:
+        found = re.search(r"<title[^>]*>(.*?)</title>", stripped[:16384], re.IGNORECASE | re.DOTALL)
+        page_title = " ".join(found.group(1).split())[:80] if found else ""
+        return f"an HTML page ({len(body):,} bytes{f', titled {page_title!r}' if page_title else ''}), " \
+               f"not {title} quote lines"
+    start = stripped[:60] + ("..." if len(stripped) > 60 else "")
+    return f"{len(body):,} bytes that are not {title} quote lines, starting {start!r}"
+
+
+def client_error(exc: Exception) -> str:
+    """An aiohttp failure in words (its own text says ``0, message=''`` for a redirect loop)."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        hops = [str(response.url) for response in exc.history]
+        last = exc.history[-1] if exc.history else None
+        location = last.headers.get("Location", "") if last is not None else ""
+        target = str(last.url.join(type(last.url)(location))) if last is not None and location else "?"
+        if target in hops or len(set(hops)) < len(hops):
+            cycle = list(dict.fromkeys(hops[1:] + [target]))[:5]
+            return f"a redirect loop (too many redirects): it is sent round {' -> '.join(cycle)} -> {cycle[0]} ..."
+        shown = hops[:2] + ["..."] + [target] if len(hops) > 2 else hops + [target]
+        return f"too many redirects ({len(hops)}): {' -> '.join(shown)}"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        where = f" at {exc.request_info.real_url}" if exc.request_info is not None else ""
+        return f"HTTP {exc.status}{f' {exc.message}' if exc.message else ''}{where}"
+    return str(exc) or type(exc).__name__
 
 def price_at(fields: list[str], index: int) -> float:
     """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX).  ``inf``, ``nan`` and

@@ -114,6 +114,9 @@ class TencentSource(QuoteSource):
     def statements(self, text: str) -> list[tuple[str, str]]:
         return split_statements(text)
 
+    def knows_none(self, text: str) -> bool:
+        return f'v_{NONE_MATCH}="' in text
+
     def parse(self, payload: str, instrument_id: str) -> list[Any]:
         return parse_statement(payload, instrument_id)
 

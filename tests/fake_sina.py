@@ -31,9 +31,15 @@ def tencent_sample(name: str) -> dict[str, str]:
 class FakeSina:
     """Answers ``/list=a,b,...`` with one statement per requested symbol, like Sina.
 
-    ``quotes`` maps a Sina symbol to its csv; ``mode`` is ``ok``, ``403``, ``500`` or ``slow``;
-    a request that contains a symbol in ``poison`` gets the whole-batch failure reply.
+    ``quotes`` maps a Sina symbol to its csv; ``mode`` is ``ok``, ``403``, ``500``, ``slow``, or a
+    broken upstream answering 200: ``html`` (a captive portal's login page), ``garbage``, ``empty``;
+    or ``redirect_loop`` (/a -> /b -> /a ...), ``redirect_chain`` (/hop/1 -> /hop/2 -> ... without end).
+    A request that contains a symbol in ``poison`` gets the whole-batch failure reply.
     """
+
+    PORTAL = ("<!DOCTYPE html>\n<html><head><title>Wi-Fi login</title></head>"
+              "<body><form>Accept the terms to continue</form></body></html>\n")
+    GARBAGE = "\x00\x17 upstream_error code=31 retry later \x7f"
 
     query = "list="
 
@@ -78,6 +84,17 @@ class FakeSina:
             return web.Response(status=500, text="oops")
         if self.mode == "slow":
             await asyncio.sleep(3)
+        if self.mode == "html":
+            return web.Response(text=self.PORTAL, content_type="text/html")
+        if self.mode == "garbage":
+            return web.Response(text=self.GARBAGE, content_type="application/javascript")
+        if self.mode == "empty":
+            return web.Response(body=b"", content_type="application/javascript")
+        if self.mode == "redirect_loop":
+            raise web.HTTPFound("/b" if request.path.startswith("/a") else "/a")
+        if self.mode == "redirect_chain":
+            hop = int(tail.split("/")[1]) if tail.startswith("hop/") else 0
+            raise web.HTTPFound(f"/hop/{hop + 1}")
         return web.Response(body=self.reply(symbols).encode("gbk"), content_type="application/javascript")
 
     def reply(self, symbols: list[str]) -> str:

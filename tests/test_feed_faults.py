@@ -4,7 +4,6 @@ lines altered: one bad value skips that line (with a warning naming it) and noth
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
@@ -164,7 +163,56 @@ def test_good_base_urls_are_accepted(make_md):
         api.RegisterFront(f"tencent://?fallback_url={base}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.mark.parametrize("mode, said", [
+    ("html", f"answered HTTP 200 with an HTML page ({len(FakeSina.PORTAL.encode())} bytes, titled 'Wi-Fi login'), "
+             "not Sina quote lines"),
+    ("garbage", f"answered HTTP 200 with {len(FakeSina.GARBAGE.encode())} bytes that are not Sina quote lines, "
+                "starting '\\x00\\x17 upstream_error"),
+    ("empty", "answered HTTP 200 with an empty body"),
+    ("redirect_loop", "a redirect loop (too many redirects): it is sent round http://127.0.0.1:"),
+    ("redirect_chain", "too many redirects (10): http://127.0.0.1:"),
+])
+def test_a_broken_upstream_is_reported_for_what_it_sent(make_md, sina, fast_reconnect, caplog, mode, said):
+    with caplog.at_level(logging.WARNING):
+        api, spi = make_md(f"sina://?base_url={sina.url}&interval=0.05", subscribe=["rb2701", "IF2612"])
+        wait_for(lambda: len(spi.ticks) == 2, what="the first ticks")
+        sina.mode = mode
+        wait_for(lambda: "OnFrontDisconnected" in spi.names(), what="the disconnect")
+        wait_for(lambda: said in caplog.text, what=said)
+    assert "answers an empty quote" not in caplog.text and "message=''" not in caplog.text
+    expected = 4097 if mode.startswith("redirect") else 8195  # a link failure; an answer that is not the source's
+    assert next(e[1] for e in spi.events if e[0] == "OnFrontDisconnected") == (expected,)
+    sina.mode = "ok"
+    wait_for(lambda: spi.names().count("OnFrontConnected") >= 2, what="the reconnect")
+
+
+def test_tencent_serving_a_portal_page_hands_over_to_sina(make_md, caplog):
+    qq, sn = FakeTencent(), FakeSina()
+    qq.mode = "html"
+    sn.quotes = sample("sina_sz300059_rt_hk00700_sh508000_capture_20260830.gbk.txt")
+    try:
+        with caplog.at_level(logging.WARNING):
+            api, spi = make_md(f"tencent://?base_url={qq.url}&fallback_url={sn.url}&interval=0.05",
+                               subscribe=["300059"])
+            wait_for(lambda: spi.ticks, what="a tick from Sina")
+        assert "tencent: http://127.0.0.1:" in caplog.text and "an HTML page" in caplog.text
+        assert "quoting from Sina meanwhile" in caplog.text and "no quote for" not in caplog.text
+    finally:
+        qq.stop()
+        sn.stop()
+
+
+def test_ten_thousand_unknown_ids_make_short_warnings(make_md, sina, caplog):
+    unknown = [f"rb{2700 + n % 100:04d}x{n}" for n in range(5000)] + [f"ZZ{n:04d}" for n in range(5000)]
+    empty = [f"rb{27}{m:02d}" for m in range(2, 13)]  # Sina answers an empty quote for these
+    with caplog.at_level(logging.WARNING):
+        api, spi = make_md(f"sina://?base_url={sina.url}&interval=0.05", subscribe=["rb2701"])
+        wait_for(lambda: spi.ticks, what="rb2701's tick")
+        ids = [i.encode() for i in unknown + empty]
+        assert api.SubscribeMarketData(ids, len(ids)) == 0
+        wait_for(lambda: "no data for" in caplog.text, what="the empty-quote warning")
+    lines = [r.getMessage() for r in caplog.records]
+    assert max(len(line) for line in lines) < 1000
+    assert any("... and 9,990 more (10,000 in all)" in line for line in lines)
+    assert any(line.startswith("sina: no data for rb2702 (nf_RB2702), ") and "... and 1 more (11 in all)" in line
+               for line in lines)

@@ -35,7 +35,7 @@ def test_once_on_sim_prints_every_instrument_and_exits_0():
 
 
 def test_once_on_replay_lists_the_recordings_instruments_by_itself():
-    result = ctpshim("quote", "replay://?speed=max&rebase=none", "--once")
+    result = ctpshim("quote", "replay://?bundled=RM705&speed=max&rebase=none", "--once")
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout)
     assert list(rows) == ["RM705"]

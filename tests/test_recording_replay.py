@@ -185,7 +185,7 @@ def test_a_truncated_archive_is_a_clear_error(tmp_path):
 def test_a_damaged_row_group_reads_up_to_the_damage_with_a_warning_naming_file_and_offset(tmp_path, caplog):
     import pyarrow.parquet as pq
 
-    bundled = create_adapter("replay://").path
+    bundled = create_adapter("replay://?bundled=RM705").path
     target = tmp_path / "20170320.parquet"
     pq.write_table(pq.read_table(bundled), target, compression="zstd", row_group_size=4000)
     group = pq.ParquetFile(target).metadata.row_group(2).column(0)
@@ -335,15 +335,15 @@ def test_filters_and_gap_skipping(tmp_path):
 
 
 def test_subscribing_to_an_instrument_not_in_the_recording_is_accepted_and_logged(make_md, caplog):
-    api, spi = make_md("replay://?speed=max&rebase=none", subscribe=["RM705", "rb2605"])
+    api, spi = make_md("replay://?bundled=RM705&speed=max&rebase=none", subscribe=["RM705", "rb2605"])
     wait_for(lambda: len(spi.ticks) > 100)
     wait_for(lambda: "rb2605 not in" in caplog.text)
     assert {t.InstrumentID for t in spi.ticks} == {"RM705"}
     assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspSubMarketData"] == ["RM705", "rb2605"]
 
 
-def test_the_bundled_day_is_the_default_recording():
-    days = recording_days(create_adapter("replay://").path)
+def test_the_bundled_rm705_day_is_available_by_name():
+    days = recording_days(create_adapter("replay://?bundled=RM705").path)
     assert [d.day for d in days] == ["20170320"]
 
 
@@ -412,7 +412,7 @@ def test_files_of_one_day_merge_by_receive_time_and_ties_come_in_file_order(tmp_
 
     from ctpshim.recording import write_archive
 
-    day = pq.read_table(create_adapter("replay://").path).slice(0, 1500)
+    day = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(0, 1500)
     name = day.schema.get_field_index("InstrumentID")
     # Overlapping files that share receive times row for row; b and c hold parts of the day, so
     # the merge meets each file's chunk ends at different times.
@@ -445,7 +445,7 @@ def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path, mo
     from ctpshim.market_data import depth_index
     from ctpshim.recording import VARIES, TickRows, constant_values
 
-    table = pq.read_table(create_adapter("replay://").path).slice(100, 2500)  # several CONVERT_ROWS
+    table = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(100, 2500)  # several CONVERT_ROWS
     constants = constant_values(table)
     index = depth_index()
     assert constants[index["ExchangeID"]] == "CZCE" and constants[index["LastPrice"]] is VARIES
@@ -482,7 +482,7 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
 
     # 30 instruments, each ticking only in its own row group of 4,000 rows: at the end of the
     # day each one's newest tick sits in a different part of the file.
-    part = pq.read_table(create_adapter("replay://").path).slice(0, 4000)
+    part = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(0, 4000)
     name, receive = SCHEMA.get_field_index("InstrumentID"), SCHEMA.get_field_index("ReceiveTime")
     groups = []
     for k in range(30):
@@ -521,7 +521,7 @@ def test_a_subscription_during_paced_replay_gets_the_newest_replayed_tick_then_t
     from ctpshim.recording import SCHEMA
 
     # X and Y take turns, a row every 10 ms; Volume numbers the rows.
-    part = pq.read_table(create_adapter("replay://").path).slice(0, 2000)
+    part = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(0, 2000)
     for name, values, kind in (("InstrumentID", [("X", "Y")[i % 2] for i in range(2000)], pa.string()),
                                ("Volume", list(range(2000)), pa.int32()),
                                ("ReceiveTime", [10**18 + i * 10**7 for i in range(2000)], pa.int64())):

@@ -133,9 +133,6 @@ class ReplayAdapter(Adapter):
         self.path = recording_path(url, settings)
         self.speed: float = settings["speed"]
         self.rebase = settings["rebase"] == "now"
-        # Kept by the session across the reconnects of one API object: where the replay is
-        # (a _Position), so that a new connection goes on from there.
-        self.carry: dict[str, Any] = {}
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
         self._latest: dict[str, TickRows] = {}  # instrument -> the rows holding its newest tick
@@ -171,6 +168,12 @@ class ReplayAdapter(Adapter):
     async def probe(self) -> dict[str, Any]:
         """Read every file of the recording: days, ticks, instruments and the recorded span."""
         return await asyncio.to_thread(self._describe)
+
+    async def damage(self) -> list[str]:
+        """Damage in the recording's files (one line each, naming file, part and byte offset), for ping."""
+        from ..recording import verify
+
+        return await asyncio.to_thread(verify, self.path)
 
     def _describe(self) -> dict[str, Any]:
         from ..recording import RecordingError, describe
@@ -228,6 +231,7 @@ class ReplayAdapter(Adapter):
         speed_factor = 0.0 if max_speed else 1.0 / self.speed
         skip_gaps = self.config["gaps"] == "skip"
         loop = self.config["loop"]
+        # Adapter.carry outlives this connection: the next one goes on from this position.
         position: _Position = self.carry.setdefault("replay", _Position())
         # The position moves on before each yield: what was handed out is never handed out again,
         # on this connection or the next.

@@ -34,37 +34,36 @@ def _joined_within(api: Any, timeout: float) -> list[Any]:
     return outcome
 
 
-def _md_api(flow_dir: str, on_connected: Callable[[Any], None]) -> Any:
-    class Spi(mdapi.CThostFtdcMdSpi):
+_KINDS = {
+    "md": (mdapi.CThostFtdcMdApi.CreateFtdcMdApi, mdapi.CThostFtdcMdSpi),
+    "td": (tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi, tdapi.CThostFtdcTraderSpi),
+}
+
+
+def _api(kind: str, flow_dir: str, on_connected: Callable[[Any], None]) -> Any:
+    """An md or trader API whose Spi calls ``on_connected(api)`` from OnFrontConnected."""
+    create, spi_base = _KINDS[kind]
+
+    class Spi(spi_base):  # type: ignore[misc,valid-type]
         def OnFrontConnected(self) -> None:
             on_connected(api)
 
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "md_")
-    api.RegisterSpi(Spi())
-    return api
-
-
-def _td_api(flow_dir: str, on_connected: Callable[[Any], None]) -> Any:
-    class Spi(tdapi.CThostFtdcTraderSpi):
-        def OnFrontConnected(self) -> None:
-            on_connected(api)
-
-    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir + "td_")
+    api = create(flow_dir + kind + "_")
     api.RegisterSpi(Spi())
     return api
 
 
 # -- item 8: Release() from a callback, then Join() --------------------------------------------
 
-@pytest.mark.parametrize("make", [_md_api, _td_api], ids=["md", "td"])
-def test_release_from_a_callback_returns_and_a_later_join_returns(flow_dir: str, make: Any) -> None:
+@pytest.mark.parametrize("kind", _KINDS)
+def test_release_from_a_callback_returns_and_a_later_join_returns(flow_dir: str, kind: str) -> None:
     released = threading.Event()
 
     def release(api: Any) -> None:
         api.Release()  # from the dispatcher thread: must neither deadlock nor raise
         released.set()
 
-    api = make(flow_dir, release)
+    api = _api(kind, flow_dir, release)
     api.RegisterFront(FRONT)
     api.Init()
     assert released.wait(10), "Release() called from OnFrontConnected did not return"
@@ -75,8 +74,8 @@ def test_release_from_a_callback_returns_and_a_later_join_returns(flow_dir: str,
         api.Init()
 
 
-@pytest.mark.parametrize("make", [_md_api, _td_api], ids=["md", "td"])
-def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, make: Any) -> None:
+@pytest.mark.parametrize("kind", _KINDS)
+def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, kind: str) -> None:
     go = threading.Event()
     released = threading.Event()
 
@@ -85,7 +84,7 @@ def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, make: Any
         api.Release()
         released.set()
 
-    api = make(flow_dir, release_when_told)
+    api = _api(kind, flow_dir, release_when_told)
     api.RegisterFront(FRONT)
     api.Init()
     outcome: list[Any] = []
@@ -99,15 +98,10 @@ def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, make: Any
 
 # -- item 10: a Spi class instead of an instance; IDs a C string cannot hold --------------------
 
-@pytest.mark.parametrize("module, create", [(mdapi, "md"), (tdapi, "td")])
-def test_register_spi_given_the_class_names_it_and_asks_for_an_instance(flow_dir: str, module: Any,
-                                                                       create: str) -> None:
-    if create == "md":
-        api = module.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir)
-        base = module.CThostFtdcMdSpi
-    else:
-        api = module.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir)
-        base = module.CThostFtdcTraderSpi
+@pytest.mark.parametrize("kind", _KINDS)
+def test_register_spi_given_the_class_names_it_and_asks_for_an_instance(flow_dir: str, kind: str) -> None:
+    create, base = _KINDS[kind]
+    api = create(flow_dir)
 
     class MySpi(base):  # type: ignore[misc,valid-type]
         pass

@@ -88,3 +88,32 @@ def test_once_on_tencent_quotes_stocks():
     rows = table_rows(result.stdout)
     assert rows["600519"][1:4] == ["1,301.5", "-4.95", "-0.38%"]  # against the previous close: stocks settle nothing
     assert rows["00700"][1] == "479.2" and rows["00700"][10].startswith("20260429")
+
+
+def test_once_json_is_one_object_per_instrument_with_ctp_names_and_null_for_absent():
+    import json
+
+    from .fake_sina import FakeSina, sample
+
+    server = FakeSina()
+    quotes = sample("sina_nf_RB0_IF0_after_close_20260805.gbk.txt")
+    server.quotes = {"nf_RB2701": quotes["nf_RB0"], "nf_IF2612": quotes["nf_IF0"]}
+    try:
+        result = ctpshim("quote", f"sina://?base_url={server.url}", "rb2701", "IF2612", "SR701", "--once", "--json",
+                         "-W", "2")
+    finally:
+        server.stop()
+    document = json.loads(result.stdout)  # nothing but the document on stdout
+    assert result.returncode == 1 and "SR701" in result.stderr  # Sina answers an empty quote for it
+    assert document["missing"] == ["SR701"] and document["front"].startswith("sina://")
+    rb, index = document["quotes"]
+    assert list(rb) == list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
+    assert (rb["InstrumentID"], rb["ExchangeID"], rb["UpdateTime"]) == ("rb2701", "SHFE", "15:00:00")
+    assert rb["LastPrice"] == 2990.0 and rb["Volume"] == 797857 and type(rb["Volume"]) is int
+    assert rb["UpperLimitPrice"] is None and rb["BidPrice2"] is None and rb["BidVolume2"] == 0  # absent: null
+    assert index["InstrumentID"] == "IF2612" and index["UpperLimitPrice"] == 5018.8
+
+
+def test_json_without_once_is_a_usage_error():
+    result = ctpshim("quote", SIM, "rb2605", "--json")
+    assert result.returncode == 2 and "--json needs --once" in result.stderr

@@ -6,7 +6,7 @@
     ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk]
     ctpshim info PATH [--json]
     ctpshim ping FRONT... [-c N] [-i S] [-W S] [--stale S] [--json | --watch]
-    ctpshim quote FRONT [ID...] [--once] [-W S]
+    ctpshim quote FRONT [ID...] [--once [--json]] [-W S]
     ctpshim schemes
 
 Exit status: the program's own for ``run``; 1 when a recording cannot be read or written, when a
@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("ids", nargs="*", metavar="ID",
                        help="instruments (default: those the source lists, e.g. a recording's)")
     quote.add_argument("--once", action="store_true", help="print one snapshot and exit (for scripts)")
+    quote.add_argument("--json", action="store_true",
+                       help="with --once: the snapshot as JSON, one object per instrument with CTP's member names, "
+                            "absent values as null")
     quote.add_argument("-W", "--timeout", type=_argument(number(0, 600)), default=10.0, metavar="S",
                        help="with --once: seconds to wait for every instrument's first tick (default 10)")
     commands.add_parser("schemes", help="list the front schemes and their settings")
@@ -174,6 +177,8 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         if args.watch:
             _require(parser, "rich", "cli", "ping --watch")
         return ping(urls, args.count, args.interval, args.timeout, args.stale, args.json, args.watch)
+    if args.json and not args.once:
+        parser.exit(2, "ctpshim quote: --json needs --once (a live table cannot be JSON)\n")
     _require(parser, "rich", "cli", "quote")
     try:
         registry.validate_front(args.front)
@@ -190,7 +195,7 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             why = f"cannot list its instruments ({exc or 'timed out'})"
         if not ids:
             parser.exit(2, f"ctpshim quote: {args.front} {why}; name them, e.g. ctpshim quote {args.front} rb2605\n")
-    return quote(args.front, ids, args.once, args.timeout)
+    return quote(args.front, ids, args.once, args.timeout, as_document=args.json)
 
 
 def _require(parser: argparse.ArgumentParser, module: str, extra: str, what: str) -> None:

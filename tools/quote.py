@@ -2,11 +2,14 @@
 
 The command is an ordinary CTP program: it logs in, subscribes and reads
 ``OnRtnDepthMarketData``, so what it shows is what a program on that front would get.
+``--once --json`` prints the newest tick of each instrument as JSON for scripts (see :func:`as_json`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import shutil
 import sys
 import tempfile
@@ -15,7 +18,9 @@ import time
 from typing import Any, TextIO
 
 from ctpshim import mdapi, registry
+from ctpshim.fields import member_names
 from ctpshim.market_data import DBL_MAX
+from ctpshim.messages import listing
 
 COLUMNS = ["Instrument", "Last", "Change", "Change %", "Bid", "Bid vol", "Ask", "Ask vol", "Volume",
            "Open interest", "Updated", "Ticks"]
@@ -104,6 +109,24 @@ def table(spi: QuoteSpi, front: str) -> Any:
     return view
 
 
+def as_json(tick: Any) -> dict[str, Any]:
+    """A tick as a JSON object: CTP member names as keys, in the struct's order; numbers as
+    numbers, text as text, absent values (DBL_MAX) as null."""
+    names = member_names(type(tick))
+    return {name: None if type(value) is float and (value >= DBL_MAX or not math.isfinite(value)) else value
+            for name, value in zip(names, tick)}
+
+
+def document(spi: QuoteSpi, front: str) -> str:
+    """``quote --once --json``'s output: the front, its state, one object per instrument that
+    ticked (in the order asked) and the instruments that did not."""
+    snapshot = spi.snapshot()
+    return json.dumps({"front": front, "state": spi.state,
+                       "quotes": [as_json(tick) for _, tick, _ in snapshot if tick is not None],
+                       "missing": [instrument for instrument, tick, _ in snapshot if tick is None]},
+                      indent=2, ensure_ascii=False, allow_nan=False)
+
+
 def known_instruments(front: str, wait: float = 2.0) -> list[str]:
     """The instruments a front's source knows (for ``quote`` without IDs); may be empty.
     Raises ``UpstreamError`` when the source cannot be reached."""
@@ -123,9 +146,11 @@ def known_instruments(front: str, wait: float = 2.0) -> list[str]:
     return asyncio.run(ask())
 
 
-def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sys.stdout) -> int:
+def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sys.stdout,
+        as_document: bool = False) -> int:
     """The ``quote`` command.  With ``once``: wait until every instrument has ticked (or
-    ``timeout`` passed), print one table and return 0 if every instrument ticked, else 1."""
+    ``timeout`` passed), print one table (``as_document``: the JSON :func:`document`) and return
+    0 if every instrument ticked, else 1."""
     from rich.console import Console
 
     console = Console(file=out, width=max(shutil.get_terminal_size().columns, 140) if once else None)
@@ -141,10 +166,13 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
             while time.monotonic() < deadline and not all(tick is not None for _, tick, _ in spi.snapshot()):
                 spi.changed.wait(0.1)
                 spi.changed.clear()
-            console.print(table(spi, front))
+            if as_document:
+                print(document(spi, front), file=out)
+            else:
+                console.print(table(spi, front))
             missing = [i for i, tick, _ in spi.snapshot() if tick is None]
             if missing:
-                print(f"ctpshim quote: no tick within {timeout:g} s for {', '.join(missing)} ({spi.state})",
+                print(f"ctpshim quote: no tick within {timeout:g} s for {listing(missing)} ({spi.state})",
                       file=sys.stderr)
                 return 1
             return 0

@@ -1,7 +1,11 @@
 """A market-data program written for openctp-ctp, in the style of openctp's md_demo.py.
 
 It knows nothing of ctpshim: it imports openctp_ctp and registers a SimNow front.  Run it on
-ctpshim's simulated market with
+the bundled real day (SHFE ru1901's night session of 2018-10-08, as recorded) with
+
+    python -m ctpshim run --front 'replay://?rebase=none' examples/md_demo.py 10 ru1901
+
+or on ctpshim's simulated market with
 
     python -m ctpshim run examples/md_demo.py [seconds] [instrument ...]
 """
@@ -19,6 +23,8 @@ class MdImpl(mdapi.CThostFtdcMdSpi):
         mdapi.CThostFtdcMdSpi.__init__(self)
         self.instruments = instruments
         self.ticks = 0
+        self.first = {}  # instrument -> its first tick (LastPrice, Volume, OpenInterest)
+        self.last = {}
         self.api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi()
         self.api.RegisterFront(front)
         self.api.RegisterSpi(self)
@@ -46,9 +52,17 @@ class MdImpl(mdapi.CThostFtdcMdSpi):
     def OnRtnDepthMarketData(self, pDepthMarketData):
         self.ticks += 1
         d = pDepthMarketData
-        print(f"{d.InstrumentID:<8} {d.ExchangeID:<6} {d.UpdateTime}.{d.UpdateMillisec:03d} "
+        print(f"{d.InstrumentID:<8} {d.ExchangeID:<6} {d.ActionDay} {d.UpdateTime}.{d.UpdateMillisec:03d} "
               f"last {d.LastPrice:<10g} bid {d.BidPrice1:<10g} ask {d.AskPrice1:<10g} "
               f"vol {d.Volume:<8} oi {d.OpenInterest:g}")
+        self.first.setdefault(d.InstrumentID, (d.LastPrice, d.Volume, d.OpenInterest))
+        self.last[d.InstrumentID] = (d.LastPrice, d.Volume, d.OpenInterest)
+
+    def summary(self):
+        for instrument, (price, volume, interest) in self.first.items():
+            last_price, last_volume, last_interest = self.last[instrument]
+            print(f"{instrument}: last {price:g} -> {last_price:g}, volume {volume} -> {last_volume} "
+                  f"(+{last_volume - volume}), open interest {interest:g} -> {last_interest:g}")
 
 
 if __name__ == "__main__":
@@ -58,3 +72,4 @@ if __name__ == "__main__":
     threading.Event().wait(seconds)
     md.api.Release()
     print(f"{md.ticks} ticks in {seconds:g} s")
+    md.summary()

@@ -332,7 +332,7 @@ class _DamagedStore(Adapter):
         return {"files": 1}
 
     async def damage(self) -> list[str]:
-        return ["x/20261120.parquet: row group 3 (byte 81920) is damaged (checksum)", "x/20261121.arrows: ..."]
+        return ["x/20261120.parquet: row group 3 (byte 81920) is damaged (type \x0f)", "x/20261121.arrows: ..."]
 
 
 class _LockedStore(Adapter):
@@ -361,7 +361,7 @@ def test_a_front_whose_check_raises_is_its_own_failure_and_the_table_still_print
                                                     ["damaged://", "damaged"]]
     assert lines[1].endswith("the check failed unexpectedly: OverflowError: cannot convert float infinity to integer")
     assert lines[2].endswith("/data/locked: Permission denied")
-    assert lines[3].endswith("row group 3 (byte 81920) is damaged (checksum) (and 1 more)")
+    assert lines[3].endswith("row group 3 (byte 81920) is damaged (type \\x0f) (and 1 more)")  # shown escaped
 
 
 def _no_ctp_login(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,3 +396,65 @@ def test_a_named_pipe_as_a_recording_fails_at_once_instead_of_hanging(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     folder, pipe, sim = (line.split()[1] for line in result.stdout.splitlines()[1:])
     assert (folder, pipe, sim) == ("FAIL", "FAIL", "ok") and "named pipe" in result.stdout
+
+
+def _recorded_day(folder: Path, day: str, start_ns: int) -> Path:
+    """A live file of three batches of 40 rb2605 ticks; its path."""
+    from ctpshim import recording
+    from ctpshim.market_data import blank_values, depth_index
+
+    member = depth_index()
+    writer = recording.LiveWriter(folder, archive=False)
+    for index in range(120):
+        tick = blank_values("rb2605", "SHFE")
+        tick[member["TradingDay"]] = tick[member["ActionDay"]] = day
+        tick[member["LastPrice"]], tick[member["Volume"]] = 3000.0 + index, index
+        writer.write(tick, start_ns + index * 250_000_000)
+        if index % 40 == 39:
+            writer.flush()
+    writer.close()
+    return folder / f"{day}.arrows"
+
+
+def test_a_damaged_recording_is_damaged_naming_file_part_and_offset(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ctpshim import recording
+
+    # Day one an archive of three row groups, with a page of the last one damaged ...
+    live = _recorded_day(tmp_path, "20261119", 1_795_050_000 * 10**9)
+    archive = tmp_path / "20261119.parquet"
+    pq.write_table(pa.Table.from_batches(list(recording.read_batches(live))), archive, row_group_size=40,
+                   **recording.ARCHIVE_OPTIONS)
+    live.unlink()
+    column = pq.ParquetFile(archive).metadata.row_group(2).column(10)
+    data = bytearray(archive.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size - 3] ^= 0x55
+    archive.write_bytes(data)
+    # ... day two a live file whose last batch has a damaged header.
+    live = _recorded_day(tmp_path, "20261120", 1_795_136_400 * 10**9)
+    data = bytearray(live.read_bytes())
+    reader, offsets = pa.BufferReader(bytes(data)), []
+    for _ in range(10):  # the schema, three batches, the end-of-stream marker
+        position = reader.tell()
+        try:
+            message = pa.ipc.read_message(reader)
+        except EOFError:
+            break
+        if message.type == "record batch":
+            offsets.append(position)
+    data[offsets[-1] + 8: offsets[-1] + 40] = b"\xff" * 32
+    live.write_bytes(data)
+
+    code, report = ping_json(f"replay://{tmp_path}", f"replay://{archive}", "sim://", "-c", "1")
+    folder, one, sim = report["fronts"]
+    assert code == 1 and report["exit_status"] == 1 and sim["status"] == "ok"
+    assert folder["status"] == one["status"] == "damaged" and not folder["healthy"] and folder["cause"] is None
+    assert len(folder["damage"]) == 2 and folder["damage"][0] == one["damage"][0]
+    assert str(archive) in folder["damage"][0] and "row group 2" in folder["damage"][0]
+    assert str(live) in folder["damage"][1] and f"byte {offsets[-1]}" in folder["damage"][1]
+    table = ctpshim("ping", f"replay://{tmp_path}", "-c", "1")
+    line = table.stdout.splitlines()[1]
+    assert table.returncode == 1 and line.split()[1] == "damaged"
+    assert line.endswith("(and 1 more)") and "row group 2" in line and line.isprintable()

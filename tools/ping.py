@@ -292,7 +292,14 @@ def _detail(result: PingResult) -> str:
 
 def rows(results: list[PingResult]) -> list[list[str]]:
     return [[result.front, result.status, *map(_ms, result.spread()), f"{result.loss:.0%}",
-             _detail(result)] for result in results]
+             _printable(_detail(result))] for result in results]
+
+
+def _printable(text: str) -> str:
+    """One table line: control characters in a cause (from a file or a feed) shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 HEADER = ["FRONT", "STATUS", "MIN", "MEDIAN", "MAX", "LOSS", "DETAIL"]

@@ -252,7 +252,7 @@ class SinaSource(QuoteSource):
             return None
         fields = payload.split(",")
         name = fields[1] if stock.exchange_id == "HKEX" and len(fields) > 1 else fields[0]
-        return StockInfo(stock.instrument_id, stock.exchange_id, stock.code, name.strip())
+        return stock.named(name)
 
     def probe_targets(self, now: datetime) -> list[ProbeTarget]:
         targets = []

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from ..market_data import DBL_MAX, check_values
-from ..stocks import StockInfo, is_open, parse_stock, stock_values
+from ..stocks import is_open, parse_stock, stock_values
 from ..url import Setting, choice
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, http_base_url, number_at, price_at
 from .sina import DEFAULT_BASE_URL as SINA_BASE_URL
@@ -125,8 +125,7 @@ class TencentSource(QuoteSource):
         if stock is None:
             return None
         fields = payload.split("~")
-        name = fields[1].strip() if len(fields) > 1 else ""
-        return StockInfo(stock.instrument_id, stock.exchange_id, stock.code, name)
+        return stock.named(fields[1] if len(fields) > 1 else "")
 
     def probe_targets(self, now: datetime) -> list[ProbeTarget]:
         return [ProbeTarget(to_tencent(code) or code, code, is_open(exchange, now)) for code, exchange in PROBE_CODES]

@@ -15,11 +15,12 @@ mainland calendar is used for both).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from typing import Any
 
 from .calendar import is_trading_day
+from .fields import load_spec
 from .market_data import blank_values, depth_index, set_level
 
 PREFIX_EXCHANGES = {"sh": "SSE", "sz": "SZSE", "bj": "BSE", "hk": "HKEX"}
@@ -77,10 +78,30 @@ class StockInfo:
         """The quote sites' symbol: ``sh600519``, ``hk00700``."""
         return EXCHANGE_PREFIXES[self.exchange_id] + self.code
 
+    def named(self, text: str) -> StockInfo:
+        """This stock with the name a feed sent, made fit for ``InstrumentName``: trimmed, control
+        characters dropped, cut to the member's ``char[N]`` (20 bytes in GB18030, as real fronts
+        cut long fund names)."""
+        name = "".join(c for c in text.strip() if c.isprintable())
+        limit = _name_bytes()
+        while len(name.encode("gb18030", "replace")) > limit:
+            name = name[:-1]
+        return replace(self, name=name.rstrip())
+
     @property
     def lot_shares(self) -> int:
         """Shares per lot in the quote sites' volumes for this market: 100 on the mainland."""
         return 1 if self.exchange_id == "HKEX" else 100
+
+
+_name_limit: list[int] = []
+
+
+def _name_bytes() -> int:
+    if not _name_limit:
+        members = load_spec()["fields"]["CThostFtdcInstrumentField"]
+        _name_limit.append(next(size for name, _, _, size in members if name == "InstrumentName") - 1)
+    return _name_limit[0]
 
 
 def parse_stock(instrument_id: str) -> StockInfo | None:

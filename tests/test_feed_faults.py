@@ -216,3 +216,19 @@ def test_ten_thousand_unknown_ids_make_short_warnings(make_md, sina, caplog):
     assert any("... and 9,990 more (10,000 in all)" in line for line in lines)
     assert any(line.startswith("sina: no data for rb2702 (nf_RB2702), ") and "... and 1 more (11 in all)" in line
                for line in lines)
+
+
+def test_a_long_name_from_the_feed_still_fits_instrument_name():
+    from ctpshim import tdapi
+    from ctpshim.adapters.sina import SinaSource
+    from ctpshim.adapters.tencent import TencentSource
+
+    long_name = "易方达沪深300交易型开放式指数证券投资基金联接A\x07"  # 50 bytes in GB18030, and a control byte
+    tencent_line = altered(MOUTAI, "~", 1, long_name)
+    sina_line = altered(sample("sina_sz300059_rt_hk00700_sh508000_capture_20260830.gbk.txt")["sz300059"], ",", 0,
+                        long_name)
+    for info in (TencentSource("http://127.0.0.1").instrument(tencent_line, "600519"),
+                 SinaSource("http://127.0.0.1").instrument(sina_line, "300059")):
+        assert info.name == "易方达沪深300交易型"  # cut at 20 bytes, on a character boundary
+        field = tdapi.CThostFtdcInstrumentField()
+        field.InstrumentName = info.name  # what ReqQryInstrument builds: it would raise TypeError

@@ -9,11 +9,17 @@ difference is a :class:`QuoteSource`.  :class:`PollingAdapter` does the rest, on
   a quote older than the last one pushed (a stale cache node, or the fallback lagging);
 * a whole-batch failure reply caused by one bad symbol is split until the symbol is found; it is
   dropped with one warning and the others go on;
-* an unknown symbol (empty answer) is accepted like CTP accepts it, warned once, never ticks;
-* a line that cannot be read is skipped with a warning that shows it (once a minute per symbol);
-* HTTP 403, other non-200 answers, timeouts and refused or dropped connections raise
-  :class:`UpstreamDisconnected` with a CTP reason code and the cause in words, so the session
-  reports ``OnFrontDisconnected``, backs off, reconnects and resubscribes;
+* an unknown symbol (empty answer) is accepted like CTP accepts it, warned once (one line per
+  poll round for all of them, through :func:`ctpshim.messages.listing`), never ticks;
+* a line that cannot be read, or holds a value its member cannot (``inf``, ``nan``, a volume
+  beyond int32, a negative price: :func:`ctpshim.market_data.check_values`, called by every
+  source's parser), is skipped with a warning that shows it (once a minute per symbol); the
+  other symbols go on;
+* HTTP 403, other non-200 answers, a 200 answer without a single statement (an HTML page,
+  garbage, an empty body: described as such), an answer over ``MAX_BODY_BYTES``, redirect loops,
+  timeouts and refused or dropped connections raise :class:`UpstreamDisconnected` with a CTP
+  reason code and the cause in words, so the session reports ``OnFrontDisconnected``, backs off,
+  reconnects and resubscribes;
 * with a fallback source (``tencent://`` has Sina's stock quotes): a batch the primary cannot
   answer is asked of the fallback, and instruments the primary does not know are quoted from the
   fallback; only when both fail does the session disconnect.
@@ -50,6 +56,9 @@ log = logging.getLogger("ctpshim.polling")
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ctpshim"
 GARBAGE_WARNING_EVERY_S = 60.0
+# Far above any real answer (800 symbols of about 500 bytes), so a proxy streaming something else
+# cannot fill the memory or hold the IO thread decoding it.
+MAX_BODY_BYTES = 8 * 2**20
 
 
 class FeedFormatError(ValueError):
@@ -437,8 +446,15 @@ class PollingAdapter(Adapter):
 
         try:
             async with self._session.get(source.url(symbols), headers=source.headers) as response:
-                body = await response.read()
                 status = response.status
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise UpstreamDisconnected(
+                            f"{source.name}: {source.base_url} sent more than {MAX_BODY_BYTES // 2**20} MB for "
+                            f"{len(symbols)} symbols (a {source.title} answer is a few hundred bytes a symbol); "
+                            "the answer was dropped", REASON_BAD_MESSAGE)
         except asyncio.TimeoutError:
             raise UpstreamDisconnected(
                 f"{source.name}: {source.base_url} did not answer within {self.config['timeout']:g} s",
@@ -451,7 +467,7 @@ class PollingAdapter(Adapter):
                                        REASON_READ_FAILED)
         if status != 200:
             raise UpstreamDisconnected(f"{source.name}: HTTP {status} from {source.base_url}", REASON_READ_FAILED)
-        text = body.decode("gb18030", "replace")
+        text = bytes(body).decode("gb18030", "replace")
         statements = source.statements(text)
         if not statements and not source.knows_none(text):
             # A captive portal, a proxy's error page, a wrong base_url: no symbol is "unknown" here.

@@ -18,14 +18,17 @@ and ask 1, as the payload has it.  This is also ``tencent://``'s fallback source
 
 A tick is pushed only when the quote changed; the first answer after a subscription is pushed
 as the current snapshot even when the market is closed.  Settings: ``interval`` (seconds between
-polls, default 0.5), ``batch`` (symbols per request, default 50), ``timeout`` (seconds, default 5),
-``base_url`` (default ``https://hq.sinajs.cn``; mirrors, proxies, tests).
+polls, 0.05 to 3600, default 0.5), ``batch`` (symbols per request, 1 to 800, default 50), ``timeout``
+(seconds, more than 0 and at most 120, default 5), ``base_url`` (``http(s)://host[:port][/path]``,
+default ``https://hq.sinajs.cn``; mirrors, proxies, tests).
 
 Faults (handled in :mod:`ctpshim.adapters.polling`): HTTP 403 (Sina refuses requests without a
 sina.com.cn Referer), 5xx, timeouts and dropped connections end the session with a CTP reason
 code; the session reconnects.  The whole-batch failure reply (``sys_auth="FAILED"``) caused by
 one bad symbol is isolated by splitting the batch; the bad symbol is dropped with one warning.
-Garbage lines are skipped with a warning that shows them.
+Garbage lines, and lines with a value no member can hold (checked by
+:func:`ctpshim.market_data.check_values` at the end of :func:`parse_statement`), are skipped with
+a warning that shows them; a 200 answer with no statement at all is a failed request.
 
 Example: ``sina://?interval=1&batch=40``.
 """

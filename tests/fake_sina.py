@@ -32,7 +32,8 @@ class FakeSina:
     """Answers ``/list=a,b,...`` with one statement per requested symbol, like Sina.
 
     ``quotes`` maps a Sina symbol to its csv; ``mode`` is ``ok``, ``403``, ``500``, ``slow``, or a
-    broken upstream answering 200: ``html`` (a captive portal's login page), ``garbage``, ``empty``;
+    broken upstream answering 200: ``html`` (a captive portal's login page), ``garbage``, ``empty``,
+    ``huge`` (9 MB);
     or ``redirect_loop`` (/a -> /b -> /a ...), ``redirect_chain`` (/hop/1 -> /hop/2 -> ... without end).
     A request that contains a symbol in ``poison`` gets the whole-batch failure reply.
     """
@@ -88,6 +89,8 @@ class FakeSina:
             return web.Response(text=self.PORTAL, content_type="text/html")
         if self.mode == "garbage":
             return web.Response(text=self.GARBAGE, content_type="application/javascript")
+        if self.mode == "huge":  # a proxy streaming something else: 9 MB
+            return web.Response(body=b"x" * (9 * 2**20), content_type="application/octet-stream")
         if self.mode == "empty":
             return web.Response(body=b"", content_type="application/javascript")
         if self.mode == "redirect_loop":

@@ -169,6 +169,7 @@ def test_good_base_urls_are_accepted(make_md):
     ("garbage", f"answered HTTP 200 with {len(FakeSina.GARBAGE.encode())} bytes that are not Sina quote lines, "
                 "starting '\\x00\\x17 upstream_error"),
     ("empty", "answered HTTP 200 with an empty body"),
+    ("huge", "sent more than 8 MB for 2 symbols"),
     ("redirect_loop", "a redirect loop (too many redirects): it is sent round http://127.0.0.1:"),
     ("redirect_chain", "too many redirects (10): http://127.0.0.1:"),
 ])

@@ -24,11 +24,11 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 
 
 def test_once_on_sim_prints_every_instrument_and_exits_0():
-    result = ctpshim("quote", SIM, "rb2605", "TA605", "--once")
+    result = ctpshim("quote", SIM, "rb2701", "TA701", "--once")
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout)
-    assert set(rows) == {"rb2605", "TA605"}
-    rb = rows["rb2605"]
+    assert set(rows) == {"rb2701", "TA701"}
+    rb = rows["rb2701"]
     assert float(rb[1].replace(",", "")) > 0 and re.match(r"^([+-][\d,.]+|0)$", rb[2]) and rb[3].endswith("%")
     assert rb[10].startswith("20261120 09:3") and int(rb[11]) >= 1
     assert "logged in, trading day 20261120" in result.stdout
@@ -43,10 +43,10 @@ def test_once_on_replay_lists_the_recordings_instruments_by_itself():
 
 
 def test_an_instrument_that_never_ticks_fails_once_and_says_which():
-    result = ctpshim("quote", SIM, "rb2605", "XX9999", "--once", "-W", "2")
+    result = ctpshim("quote", SIM, "rb2701", "XX9999", "--once", "-W", "2")
     assert result.returncode == 1
     missing = next(line for line in result.stderr.splitlines() if line.startswith("ctpshim quote: no tick within"))
-    assert "XX9999" in missing and "rb2605" not in missing
+    assert "XX9999" in missing and "rb2701" not in missing
     assert table_rows(result.stdout)["XX9999"][1:11] == ["-"] * 10
 
 

@@ -447,14 +447,15 @@ class PollingAdapter(Adapter):
         try:
             async with self._session.get(source.url(symbols), headers=source.headers) as response:
                 status = response.status
-                body = bytearray()
+                received = bytearray()
                 async for chunk in response.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
+                    received += chunk
+                    if len(received) > MAX_BODY_BYTES:
                         raise UpstreamDisconnected(
                             f"{source.name}: {source.base_url} sent more than {MAX_BODY_BYTES // 2**20} MB for "
                             f"{len(symbols)} symbols (a {source.title} answer is a few hundred bytes a symbol); "
                             "the answer was dropped", REASON_BAD_MESSAGE)
+                body = bytes(received)
         except asyncio.TimeoutError:
             raise UpstreamDisconnected(
                 f"{source.name}: {source.base_url} did not answer within {self.config['timeout']:g} s",
@@ -467,7 +468,7 @@ class PollingAdapter(Adapter):
                                        REASON_READ_FAILED)
         if status != 200:
             raise UpstreamDisconnected(f"{source.name}: HTTP {status} from {source.base_url}", REASON_READ_FAILED)
-        text = bytes(body).decode("gb18030", "replace")
+        text = body.decode("gb18030", "replace")
         statements = source.statements(text)
         if not statements and not source.knows_none(text):
             # A captive portal, a proxy's error page, a wrong base_url: no symbol is "unknown" here.
@@ -512,6 +513,7 @@ def client_error(exc: Exception) -> str:
         where = f" at {exc.request_info.real_url}" if exc.request_info is not None else ""
         return f"HTTP {exc.status}{f' {exc.message}' if exc.message else ''}{where}"
     return str(exc) or type(exc).__name__
+
 
 def price_at(fields: list[str], index: int) -> float:
     """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX).  ``inf``, ``nan`` and

@@ -18,7 +18,9 @@ Every adapter builds its ticks here, so the rules are written once:
   fronts do;
 * ``AveragePrice`` per exchange: Turnover / Volume (so still multiplied by the contract
   multiplier) on SHFE, INE, DCE, CFFEX and GFEX; the real average price rounded to the tick on
-  CZCE.
+  CZCE;
+* what each member may hold (:func:`check_values`, ranges by CTP typedef from the field spec),
+  checked by every parser of upstream data before :func:`make_tick`, which trusts its values.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def set_level(values: list[Any], side: str, level: int, price: float, volume: fl
 AVERAGE_PRICE_ON_TICK_GRID = frozenset({"CZCE"})
 
 
-def average_price(exchange_id: str, turnover: float, volume: int, multiplier: float, tick: float) -> float:
+def average_price(exchange_id: str, turnover: float, volume: float, multiplier: float, tick: float) -> float:
     """``AveragePrice`` as CTP reports it on ``exchange_id``."""
     if not volume > 0:
         return 0.0

@@ -87,6 +87,82 @@ def _packer(code: str, rows: int) -> struct.Struct:
     return struct.Struct(f"<{rows}{code}")
 
 
+class BadValueError(RecordingError):
+    """A value to be recorded that its member cannot hold; the message names the row and the column."""
+
+
+def bad_rows(columns: dict[str, pa.Array]) -> Iterator[tuple[str, pa.Array, str]]:
+    """Per tick column given: its name, a mask of the rows whose value the member cannot hold, and
+    what is valid.  The ranges are the feeds' (:func:`ctpshim.market_data.check_values`, from the
+    field spec): finite prices from 0 (DBL_MAX when absent), whole numbers in an int member's
+    range, text of at most its char array's length in GB18030.  Number columns are checked as
+    float64, before they are cast to their Arrow type (which would wrap or truncate)."""
+    import pyarrow.compute as pc
+
+    from .market_data import _value_rules
+
+    for _position, name, kind, low, high, valid in _value_rules():
+        column = columns.get(name)
+        if column is None:
+            continue
+        if kind in ("double", "int"):
+            values = pc.cast(column, pa.float64())
+            inside = pc.and_kleene(pc.greater_equal(values, low), pc.less_equal(values, high))
+            if kind == "int":
+                inside = pc.and_kleene(inside, pc.equal(pc.floor(values), values))
+            bad = pc.invert(pc.fill_null(inside, False))
+        else:
+            text = pc.cast(column, pa.string())
+            bad = pc.fill_null(pc.greater(pc.binary_length(text), high), False)
+            long_rows = pc.indices_nonzero(bad)
+            if len(long_rows):  # too long in UTF-8; CTP counts GB18030 bytes (two per Chinese character)
+                fitting = [row for row, value in zip(long_rows.to_pylist(), pc.take(text, long_rows).to_pylist())
+                           if _gb18030_fits(value, high)]
+                if fitting:
+                    rows = pa.array(range(len(text)), pa.int64())
+                    bad = pc.and_(bad, pc.invert(pc.is_in(rows, value_set=pa.array(fitting, pa.int64()))))
+        if pc.any(bad).as_py():
+            yield name, bad, valid
+
+
+def _gb18030_fits(text: str, size: int) -> bool:
+    try:
+        return len(text.encode("gb18030")) <= size
+    except UnicodeEncodeError:
+        return False
+
+
+def check_columns(columns: dict[str, pa.Array], source: str, skip: bool = False) -> tuple[pa.Array | None, int]:
+    """Check imported columns before they become the schema's types (see :func:`bad_rows`).
+
+    Without ``skip``, the first bad value raises :class:`BadValueError` naming the data row (from
+    1), the column, the value and what is valid; with it, returns a mask of the good rows (None
+    when all are) and how many rows are bad.
+    """
+    import pyarrow.compute as pc
+
+    keep = None
+    first: tuple[int, str, str] | None = None
+    for name, bad, valid in bad_rows(columns):
+        if skip:
+            keep = pc.invert(bad) if keep is None else pc.and_(keep, pc.invert(bad))
+            continue
+        row = pc.index(bad, True).as_py()
+        if first is None or row < first[0]:
+            first = (row, name, valid)
+    if first is not None:
+        row, name, valid = first
+        value = columns[name][row].as_py()
+        shown = repr(int(value) if type(value) is float and value.is_integer() and abs(value) < 1e18 else value)
+        if len(shown) > 40:
+            shown = f"{shown[:37]}... ({len(value)} characters)" if isinstance(value, str) else shown[:37] + "..."
+        raise BadValueError(f"{source}: data row {row + 1}, column {name}: {shown} is not valid: expected "
+                            f"{valid} (--skip-bad skips such rows)")
+    if keep is None:
+        return None, 0
+    return keep, len(keep) - pc.sum(keep).as_py()
+
+
 def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
     """A table of the schema from tick objects (lists of the 48 values) and their receive times.
 
@@ -125,14 +201,15 @@ class LiveWriter:
     (and archiving the finished day) when the trading day changes.
 
     ``write`` takes a tick and its receive time; call ``close`` to end cleanly (it archives the
-    current day).  An ``OSError`` while writing (a full disk) is raised as :class:`RecordingError`
-    after closing what can be closed: the file stays readable up to the last complete flush.
+    current day).  A folder that cannot be written is refused at once; an ``OSError`` while
+    writing (a full disk) is raised as :class:`RecordingError` after closing what can be closed:
+    the file stays readable up to the last complete flush.
     """
 
     def __init__(self, directory: str | os.PathLike[str], flush_interval: float = FLUSH_INTERVAL,
                  archive: bool = True) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _writable_folder(self.directory)
         self.flush_interval_ns = int(flush_interval * 1e9)
         self.archive = archive
         self.day = ""
@@ -145,6 +222,7 @@ class LiveWriter:
         self._lock = threading.Lock()  # write() runs on a callback thread, flush_if_due() on another
         self._archivers: list[threading.Thread] = []
         self.written = 0
+        self.flushed = 0  # of those, how many were handed to the operating system (they survive SIGKILL)
         self.days: list[str] = []
         self._instruments: set[str] = set()
         self._uncounted: list[pa.ChunkedArray] = []  # InstrumentID columns not yet in _instruments
@@ -201,9 +279,11 @@ class LiveWriter:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)  # Arrow's own text adds its source line
             raise RecordingError(
                 f"cannot write {path}: {reason}; recording stopped. The file is readable up to the last complete "
-                f"flush ({self.written} ticks were written before this one)"
+                f"flush: {self.flushed:,} ticks"
             ) from exc
         self.written += len(self._times)
+        if flush:
+            self.flushed = self.written
         if table is not None:
             # Counted in bulk: Arrow's unique() lets go of the interpreter lock, and the callback
             # thread then waits to get it back, on every chunk.
@@ -245,8 +325,12 @@ class LiveWriter:
         # Arrow's own file, not a Python one: the IPC writer hands it each column's buffers
         # without going back through Python (and the GIL) for every one.  flush() passes the
         # buffer to the operating system, where it survives a SIGKILL.
-        self._sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), LIVE_BUFFER_BYTES)
-        self._writer = ipc.new_stream(self._sink, SCHEMA)
+        try:
+            self._sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), LIVE_BUFFER_BYTES)
+            self._writer = ipc.new_stream(self._sink, SCHEMA)
+        except OSError as exc:
+            self._abandon()
+            raise RecordingError(f"cannot write {_os_error(path, exc)}; recording stopped") from None
 
     def _close_day(self, background: bool = False) -> None:
         self._write_chunk(flush=True)
@@ -275,13 +359,32 @@ class LiveWriter:
         self._archivers = []
 
 
+def _writable_folder(directory: Path) -> None:
+    """Make ``directory`` if needed and check a file can be made in it (permissions, a read-only
+    file system), so a recorder is refused before it starts."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".ctpshim-write-test-{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except (FileExistsError, NotADirectoryError):
+        raise RecordingError(f"cannot record into {directory}: it is a file, not a folder") from None
+    except OSError as exc:
+        raise RecordingError(f"cannot record into {_os_error(directory, exc)}") from None
+
+
 def archive_day(live: Path) -> Path:
     """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file.
 
     Streams: one row group (``ARCHIVE_ROW_GROUP`` ticks) at a time is held, whatever the size of the day.
+    A live file's damaged tail (a recorder killed mid-write) is left out with a warning; a damaged
+    archive is not rewritten (what follows its damage would be lost): both files are kept and
+    :class:`RecordingError` says so.
     """
     target = live.with_suffix(ARCHIVE_SUFFIX)
-    sources = [(TickRows(batch, NOTHING_SHARED) for batch in read_batches(path)) for path in (target, live) if path.exists()]
+    archived_damage: list[str] = []
+    sources = [(TickRows(batch, NOTHING_SHARED) for batch in read_batches(path, damage=damage))
+               for path, damage in ((target, archived_damage), (live, None)) if path.exists()]
     temporary = target.with_suffix(".parquet.tmp")
     writer: pq.ParquetWriter | None = None
     group: list[pa.RecordBatch] = []
@@ -298,10 +401,15 @@ def archive_day(live: Path) -> Path:
                 rows -= ARCHIVE_ROW_GROUP
         if rows:
             writer = _write_group(writer, temporary, pa.Table.from_batches(group, schema=SCHEMA))
-    except BaseException:
+        if archived_damage:
+            raise RecordingError(f"{archived_damage[0]}. {live} is not merged into it: move the damaged archive "
+                                 "out of the folder, then record again")
+    except BaseException as exc:
         if writer is not None:
             writer.close()
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise RecordingError(f"cannot archive {live}: {_os_error(temporary, exc)}") from None
         raise
     if writer is not None:
         writer.close()
@@ -321,13 +429,20 @@ _DAMAGE_TEXT = "the ticks before it are read, the rest of the file is skipped"
 IPC_CONTINUATION = b"\xff\xff\xff\xff"  # how every message of an Arrow IPC stream starts
 
 
+_warned: set[str] = set()  # damage already logged: several readers of one file (replay has three) warn once
+_WARNED_MAX = 1024
+
+
 def _damaged(damage: list[str] | None, message: str) -> None:
     """One place for damage found while reading: collected by a caller that reports it (verify,
-    info, convert), else one warning."""
-    if damage is None:
-        log.warning("%s", message)
-    else:
+    info, convert), else one warning per damage and process."""
+    if damage is not None:
         damage.append(message)
+    elif message not in _warned:
+        if len(_warned) >= _WARNED_MAX:
+            _warned.clear()
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 def _os_error(path: Path, exc: OSError) -> RecordingError:
@@ -346,7 +461,7 @@ def _kind_of(mode: int) -> str:
                        (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "a special file"
 
 
 def check_file(path: Path) -> None:
@@ -357,7 +472,8 @@ def check_file(path: Path) -> None:
     except OSError as exc:
         raise _os_error(path, exc) from None
     if not stat.S_ISREG(mode):
-        raise RecordingError(f"{path}: {_kind_of(mode)}, not a recording file (a .parquet or .arrows file)")
+        raise RecordingError(f"{path}: {_kind_of(mode)}, not a regular file: refused (only files are read; a "
+                             "pipe or a device could block or never end)")
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as exc:
@@ -716,7 +832,8 @@ GAP_SECONDS = 60  # a pause between two ticks longer than this is reported as a 
 def describe(path: str | os.PathLike[str], damage: list[str] | None = None) -> list[dict[str, Any]]:
     """Per file of a recording: instruments (with tick counts), trading days, ticks, the first
     and last tick (``ActionDay UpdateTime``) and the gaps longer than ``GAP_SECONDS``; of a
-    damaged file, what is before the damage (see :func:`read_tables` for ``damage``)."""
+    damaged file, what is before the damage (see :func:`read_tables` for ``damage``): every
+    column is read, so ``ticks`` is what replay can play."""
     import pyarrow.compute as pc
 
     columns = ["InstrumentID", "TradingDay", "ActionDay", "UpdateTime", RECEIVE_TIME]
@@ -729,9 +846,11 @@ def describe(path: str | os.PathLike[str], damage: list[str] | None = None) -> l
             gaps: list[tuple[str, str, float]] = []
             count = 0
             previous: tuple[int, str] | None = None  # the last tick of the batch before: (receive, stamp)
-            for batch in read_batches(file, columns, damage):
-                if not batch.num_rows:
+            # Every column is read (and checked), so the count is what replay can play.
+            for whole in read_batches(file, damage=damage):
+                if not whole.num_rows:
                     continue
+                batch = whole.select(columns)
                 count += batch.num_rows
                 for entry in pc.value_counts(batch.column("InstrumentID")).to_pylist():
                     per_instrument[entry["values"]] = per_instrument.get(entry["values"], 0) + entry["counts"]
@@ -798,13 +917,15 @@ def _file_day(path: Path) -> str:
     """The file's trading day: from its name when it is YYYYMMDD, else from its first row."""
     if path.stem.isdigit() and len(path.stem) == 8:
         return path.stem
-    for batch in read_batches(path, ["TradingDay"]):
+    damage: list[str] = []  # reported by whatever reads the file; here only if it leaves no tick to date
+    for batch in read_batches(path, ["TradingDay"], damage):
         if batch.num_rows:
             day = str(batch.column(0)[0].as_py())
             if not (day.isdigit() and len(day) == 8):
                 raise RecordingError(f"{path}: its first tick's TradingDay {day!r} is not a date (YYYYMMDD)")
             return day
-    raise RecordingError(f"{path}: no readable ticks, and its name is not a trading day (YYYYMMDD) to file it under")
+    raise RecordingError(damage[0] if damage else
+                         f"{path}: no ticks, and its name is not a trading day (YYYYMMDD) to file it under")
 
 
 def verify(path: str | os.PathLike[str]) -> list[str]:

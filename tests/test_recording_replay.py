@@ -59,12 +59,12 @@ def rows(path) -> list[list]:
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6),
-       ids=st.lists(st.sampled_from(["rb2605", "au2606", "TA605", "IF2612", "m2605", "sc2603"]),
+       ids=st.lists(st.sampled_from(["rb2701", "au2612", "TA701", "IF2612", "m2701", "sc2701"]),
                     min_size=1, max_size=3, unique=True))
 def test_recorded_sim_ticks_replay_identically(tmp_path_factory, make_md, seed, ids):
     folder = tmp_path_factory.mktemp("rec")
     front = f"sim://?seed={seed}&speed=max&start=2026-11-20T09:35"
-    assert record(front, ids, str(folder), duration=None, limit=3000, quiet=True) == 0
+    assert record(front, ids, str(folder), duration=60, limit=3000, quiet=True) == 0
     recorded = rows(next(folder.glob("*.parquet")))
     assert len(recorded) >= 3000
     api, spi = make_md(f"replay://{folder}?speed=max&rebase=none", subscribe=ids)
@@ -105,8 +105,8 @@ def test_ctp_csv_quirks_bom_cr_lines_unpadded_hours_calendar_trading_day(tmp_pat
     source = tmp_path / "quirky.csv"
     lines = [
         "\ufeffTradingDay,InstrumentID,LastPrice,Volume,UpdateTime,UpdateMillisec,BidPrice1,BidVolume1",
-        "20261119,rb2605,3150,10,21:30:00,500,3149,3",
-        "20261120,rb2605,3151,12,9:00:01,0,3150,4",
+        "20261119,rb2701,3150,10,21:30:00,500,3149,3",
+        "20261120,rb2701,3151,12,9:00:01,0,3150,4",
     ]
     source.write_bytes("\r".join(lines).encode("utf-8"))
     target = tmp_path / "out"
@@ -140,8 +140,8 @@ def test_unknown_layout_lists_the_known_ones_and_the_columns_seen(tmp_path):
 def test_a_recorder_killed_with_sigkill_leaves_a_readable_file_missing_at_most_a_second(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=50&start=2026-11-20T09:35", "-i", "rb2605",
-         "au2606", "-o", str(tmp_path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=50&start=2026-11-20T09:35", "-i", "rb2701",
+         "au2612", "-o", str(tmp_path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     live = tmp_path / "20261120.arrows"
     wait_for(lambda: live.exists() and live.stat().st_size > 20_000, timeout=30, what="a growing live file")
     time.sleep(1.5)
@@ -158,7 +158,7 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_file_missing_at_most_a
 
 def test_a_truncated_live_file_reads_up_to_the_damage_with_a_warning(tmp_path, caplog):
     writer = LiveWriter(tmp_path, archive=False)
-    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 500)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701"], 500)
     for index, tick in enumerate(ticks):
         writer.write(tick, 10**18 + index)
         if index % 100 == 99:
@@ -218,7 +218,7 @@ def test_a_file_that_is_not_a_ctpshim_recording_is_refused_at_register_front(tmp
     import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
-    foreign = pa.table({"InstrumentID": ["rb2605"], "LastPrice": ["3000"]})
+    foreign = pa.table({"InstrumentID": ["rb2701"], "LastPrice": ["3000"]})
     path = tmp_path / f"20261120{suffix}"
     if suffix == ".parquet":
         pq.write_table(foreign, path)
@@ -234,7 +234,7 @@ def test_a_file_that_is_not_a_ctpshim_recording_is_refused_at_register_front(tmp
 
 def test_a_failing_disk_stops_the_recorder_with_a_clear_error_and_a_readable_file(tmp_path):
     writer = LiveWriter(tmp_path, archive=False)
-    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], 300)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701"], 300)
     for tick in ticks[:150]:
         writer.write(tick)
     writer.flush()
@@ -265,7 +265,7 @@ def test_a_value_that_does_not_fit_its_column_is_a_clear_recording_error(member,
     from ctpshim.market_data import blank_values, depth_index
     from ctpshim.recording import table_from_ticks
 
-    good = blank_values("rb2605", "SHFE")
+    good = blank_values("rb2701", "SHFE")
     bad = list(good)
     bad[depth_index()[member]] = value
     assert table_from_ticks([good, good], [1, 2]).num_rows == 2
@@ -278,7 +278,7 @@ def test_the_recorder_counts_the_instruments_it_has_written(tmp_path, monkeypatc
 
     monkeypatch.setattr(recording, "WRITE_CHUNK", 4)
     monkeypatch.setattr(recording, "COUNT_INSTRUMENTS_EVERY", 3)
-    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606", "cu2607"], 60)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701", "au2612", "cu2612"], 60)
     writer = LiveWriter(tmp_path, archive=False)
     for number, tick in enumerate(ticks, 1):
         writer.write(tick)
@@ -286,11 +286,11 @@ def test_the_recorder_counts_the_instruments_it_has_written(tmp_path, monkeypatc
             assert writer.instruments == {t.InstrumentID for t in ticks[:writer.written]}
     assert writer.written > 4 * 3  # several counts came and went
     writer.close()
-    assert writer.instruments == {"rb2605", "au2606", "cu2607"}
+    assert writer.instruments == {"rb2701", "au2612", "cu2612"}
 
 
 def test_recording_rotates_at_the_trading_day_boundary(tmp_path):
-    code = record("sim://?speed=max&start=2026-11-20T14:59:50", ["rb2605"], str(tmp_path), None, 200, quiet=True)
+    code = record("sim://?speed=max&start=2026-11-20T14:59:50", ["rb2701"], str(tmp_path), 60, 200, quiet=True)
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20261120.parquet", "20261123.parquet"]
     names = list(mdapi.CThostFtdcDepthMarketDataField.__annotations__)
@@ -335,11 +335,11 @@ def test_filters_and_gap_skipping(tmp_path):
 
 
 def test_subscribing_to_an_instrument_not_in_the_recording_is_accepted_and_logged(make_md, caplog):
-    api, spi = make_md("replay://?bundled=RM705&speed=max&rebase=none", subscribe=["RM705", "rb2605"])
+    api, spi = make_md("replay://?bundled=RM705&speed=max&rebase=none", subscribe=["RM705", "rb2701"])
     wait_for(lambda: len(spi.ticks) > 100)
-    wait_for(lambda: "rb2605 not in" in caplog.text)
+    wait_for(lambda: "rb2701 not in" in caplog.text)
     assert {t.InstrumentID for t in spi.ticks} == {"RM705"}
-    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspSubMarketData"] == ["RM705", "rb2605"]
+    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspSubMarketData"] == ["RM705", "rb2701"]
 
 
 def test_the_bundled_rm705_day_is_available_by_name():
@@ -369,11 +369,11 @@ def test_cli_usage_and_data_errors(tmp_path):
     odd.write_text("a,b\n1,2\n")
     result = ctpshim("convert", str(odd), "-o", str(tmp_path / "x.parquet"))
     assert result.returncode == 1 and "unknown CSV layout" in result.stderr
-    result = ctpshim("record", "sim://?speed=0", "-i", "rb2605", "-o", str(tmp_path))
+    result = ctpshim("record", "sim://?speed=0", "-i", "rb2701", "-o", str(tmp_path))
     assert result.returncode == 2 and "speed='0'" in result.stderr
-    result = ctpshim("record", "sim://", "-i", "rb2605", "-o", str(tmp_path), "--count", "-5")
+    result = ctpshim("record", "sim://", "-i", "rb2701", "-o", str(tmp_path), "--count", "-5")
     assert result.returncode == 2 and "'-5': expected a whole number from 1" in result.stderr
-    result = ctpshim("record", "sim://?speed=max&start=2026-11-20T09:35", "-i", "rb2605", "-o", str(tmp_path / "r"),
+    result = ctpshim("record", "sim://?speed=max&start=2026-11-20T09:35", "-i", "rb2701", "-o", str(tmp_path / "r"),
                      "--count", "300", "--quiet")
     assert result.returncode == 0 and "recorded" in result.stdout and (tmp_path / "r" / "20261120.parquet").exists()
 
@@ -381,7 +381,7 @@ def test_cli_usage_and_data_errors(tmp_path):
 def test_ctrl_c_closes_and_archives_the_recording_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=20&start=2026-11-20T09:35", "-i", "rb2605",
+        [sys.executable, "-m", "ctpshim", "record", "sim://?speed=20&start=2026-11-20T09:35", "-i", "rb2701",
          "-o", str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (tmp_path / "20261120.arrows").exists(), timeout=30)
     time.sleep(1.5)
@@ -394,15 +394,15 @@ def test_ctrl_c_closes_and_archives_the_recording_cleanly(tmp_path):
 
 
 def test_files_of_one_day_merge_in_time_order(tmp_path):
-    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606"], 400)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701", "au2612"], 400)
     folder = tmp_path / "day"
     folder.mkdir()
     from ctpshim.recording import table_from_ticks, write_archive
 
-    for name in ("rb2605", "au2606"):
+    for name in ("rb2701", "au2612"):
         mine = [(t, 10**18 + i) for i, t in enumerate(ticks) if t.InstrumentID == name]
         write_archive(table_from_ticks([t for t, _ in mine], [r for _, r in mine]), folder / f"{name}.parquet")
-    merged = replay_all(f"replay://{folder}?speed=max&rebase=none", ["rb2605", "au2606"], len(ticks))
+    merged = replay_all(f"replay://{folder}?speed=max&rebase=none", ["rb2701", "au2612"], len(ticks))
     assert [list(t) for t in merged] == [list(t) for t in ticks]
 
 
@@ -465,7 +465,7 @@ def test_recording_leaves_the_garbage_collector_settings_as_it_found_them(tmp_pa
     import gc
 
     before = gc.get_threshold()
-    assert record("sim://?speed=max&start=2026-11-20T09:35", ["rb2605"], str(tmp_path), None, 300, quiet=True) == 0
+    assert record("sim://?speed=max&start=2026-11-20T09:35", ["rb2701"], str(tmp_path), 60, 300, quiet=True) == 0
     assert gc.get_threshold() == before
     with pytest.raises(RecordingError):
         with fewer_young_collections():
@@ -562,7 +562,7 @@ def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive
 
     monkeypatch.setattr(recording, "ARCHIVE_ROW_GROUP", 12_000)
     monkeypatch.setattr(recording, "DECODE_ROWS", 5_000)
-    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2605", "au2606"], 40_000)
+    ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701", "au2612"], 40_000)
     assert {t.TradingDay for t in ticks} == {"20261120"}
     first = LiveWriter(tmp_path)  # the first run of the day: archived when it stops
     for index in range(0, len(ticks), 2):

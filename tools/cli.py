@@ -3,7 +3,7 @@
     ctpshim run [--front URL | --own-fronts] program.py [args...]
     ctpshim run [--front URL] -m package.module [args...]
     ctpshim record FRONT -i ID [ID ...] -o DIR [--duration S] [--count N]
-    ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk]
+    ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk] [--skip-bad]
     ctpshim info PATH [--json]
     ctpshim ping FRONT... [-c N] [-i S] [-W S] [--stale S] [--json | --watch]
     ctpshim quote FRONT [ID...] [--once [--json]] [-W S]
@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("input", help="a CSV file, or a recording (.parquet/.arrows file or folder)")
     convert.add_argument("-o", "--output", required=True, help="a .parquet file, a .csv file, or a folder")
     convert.add_argument("--format", choices=["ctp", "vnpy1", "tqsdk"], help="the CSV layout (default: detected)")
+    convert.add_argument("--skip-bad", action="store_true",
+                         help="skip CSV rows holding a value their member cannot hold (default: stop at the first)")
     info = commands.add_parser("info", help="instruments, trading days, ticks, span and gaps of a recording")
     info.add_argument("path", help="a recording file or folder")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -136,23 +138,19 @@ def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
                 parser.exit(2, f"ctpshim convert: {args.input}: no such file or directory\n")
             from .convert import convert
 
-            report = convert(args.input, args.output, args.format)
+            report = convert(args.input, args.output, args.format, args.skip_bad)
             rate = report["rows"] / report["seconds"] if report["seconds"] else 0
+            skipped = f", {report['skipped']:,} bad rows skipped" if report["skipped"] else ""
             print(f"{args.input} ({report['layout']}) -> {args.output}: {report['rows']:,} ticks, "
-                  f"trading days {', '.join(report['days'])}, {rate:,.0f} rows/s")
-            return 0
+                  f"trading days {', '.join(report['days'])}, {rate:,.0f} rows/s{skipped}")
+            for damage in report["damage"]:
+                print(f"ctpshim convert: {damage}", file=sys.stderr)
+            return 1 if report["damage"] else 0
         if not os.path.exists(args.path):
             parser.exit(2, f"ctpshim info: {args.path}: no such file or directory\n")
-        from .info import describe, print_reports
+        from .info import info
 
-        reports = describe(args.path)
-        if args.json:
-            import json
-
-            print(json.dumps(reports, indent=2))
-        else:
-            print_reports(reports)
-        return 0
+        return info(args.path, args.json)
     except (RecordingError, LayoutError) as exc:
         print(f"ctpshim {args.command}: {exc}", file=sys.stderr)
         return 1

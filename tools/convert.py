@@ -4,10 +4,17 @@ IN is a CSV (layout detected, ``--format`` overrides) or a recording (``.parquet
 file or folder).  OUT is a ``.parquet`` file (one trading day), a ``.csv`` file (the ``ctp``
 layout), or a folder (one ``<TradingDay>.parquet`` per trading day).  Both directions run in
 Arrow, a column at a time.
+
+What is written is in time order: a CSV's rows by their exchange stamps (see
+:func:`ctpshim.recording.in_exchange_time_order`), a recording's by receive time.  A value a
+member cannot hold is an error naming the row and the column, or with ``skip_bad`` skips the
+row (counted in ``skipped``); damage in a recording is collected in ``damage``, after the ticks
+before it are written.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,33 +23,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ctpshim.recording import SCHEMA, RecordingError, read_batches, recording_days, write_archive
+from ctpshim.recording import (
+    RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, RecordingError, check_file, in_exchange_time_order, read_batches,
+    recording_days, write_archive,
+)
 
 from .layouts import read_csv
 
 
-def convert(source: str, target: str, forced: str | None = None) -> dict[str, Any]:
-    """Convert ``source`` into ``target``; returns the layout, tick count, trading days and time taken."""
+def convert(source: str, target: str, forced: str | None = None, skip_bad: bool = False) -> dict[str, Any]:
+    """Convert ``source`` into ``target``; returns the layout, tick count, trading days, time taken,
+    rows skipped (``skip_bad``) and the damage met in a recording (empty when all was read)."""
     started = time.perf_counter()
-    if Path(source).is_dir() or Path(source).suffix in (".parquet", ".arrows"):
-        tables: Iterator[pa.Table] = _recording_days(source)
+    damage: list[str] = []
+    skipped = 0
+    if Path(source).is_dir() or Path(source).suffix in RECORDING_SUFFIXES:
+        tables: Iterator[pa.Table] = _recording_days(source, damage)
         layout = "recording"
-    elif Path(source).exists():
-        found, table = read_csv(source, forced)
-        tables, layout = iter([table]), found.name
     else:
-        raise RecordingError(f"{source}: no such file or directory")
-    if target.endswith(".csv"):
-        count, days = _write_csv(tables, target)
-    else:
-        count, days = _write_archives(pa.concat_tables(list(tables)), target)
-    return {"layout": layout, "rows": count, "days": days, "seconds": time.perf_counter() - started}
+        check_file(Path(source))
+        found, table, skipped = read_csv(source, forced, skip_bad)
+        tables, layout = iter([in_exchange_time_order(table)]), found.name
+    try:
+        if target.endswith(".csv"):
+            count, days = _write_csv(tables, target)
+        else:
+            count, days = _write_archives(pa.concat_tables(list(tables)), target, damage)
+    except OSError as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else (
+            os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0])
+        raise RecordingError(f"cannot write {exc.filename or target}: {reason}") from None
+    return {"layout": layout, "rows": count, "days": days, "seconds": time.perf_counter() - started,
+            "skipped": skipped, "damage": damage}
 
 
-def _recording_days(source: str) -> Iterator[pa.Table]:
+def _recording_days(source: str, damage: list[str]) -> Iterator[pa.Table]:
     for day in recording_days(source):
-        batches = [batch for path in day.paths for batch in read_batches(path)]
-        yield pa.Table.from_batches(batches, schema=SCHEMA)
+        batches = [batch for path in day.paths for batch in read_batches(path, damage=damage)]
+        table = pa.Table.from_batches(batches, schema=SCHEMA)
+        yield table.take(pc.sort_indices(table.column(RECEIVE_TIME)))  # a stable sort: files of one day merge
 
 
 def _write_csv(tables: Iterator[pa.Table], target: str) -> tuple[int, list[str]]:
@@ -55,9 +74,11 @@ def _write_csv(tables: Iterator[pa.Table], target: str) -> tuple[int, list[str]]
     return count, days
 
 
-def _write_archives(table: pa.Table, target: str) -> tuple[int, list[str]]:
+def _write_archives(table: pa.Table, target: str, damage: list[str]) -> tuple[int, list[str]]:
     """One archive per trading day: a .parquet target takes a single day, a folder any number."""
     if table.num_rows == 0:
+        if damage:
+            raise RecordingError(f"{damage[0]}; no ticks could be read, nothing written")
         raise RecordingError("the input has no ticks; nothing written")
     days = sorted(pc.unique(table.column("TradingDay")).to_pylist())
     if target.endswith(".parquet"):

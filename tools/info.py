@@ -1,14 +1,31 @@
 """``ctpshim info PATH``: what a recording holds, per file (the survey is
-:func:`ctpshim.recording.describe`)."""
+:func:`ctpshim.recording.describe`), and any damage in it (:func:`ctpshim.recording.verify`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from ctpshim.recording import GAP_SECONDS, describe
+from ctpshim.recording import GAP_SECONDS, describe, verify
 
-__all__ = ["describe", "print_reports"]
+__all__ = ["describe", "info", "print_reports"]
+
+
+def info(path: str, as_json: bool = False) -> int:
+    """Print the survey of ``path``; returns the exit status: 1 when some of it cannot be read.
+
+    Raises :class:`ctpshim.recording.RecordingError` when no file of it can be surveyed."""
+    problems = verify(path)
+    # What verify reported is printed once, below, not also as warnings from the survey's reading.
+    reports = describe(path, damage=[])
+    for report in reports:
+        report["damage"] = [problem for problem in problems if problem.startswith(f"{report['file']}:")]
+    if as_json:
+        print(json.dumps(reports, indent=2))
+    else:
+        print_reports(reports)
+    return 1 if problems else 0
 
 
 def print_reports(reports: list[dict[str, Any]]) -> None:
@@ -25,3 +42,5 @@ def print_reports(reports: list[dict[str, Any]]) -> None:
                 print(f"    {start} -> {end}  ({seconds:,.0f} s)")
         else:
             print(f"  gaps > {GAP_SECONDS} s: none")
+        for damage in report.get("damage", []):
+            print(f"  DAMAGED       {damage}")

@@ -22,6 +22,7 @@ has none; AveragePrice follows :data:`ctpshim.market_data.AVERAGE_PRICE_ON_TICK_
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Callable
@@ -33,7 +34,7 @@ import pyarrow.csv as pacsv
 from ctpshim.calendar import trading_day_of, yyyymmdd
 from ctpshim.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
 from ctpshim.products import exchange_of, parse_instrument
-from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS
+from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, check_columns
 
 CHINA_OFFSET_MS = 8 * 3600 * 1000
 _TEXT_COLUMNS = {
@@ -75,7 +76,8 @@ def _moments(days: pa.Array, clocks: pa.Array, millis: pa.Array, path: str) -> p
         base = pc.strptime(pc.binary_join_element_wise(days, clocks, " "), format="%Y%m%d %H:%M:%S", unit="ms")
     except pa.ArrowInvalid as exc:
         raise LayoutError(f"{path}: a date or time cannot be read ({exc})") from None
-    return pc.add(base, pc.cast(pc.cast(millis, pa.int64()), pa.duration("ms")))
+    # Unchecked: a millisecond value out of range is refused by read_csv's check before any moment is used.
+    return pc.add(base, pc.cast(pc.cast(millis, pa.int64(), safe=False), pa.duration("ms")))
 
 
 def _receive_times(moments: pa.Array) -> pa.Array:
@@ -108,14 +110,26 @@ def _lookup(instruments: pa.Array, function: Callable[[str], Any], kind: pa.Data
     return pc.take(values, pc.index_in(instruments, value_set=pa.array(unique, type=pa.string())))
 
 
-def _numbers(column: pa.Array, kind: pa.DataType, absent: Any) -> pa.Array:
-    """Numbers as ``kind``; empty cells and NaN become ``absent``."""
-    as_float = pc.cast(column, pa.float64()) if column.type != pa.string() else pc.cast(
-        pc.if_else(pc.equal(pc.utf8_trim_whitespace(column), ""), None, column), pa.float64())
+def _numbers(column: pa.Array, absent: Any, name: str, path: str) -> pa.Array:
+    """Numbers as float64, whatever the member's type (``read_csv`` checks them against it before
+    the cast); empty cells and NaN become ``absent``."""
+    if column.type == pa.string():
+        column = pc.if_else(pc.equal(pc.utf8_trim_whitespace(column), ""), None, column)
+    try:
+        as_float = pc.cast(column, pa.float64())
+    except pa.ArrowInvalid:
+        row, value = next((row, value) for row, value in enumerate(column.to_pylist()) if not _is_number(value))
+        raise LayoutError(f"{path}: data row {row + 1}, column {name}: {value!r} is not a number") from None
     as_float = pc.if_else(pc.is_nan(as_float), None, as_float)
-    if pa.types.is_integer(kind):
-        return pc.cast(pc.fill_null(as_float, float(absent)), kind, safe=False)
-    return pc.fill_null(as_float, absent)
+    return pc.fill_null(as_float, float(absent))
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return value is None
+    return True
 
 
 def _average_price(instruments: pa.Array, exchanges: pa.Array, turnover: pa.Array, volume: pa.Array) -> pa.Array:
@@ -162,7 +176,7 @@ def _ctp_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
             if pa.types.is_string(field.type):
                 columns[field.name] = pc.fill_null(pc.cast(column, pa.string()), "")
             else:
-                columns[field.name] = _numbers(column, field.type, template[field.name])
+                columns[field.name] = _numbers(column, template[field.name], field.name, path)
     instruments = pc.utf8_trim_whitespace(pc.cast(raw.column("InstrumentID").combine_chunks(), pa.string()))
     exchanges = None
     if "ExchangeID" in names:
@@ -171,8 +185,8 @@ def _ctp_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
     _instrument_columns(columns, instruments, exchanges)
     clocks, millis = _clock(raw.column("UpdateTime").combine_chunks(), path)
     if "UpdateMillisec" in names:
-        given_millis = pc.cast(raw.column("UpdateMillisec").combine_chunks(), pa.float64())
-        millis = pc.cast(pc.fill_null(given_millis, pc.cast(millis, pa.float64())), pa.int32(), safe=False)
+        given_millis = _numbers(raw.column("UpdateMillisec").combine_chunks(), math.nan, "UpdateMillisec", path)
+        millis = pc.if_else(pc.is_nan(given_millis), pc.cast(millis, pa.float64()), given_millis)
     # The calendar date: ActionDay when the file has it, else the TradingDay column (which many
     # recorders fill with the calendar date anyway); the trading day is then recomputed.
     days = None
@@ -204,9 +218,9 @@ def _vnpy1_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
     _stamp(columns, moments, clocks, millis)
     columns[RECEIVE_TIME] = _receive_times(moments)
     for ours, theirs in (("LastPrice", "lastPrice"), ("BidPrice1", "bidPrice1"), ("AskPrice1", "askPrice1")):
-        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), pa.float64(), DBL_MAX)
+        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), DBL_MAX, theirs, path)
     for ours, theirs in (("BidVolume1", "bidVolume1"), ("AskVolume1", "askVolume1")):
-        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), pa.int32(), 0)
+        columns[ours] = _numbers(raw.column(theirs).combine_chunks(), 0, theirs, path)
     return columns
 
 
@@ -238,25 +252,25 @@ def _tqsdk_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
         receive = _receive_times(moments)
     _stamp(columns, moments, clocks, millis)
     columns[RECEIVE_TIME] = receive
-    def number(name: str, kind: pa.DataType = pa.float64(), absent: Any = DBL_MAX) -> pa.Array:
+    def number(name: str, absent: Any = DBL_MAX) -> pa.Array:
         if name not in names:
-            return pa.repeat(pa.scalar(absent, kind), raw.num_rows)
-        return _numbers(raw.column(name).combine_chunks(), kind, absent)
+            return pa.repeat(pa.scalar(float(absent), pa.float64()), raw.num_rows)
+        return _numbers(raw.column(name).combine_chunks(), absent, name, path)
 
     columns["LastPrice"] = number("last_price")
     columns["HighestPrice"] = number("highest")
     columns["LowestPrice"] = number("lowest")
-    volume = number("volume", pa.int32(), 0)
-    turnover = number("amount", pa.float64(), 0.0)
+    volume = number("volume", 0)
+    turnover = number("amount", 0.0)
     columns["Volume"], columns["Turnover"] = volume, turnover
-    columns["OpenInterest"] = number("open_interest", pa.float64(), 0.0)
+    columns["OpenInterest"] = number("open_interest", 0.0)
     columns["AveragePrice"] = _average_price(instruments, exchanges, turnover, volume)
     for level in range(1, 6):
         for side, member in (("bid", "Bid"), ("ask", "Ask")):
             price = number(f"{side}_price{level}")
             columns[f"{member}Price{level}"] = price
             columns[f"{member}Volume{level}"] = pc.if_else(
-                pc.equal(price, DBL_MAX), 0, number(f"{side}_volume{level}", pa.int32(), 0))
+                pc.equal(price, DBL_MAX), 0.0, number(f"{side}_volume{level}", 0))
     return columns
 
 
@@ -281,21 +295,30 @@ def detect(path: str, columns: list[str], forced: str | None = None) -> Layout:
     raise LayoutError(f"{path}: unknown CSV layout. Columns seen: {', '.join(columns) or '(none)'}. Known layouts: {known}")
 
 
-def _encoding(head: bytes) -> str:
+def _encoding(head: bytes, path: str) -> str:
+    """UTF-8, or else GB18030 (what Chinese tools write), guessed from the file's first bytes."""
     try:
         head.decode("utf-8")
         return "utf8"
     except UnicodeDecodeError as exc:
         if exc.start > len(head) - 4:  # a character cut at the end of the sample
             return "utf8"
-        return "gb18030"
+        first = exc.start
+    try:
+        head.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        if exc.start <= len(head) - 4:
+            raise LayoutError(f"{path}: not text in UTF-8 or GB18030 (byte {exc.start}: {head[exc.start]:#04x})") from None
+    return "gb18030"
 
 
-def read_csv(path: str, forced: str | None = None) -> tuple[Layout, pa.Table]:
-    """The layout of ``path`` and its ticks as a table of the recording schema."""
+def read_csv(path: str, forced: str | None = None, skip_bad: bool = False) -> tuple[Layout, pa.Table, int]:
+    """The layout of ``path``, its ticks as a table of the recording schema, and how many rows were
+    skipped.  A value that its member cannot hold (:func:`ctpshim.recording.check_columns`) is an
+    error naming the row and the column, or with ``skip_bad`` skips its row."""
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
-    encoding = _encoding(head)
+    encoding = _encoding(head, path)
     text = head.decode("utf-8" if encoding == "utf8" else encoding, "replace").lstrip("\ufeff")
     first_line = text.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]
     header = [c.strip() for c in next(csv.reader([first_line]), [])]
@@ -306,18 +329,23 @@ def read_csv(path: str, forced: str | None = None) -> tuple[Layout, pa.Table]:
                              convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
     except (pa.ArrowInvalid, OSError) as exc:
         raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {exc}") from None
+    except UnicodeDecodeError as exc:  # past the first bytes, which said GB18030
+        raise LayoutError(f"{path}: not text in GB18030 ({exc.reason}), nor in UTF-8") from None
     raw = raw.rename_columns([c.strip() for c in raw.column_names])
     if raw.num_rows == 0:
-        return layout, pa.Table.from_batches([], schema=SCHEMA)
+        return layout, pa.Table.from_batches([], schema=SCHEMA), 0
     try:
         columns = layout.convert(raw, path)
     except (pa.ArrowInvalid, KeyError) as exc:
         raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {exc}") from None
+    keep, skipped = check_columns(columns, path, skip_bad)
     template = dict(zip(TICK_COLUMNS, blank_values("", "")))
     arrays = []
     for field in SCHEMA:
         column = columns.get(field.name)
         if column is None:
             column = pa.repeat(pa.scalar(template[field.name], field.type), raw.num_rows)
-        arrays.append(pc.cast(column, field.type))
-    return layout, pa.Table.from_arrays(arrays, schema=SCHEMA)
+        if keep is not None:
+            column = pc.filter(column, keep)
+        arrays.append(pc.cast(column, field.type))  # a safe cast: the values were checked
+    return layout, pa.Table.from_arrays(arrays, schema=SCHEMA), skipped

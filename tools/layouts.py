@@ -316,8 +316,11 @@ def read_csv(path: str, forced: str | None = None, skip_bad: bool = False) -> tu
     """The layout of ``path``, its ticks as a table of the recording schema, and how many rows were
     skipped.  A value that its member cannot hold (:func:`ctpshim.recording.check_columns`) is an
     error naming the row and the column, or with ``skip_bad`` skips its row."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16)
+    try:
+        with pa.input_stream(path) as handle:  # decompressed, as pacsv reads it (.gz, .bz2, .zst ...)
+            head = handle.read(1 << 16)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LayoutError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
     encoding = _encoding(head, path)
     text = head.decode("utf-8" if encoding == "utf8" else encoding, "replace").lstrip("\ufeff")
     first_line = text.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]

@@ -111,6 +111,9 @@ def test_a_damaged_string_offset_in_a_live_file_ends_it_there_instead_of_crashin
     result = ctpshim("convert", str(live), "-o", str(tmp_path / "out.parquet"))
     assert result.returncode == 1 and f"IPC batch 2 (byte {starts[2]})" in result.stderr, result
     assert sum(len(batch) for batch in read_batches(tmp_path / "out.parquet")) == before
+    result = ctpshim("record", f"replay://{live}?speed=max&rebase=none", "-i", "rb2605", "-o", str(tmp_path / "copy"),
+                     "--count", str(before), "--duration", "30", "--quiet")
+    assert result.returncode == 0 and f"recorded {before} ticks" in result.stdout, result
     api, spi = make_md(f"replay://{live}?speed=max&rebase=none", subscribe=["rb2605"])
     wait_for(lambda: len(spi.ticks) >= before)
     api.Release()
@@ -210,6 +213,14 @@ def test_a_csv_value_its_member_cannot_hold_is_an_error_naming_row_and_column(tm
     status, out, err = run_cli(capsys, "convert", str(source), "-o", str(tmp_path / "out.parquet"), "--skip-bad")
     assert status == 0 and "2 ticks" in out and "1 bad rows skipped" in out, (out, err)
     assert [b.column("Volume").to_pylist() for b in read_batches(tmp_path / "out.parquet")] == [[10, 14]]
+
+
+def test_a_compressed_csv_is_read_as_its_text(tmp_path):
+    import gzip
+
+    source = tmp_path / "ticks.csv.gz"
+    source.write_bytes(gzip.compress(f"{CSV_HEADER}\n20261120,rb2605,3149,10,09:00:01,0\n".encode()))
+    assert convert(str(source), str(tmp_path / "out.parquet"))["rows"] == 1
 
 
 def test_a_csv_in_reverse_time_order_is_written_in_time_order(tmp_path):

@@ -133,6 +133,30 @@ def test_invalid_utf8_in_a_live_file_is_damage_not_a_traceback(tmp_path, capsys)
     assert verify(live) and "IPC batch 1" in verify(live)[0]
 
 
+def test_a_changed_value_in_a_live_file_fails_its_batch_checksum_and_old_files_without_still_read(tmp_path):
+    import pyarrow.ipc as ipc
+
+    live = live_file(tmp_path)
+    starts = batch_offsets(live)
+    before = sum(len(batch) for batch in list(read_batches(live))[:3])
+    data = bytearray(live.read_bytes())
+    # LastPrice 3000 + the first tick of the fourth batch, as a little-endian double: a flipped bit
+    # there is still a valid file, and used to read as another price.
+    where = data.index(struct.pack("<d", 3000.0 + before), starts[3])
+    data[where] ^= 0x10
+    live.write_bytes(bytes(data))
+    problems = verify(live)
+    assert problems == [f"{live}: IPC batch 3 (byte {starts[3]}) is damaged (its checksum does not match its "
+                        "values); the ticks before it are read, the rest of the file is skipped"]
+    assert sum(len(batch) for batch in read_batches(live, damage=[])) == before
+    old = tmp_path / "old" / "20261120.arrows"
+    old.parent.mkdir()
+    with ipc.new_stream(str(old), recording.SCHEMA) as writer:  # as live files were written, without checksums
+        for batch in read_batches(live, damage=[]):
+            writer.write_batch(batch)
+    assert verify(old) == [] and sum(len(batch) for batch in read_batches(old)) == before
+
+
 # -- item 5: a damaged archive --------------------------------------------------------------------
 
 def damage_row_group(path: Path, group: int) -> int:

@@ -61,26 +61,16 @@ def fuzz(original: Path, workdir: Path, seed: int) -> list[dict]:
     return done
 
 
+@pytest.mark.parametrize("kind", ["live", "archive"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_damaged_live_files_never_crash_and_read_up_to_the_damage(recordings, tmp_path, seed):
-    results = fuzz(recordings["live"], tmp_path / "work", seed)
+def test_damaged_recordings_never_crash_and_never_read_wrong_values(recordings, tmp_path, kind, seed):
+    results = fuzz(recordings[kind], tmp_path / "work", seed)
     for result in results:
         assert result["unexpected"] is None, result
         assert all(f"{tmp_path / 'work'}" in message for message in result["messages"]), result
-        # A live file has no checksums: a flipped bit inside a value reads as another value.
-        # Cut short, it reads exactly the ticks before the cut.
-        if result["damage"][0] == "cut":
-            assert result["same"], result
-    assert any(result["messages"] for result in results)  # the damage is reported, not only survived
-
-
-@pytest.mark.parametrize("seed", [1, 2])
-def test_damaged_archives_never_crash_and_never_read_wrong_values(recordings, tmp_path, seed):
-    results = fuzz(recordings["archive"], tmp_path / "work", seed)
-    for result in results:
-        assert result["unexpected"] is None, result
-        assert all(f"{tmp_path / 'work'}" in message for message in result["messages"]), result
-        # Page checksums: what is read is what was written, and what is not is reported.
+        # Checksums (a live file's per batch, an archive's per page): what is read is what was
+        # written, and what is not read is reported.
         assert result["same"], result
         if result["ticks"] < 240:
             assert result["messages"], result
+    assert sum(bool(result["messages"]) for result in results) > len(results) // 2

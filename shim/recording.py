@@ -321,6 +321,7 @@ class LiveWriter:
         self._writer = self._sink = None
 
     def _rotate(self, day: str) -> None:
+        check_day(day, "a tick's TradingDay")  # it names the file
         if self._writer is not None:
             self._close_day(background=True)
         self.day = day
@@ -933,6 +934,13 @@ def recording_days(path: str | os.PathLike[str]) -> list[DayFiles]:
     return [DayFiles(day, tuple(paths)) for day, paths in sorted(by_day.items())]
 
 
+def check_day(day: str, what: str) -> str:
+    """``day`` when it is a trading day as CTP writes it (YYYYMMDD); files are named after it."""
+    if not (len(day) == 8 and day.isascii() and day.isdigit()):
+        raise RecordingError(f"{what} {day!r} is not a date (YYYYMMDD)")
+    return day
+
+
 def _file_day(path: Path) -> str:
     """The file's trading day: from its name when it is YYYYMMDD, else from its first row."""
     if path.stem.isdigit() and len(path.stem) == 8:
@@ -940,10 +948,7 @@ def _file_day(path: Path) -> str:
     damage: list[str] = []  # reported by whatever reads the file; here only if it leaves no tick to date
     for batch in read_batches(path, ["TradingDay"], damage):
         if batch.num_rows:
-            day = str(batch.column(0)[0].as_py())
-            if not (day.isdigit() and len(day) == 8):
-                raise RecordingError(f"{path}: its first tick's TradingDay {day!r} is not a date (YYYYMMDD)")
-            return day
+            return check_day(str(batch.column(0)[0].as_py()), f"{path}: its first tick's TradingDay")
     raise RecordingError(damage[0] if damage else
                          f"{path}: no ticks, and its name is not a trading day (YYYYMMDD) to file it under")
 

@@ -379,3 +379,17 @@ def test_a_leftover_live_file_with_a_partial_header_says_what_it_is_and_what_to_
                                "--count", "3", "--quiet")
     assert status == 1 and one_line(err), err
     assert f"{leftover}: an incomplete live recording" in err and "Move it out of the folder or delete it" in err
+
+
+def test_a_trading_day_that_is_not_a_date_never_names_a_file(tmp_path, capsys):
+    made = ticks(3)
+    for tick in made:
+        tick[MEMBER["TradingDay"]] = "../evil"
+    writer = LiveWriter(tmp_path / "rec")
+    with pytest.raises(RecordingError, match=r"a tick's TradingDay '\.\./evil' is not a date \(YYYYMMDD\)"):
+        writer.write(made[0], START)
+    source = tmp_path / "20261120.parquet"
+    pq.write_table(recording.table_from_ticks(made, [START + i for i in range(3)]), source)
+    status, out, err = run_cli(capsys, "convert", str(source), "-o", str(tmp_path / "out" / "days"))
+    assert status == 1 and "TradingDay '../evil' is not a date" in err and one_line(err), err
+    assert not list(tmp_path.glob("**/evil*"))

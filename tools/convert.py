@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ctpshim.recording import (
-    RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, RecordingError, check_file, in_exchange_time_order, read_batches,
+    RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, RecordingError, check_day, check_file, in_exchange_time_order, read_batches,
     recording_days, write_archive,
 )
 
@@ -80,7 +80,7 @@ def _write_archives(table: pa.Table, target: str, damage: list[str]) -> tuple[in
         if damage:
             raise RecordingError(f"{damage[0]}; no ticks could be read, nothing written")
         raise RecordingError("the input has no ticks; nothing written")
-    days = sorted(pc.unique(table.column("TradingDay")).to_pylist())
+    days = sorted(check_day(day, "the input's TradingDay") for day in pc.unique(table.column("TradingDay")).to_pylist())
     if target.endswith(".parquet"):
         if len(days) > 1:
             raise RecordingError(

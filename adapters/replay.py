@@ -87,13 +87,17 @@ class ReplayAdapter(Adapter):
 
     scheme = "replay"
     settings = (
-        Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
+        Setting("speed", speed, 1.0,
+                "1 = real time, N = N times faster (greater than 0, at most 1,000,000), max = as fast as possible"),
         Setting("loop", boolean, False, "start again at the end: the 7x24 mode"),
         Setting("rebase", choice("now", "none"), "now",
                 "now: stamp ticks with today's date and the current time; none: the recorded stamps"),
-        Setting("start", _time_of_day, None, "replay only ticks at or after this time of day (HH:MM[:SS])"),
-        Setting("end", _time_of_day, None, "replay only ticks before this time of day (HH:MM[:SS])"),
-        Setting("instruments", id_list, None, "replay only these instruments (comma-separated)"),
+        Setting("start", _time_of_day, None,
+                "replay only ticks at or after this time of day (HH:MM[:SS], 00:00 to 23:59:59)"),
+        Setting("end", _time_of_day, None,
+                "replay only ticks before this time of day (HH:MM[:SS]; not equal to start; before it wraps midnight)"),
+        Setting("instruments", id_list, None,
+                "replay only these instruments (comma-separated; at least one in the recording)"),
         Setting("gaps", choice("keep", "skip"), "keep",
                 "keep: wait through the lunch break and the night-to-day gap; skip: go straight on"),
         Setting("bundled", _bundled_name, None,

@@ -104,7 +104,8 @@ def test_a_folder_with_an_unreadable_day_is_refused_at_register_front(tmp_path, 
         api.RegisterFront(f"replay://{tmp_path / 'days'}")
 
 
-def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch, fast_reconnect):
+@pytest.mark.parametrize("pace", ["speed=max", "speed=20000&gaps=skip"])
+def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch, fast_reconnect, pace):
     from ctpshim.adapters.replay import ReplayAdapter
 
     total = write_days(tmp_path / "days", DAYS[:2])
@@ -118,8 +119,8 @@ def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch
         return restamped(self, rows)
 
     monkeypatch.setattr(ReplayAdapter, "_restamped", drop_once)
-    api, spi = make_md(f"replay://{tmp_path / 'days'}?speed=max&rebase=none", subscribe=["ru1901"])
-    wait_for(lambda: total in volumes(spi), what="the last tick")
+    api, spi = make_md(f"replay://{tmp_path / 'days'}?{pace}&rebase=none", subscribe=["ru1901"])
+    wait_for(lambda: total in volumes(spi), timeout=30, what="the last tick")
     assert len(disconnects(spi)) == 1 and logins(spi) == 2
     assert volumes(spi) == list(range(1, total + 1))  # every tick once, in order
 
@@ -158,7 +159,8 @@ def test_an_unreadable_folder_or_file_is_a_front_address_error_naming_it(tmp_pat
     finally:
         target.chmod(0o755)
     assert "Traceback" not in result.stderr, result.stderr
-    assert f"FrontAddressError: front 'replay://{tmp_path / 'days'}': {target}: permission denied" in result.stdout
+    assert f"FrontAddressError: front 'replay://{tmp_path / 'days'}': {target}: " in result.stdout
+    assert "permission denied" in result.stdout.lower()
 
 
 @pytest.mark.parametrize("inside", [False, True], ids=["the-path", "in-a-folder"])
@@ -183,7 +185,7 @@ def test_a_named_pipe_is_refused_without_being_opened(tmp_path, make_md, inside)
         worker.join(10)
         pytest.fail("RegisterFront opened the named pipe and blocked")
     assert isinstance(outcome[0], FrontAddressError)
-    assert f"{pipe}: a named pipe, not a recording file" in str(outcome[0])
+    assert f"{pipe}: a named pipe" in str(outcome[0])
 
 
 # -- item 9: unsubscribing everything; ReqQryInstrument right after login ------------------------

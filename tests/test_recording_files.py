@@ -239,6 +239,19 @@ def test_a_csv_value_its_member_cannot_hold_is_an_error_naming_row_and_column(tm
     assert [b.column("Volume").to_pylist() for b in read_batches(tmp_path / "out.parquet")] == [[10, 14]]
 
 
+@pytest.mark.parametrize("row, words", [
+    ("60170320,rb2605,3149,10,09:00:02,0", "data row 2: '60170320 09:00:02' is not a date and time"),
+    ("20261120,rb2605,3149,10,29:00:02,0", "data row 2: '20261120 29:00:02' is not a date and time"),
+    ("20261120,rb2605,3149,10,9h00,0", "data row 2: time '9h00' is not HH:MM:SS"),
+    ('20261120,rb2605,"3149,10,09:00:02,0', "CSV parse error"),  # a quote that opens a cell over two lines
+])
+def test_a_csv_row_that_cannot_be_read_is_a_one_line_message(tmp_path, capsys, row, words):
+    source = tmp_path / "bad.csv"
+    source.write_text(f"{CSV_HEADER}\n20261120,rb2605,3149,10,09:00:01,0\n{row}\n20261120,rb2605,3151,14,09:00:03,0\n")
+    status, out, err = run_cli(capsys, "convert", str(source), "-o", str(tmp_path / "out.parquet"))
+    assert status == 1 and words in err and one_line(err), err
+
+
 def test_a_compressed_csv_is_read_as_its_text(tmp_path):
     import gzip
 

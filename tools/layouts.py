@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ctpshim.calendar import trading_day_of, yyyymmdd
+from ctpshim.calendar import FIRST_DAY, LAST_DAY, trading_day_of, yyyymmdd
 from ctpshim.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
 from ctpshim.products import exchange_of, parse_instrument
 from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, check_columns
@@ -72,10 +72,15 @@ def _clock(column: pa.Array, path: str) -> tuple[pa.Array, pa.Array]:
 
 def _moments(days: pa.Array, clocks: pa.Array, millis: pa.Array, path: str) -> pa.Array:
     """China-time timestamps (ms) from YYYYMMDD days, HH:MM:SS clocks and milliseconds."""
-    try:
-        base = pc.strptime(pc.binary_join_element_wise(days, clocks, " "), format="%Y%m%d %H:%M:%S", unit="ms")
-    except pa.ArrowInvalid as exc:
-        raise LayoutError(f"{path}: a date or time cannot be read ({exc})") from None
+    stamps = pc.binary_join_element_wise(days, clocks, " ")
+    base = pc.strptime(stamps, format="%Y%m%d %H:%M:%S", unit="ms", error_is_null=True)
+    earliest = pa.scalar(datetime.combine(FIRST_DAY, datetime.min.time()), pa.timestamp("ms"))
+    latest = pa.scalar(datetime.combine(LAST_DAY, datetime.max.time()), pa.timestamp("ms"))
+    outside = pc.invert(pc.fill_null(pc.and_(pc.greater_equal(base, earliest), pc.less_equal(base, latest)), False))
+    if pc.any(outside).as_py():
+        row = pc.index(outside, True).as_py()
+        raise LayoutError(f"{path}: data row {row + 1}: {stamps[row].as_py()!r} is not a date and time (YYYYMMDD "
+                          f"HH:MM:SS) from {FIRST_DAY} to {LAST_DAY}, the calendar's range")
     # Unchecked: a millisecond value out of range is refused by read_csv's check before any moment is used.
     return pc.add(base, pc.cast(pc.cast(millis, pa.int64(), safe=False), pa.duration("ms")))
 
@@ -331,7 +336,8 @@ def read_csv(path: str, forced: str | None = None, skip_bad: bool = False) -> tu
         raw = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding),
                              convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {exc}") from None
+        shown = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # Arrow quotes the rows, line ends included
+        raise LayoutError(f"{path}: cannot be read as a {layout.name} CSV: {shown}") from None
     except UnicodeDecodeError as exc:  # past the first bytes, which said GB18030
         raise LayoutError(f"{path}: not text in GB18030 ({exc.reason}), nor in UTF-8") from None
     raw = raw.rename_columns([c.strip() for c in raw.column_names])

@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 from ctpshim.calendar import FIRST_DAY, LAST_DAY, trading_day_of, yyyymmdd
 from ctpshim.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
 from ctpshim.products import exchange_of, parse_instrument
-from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, check_columns
+from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, RecordingError, check_columns
 
 CHINA_OFFSET_MS = 8 * 3600 * 1000
 _TEXT_COLUMNS = {
@@ -43,7 +43,7 @@ _TEXT_COLUMNS = {
 }
 
 
-class LayoutError(ValueError):
+class LayoutError(RecordingError, ValueError):
     """A CSV file is not in a known layout, or its values cannot be read."""
 
 

@@ -282,10 +282,9 @@ class LiveWriter:
         except OSError as exc:
             path = self.directory / f"{self.day}{LIVE_SUFFIX}"
             self._abandon()
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # Arrow's own text adds its source line
             raise RecordingError(
-                f"cannot write {path}: {reason}; recording stopped. The file is readable up to the last complete "
-                f"flush: {self.flushed:,} ticks"
+                f"cannot write {os_error(path, exc)}; recording stopped. The file is readable up to the last "
+                f"complete flush: {self.flushed:,} ticks"
             ) from exc
         self.written += len(self._times)
         if flush:
@@ -337,7 +336,7 @@ class LiveWriter:
             self._writer = ipc.new_stream(self._sink, SCHEMA)
         except OSError as exc:
             self._abandon()
-            raise RecordingError(f"cannot write {_os_error(path, exc)}; recording stopped") from None
+            raise RecordingError(f"cannot write {os_error(path, exc)}; recording stopped") from None
 
     def _close_day(self, background: bool = False) -> None:
         self._write_chunk(flush=True)
@@ -377,7 +376,7 @@ def _writable_folder(directory: Path) -> None:
     except (FileExistsError, NotADirectoryError):
         raise RecordingError(f"cannot record into {directory}: it is a file, not a folder") from None
     except OSError as exc:
-        raise RecordingError(f"cannot record into {_os_error(directory, exc)}") from None
+        raise RecordingError(f"cannot record into {os_error(directory, exc)}") from None
 
 
 def archive_day(live: Path) -> Path:
@@ -416,7 +415,7 @@ def archive_day(live: Path) -> Path:
             writer.close()
         temporary.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RecordingError(f"cannot archive {live}: {_os_error(temporary, exc)}") from None
+            raise RecordingError(f"cannot archive {live}: {os_error(temporary, exc)}") from None
         raise
     if writer is not None:
         writer.close()
@@ -463,14 +462,15 @@ def _damaged(damage: list[str] | None, message: str) -> None:
         log.warning("%s", message)
 
 
-def _os_error(path: Path, exc: OSError) -> RecordingError:
-    """The recording error for an operating-system error about ``path`` (no Arrow source lines)."""
+def os_error(path: Path | str, exc: OSError) -> RecordingError:
+    """``path: reason`` for an operating-system error about ``path`` (without the C++ source line
+    Arrow appends to its own)."""
     if isinstance(exc, PermissionError):
         reason = "permission denied"
     elif isinstance(exc, FileNotFoundError):
         reason = "no such file or directory"
     else:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else _reason(exc)
     return RecordingError(f"{path}: {reason}")
 
 
@@ -488,14 +488,14 @@ def check_file(path: Path) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
     if not stat.S_ISREG(mode):
         raise RecordingError(f"{path}: {_kind_of(mode)}, not a regular file: refused (only files are read; a "
                              "pipe or a device could block or never end)")
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
 
 
 def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -505,7 +505,7 @@ def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.Re
     try:
         source = open(path, "rb")
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
     with source:
         try:
             reader = ipc.open_stream(source)
@@ -574,7 +574,7 @@ def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.Parqu
         status = path.stat()
         footer = _footer(str(path.resolve()), status.st_size, status.st_mtime_ns)
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - whatever Arrow makes of a damaged footer
         raise RecordingError(
             f"{path}: cannot be read as Parquet ({_reason(exc)}); a truncated archive (or one whose end, its "
@@ -922,7 +922,7 @@ def recording_days(path: str | os.PathLike[str]) -> list[DayFiles]:
         else:
             files = [path]
     except OSError as exc:
-        raise _os_error(path, exc) from None
+        raise os_error(path, exc) from None
     if not files:
         raise RecordingError(f"{path}: no recordings (.parquet or .arrows files) in this folder")
     by_day: dict[str, list[Path]] = {}

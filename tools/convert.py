@@ -14,7 +14,6 @@ before it are written.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,8 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ctpshim.recording import (
-    RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, RecordingError, check_day, check_file, in_exchange_time_order, read_batches,
-    recording_days, write_archive,
+    RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, RecordingError, check_day, check_file, in_exchange_time_order, os_error,
+    read_batches, recording_days, write_archive,
 )
 
 from .layouts import read_csv
@@ -50,9 +49,7 @@ def convert(source: str, target: str, forced: str | None = None, skip_bad: bool 
         else:
             count, days = _write_archives(pa.concat_tables(list(tables)), target, damage)
     except OSError as exc:
-        reason = "permission denied" if isinstance(exc, PermissionError) else (
-            os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0])
-        raise RecordingError(f"cannot write {exc.filename or target}: {reason}") from None
+        raise RecordingError(f"cannot write {os_error(exc.filename or target, exc)}") from None
     return {"layout": layout, "rows": count, "days": days, "seconds": time.perf_counter() - started,
             "skipped": skipped, "damage": damage}
 

@@ -244,6 +244,7 @@ class ReplayAdapter(Adapter):
             first_receive: int | None = None
             skipped = 0  # ns of recording time removed by skipped gaps
             previous = 0
+            whole = not position.day  # a lap from its start, not one resumed partway
             played = 0
             for chunk in self._chunks(position):
                 played += len(chunk)
@@ -278,7 +279,7 @@ class ReplayAdapter(Adapter):
                     await asyncio.sleep(0)
                 self._settle(fresh)
             position.next_lap()
-            if not played:
+            if whole and not played:
                 log.warning("replay: %s played no tick in a whole pass (its files are gone or unreadable); "
                             "the front stays connected and silent", self.path)
                 break

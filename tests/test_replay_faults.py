@@ -125,6 +125,28 @@ def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch
     assert volumes(spi) == list(range(1, total + 1))  # every tick once, in order
 
 
+def test_with_loop_a_new_lap_is_the_only_repetition_even_across_a_reconnect(tmp_path, make_md, monkeypatch,
+                                                                             fast_reconnect):
+    from ctpshim.adapters.replay import ReplayAdapter
+
+    total = write_days(tmp_path / "days", DAYS[:1])
+    calls = {"n": 0}
+    restamped = ReplayAdapter._restamped
+
+    def drop_once(self: Any, rows: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 5:  # in the second lap
+            raise UpstreamDisconnected("the test drops the link")
+        return restamped(self, rows)
+
+    monkeypatch.setattr(ReplayAdapter, "_restamped", drop_once)
+    api, spi = make_md(f"replay://{tmp_path / 'days'}?speed=max&rebase=none&loop=true", subscribe=["ru1901"])
+    wait_for(lambda: len(volumes(spi)) > 3 * total, timeout=60, what="three laps")
+    got = volumes(spi)[: 3 * total]
+    assert len(disconnects(spi)) == 1
+    assert got == list(range(1, total + 1)) * 3  # lap after lap, each whole and once
+
+
 # -- item 7: unreadable and non-regular paths ------------------------------------------------------
 
 def _run_unprivileged(code: str) -> subprocess.CompletedProcess[str]:

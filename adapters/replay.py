@@ -127,6 +127,7 @@ class ReplayAdapter(Adapter):
                 raise ValueError(
                     f"{file}: its ticks go back in time ({survey.backwards}), and replay would play them backwards; "
                     f"`ctpshim convert {file} -o COPY.parquet` writes a copy in time order")
+        _check_day_order(days, surveys)
         if not any(survey.ticks for survey in surveys.values()):
             raise ValueError(f"{path}: the recording has no ticks")
         _check_filters(path, settings, list(surveys.values()))
@@ -428,6 +429,7 @@ class _Survey:
     matching: int  # ticks the instruments, start and end settings let through
     clock: tuple[str, str] | None  # with start or end, the earliest and the latest UpdateTime
     backwards: str | None  # where the receive times first go back, for the message
+    received: tuple[int, int] | None  # the first and the last receive time
 
 
 def _reason(exc: BaseException) -> str:
@@ -474,6 +476,7 @@ def _survey_file(path: str, _size: int, _modified_ns: int, wanted: tuple[str, ..
     instruments: set[str] = set()
     clock: tuple[str, str] | None = None
     backwards: str | None = None
+    first_receive: int | None = None
     last_receive: int | None = None
     window = bool(start or end)
     columns = ["InstrumentID", RECEIVE_TIME] + (["UpdateTime"] if window else [])  # the clock only for a window
@@ -483,6 +486,8 @@ def _survey_file(path: str, _size: int, _modified_ns: int, wanted: tuple[str, ..
             if not rows:
                 continue
             ids, receives = batch.column(0), batch.column(1)
+            if first_receive is None:
+                first_receive = receives[0].as_py()
             instruments.update((ids.dictionary if pa.types.is_dictionary(ids.type) else pc.unique(ids)).to_pylist())
             if backwards is None:
                 if last_receive is not None and receives[0].as_py() < last_receive:
@@ -490,7 +495,7 @@ def _survey_file(path: str, _size: int, _modified_ns: int, wanted: tuple[str, ..
                 elif rows > 1 and pc.any(steps := pc.less(receives.slice(1), receives.slice(0, rows - 1))).as_py():
                     row = pc.index(steps, True).as_py()
                     backwards = _went_back(ticks + row + 1, receives[row].as_py(), receives[row + 1].as_py())
-                last_receive = receives[rows - 1].as_py()
+            last_receive = receives[rows - 1].as_py()
             mask = pc.is_in(ids, value_set=value_set) if value_set is not None else None
             if window:
                 times = batch.column(2)
@@ -500,14 +505,34 @@ def _survey_file(path: str, _size: int, _modified_ns: int, wanted: tuple[str, ..
                 mask = inside if mask is None else pc.and_(mask, inside)
             matching += rows if mask is None else pc.sum(mask).as_py() or 0
             ticks += rows
-    return _Survey(ticks, frozenset(instruments), matching, clock, backwards)
+    received = (first_receive, last_receive) if first_receive is not None and last_receive is not None else None
+    return _Survey(ticks, frozenset(instruments), matching, clock, backwards, received)
+
+
+def _stamp(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, CHINA).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _went_back(row: int, before: int, after: int) -> str:
-    def stamp(ns: int) -> str:
-        return datetime.fromtimestamp(ns / 1e9, CHINA).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"row {row + 1:,} was received at {_stamp(after)}, before the row ahead of it ({_stamp(before)})"
 
-    return f"row {row + 1:,} was received at {stamp(after)}, before the row ahead of it ({stamp(before)})"
+
+def _check_day_order(days: list[Any], surveys: dict[Path, _Survey]) -> None:
+    """Refuse days (played in the order of their names) whose ticks were received before the end
+    of the day played before them: the replay would go back in time between them."""
+    previous: tuple[Path, int] | None = None  # the file holding the latest tick so far, and its time
+    for day in days:
+        spans = [(file, surveys[file].received) for file in day.paths if surveys[file].received]
+        if not spans:
+            continue
+        first_file, (first, _) = min(spans, key=lambda span: span[1][0])  # type: ignore[index]
+        if previous is not None and first < previous[1]:
+            raise ValueError(
+                f"{first_file} (day {day.day}) starts at {_stamp(first)}, before {previous[0]} ends "
+                f"({_stamp(previous[1])}): days play in the order of their names, and replay would go back in "
+                "time; rename or remove the file that is out of place")
+        last_file, (_, last) = max(spans, key=lambda span: span[1][1])  # type: ignore[index]
+        previous = (last_file, last)
 
 
 def _check_filters(path: Path, settings: dict[str, Any], surveys: list[_Survey]) -> None:

@@ -303,3 +303,17 @@ def test_a_recording_whose_ticks_go_back_in_time_is_refused_with_the_row(tmp_pat
     message = str(caught.value)
     assert f"{backwards}: its ticks go back in time (row 2 was received at 2017-03-20 09:" in message
     assert "ctpshim convert" in message
+
+
+def test_days_whose_names_and_times_disagree_are_refused(tmp_path, make_md):
+    folder = tmp_path / "days"
+    write_days(folder, DAYS[:2])
+    early, late = folder / f"{DAYS[0]}.parquet", folder / f"{DAYS[1]}.parquet"
+    swapped = tmp_path / "swap.parquet"
+    early.rename(swapped)
+    late.rename(early)
+    swapped.rename(late)  # the later day's ticks now play first
+    api, spi = make_md(init=False)
+    with pytest.raises(FrontAddressError) as caught:
+        api.RegisterFront(f"replay://{folder}")
+    assert f"{late} (day {DAYS[1]}) starts at 2018-10-08 21:00:00.500, before {early} ends" in str(caught.value)

@@ -1,5 +1,5 @@
-"""Reads damaged copies of a recording, one after another; run in a subprocess by
-test_recording_fuzz.py, so a crash of the interpreter is seen (and which copy caused it).
+"""Reads damaged copies of a recording (or imports those of a CSV), one after another; run in a
+subprocess by test_recording_fuzz.py, so a crash of the interpreter is seen (and which copy caused it).
 
     python fuzz_reader.py ORIGINAL WORKDIR SEED FLIPS CUTS
 
@@ -58,10 +58,26 @@ def attempt(path: Path, original: list[list[Any]]) -> dict[str, Any]:
     return {"ticks": len(ticks), "messages": messages, "same": same, "unexpected": unexpected}
 
 
+def attempt_csv(path: Path) -> dict[str, Any]:
+    """A CSV copy is imported (``convert``): ticks, or a RecordingError's message."""
+    from ctpshim.tools.convert import convert
+
+    messages: list[str] = []
+    ticks = 0
+    unexpected = None
+    try:
+        ticks = convert(str(path), str(path.with_suffix(".parquet")))["rows"]
+    except RecordingError as exc:
+        messages.append(str(exc))
+    except Exception as exc:  # noqa: BLE001 - as in attempt()
+        unexpected = f"{type(exc).__name__}: {exc}"
+    return {"ticks": ticks, "messages": messages, "same": True, "unexpected": unexpected}
+
+
 def main(original_path: str, workdir: str, seed: str, flips: str, cuts: str) -> None:
     source = Path(original_path)
     data = source.read_bytes()
-    original = ticks_of(source, [])
+    original = [] if source.suffix == ".csv" else ticks_of(source, [])
     target = Path(workdir) / source.name
     for number, (kind, where, bit) in enumerate(mutations(len(data), int(seed), int(flips), int(cuts))):
         damaged = bytearray(data[:where] if kind == "cut" else data)
@@ -69,7 +85,8 @@ def main(original_path: str, workdir: str, seed: str, flips: str, cuts: str) -> 
             damaged[where] ^= 1 << bit
         target.write_bytes(bytes(damaged))
         print(json.dumps({"start": number, "damage": [kind, where, bit]}), flush=True)
-        print(json.dumps({"done": number, "damage": [kind, where, bit], **attempt(target, original)}), flush=True)
+        result = attempt_csv(target) if source.suffix == ".csv" else attempt(target, original)
+        print(json.dumps({"done": number, "damage": [kind, where, bit], **result}), flush=True)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,15 @@ def test_damaged_recordings_never_crash_and_never_read_wrong_values(recordings, 
         if result["ticks"] < 240:
             assert result["messages"], result
     assert sum(bool(result["messages"]) for result in results) > len(results) // 2
+
+
+def test_damaged_csvs_never_crash_and_either_import_or_say_why(tmp_path):
+    source = tmp_path / "ticks.csv"
+    lines = [f"20261120,rb2701,{3000 + i},{i},09:{i // 60:02d}:{i % 60:02d},500,{3000 + i - 1},{i % 7}"
+             for i in range(120)]
+    source.write_text("TradingDay,InstrumentID,LastPrice,Volume,UpdateTime,UpdateMillisec,BidPrice1,BidVolume1\n"
+                      + "\n".join(lines) + "\n")
+    results = fuzz(source, tmp_path / "work", 3)
+    for result in results:
+        assert result["unexpected"] is None, result
+        assert result["ticks"] or (result["messages"] and all("\n" not in m for m in result["messages"])), result

@@ -313,7 +313,8 @@ def _encoding(head: bytes, path: str) -> str:
         head.decode("gb18030")
     except UnicodeDecodeError as exc:
         if exc.start <= len(head) - 4:
-            raise LayoutError(f"{path}: not text in UTF-8 or GB18030 (byte {exc.start}: {head[exc.start]:#04x})") from None
+            byte = head[exc.start]
+            raise LayoutError(f"{path}: not text in UTF-8 or GB18030 (byte {exc.start}: {byte:#04x})") from None
     return "gb18030"
 
 

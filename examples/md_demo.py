@@ -5,11 +5,12 @@ the bundled real day (SHFE ru1901's night session of 2018-10-08, as recorded) wi
 
     python -m ctpshim run --front 'replay://?rebase=none' examples/md_demo.py 10 ru1901
 
-or on ctpshim's simulated market with
+or on ctpshim's simulated market (by default a few contracts listed today) with
 
     python -m ctpshim run examples/md_demo.py [seconds] [instrument ...]
 """
 
+import datetime
 import sys
 import threading
 
@@ -65,9 +66,24 @@ class MdImpl(mdapi.CThostFtdcMdSpi):
                   f"(+{last_volume - volume}), open interest {interest:g} -> {last_interest:g}")
 
 
+def listed_contracts():
+    """A few contracts listed whatever the date: rebar, PTA and crude three months out (they list
+    every month for a year), the CSI 300 future of next month."""
+    today = datetime.date.today()
+
+    def ahead(months):
+        index = today.year * 12 + today.month - 1 + months
+        return index // 12, index % 12 + 1
+
+    year, month = ahead(3)
+    next_year, next_month = ahead(1)
+    return [f"rb{year % 100:02d}{month:02d}", f"TA{year % 10}{month:02d}", f"sc{year % 100:02d}{month:02d}",
+            f"IF{next_year % 100:02d}{next_month:02d}"]
+
+
 if __name__ == "__main__":
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
-    instruments = sys.argv[2:] or ["rb2605", "au2606", "IF2612", "TA605", "m2605", "sc2602"]
+    instruments = sys.argv[2:] or listed_contracts()
     md = MdImpl(FRONT, instruments)
     threading.Event().wait(seconds)
     md.api.Release()

@@ -528,8 +528,11 @@ def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.Re
             except StopIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - anything a damaged batch makes Arrow raise
-                _damaged(damage, f"{path}: IPC batch {number} (byte {offset}) is damaged ({_reason(exc)}); "
-                                 f"{_DAMAGE_TEXT}")
+                reason = _reason(exc)
+                if source.tell() >= os.fstat(source.fileno()).st_size:
+                    reason = (f"cut short by the end of the file: a recorder stopped while writing it, or is "
+                              f"writing it now, or its length is damaged; {reason}")
+                _damaged(damage, f"{path}: IPC batch {number} (byte {offset}) is damaged ({reason}); {_DAMAGE_TEXT}")
                 return
             number += 1
             yield batch

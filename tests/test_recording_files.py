@@ -252,6 +252,15 @@ def test_a_csv_row_that_cannot_be_read_is_a_one_line_message(tmp_path, capsys, r
     assert status == 1 and words in err and one_line(err), err
 
 
+def test_a_tqsdk_time_outside_the_calendar_names_its_row(tmp_path, capsys):
+    source = tmp_path / "tq.csv"
+    source.write_text("symbol,datetime_nano,last_price,bid_price1,ask_price1,volume\n"
+                      "SHFE.cu1909,1568595600000000000,47000,46990,47010,10\n"
+                      "SHFE.cu1909,99999999999999999,47000,46990,47010,11\n")
+    status, out, err = run_cli(capsys, "convert", str(source), "-o", str(tmp_path / "out.parquet"))
+    assert status == 1 and "data row 2: 99999999999999999 is not a time in nanoseconds" in err and one_line(err), err
+
+
 def test_a_compressed_csv_is_read_as_its_text(tmp_path):
     import gzip
 

@@ -73,16 +73,24 @@ def _clock(column: pa.Array, path: str) -> tuple[pa.Array, pa.Array]:
 def _moments(days: pa.Array, clocks: pa.Array, millis: pa.Array, path: str) -> pa.Array:
     """China-time timestamps (ms) from YYYYMMDD days, HH:MM:SS clocks and milliseconds."""
     stamps = pc.binary_join_element_wise(days, clocks, " ")
-    base = pc.strptime(stamps, format="%Y%m%d %H:%M:%S", unit="ms", error_is_null=True)
-    earliest = pa.scalar(datetime.combine(FIRST_DAY, datetime.min.time()), pa.timestamp("ms"))
-    latest = pa.scalar(datetime.combine(LAST_DAY, datetime.max.time()), pa.timestamp("ms"))
-    outside = pc.invert(pc.fill_null(pc.and_(pc.greater_equal(base, earliest), pc.less_equal(base, latest)), False))
-    if pc.any(outside).as_py():
-        row = pc.index(outside, True).as_py()
-        raise LayoutError(f"{path}: data row {row + 1}: {stamps[row].as_py()!r} is not a date and time (YYYYMMDD "
-                          f"HH:MM:SS) from {FIRST_DAY} to {LAST_DAY}, the calendar's range")
+    base = _in_calendar(pc.strptime(stamps, format="%Y%m%d %H:%M:%S", unit="ms", error_is_null=True), stamps,
+                        "a date and time (YYYYMMDD HH:MM:SS)", path)
     # Unchecked: a millisecond value out of range is refused by read_csv's check before any moment is used.
     return pc.add(base, pc.cast(pc.cast(millis, pa.int64(), safe=False), pa.duration("ms")))
+
+
+def _in_calendar(moments: pa.Array, given: pa.Array, what: str, path: str) -> pa.Array:
+    """``moments`` (timestamps, null where ``given`` could not be read), refused with the first
+    data row that is unreadable or outside the calendar's range."""
+    earliest = pa.scalar(datetime.combine(FIRST_DAY, datetime.min.time()), pa.timestamp("ms"))
+    latest = pa.scalar(datetime.combine(LAST_DAY, datetime.max.time()), pa.timestamp("ms"))
+    inside = pc.and_(pc.greater_equal(moments, earliest), pc.less_equal(moments, latest))
+    outside = pc.invert(pc.fill_null(inside, False))
+    if pc.any(outside).as_py():
+        row = pc.index(outside, True).as_py()
+        raise LayoutError(f"{path}: data row {row + 1}: {given[row].as_py()!r} is not {what} from {FIRST_DAY} to "
+                          f"{LAST_DAY}, the calendar's range")
+    return moments
 
 
 def _receive_times(moments: pa.Array) -> pa.Array:
@@ -245,6 +253,7 @@ def _tqsdk_convert(raw: pa.Table, path: str) -> dict[str, pa.Array]:
     if "datetime_nano" in names:
         nanos = pc.cast(raw.column("datetime_nano").combine_chunks(), pa.int64())
         moments = pc.cast(pc.add(pc.divide(nanos, 1_000_000), CHINA_OFFSET_MS), pa.timestamp("ms"))
+        moments = _in_calendar(moments, nanos, "a time in nanoseconds since 1970", path)
         clocks = pc.strftime(pc.cast(moments, pa.timestamp("s"), safe=False), format="%H:%M:%S")
         millis = pc.cast(pc.millisecond(moments), pa.int32())
         receive = nanos

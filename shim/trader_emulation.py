@@ -12,6 +12,10 @@ settlement, query instruments), so these succeed:
   ``ReqQryExchange`` -> the six exchanges;
 * every other query -> one ``OnRspQry*(None, None, nRequestID, True)``: no records.
 
+Queries are answered from the IO thread, in the order they were sent, with what the source knows
+there (the caller's thread never runs adapter code); a replay's instruments are known before
+``OnFrontConnected``, so a query sent as soon as the login is answered lists them all.
+
 Everything that would trade or move money (orders, cancels, quotes, exercise, transfers,
 password changes) is refused through the normal CTP error path: ``OnRsp*`` with ErrorID 27
 ("CTP:不支持的功能", unsupported function) and a note that this front cannot trade, plus the
@@ -20,13 +24,18 @@ matching ``OnErrRtn*`` where CTP has one.  Queries have no flow control here.
 
 from __future__ import annotations
 
+import copy
+import logging
 from functools import lru_cache
 from typing import Any
 
+from . import io_loop
 from .calendar import now_china, yyyymmdd
 from .fields import load_spec
 from .market_data import DBL_MAX
 from .stocks import StockInfo
+
+log = logging.getLogger("ctpshim")
 
 UNSUPPORTED_FUNCTION = 27
 UNSUPPORTED_MESSAGE = "CTP:不支持的功能"
@@ -74,15 +83,25 @@ def td_request(api: Any, name: str, field: Any, request_id: int) -> int:
         api._post("OnRspSettlementInfoConfirm", _confirmation(api), api._rsp_info(), request_id, True)
         return 0
     if name.startswith("ReqQry"):
-        records = _query(api, name, field)
-        callback = "OnRsp" + name[3:]
-        if not records:
-            api._post(callback, None, None, request_id, True)
-        for index, record in enumerate(records):
-            api._post(callback, record, None, request_id, index == len(records) - 1)
+        # A copy: the program may reuse its struct as soon as the call returns.
+        io_loop.call_soon(_answer_query, api, name, copy.copy(field), request_id)
         return 0
     _refuse(api, name, field, request_id)
     return 0
+
+
+def _answer_query(api: Any, name: str, field: Any, request_id: int) -> None:
+    """On the IO thread: one ``OnRspQry*`` per record, ``bIsLast`` on the last (one with None for none)."""
+    try:
+        records = _query(api, name, field)
+    except Exception:  # noqa: BLE001 - a source's failure must not leave the program waiting for bIsLast
+        log.exception("%s: the source failed to answer %s; answered with no records", api._name, name)
+        records = []
+    callback = "OnRsp" + name[3:]
+    if not records:
+        api._post(callback, None, None, request_id, True)
+    for index, record in enumerate(records):
+        api._post(callback, record, None, request_id, index == len(records) - 1)
 
 
 def _confirmation(api: Any) -> Any:

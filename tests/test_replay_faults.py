@@ -253,6 +253,23 @@ def test_req_qry_instrument_right_after_login_answers_the_recordings_instruments
         assert spi.answers == ["ru1901"]
 
 
+def test_req_qry_instrument_reads_the_source_on_the_io_thread_not_the_callers(make_td, monkeypatch):
+    from ctpshim.adapters.replay import ReplayAdapter
+
+    threads: list[str] = []
+    instruments = ReplayAdapter.instruments
+
+    def noting_the_thread(self: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return instruments(self)
+
+    monkeypatch.setattr(ReplayAdapter, "instruments", noting_the_thread)
+    spi = QueryAfterLogin()
+    make_td(spi, "replay://")
+    assert spi.done.wait(10), "no answer to ReqQryInstrument"
+    assert spi.answers == ["ru1901"] and threads == ["ctpshim-io"]
+
+
 # -- items 3 and 10: settings and filters ---------------------------------------------------------
 
 @pytest.mark.parametrize("query, words", [

@@ -383,14 +383,16 @@ def archive_day(live: Path) -> Path:
     """Turn a live ``.arrows`` file into (or merge it into) ``<day>.parquet``; remove the live file.
 
     Streams: one row group (``ARCHIVE_ROW_GROUP`` ticks) at a time is held, whatever the size of the day.
-    A live file's damaged tail (a recorder killed mid-write) is left out with a warning; a damaged
-    archive is not rewritten (what follows its damage would be lost): both files are kept and
+    A damaged live file (its tail cut by a recorder killed mid-write, or worse) is archived up to the
+    damage and kept beside the archive as ``<day>.arrows.damaged``, with a warning; a damaged archive
+    is not rewritten (what follows its damage would be lost): both files are kept and
     :class:`RecordingError` says so.
     """
     target = live.with_suffix(ARCHIVE_SUFFIX)
     archived_damage: list[str] = []
+    live_damage: list[str] = []
     sources = [(TickRows(batch, NOTHING_SHARED) for batch in read_batches(path, damage=damage))
-               for path, damage in ((target, archived_damage), (live, None)) if path.exists()]
+               for path, damage in ((target, archived_damage), (live, live_damage)) if path.exists()]
     temporary = target.with_suffix(".parquet.tmp")
     writer: pq.ParquetWriter | None = None
     group: list[pa.RecordBatch] = []
@@ -420,7 +422,12 @@ def archive_day(live: Path) -> Path:
     if writer is not None:
         writer.close()
         os.replace(temporary, target)
-    live.unlink()
+    if live_damage:
+        kept = live.with_name(live.name + ".damaged")
+        os.replace(live, kept)
+        _damaged(None, f"{live_damage[0]}; the ticks before it are archived in {target}, the file is kept as {kept}")
+    else:
+        live.unlink()
     return target
 
 

@@ -157,6 +157,20 @@ def test_a_changed_value_in_a_live_file_fails_its_batch_checksum_and_old_files_w
     assert verify(old) == [] and sum(len(batch) for batch in read_batches(old)) == before
 
 
+def test_archiving_a_damaged_live_file_keeps_what_follows_the_damage(tmp_path, caplog):
+    live = live_file(tmp_path)
+    starts = batch_offsets(live)
+    before = sum(len(batch) for batch in list(read_batches(live))[:2])
+    data = bytearray(live.read_bytes())
+    data[starts[2] + 400] ^= 0xFF
+    live.write_bytes(bytes(data))
+    target = recording.archive_day(live)
+    assert sum(len(batch) for batch in read_batches(target)) == before
+    kept = tmp_path / "20261120.arrows.damaged"
+    assert kept.read_bytes() == bytes(data) and not live.exists()
+    assert f"IPC batch 2 (byte {starts[2]}) is damaged" in caplog.text and f"kept as {kept}" in caplog.text
+
+
 # -- item 5: a damaged archive --------------------------------------------------------------------
 
 def damage_row_group(path: Path, group: int) -> int:

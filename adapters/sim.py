@@ -25,16 +25,23 @@ import logging
 import math
 import random
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Iterator
 
-from ..calendar import FIRST_DAY, LAST_DAY, china_time, now_china, supported, trading_day_of, yyyymmdd
+from ..calendar import (
+    FIRST_DAY, LAST_DAY, NIGHT_CUTOFF, china_time, next_trading_day, now_china, previous_trading_day, supported,
+    trading_day_of, yyyymmdd,
+)
 from ..errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
 from ..io_loop import wait_at_most
 from ..market_data import (
-    AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, blank_values, depth_class, depth_index, make_tick,
+    AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, average_price, blank_values, depth_class,
+    depth_index, make_tick,
 )
-from ..products import InstrumentInfo, default_sim_instruments, next_open, parse_instrument, session_window
+from ..messages import listing
+from ..products import (
+    InstrumentInfo, Product, default_sim_instruments, parse_instrument, settlement_price, trading_day_sessions,
+)
 from ..url import Setting, boolean, choice, id_list, integer, number, speed
 from .base import Adapter, Capabilities
 
@@ -42,6 +49,9 @@ log = logging.getLogger("ctpshim.sim")
 
 SECONDS_PER_TRADING_YEAR = 250 * 4 * 3600  # for turning annual volatility into a per-step move
 MAX_BATCH = 256  # at speed=max, rounds are grouped into batches of about this many ticks
+SEGMENT = timedelta(minutes=5)  # session time between two knots of a day's coarse path
+AUCTION_LEAD = timedelta(minutes=1)  # the opening auction's snapshot: 20:59, 08:59, CFFEX 09:29
+CFFEX_SETTLEMENT_DELAY = timedelta(minutes=30)  # CFFEX publishes its settlement after the close
 MARKET_END = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, 23, 59, 59)
 WINDOW = 4096  # prices tabulated around the current one (at least; more for large moves)
 _new = list.__new__
@@ -101,13 +111,261 @@ if [n for n in list(_I)[_BOOK]] != [n for level in _LEVEL_NAMES for n in level]:
     raise AssertionError("the book members of CThostFtdcDepthMarketDataField are not contiguous")
 
 
+class _Schedule:
+    """The moments one contract ticks on one trading day, on the market's snapshot grid.
+
+    ``windows`` holds (first, last, index of first) per run of rounds: the opening auction's
+    single round (index -1, a minute before the first session), each session's rounds from one
+    interval after its start to its end inclusive (indices 0 to ``count - 1``, as real fronts
+    stamp them: 09:00:00.500 ... 10:15:00.000), and for CFFEX the post-close settlement
+    snapshot (index ``count``).  ``hours=always`` has one run from 17:00 of the previous trading
+    day and no auction.
+    """
+
+    __slots__ = ("day", "step", "windows", "count", "hour_rounds")
+
+    def __init__(self, product: Product, day: date, step: timedelta, always: bool) -> None:
+        self.day = day
+        self.step = step
+        self.windows: list[tuple[datetime, datetime, int]] = []
+        self.hour_rounds = int(timedelta(hours=1) / step)
+        if always:
+            begin = datetime.combine(previous_trading_day(day), NIGHT_CUTOFF)
+            self.count = int((datetime.combine(day, NIGHT_CUTOFF) - begin) / step)
+            self.windows.append((begin, begin + step * (self.count - 1), 0))
+            return
+        sessions = trading_day_sessions(product, day)
+        index = 0
+        if sessions:
+            auction = sessions[0][0] - AUCTION_LEAD
+            self.windows.append((auction, auction, -1))
+        for start, end in sessions:
+            rounds = int((end - start) / step)
+            self.windows.append((start + step, start + step * rounds, index))
+            index += rounds
+        self.count = index
+        if sessions and product.exchange == "CFFEX":
+            published = sessions[-1][1] + CFFEX_SETTLEMENT_DELAY
+            self.windows.append((published, published, index))
+
+    def index(self, moment: datetime) -> int | None:
+        for first, last, index in self.windows:
+            if first <= moment <= last:
+                return index + (moment - first) // self.step
+        return None
+
+    def moment(self, index: int) -> datetime:
+        for first, last, start in reversed(self.windows):
+            if index >= start:
+                return first + self.step * (index - start)
+        return self.windows[0][0]
+
+    def last_before(self, moment: datetime) -> int | None:
+        """The index of the last round before ``moment``, or None if none is."""
+        found = None
+        for first, last, index in self.windows:
+            if first >= moment:
+                break
+            found = index + (min(moment - self.step / 2, last) - first) // self.step
+        return found
+
+
+class _Day:
+    """One trading day of one contract: its coarse path, from which every round is made.
+
+    The path has a knot every ``SEGMENT`` of session time, drawn from the seed, the contract and
+    the date alone: price, cumulative volume, turnover and open interest, and the day's high and
+    low.  A round's values come from its segment, a bridge between two knots that touches the
+    segment's high and low; so the state at any moment costs one pass over the knots plus one
+    segment, and a later start shows the same market.  Within a segment every trade is valued at
+    the segment's average price (between its low and high), so Turnover / Volume stays in
+    [LowestPrice, HighestPrice].
+    """
+
+    def __init__(self, state: "_Instrument", schedule: _Schedule, pre_settlement: float, pre_close: float,
+                 pre_interest: float) -> None:
+        self.state = state
+        self.schedule = schedule
+        self.key = yyyymmdd(schedule.day)
+        self.pre_settlement = pre_settlement
+        self.pre_close = pre_close
+        self.pre_interest = pre_interest
+        self.size = max(1, int(SEGMENT / schedule.step))
+        tick = state.tick
+        steps = round(pre_settlement / tick)
+        self.upper = math.floor(steps * (1 + state.limit))
+        self.lower = math.ceil(steps * (1 - state.limit))
+        rnd = random.Random(f"{state.seed}:{state.info.instrument_id}:{self.key}")
+        lower, upper = self.lower, self.upper
+        sigma = state.sigma_per_round * math.sqrt(self.size) * pre_settlement / state.start_price
+        rate = state.mean_size * self.size
+        clamp = lambda n: lower if n < lower else (upper if n > upper else n)  # noqa: E731
+        price = clamp(round(pre_close / tick) + round(rnd.gauss(0.0, 2 * sigma)))
+        volume = 1 + int(rate * rnd.random())  # the auction's volume
+        value = tick * state.multiplier
+        self.prices, self.volumes = [price], [volume]
+        self.turnovers, self.interests = [volume * price * value], [max(0.0, pre_interest + volume // 3)]
+        self.highs, self.lows, self.ranges = [price], [price], [(price, price, float(price))]
+        high = low = price
+        for _ in range(-(-schedule.count // self.size)):
+            start = price
+            price = clamp(start + round(rnd.gauss(0.0, sigma)))
+            top = clamp(max(start, price) + round(abs(rnd.gauss(0.0, sigma / 2))))
+            bottom = clamp(min(start, price) - round(abs(rnd.gauss(0.0, sigma / 2))))
+            traded = int(rate * (0.3 + 1.4 * rnd.random()))
+            # Inside the range the day had before this segment, so every snapshot's Turnover / Volume
+            # stays inside [LowestPrice, HighestPrice] as they widen during the segment.
+            average = min(max((start + price + top + bottom) / 4, low), high)
+            volume += traded
+            self.prices.append(price)
+            self.volumes.append(volume)
+            self.turnovers.append(self.turnovers[-1] + traded * average * value)
+            self.interests.append(max(0.0, self.interests[-1] + round(traded * rnd.gauss(0.0, 0.08))))
+            high, low = max(high, top), min(low, bottom)
+            self.highs.append(high)
+            self.lows.append(low)
+            self.ranges.append((bottom, top, average))
+        self.segment_number = -1
+        self.segment: tuple[list[Any], ...] = ()
+
+    @property
+    def close_price(self) -> float:
+        return self.state.price_of(self.prices[-1])
+
+    @property
+    def settlement(self) -> float:
+        """By the exchange's rule (``ctpshim.products.settlement_price``)."""
+        schedule = self.schedule
+        start = 0
+        if self.state.exchange == "CFFEX" and schedule.count > schedule.hour_rounds:
+            start = (schedule.count - schedule.hour_rounds) // self.size
+        volume = self.volumes[-1] - (self.volumes[start] if start else 0)
+        turnover = self.turnovers[-1] - (self.turnovers[start] if start else 0.0)
+        product = self.state.info.product
+        return settlement_price(product, turnover, volume, self.pre_settlement)
+
+    def build(self, number: int) -> tuple[list[Any], ...]:
+        """Segment ``number`` (from 1): per round, the LastPrice, book key, level-1 bid size,
+        Volume, Turnover, OpenInterest, High, Low and AveragePrice."""
+        state = self.state
+        rnd = random.Random(f"{state.seed}:{state.info.instrument_id}:{self.key}:{number}")
+        count = min(self.size, self.schedule.count - (number - 1) * self.size)
+        begin, end = self.prices[number - 1], self.prices[number]
+        bottom, top, average = self.ranges[number]
+        draw = rnd.getrandbits
+        bits = [draw(32) for _ in range(count)]
+        moves = state.moves
+        if count >= 3:
+            first = rnd.randrange(0, count - 2)
+            second = rnd.randrange(first + 1, count - 1)
+            one, two = (top, bottom) if rnd.random() < 0.5 else (bottom, top)
+            path = (_bridge(begin, one, bits[:first + 1], moves, bottom, top)
+                    + _bridge(one, two, bits[first + 1:second + 1], moves, bottom, top)
+                    + _bridge(two, end, bits[second + 1:], moves, bottom, top))
+        else:
+            path = [end] * count
+        high, low = self.highs[number - 1], self.lows[number - 1]
+        state.cover(min(low, bottom), max(high, top))
+        grid, base, price_of = state.grid, state.base, state.price_of
+        lasts = [grid[p - base] for p in path]
+        keys = []
+        for p, b in zip(path, bits):
+            spread = 2 if (b >> 20 & 127) < 13 else 1
+            bid = p - spread if b & 0x40000 else p
+            keys.append(bid << 1 | (spread - 1))
+        sizes = state.trade_sizes
+        raw = list(itertools.accumulate(sizes[b >> 10 & 255] for b in bits))
+        traded = self.volumes[number] - self.volumes[number - 1]
+        total = raw[-1]
+        cumulative = [traded * r // total for r in raw] if total else [0] * (count - 1) + [traded]
+        start_volume, start_turnover = self.volumes[number - 1], self.turnovers[number - 1]
+        start_interest = self.interests[number - 1]
+        change = self.interests[number] - start_interest
+        value = average * state.tick * state.multiplier
+        volumes = [start_volume + c for c in cumulative]
+        turnovers = [start_turnover + c * value for c in cumulative]
+        interests = [start_interest + change * c // traded for c in cumulative] if traded else (
+            [start_interest] * (count - 1) + [start_interest + change])
+        highs = [grid[h - base] for h in itertools.accumulate(path, max, initial=high)][1:]
+        lows = [grid[v - base] for v in itertools.accumulate(path, min, initial=low)][1:]
+        if state.exchange in AVERAGE_PRICE_ON_TICK_GRID:
+            per_tick = state.tick * state.multiplier
+            averages = [price_of(round(t / v / per_tick)) for t, v in zip(turnovers, volumes)]
+        else:
+            averages = [t / v for t, v in zip(turnovers, volumes)]
+        book_sizes = state.book_sizes
+        level_one = [book_sizes[b >> 24] for b in bits]
+        return lasts, keys, level_one, volumes, turnovers, interests, highs, lows, averages
+
+    def fill(self, values: list[Any], index: int) -> None:
+        """Set ``values`` to the state after round ``index`` (-1: the auction) (the slow path)."""
+        state = self.state
+        price_of = state.price_of
+        count = self.schedule.count
+        for name, value in (
+            ("PreSettlementPrice", self.pre_settlement),
+            ("PreClosePrice", self.pre_close),
+            ("PreOpenInterest", self.pre_interest),
+            ("UpperLimitPrice", price_of(self.upper)),
+            ("LowerLimitPrice", price_of(self.lower)),
+            ("OpenPrice", price_of(self.prices[0])),
+            ("ClosePrice", DBL_MAX),
+            ("SettlementPrice", DBL_MAX),
+            ("PreDelta", 0.0),
+        ):
+            values[_I[name]] = value
+        if index < 0:
+            price = self.prices[0]
+            values[_LAST] = values[_HIGH] = values[_LOW] = price_of(price)
+            values[_VOLUME], values[_TURNOVER], values[_INTEREST] = self.volumes[0], self.turnovers[0], self.interests[0]
+            values[_AVERAGE] = state.average(self.turnovers[0], self.volumes[0])
+            values[_BOOK] = state.book(price << 1)
+            return
+        last = min(index, count - 1)
+        number, offset = last // self.size + 1, last % self.size
+        segment = self.segment_at(number)
+        values[_LAST], values[_VOLUME], values[_TURNOVER] = segment[0][offset], segment[3][offset], segment[4][offset]
+        values[_INTEREST], values[_HIGH], values[_LOW] = segment[5][offset], segment[6][offset], segment[7][offset]
+        values[_AVERAGE] = segment[8][offset]
+        values[_BOOK] = state.book(segment[1][offset])
+        if values[_BID_VOLUME1]:
+            values[_BID_VOLUME1] = segment[2][offset]
+        if index >= count - 1:
+            values[_I["ClosePrice"]] = values[_LAST]
+            if index >= count or state.exchange != "CFFEX" or state.always:
+                values[_I["SettlementPrice"]] = self.settlement
+
+    def segment_at(self, number: int) -> tuple[list[Any], ...]:
+        if number != self.segment_number:
+            self.segment = self.build(number)
+            self.segment_number = number
+        return self.segment
+
+
+def _bridge(begin: int, end: int, bits: list[int], moves: list[int], low: int, high: int) -> list[int]:
+    """A walk of ``len(bits)`` steps from ``begin`` that ends on ``end``, inside [low, high]."""
+    count = len(bits)
+    if count == 0:
+        return []
+    walk = list(itertools.accumulate(moves[b & 1023] for b in bits))
+    drift = (end - begin - walk[-1]) / count
+    path = [begin + w + round(drift * (i + 1)) for i, w in enumerate(walk)]
+    path[-1] = end
+    return [low if p < low else (high if p > high else p) for p in path]
+
+
 class _Instrument:
-    """The evolving state of one simulated contract: a tick's value list plus the random walk."""
+    """One simulated contract: its tables, its trading days, and a tick's value list.
+
+    Created and planned on the IO thread (``trades_at``: the schedule only); advanced on the
+    dispatcher thread (``run``).
+    """
 
     def __init__(self, info: InstrumentInfo, seed: int, price: float, volatility: float,
-                 interval: float, depth: int, when: datetime, stamper: Stamper) -> None:
+                 interval: float, depth: int, when: datetime, stamper: Stamper, always: bool) -> None:
         product = info.product
         self.info = info
+        self.seed = seed
         self.exchange = product.exchange
         self.tick = product.tick
         self.decimals = product.decimals
@@ -115,103 +373,79 @@ class _Instrument:
         self.limit = product.limit
         self.depth = depth
         self.stamper = stamper
-        self.random = random.Random(f"{seed}:{info.instrument_id}")
-        rnd = self.random
-        # Tables drawn once from the seeded generator, then indexed by one uniform draw per tick.
-        sigma = volatility * math.sqrt(interval / SECONDS_PER_TRADING_YEAR) * price / product.tick
-        self.moves = [round(rnd.gauss(0.0, sigma)) for _ in range(1024)]
+        self.always = always
+        self.step = timedelta(seconds=interval)
+        rnd = random.Random(f"{seed}:{info.instrument_id}")
+        # Tables drawn once from the seeded generator, then indexed by one uniform draw per round.
+        self.start_price = self._on_grid(price)
+        self.sigma_per_round = volatility * math.sqrt(interval / SECONDS_PER_TRADING_YEAR) * price / product.tick
+        self.moves = [round(rnd.gauss(0.0, self.sigma_per_round)) for _ in range(1024)]
         self.max_move = max(map(abs, self.moves)) + 2
         self.trade_sizes = [0 if rnd.random() < 0.2 else 1 + int(rnd.expovariate(1 / 12)) for _ in range(256)]
+        self.mean_size = sum(self.trade_sizes) / len(self.trade_sizes)
         self.book_sizes = [1 + int(rnd.expovariate(1 / 40)) for _ in range(256)]
         self.ring = self.book_sizes + self.book_sizes[:10]  # sliceable past the end
+        interest = float(20_000 + int(rnd.random() * 200_000))
         self.values = blank_values(info.instrument_id, product.exchange)
-        self.trading_day = ""
-        self.pre_settlement = self._on_grid(price)
-        self.pre_close = self.pre_settlement
-        self.open_interest = float(20_000 + int(rnd.random() * 200_000))
-        self.px = round(self.pre_settlement / self.tick)
-        self.open_until = datetime.min  # market time up to which the current session runs
-        self.closed_until = datetime.min  # market time up to which the product is known closed
-        self._new_day(when)
+        self.schedules: dict[date, _Schedule] = {}  # the planner's (IO thread)
+        self.open_until = datetime.min  # market time up to which the current run of rounds lasts
+        self.closed_until = datetime.min  # market time up to which the contract is known not to tick
+        self.expired = False
+        day = trading_day_of(when)
+        schedule = _Schedule(product, day, self.step, always)
+        if not schedule.windows or schedule.windows[0][0] >= when:
+            schedule = _Schedule(product, previous_trading_day(day), self.step, always)
+        self.lower = self.upper = self.base = 0
+        self.grid: list[float] = []
+        self.day = self._start(schedule, self.start_price, self.start_price, interest)
+        index = schedule.last_before(when)
+        self.index = -1 if index is None else index
+        self.day.fill(self.values, self.index)
+        self.stamper.apply(self.values, schedule.moment(self.index), self.exchange)
 
     def _on_grid(self, price: float) -> float:
         return round(round(price / self.tick) * self.tick, self.decimals)
 
-    def _new_day(self, when: datetime) -> None:
-        """Roll to the trading day of ``when``: settle the old day, reset the cumulative members."""
-        values = self.values
-        if self.trading_day:
-            volume = values[_VOLUME]
-            if volume:
-                self.pre_settlement = self._on_grid(values[_TURNOVER] / volume / self.multiplier)
-                self.pre_close = values[_LAST]
-            self.open_interest = values[_INTEREST]
-        self.trading_day = yyyymmdd(trading_day_of(when))
-        steps = round(self.pre_settlement / self.tick)
-        self.upper = math.floor(steps * (1 + self.limit))
-        self.lower = math.ceil(steps * (1 - self.limit))
-        self.px = min(max(self.px, self.lower), self.upper - 1)
-        self._window(self.px)
-        self.books: dict[int, list[Any]] = {}
-        for name, value in (
-            ("LastPrice", self.pre_close),
-            ("PreSettlementPrice", self.pre_settlement),
-            ("PreClosePrice", self.pre_close),
-            ("PreOpenInterest", self.open_interest),
-            ("OpenInterest", self.open_interest),
-            ("OpenPrice", DBL_MAX),
-            ("HighestPrice", DBL_MAX),
-            ("LowestPrice", DBL_MAX),
-            ("Volume", 0),
-            ("Turnover", 0.0),
-            ("AveragePrice", 0.0),
-            ("ClosePrice", DBL_MAX),
-            ("SettlementPrice", DBL_MAX),
-            ("UpperLimitPrice", self._price(self.upper)),
-            ("LowerLimitPrice", self._price(self.lower)),
-            ("PreDelta", 0.0),
-        ):
-            values[_I[name]] = value
-        self.book_key = self.px << 1  # the book on the tick path's state: block sizes must not matter
-        self.book = self._book(self.book_key)
-        values[_BOOK] = self.book
-        self.stamper.apply(values, when, self.exchange)
-
-    def _price(self, steps: int) -> float:
+    def price_of(self, steps: int) -> float:
         return round(steps * self.tick, self.decimals)
 
-    def _window(self, px: int) -> None:
-        """Tabulate the prices around ``px`` (indexed by ticks - ``base``) so the tick path does
-        no rounding; ``low``..``high`` is the range of ``px`` it covers with room for the book.
+    def _start(self, schedule: _Schedule, pre_settlement: float, pre_close: float, interest: float) -> _Day:
+        day = _Day(self, schedule, pre_settlement, pre_close, interest)
+        self.lower, self.upper = day.lower, day.upper
+        self.books: dict[int, list[Any]] = {}
+        self._window((day.lower + day.upper) // 2)
+        return day
 
-        The table holds a bounded part of the band, never the whole band: work and memory do not
-        grow with price / tick.
-        """
-        width = min(self.upper - self.lower + 1, max(WINDOW, 32 * self.max_move))
+    def average(self, turnover: float, volume: int) -> float:
+        return average_price(self.exchange, turnover, volume, self.multiplier, self.tick)
+
+    def _window(self, px: int, needed: int = 0) -> None:
+        """Tabulate the prices around ``px`` (indexed by ticks - ``base``) so the tick path does
+        no rounding.  The table holds the part of the band the day has used (at least ``WINDOW``
+        ticks), never the whole band in advance: work and memory do not grow with price / tick."""
+        width = min(self.upper - self.lower + 1, max(WINDOW, 32 * self.max_move, 2 * needed))
         base = min(max(px - width // 2, self.lower), self.upper + 1 - width)
         self.base = base
         self.grid = [round(n * self.tick, self.decimals) for n in range(base, base + width)]
-        end = base + width - 1
-        self.low = self.lower if base == self.lower else base + 8
-        self.high = self.upper - 1 if end == self.upper else end - 9
 
-    def _recentre(self, px: int) -> int:
-        """``px`` clamped to the band, the window moved to it if it left the window."""
-        px = min(max(px, self.lower), self.upper - 1)
-        if not self.low <= px <= self.high:
-            self._window(px)
-        return px
+    def cover(self, low: int, high: int) -> None:
+        """Make the table hold ``low``..``high`` (the day's range so far)."""
+        if low - 8 < self.base or high + 8 >= self.base + len(self.grid):
+            self._window((low + high) // 2, high - low + 32)
+
+    def book(self, key: int) -> list[Any]:
+        return self.books.get(key) or self._book(key)
 
     def _book(self, key: int) -> list[Any]:
-        """The 20 book members for key ``px << 1 | (spread - 1)`` (cached per trading day)."""
+        """The 20 book members for key ``bid << 1 | (spread - 1)`` (cached per trading day)."""
         px, spread = key >> 1, (key & 1) + 1
         grid, base, lower, upper, sizes = self.grid, self.base, self.lower, self.upper, self.ring
-        price = self._price
+        price = self.price_of
         seed = (px * 31) & 255
         book: list[Any] = [0] * 20
         if (self.depth == 5 and px - 4 >= lower and px + spread + 4 <= upper
                 and px - 4 >= base and px + spread + 4 < base + len(grid)):
-            # All five levels inside the band and the window: C-level slices, no per-level Python work.
+            # All five levels inside the band and the table: C-level slices, no per-level Python work.
             bid = px - base
             book[0::4] = grid[bid - 4:bid + 1][::-1]
             book[1::4] = sizes[seed:seed + 5]
@@ -220,8 +454,8 @@ class _Instrument:
         else:
             for level in range(5):
                 bid, ask = px - level, px + spread + level
-                inside_bid = level < self.depth and bid >= lower
-                inside_ask = level < self.depth and ask <= upper
+                inside_bid = level < self.depth and lower <= bid <= upper
+                inside_ask = level < self.depth and lower <= ask <= upper
                 book[4 * level:4 * level + 4] = (
                     price(bid) if inside_bid else DBL_MAX,
                     sizes[seed + level] if inside_bid else 0,
@@ -236,78 +470,100 @@ class _Instrument:
     def snapshot(self) -> Any:
         return make_tick(self.values)
 
+    # -- the planner's side (IO thread): when the contract ticks ---------------------------------
+
+    def _schedule(self, day: date) -> _Schedule:
+        schedule = self.schedules.get(day)
+        if schedule is None:
+            if len(self.schedules) > 64:
+                self.schedules.clear()
+            schedule = self.schedules[day] = _Schedule(self.info.product, day, self.step, self.always)
+        return schedule
+
     def trades_at(self, when: datetime) -> bool:
+        """Whether a round at ``when`` ticks; sets ``open_until`` (exclusive end of this run of
+        rounds) or ``closed_until`` (the next round), or ``expired``."""
         if when < self.open_until:
             return True
         if when < self.closed_until:
             return False
-        window = session_window(self.info.product, when)
-        if window is not None:
-            self.open_until = window[1]
-            return True
-        self.closed_until = next_open(self.info.product, when)
+        day = trading_day_of(when)
+        for offset in range(40):
+            if day > self.info.expire_date:
+                self.expired = True
+                self.closed_until = MARKET_END
+                return False
+            for first, last, _ in self._schedule(day).windows:
+                if first <= when <= last:
+                    self.open_until = last + self.step
+                    return True
+                if first > when:
+                    self.closed_until = first
+                    return False
+            day = next_trading_day(day)
+        self.closed_until = MARKET_END
         return False
+
+    # -- the dispatcher's side: making the ticks -------------------------------------------------
+
+    def _roll(self, trading_day: str) -> None:
+        """Close the current day and start the following ones up to ``trading_day``."""
+        while self.day.key < trading_day:
+            old = self.day
+            following = next_trading_day(old.schedule.day)
+            self.day = self._start(_Schedule(self.info.product, following, self.step, self.always),
+                                   old.settlement, old.close_price, old.interests[-1])
+            self.index = -2
 
     def run(self, rounds: list[tuple[datetime, tuple[str, str, list[Any]], str]]) -> list[Any]:
         """Advance one snapshot interval per round and return the ticks.
 
         ``rounds`` holds (market time, (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]),
-        trading day) per round.  This is the tick path: state lives in local variables, and one
-        32-bit draw per tick decides the move (bits 0-9), the trade size (10-17), the trade
-        side (18), the open-interest direction (19), the spread (20-26) and the level-1 sizes
-        (24-31).
+        trading day) per round, consecutive rounds of one run of this contract's schedule.  This
+        is the tick path: the values come from the current segment's lists.
         """
         ticks: list[Any] = []
         append = ticks.append
-        draw_bits = self.random.getrandbits
-        moves, trade_sizes, book_sizes = self.moves, self.trade_sizes, self.book_sizes
         values = self.values
         new, extend, tick_class = _new, _extend, depth_class()
-        multiplier, multiplier_tick = self.multiplier, self.multiplier * self.tick
-        tick, decimals = self.tick, self.decimals
-        on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
-        low, high, base, upper, grid = self.low, self.high, self.base, self.upper, self.grid
-        day, books = self.trading_day, self.books
-        px, book_key, book = self.px, self.book_key, self.book
+        first = rounds[0]
+        if first[2] != self.day.key:
+            self._roll(first[2])
+        day = self.day
+        index = day.schedule.index(first[0])
+        close = day.schedule.count - 1
+        books, book_of = self.books, self._book
+        size = day.size
+        number = offset = -1
+        lasts = keys = level_one = volumes = turnovers = interests = highs = lows = averages = []
+        book_key = -1
+        book: list[Any] = values[_BOOK]
         for when, (trading_day_member, action_day, clock), trading_day in rounds:
-            if trading_day != day:
-                self.px = px
-                self._new_day(when)
-                low, high, base, upper, grid = self.low, self.high, self.base, self.upper, self.grid
-                day, books = self.trading_day, self.books
-                px, book_key, book = self.px, self.book_key, self.book
-            bits = draw_bits(32)
-            px += moves[bits & 1023]
-            if px < low or px > high:
-                px = self._recentre(px)
-                low, high, base, grid = self.low, self.high, self.base, self.grid
-            spread = 2 if (bits >> 20 & 127) < 13 and px + 2 <= upper else 1
-            key = px << 1 | (spread - 1)  # an int: a tuple key would feed the cyclic GC
-            if key != book_key:
-                book_key = key
-                book = books.get(key) or self._book(key)
-                values[_BOOK] = book
-            elif book[1]:
-                values[_BID_VOLUME1] = book_sizes[bits >> 24]
-            size = trade_sizes[bits >> 10 & 255]
-            if size:
-                last = grid[(px + spread if bits & 0x40000 else px) - base]
-                volume = values[_VOLUME] + size
-                turnover = values[_TURNOVER] + size * last * multiplier
-                interest = values[_INTEREST] + ((size >> 1) if bits & 0x80000 else -(size >> 2))
-                values[_LAST] = last
-                values[_VOLUME] = volume
-                values[_TURNOVER] = turnover
-                values[_INTEREST] = interest if interest > 0.0 else 0.0
-                # ctpshim.market_data.average_price, inlined: this is the tick path.
-                values[_AVERAGE] = (round(round(turnover / volume / multiplier_tick) * tick, decimals) if on_grid
-                                    else turnover / volume)
-                if values[_OPEN] == DBL_MAX:
-                    values[_OPEN] = values[_HIGH] = values[_LOW] = last
-                elif last > values[_HIGH]:
-                    values[_HIGH] = last
-                elif last < values[_LOW]:
-                    values[_LOW] = last
+            if index < 0 or index >= close:
+                day.fill(values, index)
+                book_key = -1
+                number = -1
+            else:
+                if number < 0 or offset >= size:
+                    number, offset = index // size + 1, index % size
+                    lasts, keys, level_one, volumes, turnovers, interests, highs, lows, averages = (
+                        day.segment_at(number))
+                key = keys[offset]
+                if key != book_key:
+                    book_key = key
+                    book = books.get(key) or book_of(key)
+                    values[_BOOK] = book
+                if book[1]:
+                    values[_BID_VOLUME1] = level_one[offset]
+                values[_LAST] = lasts[offset]
+                values[_VOLUME] = volumes[offset]
+                values[_TURNOVER] = turnovers[offset]
+                values[_INTEREST] = interests[offset]
+                values[_HIGH] = highs[offset]
+                values[_LOW] = lows[offset]
+                values[_AVERAGE] = averages[offset]
+                offset += 1
+            index += 1
             if values[_ACTION_DAY] is not action_day:
                 values[_TRADING_DAY] = trading_day_member
                 values[_ACTION_DAY] = action_day
@@ -315,7 +571,7 @@ class _Instrument:
             obj = new(tick_class)
             extend(obj, values)
             append(obj)
-        self.px, self.book_key, self.book = px, book_key, book
+        self.index = index - 1
         return ticks
 
 
@@ -452,7 +708,7 @@ class SimAdapter(Adapter):
             if state is None:
                 price = self._starting_price(info)
                 state = _Instrument(info, self.config["seed"], price, self.config["volatility"],
-                                    self.interval, self.config["depth"], self._clock, self.stamper)
+                                    self.interval, self.config["depth"], self._clock, self.stamper, self.always)
                 self._states[instrument_id] = state
             self._active[instrument_id] = state
             self._snapshots.append(state)
@@ -540,12 +796,18 @@ class SimAdapter(Adapter):
         horizon = min(when + step * count, MARKET_END)
         trading = []
         for state in active:
-            if self.always or state.trades_at(when):
+            if state.trades_at(when):
                 trading.append(state)
-                if not self.always:
-                    horizon = min(horizon, state.open_until)
+                horizon = min(horizon, state.open_until)
             else:
                 horizon = min(horizon, state.closed_until)
+        expired = [state.info.instrument_id for state in active if state.expired]
+        if expired:
+            log.warning("sim: %s expired (past the last trading day); no more ticks", listing(expired))
+            for instrument_id in expired:
+                self._active.pop(instrument_id, None)
+            if not self._active:
+                return []
         if not trading:
             self._clock = min(self._align(min(state.closed_until for state in active)), MARKET_END)
             return []

@@ -180,13 +180,47 @@ class InstrumentInfo:
     def name(self) -> str:
         return f"{self.product.name}{self.instrument_id[len(self.product.code):]}"
 
+    @property
+    def expire_date(self) -> date:
+        """The last trading day, by the exchange's rule and the calendar (``LAST_TRADING_DAY``)."""
+        return last_trading_day(self.product, self.delivery_year, self.delivery_month)
 
-def parse_instrument(instrument_id: str) -> InstrumentInfo | None:
+    @property
+    def open_date(self) -> date:
+        """The first trading day: the one after the last trading day of the contract ``span``
+        months earlier (``LISTING``), as the exchanges list a new month when one expires."""
+        span = listing_span(self.product, self.delivery_month)
+        index = self.delivery_year * 12 + self.delivery_month - 1 - span
+        return _calendar().next_trading_day(last_trading_day(self.product, index // 12, index % 12 + 1))
+
+    @property
+    def create_date(self) -> date:
+        """The trading day before the first one (the exchange creates the contract the day before)."""
+        return _calendar().previous_trading_day(self.open_date)
+
+    @property
+    def start_deliv_date(self) -> date:
+        return _calendar().next_trading_day(self.expire_date)
+
+    @property
+    def end_deliv_date(self) -> date:
+        """Approximate: the fifth trading day of delivery (the exchanges' delivery periods vary)."""
+        day = self.start_deliv_date
+        for _ in range(4):
+            day = _calendar().next_trading_day(day)
+        return day
+
+    def listed_on(self, trading_day: date) -> bool:
+        """Whether the exchange lists this contract on ``trading_day``."""
+        return self.open_date <= trading_day <= self.expire_date
+
+
+def parse_instrument(instrument_id: str, today: date | None = None) -> InstrumentInfo | None:
     """The contract behind a CTP instrument ID, or ``None`` if it is not a known futures contract.
 
     IDs are case-sensitive as in CTP: ``rb2605`` (SHFE, lower case, YYMM), ``TA605`` (CZCE, upper
     case, one-digit year), ``IF2606`` (CFFEX, upper case, YYMM).  ``RB2605`` or ``TA2605`` are
-    not contracts.
+    not contracts.  CZCE's one-digit year is resolved against ``today`` (default: the real date).
     """
     match = _ID.match(instrument_id)
     if not match:
@@ -208,7 +242,7 @@ def parse_instrument(instrument_id: str) -> InstrumentInfo | None:
         return None
     if year is None:
         # CZCE's one-digit year: the nearest year ending in that digit, not more than a year back.
-        this_year = date.today().year
+        this_year = (today or date.today()).year
         year = this_year - this_year % 10 + year_digit
         if year < this_year - 1:
             year += 10
@@ -253,6 +287,117 @@ def known(ids: Iterable[str]) -> tuple[list[InstrumentInfo], list[str]]:
     return found, unknown
 
 
+# -- listing and last trading days -----------------------------------------------------------------
+#
+# Which months each product lists and how long before delivery (the exchanges' contract specs,
+# as published; simplified where noted).  ``span`` is how many months before its delivery month a
+# contract is listed: the exchange lists month M the trading day after month M - span expires.
+# A product not named here lists every month of the year, twelve months ahead.
+
+_ODD = (1, 3, 5, 7, 9, 11)
+LISTED_MONTHS: dict[str, tuple[int, ...]] = {
+    "ru": (1, 3, 4, 5, 6, 7, 8, 9, 10, 11), "ec": (2, 4, 6, 8, 10, 12),
+    "a": _ODD, "c": _ODD, "cs": _ODD, "lh": _ODD, "m": (1, 3, 5, 7, 8, 9, 11, 12), "y": (1, 3, 5, 7, 8, 9, 11, 12),
+    "SR": _ODD, "CF": _ODD, "OI": _ODD, "RM": (1, 3, 5, 7, 8, 9, 11), "AP": (1, 3, 4, 5, 10, 11, 12),
+    "CJ": (1, 3, 5, 7, 9, 12), "PK": (1, 3, 4, 10, 11, 12),
+    "TS": _Q, "TF": _Q, "T": _Q, "TL": _Q,
+}
+# (span of the quarterly months 3/6/9/12, span of the others)
+LISTING_SPANS: dict[str, tuple[int, int]] = {
+    "IF": (8, 2), "IH": (8, 2), "IC": (8, 2), "IM": (8, 2),  # this month, next month, the two quarters after
+    "TS": (9, 9), "TF": (9, 9), "T": (9, 9), "TL": (9, 9),  # the next three quarters
+    "sc": (36, 12),  # twelve consecutive months, then quarters up to three years
+    "bu": (24, 6),  # six consecutive months, then quarters up to two years
+}
+_AU_SPANS = (12, 3)  # au: even months a year ahead, the odd ones in the nearest three months
+
+# The last trading day: rule per exchange, with the products that differ.
+LAST_TRADING_DAY: dict[str, str] = {
+    "SHFE": "the 15th (the next trading day if it is not one)",
+    "INE": "the 15th (nr, bc); sc and lu: the last trading day of the month before; ec: the last Monday",
+    "DCE": "the 10th trading day of the month (lh: the 4th-last trading day)",
+    "CZCE": "the 10th trading day of the month",
+    "GFEX": "the 5th trading day of the month",
+    "CFFEX": "index futures: the third Friday; bond futures: the second Friday (the next trading day if a holiday)",
+}
+
+
+def _calendar():  # type: ignore[no-untyped-def]
+    from . import calendar
+
+    return calendar
+
+
+def listed_months(product: Product) -> tuple[int, ...]:
+    return LISTED_MONTHS.get(product.code, _ALL)
+
+
+def listing_span(product: Product, month: int) -> int:
+    quarterly, other = _AU_SPANS if product.code == "au" else LISTING_SPANS.get(product.code, (12, 12))
+    if product.code == "au":
+        return quarterly if month % 2 == 0 else other
+    return quarterly if month % 3 == 0 else other
+
+
+def _nth_trading_day(year: int, month: int, n: int) -> date:
+    day = date(year, month, 1)
+    calendar = _calendar()
+    if not calendar.is_trading_day(day):
+        day = calendar.next_trading_day(day)
+    for _ in range(n - 1):
+        day = calendar.next_trading_day(day)
+    return day
+
+
+def _on_or_after(day: date) -> date:
+    calendar = _calendar()
+    return day if calendar.is_trading_day(day) else calendar.next_trading_day(day)
+
+
+def _weekday_in_month(year: int, month: int, weekday: int, n: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+
+
+def last_trading_day(product: Product, year: int, month: int) -> date:
+    """The contract's last trading day (see ``LAST_TRADING_DAY``)."""
+    code, exchange = product.code, product.exchange
+    calendar = _calendar()
+    if code in ("sc", "lu"):
+        return calendar.previous_trading_day(date(year, month, 1))
+    if code == "ec":
+        following = date(year + month // 12, month % 12 + 1, 1)
+        return _on_or_after(following - timedelta(days=(following.weekday() - 0) % 7 or 7))
+    if code == "lh":
+        following = date(year + month // 12, month % 12 + 1, 1)
+        day = following
+        for _ in range(4):
+            day = calendar.previous_trading_day(day)
+        return day
+    if exchange in ("SHFE", "INE"):
+        return _on_or_after(date(year, month, 15))
+    if exchange in ("DCE", "CZCE"):
+        return _nth_trading_day(year, month, 10)
+    if exchange == "GFEX":
+        return _nth_trading_day(year, month, 5)
+    nth = 3 if product.session == "index" else 2
+    return _on_or_after(_weekday_in_month(year, month, 4, nth))
+
+
+def listed_contracts(product: Product, trading_day: date) -> list[InstrumentInfo]:
+    """The contracts of ``product`` the exchange lists on ``trading_day``, nearest first."""
+    found = []
+    start = trading_day.year * 12 + trading_day.month - 1
+    for index in range(start, start + 37):
+        year, month = index // 12, index % 12 + 1
+        if month not in listed_months(product):
+            continue
+        info = InstrumentInfo(format_instrument(product, year, month), product, year, month)
+        if info.listed_on(trading_day):
+            found.append(info)
+    return found
+
+
 # -- trading hours ---------------------------------------------------------------------------------
 
 def _session_windows(product: Product, day: date) -> list[tuple[datetime, datetime]]:
@@ -292,3 +437,25 @@ def next_open(product: Product, moment: datetime) -> datetime:
             if start > moment:
                 return start
     raise AssertionError(f"{product.code}: no session in the 30 days after {moment}")
+
+
+def trading_day_sessions(product: Product, day: date) -> list[tuple[datetime, datetime]]:
+    """The sessions of trading day ``day``, in order: the night before (when there is one), then the day."""
+    from . import calendar
+
+    if not calendar.is_trading_day(day):
+        return []
+    previous = calendar.previous_trading_day(day)
+    night = [window for window in _session_windows(product, previous) if window[0].date() == previous
+             and window[0].hour >= 17]
+    return night + [window for window in _session_windows(product, day) if window[0].hour < 17]
+
+
+def settlement_price(product: Product, turnover: float, volume: int, pre_settlement: float) -> float:
+    """The day's settlement: the volume-weighted price (of the whole day, or of the last hour for
+    CFFEX, whose caller passes that hour's turnover and volume), truncated to the tick, as the
+    recorded SHFE, CZCE and CFFEX days show; the previous settlement when nothing traded."""
+    if volume <= 0:
+        return pre_settlement
+    steps = math.floor(turnover / volume / product.multiplier / product.tick + 1e-7)
+    return round(steps * product.tick, product.decimals)

@@ -6,10 +6,12 @@ import asyncio
 import threading
 import time
 import tracemalloc
+from datetime import datetime
 
 import pytest
 
 from ctpshim import mdapi
+from ctpshim.adapters import sim
 from ctpshim.errors import FrontAddressError
 from ctpshim.registry import create_adapter
 
@@ -61,15 +63,20 @@ def test_a_bad_setting_is_refused_at_register_front_naming_it(url, named):
 
 def test_a_start_with_a_time_zone_is_china_time():
     ticks = first_ticks("sim://?speed=max&start=2026-11-20T01:35:00Z", ["rb2705"], 3)
-    assert ticks[0].ActionDay == "20261120" and ticks[0].UpdateTime == "09:35:00"
+    assert ticks[1].ActionDay == "20261120" and ticks[1].UpdateTime == "09:35:00"
     shifted = first_ticks("sim://?speed=max&start=2026-11-20T09:35:00%2B08:00", ["rb2705"], 3)
     assert [list(t) for t in shifted] == [list(t) for t in ticks]
 
 
-def test_the_calendars_end_stops_the_market_instead_of_failing():
-    ticks = first_ticks("sim://?speed=max&hours=always&start=2099-12-31T23:59:50", ["rb2705"], 10_000)
-    assert ticks and ticks[-1].ActionDay == "20991231" and ticks[-1].UpdateTime <= "23:59:59"
-    assert len(ticks) < 100  # the last ten seconds of the range, then the iterator ends
+def test_the_market_clock_stops_at_the_calendars_end_at_any_speed(monkeypatch):
+    # speed=1e15 overflowed in ReqUserLogin; at the highest speed the clock reaches the end of the
+    # calendar's range after a while and must stay there rather than overflow.
+    adapter = create_adapter("sim://?speed=1000000&start=2099-12-31T23:00")
+    assert adapter.trading_day() == "21000101"
+    real = time.monotonic
+    monkeypatch.setattr(sim.time, "monotonic", lambda: real() + 1e12)
+    assert adapter.market_now() == sim.MARKET_END == datetime(2099, 12, 31, 23, 59, 59)
+    assert adapter.trading_day() == "21000101"
 
 
 def test_a_high_price_neither_blocks_the_io_thread_nor_grows_memory():

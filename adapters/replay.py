@@ -346,6 +346,7 @@ class ReplayAdapter(Adapter):
             for chunk in sources[0] if len(sources) == 1 else merge_in_time(sources):
                 if skip >= len(chunk):
                     skip -= len(chunk)
+                    yield chunk.slice(0, 0)  # nothing to play, but the IO loop runs other work meanwhile
                     continue
                 if skip:
                     chunk, skip = chunk.slice(skip), 0

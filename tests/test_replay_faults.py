@@ -61,6 +61,22 @@ def volumes(spi: RecordingMdSpi) -> list[int]:
         return [t.Volume for t in spi.ticks]
 
 
+def drop_the_link_at(monkeypatch: pytest.MonkeyPatch, piece: int) -> None:
+    """Break the replay's connection once, as it hands on its ``piece``-th batch of ticks."""
+    from ctpshim.adapters.replay import ReplayAdapter
+
+    calls = {"n": 0}
+    restamped = ReplayAdapter._restamped
+
+    def drop_once(self: Any, rows: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == piece:
+            raise UpstreamDisconnected("the test drops the link")
+        return restamped(self, rows)
+
+    monkeypatch.setattr(ReplayAdapter, "_restamped", drop_once)
+
+
 class ActOnFirstTick(RecordingMdSpi):
     """Calls ``action(api)`` from inside the first OnRtnDepthMarketData."""
 
@@ -106,19 +122,8 @@ def test_a_folder_with_an_unreadable_day_is_refused_at_register_front(tmp_path, 
 
 @pytest.mark.parametrize("pace", ["speed=max", "speed=20000&gaps=skip"])
 def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch, fast_reconnect, pace):
-    from ctpshim.adapters.replay import ReplayAdapter
-
     total = write_days(tmp_path / "days", DAYS[:2])
-    calls = {"n": 0}
-    restamped = ReplayAdapter._restamped
-
-    def drop_once(self: Any, rows: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:  # the link breaks while the replay is in day 1
-            raise UpstreamDisconnected("the test drops the link")
-        return restamped(self, rows)
-
-    monkeypatch.setattr(ReplayAdapter, "_restamped", drop_once)
+    drop_the_link_at(monkeypatch, 3)  # while the replay is in day 1
     api, spi = make_md(f"replay://{tmp_path / 'days'}?{pace}&rebase=none", subscribe=["ru1901"])
     wait_for(lambda: total in volumes(spi), timeout=30, what="the last tick")
     assert len(disconnects(spi)) == 1 and logins(spi) == 2
@@ -127,19 +132,8 @@ def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch
 
 def test_with_loop_a_new_lap_is_the_only_repetition_even_across_a_reconnect(tmp_path, make_md, monkeypatch,
                                                                              fast_reconnect):
-    from ctpshim.adapters.replay import ReplayAdapter
-
     total = write_days(tmp_path / "days", DAYS[:1])
-    calls = {"n": 0}
-    restamped = ReplayAdapter._restamped
-
-    def drop_once(self: Any, rows: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 5:  # in the second lap
-            raise UpstreamDisconnected("the test drops the link")
-        return restamped(self, rows)
-
-    monkeypatch.setattr(ReplayAdapter, "_restamped", drop_once)
+    drop_the_link_at(monkeypatch, 5)  # in the second lap (a day is three pieces)
     api, spi = make_md(f"replay://{tmp_path / 'days'}?speed=max&rebase=none&loop=true", subscribe=["ru1901"])
     wait_for(lambda: len(volumes(spi)) > 3 * total, timeout=60, what="three laps")
     got = volumes(spi)[: 3 * total]

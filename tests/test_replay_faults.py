@@ -312,7 +312,7 @@ def test_a_recording_whose_ticks_go_back_in_time_is_refused_with_the_row(tmp_pat
     with pytest.raises(FrontAddressError) as caught:
         api.RegisterFront(f"replay://{backwards}")
     message = str(caught.value)
-    assert f"{backwards}: its ticks go back in time (row 2 was received at 2017-03-20 09:" in message
+    assert f"{backwards}: its ticks go back in time (tick 2 was received at 2017-03-20 09:" in message
     assert "ctpshim convert" in message
 
 

@@ -178,8 +178,10 @@ _INT_RANGES = {"TThostFtdcVolumeType": (0, INT32_MAX), "TThostFtdcMillisecType":
 _rules: list[tuple[int, str, str, Any, Any, str]] | None = None
 
 
-def _value_rules() -> list[tuple[int, str, str, Any, Any, str]]:
-    """(position, member, kind, low, high, what is valid) per member, from the field spec."""
+def value_rules() -> list[tuple[int, str, str, Any, Any, str]]:
+    """The valid range of every depth-market-data member, from the field spec: (position, member,
+    kind, low, high, what is valid).  The one rule for tick values: the feeds check each tick
+    with it (:func:`check_values`), ``convert`` checks each imported column."""
     global _rules
     if _rules is None:
         rules = []
@@ -205,7 +207,7 @@ def check_values(values: list[Any]) -> list[Any]:
     what is valid.  Every feed parser calls it: a value that fails here would overflow or lie
     downstream (an int32 column, a CTP struct, a program's arithmetic).
     """
-    for position, name, kind, low, high, valid in _value_rules():
+    for position, name, kind, low, high, valid in value_rules():
         value = values[position]
         if kind == "double":
             if type(value) is float or type(value) is int:

@@ -104,9 +104,9 @@ def bad_rows(columns: dict[str, pa.Array]) -> Iterator[tuple[str, pa.Array, str]
     float64, before they are cast to their Arrow type (which would wrap or truncate)."""
     import pyarrow.compute as pc
 
-    from .market_data import _value_rules
+    from .market_data import value_rules
 
-    for _position, name, kind, low, high, valid in _value_rules():
+    for _position, name, kind, low, high, valid in value_rules():
         column = columns.get(name)
         if column is None:
             continue

@@ -133,7 +133,9 @@ class Session:
         url = self.rotation.current()
         adapter = None
         try:
-            adapter = registry.create_adapter(url)
+            # In a worker thread: the adapter's check reads files (a recording's), which must not
+            # hold up the IO thread every other API object shares.
+            adapter = await asyncio.to_thread(registry.create_adapter, url)
             adapter.carry = self._carry.setdefault(url, {})
             await asyncio.wait_for(adapter.connect(), reconnect.CONNECT_TIMEOUT)
         except asyncio.CancelledError:

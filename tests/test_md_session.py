@@ -132,8 +132,11 @@ def test_release_from_inside_a_callback_stops_all_further_callbacks(make_md):
                 self.api.Release()
 
     api, spi = make_md(FRONT, subscribe=["rb2605", "au2606"], spi_class=ReleasingSpi)
-    joined = api.Join()  # returns because the callback released the API
-    assert joined == 1
+    joined: list[int] = []
+    joiner = threading.Thread(target=lambda: joined.append(api.Join()), daemon=True)
+    joiner.start()
+    joiner.join(10)  # Join returns because the callback released the API
+    assert joined == [1], f"Join() did not return; {len(spi.ticks)} ticks came"
     time.sleep(0.3)
     assert len(spi.ticks) == 5
 

@@ -25,7 +25,7 @@ def test_an_unedited_openctp_program_runs_on_the_simulated_market(tmp_path):
     assert lines[0] == "trading day 20261120"
     ticks = [line.split() for line in lines if line.startswith("tick ")]
     assert len(ticks) >= 6
-    assert {(t[1], t[2]) for t in ticks} == {("rb2605", "SHFE"), ("TA605", "CZCE")}
+    assert {(t[1], t[2]) for t in ticks} == {("rb2701", "SHFE"), ("TA701", "CZCE")}
     assert lines[-1].startswith("done")
     assert (tmp_path / "DialogRsp.con").exists()  # CreateFtdcMdApi() with the empty flow path
 

@@ -15,7 +15,7 @@ from ctpshim.errors import FrontAddressError
 
 from .conftest import FRIDAY_MORNING, wait_for
 
-FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2605"
+FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2701"
 
 
 def _joined_within(api: Any, timeout: float) -> list[Any]:
@@ -141,27 +141,27 @@ def test_an_instrument_id_a_c_string_cannot_hold_is_refused_before_anything_is_s
     wait_for(lambda: "OnRspUserLogin" in spi.names(), what="login")
     for method in (api.SubscribeMarketData, api.UnSubscribeMarketData, api.SubscribeForQuoteRsp):
         with pytest.raises(TypeError) as info:
-            method([b"rb2605", bad], 2)
+            method([b"rb2701", bad], 2)
         assert words in str(info.value) and "index 1" in str(info.value)
-    assert "OnRspSubMarketData" not in spi.names()  # refused whole: not even rb2605 was answered
+    assert "OnRspSubMarketData" not in spi.names()  # refused whole: not even rb2701 was answered
 
 
 def test_trailing_nuls_end_an_instrument_id_as_in_c(make_md) -> None:
     api, spi = make_md(FRONT)
     wait_for(lambda: "OnRspUserLogin" in spi.names(), what="login")
-    assert api.SubscribeMarketData([b"rb2605\x00\x00\x00"], 1) == 0  # a fixed-width C buffer
-    wait_for(lambda: spi.ticks, what="a tick of rb2605")
+    assert api.SubscribeMarketData([b"rb2701\x00\x00\x00"], 1) == 0  # a fixed-width C buffer
+    wait_for(lambda: spi.ticks, what="a tick of rb2701")
     reply = next(e[1] for e in spi.events if e[0] == "OnRspSubMarketData")
-    assert reply[0].InstrumentID == "rb2605" and spi.ticks[0].InstrumentID == "rb2605"
+    assert reply[0].InstrumentID == "rb2701" and spi.ticks[0].InstrumentID == "rb2701"
 
 
 def test_a_field_member_refuses_text_after_a_nul_and_keeps_trailing_nuls_out() -> None:
     field = mdapi.CThostFtdcQryInstrumentField()
-    field.InstrumentID = "rb2605\x00\x00"
-    assert field.InstrumentID == "rb2605"
+    field.InstrumentID = "rb2701\x00\x00"
+    assert field.InstrumentID == "rb2701"
     with pytest.raises(TypeError, match="after a NUL"):
         field.InstrumentID = "rb\x00605"
-    assert field.InstrumentID == "rb2605"
+    assert field.InstrumentID == "rb2701"
     settlement = tdapi.CThostFtdcSettlementInfoField()
     with pytest.raises(TypeError, match="after a NUL"):
         settlement.Content = "a\x00b"

@@ -23,21 +23,21 @@ FRONT = f"sim://?start={FRIDAY_MORNING}&speed=20"
 
 
 def test_callback_sequence_login_subscribe_snapshot_then_changes(make_md):
-    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606", "IF2612"])
+    api, spi = make_md(FRONT, subscribe=["rb2701", "au2612", "IF2612"])
     wait_for(lambda: len(spi.ticks) >= 12, what="ticks")
     names = spi.names()
     assert names[0] == "OnFrontConnected"
     assert names[1] == "OnRspUserLogin"
     assert names[2:5] == ["OnRspSubMarketData"] * 3
     subs = [e for e in spi.events if e[0] == "OnRspSubMarketData"]
-    assert [e[1][0].InstrumentID for e in subs] == ["rb2605", "au2606", "IF2612"]
+    assert [e[1][0].InstrumentID for e in subs] == ["rb2701", "au2612", "IF2612"]
     assert [e[1][3] for e in subs] == [False, False, True]  # bIsLast on the last one only
     assert all(e[1][1].ErrorID == 0 and e[1][2] == 0 for e in subs)  # nRequestID 0
     # The current snapshot of each instrument comes first, at once, before any change.
-    assert [t.InstrumentID for t in spi.ticks[:3]] == ["rb2605", "au2606", "IF2612"]
+    assert [t.InstrumentID for t in spi.ticks[:3]] == ["rb2701", "au2612", "IF2612"]
     later = spi.ticks[3:]
-    assert {t.InstrumentID for t in later} == {"rb2605", "au2606", "IF2612"}
-    for instrument in ("rb2605", "au2606"):
+    assert {t.InstrumentID for t in later} == {"rb2701", "au2612", "IF2612"}
+    for instrument in ("rb2701", "au2612"):
         stamps = [(t.UpdateTime, t.UpdateMillisec) for t in spi.ticks if t.InstrumentID == instrument]
         assert stamps == sorted(stamps)
 
@@ -53,8 +53,8 @@ def test_login_reply_carries_trading_day_time_and_session(make_md):
 
 
 def test_all_callbacks_of_an_api_run_on_one_thread_of_its_own(make_md):
-    api1, spi1 = make_md(FRONT, subscribe=["rb2605"])
-    api2, spi2 = make_md(FRONT, subscribe=["rb2605"])
+    api1, spi1 = make_md(FRONT, subscribe=["rb2701"])
+    api2, spi2 = make_md(FRONT, subscribe=["rb2701"])
     wait_for(lambda: len(spi1.ticks) > 5 and len(spi2.ticks) > 5)
     threads1 = {e[2] for e in list(spi1.events)}
     threads2 = {e[2] for e in list(spi2.events)}
@@ -84,32 +84,32 @@ def test_init_returns_at_once_without_calling_back_on_the_callers_thread(make_md
 def test_requests_accept_lists_of_str_and_use_only_n_ids(make_md):
     api, spi = make_md(FRONT)
     wait_for(lambda: "OnRspUserLogin" in spi.names())
-    assert api.SubscribeMarketData(["rb2605", "au2606", "cu2607"], 2) == 0
+    assert api.SubscribeMarketData(["rb2701", "au2612", "cu2612"], 2) == 0
     wait_for(lambda: spi.names().count("OnRspSubMarketData") == 2)
     time.sleep(0.3)
-    assert {t.InstrumentID for t in spi.ticks} == {"rb2605", "au2606"}
+    assert {t.InstrumentID for t in spi.ticks} == {"rb2701", "au2612"}
 
 
 def test_unknown_instruments_are_accepted_warned_about_and_never_tick(make_md, caplog):
-    api, spi = make_md(FRONT, subscribe=["rb2605", "RB2605", "IC8888"])
+    api, spi = make_md(FRONT, subscribe=["rb2701", "RB2605", "IC8888"])
     with caplog.at_level(logging.WARNING):
         wait_for(lambda: len(spi.ticks) >= 6)
         wait_for(lambda: "RB2605" in caplog.text)
     subs = [e[1] for e in spi.events if e[0] == "OnRspSubMarketData"]
-    assert [(s[0].InstrumentID, s[1].ErrorID) for s in subs] == [("rb2605", 0), ("RB2605", 0), ("IC8888", 0)]
-    assert {t.InstrumentID for t in spi.ticks} == {"rb2605"}
+    assert [(s[0].InstrumentID, s[1].ErrorID) for s in subs] == [("rb2701", 0), ("RB2605", 0), ("IC8888", 0)]
+    assert {t.InstrumentID for t in spi.ticks} == {"rb2701"}
     assert "IC8888" in caplog.text
 
 
 def test_unsubscribe_stops_the_ticks_after_the_reply(make_md):
-    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606"])
+    api, spi = make_md(FRONT, subscribe=["rb2701", "au2612"])
     wait_for(lambda: len(spi.ticks) >= 10)
-    assert api.UnSubscribeMarketData([b"au2606"], 1) == 0
+    assert api.UnSubscribeMarketData([b"au2612"], 1) == 0
     wait_for(lambda: "OnRspUnSubMarketData" in spi.names())
     count = len(spi.events)
     wait_for(lambda: len(spi.events) > count + 10)
     after = spi.events[spi.names().index("OnRspUnSubMarketData") + 1:]
-    assert after and all(e[1][0].InstrumentID == "rb2605" for e in after if e[0] == "OnRtnDepthMarketData")
+    assert after and all(e[1][0].InstrumentID == "rb2701" for e in after if e[0] == "OnRtnDepthMarketData")
 
 
 def test_join_blocks_until_release_from_another_thread(make_md):
@@ -131,7 +131,7 @@ def test_release_from_inside_a_callback_stops_all_further_callbacks(make_md):
             if len(self.ticks) == 5:
                 self.api.Release()
 
-    api, spi = make_md(FRONT, subscribe=["rb2605", "au2606"], spi_class=ReleasingSpi)
+    api, spi = make_md(FRONT, subscribe=["rb2701", "au2612"], spi_class=ReleasingSpi)
     joined: list[int] = []
     joiner = threading.Thread(target=lambda: joined.append(api.Join()), daemon=True)
     joiner.start()
@@ -142,7 +142,7 @@ def test_release_from_inside_a_callback_stops_all_further_callbacks(make_md):
 
 
 def test_release_from_the_main_thread_while_ticks_flow(make_md):
-    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2605"])
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2701"])
     wait_for(lambda: len(spi.ticks) > 1000)
     api.Release()
     count = len(spi.ticks)
@@ -164,7 +164,7 @@ def test_a_batch_still_being_built_when_the_api_stops_is_not_delivered():
         def __iter__(self):
             building.set()
             go_on.wait(5)
-            return iter([make_tick(blank_values("rb2605", "SHFE")) for _ in range(3)])
+            return iter([make_tick(blank_values("rb2701", "SHFE")) for _ in range(3)])
 
     delivered = []
 
@@ -175,13 +175,13 @@ def test_a_batch_still_being_built_when_the_api_stops_is_not_delivered():
     dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
     dispatcher.spi = Spi()
     dispatcher.start()
-    dispatcher.post_ticks([make_tick(blank_values("au2606", "SHFE"))])
+    dispatcher.post_ticks([make_tick(blank_values("au2612", "SHFE"))])
     dispatcher.post_ticks(SlowRows())
     assert building.wait(5)
     dispatcher.stop()
     go_on.set()
     dispatcher.join(5)
-    assert [tick.InstrumentID for tick in delivered] == ["au2606"]
+    assert [tick.InstrumentID for tick in delivered] == ["au2612"]
 
 
 def test_stopping_in_the_middle_of_a_lazily_made_batch_ends_it_after_the_current_callback():
@@ -250,27 +250,27 @@ def test_a_batch_that_cannot_be_made_is_reported_and_the_next_one_is_delivered(c
     class Spi:
         def OnRtnDepthMarketData(self, tick):
             delivered.append(tick.InstrumentID)
-            if tick.InstrumentID == "rb2605":
+            if tick.InstrumentID == "rb2701":
                 done.set()
 
     dispatcher = Dispatcher("test-dispatcher", "CThostFtdcMdSpi")
     dispatcher.spi = Spi()
     with caplog.at_level(logging.ERROR, logger="ctpshim"):
         dispatcher.start()
-        dispatcher.post_ticks([make_tick(blank_values("au2606", "SHFE"))])
+        dispatcher.post_ticks([make_tick(blank_values("au2612", "SHFE"))])
         dispatcher.post_ticks(Batch())
-        dispatcher.post_ticks([make_tick(blank_values("rb2605", "SHFE"))])
+        dispatcher.post_ticks([make_tick(blank_values("rb2701", "SHFE"))])
         assert done.wait(5)
         dispatcher.stop()
         dispatcher.join(5)
-    assert delivered == ["au2606", *made_before_the_fault, "rb2605"]
+    assert delivered == ["au2612", *made_before_the_fault, "rb2701"]
     assert "a batch of 2 ticks could not be made; the rest of it is skipped" in caplog.text
     assert "row group 3 is damaged" in caplog.text
     assert "exception in" not in caplog.text  # not blamed on the program's callback
 
 
 def test_failover_to_the_next_front_when_one_is_down(make_md, fast_reconnect):
-    api, spi = make_md("sim://?refuse=true", FRONT, subscribe=["rb2605"])
+    api, spi = make_md("sim://?refuse=true", FRONT, subscribe=["rb2701"])
     wait_for(lambda: spi.ticks)
     assert spi.names().count("OnFrontConnected") == 1
 
@@ -283,7 +283,7 @@ def test_nothing_reachable_means_no_callback_and_silent_retries(make_md, fast_re
 
 
 def test_after_a_disconnect_the_api_reconnects_and_the_program_logs_in_again(make_md, fast_reconnect):
-    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", subscribe=["rb2605"])
+    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", subscribe=["rb2701"])
     wait_for(lambda: spi.names().count("OnFrontConnected") >= 2, what="a reconnection")
     names = spi.names()
     cut = names.index("OnFrontDisconnected")
@@ -300,8 +300,8 @@ class SubscribeOnceSpi(RecordingMdSpi):
         first = "OnRspUserLogin" not in self.names()
         super().OnRspUserLogin(*args)
         if first:
-            assert self.api.SubscribeMarketData([b"rb2605", b"cu2607"], 2) == 0
-            assert self.api.UnSubscribeMarketData([b"cu2607"], 1) == 0
+            assert self.api.SubscribeMarketData([b"rb2701", b"cu2612"], 2) == 0
+            assert self.api.UnSubscribeMarketData([b"cu2612"], 1) == 0
 
 
 def test_after_a_reconnect_the_session_restores_subscriptions_at_the_new_login(make_md, fast_reconnect):
@@ -314,7 +314,7 @@ def test_after_a_reconnect_the_session_restores_subscriptions_at_the_new_login(m
     # nothing between the drop and the new login; then only what was still subscribed
     assert "OnRtnDepthMarketData" not in names[: names.index("OnRspUserLogin")]
     assert "OnRspSubMarketData" not in names  # restored quietly: the program did not ask
-    assert {e[1][0].InstrumentID for e in after if e[0] == "OnRtnDepthMarketData"} == {"rb2605"}
+    assert {e[1][0].InstrumentID for e in after if e[0] == "OnRtnDepthMarketData"} == {"rb2701"}
 
 
 def test_restoring_can_be_switched_off(make_md, fast_reconnect, monkeypatch):
@@ -322,7 +322,7 @@ def test_restoring_can_be_switched_off(make_md, fast_reconnect, monkeypatch):
     api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", spi_class=SubscribeOnceSpi)
     wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2, what="a second login")
     cut = spi.names().index("OnFrontDisconnected")
-    time.sleep(0.3)  # 0.3 s is 6 s of market time at speed=20: rb2605 would have ticked
+    time.sleep(0.3)  # 0.3 s is 6 s of market time at speed=20: rb2701 would have ticked
     assert "OnRtnDepthMarketData" not in spi.names()[cut:]
 
 
@@ -332,7 +332,7 @@ def test_a_raising_callback_is_reported_and_dispatch_goes_on(make_md, capfd):
             super().OnRtnDepthMarketData(tick)
             raise ValueError(f"boom {len(self.ticks)}")
 
-    api, spi = make_md(FRONT, subscribe=["rb2605"], spi_class=RaisingSpi)
+    api, spi = make_md(FRONT, subscribe=["rb2701"], spi_class=RaisingSpi)
     wait_for(lambda: len(spi.ticks) >= 8)
     err = capfd.readouterr().err
     assert "exception in CThostFtdcMdSpi.OnRtnDepthMarketData" in err and "ValueError: boom 1" in err
@@ -350,7 +350,7 @@ def test_a_slow_callback_holds_the_source_back_without_losing_or_reordering(make
             super().OnRtnDepthMarketData(tick)
 
     with caplog.at_level(logging.WARNING):
-        api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2605"], spi_class=SlowSpi)
+        api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2701"], spi_class=SlowSpi)
         wait_for(lambda: len(spi.ticks) >= 60, timeout=20)
         wait_for(lambda: "slower than the source" in caplog.text)
     api.Release()
@@ -376,7 +376,7 @@ def test_logout_reply(make_md):
 
 def test_front_environment_variable_replaces_the_programs_front(make_md, monkeypatch):
     monkeypatch.setenv("CTPSHIM_FRONT", FRONT)
-    api, spi = make_md("tcp://180.168.146.187:10131", subscribe=["rb2605"])
+    api, spi = make_md("tcp://180.168.146.187:10131", subscribe=["rb2701"])
     wait_for(lambda: spi.ticks)
 
 
@@ -387,7 +387,7 @@ def test_front_environment_variable_replaces_the_programs_front(make_md, monkeyp
     ("sim://?speed=fast", ["speed='fast'", "max"]),
     ("sim://?sped=2", ["unknown setting 'sped'", "speed"]),
     ("sim://?seed=1&seed=2", ["given twice"]),
-    ("sim://?instruments=rb2605,XX99", ["XX99", "rb2605"]),
+    ("sim://?instruments=rb2701,XX99", ["XX99", "rb2701"]),
     ("sim://?hours=sometimes", ["hours='sometimes'", "real, always"]),
     ("sim://?start=yesterday", ["start='yesterday'", "2026-11-20T09:00"]),
 ])
@@ -401,7 +401,7 @@ def test_bad_front_addresses_raise_at_once_naming_the_bad_part(make_md, front, w
 
 
 def test_join_on_the_main_thread_returns_when_a_helper_thread_releases(make_md):
-    api, spi = make_md(FRONT, subscribe=["rb2605"])
+    api, spi = make_md(FRONT, subscribe=["rb2701"])
     wait_for(lambda: spi.ticks)
     helper = threading.Timer(0.2, api.Release)
     helper.start()
@@ -412,7 +412,7 @@ def test_join_on_the_main_thread_returns_when_a_helper_thread_releases(make_md):
 
 
 def test_unregistering_the_spi_before_release_stops_the_callbacks(make_md):
-    api, spi = make_md(FRONT, subscribe=["rb2605"])
+    api, spi = make_md(FRONT, subscribe=["rb2701"])
     wait_for(lambda: len(spi.ticks) > 2)
     api.RegisterSpi(None)  # SFIT's recommended shutdown order: RegisterSpi(None), then Release()
     time.sleep(0.1)
@@ -435,13 +435,13 @@ def test_quote_request_subscriptions_and_multicast_queries_are_answered(make_md)
 
     api, spi = make_md(FRONT, spi_class=QuoteSpi)
     wait_for(lambda: "OnRspUserLogin" in spi.names())
-    assert api.SubscribeForQuoteRsp([b"rb2605", b"au2606"], 2) == 0
-    assert api.UnSubscribeForQuoteRsp([b"rb2605"], 1) == 0
+    assert api.SubscribeForQuoteRsp([b"rb2701", b"au2612"], 2) == 0
+    assert api.UnSubscribeForQuoteRsp([b"rb2701"], 1) == 0
     assert api.ReqQryMulticastInstrument(mdapi.CThostFtdcQryMulticastInstrumentField(), 4) == 0
     wait_for(lambda: "OnRspQryMulticastInstrument" in spi.names())
     subs = [e[1] for e in spi.events if e[0] == "OnRspSubForQuoteRsp"]
-    assert [(s[0].InstrumentID, s[3]) for s in subs] == [("rb2605", False), ("au2606", True)]
-    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspUnSubForQuoteRsp"] == ["rb2605"]
+    assert [(s[0].InstrumentID, s[3]) for s in subs] == [("rb2701", False), ("au2612", True)]
+    assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspUnSubForQuoteRsp"] == ["rb2701"]
     assert next(e[1] for e in spi.events if e[0] == "OnRspQryMulticastInstrument") == (None, None, 4, True)
     assert spi.ticks == []  # quote requests are not market data
 
@@ -499,14 +499,14 @@ def scripted() -> Any:
 
 
 def test_a_program_that_subscribes_again_after_relogin_gets_one_snapshot_not_two(make_md, scripted, fast_reconnect):
-    api, spi = make_md("scripted://", subscribe=["rb2605", "cu2607"])
+    api, spi = make_md("scripted://", subscribe=["rb2701", "cu2612"])
     wait_for(lambda: len(spi.ticks) == 2)
     io_loop.call_soon(lambda: scripted.drop.set())
     wait_for(lambda: spi.names().count("OnRspSubMarketData") == 4, what="the program's own resubscription")
     wait_for(lambda: len(spi.ticks) >= 4)
     time.sleep(0.2)  # a second snapshot would be delivered well within this
-    assert [t.InstrumentID for t in spi.ticks] == ["rb2605", "cu2607", "rb2605", "cu2607"]
-    assert scripted.subscribe_calls == [["rb2605", "cu2607"], ["rb2605", "cu2607"]]
+    assert [t.InstrumentID for t in spi.ticks] == ["rb2701", "cu2612", "rb2701", "cu2612"]
+    assert scripted.subscribe_calls == [["rb2701", "cu2612"], ["rb2701", "cu2612"]]
     after = spi.names()[spi.names().index("OnFrontDisconnected"):]
     assert after.index("OnRspUserLogin") < after.index("OnRtnDepthMarketData")
 
@@ -569,15 +569,15 @@ def test_muting_an_unsubscribed_instrument_leaves_the_ticks_to_be_made_on_the_ca
     MadeWhenIterated.made_on = []
     registry.register_adapter("lazy", LazyAdapter)
     try:
-        api, spi = make_md("lazy://", subscribe=["rb2605", "cu2607"])
+        api, spi = make_md("lazy://", subscribe=["rb2701", "cu2612"])
         wait_for(lambda: len(spi.ticks) >= 4)
-        assert api.UnSubscribeMarketData([b"cu2607"], 1) == 0
+        assert api.UnSubscribeMarketData([b"cu2612"], 1) == 0
         wait_for(lambda: "OnRspUnSubMarketData" in spi.names())
         count = len(spi.ticks)
-        wait_for(lambda: len(spi.ticks) > count + 10, what="ticks while cu2607 is muted")
+        wait_for(lambda: len(spi.ticks) > count + 10, what="ticks while cu2612 is muted")
         cut = spi.names().index("OnRspUnSubMarketData")
         after = [e[1][0].InstrumentID for e in spi.events[cut:] if e[0] == "OnRtnDepthMarketData"]
-        assert after and set(after) == {"rb2605"}
+        assert after and set(after) == {"rb2701"}
         callback_threads = {e[2] for e in spi.events if e[0] == "OnRtnDepthMarketData"}
         assert set(MadeWhenIterated.made_on) == callback_threads and len(callback_threads) == 1
     finally:

@@ -11,7 +11,7 @@ from ctpshim import tdapi
 
 from .conftest import FRIDAY_MORNING, wait_for
 
-FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2605,TA605,IF2612"
+FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2701,TA701,IF2612"
 
 
 class RecordingTraderSpi(tdapi.CThostFtdcTraderSpi):
@@ -75,12 +75,12 @@ def test_query_instruments_answers_what_the_source_knows(trader):
     answers = spi.get("OnRspQryInstrument")
     assert [a[3] for a in answers] == [False, False, True] and all(a[2] == 5 and a[1] is None for a in answers)
     by_id = {a[0].InstrumentID: a[0] for a in answers}
-    rb, ta, index = by_id["rb2605"], by_id["TA605"], by_id["IF2612"]
+    rb, ta, index = by_id["rb2701"], by_id["TA701"], by_id["IF2612"]
     assert (rb.ExchangeID, rb.ProductID, rb.PriceTick, rb.VolumeMultiple) == ("SHFE", "rb", 1.0, 10)
     assert (ta.ExchangeID, ta.ProductID, ta.PriceTick, ta.VolumeMultiple) == ("CZCE", "TA", 2.0, 5)
     assert (index.ExchangeID, index.PriceTick, index.VolumeMultiple) == ("CFFEX", 0.2, 300)
-    assert rb.ProductClass == tdapi.THOST_FTDC_PC_Futures and rb.InstrumentName == "螺纹钢2605"
-    assert (rb.DeliveryYear, rb.DeliveryMonth) == (2026, 5)
+    assert rb.ProductClass == tdapi.THOST_FTDC_PC_Futures and rb.InstrumentName == "螺纹钢2701"
+    assert (rb.DeliveryYear, rb.DeliveryMonth) == (2027, 1)
 
 
 def test_query_filters_like_ctp(trader):
@@ -89,11 +89,11 @@ def test_query_filters_like_ctp(trader):
     query.ExchangeID = "CZCE"
     api.ReqQryInstrument(query, 6)
     missing = tdapi.CThostFtdcQryInstrumentField()
-    missing.InstrumentID = "cu2607"
+    missing.InstrumentID = "cu2612"
     api.ReqQryInstrument(missing, 7)
     wait_for(lambda: len(spi.get("OnRspQryInstrument")) == 2)
     first, second = spi.get("OnRspQryInstrument")
-    assert first[0].InstrumentID == "TA605" and first[3] is True
+    assert first[0].InstrumentID == "TA701" and first[3] is True
     assert second == (None, None, 7, True)  # no records: one call with data None
 
 
@@ -109,15 +109,15 @@ def test_other_queries_answer_no_records_and_exchanges_are_listed(trader):
 def test_orders_are_refused_through_the_error_callbacks(trader):
     api, spi = trader
     order = tdapi.CThostFtdcInputOrderField()
-    order.InstrumentID, order.OrderRef, order.Direction = "rb2605", "1", tdapi.THOST_FTDC_D_Buy
+    order.InstrumentID, order.OrderRef, order.Direction = "rb2701", "1", tdapi.THOST_FTDC_D_Buy
     order.LimitPrice, order.VolumeTotalOriginal = 3150.0, 1
     assert api.ReqOrderInsert(order, 10) == 0
     action = tdapi.CThostFtdcInputOrderActionField()
-    action.InstrumentID, action.OrderRef, action.ActionFlag = "rb2605", "1", tdapi.THOST_FTDC_AF_Delete
+    action.InstrumentID, action.OrderRef, action.ActionFlag = "rb2701", "1", tdapi.THOST_FTDC_AF_Delete
     assert api.ReqOrderAction(action, 11) == 0
     wait_for(lambda: spi.get("OnErrRtnOrderAction"))
     rsp, info, request_id, last = spi.get("OnRspOrderInsert")[0]
-    assert (rsp.InstrumentID, rsp.OrderRef, rsp.LimitPrice, request_id, last) == ("rb2605", "1", 3150.0, 10, True)
+    assert (rsp.InstrumentID, rsp.OrderRef, rsp.LimitPrice, request_id, last) == ("rb2701", "1", 3150.0, 10, True)
     assert info.ErrorID == 27 and info.ErrorMsg.startswith("CTP:不支持的功能") and "cannot trade" in info.ErrorMsg
     err_order, err_info = spi.get("OnErrRtnOrderInsert")[0]
     assert err_order.OrderRef == "1" and err_info.ErrorID == 27

@@ -22,7 +22,7 @@ class MdSpi(mdapi.CThostFtdcMdSpi):
             print("login failed", pRspInfo.ErrorMsg)
             return
         print("trading day", pRspUserLogin.TradingDay)
-        self.api.SubscribeMarketData([b"rb2605", b"TA605"], 2)
+        self.api.SubscribeMarketData([b"rb2701", b"TA701"], 2)
 
     def OnRtnDepthMarketData(self, pDepthMarketData):
         self.count += 1

@@ -236,8 +236,9 @@ async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval:
                 continue
             result.samples.append(round((time.perf_counter() - started) * 1000, 2))
             result.cause = None  # a later answer heals an earlier miss, as in ping(8)
-        if result.cause is None:
-            result.damage = await adapter.damage()
+        damage = getattr(adapter, "damage", None)  # optional in the adapter contract
+        if result.cause is None and damage is not None:
+            result.damage = await damage()
     finally:
         with contextlib.suppress(Exception):
             await adapter.close()

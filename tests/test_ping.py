@@ -244,6 +244,7 @@ def test_all_healthy_exits_0_with_a_plain_table():
     (["sim://?speed=fast"], ["speed='fast'"]),
     (["sim://", "-c", "-1"], ["'-1'", "whole number from 1"]),
     (["sim://", "-c", "0"], ["'0'"]),
+    (["sim://", "-c", "99999999999"], ["'99999999999'", "from 1 to 10000"]),
     (["sim://", "-i", "-2"], ["'-2'", "from 0"]),
     (["sim://", "-W", "0"], ["'0'", "greater than 0"]),
     (["sim://", "--json", "--watch"], ["not allowed with"]),

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from ctpshim.url import integer, number
 
 DEFAULT_FRONT = "sim://?hours=always"
+MAX_PING_COUNT = 10_000  # samples per front: ping keeps every one
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                     "CTP login could not be checked here). Exit status 0 when every front is ok, 1 when any "
                     "failed or is damaged, 2 for usage errors, 3 when the others are ok but some are tcp-only.")
     ping.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent://")
-    ping.add_argument("-c", "--count", type=_argument(integer(1)), default=3, metavar="N",
-                      help="samples per front (default 3)")
+    ping.add_argument("-c", "--count", type=_argument(integer(1, MAX_PING_COUNT)), default=3, metavar="N",
+                      help=f"samples per front, 1 to {MAX_PING_COUNT:,} (default 3)")
     ping.add_argument("-i", "--interval", type=_argument(number(0, 3600, low_included=True)), default=1.0, metavar="S",
                       help="seconds between samples (default 1)")
     ping.add_argument("-W", "--timeout", type=_argument(number(0, 600)), default=3.0, metavar="S",

@@ -81,6 +81,11 @@ def test_query_instruments_answers_what_the_source_knows(trader):
     assert (index.ExchangeID, index.PriceTick, index.VolumeMultiple) == ("CFFEX", 0.2, 300)
     assert rb.ProductClass == tdapi.THOST_FTDC_PC_Futures and rb.InstrumentName == "螺纹钢2701"
     assert (rb.DeliveryYear, rb.DeliveryMonth) == (2027, 1)
+    # The exchanges' last-trading-day rules: SHFE the 15th (a Friday in January 2027), CFFEX index
+    # futures the third Friday of the month; delivery starts the next trading day.
+    assert (rb.ExpireDate, rb.StartDelivDate) == ("20270115", "20270118")
+    assert (index.ExpireDate, index.StartDelivDate) == ("20261218", "20261221")
+    assert rb.CreateDate < rb.OpenDate <= "20261120" and index.OpenDate <= "20261120"
 
 
 def test_query_filters_like_ctp(trader):

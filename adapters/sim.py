@@ -40,7 +40,8 @@ from ..market_data import (
 )
 from ..messages import listing
 from ..products import (
-    InstrumentInfo, Product, default_sim_instruments, parse_instrument, settlement_price, trading_day_sessions,
+    InstrumentInfo, Product, default_sim_instruments, listed_contracts, parse_instrument, settlement_price,
+    trading_day_sessions,
 )
 from ..url import Setting, boolean, choice, id_list, integer, number, speed
 from .base import Adapter, Capabilities
@@ -90,6 +91,19 @@ def _prices(text: str) -> dict[str, float]:
     return result
 
 
+_interval_range = number(0.01, 60, low_included=True)
+
+
+def _interval(text: str) -> float:
+    """Seconds between snapshots: whole hundredths that divide a minute, so every session (they
+    start on whole minutes) starts on the snapshot grid."""
+    value = _interval_range(text)
+    hundredths = round(value * 100)
+    if abs(value * 100 - hundredths) > 1e-6 or 6000 % hundredths:
+        raise ValueError("expected seconds that divide a minute, from 0.01 to 60 (0.1, 0.25, 0.5, 1, 2, 5, 15 ...)")
+    return hundredths / 100
+
+
 def _instrument_ids(text: str) -> tuple[str, ...]:
     ids = id_list(text)
     unknown = [i for i in ids if parse_instrument(i) is None]
@@ -99,6 +113,17 @@ def _instrument_ids(text: str) -> tuple[str, ...]:
             "rb2605 (SHFE/INE/DCE/GFEX: lower case + YYMM), TA605 (CZCE: upper case + YMM), IF2606 (CFFEX)"
         )
     return ids
+
+
+def _listing_problem(info: InstrumentInfo | None, day: date) -> str | None:
+    """Why ``info`` is not a contract the exchange lists on trading day ``day``, or None."""
+    if info is None:
+        return None
+    if info.listed_on(day):
+        return None
+    when = "expired" if day > info.expire_date else "not yet listed"
+    return (f"{info.instrument_id} is {when} on {day} (listed {info.open_date} to {info.expire_date}; "
+            f"listed then: {listing(i.instrument_id for i in listed_contracts(info.product, day))})")
 
 
 _I = depth_index()
@@ -205,7 +230,7 @@ class _Day:
         value = tick * state.multiplier
         self.prices, self.volumes = [price], [volume]
         self.turnovers, self.interests = [volume * price * value], [max(0.0, pre_interest + volume // 3)]
-        self.highs, self.lows, self.ranges = [price], [price], [(price, price, float(price))]
+        self.highs, self.lows, self.ranges = [price], [price], [(price, price, price * value)]
         high = low = price
         for _ in range(-(-schedule.count // self.size)):
             start = price
@@ -215,16 +240,16 @@ class _Day:
             traded = int(rate * (0.3 + 1.4 * rnd.random()))
             # Inside the range the day had before this segment, so every snapshot's Turnover / Volume
             # stays inside [LowestPrice, HighestPrice] as they widen during the segment.
-            average = min(max((start + price + top + bottom) / 4, low), high)
+            worth = min(max((start + price + top + bottom) / 4, low), high) * value  # of one traded lot
             volume += traded
             self.prices.append(price)
             self.volumes.append(volume)
-            self.turnovers.append(self.turnovers[-1] + traded * average * value)
+            self.turnovers.append(self.turnovers[-1] + traded * worth)
             self.interests.append(max(0.0, self.interests[-1] + round(traded * rnd.gauss(0.0, 0.08))))
             high, low = max(high, top), min(low, bottom)
             self.highs.append(high)
             self.lows.append(low)
-            self.ranges.append((bottom, top, average))
+            self.ranges.append((bottom, top, worth))
         self.segment_number = -1
         self.segment: tuple[list[Any], ...] = ()
 
@@ -244,14 +269,15 @@ class _Day:
         product = self.state.info.product
         return settlement_price(product, turnover, volume, self.pre_settlement)
 
-    def build(self, number: int) -> tuple[list[Any], ...]:
-        """Segment ``number`` (from 1): per round, the LastPrice, book key, level-1 bid size,
-        Volume, Turnover, OpenInterest, High, Low and AveragePrice."""
+    def build(self, number: int) -> tuple[Any, ...]:
+        """Segment ``number`` (from 1): per round the LastPrice, book key, level-1 bid size,
+        Volume and OpenInterest; then the value of one traded lot and the segment's starting
+        Volume and Turnover (the tick path makes Turnover, AveragePrice, High and Low)."""
         state = self.state
         rnd = random.Random(f"{state.seed}:{state.info.instrument_id}:{self.key}:{number}")
         count = min(self.size, self.schedule.count - (number - 1) * self.size)
         begin, end = self.prices[number - 1], self.prices[number]
-        bottom, top, average = self.ranges[number]
+        bottom, top, worth = self.ranges[number]
         draw = rnd.getrandbits
         bits = [draw(32) for _ in range(count)]
         moves = state.moves
@@ -264,38 +290,25 @@ class _Day:
                     + _bridge(two, end, bits[second + 1:], moves, bottom, top))
         else:
             path = [end] * count
-        high, low = self.highs[number - 1], self.lows[number - 1]
-        state.cover(min(low, bottom), max(high, top))
-        grid, base, price_of = state.grid, state.base, state.price_of
+        state.cover(min(self.lows[number - 1], bottom), max(self.highs[number - 1], top))
+        grid, base, up, flat = state.grid, state.base, _UPTICK_KEY, _KEY
         lasts = [grid[p - base] for p in path]
-        keys = []
-        for p, b in zip(path, bits):
-            spread = 2 if (b >> 20 & 127) < 13 else 1
-            bid = p - spread if b & 0x40000 else p
-            keys.append(bid << 1 | (spread - 1))
+        keys = [2 * p + (up if p > q else flat)[b >> 20 & 127] for p, q, b in zip(path, [begin] + path, bits)]
         sizes = state.trade_sizes
-        raw = list(itertools.accumulate(sizes[b >> 10 & 255] for b in bits))
-        traded = self.volumes[number] - self.volumes[number - 1]
-        total = raw[-1]
-        cumulative = [traded * r // total for r in raw] if total else [0] * (count - 1) + [traded]
-        start_volume, start_turnover = self.volumes[number - 1], self.turnovers[number - 1]
-        start_interest = self.interests[number - 1]
+        raw = list(itertools.accumulate([sizes[b >> 10 & 255] for b in bits]))
+        start_volume, start_interest = self.volumes[number - 1], self.interests[number - 1]
+        traded = self.volumes[number] - start_volume
         change = self.interests[number] - start_interest
-        value = average * state.tick * state.multiplier
-        volumes = [start_volume + c for c in cumulative]
-        turnovers = [start_turnover + c * value for c in cumulative]
-        interests = [start_interest + change * c // traded for c in cumulative] if traded else (
-            [start_interest] * (count - 1) + [start_interest + change])
-        highs = [grid[h - base] for h in itertools.accumulate(path, max, initial=high)][1:]
-        lows = [grid[v - base] for v in itertools.accumulate(path, min, initial=low)][1:]
-        if state.exchange in AVERAGE_PRICE_ON_TICK_GRID:
-            per_tick = state.tick * state.multiplier
-            averages = [price_of(round(t / v / per_tick)) for t, v in zip(turnovers, volumes)]
+        total = raw[-1]
+        if total:
+            volumes = [start_volume + traded * r // total for r in raw]
+            interests = [start_interest + change * r // total for r in raw]
         else:
-            averages = [t / v for t, v in zip(turnovers, volumes)]
+            volumes = [start_volume] * (count - 1) + [start_volume + traded]
+            interests = [start_interest] * (count - 1) + [start_interest + change]
         book_sizes = state.book_sizes
         level_one = [book_sizes[b >> 24] for b in bits]
-        return lasts, keys, level_one, volumes, turnovers, interests, highs, lows, averages
+        return lasts, keys, level_one, volumes, interests, worth, start_volume, self.turnovers[number - 1]
 
     def fill(self, values: list[Any], index: int) -> None:
         """Set ``values`` to the state after round ``index`` (-1: the auction) (the slow path)."""
@@ -323,13 +336,17 @@ class _Day:
             return
         last = min(index, count - 1)
         number, offset = last // self.size + 1, last % self.size
-        segment = self.segment_at(number)
-        values[_LAST], values[_VOLUME], values[_TURNOVER] = segment[0][offset], segment[3][offset], segment[4][offset]
-        values[_INTEREST], values[_HIGH], values[_LOW] = segment[5][offset], segment[6][offset], segment[7][offset]
-        values[_AVERAGE] = segment[8][offset]
-        values[_BOOK] = state.book(segment[1][offset])
+        lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = self.segment_at(number)
+        volume = volumes[offset]
+        turnover = start_turnover + (volume - start_volume) * worth
+        values[_LAST], values[_VOLUME], values[_TURNOVER] = lasts[offset], volume, turnover
+        values[_INTEREST], values[_AVERAGE] = interests[offset], state.average(turnover, volume)
+        so_far = lasts[:offset + 1]
+        values[_HIGH] = max(price_of(self.highs[number - 1]), *so_far)
+        values[_LOW] = min(price_of(self.lows[number - 1]), *so_far)
+        values[_BOOK] = state.book(keys[offset])
         if values[_BID_VOLUME1]:
-            values[_BID_VOLUME1] = segment[2][offset]
+            values[_BID_VOLUME1] = level_one[offset]
         if index >= count - 1:
             values[_I["ClosePrice"]] = values[_LAST]
             if index >= count or state.exchange != "CFFEX" or state.always:
@@ -347,11 +364,20 @@ def _bridge(begin: int, end: int, bits: list[int], moves: list[int], low: int, h
     count = len(bits)
     if count == 0:
         return []
-    walk = list(itertools.accumulate(moves[b & 1023] for b in bits))
-    drift = (end - begin - walk[-1]) / count
-    path = [begin + w + round(drift * (i + 1)) for i, w in enumerate(walk)]
+    walk = list(itertools.accumulate([moves[b & 1023] for b in bits]))
+    drift = end - begin - walk[-1]
+    path = [low if (p := begin + w + drift * i // count) < low else (high if p > high else p)
+            for i, w in enumerate(walk, 1)]
     path[-1] = end
-    return [low if p < low else (high if p > high else p) for p in path]
+    return path
+
+
+# Book keys (``bid << 1 | (spread - 1)``) around a LastPrice of p ticks are 2p + these, by bits
+# 20-26 of the round's draw (the spread: two ticks one time in ten): an uptick traded at the ask, so
+# the bid is a spread below; otherwise at the bid.
+_SPREADS = [2 if x < 13 else 1 for x in range(128)]
+_UPTICK_KEY = [-spread - 1 for spread in _SPREADS]
+_KEY = [spread - 1 for spread in _SPREADS]
 
 
 class _Instrument:
@@ -534,19 +560,22 @@ class _Instrument:
         close = day.schedule.count - 1
         books, book_of = self.books, self._book
         size = day.size
+        on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
+        per_tick, tick, decimals = self.tick * self.multiplier, self.tick, self.decimals
         number = offset = -1
-        lasts = keys = level_one = volumes = turnovers = interests = highs = lows = averages = []
+        lasts = keys = level_one = volumes = interests = []
+        worth = start_turnover = 0.0
+        start_volume = 0
         book_key = -1
         book: list[Any] = values[_BOOK]
         for when, (trading_day_member, action_day, clock), trading_day in rounds:
             if index < 0 or index >= close:
                 day.fill(values, index)
-                book_key = -1
-                number = -1
+                book_key = number = -1
             else:
                 if number < 0 or offset >= size:
                     number, offset = index // size + 1, index % size
-                    lasts, keys, level_one, volumes, turnovers, interests, highs, lows, averages = (
+                    lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = (
                         day.segment_at(number))
                 key = keys[offset]
                 if key != book_key:
@@ -555,13 +584,20 @@ class _Instrument:
                     values[_BOOK] = book
                 if book[1]:
                     values[_BID_VOLUME1] = level_one[offset]
-                values[_LAST] = lasts[offset]
-                values[_VOLUME] = volumes[offset]
-                values[_TURNOVER] = turnovers[offset]
+                last = lasts[offset]
+                volume = volumes[offset]
+                turnover = start_turnover + (volume - start_volume) * worth
+                values[_LAST] = last
+                values[_VOLUME] = volume
+                values[_TURNOVER] = turnover
                 values[_INTEREST] = interests[offset]
-                values[_HIGH] = highs[offset]
-                values[_LOW] = lows[offset]
-                values[_AVERAGE] = averages[offset]
+                # ctpshim.market_data.average_price, inlined: this is the tick path.
+                values[_AVERAGE] = (round(round(turnover / volume / per_tick) * tick, decimals) if on_grid
+                                    else turnover / volume)
+                if last > values[_HIGH]:
+                    values[_HIGH] = last
+                elif last < values[_LOW]:
+                    values[_LOW] = last
                 offset += 1
             index += 1
             if values[_ACTION_DAY] is not action_day:
@@ -612,7 +648,8 @@ class SimAdapter(Adapter):
         Setting("instruments", _instrument_ids, None,
                 "comma-separated contracts the market lists; default: a dozen liquid ones across the six exchanges"),
         Setting("seed", integer(0, 2**63 - 1), 1, "random seed; the same seed and start give the same ticks"),
-        Setting("interval", number(0.01, 3600, low_included=True), 0.5, "seconds of market time between snapshots of a contract (CTP: 0.5)"),
+        Setting("interval", _interval, 0.5,
+                "seconds of market time between snapshots of a contract (CTP: 0.5), dividing a minute, 0.01 to 60"),
         Setting("speed", speed, 1.0, "1 = real time, N = N times faster, max = as fast as possible"),
         Setting("start", _start_time, None,
                 "market time at connect, China time, e.g. 2026-11-20T09:00, from 2004-01-01 to 2099-12-31 "
@@ -638,11 +675,16 @@ class SimAdapter(Adapter):
             )
         start = settings["start"] or now_china()
         listed = settings["instruments"] or default_sim_instruments(start.date())
+        day = trading_day_of(start)
+        for instrument_id in settings["instruments"] or ():
+            problem = _listing_problem(parse_instrument(instrument_id, start.date()), day)
+            if problem:
+                raise ValueError(f"instruments: {problem}")
         prices = settings["price"]
         for key, price in prices.items():
             ids = listed if key == "*" else (key,)
             for instrument_id in ids:
-                info = parse_instrument(instrument_id)
+                info = parse_instrument(instrument_id, start.date())
                 if info is None:
                     raise ValueError(f"price for {instrument_id!r}: not a futures contract the simulator knows")
                 problem = info.product.price_problem(price)
@@ -685,8 +727,11 @@ class SimAdapter(Adapter):
             raise UpstreamUnavailable(f"{self.url.raw}: connection refused (refuse=true)")
 
     def instruments(self) -> list[InstrumentInfo]:
-        ids = self.config["instruments"] or default_sim_instruments(self.market_now().date())
-        return [info for info in (parse_instrument(i) for i in ids) if info is not None]
+        now = self.market_now()
+        ids = self.config["instruments"] or default_sim_instruments(now.date())
+        day = trading_day_of(now)
+        infos = [parse_instrument(i, now.date()) for i in ids]
+        return [info for info in infos if info is not None and info.listed_on(day)]
 
     def trading_day(self) -> str:
         return yyyymmdd(trading_day_of(self.market_now()))
@@ -696,12 +741,15 @@ class SimAdapter(Adapter):
             # The clock may have jumped to the next open while nothing traded; a new contract
             # may trade now.
             self._clock = self._align(self.market_now())
-        unknown = []
+        unknown, unlisted = [], []
+        now = self._clock
+        day = trading_day_of(now)
         for instrument_id in ids:
-            info = parse_instrument(instrument_id)
-            if info is None:
+            info = parse_instrument(instrument_id, now.date())
+            problem = _listing_problem(info, day) if info is not None else None
+            if info is None or problem:
                 if instrument_id not in self._warned:
-                    unknown.append(instrument_id)
+                    (unlisted if problem else unknown).append(problem or instrument_id)
                     self._warned.add(instrument_id)
                 continue
             state = self._states.get(instrument_id)
@@ -715,8 +763,11 @@ class SimAdapter(Adapter):
         if unknown:
             log.warning(
                 "sim: %s not a contract the simulator knows (subscription accepted as CTP does; no ticks will come)",
-                ", ".join(unknown),
+                listing(unknown),
             )
+        if unlisted:
+            log.warning("sim: not listed on this trading day, so unknown, as on a real front (subscription "
+                        "accepted; no ticks will come): %s", listing(unlisted, 5))
         self._wake.set()
 
     def _starting_price(self, info: InstrumentInfo) -> float:

@@ -3,7 +3,10 @@ real openctp-ctp for conformance tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +25,20 @@ FEED_SAMPLES = TESTS / "samples" / "feeds"  # see SOURCES.md there
 REQUIRE_OPENCTP = os.environ.get("CTPSHIM_REQUIRE_OPENCTP") == "1"
 # A fixed market time inside SHFE's Friday day session, so tests do not depend on the clock.
 FRIDAY_MORNING = "2026-11-20T09:35"
+
+
+@contextlib.contextmanager
+def file_cannot_grow(path: Path) -> Iterator[None]:
+    """While inside, the operating system refuses to let ``path`` (or any file) grow past its
+    current size: the next write fails with EFBIG ("File too large"), as with ENOSPC on a full disk."""
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size, limits[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

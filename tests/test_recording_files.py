@@ -4,8 +4,6 @@ hang, a traceback or silently wrong ticks."""
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import struct
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from ctpshim.registry import create_adapter
 from ctpshim.tools import cli
 from ctpshim.tools.convert import convert
 
-from .conftest import wait_for
+from .conftest import file_cannot_grow, wait_for
 
 MEMBER = depth_index()
 START = 1_795_136_400 * 10**9  # 2026-11-20 09:00 China time
@@ -390,18 +388,12 @@ def test_the_disk_full_message_counts_only_the_ticks_that_are_readable(tmp_path)
         writer.write(tick, START + index)
     writer.flush()
     live = tmp_path / "20261120.arrows"
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (live.stat().st_size, limits[1]))
-    try:
+    with file_cannot_grow(live):
         # A whole chunk goes into the write buffer (no error yet); the flush after it fails.
         with pytest.raises(RecordingError) as failure:
             for index, tick in enumerate(made[150:]):
                 writer.write(tick, START + 150 + index)
             writer.flush()
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
-        signal.signal(signal.SIGXFSZ, handler)
     readable = sum(len(b) for b in read_batches(live))
     assert readable == 150 and "readable up to the last complete flush: 150 ticks" in str(failure.value)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from ctpshim.tools.info import describe
 from ctpshim.tools.layouts import LayoutError
 from ctpshim.tools.record import fewer_young_collections, record
 
-from .conftest import DATA, wait_for
+from .conftest import DATA, file_cannot_grow, wait_for
 
 VNPY = DATA / "vnpy_CZCE_RM705_20170320.csv"
 TQSDK = DATA / "tqsdk_SHFE_cu1909_20190916.csv"
@@ -239,20 +238,12 @@ def test_a_failing_disk_stops_the_recorder_with_a_clear_error_and_a_readable_fil
         writer.write(tick)
     writer.flush()
     live = tmp_path / "20261120.arrows"
-    # From here the file cannot grow: the operating system refuses the next write (EFBIG, "File
-    # too large"), as it would with ENOSPC on a full disk.
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (live.stat().st_size, limits[1]))
-    try:
+    with file_cannot_grow(live):
         with pytest.raises(RecordingError, match=r"cannot write .*20261120\.arrows: File too large; recording "
                                                  r"stopped.*readable up to the last complete flush"):
             for tick in ticks[150:]:
                 writer.write(tick)
             writer.flush()
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
-        signal.signal(signal.SIGXFSZ, handler)
     assert len(rows(live)) == 150
 
 

@@ -2,12 +2,12 @@
 
 An adapter turns one source (a simulated market, recorded days, an HTTP feed, a real front)
 into CTP depth-market-data snapshots.  It is deliberately small and knows nothing of CTP's
-callbacks, threads or retries: the session (:mod:`ctpshim.session`) owns the front list, login
+callbacks, threads or retries: the session (:mod:`ctpshim.runtime.session`) owns the front list, login
 state, subscriptions, reconnect and failover, and runs the adapter on the IO thread's asyncio
 loop.
 
 Must implement
-    ``settings``       the query keys it accepts, as :class:`ctpshim.url.Setting` values
+    ``settings``       the query keys it accepts, as :class:`ctpshim.fronts.url.Setting` values
     ``capabilities``   what it can do (:class:`Capabilities`)
     ``__init__(url, settings)``  store the address and the validated settings (no I/O)
     ``async connect()``          reach the source; raise :class:`UpstreamUnavailable` if it cannot
@@ -15,7 +15,7 @@ Must implement
                                  known one is delivered first, through ``ticks()``
     ``async unsubscribe(ids)``   stop delivering these instruments
     ``ticks()``                  async iterator of batches of ``CThostFtdcDepthMarketDataField``
-                                 objects (from :func:`ctpshim.market_data.make_tick`), in time order.
+                                 objects (from :func:`ctpshim.ctp.market_data.make_tick`), in time order.
                                  A batch is a list, or any object with ``len()`` whose iteration
                                  builds the ticks: it is iterated on the dispatcher thread, once,
                                  in order (sim's blocks of rounds, replay's
@@ -27,7 +27,7 @@ May implement
                        cannot judge (a recording that does not exist), so ``RegisterFront`` fails at once;
                        an ``OSError`` it lets through (permission denied) is reported the same way,
                        as a ``FrontAddressError`` naming the front (``registry.check_front``)
-    ``instruments()``  the instruments the source knows, as :class:`ctpshim.products.InstrumentInfo`
+    ``instruments()``  the instruments the source knows, as :class:`ctpshim.ctp.products.InstrumentInfo`
     ``trading_day()``  the current trading day (``YYYYMMDD``) when the source has its own clock
     ``async close()``  release resources; called once after ``connect`` whatever happened
     ``async probe()``  a health check for ``ctpshim ping``, after ``connect``: one round trip to
@@ -57,8 +57,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Iterable
 
 if TYPE_CHECKING:
-    from ..products import InstrumentInfo
-    from ..url import FrontURL, Setting
+    from ..ctp.products import InstrumentInfo
+    from ..fronts.url import FrontURL, Setting
 
 
 def require_extra(module: str, extra: str, why: str) -> None:

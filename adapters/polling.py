@@ -12,7 +12,7 @@ difference is a :class:`QuoteSource`.  :class:`PollingAdapter` does the rest, on
 * an unknown symbol (empty answer) is accepted like CTP accepts it, warned once (one line per
   poll round for all of them, through :func:`ctpshim.messages.listing`), never ticks;
 * a line that cannot be read, or holds a value its member cannot (``inf``, ``nan``, a volume
-  beyond int32, a negative price: :func:`ctpshim.market_data.check_values`, called by every
+  beyond int32, a negative price: :func:`ctpshim.ctp.market_data.check_values`, called by every
   source's parser), is skipped with a warning that shows it (once a minute per symbol); the
   other symbols go on;
 * HTTP 403, other non-200 answers, a 200 answer without a single statement (an HTML page,
@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator, ClassVar, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
-from ..calendar import now_china
+from ..ctp.calendar import now_china
 from ..errors import (
     REASON_BAD_MESSAGE,
     REASON_HEARTBEAT_TIMEOUT,
@@ -45,11 +45,11 @@ from ..errors import (
     UpstreamProtocolError,
     UpstreamUnavailable,
 )
-from ..io_loop import wait_at_most
-from ..market_data import DBL_MAX, depth_index, make_tick
+from ..runtime.io_loop import wait_at_most
+from ..ctp.market_data import DBL_MAX, depth_index, make_tick
 from ..messages import listing
-from ..reconnect import RETRY_PRIMARY_FEED
-from ..url import FrontURL, Setting, integer, number
+from ..runtime.reconnect import RETRY_PRIMARY_FEED
+from ..fronts.url import FrontURL, Setting, integer, number
 from .base import Adapter, Capabilities, require_extra
 
 log = logging.getLogger("ctpshim.polling")
@@ -517,7 +517,7 @@ def client_error(exc: Exception) -> str:
 
 def price_at(fields: list[str], index: int) -> float:
     """A price; 0, empty, ``--`` or a missing field is absent (DBL_MAX).  ``inf``, ``nan`` and
-    negative prices are kept for :func:`ctpshim.market_data.check_values` to refuse."""
+    negative prices are kept for :func:`ctpshim.ctp.market_data.check_values` to refuse."""
     if index >= len(fields):
         return DBL_MAX
     text = fields[index].strip()

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
 
-from ..calendar import CHINA, trading_day_of, yyyymmdd
+from ..ctp.calendar import CHINA, trading_day_of, yyyymmdd
 from ..errors import UpstreamProtocolError, UpstreamUnavailable
-from ..market_data import depth_index
+from ..ctp.market_data import depth_index
 from ..messages import listing
-from ..products import InstrumentInfo, parse_instrument
-from ..url import FrontURL, Setting, boolean, choice, id_list, speed
+from ..ctp.products import InstrumentInfo, parse_instrument
+from ..fronts.url import FrontURL, Setting, boolean, choice, id_list, speed
 from .base import Adapter, Capabilities, require_extra
 
 if TYPE_CHECKING:

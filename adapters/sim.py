@@ -1,13 +1,13 @@
 """``sim://``: a simulated futures market, deterministic per seed, with no network.
 
 Every contract of a known product (any of the six exchanges' futures in
-:mod:`ctpshim.products`) can be subscribed; each one follows its own random walk, seeded by
+:mod:`ctpshim.ctp.products`) can be subscribed; each one follows its own random walk, seeded by
 ``seed`` and its instrument ID, so the same seed and start give the same ticks whatever else is
 subscribed.  The ticks keep CTP's invariants: prices on the product's tick grid and inside the
 limit band around the pre-settlement price; five book levels with at least one tick of spread;
 cumulative Volume, Turnover (with the contract multiplier) that never decrease within a trading
 day; Open/High/Low consistent with LastPrice; AveragePrice and dates as CTP reports them (via
-:mod:`ctpshim.market_data`).  Open interest moves both ways, as on a real exchange.
+:mod:`ctpshim.ctp.market_data`).  Open interest moves both ways, as on a real exchange.
 
 ``hours=real`` follows each product's day and night sessions and the exchange calendar (nothing
 ticks at lunch, at weekends or on holidays); ``hours=always`` ticks around the clock.  At the
@@ -28,22 +28,22 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Iterator
 
-from ..calendar import (
-    FIRST_DAY, LAST_DAY, NIGHT_CUTOFF, china_time, next_trading_day, now_china, previous_trading_day, supported,
-    trading_day_of, yyyymmdd,
+from ..ctp.calendar import (
+    FIRST_DAY, LAST_DAY, NIGHT_CUTOFF, china_time, next_trading_day, now_china, previous_trading_day,
+    supported, trading_day_of, yyyymmdd,
 )
 from ..errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
-from ..io_loop import wait_at_most
-from ..market_data import (
+from ..runtime.io_loop import wait_at_most
+from ..ctp.market_data import (
     AVERAGE_PRICE_ON_TICK_GRID, DATE_CONVENTIONS, DBL_MAX, Stamper, average_price, blank_values, depth_class,
     depth_index, make_tick,
 )
 from ..messages import listing
-from ..products import (
+from ..ctp.products import (
     InstrumentInfo, Product, default_sim_instruments, listed_contracts, parse_instrument, settlement_price,
     trading_day_sessions,
 )
-from ..url import Setting, boolean, choice, id_list, integer, number, speed
+from ..fronts.url import Setting, boolean, choice, id_list, integer, number, speed
 from .base import Adapter, Capabilities
 
 log = logging.getLogger("ctpshim.sim")
@@ -259,7 +259,7 @@ class _Day:
 
     @property
     def settlement(self) -> float:
-        """By the exchange's rule (``ctpshim.products.settlement_price``)."""
+        """By the exchange's rule (``ctpshim.ctp.products.settlement_price``)."""
         schedule = self.schedule
         start = 0
         if self.state.exchange == "CFFEX" and schedule.count > schedule.hour_rounds:
@@ -591,7 +591,7 @@ class _Instrument:
                 values[_VOLUME] = volume
                 values[_TURNOVER] = turnover
                 values[_INTEREST] = interests[offset]
-                # ctpshim.market_data.average_price, inlined: this is the tick path.
+                # ctpshim.ctp.market_data.average_price, inlined: this is the tick path.
                 values[_AVERAGE] = (round(round(turnover / volume / per_tick) * tick, decimals) if on_grid
                                     else turnover / volume)
                 if last > values[_HIGH]:

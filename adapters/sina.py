@@ -9,7 +9,7 @@ reference notes (FEEDS.md 1.4-1.9): a 0 price is absent (DBL_MAX), TradingDay co
 calendar (a night tick belongs to the next trading day), ActionDay is the payload's calendar
 date, Turnover and AveragePrice are derived where the feed lacks them.
 
-Stocks and funds (see :mod:`ctpshim.stocks` for the codes): ``600519`` -> ``sh600519``,
+Stocks and funds (see :mod:`ctpshim.ctp.stocks` for the codes): ``600519`` -> ``sh600519``,
 ``000001`` -> ``sz000001``, ``920118`` -> ``bj920118``, ``00700`` -> ``rt_hk00700`` (the
 real-time HK form, with seconds).  The mainland layout carries five levels in shares and the
 amount in yuan; the HK layout has level 1 only, volume in shares and the amount in HKD.  During
@@ -27,7 +27,7 @@ sina.com.cn Referer), 5xx, timeouts and dropped connections end the session with
 code; the session reconnects.  The whole-batch failure reply (``sys_auth="FAILED"``) caused by
 one bad symbol is isolated by splitting the batch; the bad symbol is dropped with one warning.
 Garbage lines, and lines with a value no member can hold (checked by
-:func:`ctpshim.market_data.check_values` at the end of :func:`parse_statement`), are skipped with
+:func:`ctpshim.ctp.market_data.check_values` at the end of :func:`parse_statement`), are skipped with
 a warning that shows them; a 200 answer with no statement at all is a failed request.
 
 Example: ``sina://?interval=1&batch=40``.
@@ -39,10 +39,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..calendar import trading_day_of, yyyymmdd
-from ..market_data import average_price, blank_values, check_values, depth_index, set_level
-from ..products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
-from ..stocks import StockInfo, parse_stock, stock_values
+from ..ctp.calendar import trading_day_of, yyyymmdd
+from ..ctp.market_data import average_price, blank_values, check_values, depth_index, set_level
+from ..ctp.products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
+from ..ctp.stocks import StockInfo, parse_stock, stock_values
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, moment_of, number_at, price_at
 
 DEFAULT_BASE_URL = "https://hq.sinajs.cn"

@@ -25,12 +25,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UpstreamUnavailable
-from ..fields import Field, from_values, load_spec, member_names
-from ..url import FrontURL
+from ..ctp.fields import Field, from_values, load_spec, member_names
+from ..fronts.url import FrontURL
 from .base import Adapter, Capabilities
 
 if TYPE_CHECKING:
-    from ..dispatcher import Dispatcher
+    from ..runtime.dispatcher import Dispatcher
 
 log = logging.getLogger("ctpshim")
 
@@ -233,7 +233,7 @@ def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatc
                 log.exception("ctpshim: could not convert a tick from openctp-ctp")
                 return
             # Held here while the program's callbacks are far behind, as the CTP library holds
-            # its network thread while a callback runs (see ctpshim.queue_policy).
+            # its network thread while a callback runs (see ctpshim.runtime.queue_policy).
             dispatcher.post_ticks_blocking([tick])
 
         return forward_tick

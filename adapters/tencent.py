@@ -1,7 +1,7 @@
 """``tencent://``: live stock and fund quotes from Tencent (``qt.gtimg.cn``), polled; Sina as fallback.
 
 Tencent has no domestic futures endpoint (``FEEDS.md`` 2.2), so this front quotes SSE, SZSE and
-BSE shares and funds and HKEX shares (codes as :mod:`ctpshim.stocks` reads them: ``600519``,
+BSE shares and funds and HKEX shares (codes as :mod:`ctpshim.ctp.stocks` reads them: ``600519``,
 ``000001``, ``920118``, ``00700``; ``sh000300`` for an index).  ExchangeID is ``SSE``,
 ``SZSE``, ``BSE`` or ``HKEX``.
 
@@ -30,9 +30,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..market_data import DBL_MAX, check_values
-from ..stocks import is_open, parse_stock, stock_values
-from ..url import Setting, choice
+from ..ctp.market_data import DBL_MAX, check_values
+from ..ctp.stocks import is_open, parse_stock, stock_values
+from ..fronts.url import Setting, choice
 from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, http_base_url, number_at, price_at
 from .sina import DEFAULT_BASE_URL as SINA_BASE_URL
 from .sina import SinaSource

@@ -87,7 +87,7 @@ def parse_rate(pairs: list[tuple[str, str]], repeat: int, feed: str = "sina") ->
 
 
 def contracts(count: int) -> list[str]:
-    from ctpshim.products import PRODUCTS, format_instrument
+    from ctpshim.ctp.products import PRODUCTS, format_instrument
 
     ids = []
     for year in (2026, 2027):

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ctpshim import mdapi, reconnect, tdapi
+from ctpshim import mdapi, tdapi
+from ctpshim.runtime import reconnect
 
 TESTS = Path(__file__).resolve().parent
 # Real data and feed payloads the tests read, copied into the repository with their sources and licences.
@@ -151,7 +152,7 @@ def make_td(flow_dir: str) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shorten the CTP-like reconnect pauses (the policy lives in ctpshim.reconnect)."""
+    """Shorten the CTP-like reconnect pauses (the policy lives in ctpshim.runtime.reconnect)."""
     monkeypatch.setattr(reconnect, "RETRY_AFTER_DROP", 0.05)
     monkeypatch.setattr(reconnect, "RETRY_UNREACHABLE", 0.2)
 

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from ctpshim.url import integer, number
+from ..fronts.url import integer, number
 
 DEFAULT_FRONT = "sim://?hours=always"
 MAX_PING_COUNT = 10_000  # samples per front: ping keeps every one
@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from one of ctpshim.url's parsers (one set of rules for URLs and flags)."""
+    """An argparse type from one of ctpshim.fronts.url's parsers (one set of rules for URLs and flags)."""
 
     def convert(text: str) -> Any:
         try:
@@ -119,7 +119,7 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def _data_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """record / convert / info: they need the recordings extra (pyarrow)."""
     _require(parser, "pyarrow", "recordings", args.command)
-    from ctpshim import registry
+    from ..fronts import registry
     from ctpshim.errors import FrontAddressError
     from ctpshim.recording import RecordingError
 
@@ -161,8 +161,8 @@ def _live_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     """ping / quote: the front addresses are checked first (a bad one is a usage error)."""
     import asyncio
 
-    from ctpshim import registry
-    from ctpshim.api import FRONT_ENV
+    from ..fronts import registry
+    from ..api.lifecycle import FRONT_ENV
     from ctpshim.errors import FrontAddressError, UpstreamError
 
     os.environ.pop(FRONT_ENV, None)  # the command's own FRONT is the one meant
@@ -206,7 +206,7 @@ def _require(parser: argparse.ArgumentParser, module: str, extra: str, what: str
 
 
 def _schemes() -> int:
-    from ctpshim import registry
+    from ..fronts import registry
 
     for scheme in registry.known_schemes():
         cls = registry.adapter_class(scheme)
@@ -241,8 +241,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command != "run":
         parser.print_help()
         return 2
-    from ctpshim import registry
-    from ctpshim.api import FRONT_ENV, front_override
+    from ..fronts import registry
+    from ..api.lifecycle import FRONT_ENV, front_override
     from ctpshim.errors import FrontAddressError
 
     if args.own_fronts:

@@ -1,6 +1,6 @@
 """Derive ctpshim's API spec from the installed openctp-ctp.
 
-The spec (``shim/spec/openctp_ctp.json``) holds what the facade needs to mirror openctp-ctp:
+The spec (``shim/ctp/spec/openctp_ctp.json``) holds what the facade needs to mirror openctp-ctp:
 every field class with its members in order (C typedef, kind, char[N] size), the methods of the
 API and Spi classes with their parameter names and annotations, and every constant's value.
 Nothing is copied from SFIT's headers: no comments or documentation text, only names, types,
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "shim" / "spec" / "openctp_ctp.json"
+SPEC_PATH = Path(__file__).resolve().parent.parent / "shim" / "ctp" / "spec" / "openctp_ctp.json"
 MODULES = {"mdapi": "thostmduserapi", "tdapi": "thosttraderapi"}
 API_CLASSES = {
     "mdapi": ("CThostFtdcMdApi", "CThostFtdcMdSpi"),

@@ -15,8 +15,8 @@ Known layouts, detected from the header (``--format`` overrides):
            ``open_interest``.
 
 Columns a layout lacks get CTP's values for absent data (prices DBL_MAX, volumes 0), from
-:func:`ctpshim.market_data.blank_values`; ExchangeID comes from the product table when the file
-has none; AveragePrice follows :data:`ctpshim.market_data.AVERAGE_PRICE_ON_TICK_GRID`.
+:func:`ctpshim.ctp.market_data.blank_values`; ExchangeID comes from the product table when the file
+has none; AveragePrice follows :data:`ctpshim.ctp.market_data.AVERAGE_PRICE_ON_TICK_GRID`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ctpshim.calendar import FIRST_DAY, LAST_DAY, trading_day_of, yyyymmdd
-from ctpshim.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
-from ctpshim.products import exchange_of, parse_instrument
+from ..ctp.calendar import FIRST_DAY, LAST_DAY, trading_day_of, yyyymmdd
+from ..ctp.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
+from ..ctp.products import exchange_of, parse_instrument
 from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, RecordingError, check_columns
 
 CHINA_OFFSET_MS = 8 * 3600 * 1000
@@ -146,7 +146,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _average_price(instruments: pa.Array, exchanges: pa.Array, turnover: pa.Array, volume: pa.Array) -> pa.Array:
-    """AveragePrice as CTP reports it (see ctpshim.market_data.average_price)."""
+    """AveragePrice as CTP reports it (see ctpshim.ctp.market_data.average_price)."""
     multiplier = _lookup(instruments, lambda i: float(parse_instrument(i).product.multiplier) if parse_instrument(i) else 1.0,
                          pa.float64())
     tick = _lookup(instruments, lambda i: parse_instrument(i).product.tick if parse_instrument(i) else 0.0, pa.float64())

@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, TextIO
 
-from ctpshim import registry
+from ..fronts import registry
 from ctpshim.errors import FrontAddressError, UpstreamError
-from ctpshim.url import FrontURL
+from ..fronts.url import FrontURL
 
 OK, FAIL, DAMAGED, TCP_ONLY = "ok", "FAIL", "damaged", "tcp-only"
 EXIT_OK, EXIT_FAILED, EXIT_TCP_ONLY = 0, 1, 3  # 2 is argparse's, for usage errors

@@ -17,9 +17,10 @@ import threading
 import time
 from typing import Any, TextIO
 
-from ctpshim import mdapi, registry
-from ctpshim.fields import member_names
-from ctpshim.market_data import DBL_MAX
+from .. import mdapi
+from ..fronts import registry
+from ..ctp.fields import member_names
+from ..ctp.market_data import DBL_MAX
 from ctpshim.messages import listing
 
 COLUMNS = ["Instrument", "Last", "Change", "Change %", "Bid", "Bid vol", "Ask", "Ask vol", "Volume",

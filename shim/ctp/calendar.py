@@ -1,0 +1,115 @@
+"""Trading days and China time: the one place that decides which trading day a moment belongs to.
+
+Holidays come from the ``chinese-calendar`` package (statutory holidays, kept up to date by its
+maintainers).  Exchanges trade on weekdays that are not holidays (make-up working Saturdays are
+not trading days).  Past the package's range (it raises ``NotImplementedError``) every weekday
+counts as a trading day, with one warning.
+
+Supported range: moments from 2004-01-01 (the first year of chinese-calendar's holiday data) to
+2099-12-31 (``FIRST_DAY`` and ``LAST_DAY``); past the package's last year of holiday data the
+weekday rule above applies.  Simulated clocks never leave this range.
+
+Night sessions: the evening of trading day D belongs to the next trading day; there is no night
+session when a holiday lies between D and the next trading day (the evening before a long
+holiday), only across the ordinary weekend.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+
+CHINA = timezone(timedelta(hours=8), "CST")
+NIGHT_CUTOFF = time(17, 0)  # from here on the calendar day's activity belongs to the next trading day
+EARLY_MORNING_END = time(3, 0)  # before this, it is the tail of the previous evening's night session
+
+FIRST_DAY = date(2004, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+log = logging.getLogger("ctpshim.ctp.calendar")
+_warned_years: set[int] = set()
+
+
+def now_china() -> datetime:
+    """The current time in China (UTC+8, no daylight saving), as a naive datetime."""
+    return datetime.now(CHINA).replace(tzinfo=None)
+
+
+def supported(moment: datetime) -> bool:
+    """Whether ``moment`` lies in the calendar's supported range (see the module docstring)."""
+    return FIRST_DAY <= moment.date() <= LAST_DAY
+
+
+def china_time(moment: datetime) -> datetime:
+    """``moment`` as naive China time: an aware datetime is converted, a naive one taken as China time."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(CHINA).replace(tzinfo=None)
+
+
+@lru_cache(maxsize=4096)
+def is_trading_day(day: date) -> bool:
+    if day.weekday() >= 5:
+        return False
+    import chinese_calendar  # lazily: `import ctpshim` stays light
+
+    try:
+        return not chinese_calendar.is_holiday(day)
+    except NotImplementedError:
+        if day.year not in _warned_years:
+            _warned_years.add(day.year)
+            log.warning(
+                "chinese-calendar has no holiday data for %d: counting every weekday of it as a "
+                "trading day (upgrade chinese-calendar for that year's holidays)",
+                day.year,
+            )
+        return True
+
+
+def next_trading_day(day: date) -> date:
+    """The first trading day after ``day``."""
+    candidate = day + timedelta(days=1)
+    while not is_trading_day(candidate):
+        candidate += timedelta(days=1)
+    return candidate
+
+
+def previous_trading_day(day: date) -> date:
+    candidate = day - timedelta(days=1)
+    while not is_trading_day(candidate):
+        candidate -= timedelta(days=1)
+    return candidate
+
+
+def has_night_session(day: date) -> bool:
+    """Whether the evening of calendar day ``day`` has a night session."""
+    if not is_trading_day(day):
+        return False
+    following = day + timedelta(days=3 if day.weekday() == 4 else 1)
+    return next_trading_day(day) == following
+
+
+def trading_day_of(moment: datetime) -> date:
+    """The trading day that market activity at ``moment`` (China time) belongs to."""
+    clock = moment.time()
+    if clock >= NIGHT_CUTOFF:
+        return next_trading_day(moment.date())
+    if clock < EARLY_MORNING_END:
+        return next_trading_day(moment.date() - timedelta(days=1))
+    day = moment.date()
+    return day if is_trading_day(day) else next_trading_day(day)
+
+
+def night_of(moment: datetime) -> date | None:
+    """The calendar day whose evening session ``moment`` falls in, or None in day hours."""
+    clock = moment.time()
+    if clock >= NIGHT_CUTOFF:
+        return moment.date()
+    if clock < EARLY_MORNING_END:
+        return moment.date() - timedelta(days=1)
+    return None
+
+
+def yyyymmdd(day: date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"

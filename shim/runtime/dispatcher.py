@@ -1,0 +1,227 @@
+"""One dispatcher thread per API object: delivers every callback, in order, on one thread.
+
+The IO thread and user threads post messages; the dispatcher thread calls the Spi.  Queue
+limits and the slow-callback policy are in :mod:`ctpshim.runtime.queue_policy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any, Iterable
+
+from . import queue_policy
+
+if TYPE_CHECKING:
+    import asyncio
+
+log = logging.getLogger("ctpshim")
+
+_CALL = 0
+_TICKS = 1
+FULL_TRACEBACKS = 5
+
+
+class Dispatcher:
+    """Queue of callbacks for one API object and the thread that runs them."""
+
+    def __init__(self, name: str, spi_class_name: str) -> None:
+        self.name = name
+        self.spi_class_name = spi_class_name
+        self.spi: Any = None
+        self._queue: deque[tuple[int, Any, Any]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._pending_ticks = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._last_slow_warning = 0.0
+        self._halt: list[bool] = []  # stop() appends: the delivering loop checks it before each tick
+        self._errors: dict[tuple[str, type], list[float]] = {}  # (callback, type) -> [count, last summary]
+
+    # -- producer side (any thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def post(self, callback: str, *args: Any) -> None:
+        """Queue ``spi.<callback>(*args)``."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._queue.append((_CALL, callback, args))
+            self._cond.notify()
+
+    def post_ticks(self, ticks: Iterable[Any]) -> int:
+        """Queue a batch of ``OnRtnDepthMarketData`` ticks (a list, or any sized iterable of
+        ticks, iterated on the dispatcher thread); returns the ticks now waiting."""
+        with self._cond:
+            return self._queue_ticks(ticks)
+
+    def _queue_ticks(self, ticks: Iterable[Any]) -> int:
+        # With self._cond held.
+        if self._stopping:
+            return 0
+        self._queue.append((_TICKS, ticks, None))
+        self._pending_ticks += len(ticks)
+        self._cond.notify()
+        return self._pending_ticks
+
+    def post_ticks_blocking(self, ticks: list[Any]) -> None:
+        """``post_ticks`` for a source running on its own thread (openctp-ctp's): when too many
+        ticks wait, block that thread until the callbacks have caught up (or the API stops)."""
+        with self._cond:
+            if self._queue_ticks(ticks) <= queue_policy.HIGH_WATER:
+                return
+            started = time.monotonic()
+            while self._pending_ticks > queue_policy.LOW_WATER and not self._stopping:
+                self._cond.wait(queue_policy.WARN_AFTER)
+                if time.monotonic() - started >= queue_policy.WARN_AFTER:
+                    started = time.monotonic()
+                    self._warn_slow()
+
+    async def wait_for_room(self) -> None:
+        """Wait (on the IO loop) until the queue has drained below the low-water mark."""
+        import asyncio  # here, not at the top: importing the facade must not cost asyncio's import
+
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        with self._cond:
+            if self._pending_ticks <= queue_policy.LOW_WATER or self._stopping:
+                return
+            self._room_waiters.append((loop, event))
+        # A timer rather than asyncio.wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the event is set, which Release() does.
+        timer = loop.call_later(queue_policy.WARN_AFTER, self._warn_slow)
+        try:
+            await event.wait()
+        finally:
+            timer.cancel()
+
+    def _warn_slow(self) -> None:
+        now = time.monotonic()
+        if now - self._last_slow_warning >= queue_policy.WARN_INTERVAL:
+            self._last_slow_warning = now
+            log.warning(
+                "%s: OnRtnDepthMarketData is slower than the source (%d ticks waiting for over %.0f s); "
+                "the source is held back until the callbacks catch up (see ctpshim.runtime.queue_policy)",
+                self.name, self._pending_ticks, queue_policy.WARN_AFTER,
+            )
+
+    def stop(self) -> None:
+        """Stop delivering: nothing queued or posted later is delivered."""
+        with self._cond:
+            self._stopping = True
+            self._queue.clear()
+            self._pending_ticks = 0
+            waiters, self._room_waiters = self._room_waiters, []
+            self._cond.notify_all()
+        self._halt.append(True)  # the batch being delivered ends after the current callback
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    def join(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # -- the dispatcher thread ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._queue and not self._stopping:
+                    cond.wait()
+                if self._stopping:
+                    return
+                batch, self._queue = self._queue, deque()
+            for kind, first, second in batch:
+                if self._stopping:
+                    return
+                spi = self.spi
+                if kind == _CALL:
+                    if spi is not None:
+                        self._call(spi, first, second)
+                else:
+                    # Counted out as its delivery starts, not when it ends: a source held back
+                    # is let go while this batch is delivered, so a batch of thousands of ticks
+                    # (a replay's) has the next one ready when it ends.
+                    self._ticks_taken(len(first))
+                    if spi is not None:
+                        self._deliver(spi, first)
+
+    def _ticks_taken(self, count: int) -> None:
+        with self._cond:
+            self._pending_ticks -= count
+            if self._pending_ticks > queue_policy.LOW_WATER:
+                return
+            self._cond.notify_all()  # a source thread blocked in post_ticks_blocking
+            if not self._room_waiters:
+                return
+            waiters, self._room_waiters = self._room_waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    def _call(self, spi: Any, name: str, args: tuple[Any, ...]) -> None:
+        try:
+            getattr(spi, name)(*args)
+        except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+            self._report(name, exc)
+
+    def _deliver(self, spi: Any, ticks: Iterable[Any]) -> None:
+        callback = spi.OnRtnDepthMarketData
+        halt = self._halt  # a list, not self._stopping: the cheapest check there is, once per tick
+        try:
+            # Iterating may make the ticks (a replay's TickRows, a sim:// block): a fault there
+            # is the adapter's, and ends this batch only.
+            for tick in ticks:
+                if halt:
+                    return
+                try:
+                    callback(tick)
+                except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+                    self._report("OnRtnDepthMarketData", exc)
+        except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
+            log.exception("%s: a batch of %d ticks could not be made; the rest of it is skipped", self.name, len(ticks))
+
+    def _report(self, name: str, exc: BaseException) -> None:
+        if isinstance(exc, SystemExit):
+            # openctp-ctp aborts the process when a callback calls exit(); programs rely on the
+            # process ending there, so end it, with the code they asked for.
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            print(
+                f"ctpshim: {self.spi_class_name}.{name} raised SystemExit({exc.code!r}): "
+                "ending the process, as the CTP library does",
+                file=sys.stderr,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        # Every traceback is printed, as openctp-ctp does, up to FULL_TRACEBACKS per callback and
+        # exception type; after that one line a minute counts them, so a callback that fails on
+        # every tick does not bury everything else.
+        key = (name, type(exc))
+        seen = self._errors.setdefault(key, [0, 0.0])
+        seen[0] += 1
+        if seen[0] <= FULL_TRACEBACKS:
+            print(f"ctpshim: exception in {self.spi_class_name}.{name} (reported; dispatch goes on):", file=sys.stderr)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            if seen[0] == FULL_TRACEBACKS:
+                print(f"ctpshim: further {type(exc).__name__} tracebacks from {name} are counted, not printed",
+                      file=sys.stderr)
+            return
+        now = time.monotonic()
+        if now - seen[1] >= 60.0:
+            seen[1] = now
+            print(f"ctpshim: {name} has raised {type(exc).__name__} {seen[0]} times: {exc}", file=sys.stderr)

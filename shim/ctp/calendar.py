@@ -17,12 +17,19 @@ holiday), only across the ordinary weekend.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-CHINA = timezone(timedelta(hours=8), "CST")
-NIGHT_CUTOFF = time(17, 0)  # from here on the calendar day's activity belongs to the next trading day
-EARLY_MORNING_END = time(3, 0)  # before this, it is the tail of the previous evening's night session
+from . import clock
+from .clock import CHINA, china_time
+
+# The night-session boundaries: from NIGHT_CUTOFF on, a calendar day's activity belongs to the next
+# trading day; before EARLY_MORNING_END it is the tail of the previous evening's night session.
+# Whole hours: day_part compares hours.
+NIGHT_CUTOFF = time(17, 0)
+EARLY_MORNING_END = time(3, 0)
+# The parts of a calendar day those boundaries make (see day_part).
+EARLY_MORNING, DAY_HOURS, EVENING = 0, 1, 2
 
 FIRST_DAY = date(2004, 1, 1)
 LAST_DAY = date(2099, 12, 31)
@@ -32,20 +39,23 @@ _warned_years: set[int] = set()
 
 
 def now_china() -> datetime:
-    """The current time in China (UTC+8, no daylight saving), as a naive datetime."""
-    return datetime.now(CHINA).replace(tzinfo=None)
+    """The current time in China from the installed clock: the same as :func:`ctpshim.ctp.clock.now`."""
+    return clock.now()
+
+
+def day_part(moment: datetime) -> int:
+    """Which part of its calendar day ``moment`` lies in: ``EARLY_MORNING`` (before
+    ``EARLY_MORNING_END``), ``DAY_HOURS`` or ``EVENING`` (from ``NIGHT_CUTOFF`` on).  Moments in the
+    same calendar day and part belong to the same trading day."""
+    hour = moment.hour
+    if hour >= NIGHT_CUTOFF.hour:
+        return EVENING
+    return EARLY_MORNING if hour < EARLY_MORNING_END.hour else DAY_HOURS
 
 
 def supported(moment: datetime) -> bool:
     """Whether ``moment`` lies in the calendar's supported range (see the module docstring)."""
     return FIRST_DAY <= moment.date() <= LAST_DAY
-
-
-def china_time(moment: datetime) -> datetime:
-    """``moment`` as naive China time: an aware datetime is converted, a naive one taken as China time."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(CHINA).replace(tzinfo=None)
 
 
 @lru_cache(maxsize=4096)

@@ -12,10 +12,12 @@ import pytest
 
 from ctpshim import mdapi
 from ctpshim.adapters import sim
+from ctpshim.adapters.sim import planning
 from ctpshim.errors import FrontAddressError
 from ctpshim.fronts.registry import create_adapter
 
 from ..conftest import wait_for
+from .test_sim import values
 
 
 def first_ticks(url: str, ids: list[str], count: int) -> list:
@@ -65,7 +67,7 @@ def test_a_start_with_a_time_zone_is_china_time():
     ticks = first_ticks("sim://?speed=max&start=2026-11-20T01:35:00Z", ["rb2705"], 3)
     assert ticks[1].ActionDay == "20261120" and ticks[1].UpdateTime == "09:35:00"
     shifted = first_ticks("sim://?speed=max&start=2026-11-20T09:35:00%2B08:00", ["rb2705"], 3)
-    assert [list(t) for t in shifted] == [list(t) for t in ticks]
+    assert [values(t) for t in shifted] == [values(t) for t in ticks]
 
 
 def test_the_market_clock_stops_at_the_calendars_end_at_any_speed(monkeypatch):
@@ -74,7 +76,7 @@ def test_the_market_clock_stops_at_the_calendars_end_at_any_speed(monkeypatch):
     adapter = create_adapter("sim://?speed=1000000&start=2099-12-31T23:00")
     assert adapter.trading_day() == "21000101"
     real = time.monotonic
-    monkeypatch.setattr(sim.time, "monotonic", lambda: real() + 1e12)
+    monkeypatch.setattr(planning.time, "monotonic", lambda: real() + 1e12)
     assert adapter.market_now() == sim.MARKET_END == datetime(2099, 12, 31, 23, 59, 59)
     assert adapter.trading_day() == "21000101"
 

@@ -1,0 +1,242 @@
+"""sim:// adapter: settings, subscriptions, and the batches of rounds that ``ticks()`` yields.
+
+The adapter plans on the IO thread (which contracts tick in the next rounds, paced by the
+:class:`.planning.MarketClock`) and yields :class:`Block` objects; the ticks of a block are made
+when it is iterated, by the model (:class:`.model.Contract`), on the thread that delivers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import threading
+from datetime import datetime
+from typing import Any, AsyncIterator, Iterable, Iterator
+
+from ...ctp import clock
+from ...ctp.calendar import trading_day_of, yyyymmdd
+from ...ctp.market_data import Stamper
+from ...ctp.products import InstrumentInfo, default_sim_instruments, parse_instrument
+from ...errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
+from ...messages import listing
+from ...runtime.io_loop import wait_at_most
+from ..base import Adapter, Capabilities
+from .model import Contract, Round
+from .planning import MARKET_END, MarketClock, Openings
+from .settings import SETTINGS, check_front, listing_problem, starting_price
+
+log = logging.getLogger("ctpshim.sim")
+
+MAX_BATCH = 256  # at speed=max, rounds are grouped into blocks of about this many ticks
+BEHIND = 5  # rounds a paced clock may fall behind (a slow consumer) before it skips to now
+
+
+class Block:
+    """A block of rounds whose ticks are made when it is first iterated.
+
+    ``work`` holds, per contract, its model and the rounds to run, or None for its current
+    snapshot; the ticks come round by round, contracts in ``work`` order.  The adapter yields
+    blocks in time order and each advances its contracts, so blocks must be made in that order,
+    once: the first iteration makes the ticks (under a lock, so two consumers' threads never
+    advance a contract at once) and later iterations give the same tick objects again.
+    Made on the thread that delivers them (see ``Adapter.ticks``): made on the IO thread instead,
+    each tick's objects would cross between the cores.
+    """
+
+    __slots__ = ("work", "size", "_made", "_lock")
+
+    def __init__(self, work: list[tuple[Contract, list[Round] | None]], size: int) -> None:
+        self.work = work
+        self.size = size
+        self._made: list[list[Any]] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[Any]:
+        made = self._made
+        if made is None:
+            with self._lock:
+                made = self._made
+                if made is None:
+                    made = self._made = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
+                                         for contract, rounds in self.work]
+        if len(made) == 1:
+            return iter(made[0])
+        return itertools.chain.from_iterable(zip(*made))
+
+
+class SimAdapter(Adapter):
+    """A simulated futures market, deterministic per seed, with no network (see :mod:`ctpshim.adapters.sim`)."""
+
+    scheme = "sim"
+    settings = SETTINGS
+    capabilities = Capabilities(depth_levels=5, deterministic=True, has_instruments=True)
+
+    @classmethod
+    def check(cls, url: Any, settings: dict[str, Any]) -> None:
+        check_front(url, settings)
+
+    def __init__(self, url: Any, settings: dict[str, Any]) -> None:
+        super().__init__(url, settings)
+        self.stamper = Stamper(settings["dates"])
+        self.always = settings["hours"] == "always"
+        self.clock = MarketClock(settings["start"] or clock.now(), settings["speed"], settings["interval"])
+        self._contracts: dict[str, tuple[Contract, Openings]] = {}
+        self._active: dict[str, tuple[Contract, Openings]] = {}
+        self._snapshots: list[Contract] = []  # whose snapshot is due, in subscription order
+        self._wake = asyncio.Event()
+        self._warned: set[str] = set()
+        self._sent = 0
+
+    def market_now(self) -> datetime:
+        """The simulated market's current time (never past the calendar's range)."""
+        return self.clock.now()
+
+    # -- the contract ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self.config["refuse"]:
+            raise UpstreamUnavailable(f"{self.url.raw}: connection refused (refuse=true)")
+
+    def instruments(self) -> list[InstrumentInfo]:
+        now = self.market_now()
+        ids = self.config["instruments"] or default_sim_instruments(now.date())
+        day = trading_day_of(now)
+        infos = [parse_instrument(i, now.date()) for i in ids]
+        return [info for info in infos if info is not None and info.listed_on(day)]
+
+    def trading_day(self) -> str:
+        return yyyymmdd(trading_day_of(self.market_now()))
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        market = self.clock
+        if not market.max_speed and market.next > market.now():
+            # The clock may have jumped to the next open while nothing traded; a new contract
+            # may trade now.
+            market.catch_up()
+        unknown, unlisted = [], []
+        now = market.next
+        day = trading_day_of(now)
+        for instrument_id in ids:
+            info = parse_instrument(instrument_id, now.date())
+            problem = listing_problem(info, day) if info is not None else None
+            if info is None or problem:
+                if instrument_id not in self._warned:
+                    (unlisted if problem else unknown).append(problem or instrument_id)
+                    self._warned.add(instrument_id)
+                continue
+            pair = self._contracts.get(instrument_id)
+            if pair is None:
+                price, warning = starting_price(self.config["price"], info)
+                if warning:
+                    log.warning("sim: %s", warning)
+                contract = Contract(info, self.config["seed"], price, self.config["volatility"], market.interval,
+                                    self.config["depth"], now, self.stamper, self.always)
+                pair = self._contracts[instrument_id] = (contract, Openings(info.product, info.expire_date,
+                                                                            market.step, self.always))
+            self._active[instrument_id] = pair
+            self._snapshots.append(pair[0])
+        if unknown:
+            log.warning(
+                "sim: %s not a contract the simulator knows (subscription accepted as CTP does; no ticks will come)",
+                listing(unknown),
+            )
+        if unlisted:
+            log.warning("sim: not listed on this trading day, so unknown, as on a real front (subscription "
+                        "accepted; no ticks will come): %s", listing(unlisted, 5))
+        self._wake.set()
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        for instrument_id in ids:
+            self._active.pop(instrument_id, None)
+
+    async def ticks(self) -> AsyncIterator[Any]:
+        limit = self.config["disconnect_after"]
+        market = self.clock
+        while True:
+            if market.next >= MARKET_END:
+                log.warning("sim: the market clock reached %s, the end of the calendar's range; no more ticks", MARKET_END)
+                return
+            if self._snapshots:
+                contracts, self._snapshots = self._snapshots, []
+                yield Block([(contract, None) for contract in contracts], len(contracts))
+                continue
+            if not self._active:
+                await self._sleep(None)
+                continue
+            if not market.max_speed:
+                ahead = (market.next - market.now()).total_seconds()
+                if ahead > 0:
+                    await self._sleep(ahead / market.speed)
+                    continue
+                if ahead < -BEHIND * market.interval:
+                    market.catch_up()
+            batch = self._plan(MAX_BATCH)
+            if batch:
+                self._sent += len(batch)
+                if limit is not None and self._sent >= limit:
+                    raise UpstreamDisconnected(
+                        f"sim: simulated disconnect after {self._sent} ticks (disconnect_after={limit})",
+                        REASON_READ_FAILED,
+                    )
+                yield batch
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep up to ``seconds`` (forever if None), waking early on a subscription change."""
+        self._wake.clear()
+        if seconds is None:
+            await self._wake.wait()
+        else:
+            await wait_at_most(self._wake, min(seconds, 1.0))
+
+    def _plan(self, target: int) -> "Block | list[Any]":
+        """Plan a block of rounds (about ``target`` ticks at speed=max, one round otherwise).
+
+        A block never crosses a session boundary of any active contract, so within it each
+        contract either ticks every round or not at all.  When every contract is closed the
+        market clock jumps to the next open.
+        """
+        market = self.clock
+        active = list(self._active.values())
+        step = market.step
+        when = market.next
+        count = max(1, target // len(active)) if market.max_speed else 1
+        horizon = min(when + step * count, MARKET_END)
+        trading = []
+        for contract, openings in active:
+            if openings.trades_at(when):
+                trading.append(contract)
+                horizon = min(horizon, openings.open_until)
+            else:
+                horizon = min(horizon, openings.closed_until)
+        expired = [contract.instrument_id for contract, openings in active if openings.expired]
+        if expired:
+            log.warning("sim: %s expired (past the last trading day); no more ticks", listing(expired))
+            for instrument_id in expired:
+                self._active.pop(instrument_id, None)
+            if not self._active:
+                return []
+        if not trading:
+            market.next = min(market.align(min(openings.closed_until for _, openings in active)), MARKET_END)
+            return []
+        count = max(1, min(count, math.ceil((horizon - when) / step)))
+        times = [when + step * k for k in range(count)]
+        market.next = when + step * count
+        shared: dict[str, list[Round]] = {}
+        work: list[tuple[Contract, list[Round] | None]] = []
+        for contract in trading:
+            # Exchanges share their stamps unless the date convention treats them differently.
+            key = contract.exchange if self.stamper.convention == "exchange" else ""
+            rounds = shared.get(key)
+            if rounds is None:
+                rounds = shared[key] = [self._stamp(moment, contract.exchange) for moment in times]
+            work.append((contract, rounds))
+        return Block(work, count * len(work))
+
+    def _stamp(self, moment: datetime, exchange_id: str) -> Round:
+        trading, action, update_time, true_day = self.stamper.stamps(moment, exchange_id)
+        return moment, (trading, action, [update_time, self.stamper.millisec(moment, exchange_id)]), true_day

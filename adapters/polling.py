@@ -46,10 +46,10 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..runtime.io_loop import wait_at_most
-from ..ctp.market_data import DBL_MAX, depth_index, make_tick
+from ..ctp.market_data import DATE_CONVENTIONS, DBL_MAX, Stamper, make_tick
 from ..messages import listing
 from ..runtime.reconnect import RETRY_PRIMARY_FEED
-from ..fronts.url import FrontURL, Setting, integer, number
+from ..fronts.url import FrontURL, Setting, choice, integer, number
 from .base import Adapter, Capabilities, require_extra
 
 log = logging.getLogger("ctpshim.polling")
@@ -65,6 +65,14 @@ class FeedFormatError(ValueError):
     """A statement that cannot be read as any layout the source knows."""
 
 
+class Quote(NamedTuple):
+    """One statement read: the 48 tick values, stamped, and the quote's own China time (what
+    freshness is judged by: the stamped dates depend on the ``dates`` convention)."""
+
+    values: list[Any]
+    moment: datetime
+
+
 class ProbeTarget(NamedTuple):
     symbol: str
     instrument_id: str  # what the symbol's quote is parsed as
@@ -75,7 +83,7 @@ class QuoteSource:
     """One HTTP quote service: how to ask for symbols and how to read the answer.
 
     Subclasses set ``name``, ``title``, ``headers`` and ``forbidden_hint`` and implement the
-    methods below; none of them does I/O.
+    methods below; none of them does I/O.  ``stamper`` stamps the ticks :meth:`parse` makes.
     """
 
     name: ClassVar[str] = ""  # as the log prefixes it: "sina"
@@ -83,8 +91,9 @@ class QuoteSource:
     headers: ClassVar[dict[str, str]] = {}
     forbidden_hint: ClassVar[str] = ""  # why a 403 happens, in words
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, stamper: Stamper | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.stamper = stamper if stamper is not None else Stamper()
 
     def symbol_of(self, instrument_id: str) -> str | None:
         """The source's symbol for a CTP instrument ID; None when the source cannot quote it."""
@@ -106,8 +115,8 @@ class QuoteSource:
         symbols (otherwise such a reply is not an answer from this source at all)."""
         return False
 
-    def parse(self, payload: str, instrument_id: str) -> list[Any]:
-        """The 48 tick values of one statement; raises :class:`FeedFormatError`."""
+    def parse(self, payload: str, instrument_id: str) -> Quote:
+        """The quote of one statement, stamped by :attr:`stamper`; raises :class:`FeedFormatError`."""
         raise NotImplementedError
 
     def instrument(self, payload: str, instrument_id: str) -> Any:
@@ -170,12 +179,15 @@ class PollingAdapter(Adapter):
 
     @staticmethod
     def polling_settings(base_url: str, batch: int) -> tuple[Setting, ...]:
-        """The settings every polled feed has (``interval``, ``batch``, ``timeout``, ``base_url``)."""
+        """The settings every polled feed has (``interval``, ``batch``, ``timeout``, ``base_url``,
+        ``dates``)."""
         return (
             Setting("interval", number(0.05, 3600, low_included=True), 0.5, "seconds between polls"),
             Setting("batch", integer(1, 800), batch, "symbols per request"),
             Setting("timeout", number(0, 120), 5.0, "seconds an HTTP request may take"),
             Setting("base_url", http_base_url, base_url, "where to poll: the source, a mirror or a proxy"),
+            Setting("dates", choice(*DATE_CONVENTIONS), "correct",
+                    "correct (SimNow-style) or exchange (DCE/CZCE night-session quirks)"),
         )
 
     @classmethod
@@ -184,12 +196,12 @@ class PollingAdapter(Adapter):
 
     def __init__(self, url: FrontURL, settings: dict[str, Any]) -> None:
         super().__init__(url, settings)
-        self.source = self.source_class(settings["base_url"])
+        self.source = self.source_class(settings["base_url"], Stamper(settings["dates"]))
         self.fallback: QuoteSource | None = self.make_fallback(settings)
         self._session: Any = None
         self._wanted: dict[str, None] = {}  # subscribed instrument IDs, in order
         self._fresh: set[str] = set()  # subscribed since the last poll: push their snapshot anyway
-        self._last: dict[str, tuple[Any, ...]] = {}  # instrument ID -> the last pushed quote
+        self._last: dict[str, tuple[tuple[Any, ...], datetime]] = {}  # instrument ID -> the last pushed quote
         self._route: dict[str, QuoteSource] = {}  # instrument ID -> the fallback, when the primary lacks it
         self._bad: set[tuple[str, str]] = set()  # (source, symbol) that spoil whole batches
         self._warned: set[str] = set()
@@ -201,7 +213,6 @@ class PollingAdapter(Adapter):
         self._primary_down: str | None = None  # why the primary failed, while the fallback serves
         self._retry_primary_at = 0.0  # loop time; until then the fallback serves without asking
         self._wake = asyncio.Event()
-        self._index = depth_index()
 
     def make_fallback(self, settings: dict[str, Any]) -> QuoteSource | None:
         return None
@@ -302,11 +313,11 @@ class PollingAdapter(Adapter):
             if not payload:
                 continue
             try:
-                values = self.source.parse(payload, target.instrument_id)
+                quote = self.source.parse(payload, target.instrument_id)
             except FeedFormatError as exc:
                 unreadable.append(f"{target.symbol}: {exc}")
                 continue
-            moments.append(quote_moment(values))
+            moments.append(quote.moment)
         if not moments:
             why = "; ".join(unreadable) if unreadable else "every quote was empty"
             raise UpstreamProtocolError(
@@ -385,7 +396,7 @@ class PollingAdapter(Adapter):
                 self._unknown(source, symbol, instrument_id)
                 continue
             try:
-                values = source.parse(payload, instrument_id)
+                quote = source.parse(payload, instrument_id)
             except FeedFormatError as exc:
                 now = asyncio.get_running_loop().time()
                 if now - self._garbage_warned.get(symbol, -math.inf) >= GARBAGE_WARNING_EVERY_S:
@@ -393,7 +404,7 @@ class PollingAdapter(Adapter):
                     shown = payload if len(payload) <= 120 else payload[:117] + "..."
                     log.warning("%s: skipped an unreadable quote for %s (%s): %r", source.name, instrument_id, exc, shown)
                 continue
-            tick = self._changed(instrument_id, values)
+            tick = self._changed(instrument_id, quote)
             if tick is not None:
                 if instrument_id not in self._seen:
                     info = source.instrument(payload, instrument_id)
@@ -425,21 +436,19 @@ class PollingAdapter(Adapter):
                     fallback=self.fallback.title if self.fallback is not None else ""))
             found.clear()
 
-    def _changed(self, instrument_id: str, values: list[Any]) -> Any:
+    def _changed(self, instrument_id: str, quote: Quote) -> Any:
         """The tick if the quote changed since the last push (or was just subscribed), else None."""
-        index = self._index
-        identity = tuple(values)
+        identity = tuple(quote.values)
         fresh = instrument_id in self._fresh
         self._fresh.discard(instrument_id)
         last = self._last.get(instrument_id)
         if not fresh and last is not None:
-            if last == identity:
+            if last[0] == identity:
                 return None  # a stale quote (closed market) is not pushed again as if new
-            stamp = (values[index["ActionDay"]], values[index["UpdateTime"]])
-            if stamp < (last[index["ActionDay"]], last[index["UpdateTime"]]):
+            if quote.moment < last[1]:
                 return None  # older than what the program has already seen
-        self._last[instrument_id] = identity
-        return make_tick(values)
+        self._last[instrument_id] = (identity, quote.moment)
+        return make_tick(quote.values)
 
     async def _get(self, source: QuoteSource, symbols: list[str]) -> list[tuple[str, str]]:
         import aiohttp
@@ -535,16 +544,5 @@ def number_at(fields: list[str], index: int) -> float:
     return float(text) if text and text != "--" else 0.0
 
 
-def moment_of(day: str, clock: str) -> datetime:
-    """The China time of a ``YYYYMMDD`` date and an ``HH:MM:SS`` time."""
-    return datetime(int(day[0:4]), int(day[4:6]), int(day[6:8]), int(clock[0:2]), int(clock[3:5]), int(clock[6:8]))
-
-
-def quote_moment(values: list[Any]) -> datetime:
-    """The China time of a tick's ActionDay and UpdateTime."""
-    index = depth_index()
-    return moment_of(values[index["ActionDay"]], values[index["UpdateTime"]])
-
-
-__all__ = ["PollingAdapter", "QuoteSource", "ProbeTarget", "FeedFormatError", "price_at", "number_at",
-           "moment_of", "quote_moment", "http_base_url"]
+__all__ = ["PollingAdapter", "QuoteSource", "Quote", "ProbeTarget", "FeedFormatError", "price_at", "number_at",
+           "http_base_url"]

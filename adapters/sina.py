@@ -5,9 +5,9 @@ Futures: a CTP instrument ID maps to Sina's ``nf_`` + upper-case product + 4-dig
 Two payload layouts share the prefix: commodity futures (a name first, 28/29/42/44 fields) and
 CFFEX (50 fields, numeric first; 49 in the pre-2018 form); both are parsed by index with bounds
 checks, as the field counts drift.  Mapping to ``CThostFtdcDepthMarketDataField`` follows the
-reference notes (FEEDS.md 1.4-1.9): a 0 price is absent (DBL_MAX), TradingDay comes from the
-calendar (a night tick belongs to the next trading day), ActionDay is the payload's calendar
-date, Turnover and AveragePrice are derived where the feed lacks them.
+reference notes (FEEDS.md 1.4-1.9): a 0 price is absent (DBL_MAX); the dates and times are
+stamped from the payload's China time by the one stamper (:class:`ctpshim.ctp.market_data.Stamper`,
+``dates=`` setting); Turnover and AveragePrice are derived where the feed lacks them.
 
 Stocks and funds (see :mod:`ctpshim.ctp.stocks` for the codes): ``600519`` -> ``sh600519``,
 ``000001`` -> ``sz000001``, ``920118`` -> ``bj920118``, ``00700`` -> ``rt_hk00700`` (the
@@ -20,7 +20,8 @@ A tick is pushed only when the quote changed; the first answer after a subscript
 as the current snapshot even when the market is closed.  Settings: ``interval`` (seconds between
 polls, 0.05 to 3600, default 0.5), ``batch`` (symbols per request, 1 to 800, default 50), ``timeout``
 (seconds, more than 0 and at most 120, default 5), ``base_url`` (``http(s)://host[:port][/path]``,
-default ``https://hq.sinajs.cn``; mirrors, proxies, tests).
+default ``https://hq.sinajs.cn``; mirrors, proxies, tests), ``dates`` (``correct``, the default,
+or ``exchange``: the date conventions of :mod:`ctpshim.ctp.market_data`).
 
 Faults (handled in :mod:`ctpshim.adapters.polling`): HTTP 403 (Sina refuses requests without a
 sina.com.cn Referer), 5xx, timeouts and dropped connections end the session with a CTP reason
@@ -30,7 +31,7 @@ Garbage lines, and lines with a value no member can hold (checked by
 :func:`ctpshim.ctp.market_data.check_values` at the end of :func:`parse_statement`), are skipped with
 a warning that shows them; a 200 answer with no statement at all is a failed request.
 
-Example: ``sina://?interval=1&batch=40``.
+Example: ``sina://?interval=1&batch=40``, ``sina://?dates=exchange``.
 """
 
 from __future__ import annotations
@@ -39,17 +40,17 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..ctp.calendar import trading_day_of, yyyymmdd
-from ..ctp.market_data import average_price, blank_values, check_values, depth_index, set_level
+from ..ctp.market_data import Stamper, average_price, blank_values, check_values, depth_index, set_level
 from ..ctp.products import PRODUCTS, InstrumentInfo, Product, is_open, main_contract, parse_instrument
 from ..ctp.stocks import StockInfo, parse_stock, stock_values
-from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, moment_of, number_at, price_at
+from .polling import FeedFormatError, PollingAdapter, ProbeTarget, Quote, QuoteSource, number_at, price_at
 
 DEFAULT_BASE_URL = "https://hq.sinajs.cn"
 REFERER = "https://finance.sina.com.cn/"
 _STATEMENT = re.compile(r'hq_str_([^=\s]+)="([^"]*)"')
 _PRODUCTS_FOLDED = {code.upper(): product for code, product in PRODUCTS.items()}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CORRECT = Stamper()
 _CLOCK = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 PROBE_SYMBOLS = ("nf_RB0", "nf_AU0", "nf_IF0")  # continuous main contracts: ping's health check
 
@@ -88,16 +89,20 @@ def from_sina(symbol: str) -> str | None:
 
 # -- parsing --------------------------------------------------------------------------------------
 
-SinaFormatError = FeedFormatError  # the name earlier releases exported
-
-
 def split_statements(text: str) -> list[tuple[str, str]]:
     """(symbol, csv) for every ``hq_str_<symbol>="<csv>"`` statement in a reply, in order."""
     return _STATEMENT.findall(text)
 
 
-def parse_statement(csv: str, instrument_id: str) -> list[Any]:
-    """The 48 tick values for one statement's csv; raises FeedFormatError when it cannot be read."""
+def parse_statement(csv: str, instrument_id: str, stamper: Stamper = _CORRECT) -> list[Any]:
+    """The 48 tick values for one statement's csv, stamped by ``stamper``; raises
+    FeedFormatError when it cannot be read."""
+    return read_statement(csv, instrument_id, stamper).values
+
+
+def read_statement(csv: str, instrument_id: str, stamper: Stamper = _CORRECT) -> Quote:
+    """The quote of one statement's csv: its 48 tick values (stamped by ``stamper``) and its
+    China time; raises FeedFormatError when it cannot be read."""
     fields = csv.split(",")
     info = parse_instrument(instrument_id)
     stock = parse_stock(instrument_id) if info is None else None
@@ -105,25 +110,27 @@ def parse_statement(csv: str, instrument_id: str) -> list[Any]:
         raise FeedFormatError(f"{instrument_id!r} is neither a futures contract nor a stock code")
     try:
         if stock is not None:
-            values = _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
+            values, moment = _hong_kong(fields, stock) if stock.exchange_id == "HKEX" else _mainland(fields, stock)
+            exchange_id = stock.exchange_id
         else:
             assert info is not None
             first_is_number = bool(fields[0]) and fields[0].replace(".", "", 1).isdigit()
-            values = _cffex(fields, info) if first_is_number else _commodity(fields, info)
-        return check_values(values)
+            values, moment = _cffex(fields, info) if first_is_number else _commodity(fields, info)
+            exchange_id = info.exchange_id
+        stamper.apply(values, moment, exchange_id)
+        return Quote(check_values(values), moment)
     except (ValueError, IndexError, ArithmeticError) as exc:
         raise FeedFormatError(str(exc)) from None
 
 
-def _finish(values: list[Any], info: InstrumentInfo, day: str, clock: str, index: dict[str, int]) -> list[Any]:
-    values[index["ActionDay"]] = day
-    values[index["TradingDay"]] = yyyymmdd(trading_day_of(moment_of(day, clock)))
-    values[index["UpdateTime"]] = clock
-    values[index["UpdateMillisec"]] = 0
-    return values
+def _moment(day: str, clock: str) -> datetime:
+    """The China time of ``YYYY-MM-DD`` (or ``YYYY/MM/DD``) and ``HH:MM[:SS]`` / ``HHMMSS``;
+    ValueError when it is not a real moment."""
+    digits = day.replace("-", "").replace("/", "") + clock.replace(":", "").ljust(6, "0")
+    return datetime.strptime(digits, "%Y%m%d%H%M%S")
 
 
-def _commodity(fields: list[str], info: InstrumentInfo) -> list[Any]:
+def _commodity(fields: list[str], info: InstrumentInfo) -> tuple[list[Any], datetime]:
     """Layout A (SHFE, INE, DCE, CZCE, GFEX): 44 fields now, 28/29/42 in variants; 18 at least."""
     if len(fields) < 18:
         raise FeedFormatError(f"a commodity quote needs at least 18 fields, this one has {len(fields)}")
@@ -155,11 +162,10 @@ def _commodity(fields: list[str], info: InstrumentInfo) -> list[Any]:
         turnover = vwap * volume * product.multiplier
         values[index["Turnover"]] = turnover
         values[index["AveragePrice"]] = average_price(product.exchange, turnover, volume, product.multiplier, product.tick)
-    clock = f"{clock[0:2]}:{clock[2:4]}:{clock[4:6]}"
-    return _finish(values, info, fields[17].strip().replace("-", ""), clock, index)
+    return values, _moment(fields[17].strip(), clock)
 
 
-def _cffex(fields: list[str], info: InstrumentInfo) -> list[Any]:
+def _cffex(fields: list[str], info: InstrumentInfo) -> tuple[list[Any], datetime]:
     """Layout B (CFFEX): 50 fields (49 before about 2018), the order of the CTP struct."""
     if len(fields) < 38:
         raise FeedFormatError(f"a CFFEX quote needs at least 38 fields, this one has {len(fields)}")
@@ -185,12 +191,10 @@ def _cffex(fields: list[str], info: InstrumentInfo) -> list[Any]:
             set_level(values, side, level + 1, price_at(fields, base + 2 * level), number_at(fields, base + 2 * level + 1))
     if volume:
         values[index["AveragePrice"]] = average_price(product.exchange, turnover, volume, product.multiplier, product.tick)
-    return _finish(values, info, day.replace("-", ""), clock, index)
+    return values, _moment(day, clock)
 
 
-
-
-def _mainland(fields: list[str], stock: StockInfo) -> list[Any]:
+def _mainland(fields: list[str], stock: StockInfo) -> tuple[list[Any], datetime]:
     """SSE/SZSE/BSE: name, open, previous close, last, high, low, bid, ask, volume (shares), amount
     (yuan), five bid levels and five ask levels as (shares, price), date, time, status[, extras]."""
     if len(fields) < 32:
@@ -202,10 +206,10 @@ def _mainland(fields: list[str], stock: StockInfo) -> list[Any]:
                                                          ("HighestPrice", 4), ("LowestPrice", 5))}
     bids = [(price_at(fields, 11 + 2 * k), number_at(fields, 10 + 2 * k)) for k in range(5)]
     asks = [(price_at(fields, 21 + 2 * k), number_at(fields, 20 + 2 * k)) for k in range(5)]
-    return stock_values(stock, day.replace("-", ""), clock, prices, number_at(fields, 8), number_at(fields, 9), bids, asks)
+    return stock_values(stock, prices, number_at(fields, 8), number_at(fields, 9), bids, asks), _moment(day, clock)
 
 
-def _hong_kong(fields: list[str], stock: StockInfo) -> list[Any]:
+def _hong_kong(fields: list[str], stock: StockInfo) -> tuple[list[Any], datetime]:
     """HKEX (``hk``/``rt_hk``): English name, name, open, previous close, high, low, last, change,
     change %, bid, ask, amount (HKD), volume (shares), ..., date YYYY/MM/DD, time HH:MM[:SS]."""
     if len(fields) < 19:
@@ -215,9 +219,9 @@ def _hong_kong(fields: list[str], stock: StockInfo) -> list[Any]:
         raise FeedFormatError(f"date/time {day!r} {clock!r} are not YYYY/MM/DD HH:MM[:SS]")
     prices = {name: price_at(fields, at) for name, at in (("OpenPrice", 2), ("PreClosePrice", 3), ("HighestPrice", 4),
                                                          ("LowestPrice", 5), ("LastPrice", 6))}
-    clock = clock if len(clock) == 8 else clock + ":00"
-    return stock_values(stock, day.replace("/", ""), clock, prices, number_at(fields, 12), number_at(fields, 11),
-                        [(price_at(fields, 9), 0)], [(price_at(fields, 10), 0)])
+    values = stock_values(stock, prices, number_at(fields, 12), number_at(fields, 11),
+                          [(price_at(fields, 9), 0)], [(price_at(fields, 10), 0)])
+    return values, _moment(day, clock)
 
 
 # -- the source and the adapter -----------------------------------------------------------------------
@@ -243,8 +247,8 @@ class SinaSource(QuoteSource):
     def rejects_batch(self, statements: list[tuple[str, str]]) -> bool:
         return any(name == "sys_auth" for name, _ in statements)  # sys_auth="FAILED"
 
-    def parse(self, payload: str, instrument_id: str) -> list[Any]:
-        return parse_statement(payload, instrument_id)
+    def parse(self, payload: str, instrument_id: str) -> Quote:
+        return read_statement(payload, instrument_id, self.stamper)
 
     def instrument(self, payload: str, instrument_id: str) -> Any:
         info = parse_instrument(instrument_id)
@@ -274,4 +278,4 @@ class SinaAdapter(PollingAdapter):
     settings = PollingAdapter.polling_settings(DEFAULT_BASE_URL, 50)
 
 
-__all__ = ["SinaAdapter", "SinaSource", "to_sina", "from_sina", "parse_statement", "split_statements"]
+__all__ = ["SinaAdapter", "SinaSource", "to_sina", "from_sina", "parse_statement", "read_statement", "split_statements"]

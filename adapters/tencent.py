@@ -16,7 +16,7 @@ AveragePrice = Turnover / Volume.  Hong Kong's free quote has prices but no volu
 and ask 1, and no deeper levels.
 
 Settings: those of every polled feed (``interval`` 0.5 s, ``batch`` 60, ``timeout`` 5 s,
-``base_url`` ``https://qt.gtimg.cn``), plus ``fallback`` (``sina`` or ``none``) and
+``base_url`` ``https://qt.gtimg.cn``, ``dates``), plus ``fallback`` (``sina`` or ``none``) and
 ``fallback_url`` (Sina's address).  With the fallback, a batch Tencent cannot answer (5xx,
 timeout, refused) is asked of Sina, and codes Tencent does not know are quoted from Sina; the
 session stays up while either source answers.
@@ -30,10 +30,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..ctp.market_data import DBL_MAX, check_values
+from ..ctp.market_data import DBL_MAX, Stamper, check_values
 from ..ctp.stocks import is_open, parse_stock, stock_values
 from ..fronts.url import Setting, choice
-from .polling import FeedFormatError, PollingAdapter, ProbeTarget, QuoteSource, http_base_url, number_at, price_at
+from .polling import FeedFormatError, PollingAdapter, ProbeTarget, Quote, QuoteSource, http_base_url, number_at, price_at
 from .sina import DEFAULT_BASE_URL as SINA_BASE_URL
 from .sina import SinaSource
 
@@ -41,6 +41,7 @@ DEFAULT_BASE_URL = "https://qt.gtimg.cn"
 _STATEMENT = re.compile(r'v_([A-Za-z0-9_]+)="([^"]*)"')
 NONE_MATCH = "pv_none_match"
 PROBE_CODES = (("600519", "SSE"), ("000001", "SZSE"), ("00700", "HKEX"))
+_CORRECT = Stamper()
 
 
 def to_tencent(instrument_id: str) -> str | None:
@@ -54,27 +55,33 @@ def split_statements(text: str) -> list[tuple[str, str]]:
     return [(symbol, payload) for symbol, payload in _STATEMENT.findall(text) if symbol != NONE_MATCH]
 
 
-def _moment(text: str) -> tuple[str, str]:
-    """(YYYYMMDD, HH:MM:SS) of Tencent's time field, in either of its forms."""
+def _moment(text: str) -> datetime:
+    """The China time of Tencent's time field, in either of its forms."""
     digits = re.sub(r"[/\-: ]", "", text.strip())
     if len(digits) != 14 or not digits.isdigit():
         raise FeedFormatError(f"time {text!r} is neither YYYYMMDDHHMMSS nor YYYY/MM/DD HH:MM:SS")
     try:
-        datetime.strptime(digits, "%Y%m%d%H%M%S")
+        return datetime.strptime(digits, "%Y%m%d%H%M%S")
     except ValueError as exc:
         raise FeedFormatError(f"time {text!r} is not a real date and time ({exc})") from None
-    return digits[:8], f"{digits[8:10]}:{digits[10:12]}:{digits[12:14]}"
 
 
-def parse_statement(payload: str, instrument_id: str) -> list[Any]:
-    """The 48 tick values of one statement's payload; raises FeedFormatError when it cannot be read."""
+def parse_statement(payload: str, instrument_id: str, stamper: Stamper = _CORRECT) -> list[Any]:
+    """The 48 tick values of one statement's payload, stamped by ``stamper``; raises
+    FeedFormatError when it cannot be read."""
+    return read_statement(payload, instrument_id, stamper).values
+
+
+def read_statement(payload: str, instrument_id: str, stamper: Stamper = _CORRECT) -> Quote:
+    """The quote of one statement's payload: its 48 tick values (stamped by ``stamper``) and its
+    China time; raises FeedFormatError when it cannot be read."""
     stock = parse_stock(instrument_id)
     if stock is None:
         raise FeedFormatError(f"{instrument_id!r} is not a stock code")
     fields = payload.split("~")
     if len(fields) < 38:
         raise FeedFormatError(f"a Tencent quote needs at least 38 fields, this one has {len(fields)}")
-    day, clock = _moment(fields[30])
+    moment = _moment(fields[30])
     try:
         lot = stock.lot_shares
         prices = {name: price_at(fields, at) for name, at in (("LastPrice", 3), ("PreClosePrice", 4), ("OpenPrice", 5),
@@ -92,7 +99,9 @@ def parse_statement(payload: str, instrument_id: str) -> list[Any]:
             turnover = float(exact) if exact else number_at(fields, 37) * 10_000
         bids = [(price_at(fields, 9 + 2 * k), number_at(fields, 10 + 2 * k) * lot) for k in range(5)]
         asks = [(price_at(fields, 19 + 2 * k), number_at(fields, 20 + 2 * k) * lot) for k in range(5)]
-        return check_values(stock_values(stock, day, clock, prices, volume, turnover, bids, asks))
+        values = stock_values(stock, prices, volume, turnover, bids, asks)
+        stamper.apply(values, moment, stock.exchange_id)
+        return Quote(check_values(values), moment)
     except (ValueError, IndexError, ArithmeticError) as exc:
         raise FeedFormatError(str(exc)) from None
 
@@ -117,8 +126,8 @@ class TencentSource(QuoteSource):
     def knows_none(self, text: str) -> bool:
         return f'v_{NONE_MATCH}="' in text
 
-    def parse(self, payload: str, instrument_id: str) -> list[Any]:
-        return parse_statement(payload, instrument_id)
+    def parse(self, payload: str, instrument_id: str) -> Quote:
+        return read_statement(payload, instrument_id, self.stamper)
 
     def instrument(self, payload: str, instrument_id: str) -> Any:
         stock = parse_stock(instrument_id)
@@ -144,7 +153,7 @@ class TencentAdapter(PollingAdapter):
     def make_fallback(self, settings: dict[str, Any]) -> QuoteSource | None:
         if settings["fallback"] == "none":
             return None
-        return _SinaStocks(settings["fallback_url"])
+        return _SinaStocks(settings["fallback_url"], self.source.stamper)
 
 
 class _SinaStocks(SinaSource):
@@ -154,4 +163,4 @@ class _SinaStocks(SinaSource):
         return super().symbol_of(instrument_id) if parse_stock(instrument_id) is not None else None
 
 
-__all__ = ["TencentAdapter", "TencentSource", "to_tencent", "parse_statement", "split_statements"]
+__all__ = ["TencentAdapter", "TencentSource", "to_tencent", "parse_statement", "read_statement", "split_statements"]

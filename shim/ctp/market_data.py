@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from . import calendar
+from .exchanges import STOCK_EXCHANGES
 from .fields import INT32_MAX, INT32_MIN, from_values, load_spec
 
 DBL_MAX = sys.float_info.max
@@ -88,22 +89,64 @@ def set_level(values: list[Any], side: str, level: int, price: float, volume: fl
 
 
 # Exchanges whose AveragePrice is the real average price rounded to the tick; the others report
-# Turnover / Volume, which still includes the contract multiplier.
+# Turnover / Volume, which still includes the contract multiplier (and is the plain average for
+# stocks, whose multiplier is 1).
 AVERAGE_PRICE_ON_TICK_GRID = frozenset({"CZCE"})
 
 
+def average_price_terms(exchange_id: str, multiplier: float, tick: float) -> tuple[float, float]:
+    """The AveragePrice rule of one contract as two numbers, for code that applies it to columns:
+    ``(scale, grid)``.  AveragePrice is Turnover / Volume / scale, moved to the nearest multiple
+    of ``grid`` (and rounded to 10 decimals) when grid is above 0; 0 when Volume is 0."""
+    if exchange_id in AVERAGE_PRICE_ON_TICK_GRID and multiplier > 0 and tick > 0:
+        return float(multiplier), float(tick)
+    return 1.0, 0.0
+
+
+def average_price_rule(exchange_id: str, multiplier: float, tick: float) -> Callable[[float, float], float]:
+    """The AveragePrice rule specialised for one contract: ``rule(turnover, volume) -> float``.
+
+    For tick paths: build it once per contract; a call costs one division (two and a rounding
+    on a tick-grid exchange).  A non-finite average (an absurd feed value, refused later by
+    :func:`check_values`) is returned as it is rather than rounded.
+    """
+    scale, grid = average_price_terms(exchange_id, multiplier, tick)
+    if not grid:
+        def per_volume(turnover: float, volume: float) -> float:
+            return turnover / volume if volume > 0 else 0.0
+
+        return per_volume
+    per_step = scale * grid
+
+    def on_grid(turnover: float, volume: float) -> float:
+        if not volume > 0:
+            return 0.0
+        steps = turnover / volume / per_step
+        if steps - steps != 0:  # inf or nan: nothing to round
+            return steps
+        return round(round(steps) * grid, 10)
+
+    return on_grid
+
+
 def average_price(exchange_id: str, turnover: float, volume: float, multiplier: float, tick: float) -> float:
-    """``AveragePrice`` as CTP reports it on ``exchange_id``."""
-    if not volume > 0:
-        return 0.0
-    if exchange_id in AVERAGE_PRICE_ON_TICK_GRID and math.isfinite(turnover / volume):
-        steps = round(turnover / volume / multiplier / tick)
-        return round(steps * tick, 10)
-    return turnover / volume
+    """``AveragePrice`` as CTP reports it on ``exchange_id``: the rule (see
+    :func:`average_price_rule` for the form to use once per contract on a tick path)."""
+    return average_price_rule(exchange_id, multiplier, tick)(turnover, volume)
+
+
+# calendar.day_part, inlined in Stamper.stamps (called for every tick of a polled feed).
+_CUTOFF_HOUR, _EARLY_END_HOUR = calendar.NIGHT_CUTOFF.hour, calendar.EARLY_MORNING_END.hour
+_EARLY, _DAY, _EVENING = calendar.EARLY_MORNING, calendar.DAY_HOURS, calendar.EVENING
 
 
 class Stamper:
-    """Fills the date and time members of ticks, caching the strings it has made."""
+    """Fills the date and time members of ticks (see the module docstring for the conventions),
+    caching the strings it has made.  The one stamper: every source that stamps ticks uses it.
+
+    Quotes of the stock exchanges (:data:`ctpshim.ctp.exchanges.STOCK_EXCHANGES`) have no night
+    session: their TradingDay and ActionDay are the quote's calendar date under either convention.
+    """
 
     __slots__ = ("convention", "_clock", "_time", "_days")
 
@@ -126,7 +169,8 @@ class Stamper:
             self._clock = clock
             self._time = "%02d:%02d:%02d" % clock
         hour = clock[0]
-        key = (moment.date(), 2 if hour >= 17 else (0 if hour < 3 else 1), exchange_id)
+        part = _EVENING if hour >= _CUTOFF_HOUR else (_EARLY if hour < _EARLY_END_HOUR else _DAY)
+        key = (moment.date(), part, exchange_id)
         days = self._days.get(key)
         if days is None:
             days = self._dates(moment, exchange_id)
@@ -136,6 +180,9 @@ class Stamper:
         return days[0], days[1], self._time, days[2]
 
     def _dates(self, moment: datetime, exchange_id: str) -> tuple[str, str, str]:
+        if exchange_id in STOCK_EXCHANGES:  # no night session: a quote belongs to its date
+            day = calendar.yyyymmdd(moment.date())
+            return day, day, day
         trading = calendar.yyyymmdd(calendar.trading_day_of(moment))
         true_day, action = trading, calendar.yyyymmdd(moment.date())
         if self.convention == "exchange" and calendar.night_of(moment) is not None:
@@ -146,6 +193,7 @@ class Stamper:
         return trading, action, true_day
 
     def millisec(self, moment: datetime, exchange_id: str) -> int:
+        """UpdateMillisec: the moment's milliseconds (0 on CZCE under the ``exchange`` convention)."""
         if self.convention == "exchange" and exchange_id == "CZCE":
             return 0
         return moment.microsecond // 1000

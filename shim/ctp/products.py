@@ -27,7 +27,6 @@ SESSIONS: dict[str, tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]] 
     "bond": (((9 * 60 + 30, 11 * 60 + 30), (13 * 60, 15 * 60 + 15)), None),
 }
 
-EXCHANGES = ("SHFE", "INE", "DCE", "CZCE", "CFFEX", "GFEX")
 MIN_BAND_TICKS = 5
 MAX_PRICE_FACTOR = 10
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .calendar import is_trading_day
 from .fields import load_spec
-from .market_data import blank_values, depth_index, set_level
+from .market_data import average_price, blank_values, depth_index, set_level
 
 PREFIX_EXCHANGES = {"sh": "SSE", "sz": "SZSE", "bj": "BSE", "hk": "HKEX"}
 EXCHANGE_PREFIXES = {exchange: prefix for prefix, exchange in PREFIX_EXCHANGES.items()}
@@ -131,14 +131,14 @@ def is_open(exchange_id: str, moment: datetime) -> bool:
     return any(start <= moment.time() < end for start, end in sessions)
 
 
-def stock_values(info: StockInfo, day: str, clock: str, prices: dict[str, float], volume: float, turnover: float,
+def stock_values(info: StockInfo, prices: dict[str, float], volume: float, turnover: float,
                  bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> list[Any]:
-    """The 48 tick values of a stock quote.
+    """The 48 tick values of a stock quote, not yet stamped (the feed stamps them with
+    :class:`ctpshim.ctp.market_data.Stamper`, which gives stocks their calendar date).
 
-    ``day`` is ``YYYYMMDD`` (TradingDay and ActionDay: stocks have no night session), ``clock``
-    ``HH:MM:SS``; ``prices`` maps member names (``LastPrice``, ``OpenPrice``...) to prices,
-    DBL_MAX where absent; ``volume`` is in shares, ``turnover`` in the quote currency; ``bids``
-    and ``asks`` are up to five (price, shares) levels, best first.
+    ``prices`` maps member names (``LastPrice``, ``OpenPrice``...) to prices, DBL_MAX where
+    absent; ``volume`` is in shares, ``turnover`` in the quote currency; ``bids`` and ``asks``
+    are up to five (price, shares) levels, best first.
     """
     index = depth_index()
     values = blank_values(info.instrument_id, info.exchange_id)
@@ -147,14 +147,10 @@ def stock_values(info: StockInfo, day: str, clock: str, prices: dict[str, float]
     values[index["Volume"]] = volume  # made an int by market_data.check_values
     values[index["Turnover"]] = turnover
     if volume:
-        values[index["AveragePrice"]] = turnover / volume
+        values[index["AveragePrice"]] = average_price(info.exchange_id, turnover, volume, 1, info.price_tick)
     for side, levels in (("Bid", bids), ("Ask", asks)):
         for level, (price, shares) in enumerate(levels[:5], start=1):
             set_level(values, side, level, price, shares)
-    values[index["TradingDay"]] = day
-    values[index["ActionDay"]] = day
-    values[index["UpdateTime"]] = clock
-    values[index["UpdateMillisec"]] = 0
     return values
 
 

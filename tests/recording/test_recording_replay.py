@@ -265,10 +265,10 @@ def test_a_value_that_does_not_fit_its_column_is_a_clear_recording_error(member,
 
 
 def test_the_recorder_counts_the_instruments_it_has_written(tmp_path, monkeypatch):
-    import ctpshim.recording as recording
+    from ctpshim.recording import writer as live
 
-    monkeypatch.setattr(recording, "WRITE_CHUNK", 4)
-    monkeypatch.setattr(recording, "COUNT_INSTRUMENTS_EVERY", 3)
+    monkeypatch.setattr(live, "WRITE_CHUNK", 4)
+    monkeypatch.setattr(live, "COUNT_INSTRUMENTS_EVERY", 3)
     ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701", "au2612", "cu2612"], 60)
     writer = LiveWriter(tmp_path, archive=False)
     for number, tick in enumerate(ticks, 1):
@@ -429,9 +429,9 @@ def test_files_of_one_day_merge_by_receive_time_and_ties_come_in_file_order(tmp_
 def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path, monkeypatch, numpy):
     import pyarrow.parquet as pq
 
-    import ctpshim.recording
+    from ctpshim.recording import rows as rows_module
 
-    monkeypatch.setattr(ctpshim.recording, "_HAVE_NUMPY", numpy)
+    monkeypatch.setattr(rows_module, "_HAVE_NUMPY", numpy)
 
     from ctpshim.ctp.market_data import depth_index
     from ctpshim.recording import VARIES, TickRows, constant_values
@@ -548,11 +548,10 @@ def test_a_subscription_during_paced_replay_gets_the_newest_replayed_tick_then_t
 def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive_order(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    import ctpshim.recording as recording
-    from ctpshim.recording import archive_day, read_tables
+    from ctpshim.recording import archive, archive_day, read_tables, readers
 
-    monkeypatch.setattr(recording, "ARCHIVE_ROW_GROUP", 12_000)
-    monkeypatch.setattr(recording, "DECODE_ROWS", 5_000)
+    monkeypatch.setattr(archive, "ARCHIVE_ROW_GROUP", 12_000)
+    monkeypatch.setattr(readers, "DECODE_ROWS", 5_000)
     ticks = replay_all("sim://?speed=max&start=2026-11-20T09:35", ["rb2701", "au2612"], 40_000)
     assert {t.TradingDay for t in ticks} == {"20261120"}
     first = LiveWriter(tmp_path)  # the first run of the day: archived when it stops

@@ -279,3 +279,55 @@ def from_values(cls: type, values: list[Any]) -> Any:
     obj = _new(cls)
     _extend(obj, values)
     return obj
+
+
+def member_index(cls: type) -> dict[str, int]:
+    """Each member's position in a field class's values (see :func:`values_of`); do not modify."""
+    index: dict[str, int] = cls._index  # type: ignore[attr-defined]
+    return index
+
+
+def default_values(cls: type) -> tuple[Any, ...]:
+    """The values of a new object of field class ``cls``, in member order."""
+    return tuple(cls._defaults)  # type: ignore[attr-defined]
+
+
+def maker(cls: type) -> Callable[[Any], Any]:
+    """``from_values`` for one class: ``make = maker(cls)`` once, then ``make(values)`` per object."""
+
+    def make(values: Any, new: Callable[[type], Any] = _new, extend: Callable[..., None] = _extend, cls: type = cls) -> Any:
+        obj = new(cls)
+        extend(obj, values)
+        return obj
+
+    return make
+
+
+def values_of(obj: Any) -> tuple[Any, ...]:
+    """Every member's value of field object ``obj``, in member order."""
+    return tuple(obj)
+
+
+@lru_cache(maxsize=1)
+def _char_sizes() -> dict[str, dict[str, int]]:
+    return {
+        class_name: {member: size for member, _typedef, kind, size in members if kind == "str"}
+        for class_name, members in load_spec()["fields"].items()
+    }
+
+
+def char_limit(class_name: str, member: str) -> int:
+    """The usable bytes (GB18030) of ``char[N]`` member ``member`` of ``class_name``: N - 1.
+
+    ``char_limit("CThostFtdcRspInfoField", "ErrorMsg") == 80``.  ``KeyError`` for a class or
+    member the spec does not have, ``ValueError`` for a member that is not a ``char[N]``.
+    """
+    fields = load_spec()["fields"]
+    if class_name not in fields:
+        raise KeyError(f"no field class {class_name!r}")
+    sizes = _char_sizes()[class_name]
+    if member not in sizes:
+        if any(entry[0] == member for entry in fields[class_name]):
+            raise ValueError(f"{class_name}.{member} is not a char[N] member")
+        raise KeyError(f"{class_name} has no member {member!r}")
+    return sizes[member] - 1

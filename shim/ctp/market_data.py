@@ -4,8 +4,8 @@ Every adapter builds its ticks here, so the rules are written once:
 
 * an absent price is ``DBL_MAX`` (1.7976931348623157e+308), an absent volume 0;
 * ``TradingDay`` / ``ActionDay`` / ``UpdateTime`` / ``UpdateMillisec`` from the tick's China
-  time, by one of two conventions (``dates`` setting of the adapters that make their own
-  stamps):
+  time, by :class:`Stamper`, the one stamper of every source that stamps its ticks (``sim://``,
+  ``sina://``, ``tencent://``: their ``dates`` setting picks one of two conventions):
 
   ``correct`` (default; what SimNow and test environments show): TradingDay is the trading day
   the tick belongs to (a night-session tick belongs to the next trading day), ActionDay the
@@ -13,12 +13,15 @@ Every adapter builds its ticks here, so the rules are written once:
 
   ``exchange``: what real fronts send per exchange: DCE and GFEX put the trading day in
   ActionDay during the night session, CZCE puts the calendar date in TradingDay during the night
-  session and sends UpdateMillisec 0;
+  session and sends UpdateMillisec 0.
+
+  Stock quotes (SSE, SZSE, BSE, HKEX: no night session) carry their calendar date in both;
 * ``ExchangeID`` from the product table; ``reserve1`` carries the instrument ID as real md
   fronts do;
 * ``AveragePrice`` per exchange: Turnover / Volume (so still multiplied by the contract
-  multiplier) on SHFE, INE, DCE, CFFEX and GFEX; the real average price rounded to the tick on
-  CZCE;
+  multiplier) on SHFE, INE, DCE, CFFEX and GFEX and for stocks; the real average price rounded
+  to the tick on CZCE.  One rule in three forms: :func:`average_price`, :func:`average_price_rule`
+  (specialised per contract, for tick paths), :func:`average_price_terms` (for column code);
 * what each member may hold (:func:`check_values`, ranges by CTP typedef from the field spec),
   checked by every parser of upstream data before :func:`make_tick`, which trusts its values.
 """
@@ -106,8 +109,8 @@ def average_price_terms(exchange_id: str, multiplier: float, tick: float) -> tup
 def average_price_rule(exchange_id: str, multiplier: float, tick: float) -> Callable[[float, float], float]:
     """The AveragePrice rule specialised for one contract: ``rule(turnover, volume) -> float``.
 
-    For tick paths: build it once per contract; a call costs one division (two and a rounding
-    on a tick-grid exchange).  A non-finite average (an absurd feed value, refused later by
+    For tick paths: build it once per contract; a call costs one division (three and two
+    roundings on a tick-grid exchange).  A non-finite average (an absurd feed value, refused later by
     :func:`check_values`) is returned as it is rather than rounded.
     """
     scale, grid = average_price_terms(exchange_id, multiplier, tick)
@@ -116,12 +119,11 @@ def average_price_rule(exchange_id: str, multiplier: float, tick: float) -> Call
             return turnover / volume if volume > 0 else 0.0
 
         return per_volume
-    per_step = scale * grid
 
     def on_grid(turnover: float, volume: float) -> float:
         if not volume > 0:
             return 0.0
-        steps = turnover / volume / per_step
+        steps = turnover / volume / scale / grid  # not / (scale * grid): that rounds ties differently
         if steps - steps != 0:  # inf or nan: nothing to round
             return steps
         return round(round(steps) * grid, 10)

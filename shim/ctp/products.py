@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable
 
+from . import calendar, clock
+
 # Trading sessions as (start, end) in minutes after midnight of the night's calendar day; night
 # sessions that run past midnight end after 24:00 (01:00 is 25 * 60).
 _DAY = ((9 * 60, 10 * 60 + 15), (10 * 60 + 30, 11 * 60 + 30), (13 * 60 + 30, 15 * 60))
@@ -190,23 +192,23 @@ class InstrumentInfo:
         months earlier (``LISTING``), as the exchanges list a new month when one expires."""
         span = listing_span(self.product, self.delivery_month)
         index = self.delivery_year * 12 + self.delivery_month - 1 - span
-        return _calendar().next_trading_day(last_trading_day(self.product, index // 12, index % 12 + 1))
+        return calendar.next_trading_day(last_trading_day(self.product, index // 12, index % 12 + 1))
 
     @property
     def create_date(self) -> date:
         """The trading day before the first one (the exchange creates the contract the day before)."""
-        return _calendar().previous_trading_day(self.open_date)
+        return calendar.previous_trading_day(self.open_date)
 
     @property
     def start_deliv_date(self) -> date:
-        return _calendar().next_trading_day(self.expire_date)
+        return calendar.next_trading_day(self.expire_date)
 
     @property
     def end_deliv_date(self) -> date:
         """Approximate: the fifth trading day of delivery (the exchanges' delivery periods vary)."""
         day = self.start_deliv_date
         for _ in range(4):
-            day = _calendar().next_trading_day(day)
+            day = calendar.next_trading_day(day)
         return day
 
     def listed_on(self, trading_day: date) -> bool:
@@ -219,7 +221,8 @@ def parse_instrument(instrument_id: str, today: date | None = None) -> Instrumen
 
     IDs are case-sensitive as in CTP: ``rb2605`` (SHFE, lower case, YYMM), ``TA605`` (CZCE, upper
     case, one-digit year), ``IF2606`` (CFFEX, upper case, YYMM).  ``RB2605`` or ``TA2605`` are
-    not contracts.  CZCE's one-digit year is resolved against ``today`` (default: the real date).
+    not contracts.  CZCE's one-digit year is resolved against ``today`` (default: the clock's,
+    :func:`ctpshim.ctp.clock.today`).
     """
     match = _ID.match(instrument_id)
     if not match:
@@ -241,7 +244,7 @@ def parse_instrument(instrument_id: str, today: date | None = None) -> Instrumen
         return None
     if year is None:
         # CZCE's one-digit year: the nearest year ending in that digit, not more than a year back.
-        this_year = (today or date.today()).year
+        this_year = (today or clock.today()).year
         year = this_year - this_year % 10 + year_digit
         if year < this_year - 1:
             year += 10
@@ -321,12 +324,6 @@ LAST_TRADING_DAY: dict[str, str] = {
 }
 
 
-def _calendar():  # type: ignore[no-untyped-def]
-    from . import calendar
-
-    return calendar
-
-
 def listed_months(product: Product) -> tuple[int, ...]:
     return LISTED_MONTHS.get(product.code, _ALL)
 
@@ -340,7 +337,6 @@ def listing_span(product: Product, month: int) -> int:
 
 def _nth_trading_day(year: int, month: int, n: int) -> date:
     day = date(year, month, 1)
-    calendar = _calendar()
     if not calendar.is_trading_day(day):
         day = calendar.next_trading_day(day)
     for _ in range(n - 1):
@@ -349,7 +345,6 @@ def _nth_trading_day(year: int, month: int, n: int) -> date:
 
 
 def _on_or_after(day: date) -> date:
-    calendar = _calendar()
     return day if calendar.is_trading_day(day) else calendar.next_trading_day(day)
 
 
@@ -361,7 +356,6 @@ def _weekday_in_month(year: int, month: int, weekday: int, n: int) -> date:
 def last_trading_day(product: Product, year: int, month: int) -> date:
     """The contract's last trading day (see ``LAST_TRADING_DAY``)."""
     code, exchange = product.code, product.exchange
-    calendar = _calendar()
     if code in ("sc", "lu"):
         return calendar.previous_trading_day(date(year, month, 1))
     if code == "ec":
@@ -401,8 +395,6 @@ def listed_contracts(product: Product, trading_day: date) -> list[InstrumentInfo
 
 def _session_windows(product: Product, day: date) -> list[tuple[datetime, datetime]]:
     """The sessions that start on calendar day ``day`` (day sessions, then that evening's night)."""
-    from . import calendar
-
     day_sessions, night = SESSIONS[product.session]
     midnight = datetime(day.year, day.month, day.day)
     windows = []
@@ -440,14 +432,13 @@ def next_open(product: Product, moment: datetime) -> datetime:
 
 def trading_day_sessions(product: Product, day: date) -> list[tuple[datetime, datetime]]:
     """The sessions of trading day ``day``, in order: the night before (when there is one), then the day."""
-    from . import calendar
-
     if not calendar.is_trading_day(day):
         return []
     previous = calendar.previous_trading_day(day)
-    night = [window for window in _session_windows(product, previous) if window[0].date() == previous
-             and window[0].hour >= 17]
-    return night + [window for window in _session_windows(product, day) if window[0].hour < 17]
+    night = [window for window in _session_windows(product, previous)
+             if calendar.day_part(window[0]) == calendar.EVENING]
+    return night + [window for window in _session_windows(product, day)
+                    if calendar.day_part(window[0]) != calendar.EVENING]
 
 
 def settlement_price(product: Product, turnover: float, volume: int, pre_settlement: float) -> float:

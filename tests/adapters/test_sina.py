@@ -11,7 +11,7 @@ import pytest
 
 from ctpshim import mdapi
 from ctpshim.adapters.sina import from_sina, parse_statement, split_statements, to_sina
-from ctpshim.ctp.market_data import DBL_MAX
+from ctpshim.ctp.market_data import DBL_MAX, Stamper
 
 from ..conftest import wait_for
 from ..fake_sina import SAMPLES, sample
@@ -22,8 +22,20 @@ STAND_IN = {"RB": "rb2701", "IF": "IF2612", "AU": "au2612", "SC": "sc2611", "LC"
             "IH": "IH2205", "M": "m2701"}
 
 
-def parsed(csv: str, instrument: str) -> dict:
-    return dict(zip(NAMES, parse_statement(csv, instrument)))
+def parsed(csv: str, instrument: str, dates: str = "correct") -> dict:
+    return dict(zip(NAMES, parse_statement(csv, instrument, Stamper(dates))))
+
+
+def czce_night() -> str:
+    """A real CZCE quote at the end of a Friday night session (23:00 on 2026-07-10)."""
+    return sample("partial/sina_nf_TA2609_czce_night_close_20260710_TRUNCATED.gbk.txt")["nf_TA2609"]
+
+
+def dce_at(day: str, hhmmss: str) -> str:
+    """A real DCE quote (soybean meal, 2026-09-30 15:04:48) moved to another date and time."""
+    fields = sample("partial/sina_nf_M0_RB0_after_close_20260930_TRUNCATED.gbk.txt")["nf_M0"].split(",")
+    fields[1], fields[17] = hhmmss, day
+    return ",".join(fields)
 
 
 def test_symbols_map_both_ways():
@@ -191,3 +203,49 @@ def test_stocks_come_through_sina_as_well(make_md, sina):
     by_id = {t.InstrumentID: t for t in spi.ticks}
     assert (by_id["300059"].ExchangeID, by_id["300059"].BidVolume2, by_id["00700"].ExchangeID) == ("SZSE", 1_364_200, "HKEX")
     assert any({"nf_RB2701", "sz300059", "rt_hk00700"} <= set(r) for r in sina.requests)  # one batch for all
+
+
+def test_night_quotes_follow_the_dates_convention():
+    # correct (the default): TradingDay is the next trading day (Monday), ActionDay the calendar date
+    ta = parsed(czce_night(), "TA609")
+    assert (ta["TradingDay"], ta["ActionDay"], ta["UpdateTime"], ta["UpdateMillisec"]) == (
+        "20260713", "20260710", "23:00:00", 0)
+    # exchange: CZCE puts the calendar date in TradingDay at night
+    ta = parsed(czce_night(), "TA609", "exchange")
+    assert (ta["TradingDay"], ta["ActionDay"]) == ("20260710", "20260710")
+    # exchange: DCE puts the trading day in ActionDay at night; day hours are the same in both
+    m = dce_at("2026-07-10", "225959")
+    assert (parsed(m, "m2701")["TradingDay"], parsed(m, "m2701")["ActionDay"]) == ("20260713", "20260710")
+    assert (parsed(m, "m2701", "exchange")["TradingDay"], parsed(m, "m2701", "exchange")["ActionDay"]) == (
+        "20260713", "20260713")
+    day = dce_at("2026-07-13", "090001")
+    assert parsed(day, "m2701", "exchange")["ActionDay"] == parsed(day, "m2701")["ActionDay"] == "20260713"
+    # SHFE keeps the correct form under both
+    rb = sample("sina_nf_AU0_SC0_night_close_20260725.gbk.txt")["nf_AU0"]
+    assert parsed(rb, "au2612", "exchange") == parsed(rb, "au2612")
+
+
+def test_dates_exchange_through_the_facade_and_the_morning_after_a_night_still_ticks(make_md, sina):
+    sina.quotes["nf_M2701"] = dce_at("2026-07-10", "225959")
+    api, spi = make_md(f"sina://?base_url={sina.url}&interval=0.05&dates=exchange", subscribe=["m2701"])
+    wait_for(lambda: spi.ticks)
+    night = spi.ticks[0]
+    assert (night.TradingDay, night.ActionDay, night.UpdateTime) == ("20260713", "20260713", "22:59:59")
+    # Monday morning: ActionDay and UpdateTime sort before the night's under this convention; the
+    # quote is newer all the same (freshness is the quote's own time), so it is pushed
+    sina.quotes["nf_M2701"] = dce_at("2026-07-13", "090001").replace(",845761", ",845800")
+    wait_for(lambda: len(spi.ticks) == 2)
+    assert (spi.ticks[1].ActionDay, spi.ticks[1].UpdateTime, spi.ticks[1].Volume) == ("20260713", "09:00:01", 845800)
+    # an older quote (the night again, from a lagging mirror) is not pushed after the newer one
+    sina.quotes["nf_M2701"] = dce_at("2026-07-10", "225959").replace(",845761", ",845700")
+    polls = len(sina.requests)
+    wait_for(lambda: len(sina.requests) > polls + 5)
+    assert len(spi.ticks) == 2
+
+
+def test_a_bad_dates_setting_is_refused_at_register_front(make_md):
+    api, spi = make_md(init=False)
+    from ctpshim.errors import FrontAddressError
+
+    with pytest.raises(FrontAddressError, match="dates='exchanges'.*correct, exchange"):
+        api.RegisterFront("sina://?dates=exchanges")

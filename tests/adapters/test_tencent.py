@@ -248,6 +248,18 @@ def test_bad_settings_are_refused_at_register_front(make_md):
         api.RegisterFront("tencent://?fallback=tdx")
     with pytest.raises(FrontAddressError, match="fallback_url='ftp://x'"):
         api.RegisterFront("tencent://?fallback_url=ftp://x")
+    with pytest.raises(FrontAddressError, match="dates='night'.*correct, exchange"):
+        api.RegisterFront("tencent://?dates=night")
+
+
+def test_stock_quotes_keep_their_date_under_either_convention_from_either_source(make_md, feeds):
+    qq, sn = feeds
+    api, spi = make_md(_front(qq, sn, "&dates=exchange"), subscribe=["600519", "00700", "300059"])
+    wait_for(lambda: len(spi.ticks) == 3)
+    by_id = {t.InstrumentID: t for t in spi.ticks}  # 300059 comes from Sina: Tencent lacks it here
+    assert [(by_id[i].TradingDay, by_id[i].ActionDay) for i in ("600519", "00700", "300059")] == [
+        ("20260806", "20260806"), ("20260429", "20260429"), ("20260828", "20260828")]  # a Friday quote
+    assert sn.requests
 
 
 def test_the_shared_tencent_samples_hold_nothing_tencent_can_quote_for_ctp():

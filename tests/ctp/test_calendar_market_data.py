@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import date, datetime
 
 import pytest
 
-from ctpshim.ctp import calendar, market_data
+from ctpshim.ctp import calendar, clock, exchanges, market_data, products, stocks
 from ctpshim.ctp.market_data import DBL_MAX, Stamper
 from ctpshim.ctp.products import PRODUCTS, main_contract, next_open, parse_instrument
 
@@ -86,3 +87,100 @@ def test_average_price_per_exchange():
     assert market_data.average_price("SHFE", 3150.0 * 10 * 4, 4, 10, 1.0) == 31500.0
     assert market_data.average_price("CZCE", (4700 * 3 + 4702) * 5, 4, 5, 2.0) == 4700.0
     assert market_data.average_price("DCE", 0.0, 0, 10, 1.0) == 0.0
+
+
+def test_the_night_boundaries_split_the_day_in_three_parts():
+    assert calendar.day_part(datetime(2026, 11, 19, 2, 59)) == calendar.EARLY_MORNING
+    assert calendar.day_part(datetime(2026, 11, 19, calendar.EARLY_MORNING_END.hour)) == calendar.DAY_HOURS
+    assert calendar.day_part(datetime(2026, 11, 19, 16, 59, 59)) == calendar.DAY_HOURS
+    assert calendar.day_part(datetime(2026, 11, 19, calendar.NIGHT_CUTOFF.hour)) == calendar.EVENING
+    # one trading day per (date, part): the stamper caches by it
+    for hour in range(24):
+        moment = datetime(2026, 11, 20, hour, 30)
+        same_part = [datetime(2026, 11, 20, h, 0) for h in range(24)
+                     if calendar.day_part(datetime(2026, 11, 20, h)) == calendar.day_part(moment)]
+        assert {calendar.trading_day_of(m) for m in same_part} == {calendar.trading_day_of(moment)}
+        assert (calendar.night_of(moment) is None) == (calendar.day_part(moment) == calendar.DAY_HOURS)
+
+
+def test_sessions_of_a_trading_day_start_with_the_night_before():
+    sessions = products.trading_day_sessions(PRODUCTS["rb"], date(2026, 11, 23))  # a Monday
+    assert sessions[0] == (datetime(2026, 11, 20, 21, 0), datetime(2026, 11, 20, 23, 0))  # Friday night
+    assert [s[0].date() for s in sessions[1:]] == [date(2026, 11, 23)] * 3
+
+
+def test_the_exchange_lists_are_the_ones_the_tables_use():
+    assert {p.exchange for p in PRODUCTS.values()} == set(exchanges.FUTURES_EXCHANGES)
+    assert set(stocks.PREFIX_EXCHANGES.values()) == set(exchanges.STOCK_EXCHANGES)
+    assert not set(exchanges.FUTURES_EXCHANGES) & set(exchanges.STOCK_EXCHANGES)
+    assert all(exchanges.FUTURES_EXCHANGES.values()) and all(exchanges.STOCK_EXCHANGES.values())
+
+
+@pytest.mark.parametrize("convention", market_data.DATE_CONVENTIONS)
+def test_stock_quotes_carry_their_calendar_date(convention):
+    stamper = Stamper(convention)
+    # 2 October: a mainland holiday on which HKEX trades; 17:05: past the futures' night cutoff
+    for moment in (datetime(2026, 10, 2, 10, 0, 5), datetime(2026, 11, 19, 17, 5)):
+        for exchange in exchanges.STOCK_EXCHANGES:
+            day = moment.strftime("%Y%m%d")
+            assert stamper.stamps(moment, exchange) == (day, day, moment.strftime("%H:%M:%S"), day)
+
+
+def test_the_stamper_fills_the_four_members():
+    values = market_data.blank_values("TA701", "CZCE")
+    moment = datetime(2026, 11, 19, 21, 15, 3, 500_000)
+    Stamper("correct").apply(values, moment, "CZCE")
+    tick = market_data.make_tick(values)
+    assert (tick.TradingDay, tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec) == (
+        "20261120", "20261119", "21:15:03", 500)
+    Stamper("exchange").apply(values, moment, "CZCE")
+    tick = market_data.make_tick(values)
+    assert (tick.TradingDay, tick.ActionDay, tick.UpdateMillisec) == ("20261119", "20261119", 0)
+    with pytest.raises(ValueError, match="dates='exchanges'"):
+        Stamper("exchanges")
+
+
+# (exchange, product, turnover, volume, AveragePrice as that exchange's fronts report it)
+_AVERAGES = [
+    ("SHFE", "rb", 3150.0 * 10 * 4, 4, 31500.0),  # Turnover / Volume: the multiplier stays in
+    ("INE", "sc", 480.5 * 1000 * 2, 2, 480500.0),
+    ("DCE", "m", 2900.0 * 10 * 3 + 10, 3, (2900.0 * 30 + 10) / 3),
+    ("GFEX", "lc", 75020.0 * 1 * 5, 5, 75020.0),
+    ("CFFEX", "IF", 3900.2 * 300 * 2, 2, 3900.2 * 300),
+    ("CZCE", "TA", (4700 * 3 + 4702) * 5, 4, 4700.0),  # the real average, to the tick (4700.5 -> 4700)
+    ("CZCE", "SR", 5601.6 * 10 * 7, 7, 5602.0),
+    ("CZCE", "ZC", 800.35 * 100, 1, 800.4),  # a 0.2 tick: 800.35 is nearest 800.4
+]
+
+
+@pytest.mark.parametrize("exchange, code, turnover, volume, expected", _AVERAGES)
+def test_one_average_price_rule_in_three_forms(exchange, code, turnover, volume, expected):
+    product = PRODUCTS[code]
+    assert product.exchange == exchange
+    args = (exchange, product.multiplier, product.tick)
+    rule = market_data.average_price_rule(*args)
+    assert market_data.average_price(exchange, turnover, volume, product.multiplier, product.tick) == \
+        pytest.approx(expected, rel=1e-12)
+    assert rule(turnover, volume) == market_data.average_price(exchange, turnover, volume, *args[1:])
+    scale, grid = market_data.average_price_terms(*args)
+    by_terms = turnover / volume / scale
+    if grid:
+        by_terms = round(round(by_terms / grid) * grid, 10)
+    assert by_terms == pytest.approx(rule(turnover, volume), rel=1e-12)
+    assert rule(turnover, 0) == 0.0 == rule(0.0, 0)
+
+
+def test_average_price_of_stocks_and_of_absurd_values():
+    assert market_data.average_price("SSE", 1_000_000.0, 80_000, 1, 0.01) == 12.5
+    grid = market_data.average_price_rule("CZCE", 5, 2.0)
+    assert grid(math.inf, 3) == math.inf  # left for check_values to refuse, not an OverflowError
+    assert math.isnan(grid(math.nan, 3))
+
+
+def test_czce_years_are_read_against_the_clock():
+    with clock.using(datetime(2029, 3, 1, 10, 0)):
+        assert parse_instrument("TA905").delivery_year == 2029
+        assert parse_instrument("TA001").delivery_year == 2030
+    with clock.using(datetime(2026, 11, 20, 10, 0)):
+        assert parse_instrument("TA905").delivery_year == 2029
+        assert parse_instrument("TA512").delivery_year == 2025  # not more than a year back

@@ -44,6 +44,11 @@ class FrontAddressError(CtpShimError, ValueError):
     """A front address (URL) or one of its settings is malformed or unknown."""
 
 
+class AdapterContractError(CtpShimError, TypeError):
+    """An adapter class does not meet the adapter contract (a hook is missing, it is not an
+    :class:`ctpshim.adapters.base.Adapter`); raised when it is defined or registered."""
+
+
 class UpstreamError(CtpShimError):
     """The source behind a front failed; ``reason`` is the CTP disconnect code to report."""
 

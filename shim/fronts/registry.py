@@ -3,7 +3,9 @@
 Built-in schemes map to ``"module:Class"`` strings imported on first use.  Third-party adapters
 register through the ``ctpshim.adapters`` entry-point group, which is read only when a scheme is
 not built in; programs can also call :func:`register_adapter`.  A built-in scheme cannot be
-replaced.
+replaced.  Every class is held to the adapter contract when it is registered (a class) or first
+loaded (a ``"module:Class"`` string, an entry point): a missing hook raises
+:class:`ctpshim.errors.AdapterContractError` naming the class and the hooks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FrontAddressError
+from ..errors import AdapterContractError, FrontAddressError
+from ..messages import os_error_words
 from .url import FrontURL, parse_front_url, resolve_settings
 
 if TYPE_CHECKING:
@@ -42,11 +45,15 @@ _ENTRY_POINT_GROUP = "ctpshim.adapters"
 def register_adapter(scheme: str, target: "str | type[Adapter]") -> None:
     """Register an adapter class (or ``"module:Class"``) for ``scheme``.
 
-    Raises ``ValueError`` for a built-in scheme: those cannot be silently replaced.
+    Raises ``ValueError`` for a built-in scheme: those cannot be silently replaced, and
+    :class:`AdapterContractError` for a class that does not meet the adapter contract (a string
+    is checked when the scheme is first used).
     """
     scheme = scheme.lower()
     if scheme in BUILTIN:
         raise ValueError(f"scheme {scheme!r} is built into ctpshim and cannot be replaced")
+    if not isinstance(target, str):
+        _verify(target, scheme)
     with _lock:
         _extra[scheme] = target
         _loaded.pop(scheme, None)
@@ -71,10 +78,21 @@ def _entry_point(scheme: str) -> str | None:
     return None
 
 
-def _import(target: str) -> type:
+def _import(target: str, scheme: str) -> type:
     module_name, _, class_name = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    try:
+        cls = getattr(module, class_name)
+    except AttributeError:
+        raise AdapterContractError(f"adapter {target!r} for {scheme}://: {module_name} has no {class_name!r}") from None
+    _verify(cls, scheme)
+    return cls
+
+
+def _verify(cls: Any, scheme: str) -> None:
+    from ..adapters.base import verify_adapter_class
+
+    verify_adapter_class(cls, scheme)
 
 
 def adapter_class(scheme: str, raw: str = "") -> type:
@@ -96,7 +114,7 @@ def adapter_class(scheme: str, raw: str = "") -> type:
                 f"source, set CTPSHIM_FRONT or use `ctpshim run --front URL program.py`."
             )
         raise FrontAddressError(f"{where}unknown scheme {scheme!r}; available schemes: {valid}")
-    cls = _import(target) if isinstance(target, str) else target
+    cls = _import(target, scheme) if isinstance(target, str) else target
     with _lock:
         _loaded[scheme] = cls
     return cls
@@ -116,25 +134,17 @@ def check_front(url: FrontURL, cls: type, settings: dict[str, Any]) -> None:
     """Run the adapter's own ``check`` (does the recording exist ...): the one place where what
     it raises, a ``ValueError`` or an ``OSError`` (permission denied ...), becomes a
     ``FrontAddressError`` naming the front and the reason."""
-    check = getattr(cls, "check", None)
-    if check is None:
-        return
     try:
-        check(url, settings)
+        cls.check(url, settings)
     except FrontAddressError:
         raise
     except ValueError as exc:
         raise FrontAddressError(f"front {url.raw!r}: {exc}") from None
     except OSError as exc:
-        raise FrontAddressError(f"front {url.raw!r}: {describe_os_error(exc)}") from None
+        raise FrontAddressError(f"front {url.raw!r}: {os_error_words(exc)}") from None
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``path: Permission denied`` rather than ``[Errno 13] Permission denied: 'path'``."""
-    if exc.strerror:
-        where = f"{exc.filename}: " if exc.filename is not None else ""
-        return f"{where}{exc.strerror}"
-    return str(exc) or type(exc).__name__
+describe_os_error = os_error_words
 
 
 def validate_front(raw: Any) -> tuple[FrontURL, dict[str, Any]]:
@@ -153,7 +163,5 @@ def is_pass_through(raw: str) -> bool:
 
 def create_adapter(raw: "str | FrontURL") -> "Adapter":
     """A new adapter instance for the front address ``raw`` (no I/O happens here)."""
-    url, settings = validate_front(raw.raw if isinstance(raw, FrontURL) else raw)
-    cls = adapter_class(url.scheme, url.raw)
-    adapter: Any = cls(url, settings)
-    return adapter
+    url = parse_front_url(raw.raw if isinstance(raw, FrontURL) else raw)
+    return adapter_class(url.scheme, url.raw).from_url(url)

@@ -6,8 +6,9 @@ import pytest
 
 from ctpshim.fronts import registry
 from ctpshim.adapters.base import Adapter, Capabilities
-from ctpshim.errors import FrontAddressError
+from ctpshim.errors import AdapterContractError, FrontAddressError
 from ctpshim.fronts.url import Setting, integer, number, parse_front_url, resolve_settings, speed
+from ctpshim.testing import SilentAdapter
 
 
 def test_parsed_url_parts():
@@ -46,7 +47,7 @@ def test_settings_are_validated_with_messages_that_say_what_is_valid():
             speed(bad)
 
 
-class EchoAdapter(Adapter):
+class EchoAdapter(SilentAdapter):
     scheme = "echo"
     settings = (Setting("rate", number(0, 1000), 1.0, "ticks per second"),)
     capabilities = Capabilities(depth_levels=1)
@@ -84,6 +85,63 @@ def test_entry_points_are_read_only_for_unknown_schemes(monkeypatch):
         assert calls == ["ctpshim.adapters"]
     finally:
         registry.unregister_adapter("plug")
+
+
+class _HalfDone(Adapter):
+    """No scheme of its own, so not checked when defined: only when registered."""
+
+    async def connect(self) -> None:
+        return None
+
+
+def test_a_class_missing_hooks_fails_when_defined_or_registered_naming_class_and_hooks(monkeypatch):
+    with pytest.raises(AdapterContractError, match=r"Partial \(scheme partial://\) does not implement "
+                                                   r"subscribe, unsubscribe, ticks"):
+        class Partial(Adapter):
+            scheme = "partial"
+
+            async def connect(self) -> None:
+                return None
+
+    with pytest.raises(AdapterContractError, match="_HalfDone .*does not implement subscribe, unsubscribe, ticks"):
+        registry.register_adapter("half", _HalfDone)
+    assert "half" not in registry.known_schemes()
+    with pytest.raises(AdapterContractError, match="is not an adapter"):
+        registry.register_adapter("half", dict)
+
+    class EntryPoint:
+        name, value = "halfplug", "tests.fronts.test_url_registry:_HalfDone"
+
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EntryPoint()])
+    with pytest.raises(AdapterContractError, match="_HalfDone \\(scheme halfplug://\\) does not implement"):
+        registry.adapter_class("halfplug")
+
+
+def test_from_url_validates_settings_and_runs_check():
+    adapter = EchoAdapter.from_url("echo://?rate=3")
+    assert type(adapter) is EchoAdapter and adapter.config == {"rate": 3.0} and adapter.url.raw == "echo://?rate=3"
+    with pytest.raises(FrontAddressError, match="unknown setting 'speed'"):
+        EchoAdapter.from_url("echo://?speed=3")
+
+    class Picky(SilentAdapter):
+        @classmethod
+        def check(cls, url, settings):
+            raise PermissionError(13, "Permission denied", "/data/locked")
+
+    with pytest.raises(FrontAddressError, match="^front 'picky://x': /data/locked: permission denied$"):
+        Picky.from_url("picky://x")
+
+
+def test_one_wording_for_operating_system_errors():
+    from ctpshim.messages import os_error_words
+
+    assert os_error_words(PermissionError(13, "Permission denied", "/x/y")) == "/x/y: permission denied"
+    assert os_error_words(FileNotFoundError(2, "No such file or directory"), "day.parquet") == (
+        "day.parquet: no such file or directory")
+    assert os_error_words(OSError("Arrow says no\n/arrow/io.cc:88")) == "Arrow says no"
+    assert registry.describe_os_error is os_error_words
 
 
 def test_a_listing_of_many_values_stays_one_short_line_and_shows_hidden_characters():

@@ -19,7 +19,7 @@ import pytest
 
 from ctpshim.fronts import registry
 from ctpshim.adapters import polling as polling_module
-from ctpshim.adapters.base import Adapter
+from ctpshim.testing import SilentAdapter
 from ctpshim.ctp.calendar import now_china
 from ctpshim.tools import ping
 from ctpshim.fronts.url import parse_front_url
@@ -313,7 +313,7 @@ def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, monkeypatc
 
 # -- one front's fault stays that front's; what was not checked is said ---------------------------
 
-class _FaultyFeed(Adapter):
+class _FaultyFeed(SilentAdapter):
     """A feed whose probe meets a value the code did not expect (as a Sina 'inf' once did)."""
 
     async def connect(self) -> None:
@@ -323,7 +323,7 @@ class _FaultyFeed(Adapter):
         raise OverflowError("cannot convert float infinity\nto integer")
 
 
-class _DamagedStore(Adapter):
+class _DamagedStore(SilentAdapter):
     """A source whose probe answers but whose stored data holds damage."""
 
     async def connect(self) -> None:
@@ -336,7 +336,7 @@ class _DamagedStore(Adapter):
         return ["x/20261120.parquet: row group 3 (byte 81920) is damaged (type \x0f)", "x/20261121.arrows: ..."]
 
 
-class _LockedStore(Adapter):
+class _LockedStore(SilentAdapter):
     @classmethod
     def check(cls, url: Any, settings: Any) -> None:
         raise PermissionError(13, "Permission denied", "/data/locked")
@@ -361,7 +361,7 @@ def test_a_front_whose_check_raises_is_its_own_failure_and_the_table_still_print
     assert [line.split()[:2] for line in lines] == [["sim://", "ok"], ["faulty://", "FAIL"], ["locked://", "FAIL"],
                                                     ["damaged://", "damaged"]]
     assert lines[1].endswith("the check failed unexpectedly: OverflowError: cannot convert float infinity to integer")
-    assert lines[2].endswith("/data/locked: Permission denied")
+    assert lines[2].endswith("/data/locked: permission denied")
     assert lines[3].endswith("row group 3 (byte 81920) is damaged (type \\x0f) (and 1 more)")  # shown escaped
 
 

@@ -1,0 +1,144 @@
+"""The adapter conformance suite (:mod:`ctpshim.testing`) on every built-in adapter and the template.
+
+``tcp://`` and ``ssl://`` are not here: they are no source but a pass-through to a real CTP front,
+driven by openctp-ctp through the API's bridge backend (no connect/subscribe/ticks of their own);
+tests/adapters/test_tcp.py runs them against a stand-in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, AsyncIterator
+
+import pytest
+
+from ctpshim.adapters._template import TemplateAdapter
+from ctpshim.adapters.base import Adapter, Capabilities, verify_adapter_class
+from ctpshim.ctp.market_data import blank_values, make_tick
+from ctpshim.errors import UpstreamDisconnected
+from ctpshim.testing import AdapterConformance, SilentAdapter
+
+
+class TestTemplate(AdapterConformance):
+    address = "template://?instruments=rb2701,au2612&speed=max"
+    adapter_class = TemplateAdapter
+    instrument = "rb2701"
+    other_instrument = "au2612"
+    bad_fronts = ("template://somewhere", "template://?instruments=zz9999")
+    unreachable_front = "template://?refuse=true"
+
+
+# -- what the base class does once for every adapter ---------------------------------------------
+
+class _Scripted(SilentAdapter):
+    """ticks() yields what the test puts in its queue, and ends on None."""
+
+    scheme = "scripted-base"
+
+    def __init__(self, url: Any, settings: Any) -> None:
+        super().__init__(url, settings)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+
+    async def ticks(self) -> AsyncIterator[Any]:
+        try:
+            while (batch := await self.queue.get()) is not None:
+                yield batch
+        finally:
+            self.closed = True
+
+
+def _tick(instrument: str) -> Any:
+    return make_tick(blank_values(instrument, "SHFE"))
+
+
+async def _next(iterator: Any, within: float = 5.0) -> list[str]:
+    return [t.InstrumentID for t in await asyncio.wait_for(iterator.__anext__(), within)]
+
+
+def test_an_owed_snapshot_goes_out_at_once_while_the_adapter_waits() -> None:
+    async def scenario() -> None:
+        adapter = TemplateAdapter.from_url("template://?instruments=rb2701&interval=60&speed=1")
+        await adapter.connect()
+        iterator = adapter.ticks()
+        waiting = asyncio.ensure_future(iterator.__anext__())
+        await asyncio.sleep(0)  # the adapter is now waiting for a subscription
+        started = time.monotonic()
+        await adapter.subscribe(["rb2701"])
+        batch = await asyncio.wait_for(waiting, 5)
+        assert [t.InstrumentID for t in batch] == ["rb2701"]
+        assert time.monotonic() - started < 5  # not after the adapter's 60 s interval
+        await iterator.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_owed_snapshots_precede_the_next_batch_and_outlive_the_adapters_own_ticks() -> None:
+    async def scenario() -> None:
+        adapter = _Scripted.from_url("scripted-base://")
+        iterator = adapter.ticks()
+        adapter.queue.put_nowait([_tick("rb2701")])
+        adapter.owe_snapshot([_tick("cu2612")])
+        adapter.owe_snapshot([])  # nothing owed: nothing delivered
+        assert await _next(iterator) == ["cu2612"]
+        assert await _next(iterator) == ["rb2701"]
+        adapter.queue.put_nowait(None)  # the adapter's own ticks end ...
+        later = asyncio.ensure_future(iterator.__anext__())
+        await asyncio.sleep(0.01)
+        assert not later.done()  # ... and the front stays connected and silent
+        adapter.owe_snapshot([_tick("au2612")])
+        assert [t.InstrumentID for t in await asyncio.wait_for(later, 5)] == ["au2612"]
+        assert adapter.closed
+        await iterator.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_closing_the_ticks_iterator_closes_the_adapters_own_and_errors_pass_through() -> None:
+    async def scenario() -> None:
+        adapter = _Scripted.from_url("scripted-base://")
+        iterator = adapter.ticks()
+        waiting = asyncio.ensure_future(iterator.__anext__())
+        await asyncio.sleep(0.01)
+        waiting.cancel()  # the hub stops reading: the adapter's generator is finalised
+        await asyncio.wait([waiting])
+        assert adapter.closed
+
+        class Dropping(_Scripted):
+            async def ticks(self) -> AsyncIterator[Any]:
+                yield [_tick("rb2701")]
+                await asyncio.sleep(0.01)
+                raise UpstreamDisconnected("dropped")
+
+        dropping = Dropping.from_url("scripted-base://")
+        iterator = dropping.ticks()
+        assert await _next(iterator) == ["rb2701"]
+        with pytest.raises(UpstreamDisconnected, match="dropped"):
+            await _next(iterator)
+
+    asyncio.run(scenario())
+
+
+def test_unknown_ids_are_warned_about_once_per_front_also_across_reconnects(caplog: pytest.LogCaptureFixture) -> None:
+    first = _Scripted.from_url("scripted-base://")
+    with caplog.at_level(logging.WARNING, logger="ctpshim.adapters"):
+        assert first.warn_unknown(["zz1", "zz2", "zz1"], "not in the test's list") == ["zz1", "zz2"]
+        assert first.warn_unknown(["zz2"]) == []
+        second = _Scripted.from_url("scripted-base://")
+        second.carry = first.carry  # the hub hands a reconnection the same carry
+        assert second.warn_unknown(["zz1", "zz3"]) == ["zz3"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "scripted-base: zz1, zz2: not in the test's list; subscription accepted as CTP does, no ticks will come",
+        "scripted-base: zz3: not an instrument this source knows; subscription accepted as CTP does, no ticks will come",
+    ]
+
+
+def test_a_pass_through_front_needs_no_hooks() -> None:
+    class Bridge(Adapter):
+        scheme = "bridge-test"
+        capabilities = Capabilities(pass_through=True)
+
+    verify_adapter_class(Bridge)

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from . import calendar
 from .exchanges import STOCK_EXCHANGES
-from .fields import INT32_MAX, INT32_MIN, from_values, load_spec
+from .fields import INT32_MAX, INT32_MIN, char_limit, default_values, from_values, load_spec, member_index
 
 DBL_MAX = sys.float_info.max
 DATE_CONVENTIONS = ("correct", "exchange")
@@ -55,28 +55,28 @@ def depth_class() -> type:
 
 def depth_index() -> dict[str, int]:
     """Position of each ``CThostFtdcDepthMarketDataField`` member in a tick's value list."""
-    index: dict[str, int] = depth_class()._index  # type: ignore[attr-defined]
-    return index
+    return member_index(depth_class())
 
 
 _blank: list[Any] | None = None
+_reserve1_bytes = 0
 
 
 def blank_values(instrument_id: str, exchange_id: str) -> list[Any]:
     """All 48 members, in order, with CTP's values for absent data: prices DBL_MAX, numbers 0."""
-    global _blank
+    global _blank, _reserve1_bytes
     index = depth_index()
     if _blank is None:
-        cls = depth_class()
-        template: list[Any] = list(cls._defaults)  # type: ignore[attr-defined]
-        for name, typedef in cls.__annotations__.items():
+        template = list(default_values(depth_class()))
+        for name, typedef, _kind, _size in load_spec()["fields"]["CThostFtdcDepthMarketDataField"]:
             if typedef == "TThostFtdcPriceType":
                 template[index[name]] = DBL_MAX
         template[index["CurrDelta"]] = DBL_MAX
+        _reserve1_bytes = char_limit("CThostFtdcDepthMarketDataField", "reserve1")
         _blank = template
     values = list(_blank)
     values[index["InstrumentID"]] = instrument_id
-    values[index["reserve1"]] = instrument_id[:30]
+    values[index["reserve1"]] = instrument_id[:_reserve1_bytes]  # IDs are ASCII: bytes are characters
     values[index["ExchangeID"]] = exchange_id
     values[index["ExchangeInstID"]] = instrument_id
     return values

@@ -20,7 +20,7 @@ from datetime import datetime, time
 from typing import Any
 
 from .calendar import is_trading_day
-from .fields import load_spec
+from .fields import char_limit
 from .market_data import average_price, blank_values, depth_index, set_level
 
 PREFIX_EXCHANGES = {"sh": "SSE", "sz": "SZSE", "bj": "BSE", "hk": "HKEX"}
@@ -94,14 +94,8 @@ class StockInfo:
         return 1 if self.exchange_id == "HKEX" else 100
 
 
-_name_limit: list[int] = []
-
-
 def _name_bytes() -> int:
-    if not _name_limit:
-        members = load_spec()["fields"]["CThostFtdcInstrumentField"]
-        _name_limit.append(next(size for name, _, _, size in members if name == "InstrumentName") - 1)
-    return _name_limit[0]
+    return char_limit("CThostFtdcInstrumentField", "InstrumentName")
 
 
 def parse_stock(instrument_id: str) -> StockInfo | None:

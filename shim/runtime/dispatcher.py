@@ -34,6 +34,9 @@ class Dispatcher:
         self.name = name
         self.spi_class_name = spi_class_name
         self.spi: Any = None
+        # The market whose ticks this dispatcher delivers (its ``observers`` are called with each
+        # tick just before the Spi's OnRtnDepthMarketData); set by the session, from any thread.
+        self.tap: Any = None
         self._queue: deque[tuple[int, Any, Any]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._pending_ticks = 0
@@ -58,17 +61,25 @@ class Dispatcher:
             self._queue.append((_CALL, callback, args))
             self._cond.notify()
 
-    def post_ticks(self, ticks: Iterable[Any]) -> int:
+    def post_ticks(self, ticks: Iterable[Any], latest: dict[str, Any] | None = None) -> int:
         """Queue a batch of ``OnRtnDepthMarketData`` ticks (a list, or any sized iterable of
-        ticks, iterated on the dispatcher thread); returns the ticks now waiting."""
-        with self._cond:
-            return self._queue_ticks(ticks)
+        ticks, iterated on the dispatcher thread); returns the ticks now waiting.
 
-    def _queue_ticks(self, ticks: Iterable[Any]) -> int:
+        ``latest``: a dict in which each tick is recorded by instrument as it is delivered (the
+        market's latest snapshot, when nobody else makes these ticks)."""
+        with self._cond:
+            return self._queue_ticks(ticks, latest)
+
+    @property
+    def pending_ticks(self) -> int:
+        """Ticks queued and not yet being delivered."""
+        return self._pending_ticks
+
+    def _queue_ticks(self, ticks: Iterable[Any], latest: dict[str, Any] | None = None) -> int:
         # With self._cond held.
         if self._stopping:
             return 0
-        self._queue.append((_TICKS, ticks, None))
+        self._queue.append((_TICKS, ticks, latest))
         self._pending_ticks += len(ticks)
         self._cond.notify()
         return self._pending_ticks
@@ -159,7 +170,7 @@ class Dispatcher:
                     # (a replay's) has the next one ready when it ends.
                     self._ticks_taken(len(first))
                     if spi is not None:
-                        self._deliver(spi, first)
+                        self._deliver(spi, first, second)
 
     def _ticks_taken(self, count: int) -> None:
         with self._cond:
@@ -179,19 +190,47 @@ class Dispatcher:
         except BaseException as exc:  # noqa: BLE001 - user code: report and go on
             self._report(name, exc)
 
-    def _deliver(self, spi: Any, ticks: Iterable[Any]) -> None:
+    def _deliver(self, spi: Any, ticks: Iterable[Any], latest: dict[str, Any] | None) -> None:
         callback = spi.OnRtnDepthMarketData
         halt = self._halt  # a list, not self._stopping: the cheapest check there is, once per tick
+        tap = self.tap
+        observers = tap.observers if tap is not None else ()
         try:
             # Iterating may make the ticks (a replay's TickRows, a sim:// block): a fault there
-            # is the adapter's, and ends this batch only.
-            for tick in ticks:
-                if halt:
-                    return
-                try:
-                    callback(tick)
-                except BaseException as exc:  # noqa: BLE001 - user code: report and go on
-                    self._report("OnRtnDepthMarketData", exc)
+            # is the adapter's, and ends this batch only.  Three loops, so the common ones pay
+            # only for what they do.
+            if observers:
+                for tick in ticks:
+                    if halt:
+                        return
+                    if latest is not None:
+                        latest[tick.InstrumentID] = tick
+                    for observer in observers:
+                        try:
+                            observer(tick)
+                        except Exception:  # noqa: BLE001 - an observer's fault must not stop delivery
+                            log.exception("%s: a tick observer failed", self.name)
+                    try:
+                        callback(tick)
+                    except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+                        self._report("OnRtnDepthMarketData", exc)
+            elif latest is not None:
+                for tick in ticks:
+                    if halt:
+                        return
+                    latest[tick.InstrumentID] = tick
+                    try:
+                        callback(tick)
+                    except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+                        self._report("OnRtnDepthMarketData", exc)
+            else:
+                for tick in ticks:
+                    if halt:
+                        return
+                    try:
+                        callback(tick)
+                    except BaseException as exc:  # noqa: BLE001 - user code: report and go on
+                        self._report("OnRtnDepthMarketData", exc)
         except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
             log.exception("%s: a batch of %d ticks could not be made; the rest of it is skipped", self.name, len(ticks))
 

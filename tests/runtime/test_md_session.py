@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ctpshim.runtime import io_loop, queue_policy, reconnect
+from ctpshim.runtime import hub, io_loop, queue_policy, reconnect
 from ctpshim import mdapi
 from ctpshim.fronts import registry
 from ctpshim.adapters.base import Adapter
@@ -519,10 +519,16 @@ def test_an_adapters_carry_outlives_its_connection(make_md, scripted, fast_recon
     io_loop.call_soon(lambda: scripted.drop.set())
     wait_for(lambda: spi.names().count("OnRspUserLogin") == 2, what="the login after the reconnect")
     first, second = scripted.carries[:2]
-    assert first is second and second["connections"] == 2  # one dict per front for the API's lifetime
+    assert first is second and second["connections"] == 2  # one dict per market for its lifetime
     other, other_spi = make_md("scripted://")
     wait_for(lambda: "OnRspUserLogin" in other_spi.names())
-    assert scripted.carries[-1] is not first  # another API object starts afresh
+    assert len(scripted.carries) == 2  # another API object on the same front shares the market
+    api.Release()
+    other.Release()
+    wait_for(lambda: not [m for m in hub.markets() if m.key == "scripted://"], what="the market to close")
+    again, again_spi = make_md("scripted://")
+    wait_for(lambda: "OnRspUserLogin" in again_spi.names())
+    assert scripted.carries[-1] is not first  # a market opened afresh starts afresh
 
 
 class MadeWhenIterated:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from ctpshim.ctp.fields import values_of
 from ctpshim.recording import RecordingError, TickRows, constant_values, describe, read_tables, verify
 
 
@@ -35,7 +36,7 @@ def ticks_of(path: Path, damage: list[str]) -> list[list[Any]]:
     for table in read_tables(path, damage=damage):
         constants = constant_values(table)
         for batch in table.to_batches():
-            ticks += [list(tick) for tick in TickRows(batch, constants)]
+            ticks += [list(values_of(tick)) for tick in TickRows(batch, constants)]
     return ticks
 
 

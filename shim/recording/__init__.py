@@ -41,7 +41,7 @@ from .rows import NOTHING_SHARED, VARIES, TickRows, constant_values, merge_in_ti
 from .schema import (
     ARCHIVE_SUFFIX, CHECKSUM_KEY, EXCHANGE_TIME, LIVE_SUFFIX, RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, TICK_COLUMNS,
     BadValueError, RecordingError, bad_rows, batch_checksum, check_columns, check_day, in_exchange_time_order,
-    table_from_ticks, table_from_values,
+    table_from_ticks, table_from_values, tick_values,
 )
 from .survey import GAP_SECONDS, DayFiles, describe, recording_days, verify
 from .writer import FLUSH_INTERVAL, WRITE_CHUNK, LiveWriter
@@ -52,6 +52,6 @@ __all__ = [
     "TICK_COLUMNS", "VARIES", "WRITE_CHUNK", "BadValueError", "DayFiles", "LiveWriter", "RecordingError", "TickRows",
     "archive_day", "bad_rows", "batch_checksum", "check_columns", "check_day", "check_file", "constant_values",
     "count_ticks", "describe", "in_exchange_time_order", "instruments_in", "merge_in_time", "os_error",
-    "read_batches", "read_tables", "recording_days", "table_from_ticks", "table_from_values", "verify",
+    "read_batches", "read_tables", "recording_days", "table_from_ticks", "table_from_values", "tick_values", "verify",
     "write_archive",
 ]

@@ -72,14 +72,13 @@ class TickRows:
     def __iter__(self) -> Iterator[Any]:
         # One tick at a time: a tick the callback does not keep is freed before the next is made,
         # so they all reuse the same memory (made as a list, 512 live ticks cost a third more).
+        from ..ctp.fields import maker
         from ..ctp.market_data import depth_class
 
-        new, extend, tick_class = list.__new__, list.extend, depth_class()
+        make = maker(depth_class())
         for offset in range(0, self.batch.num_rows, CONVERT_ROWS):
             for values in zip(*self.columns(offset, CONVERT_ROWS)):
-                tick = new(tick_class)
-                extend(tick, values)
-                yield tick
+                yield make(values)
 
     def columns(self, offset: int, length: int) -> list[Any]:
         """Per tick column, the values of ``length`` rows from ``offset`` (a list, or a repeat of
@@ -106,6 +105,20 @@ class TickRows:
         for position, value in values.items():
             constants[position] = value
         return TickRows(self.batch, tuple(constants))
+
+    def with_columns_by(self, key: int, keys: list[Any], values: dict[int, tuple[Any, ...]]) -> "TickRows":
+        """The same rows with the tick columns at the positions of ``values`` set row by row: a row
+        whose column ``key`` holds ``keys[i]`` gets ``values[position][i]`` (every row's key is in ``keys``)."""
+        import pyarrow.compute as pc
+
+        batch = self.batch
+        rows = pc.index_in(batch.column(key), value_set=pa.array(keys, batch.schema.field(key).type))
+        constants = list(self.constants)
+        for position, column in values.items():
+            field = batch.schema.field(position)
+            batch = batch.set_column(position, field, pc.take(pa.array(list(column), field.type), rows))
+            constants[position] = VARIES
+        return TickRows(batch, tuple(constants))
 
     def last_of(self, instrument_id: str, copy: bool = False) -> "TickRows | None":
         """The last row of ``instrument_id``, or None; with ``copy``, in memory of its own rather

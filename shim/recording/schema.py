@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
-from ..ctp.fields import load_spec
+from ..ctp.fields import load_spec, values_of
 
 
 RECEIVE_TIME = "ReceiveTime"
@@ -131,14 +131,20 @@ def check_columns(columns: dict[str, pa.Array], source: str, skip: bool = False)
     return keep, len(keep) - pc.sum(keep).as_py()
 
 
-def table_from_ticks(ticks: list[Any], receive_times: list[int]) -> pa.Table:
-    """A table of the schema from tick objects (lists of the 48 values) and their receive times.
+def tick_values(tick: Any) -> Sequence[Any]:
+    """A tick's values in member order: of a ``CThostFtdcDepthMarketDataField``, or the list (or
+    tuple) of values itself."""
+    return tick if type(tick) in (list, tuple) else values_of(tick)
+
+
+def table_from_ticks(ticks: Iterable[Any], receive_times: list[int]) -> pa.Table:
+    """A table of the schema from ticks (see :func:`tick_values`) and their receive times.
 
     Raises :class:`RecordingError` naming the column when a value does not fit its type.
     """
     flat: list[Any] = []
     for tick in ticks:
-        flat.extend(tick)
+        flat.extend(tick_values(tick))
     return table_from_values(flat, receive_times)
 
 

@@ -15,7 +15,9 @@ import pyarrow.ipc as ipc
 
 from .archive import archive_day
 from .readers import os_error
-from .schema import CHECKSUM_KEY, LIVE_SUFFIX, SCHEMA, RecordingError, batch_checksum, check_day, table_from_values
+from .schema import (
+    CHECKSUM_KEY, LIVE_SUFFIX, SCHEMA, RecordingError, batch_checksum, check_day, table_from_values, tick_values,
+)
 
 
 FLUSH_INTERVAL = 1.0  # seconds: the most a SIGKILL can lose
@@ -58,17 +60,20 @@ class LiveWriter:
             archive_day(leftover)  # a recorder that was killed left this behind
 
     def write(self, tick: Any, receive_time: int | None = None) -> None:
+        """Append ``tick`` (a tick or its values: :func:`~ctpshim.recording.schema.tick_values`)
+        received at ``receive_time`` (ns since the epoch; now when None)."""
         now = time.time_ns() if receive_time is None else receive_time
+        values = tick_values(tick)
         with self._lock:
-            if tick[0] != self.day:  # TradingDay is the first member
-                self._rotate(tick[0])
+            if values[0] != self.day:  # TradingDay is the first member
+                self._rotate(values[0])
             # Receive times never go backwards, so the file's order is the order ticks arrived in.
             if now < self._last_receive:
                 now = self._last_receive
             self._last_receive = now
             # The values, not the tick: it is freed at once, while it is still in the CPU's caches
             # (kept for a whole chunk, the ticks cost more to free than to write).
-            self._values.extend(tick)
+            self._values.extend(values)
             self._times.append(now)
             if len(self._times) >= WRITE_CHUNK:
                 self._write_chunk(flush=False)

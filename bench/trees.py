@@ -41,7 +41,8 @@ class _TreeFinder(importlib.abc.MetaPathFinder):
                                                           submodule_search_locations=[str(place)])
         if place.with_suffix(".py").is_file():
             return importlib.util.spec_from_file_location(fullname, place.with_suffix(".py"))
-        return None
+        # Not in that checkout: never fall through to the installed code and mix the two trees.
+        raise ModuleNotFoundError(f"No module named {fullname!r} in {self.root}", name=fullname)
 
 
 def use_tree(root: str | Path) -> None:

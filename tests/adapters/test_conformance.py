@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -19,6 +19,75 @@ from ctpshim.adapters.base import Adapter, Capabilities, verify_adapter_class
 from ctpshim.ctp.market_data import blank_values, make_tick
 from ctpshim.errors import UpstreamDisconnected
 from ctpshim.testing import AdapterConformance, SilentAdapter
+
+
+class TestSim(AdapterConformance):
+    address = "sim://?instruments=rb2701,au2612&start=2026-11-20T09:00&seed=7&speed=max"
+    instrument = "rb2701"
+    other_instrument = "au2612"
+    bad_fronts = ("sim://somewhere", "sim://?instruments=rb1901&start=2026-11-20T09:00")
+    unreachable_front = "sim://?refuse=true"
+
+
+class TestReplay(AdapterConformance):
+    address = "replay://?speed=max&rebase=none"  # the bundled SHFE day
+    instrument = "ru1901"
+    bad_fronts = ("replay:///no/such/recording.parquet",)
+
+
+class _FakeFeed(AdapterConformance):
+    """A polled feed against a local fake upstream; advance() moves a quote one second on."""
+
+    server: Any = None
+    moves = 0
+
+    def advance(self) -> None:
+        type(self).moves += 1
+        self.move(self.server, self.moves)
+
+    def move(self, server: Any, n: int) -> None:
+        raise NotImplementedError
+
+
+class TestSina(_FakeFeed):
+    instrument = "rb2701"
+    unknown = "rb2799"  # a well-formed contract Sina answers an empty quote for
+    bad_fronts = ("sina://?base_url=ftp://example.com",)
+
+    @pytest.fixture
+    def front(self) -> Iterator[str]:
+        from ..fake_sina import FakeSina, sample
+
+        server = type(self).server = FakeSina()
+        quotes = sample("sina_nf_RB0_IF0_after_close_20260805.gbk.txt")
+        server.quotes = {**quotes, "nf_RB2701": quotes["nf_RB0"]}  # the continuous series too, for probe()
+        self.original = quotes["nf_RB0"]
+        yield f"sina://?base_url={server.url}&interval=0.05"
+        server.stop()
+
+    def move(self, server: Any, n: int) -> None:
+        server.quotes["nf_RB2701"] = self.original.replace(",150000,", f",1500{n % 60:02d},").replace(
+            ",797857,", f",{797857 + n},")
+
+
+class TestTencent(_FakeFeed):
+    instrument = "600519"
+    bad_fronts = ("tencent://?fallback_url=ftp://example.com",)
+
+    @pytest.fixture
+    def front(self) -> Iterator[str]:
+        from ..fake_sina import FakeSina, FakeTencent, tencent_sample
+
+        server, fallback = FakeTencent(), FakeSina()
+        type(self).server = server
+        server.quotes = dict(tencent_sample("tencent_sh600519_intraday_20260806.gbk.txt"))
+        self.original = server.quotes["sh600519"]
+        yield f"tencent://?base_url={server.url}&fallback_url={fallback.url}&interval=0.05"
+        server.stop()
+        fallback.stop()
+
+    def move(self, server: Any, n: int) -> None:
+        server.quotes["sh600519"] = self.original.replace("~20260806104333~", f"~202608061043{34 + n % 26:02d}~")
 
 
 class TestTemplate(AdapterConformance):

@@ -11,7 +11,7 @@ Measures, each as the median of R runs:
             the six exchanges) to an OnRtnDepthMarketData that does nothing
   read-5    the same, to a handler that reads five fields
 Facade times are from Init() to the N-th tick, so they include connecting, login and
-subscription.  ``--tree DIR`` runs the same benchmark on another checkout (see bench/trees.py):
+subscription.  ``--cpu`` divides by the process's CPU time (every thread) instead of wall time.  ``--tree DIR`` runs the same benchmark on another checkout (see bench/trees.py):
 compare old and new code in alternating runs on the same machine.
 
 Figures (2 cores, Python 3.11, 1,000,000 ticks, median of 5 alternating runs) are in the commit
@@ -41,6 +41,7 @@ from typing import Any, Callable  # noqa: E402
 from ctpshim import mdapi  # noqa: E402
 
 FRONT = "sim://?speed=max&start=2026-11-20T09:00&seed=1"
+clock: Callable[[], float] = time.perf_counter  # --cpu: time.process_time (all threads' CPU time)
 
 
 def create_adapter(front: str) -> Any:
@@ -83,14 +84,14 @@ def adapter_alone(ticks: int) -> float:
         await adapter.connect()
         await adapter.subscribe([info.instrument_id for info in adapter.instruments()])
         count = 0
-        start = time.perf_counter()
+        start = clock()
         stream = adapter.ticks()
         async for batch in stream:
             for _ in batch:
                 count += 1
             if count >= ticks:
                 break
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         await stream.aclose()
         await adapter.close()
         return count / elapsed
@@ -130,11 +131,11 @@ def facade(spi_class: type, ticks: int) -> float:
     spi = spi_class(api, ticks, ids)
     api.RegisterSpi(spi)
     api.RegisterFront(FRONT)
-    start = time.perf_counter()
+    start = clock()
     api.Init()
     if not spi.done.wait(120):
         raise SystemExit(f"only {spi.count} of {ticks} ticks arrived in 120 s")
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     api.Release()
     return ticks / elapsed
 
@@ -146,12 +147,18 @@ def main() -> None:
     parser.add_argument("--only", choices=("baseline", "adapter", "no-op", "read-5"), action="append",
                         help="run only these measurements (repeatable)")
     parser.add_argument("--tree", help="run on the ctpshim checkout at DIR (see bench/trees.py)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="ticks per CPU second of the process (all threads) instead of per wall second: "
+                             "steadier on a machine that other work shares")
     args = parser.parse_args()
+    global clock
+    if args.cpu:
+        clock = time.process_time
     import ctpshim
 
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
           f"ctpshim from {Path(ctpshim.__file__).parent.parent}; "
-          f"{args.ticks:,} ticks per run, median of {args.runs} runs")
+          f"{args.ticks:,} ticks per run, median of {args.runs} runs" + (", CPU time" if args.cpu else ""))
     measures: list[tuple[str, str, Callable[[], float]]] = [
         ("baseline", "baseline (build 48-member object + no-op call)", lambda: baseline(args.ticks)),
         ("adapter", "sim:// adapter alone (plan + make ticks)", lambda: adapter_alone(args.ticks)),

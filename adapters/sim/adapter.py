@@ -87,9 +87,7 @@ class SimAdapter(Adapter):
         self.clock = MarketClock(settings["start"] or clock.now(), settings["speed"], settings["interval"])
         self._contracts: dict[str, tuple[Contract, Openings]] = {}
         self._active: dict[str, tuple[Contract, Openings]] = {}
-        self._snapshots: list[Contract] = []  # whose snapshot is due, in subscription order
         self._wake = asyncio.Event()
-        self._warned: set[str] = set()
         self._sent = 0
 
     def market_now(self) -> datetime:
@@ -118,16 +116,19 @@ class SimAdapter(Adapter):
             # The clock may have jumped to the next open while nothing traded; a new contract
             # may trade now.
             market.catch_up()
-        unknown, unlisted = [], []
+        unknown: list[str] = []
+        unlisted: dict[str, str] = {}
+        subscribed: list[Contract] = []
         now = market.next
         day = trading_day_of(now)
         for instrument_id in ids:
             info = parse_instrument(instrument_id, now.date())
-            problem = listing_problem(info, day) if info is not None else None
-            if info is None or problem:
-                if instrument_id not in self._warned:
-                    (unlisted if problem else unknown).append(problem or instrument_id)
-                    self._warned.add(instrument_id)
+            if info is None:
+                unknown.append(instrument_id)
+                continue
+            problem = listing_problem(info, day)
+            if problem:
+                unlisted[instrument_id] = problem
                 continue
             pair = self._contracts.get(instrument_id)
             if pair is None:
@@ -139,15 +140,13 @@ class SimAdapter(Adapter):
                 pair = self._contracts[instrument_id] = (contract, Openings(info.product, info.expire_date,
                                                                             market.step, self.always))
             self._active[instrument_id] = pair
-            self._snapshots.append(pair[0])
-        if unknown:
-            log.warning(
-                "sim: %s not a contract the simulator knows (subscription accepted as CTP does; no ticks will come)",
-                listing(unknown),
-            )
+            subscribed.append(pair[0])
+        self.warn_unknown(unknown, "not a contract the simulator knows")
         if unlisted:
-            log.warning("sim: not listed on this trading day, so unknown, as on a real front (subscription "
-                        "accepted; no ticks will come): %s", listing(unlisted, 5))
+            self.warn_unknown(unlisted, "not listed on this trading day, so unknown, as on a real front: "
+                              + listing(unlisted.values(), 5))
+        if subscribed:
+            self.owe_snapshot(Block([(contract, None) for contract in subscribed], len(subscribed)))
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -161,10 +160,6 @@ class SimAdapter(Adapter):
             if market.next >= MARKET_END:
                 log.warning("sim: the market clock reached %s, the end of the calendar's range; no more ticks", MARKET_END)
                 return
-            if self._snapshots:
-                contracts, self._snapshots = self._snapshots, []
-                yield Block([(contract, None) for contract in contracts], len(contracts))
-                continue
             if not self._active:
                 await self._sleep(None)
                 continue

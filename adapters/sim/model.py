@@ -17,11 +17,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from array import array
 from datetime import datetime, timedelta
-from sys import byteorder
 from typing import Any
 
+from ...ctp.fields import maker
 from ...ctp.market_data import (
     AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, Stamper, average_price, blank_values, depth_class, depth_index, make_tick,
 )
@@ -30,8 +29,6 @@ from .planning import DayPath, first_schedule
 
 SECONDS_PER_TRADING_YEAR = 250 * 4 * 3600  # for turning annual volatility into a per-round move
 WINDOW = 4096  # prices tabulated around the current one (at least; more for large moves)
-_new = list.__new__
-_extend = list.extend
 _LEVEL_NAMES = [(f"BidPrice{i}", f"BidVolume{i}", f"AskPrice{i}", f"AskVolume{i}") for i in range(1, 6)]
 
 _I = depth_index()
@@ -44,10 +41,10 @@ _BOOK = slice(_I["BidPrice1"], _I["AskVolume5"] + 1)
 if [n for n in list(_I)[_BOOK]] != [n for level in _LEVEL_NAMES for n in level]:
     raise AssertionError("the book members of CThostFtdcDepthMarketDataField are not contiguous")
 
-# Book keys (``bid << 1 | (spread - 1)``) around a LastPrice of p ticks are 2p + these, by bits
-# 20-26 of the round's draw (the spread: two ticks one time in ten): an uptick traded at the ask, so
-# the bid is a spread below; otherwise at the bid.
-_SPREADS = [2 if x < 13 else 1 for x in range(128)]
+# Book keys (``bid << 1 | (spread - 1)``) around a LastPrice of p ticks are 2p + these, by the
+# round's spread byte (two ticks one time in ten): an uptick traded at the ask, so the bid is a
+# spread below; otherwise at the bid.
+_SPREADS = [2 if x < 26 else 1 for x in range(256)]
 _UPTICK_KEY = [-spread - 1 for spread in _SPREADS]
 _KEY = [spread - 1 for spread in _SPREADS]
 
@@ -55,13 +52,13 @@ _KEY = [spread - 1 for spread in _SPREADS]
 Round = tuple[datetime, tuple[str, str, list[Any]], str]
 
 
-def _draws(rnd: random.Random, count: int) -> tuple[list[int], bytes]:
-    """``count`` 32-bit draws (as ``getrandbits(32)`` gives them, in order) and their little-endian bytes."""
-    raw = rnd.getrandbits(32 * count).to_bytes(4 * count, "little")
-    words = array("I", raw)
-    if byteorder == "big":
-        words.byteswap()
-    return words.tolist(), raw
+def _draws(rnd: random.Random, count: int) -> bytes:
+    """``4 * count`` random bytes: per round, its move, trade size, spread and level-1 size bytes.
+
+    One byte per choice: a ``bytes`` slice (``raw[k::4]``) is then the list of table indices,
+    with no per-round arithmetic.
+    """
+    return rnd.getrandbits(32 * count).to_bytes(4 * count, "little")
 
 
 def _bridge(begin: int, end: int, steps: list[int], low: int, high: int) -> list[int]:
@@ -97,10 +94,10 @@ class Contract:
         self.always = always
         self.step = timedelta(seconds=interval)
         rnd = random.Random(f"{seed}:{info.instrument_id}")
-        # Tables drawn once from the seeded generator, then indexed by one uniform draw per round.
+        # Tables drawn once from the seeded generator, then indexed by one random byte per round.
         self.start_price = self._on_grid(price)
         self.sigma_per_round = volatility * math.sqrt(interval / SECONDS_PER_TRADING_YEAR) * price / product.tick
-        self.moves = [round(rnd.gauss(0.0, self.sigma_per_round)) for _ in range(1024)]
+        self.moves = [round(rnd.gauss(0.0, self.sigma_per_round)) for _ in range(256)]
         self.max_move = max(map(abs, self.moves)) + 2
         self.trade_sizes = [0 if rnd.random() < 0.2 else 1 + int(rnd.expovariate(1 / 12)) for _ in range(256)]
         self.mean_size = sum(self.trade_sizes) / len(self.trade_sizes)
@@ -108,6 +105,7 @@ class Contract:
         self.ring = self.book_sizes + self.book_sizes[:10]  # sliceable past the end
         interest = float(20_000 + int(rnd.random() * 200_000))
         self.values = blank_values(info.instrument_id, product.exchange)
+        self.make = maker(depth_class())
         self.lower = self.upper = self.base = 0
         self.grid: list[float] = []
         self.books: dict[int, list[Any]] = {}
@@ -199,20 +197,20 @@ class Contract:
         """Segment ``number`` (from 1) of the current day: per round the LastPrice, book key,
         level-1 bid size, Volume and OpenInterest; then the value of one traded lot and the
         segment's starting Volume and Turnover (the tick path makes Turnover, AveragePrice, High
-        and Low).  One 32-bit draw per round: bits 0-9 the move, 10-17 the trade size, 20-26 the
-        spread, 24-31 the level-1 bid size."""
+        and Low).  Four random bytes per round pick its move, trade size, spread and level-1 bid
+        size from the contract's tables."""
         day = self.day
         rnd = random.Random(f"{self.seed}:{self.instrument_id}:{day.key}:{number}")
         count = min(day.size, day.schedule.count - (number - 1) * day.size)
         begin, end = day.prices[number - 1], day.prices[number]
         bottom, top, worth = day.ranges[number]
-        bits, raw = _draws(rnd, count)
+        raw = _draws(rnd, count)
         moves = self.moves
         if count >= 3:
             first = rnd.randrange(0, count - 2)
             second = rnd.randrange(first + 1, count - 1)
             one, two = (top, bottom) if rnd.random() < 0.5 else (bottom, top)
-            steps = [moves[b & 1023] for b in bits]
+            steps = [moves[x] for x in raw[0::4]]
             path = (_bridge(begin, one, steps[:first + 1], bottom, top)
                     + _bridge(one, two, steps[first + 1:second + 1], bottom, top)
                     + _bridge(two, end, steps[second + 1:], bottom, top))
@@ -221,12 +219,12 @@ class Contract:
         self.cover(min(day.lows[number - 1], bottom), max(day.highs[number - 1], top))
         grid, base, up, flat = self.grid, self.base, _UPTICK_KEY, _KEY
         lasts = [grid[p - base] for p in path]
-        keys = [2 * p + (up if p > q else flat)[b >> 20 & 127] for p, q, b in zip(path, [begin] + path, bits)]
+        keys = [2 * p + (up if p > q else flat)[x] for p, q, x in zip(path, [begin] + path, raw[2::4])]
         sizes = self.trade_sizes
-        cumulative = list(itertools.accumulate([sizes[b >> 10 & 255] for b in bits]))
+        cumulative = list(itertools.accumulate([sizes[x] for x in raw[1::4]]))
         start_volume, start_interest = day.volumes[number - 1], day.interests[number - 1]
         traded = day.volumes[number] - start_volume
-        change = day.interests[number] - start_interest
+        change = int(day.interests[number] - start_interest)  # whole lots: int arithmetic below
         total = cumulative[-1]
         if total:
             volumes = [start_volume + traded * r // total for r in cumulative]
@@ -301,7 +299,7 @@ class Contract:
         ticks: list[Any] = []
         append = ticks.append
         values = self.values
-        new, extend, tick_class = _new, _extend, depth_class()
+        make = self.make
         first = rounds[0]
         if first[2] != self.day.key:
             self._roll(first[2])
@@ -318,10 +316,12 @@ class Contract:
         start_volume = 0
         book_key = -1
         book: list[Any] = values[_BOOK]
+        held = values[_VOLUME]
         for _at, (trading_day_member, action_day, clock), _trading_day in rounds:
             if index < 0 or index >= close:
                 self.fill(values, index)
                 book_key = number = -1
+                held = values[_VOLUME]
             else:
                 if number < 0 or offset >= size:
                     number, offset = index // size + 1, index % size
@@ -335,15 +335,17 @@ class Contract:
                 if book[1]:
                     values[_BID_VOLUME1] = level_one[offset]
                 last = lasts[offset]
-                volume = volumes[offset]
-                turnover = start_turnover + (volume - start_volume) * worth
                 values[_LAST] = last
-                values[_VOLUME] = volume
-                values[_TURNOVER] = turnover
+                volume = volumes[offset]
+                if volume != held:  # no trade, no change to Volume, Turnover and AveragePrice
+                    held = volume
+                    turnover = start_turnover + (volume - start_volume) * worth
+                    values[_VOLUME] = volume
+                    values[_TURNOVER] = turnover
+                    # ctpshim.ctp.market_data.average_price, inlined: this is the tick path.
+                    values[_AVERAGE] = (round(round(turnover / volume / per_tick) * tick, decimals) if on_grid
+                                        else turnover / volume)
                 values[_INTEREST] = interests[offset]
-                # ctpshim.ctp.market_data.average_price, inlined: this is the tick path.
-                values[_AVERAGE] = (round(round(turnover / volume / per_tick) * tick, decimals) if on_grid
-                                    else turnover / volume)
                 if last > values[_HIGH]:
                     values[_HIGH] = last
                 elif last < values[_LOW]:
@@ -354,8 +356,6 @@ class Contract:
                 values[_TRADING_DAY] = trading_day_member
                 values[_ACTION_DAY] = action_day
             values[_CLOCK] = clock
-            obj = new(tick_class)
-            extend(obj, values)
-            append(obj)
+            append(make(values))
         self.index = index - 1
         return ticks

@@ -204,8 +204,8 @@ class PollingAdapter(Adapter):
         self._last: dict[str, tuple[tuple[Any, ...], datetime]] = {}  # instrument ID -> the last pushed quote
         self._route: dict[str, QuoteSource] = {}  # instrument ID -> the fallback, when the primary lacks it
         self._bad: set[tuple[str, str]] = set()  # (source, symbol) that spoil whole batches
-        self._warned: set[str] = set()
-        # Found during a poll round, reported after it in one line each: (source, "ID (symbol)").
+        # Found during a poll round, reported after it in one line each: (source, instrument ID) that
+        # the source has no data for, and (source, "ID (symbol)") sent to the fallback instead.
         self._new_unknown: list[tuple[QuoteSource, str]] = []
         self._new_routed: list[tuple[QuoteSource, str]] = []
         self._garbage_warned: dict[str, float] = {}
@@ -252,15 +252,11 @@ class PollingAdapter(Adapter):
         unknown = []
         for instrument_id in ids:
             if self._target(instrument_id) is None:
-                if instrument_id not in self._warned:
-                    self._warned.add(instrument_id)
-                    unknown.append(instrument_id)
+                unknown.append(instrument_id)
                 continue
             self._wanted[instrument_id] = None
             self._fresh.add(instrument_id)
-        if unknown:
-            log.warning("%s: %s not an instrument %s can quote (accepted as CTP does; no ticks will come)",
-                        self.scheme, listing(unknown), self._names())
+        self.warn_unknown(unknown, f"not an instrument {self._names()} can quote")
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -420,21 +416,20 @@ class PollingAdapter(Adapter):
                 self._fresh.add(instrument_id)
                 self._new_routed.append((source, f"{instrument_id} ({symbol})"))
                 return
-        if instrument_id not in self._warned:
-            self._warned.add(instrument_id)
-            self._new_unknown.append((source, f"{instrument_id} ({symbol})"))
+        self._new_unknown.append((source, instrument_id))
 
     def _report_unknown(self) -> None:
-        """One warning per source for the instruments a poll round found unknown (not one per ID)."""
-        for found, wording in ((self._new_routed, "no quote for {ids}; asking {fallback} for {them}"),
-                               (self._new_unknown, "no data for {ids}: {title} answers an empty quote; "
-                                                   "no ticks will come")):
-            for source in dict.fromkeys(source for source, _ in found):
-                ids = [shown for s, shown in found if s is source]
-                log.warning("%s: %s", source.name, wording.format(
-                    ids=listing(ids), title=source.title, them="it" if len(ids) == 1 else "them",
-                    fallback=self.fallback.title if self.fallback is not None else ""))
-            found.clear()
+        """One warning per source for the instruments a poll round found unknown (not one per ID),
+        each ID once per front (:meth:`warn_unknown`)."""
+        for source in dict.fromkeys(source for source, _ in self._new_routed):
+            shown = [text for s, text in self._new_routed if s is source]
+            log.warning("%s: no quote for %s; asking %s for %s", source.name, listing(shown),
+                        self.fallback.title if self.fallback is not None else "", "it" if len(shown) == 1 else "them")
+        for source in dict.fromkeys(source for source, _ in self._new_unknown):
+            self.warn_unknown([i for s, i in self._new_unknown if s is source],
+                              f"{source.title} answers an empty quote")
+        self._new_routed.clear()
+        self._new_unknown.clear()
 
     def _changed(self, instrument_id: str, quote: Quote) -> Any:
         """The tick if the quote changed since the last push (or was just subscribed), else None."""

@@ -168,11 +168,11 @@ def test_unknown_and_garbage_quotes_are_skipped_with_warnings(make_md, sina, cap
     with caplog.at_level(logging.WARNING):
         api, spi = make_md(f"sina://?base_url={sina.url}&interval=0.05", subscribe=["rb2701", "SR701", "m2701"])
         wait_for(lambda: spi.ticks)
-        wait_for(lambda: "no data for SR701" in caplog.text and "garbage,with,too,few,fields" in caplog.text)
+        wait_for(lambda: "SR701: Sina answers an empty quote" in caplog.text and "garbage,with,too,few,fields" in caplog.text)
         polls = len(sina.requests)
         wait_for(lambda: len(sina.requests) > polls + 5)
     assert {t.InstrumentID for t in spi.ticks} == {"rb2701"}
-    assert caplog.text.count("garbage,with,too,few,fields") == 1 and caplog.text.count("no data for SR701") == 1
+    assert caplog.text.count("garbage,with,too,few,fields") == 1 and caplog.text.count("SR701: Sina answers an empty quote") == 1
 
 
 def test_an_unreachable_feed_means_no_callback_and_silent_retries(make_md, fast_reconnect, caplog):

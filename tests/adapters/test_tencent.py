@@ -229,14 +229,14 @@ def test_codes_tencent_lacks_come_from_sina_and_unknown_ones_never_tick(make_md,
     with caplog.at_level(logging.WARNING):
         api, spi = make_md(_front(qq, sn), subscribe=["600519", "300059", "600001", "510300", "IF2612"])
         wait_for(lambda: {t.InstrumentID for t in spi.ticks} == {"600519", "300059"})
-        wait_for(lambda: "no data for 600001" in caplog.text and "1~garbage~510300~x" in caplog.text)
+        wait_for(lambda: "600001: Sina answers an empty quote" in caplog.text and "1~garbage~510300~x" in caplog.text)
         polls = len(qq.requests)
         wait_for(lambda: len(qq.requests) > polls + 5)
     assert {t.InstrumentID for t in spi.ticks} == {"600519", "300059"}
     # one line for the poll round, not one per code
     assert "tencent: no quote for 300059 (sz300059), 600001 (sh600001); asking Sina for them" in caplog.text
-    assert "IF2612 not an instrument Tencent or Sina can quote" in caplog.text  # futures: use sina://
-    assert caplog.text.count("no data for 600001") == 1 and caplog.text.count("1~garbage~510300~x") == 1
+    assert "IF2612: not an instrument Tencent or Sina can quote" in caplog.text  # futures: use sina://
+    assert caplog.text.count("600001: Sina answers an empty quote") == 1 and caplog.text.count("1~garbage~510300~x") == 1
     assert next(t for t in spi.ticks if t.InstrumentID == "300059").ExchangeID == "SZSE"
 
 

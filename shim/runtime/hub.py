@@ -11,7 +11,10 @@ simulated trader's matcher, a front server's clients, a recorder.  The market
   again (:mod:`ctpshim.runtime.reconnect`); the first to ask reopens the market for all;
 * counts each instrument's subscribers: the adapter is asked for an instrument when its first
   sink wants it and told to drop it when the last one leaves; a later sink gets the market's
-  latest tick of it at once;
+  latest tick of it at once.  The latest tick is recorded where ticks are made: at once for a
+  batch that is a list, as the consuming thread makes them for a lazy batch (so a sink that
+  subscribes while the only tick of an instrument waits unmade in another sink's queue gets
+  that instrument's next tick instead);
 * hands each batch to every sink that wants some of it, with that sink's policy.  A lazy batch
   (made when iterated, on the consuming thread) handed to several sinks is shared
   (:class:`~ctpshim.runtime.sinks.SharedBatch`) so no tick is made twice; with one sink it goes
@@ -199,7 +202,7 @@ class Market:
             return
         with sink.lock:
             sink.ids = sink.ids - set(ids)
-        self._release([i for i in ids if i in counted])
+        self._release([i for i in dict.fromkeys(ids) if i in counted])
         counted.difference_update(ids)
         self._update_consumers()
 
@@ -364,14 +367,15 @@ class Market:
                 consumers = self._consumers
                 if consumers and batch:
                     latest = self.latest_ticks
-                    if len(consumers) == 1:
+                    if isinstance(batch, list):  # made already: the latest ticks are known now
+                        for tick in batch:
+                            latest[tick.InstrumentID] = tick
+                        for sink in consumers:
+                            sink.offer(batch, None)
+                    elif len(consumers) == 1:
                         consumers[0].offer(batch, latest)  # the speed path: the batch untouched
                     else:
-                        if isinstance(batch, list):
-                            for tick in batch:
-                                latest[tick.InstrumentID] = tick
-                        else:
-                            batch = SharedBatch(batch, latest)
+                        batch = SharedBatch(batch, latest)
                         for sink in consumers:
                             sink.offer(batch, None)
                     waited = False

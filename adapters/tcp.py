@@ -1,11 +1,12 @@
 """``tcp://host:port`` and ``ssl://host:port``: a real CTP front, through openctp-ctp.
 
 A real front speaks CTP's own protocol, logs in, trades and reconnects by itself, so it is not
-an adapter of the tick-source kind: the API object that registers it drives a real
-openctp-ctp API underneath (a *bridge*) instead of a session.  Requests are converted to
-openctp's field objects and forwarded, with openctp's return codes; every callback is converted
-to ctpshim's field objects on openctp's thread and delivered on the API's own dispatcher
-thread, in order.  CTP's reconnects and reason codes pass through untouched.
+an adapter of the tick-source kind: its registry class says ``capabilities.pass_through`` and
+gives the API object its own backend (:class:`Bridge`, a :class:`ctpshim.runtime.backends.Backend`),
+a real openctp-ctp API underneath instead of a session.  Requests are converted to openctp's field
+objects and forwarded, with openctp's return codes; every callback is converted to ctpshim's field
+objects on openctp's thread and delivered on the API's own dispatcher thread, in order.  CTP's
+reconnects and reason codes pass through untouched.
 
 openctp-ctp is an optional extra (``pip install 'ctpshim[openctp]'``).  Its native modules need
 the ``zh_CN.GB18030`` locale when they are imported and end the interpreter without it, so that
@@ -22,11 +23,12 @@ import logging
 import sys
 import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
 from ..errors import UpstreamUnavailable
-from ..ctp.fields import Field, from_values, load_spec, member_names
+from ..ctp.fields import Field, default_values, from_values, load_spec, member_names, values_of
 from ..fronts.url import FrontURL
+from ..runtime.backends import Backend, BackendContext
 from .base import Adapter, Capabilities
 
 if TYPE_CHECKING:
@@ -106,7 +108,10 @@ def load_openctp(flavour: str) -> Any:
 
 
 class TcpFront(Adapter):
-    """Registry entry for ``tcp://``: validates the address; the bridge does the work."""
+    """Registry entry for ``tcp://``: checks the address and makes the API object's :class:`Bridge`.
+
+    A session never drives it: its adapter hooks only say so.
+    """
 
     scheme = "tcp"
     capabilities = Capabilities(depth_levels=5, has_instruments=True, can_trade=True, pass_through=True)
@@ -118,8 +123,22 @@ class TcpFront(Adapter):
         if problem:
             raise ValueError(problem)
 
+    @classmethod
+    def open_backend(cls, context: BackendContext) -> "Bridge":
+        """The backend an API object drives on these fronts (not started)."""
+        return Bridge(context)
+
     async def connect(self) -> None:
         raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge, not a session")
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
+
+    def ticks(self) -> AsyncIterator[Any]:
+        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
 
 
 class SslFront(TcpFront):
@@ -132,7 +151,7 @@ def to_openctp(field: Any, module: Any) -> Any:
     """A new openctp field object of the same class holding ``field``'s values."""
     cls = type(field)
     target = getattr(module, cls.__name__)()
-    for member, value, default in zip(member_names(cls), field, cls._defaults):
+    for member, value, default in zip(member_names(cls), values_of(field), default_values(cls)):
         if value != default:
             if isinstance(value, bytes):  # tdapi's raw-GBK members: openctp takes them as str
                 value = value.decode("gb18030", "replace")
@@ -152,75 +171,106 @@ def _converter(param_type: str, module: Any) -> Callable[[Any], Any] | None:
     return lambda value: None if value is None else from_openctp(value, module)
 
 
-class Bridge:
+class Bridge(Backend):
     """One real openctp-ctp API under one ctpshim API object.
 
-    Created by ``Init`` when the registered fronts are ``tcp://``/``ssl://``.  ``setup`` holds
-    the calls the program made before ``Init`` that the real API needs before its own ``Init``
-    (``SubscribePrivateTopic``, ``RegisterFensUserInfo`` ...), in order.
+    ``start`` creates it with the factory's flags, registers the fronts, name servers and the calls
+    the program made before ``Init`` that the real API needs before its own ``Init``
+    (``SubscribePrivateTopic``, ``RegisterFensUserInfo`` ...), in order, then starts it.
     """
 
-    def __init__(self, flavour: str, own_module: Any, dispatcher: "Dispatcher", flow_path: str,
-                 create_args: tuple[Any, ...], fronts: list[str], name_servers: list[str],
-                 setup: list[tuple[str, tuple[Any, ...]]]) -> None:
-        self.flavour = flavour
-        self.own = own_module
-        self.dispatcher = dispatcher
-        self.real = load_openctp(flavour)
-        spec = load_spec()["modules"][flavour]
-        api_class = getattr(self.real, spec["api"]["name"])
-        factory = "CreateFtdcMdApi" if flavour == "mdapi" else "CreateFtdcTraderApi"
-        self.api = getattr(api_class, factory)(flow_path, *create_args)
-        self.spi = self._proxy_spi(spec)
-        self.api.RegisterSpi(self.spi)
-        for front in fronts:
-            self.api.RegisterFront(front)
-        for server in name_servers:
-            self.api.RegisterNameServer(server)
-        for method, args in setup:
-            getattr(self.api, method)(*self._outgoing(args))
-        self._released = False
+    def __init__(self, context: BackendContext) -> None:
+        self.context = context
+        self.real = load_openctp(context.flavour)
+        self.api: Any = None
+        self.spi: Any = None
+        self._connected = False
+        self._closed = False
         self._lock = threading.Lock()
-        self.api.Init()
 
-    def _proxy_spi(self, spec: dict[str, Any]) -> Any:
-        own, dispatcher = self.own, self.dispatcher
-        body: dict[str, Any] = {}
-        for method in spec["spi"]["methods"]:
-            converters = [_converter(ptype, own) for _, ptype in method["params"]]
-            body[method["name"]] = _forwarder(method["name"], converters, dispatcher)
-        base = getattr(self.real, spec["spi"]["name"])
-        body["__init__"] = lambda proxy: base.__init__(proxy)
-        return type(f"Bridge{spec['spi']['name']}", (base,), body)()
+    # -- the Backend interface ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and not self._closed
+
+    def start(self) -> None:
+        context = self.context
+        spec = load_spec()["modules"][context.flavour]
+        api_class = getattr(self.real, spec["api"]["name"])
+        factory = "CreateFtdcMdApi" if context.flavour == "mdapi" else "CreateFtdcTraderApi"
+        with self._lock:
+            if self._closed:
+                return
+            self.api = getattr(api_class, factory)(context.flow_path, *context.create_args)
+            self.spi = self._proxy_spi(spec)  # held here: the real API keeps no reference to it
+            self.api.RegisterSpi(self.spi)
+            for front in context.fronts:
+                self.api.RegisterFront(front)
+            for server in context.name_servers:
+                self.api.RegisterNameServer(server)
+            for method, args in context.setup:
+                getattr(self.api, method)(*self._outgoing(args))
+            self.api.Init()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            api = self.api
+        if api is not None:
+            api.RegisterSpi(None)
+            api.Release()
+
+    def trading_day(self) -> str:
+        day: str = self._call("GetTradingDay")
+        return day
+
+    def front_info(self, target: Any) -> None:
+        info = self.real.CThostFtdcFrontInfoField()
+        self._call("GetFrontInfo", info)
+        for member in member_names(type(target)):
+            setattr(target, member, getattr(info, member))
+
+    def subscribe(self, method: str, ids: list[str]) -> int:
+        encoded = [i.encode("gb18030") for i in ids]
+        result: int = self._call(method, encoded, len(encoded))
+        return result
+
+    def request(self, name: str, field: Any, request_id: int) -> int:
+        result: int = self._call(name, field, request_id)
+        return result
+
+    def system_info(self, name: str, field: Any) -> int:
+        result: int = self._call(name, field)
+        return result
+
+    # -- inside --------------------------------------------------------------------------------
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """Forward ``method(*args)`` to the real API (field arguments converted)."""
+        return getattr(self.api, method)(*self._outgoing(args))
 
     def _outgoing(self, args: tuple[Any, ...]) -> list[Any]:
         return [to_openctp(arg, self.real) if isinstance(arg, Field) else arg for arg in args]
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Forward ``method(*args)`` to the real API (field arguments converted)."""
-        return getattr(self.api, method)(*self._outgoing(args))
+    def _proxy_spi(self, spec: dict[str, Any]) -> Any:
+        own, dispatcher = self.context.module, self.context.dispatcher
+        body: dict[str, Any] = {}
+        for method in spec["spi"]["methods"]:
+            converters = [_converter(ptype, own) for _, ptype in method["params"]]
+            body[method["name"]] = _forwarder(method["name"], converters, dispatcher, self._link)
+        base = getattr(self.real, spec["spi"]["name"])
+        body["__init__"] = lambda proxy: base.__init__(proxy)
+        return type(f"Bridge{spec['spi']['name']}", (base,), body)()
 
-    def subscribe(self, method: str, ids: list[str]) -> int:
-        encoded = [i.encode("gb18030") for i in ids]
-        result: int = getattr(self.api, method)(encoded, len(encoded))
-        return result
-
-    def front_info(self, target: Any) -> None:
-        info = self.real.CThostFtdcFrontInfoField()
-        self.api.GetFrontInfo(info)
-        for member in member_names(type(target)):
-            setattr(target, member, getattr(info, member))
-
-    def release(self) -> None:
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
-        self.api.RegisterSpi(None)
-        self.api.Release()
+    def _link(self, up: bool) -> None:
+        self._connected = up
 
 
-def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatcher: "Dispatcher") -> Callable[..., None]:
+def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatcher: "Dispatcher",
+               link: Callable[[bool], None]) -> Callable[..., None]:
     post = dispatcher.post
     if name == "OnRtnDepthMarketData":
         convert = converters[0]
@@ -238,7 +288,11 @@ def _forwarder(name: str, converters: list[Callable[[Any], Any] | None], dispatc
 
         return forward_tick
 
+    up = {"OnFrontConnected": True, "OnFrontDisconnected": False}.get(name)
+
     def forward(proxy: Any, *args: Any) -> None:
+        if up is not None:
+            link(up)
         try:
             converted = [arg if convert is None else convert(arg) for arg, convert in zip(args, converters)]
         except Exception:  # noqa: BLE001 - a conversion bug must not go silent on openctp's thread

@@ -7,11 +7,10 @@ Each module gets, as in openctp-ctp: all 502 field classes (its own copies), eve
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from . import lifecycle as api_module
 from ..ctp.fields import FieldFactory, load_spec
-from .trader_emulation import td_request
+from .lifecycle import MdApiBase, TraderApiBase, request_method
 
 _SPI_DOC = (
     "Callbacks of {api}. Subclass it, call the base ``__init__``, and override the callbacks you\n"
@@ -37,15 +36,14 @@ def _spi_class(module_name: str, name: str, api_name: str, methods: list[dict[st
     return type(name, (object,), body)
 
 
-def _api_class(module_name: str, base: type, methods: list[dict[str, Any]],
-               handler: Callable[[Any, str, Any, int], int]) -> type:
+def _api_class(module_name: str, base: Any, methods: list[dict[str, Any]]) -> type:
     name = base._class_name
     body: dict[str, Any] = {"__module__": module_name, "__doc__": base.__doc__, "__qualname__": name}
     for method in methods:
         if method["name"].startswith("Req"):
             field_class = method["params"][0][1]
             params = [p for p, _ in method["params"]]
-            body[method["name"]] = api_module.request_method(name, method["name"], field_class, params, handler)
+            body[method["name"]] = request_method(name, method["name"], field_class, params)
     cls = type(name, (base,), body)
     missing = [m["name"] for m in methods if not hasattr(cls, m["name"])]
     if missing:
@@ -79,11 +77,8 @@ def populate(namespace: dict[str, Any], flavour: str) -> None:
     namespace.update(spec["constants"])
     spi_name, api_name = spec["spi"]["name"], spec["api"]["name"]
     namespace[spi_name] = _spi_class(module_name, spi_name, api_name, spec["spi"]["methods"])
-    if flavour == "mdapi":
-        base, handler = api_module.MdApiBase, api_module.md_request
-    else:
-        base, handler = api_module.TraderApiBase, td_request
-    cls = _api_class(module_name, base, spec["api"]["methods"], handler)
+    base = MdApiBase if flavour == "mdapi" else TraderApiBase
+    cls = _api_class(module_name, base, spec["api"]["methods"])
     cls._module = _ModuleRef(module_name)
     namespace[api_name] = cls
     namespace["__all__"] = sorted([*field_names, *spec["constants"], spi_name, api_name])

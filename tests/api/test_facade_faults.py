@@ -5,7 +5,7 @@ an OSError."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import pytest
 
@@ -193,11 +193,23 @@ def test_a_bad_ctpshim_front_names_the_variable_at_register_front_and_init(flow_
 
 
 class _GuardedAdapter(Adapter):
-    """An adapter whose check meets a file it may not read."""
+    """An adapter whose check meets a file it may not read (so it never connects)."""
 
     @classmethod
     def check(cls, url: Any, settings: Any) -> None:
         raise PermissionError(13, "Permission denied", "/data/locked/20261120.parquet")
+
+    async def connect(self) -> None:
+        raise AssertionError("a front whose check fails is never connected")
+
+    async def subscribe(self, ids: Iterable[str]) -> None:
+        raise AssertionError("never connected")
+
+    async def unsubscribe(self, ids: Iterable[str]) -> None:
+        raise AssertionError("never connected")
+
+    def ticks(self) -> AsyncIterator[Any]:
+        raise AssertionError("never connected")
 
 
 @pytest.fixture
@@ -213,9 +225,12 @@ def test_an_oserror_from_an_adapters_check_is_a_front_address_error_naming_front
     try:
         with pytest.raises(FrontAddressError) as info:
             api.RegisterFront(guarded)
-        assert str(info.value) == f"front {guarded!r}: /data/locked/20261120.parquet: Permission denied"
+        # the one wording of an OSError for people (registry.describe_os_error), naming the file
+        words = registry.describe_os_error(PermissionError(13, "Permission denied", "/data/locked/20261120.parquet"))
+        assert words.startswith("/data/locked/20261120.parquet: ") and "ermission denied" in words
+        assert str(info.value) == f"front {guarded!r}: {words}"
         monkeypatch.setenv("CTPSHIM_FRONT", guarded)
-        with pytest.raises(FrontAddressError, match="CTPSHIM_FRONT=.*Permission denied"):
+        with pytest.raises(FrontAddressError, match="CTPSHIM_FRONT=.*[Pp]ermission denied"):
             api.Init()
     finally:
         api.Release()

@@ -7,9 +7,14 @@ interest (from zhugf/java-trader, Apache-2.0), or with ``bundled=RM705`` CZCE RM
 day session (from vn.py, MIT); see ``shim/data/SOURCES.md``.
 
 Ticks are paced by their ``ReceiveTime``.  ``rebase=now`` (the default) restamps TradingDay,
-ActionDay, UpdateTime and UpdateMillisec with the moment each tick is delivered (China time), so
-programs that drop ticks far from their clock, as vn.py's recorder does, take them; ``none``
-keeps the recorded stamps.
+ActionDay, UpdateTime and UpdateMillisec with the moment each tick is delivered (China time, from
+:mod:`ctpshim.ctp.clock`), as :class:`ctpshim.ctp.market_data.Stamper` stamps every source's ticks,
+with the ``dates=`` convention, so programs that drop ticks far from their clock, as vn.py's
+recorder does, take them; ``none`` keeps the recorded stamps.
+
+One adapter serves every API object on its front (the market hub): the batches it yields are
+:class:`~ctpshim.recording.TickRows`, immutable, made into ticks by whichever consumer iterates
+them, on its own thread, while the adapter reads on.
 
 Examples: ``replay://?loop=true``, ``replay://?bundled=RM705``, ``replay:///data/ticks?speed=10&gaps=skip``,
 ``replay://day.parquet?speed=max&rebase=none&instruments=rb2605``.
@@ -30,11 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
 
+from ..ctp import clock
 from ..ctp.calendar import CHINA, trading_day_of, yyyymmdd
-from ..errors import UpstreamProtocolError, UpstreamUnavailable
-from ..ctp.market_data import depth_index
-from ..messages import listing
+from ..ctp.market_data import DATE_CONVENTIONS, Stamper, depth_index
 from ..ctp.products import InstrumentInfo, parse_instrument
+from ..errors import UpstreamProtocolError, UpstreamUnavailable
+from ..messages import listing, os_error_words
 from ..fronts.url import FrontURL, Setting, boolean, choice, id_list, speed
 from .base import Adapter, Capabilities, require_extra
 
@@ -92,6 +98,8 @@ class ReplayAdapter(Adapter):
         Setting("loop", boolean, False, "start again at the end: the 7x24 mode"),
         Setting("rebase", choice("now", "none"), "now",
                 "now: stamp ticks with today's date and the current time; none: the recorded stamps"),
+        Setting("dates", choice(*DATE_CONVENTIONS), "correct",
+                "with rebase=now: correct (SimNow-style) or exchange (DCE/CZCE quirks) TradingDay and ActionDay"),
         Setting("start", _time_of_day, None,
                 "replay only ticks at or after this time of day (HH:MM[:SS], 00:00 to 23:59:59)"),
         Setting("end", _time_of_day, None,
@@ -115,6 +123,9 @@ class ReplayAdapter(Adapter):
     def _surveyed(cls, url: FrontURL, settings: dict[str, Any]) -> tuple[list[Any], dict[Path, "_Survey"]]:
         """The recording's days and a survey of each of its files; ``ValueError`` naming the file
         and the reason when one cannot be played."""
+        if settings["rebase"] == "none" and settings["dates"] != "correct":
+            raise ValueError(f"dates={settings['dates']} stamps ticks as they are delivered, and rebase=none keeps "
+                             "the recorded stamps: give rebase=now, or leave dates out")
         start, end = settings["start"], settings["end"]
         if start is not None and start == end:
             raise ValueError(f"start={start} and end={end}: the window [start, end) holds no time; "
@@ -138,11 +149,11 @@ class ReplayAdapter(Adapter):
         self.path = recording_path(url, settings)
         self.speed: float = settings["speed"]
         self.rebase = settings["rebase"] == "now"
+        self.stamper = Stamper(settings["dates"])
         self._days: list[Any] = []
         self._subscribed: set[str] = set()
         self._latest: dict[str, TickRows] = {}  # instrument -> the rows holding its newest tick
         self._settled: set[str] = set()  # those whose entry is a copy of that one row (see _settle)
-        self._snapshots: list[Any] = []
         self._wake = asyncio.Event()
         self._known: frozenset[str] = frozenset()
         self._instruments: list[InstrumentInfo] = []
@@ -150,6 +161,7 @@ class ReplayAdapter(Adapter):
         self._current_day = ""
         index = depth_index()
         self._stamp_positions = [index[name] for name in ("TradingDay", "ActionDay", "UpdateTime", "UpdateMillisec")]
+        self._exchange_position = index["ExchangeID"]
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -199,29 +211,25 @@ class ReplayAdapter(Adapter):
             "last": max(report["last"] for report in spans),
         }
 
-    def _warn_unknown(self, ids: Iterable[str]) -> None:
-        missing = [i for i in ids if i not in self._known]
-        if missing:
-            log.warning("replay: %s not in %s (subscription accepted as CTP does; no ticks will come)",
-                        listing(missing), self.path)
-
     def instruments(self) -> list[InstrumentInfo]:
         return list(self._instruments)
 
     def trading_day(self) -> str | None:
         if self.rebase:
-            return yyyymmdd(trading_day_of(datetime.now(CHINA).replace(tzinfo=None)))
+            return yyyymmdd(trading_day_of(clock.now()))
         return self._current_day or (self._days[0].day if self._days else None)
 
     async def subscribe(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         self._subscribed.update(ids)
+        snapshots: list[Any] = []  # the newest tick played of each, made here: one row each
         for instrument_id in ids:
             chunk = self._latest.get(instrument_id)
             newest = chunk.last_of(instrument_id) if chunk is not None else None
             if newest is not None:
-                self._snapshots.extend(self._restamped(newest))
-        self._warn_unknown(ids)
+                snapshots.extend(self._restamped(newest))
+        self.owe_snapshot(snapshots)
+        self.warn_unknown([i for i in ids if i not in self._known], f"not in {self.path}")
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -250,8 +258,6 @@ class ReplayAdapter(Adapter):
             for chunk in self._chunks(position):
                 played += len(chunk)
                 fresh: set[str] = set()
-                if snapshots := self._take_snapshots():
-                    yield snapshots
                 sent = 0  # rows of this chunk already handed on
                 if not max_speed:
                     for offset, receive in enumerate(chunk.receive_times()):
@@ -270,8 +276,6 @@ class ReplayAdapter(Adapter):
                                 if rows is not None:
                                     yield rows
                             await asyncio.sleep(delay)
-                            if snapshots := self._take_snapshots():  # for a subscription made meanwhile
-                                yield snapshots
                 rows = self._due(chunk.slice(sent), fresh) if sent < len(chunk) else None
                 position.rows += len(chunk) - sent
                 if rows is not None:
@@ -286,17 +290,7 @@ class ReplayAdapter(Adapter):
                 break
         if not loop:
             log.info("replay: %s ended (loop=false); the front stays connected and silent", self.path)
-        while True:  # snapshots for later subscriptions, including one made just now
-            if snapshots := self._take_snapshots():
-                yield snapshots
-                continue
-            self._wake.clear()
-            await self._wake.wait()
-
-    def _take_snapshots(self) -> list[Any]:
-        """The snapshots that new subscriptions are owed (CTP sends one before their ticks)."""
-        snapshots, self._snapshots = self._snapshots, []
-        return snapshots
+        await asyncio.Event().wait()  # connected and silent; later subscriptions' snapshots still come
 
     def _due(self, rows: TickRows, fresh: set[str]) -> TickRows | None:
         """Rows whose time has come, as delivered: the subscribed ones, restamped; None if none.
@@ -318,16 +312,30 @@ class ReplayAdapter(Adapter):
             rows = rows.filter(pc.is_in(rows.batch.column("InstrumentID"), value_set=value_set))
         return self._restamped(rows) if len(rows) else None
 
-    def _stamps(self) -> tuple[str, str, str, int]:
-        """(TradingDay, ActionDay, UpdateTime, UpdateMillisec) for the current moment, China time."""
-        now = datetime.now(CHINA).replace(tzinfo=None)
-        return yyyymmdd(trading_day_of(now)), yyyymmdd(now.date()), now.strftime("%H:%M:%S"), now.microsecond // 1000
+    def _stamps(self, moment: datetime, exchange_id: str) -> tuple[Any, ...]:
+        """(TradingDay, ActionDay, UpdateTime, UpdateMillisec) of a tick of ``exchange_id`` delivered at ``moment``."""
+        trading_day, action_day, update_time, _ = self.stamper.stamps(moment, exchange_id)
+        return trading_day, action_day, update_time, self.stamper.millisec(moment, exchange_id)
 
     def _restamped(self, rows: TickRows) -> TickRows:
-        """``rows`` as they are delivered: stamped with the current moment under ``rebase=now``."""
+        """``rows`` as they are delivered: stamped with the current moment under ``rebase=now``
+        (per exchange, when the rows are of several)."""
+        import pyarrow.compute as pc
+
+        from ..recording import VARIES
+
         if not self.rebase:
             return rows
-        return rows.with_values(dict(zip(self._stamp_positions, self._stamps())))
+        now = clock.now()
+        exchange = rows.constants[self._exchange_position]
+        if exchange is VARIES:
+            exchanges = pc.unique(rows.batch.column("ExchangeID")).to_pylist()
+            stamps = [self._stamps(now, name) for name in exchanges]
+            if any(other != stamps[0] for other in stamps[1:]):
+                return rows.with_columns_by(self._exchange_position, exchanges,
+                                            dict(zip(self._stamp_positions, zip(*stamps))))
+            exchange = exchanges[0]
+        return rows.with_values(dict(zip(self._stamp_positions, self._stamps(now, exchange))))
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -378,7 +386,7 @@ class ReplayAdapter(Adapter):
         except (RecordingError, OSError, pa.ArrowException) as exc:
             if path not in self._unreadable:
                 self._unreadable.add(path)
-                problem = str(exc) if isinstance(exc, RecordingError) else f"{path}: {_reason(exc)}"
+                problem = str(exc) if isinstance(exc, RecordingError) else _reason(path, exc)
                 log.warning("replay: cannot be read any more: %s; the rest of that file is skipped and the replay "
                             "goes on", problem)
 
@@ -433,10 +441,11 @@ class _Survey:
     received: tuple[int, int] | None  # the first and the last receive time
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
+def _reason(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return os_error_words(exc, path)
+    lines = str(exc).strip().splitlines()  # Arrow's, without the C++ source lines it may append
+    return f"{path}: {lines[0] if lines else type(exc).__name__}"
 
 
 def _recording_days(path: Path) -> list[Any]:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ctpshim import mdapi
 from ctpshim.errors import FrontAddressError
+from ctpshim.ctp.fields import values_of
 from ctpshim.ctp.market_data import DBL_MAX
 from ctpshim.recording import LiveWriter, RecordingError, read_batches, recording_days
 from ctpshim.fronts.registry import create_adapter
@@ -69,7 +70,7 @@ def test_recorded_sim_ticks_replay_identically(tmp_path_factory, make_md, seed, 
     api, spi = make_md(f"replay://{folder}?speed=max&rebase=none", subscribe=ids)
     wait_for(lambda: len(spi.ticks) >= len(recorded), timeout=30)
     api.Release()
-    replayed = [list(t) for t in spi.ticks[:len(recorded)]]
+    replayed = [list(values_of(t)) for t in spi.ticks[:len(recorded)]]
     assert replayed == [r[:-1] for r in recorded]
 
 
@@ -167,7 +168,8 @@ def test_a_truncated_live_file_reads_up_to_the_damage_with_a_warning(tmp_path, c
     data = live.read_bytes()
     live.write_bytes(data[: len(data) - 3000])
     recovered = rows(live)
-    assert 0 < len(recovered) < len(ticks) and recovered == [list(t) + [10**18 + i] for i, t in enumerate(ticks)][: len(recovered)]
+    written = [list(values_of(t)) + [10**18 + i] for i, t in enumerate(ticks)]
+    assert 0 < len(recovered) < len(ticks) and recovered == written[: len(recovered)]
     assert f"{live}: IPC batch " in caplog.text and ") is damaged" in caplog.text
 
 
@@ -195,7 +197,7 @@ def test_a_damaged_row_group_reads_up_to_the_damage_with_a_warning_naming_file_a
     assert rows(target) == rows(bundled)[:8000]  # row groups 0 and 1, then the damage
     assert f"{target}: row group 2 (byte {offset}) is damaged" in caplog.text
     replayed = replay_all(f"replay://{target}?speed=max&rebase=none", ["RM705"], 10**6)
-    assert [list(t) for t in replayed] == [r[:-1] for r in rows(bundled)[:8000]]
+    assert [list(values_of(t)) for t in replayed] == [r[:-1] for r in rows(bundled)[:8000]]
 
 
 def test_missing_paths_and_empty_recordings_are_refused_at_register_front(tmp_path, make_md):
@@ -328,7 +330,7 @@ def test_filters_and_gap_skipping(tmp_path):
 def test_subscribing_to_an_instrument_not_in_the_recording_is_accepted_and_logged(make_md, caplog):
     api, spi = make_md("replay://?bundled=RM705&speed=max&rebase=none", subscribe=["RM705", "rb2701"])
     wait_for(lambda: len(spi.ticks) > 100)
-    wait_for(lambda: "rb2701 not in" in caplog.text)
+    wait_for(lambda: "rb2701: not in" in caplog.text)
     assert {t.InstrumentID for t in spi.ticks} == {"RM705"}
     assert [e[1][0].InstrumentID for e in spi.events if e[0] == "OnRspSubMarketData"] == ["RM705", "rb2701"]
 
@@ -394,7 +396,7 @@ def test_files_of_one_day_merge_in_time_order(tmp_path):
         mine = [(t, 10**18 + i) for i, t in enumerate(ticks) if t.InstrumentID == name]
         write_archive(table_from_ticks([t for t, _ in mine], [r for _, r in mine]), folder / f"{name}.parquet")
     merged = replay_all(f"replay://{folder}?speed=max&rebase=none", ["rb2701", "au2612"], len(ticks))
-    assert [list(t) for t in merged] == [list(t) for t in ticks]
+    assert [list(values_of(t)) for t in merged] == [list(values_of(t)) for t in ticks]
 
 
 def test_files_of_one_day_merge_by_receive_time_and_ties_come_in_file_order(tmp_path):
@@ -444,8 +446,9 @@ def test_tick_rows_build_the_recorded_ticks_sharing_constant_values(tmp_path, mo
     ticks = list(chunk)
     assert len(chunk) == 2500 and all(type(t) is mdapi.CThostFtdcDepthMarketDataField for t in ticks)
     expected = [list(r[:-1]) for r in zip(*(c.to_pylist() for c in table.columns))]
-    assert [list(t) for t in ticks] == expected
-    assert [list(map(type, t)) for t in ticks] == [list(map(type, r)) for r in expected]  # int, not numpy.int32
+    assert [list(values_of(t)) for t in ticks] == expected
+    # int, not numpy.int32
+    assert [list(map(type, values_of(t))) for t in ticks] == [list(map(type, r)) for r in expected]
     assert ticks[0].ExchangeID is ticks[-1].ExchangeID  # one object, not one per tick
     stamped = list(chunk.with_values({index["UpdateTime"]: "10:00:00", index["TradingDay"]: "20261120"}))
     assert {(t.UpdateTime, t.TradingDay) for t in stamped} == {("10:00:00", "20261120")}
@@ -502,7 +505,7 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
     held, snapshot = asyncio.run(asyncio.wait_for(run(), 60))
     one_group = part.nbytes
     assert held < 5 * one_group  # the groups being read, not all 30
-    assert [list(t) for t in snapshot] == [list(rows(target)[3999][:-1])]
+    assert [list(values_of(t)) for t in snapshot] == [list(rows(target)[3999][:-1])]
 
 
 def test_a_subscription_during_paced_replay_gets_the_newest_replayed_tick_then_the_following_ones(tmp_path):
@@ -564,7 +567,7 @@ def test_archiving_merges_a_restarted_days_live_file_into_its_archive_in_receive
     second.close()
     target = archive_day(tmp_path / "20261120.arrows")
     assert not (tmp_path / "20261120.arrows").exists()
-    assert rows(target) == [list(t) + [10**18 + i] for i, t in enumerate(ticks)]
+    assert rows(target) == [list(values_of(t)) + [10**18 + i] for i, t in enumerate(ticks)]
     metadata = pq.ParquetFile(target).metadata
     sizes = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
     assert sizes[:-1] == [12_000] * (len(sizes) - 1) and sum(sizes) == len(ticks)

@@ -16,7 +16,7 @@ Known layouts, detected from the header (``--format`` overrides):
 
 Columns a layout lacks get CTP's values for absent data (prices DBL_MAX, volumes 0), from
 :func:`ctpshim.ctp.market_data.blank_values`; ExchangeID comes from the product table when the file
-has none; AveragePrice follows :data:`ctpshim.ctp.market_data.AVERAGE_PRICE_ON_TICK_GRID`.
+has none; AveragePrice follows :func:`ctpshim.ctp.market_data.average_price_terms`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..ctp.calendar import FIRST_DAY, LAST_DAY, trading_day_of, yyyymmdd
-from ..ctp.market_data import AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, blank_values
+from ..ctp.calendar import (
+    DAY_HOURS, EARLY_MORNING, EARLY_MORNING_END, EVENING, FIRST_DAY, LAST_DAY, NIGHT_CUTOFF, trading_day_of, yyyymmdd,
+)
+from ..ctp.market_data import DBL_MAX, average_price_terms, blank_values
 from ..ctp.products import exchange_of, parse_instrument
-from ctpshim.recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, RecordingError, check_columns
+from ..recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, RecordingError, check_columns
 
 CHINA_OFFSET_MS = 8 * 3600 * 1000
 _TEXT_COLUMNS = {
@@ -103,10 +105,11 @@ def _dates(moments: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(ActionDay, TradingDay) strings: the calendar date, and the trading day from the calendar."""
     action = pc.strftime(pc.cast(moments, pa.timestamp("s"), safe=False), format="%Y%m%d")
     hours = pc.hour(moments)
-    part = pc.if_else(pc.greater_equal(hours, 17), 2, pc.if_else(pc.less(hours, 3), 0, 1))
+    part = pc.if_else(pc.greater_equal(hours, NIGHT_CUTOFF.hour), EVENING,
+                      pc.if_else(pc.less(hours, EARLY_MORNING_END.hour), EARLY_MORNING, DAY_HOURS))
     keys = pc.binary_join_element_wise(action, pc.cast(part, pa.string()), "|")
     unique = pc.unique(keys).to_pylist()
-    probe = {0: 1, 1: 12, 2: 20}  # an hour in each part of the day
+    probe = {EARLY_MORNING: 1, DAY_HOURS: 12, EVENING: 20}  # an hour in each part of the day
     days = [
         yyyymmdd(trading_day_of(datetime.combine(date(int(k[:4]), int(k[4:6]), int(k[6:8])),
                                                  datetime.min.time()).replace(hour=probe[int(k[-1])])))
@@ -146,15 +149,22 @@ def _is_number(value: Any) -> bool:
 
 
 def _average_price(instruments: pa.Array, exchanges: pa.Array, turnover: pa.Array, volume: pa.Array) -> pa.Array:
-    """AveragePrice as CTP reports it (see ctpshim.ctp.market_data.average_price)."""
-    multiplier = _lookup(instruments, lambda i: float(parse_instrument(i).product.multiplier) if parse_instrument(i) else 1.0,
-                         pa.float64())
-    tick = _lookup(instruments, lambda i: parse_instrument(i).product.tick if parse_instrument(i) else 0.0, pa.float64())
-    per_lot = pc.divide(turnover, pc.cast(pc.if_else(pc.equal(volume, 0), 1, volume), pa.float64()))
-    on_grid = pc.is_in(exchanges, value_set=pa.array(sorted(AVERAGE_PRICE_ON_TICK_GRID)))
-    safe_tick = pc.if_else(pc.equal(tick, 0.0), 1.0, tick)
-    rounded = pc.multiply(pc.round(pc.divide(pc.divide(per_lot, multiplier), safe_tick)), safe_tick)
-    average = pc.if_else(pc.and_(on_grid, pc.greater(tick, 0.0)), pc.round(rounded, 10), per_lot)
+    """AveragePrice as CTP reports it: ctpshim.ctp.market_data's rule, in its column form, per
+    distinct instrument and exchange."""
+    def terms(key: str) -> tuple[float, float]:
+        instrument, _, exchange = key.partition("|")
+        info = parse_instrument(instrument)
+        if info is None:
+            return 1.0, 0.0
+        return average_price_terms(exchange, info.product.multiplier, info.product.tick)
+
+    keys = pc.binary_join_element_wise(instruments, exchanges, "|")
+    scale = _lookup(keys, lambda k: terms(k)[0], pa.float64())
+    grid = _lookup(keys, lambda k: terms(k)[1], pa.float64())
+    per_volume = pc.divide(pc.divide(turnover, pc.cast(pc.if_else(pc.equal(volume, 0), 1, volume), pa.float64())), scale)
+    safe_grid = pc.if_else(pc.equal(grid, 0.0), 1.0, grid)
+    on_grid = pc.round(pc.multiply(pc.round(pc.divide(per_volume, safe_grid)), safe_grid), 10)
+    average = pc.if_else(pc.greater(grid, 0.0), on_grid, per_volume)
     return pc.if_else(pc.equal(volume, 0), 0.0, average)
 
 

@@ -18,9 +18,8 @@ from typing import Any, Iterator
 import pytest
 
 from ctpshim.fronts import registry
-from ctpshim.adapters import polling as polling_module
 from ctpshim.testing import SilentAdapter
-from ctpshim.ctp.calendar import now_china
+from ctpshim.ctp import clock
 from ctpshim.tools import ping
 from ctpshim.fronts.url import parse_front_url
 
@@ -166,7 +165,7 @@ def test_many_fronts_are_pinged_at_once(closed_port, listen):
 # -- feeds and recordings ------------------------------------------------------------------------
 
 def test_a_healthy_sina_feed_answers_and_its_quotes_parse(sina):
-    now = now_china().replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     sina.quotes = {name: restamped(csv, now) for name, csv in sina.quotes.items()}
     code, report = ping_json(f"sina://?base_url={sina.url}", "-c", "2", "-i", "0")
     front = report["fronts"][0]
@@ -187,17 +186,17 @@ def _ping_in_process(front: str, **options: Any) -> ping.PingResult:
     return asyncio.run(ping.ping_front(parse_front_url(front), **values))
 
 
-def test_old_quotes_while_the_market_is_open_are_stale_data(sina, monkeypatch):
+def test_old_quotes_while_the_market_is_open_are_stale_data(sina):
     # Thursday 2026-08-06 10:00 (SHFE and CFFEX open): the feed still serves the day before's close.
-    monkeypatch.setattr(polling_module, "now_china", lambda: datetime(2026, 8, 6, 10, 0, 0))
-    result = _ping_in_process(f"sina://?base_url={sina.url}")
+    with clock.using(datetime(2026, 8, 6, 10, 0, 0)):
+        result = _ping_in_process(f"sina://?base_url={sina.url}")
     assert not result.healthy and result.cause.startswith("stale data: the newest quote is 19 h old")
     assert result.details["market_open"] is True
 
 
-def test_old_quotes_while_the_market_is_closed_are_healthy(sina, monkeypatch):
-    monkeypatch.setattr(polling_module, "now_china", lambda: datetime(2026, 8, 8, 12, 0, 0))  # a Saturday
-    result = _ping_in_process(f"sina://?base_url={sina.url}")
+def test_old_quotes_while_the_market_is_closed_are_healthy(sina):
+    with clock.using(datetime(2026, 8, 8, 12, 0, 0)):  # a Saturday
+        result = _ping_in_process(f"sina://?base_url={sina.url}")
     assert result.healthy and result.details["market_open"] is False
 
 
@@ -303,9 +302,9 @@ def tencent() -> Iterator[FakeTencent]:
     (datetime(2026, 8, 7, 10, 0, 0), False, True, "stale data: the newest quote is 23 h old"),
     (datetime(2026, 8, 8, 10, 0, 0), True, False, None),  # Saturday: old quotes are expected
 ])
-def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, monkeypatch, now, healthy, market_open, cause):
-    monkeypatch.setattr(polling_module, "now_china", lambda: now)
-    result = _ping_in_process(f"tencent://?base_url={tencent.url}&fallback=none")
+def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, now, healthy, market_open, cause):
+    with clock.using(now):
+        result = _ping_in_process(f"tencent://?base_url={tencent.url}&fallback=none")
     assert result.healthy is healthy and result.details["market_open"] is market_open
     assert result.details["quotes"] == 2  # sz000001 is unknown to this stand-in: skipped, not a failure
     assert (result.cause or "").startswith(cause or "")

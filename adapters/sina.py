@@ -124,10 +124,11 @@ def read_statement(csv: str, instrument_id: str, stamper: Stamper = _CORRECT) ->
 
 
 def _moment(day: str, clock: str) -> datetime:
-    """The China time of ``YYYY-MM-DD`` (or ``YYYY/MM/DD``) and ``HH:MM[:SS]`` / ``HHMMSS``;
-    ValueError when it is not a real moment."""
-    digits = day.replace("-", "").replace("/", "") + clock.replace(":", "").ljust(6, "0")
-    return datetime.strptime(digits, "%Y%m%d%H%M%S")
+    """The China time of ``YYYY-MM-DD`` (or ``YYYY/MM/DD``) and ``HHMMSS`` / ``HH:MM[:SS]``, as
+    the layouts' patterns checked them; ValueError when it is not a real moment."""
+    digits = clock.replace(":", "")
+    return datetime(int(day[0:4]), int(day[5:7]), int(day[8:10]), int(digits[0:2]), int(digits[2:4]),
+                    int(digits[4:6] or 0))
 
 
 def _commodity(fields: list[str], info: InstrumentInfo) -> tuple[list[Any], datetime]:

@@ -61,7 +61,8 @@ def _moment(text: str) -> datetime:
     if len(digits) != 14 or not digits.isdigit():
         raise FeedFormatError(f"time {text!r} is neither YYYYMMDDHHMMSS nor YYYY/MM/DD HH:MM:SS")
     try:
-        return datetime.strptime(digits, "%Y%m%d%H%M%S")
+        return datetime(int(digits[0:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]), int(digits[10:12]),
+                        int(digits[12:14]))
     except ValueError as exc:
         raise FeedFormatError(f"time {text!r} is not a real date and time ({exc})") from None
 

@@ -1,6 +1,6 @@
 """sina:// and tencent:// costs: parsing rates, and the CPU share of polling 1,000 instruments every 0.5 s.
 
-    python bench/bench_sina.py [--seconds S] [--runs R]
+    python bench/bench_sina.py [--seconds S] [--runs R] [--tree DIR]
 
 1. Parse: the real sample lines (Sina's commodity and CFFEX layouts; Tencent's stock layouts
    from tests/samples/stocks) through each parse_statement, in lines/s, next to a same-run
@@ -9,17 +9,24 @@
    and changes every quote on every request; an md API subscribed to all of them polls every
    0.5 s (batches of 50) and receives every tick.  The figure is this process's CPU time over
    wall time, as a share of one core.
-Median of R runs.
+Median of R runs.  ``--tree DIR`` runs the same benchmark on another checkout (bench/trees.py):
+alternate runs of the two to compare old and new code.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import tree_option  # noqa: E402
+
+tree_option()
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parent / "tests" / "samples" / "feeds"
@@ -143,21 +150,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tree", help="run on the ctpshim checkout at DIR (see bench/trees.py)")
+    parser.add_argument("--only", choices=("parse", "polling"), help="run one part only")
     args = parser.parse_args()
+    import ctpshim
+
+    print(f"code: {Path(ctpshim.__file__).parent.parent}")
+    if args.only != "polling":
+        parse_figures(args.runs)
+    if args.only != "parse":
+        shares = [polling_share(args.seconds) for _ in range(args.runs)]
+        share = statistics.median(s[0] for s in shares)
+        ticks = statistics.median(s[1] for s in shares) / args.seconds
+        print(f"polling 1,000 instruments every 0.5 s: {share * 100:.1f}% of one core ({ticks:,.0f} ticks/s delivered)")
+
+
+def parse_figures(runs: int) -> None:
     pairs = sample_lines()
-    rates = [parse_rate(pairs, 2000) for _ in range(args.runs)]
-    print(f"{len(pairs)} real sample lines, median of {args.runs} runs")
+    rates = [parse_rate(pairs, 2000) for _ in range(runs)]
+    print(f"{len(pairs)} real sample lines, median of {runs} runs")
     print(f"baseline: split on commas          {statistics.median(r[0] for r in rates):>12,.0f} lines/s")
     print(f"parse_statement                    {statistics.median(r[1] for r in rates):>12,.0f} lines/s")
     stock_pairs = tencent_lines()
-    rates = [parse_rate(stock_pairs, 2000, "tencent") for _ in range(args.runs)]
-    print(f"{len(stock_pairs)} Tencent stock sample lines, median of {args.runs} runs")
+    rates = [parse_rate(stock_pairs, 2000, "tencent") for _ in range(runs)]
+    print(f"{len(stock_pairs)} Tencent stock sample lines, median of {runs} runs")
     print(f"baseline: split on tildes          {statistics.median(r[0] for r in rates):>12,.0f} lines/s")
     print(f"tencent parse_statement            {statistics.median(r[1] for r in rates):>12,.0f} lines/s")
-    shares = [polling_share(args.seconds) for _ in range(args.runs)]
-    share = statistics.median(s[0] for s in shares)
-    ticks = statistics.median(s[1] for s in shares) / args.seconds
-    print(f"polling 1,000 instruments every 0.5 s: {share * 100:.1f}% of one core ({ticks:,.0f} ticks/s delivered)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, TextIO
 
 from ..fronts import registry
-from ctpshim.errors import FrontAddressError, UpstreamError
+from ..errors import FrontAddressError, UpstreamError
 from ..fronts.url import FrontURL
 
 OK, FAIL, DAMAGED, TCP_ONLY = "ok", "FAIL", "damaged", "tcp-only"
@@ -120,7 +120,7 @@ def check_fronts(fronts: list[str]) -> list[FrontURL]:
     for raw in fronts:
         url, cls, _ = registry.resolve_front(raw)
         if cls.capabilities.pass_through:
-            from ctpshim.adapters.tcp import parse_address
+            from ..adapters.tcp import parse_address
 
             try:
                 parse_address(url)
@@ -163,7 +163,7 @@ def _one_line(exc: BaseException) -> str:
 
 async def _ping_real_front(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
                            pool: concurrent.futures.Executor | None) -> None:
-    from ctpshim.adapters import tcp
+    from ..adapters import tcp
 
     host, port = tcp.parse_address(url)
     causes = []
@@ -236,9 +236,8 @@ async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval:
                 continue
             result.samples.append(round((time.perf_counter() - started) * 1000, 2))
             result.cause = None  # a later answer heals an earlier miss, as in ping(8)
-        damage = getattr(adapter, "damage", None)  # optional in the adapter contract
-        if result.cause is None and damage is not None:
-            result.damage = await damage()
+        if result.cause is None:
+            result.damage = await adapter.damage()
     finally:
         with contextlib.suppress(Exception):
             await adapter.close()

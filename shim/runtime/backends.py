@@ -225,11 +225,7 @@ class SessionBackend(Backend):
 
     def instruments(self) -> list[Any]:
         """What the source lists (``InstrumentInfo``/``StockInfo``), as the session cached it."""
-        cached = getattr(self.session, "instruments", None)
-        if cached is not None:
-            return list(cached())
-        adapter = self.session.adapter  # until the session caches them: read on the IO thread only
-        return list(adapter.instruments()) if adapter is not None else []
+        return list(self.session.instruments())
 
     def logged_in(self, trading_day: str) -> None:
         """Call after the ``OnRspUserLogin`` reply was posted: ``GetTradingDay`` answers

@@ -14,6 +14,7 @@ import pytest
 from ctpshim import mdapi, tdapi
 from ctpshim.adapters import tcp
 from ctpshim.adapters.base import Adapter
+from ctpshim.adapters.sim import SimAdapter
 from ctpshim.errors import UpstreamUnavailable
 from ctpshim.fronts import registry
 from ctpshim.runtime import backends
@@ -21,6 +22,7 @@ from ctpshim.runtime.dispatcher import Dispatcher
 
 from ..conftest import FRIDAY_MORNING, wait_for
 from ..stand_in_openctp import StandIn
+from .test_td_emulation import RecordingTraderSpi
 
 
 class _Unreachable(Adapter):
@@ -204,3 +206,42 @@ def test_a_session_front_answers_on_the_dispatcher_thread_in_order(make_md):
     assert names[:3] == ["OnFrontConnected", "OnRspUserLogin", "OnRspSubMarketData"]
     assert {thread for _, _, thread in spi.events} == {api._dispatcher.name}
     assert api.GetTradingDay() == spi.events[1][1][0].TradingDay
+
+
+class _WatchedSim(SimAdapter):
+    """sim:// that notes the thread of every call the facade's answers depend on."""
+
+    threads: list[tuple[str, str]] = []
+
+    def trading_day(self) -> str | None:
+        _WatchedSim.threads.append(("trading_day", threading.current_thread().name))
+        return super().trading_day()
+
+    def instruments(self) -> list[Any]:
+        _WatchedSim.threads.append(("instruments", threading.current_thread().name))
+        return super().instruments()
+
+
+@pytest.fixture
+def watched() -> Iterator[str]:
+    _WatchedSim.threads = []
+    registry.register_adapter("watchedsim", _WatchedSim)
+    yield f"watchedsim://?start={FRIDAY_MORNING}&instruments=rb2701,TA701"
+    registry.unregister_adapter("watchedsim")
+
+
+def test_logins_and_instrument_queries_run_no_adapter_code_on_the_callers_thread(make_md, make_td, watched):
+    md, md_spi = make_md(watched, subscribe=["rb2701"])
+    spi = RecordingTraderSpi()
+    td = make_td(spi, watched)
+    wait_for(lambda: spi.get("OnFrontConnected") and md_spi.ticks, what="both APIs connected")
+    assert td.ReqUserLogin(tdapi.CThostFtdcReqUserLoginField(), 1) == 0
+    assert td.ReqQryInstrument(tdapi.CThostFtdcQryInstrumentField(), 2) == 0
+    wait_for(lambda: any(args[3] for args in spi.get("OnRspQryInstrument")), what="the last instrument")
+    listed = [args[0].InstrumentID for args in spi.get("OnRspQryInstrument")]
+    assert {"rb2701", "TA701"} <= set(listed)
+    day = spi.get("OnRspUserLogin")[0][0].TradingDay
+    assert td.GetTradingDay() == md.GetTradingDay() == day
+    calls = list(_WatchedSim.threads)
+    assert {name for name, _ in calls} == {"trading_day", "instruments"}
+    assert {thread for _, thread in calls} == {"ctpshim-io"}, calls

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .readers import damaged, os_error, read_batches
+from .readers import being_recorded, damaged, os_error, read_batches
 from .rows import NOTHING_SHARED, TickRows, merge_in_time
 from .schema import ARCHIVE_SUFFIX, RECEIVE_TIME, SCHEMA, RecordingError
 
@@ -38,8 +38,11 @@ def archive_day(live: Path) -> Path:
     A damaged live file (its tail cut by a recorder killed mid-write, or worse) is archived up to the
     damage and kept beside the archive as ``<day>.arrows.damaged``, with a warning; a damaged archive
     is not rewritten (what follows its damage would be lost): both files are kept and
-    :class:`RecordingError` says so.
+    :class:`RecordingError` says so, as it does for a live file another recorder is writing now.
     """
+    if being_recorded(live):
+        raise RecordingError(f"{live} is being recorded now by another recorder: give each recorder a folder of "
+                             "its own")
     target = live.with_suffix(ARCHIVE_SUFFIX)
     archived_damage: list[str] = []
     live_damage: list[str] = []

@@ -15,10 +15,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: there a live file being recorded reads as cut short
+    fcntl = None  # type: ignore[assignment]
+
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ..messages import os_error_words
 from .schema import ARCHIVE_SUFFIX, CHECKSUM_KEY, IPC_CONTINUATION, LIVE_SUFFIX, SCHEMA, RecordingError, batch_checksum
 
 log = logging.getLogger("ctpshim.recording")
@@ -45,15 +51,38 @@ def damaged(damage: list[str] | None, message: str) -> None:
 
 
 def os_error(path: Path | str, exc: OSError) -> RecordingError:
-    """``path: reason`` for an operating-system error about ``path`` (without the C++ source line
-    Arrow appends to its own)."""
-    if isinstance(exc, PermissionError):
-        reason = "permission denied"
-    elif isinstance(exc, FileNotFoundError):
-        reason = "no such file or directory"
-    else:
-        reason = os.strerror(exc.errno) if exc.errno else _reason(exc)
-    return RecordingError(f"{path}: {reason}")
+    """:class:`RecordingError` saying ``path: reason`` for an operating-system error about ``path``,
+    in the one wording (:func:`ctpshim.messages.os_error_words`)."""
+    return RecordingError(os_error_words(exc, path))
+
+
+def hold_live_file(path: Path) -> int:
+    """Mark live file ``path`` as being recorded (an advisory lock held until the returned
+    descriptor is closed): readers then take its unfinished last batch for what it is."""
+    handle = os.open(path, os.O_RDONLY)
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # readers test it only for an instant (being_recorded)
+    return handle
+
+
+def being_recorded(path: Path) -> bool:
+    """Whether a :class:`~ctpshim.recording.LiveWriter`, in any process, is recording into live
+    file ``path`` now (see :func:`hold_live_file`)."""
+    if fcntl is None:
+        return False
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks
+        return False
+    finally:
+        os.close(handle)  # and with it the shared lock just taken
+    return False
 
 
 def _kind_of(mode: int) -> str:
@@ -82,7 +111,8 @@ def check_file(path: Path) -> None:
 
 def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The record batches of a live file, each validated before its buffers are used, up to any
-    damage (reported once, with its byte offset)."""
+    damage (reported once, with its byte offset).  Of a file being recorded now, the batches
+    written so far: its unfinished end is not damage."""
     check_file(path)
     try:
         source = open(path, "rb")
@@ -92,7 +122,7 @@ def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.Re
         try:
             reader = ipc.open_stream(source)
         except Exception as exc:  # noqa: BLE001 - whatever Arrow makes of a damaged header
-            if path.stat().st_size == 0:  # created by a recorder that stopped at once
+            if path.stat().st_size == 0 or being_recorded(path):  # no tick written yet
                 return
             raise _unreadable_live(path, exc) from None
         _check_schema(path, reader.schema)
@@ -112,8 +142,10 @@ def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.Re
             except Exception as exc:  # noqa: BLE001 - anything a damaged batch makes Arrow raise
                 reason = _reason(exc)
                 if source.tell() >= os.fstat(source.fileno()).st_size:
-                    reason = (f"cut short by the end of the file: a recorder stopped while writing it, or is "
-                              f"writing it now, or its length is damaged; {reason}")
+                    if being_recorded(path):  # the batch being written now
+                        return
+                    reason = (f"cut short by the end of the file: a recorder stopped while writing it, or its "
+                              f"length is damaged; {reason}")
                 damaged(damage, f"{path}: IPC batch {number} (byte {offset}) is damaged ({reason}); {_DAMAGE_TEXT}")
                 return
             number += 1

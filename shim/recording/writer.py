@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .archive import archive_day
-from .readers import os_error
+from .readers import hold_live_file, os_error
 from .schema import (
     CHECKSUM_KEY, LIVE_SUFFIX, SCHEMA, RecordingError, batch_checksum, check_day, table_from_values, tick_values,
 )
@@ -45,6 +45,7 @@ class LiveWriter:
         self.day = ""
         self._sink: Any = None
         self._writer: Any = None
+        self._held: int | None = None  # the descriptor holding the live file's lock (see hold_live_file)
         self._values: list[Any] = []  # the pending ticks' values, tick after tick (see write)
         self._times: list[int] = []
         self._next_flush = 0
@@ -146,6 +147,12 @@ class LiveWriter:
             except Exception:  # noqa: BLE001 - the disk is full; keep what is there
                 pass
         self._writer = self._sink = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def _rotate(self, day: str) -> None:
         check_day(day, "a tick's TradingDay")  # it names the file
@@ -161,6 +168,7 @@ class LiveWriter:
         # buffer to the operating system, where it survives a SIGKILL.
         try:
             self._sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), LIVE_BUFFER_BYTES)
+            self._held = hold_live_file(path)
             self._writer = ipc.new_stream(self._sink, SCHEMA)
         except OSError as exc:
             self._abandon()
@@ -171,6 +179,7 @@ class LiveWriter:
         self._writer.close()
         self._sink.close()
         self._writer = self._sink = None
+        self._release()
         if not self.archive:
             return
         live = self.directory / f"{self.day}{LIVE_SUFFIX}"

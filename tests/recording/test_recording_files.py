@@ -421,3 +421,43 @@ def test_a_trading_day_that_is_not_a_date_never_names_a_file(tmp_path, capsys):
     status, out, err = run_cli(capsys, "convert", str(source), "-o", str(tmp_path / "out" / "days"))
     assert status == 1 and "TradingDay '../evil' is not a date" in err and one_line(err), err
     assert not list(tmp_path.glob("**/evil*"))
+
+
+# -- a live file being recorded ---------------------------------------------------------------------
+
+def test_the_unfinished_last_batch_of_a_file_being_recorded_is_not_damage(tmp_path):
+    whole = live_file(tmp_path / "whole", batches=3)
+    starts = batch_offsets(whole)
+    unfinished = whole.read_bytes()[starts[2]: starts[2] + 700]  # the third batch, half written
+    writer = LiveWriter(tmp_path / "rec", archive=False)
+    for index, tick in enumerate(ticks(100)):
+        writer.write(tick, START + index * 500_000_000)
+        if index % 50 == 49:
+            writer.flush()
+    live = tmp_path / "rec" / "20261120.arrows"
+    with open(live, "ab") as tail:  # as the recorder's next batch is, when a reader comes by mid-write
+        tail.write(unfinished)
+    copy = tmp_path / "copy" / "20261120.arrows"  # the same bytes, no recorder behind them
+    copy.parent.mkdir()
+    copy.write_bytes(live.read_bytes())
+    try:
+        assert verify(live) == [] and sum(len(b) for b in read_batches(live)) == 100
+        problems = verify(copy)
+        assert len(problems) == 1 and f"{copy}: IPC batch " in problems[0] and "cut short by the end" in problems[0]
+    finally:
+        writer.close()
+    assert verify(copy) == problems  # the lock was the recorder's, not the file's
+
+
+def test_a_second_recorder_in_the_folder_of_a_running_one_is_refused_and_archives_nothing(tmp_path):
+    first = LiveWriter(tmp_path, archive=False)
+    for index, tick in enumerate(ticks(10)):
+        first.write(tick, START + index)
+    first.flush()
+    live = tmp_path / "20261120.arrows"
+    with pytest.raises(RecordingError, match="is being recorded now by another recorder"):
+        LiveWriter(tmp_path)
+    assert live.exists() and not list(tmp_path.glob("*.parquet"))
+    first.close()
+    LiveWriter(tmp_path).close()  # the day is archived once its recorder has stopped
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["20261120.parquet"]

@@ -241,7 +241,7 @@ def test_a_failing_disk_stops_the_recorder_with_a_clear_error_and_a_readable_fil
     writer.flush()
     live = tmp_path / "20261120.arrows"
     with file_cannot_grow(live):
-        with pytest.raises(RecordingError, match=r"cannot write .*20261120\.arrows: File too large; recording "
+        with pytest.raises(RecordingError, match=r"cannot write .*20261120\.arrows: file too large; recording "
                                                  r"stopped.*readable up to the last complete flush"):
             for tick in ticks[150:]:
                 writer.write(tick)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from ctpshim import mdapi, tdapi
+from ctpshim.ctp import clock
 from ctpshim.runtime import reconnect
 
 TESTS = Path(__file__).resolve().parent
@@ -160,6 +161,17 @@ def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _no_front_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CTPSHIM_FRONT", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _clock_restored() -> Iterator[None]:
+    """Every test leaves the clock it found: a test sets another one with ``clock.using(...)``."""
+    before = clock.current()
+    yield
+    after = clock.current()
+    if after is not before:
+        clock.install(before)
+        pytest.fail(f"the test left {after!r} as the clock; put one in place with `with clock.using(...)`")
 
 
 _openctp_checked: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from . import clock
-from .clock import CHINA, china_time
+from .clock import CHINA  # noqa: F401 - also importable from here
 
 # The night-session boundaries: from NIGHT_CUTOFF on, a calendar day's activity belongs to the next
 # trading day; before EARLY_MORNING_END it is the tail of the previous evening's night session.

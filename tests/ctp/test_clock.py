@@ -91,3 +91,4 @@ def test_a_clock_must_implement_now() -> None:
 
     with pytest.raises(TypeError):
         Broken()  # type: ignore[abstract]
+

@@ -34,11 +34,7 @@ from .arguments import check_bool, check_int, check_struct, check_text, instrume
 from .responders import MdResponder
 from .trader_emulation import TraderResponder
 
-__all__ = [
-    "API_VERSION", "FRONT_ENV", "front_override", "ApiBase", "MdApiBase", "TraderApiBase", "request_method",
-    # the argument checks, importable from here as before
-    "check_struct", "check_int", "check_text", "instrument_ids",
-]
+__all__ = ["API_VERSION", "FRONT_ENV", "front_override", "ApiBase", "MdApiBase", "TraderApiBase", "request_method"]
 
 log = logging.getLogger("ctpshim")
 
@@ -73,6 +69,19 @@ class ApiBase:
     _responder: Callable[[Any], Any] = MdResponder  # answers requests on a ctpshim front
     _flow_files: tuple[str, ...] = ("DialogRsp.con", "QueryRsp.con", "TradingDay.con")
 
+    # Set by _create (instances come only from the factories).
+    _name: str
+    _flow_path: str
+    _lock: threading.Lock
+    _fronts: list[str]
+    _name_servers: list[str]
+    _dispatcher: Dispatcher
+    _backend: Backend
+    _create_args: tuple[Any, ...]
+    _setup: list[tuple[str, tuple[Any, ...]]]
+    _initialised: bool
+    _released: threading.Event
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise AttributeError("No constructor defined - class is abstract")
 
@@ -95,13 +104,13 @@ class ApiBase:
         self._name = f"ctpshim-{kind}{next(_instance_numbers)}"
         self._flow_path = flow_path
         self._lock = threading.Lock()
-        self._fronts: list[str] = []
-        self._name_servers: list[str] = []
+        self._fronts = []
+        self._name_servers = []
         self._dispatcher = Dispatcher(f"{self._name}-callbacks", cls._spi_class_name)
-        self._backend: Backend = NOT_STARTED
+        self._backend = NOT_STARTED
         # The factory's flags and the calls made before Init: a real front's API repeats them.
         self._create_args = create_args
-        self._setup: list[tuple[str, tuple[Any, ...]]] = []
+        self._setup = []
         self._initialised = False
         self._released = threading.Event()
         return self
@@ -147,7 +156,7 @@ class ApiBase:
         )
         backend = open_backend(context)
         with self._lock:
-            if self._released.is_set():  # Release() from a callback of an earlier object raced Init
+            if self._released.is_set():  # Release() on another thread came first: start nothing
                 return
             self._backend = backend
         backend.start()

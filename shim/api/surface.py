@@ -36,7 +36,7 @@ def _spi_class(module_name: str, name: str, api_name: str, methods: list[dict[st
     return type(name, (object,), body)
 
 
-def _api_class(module_name: str, base: Any, methods: list[dict[str, Any]]) -> type:
+def _api_class(module_name: str, base: Any, methods: list[dict[str, Any]]) -> Any:
     name = base._class_name
     body: dict[str, Any] = {"__module__": module_name, "__doc__": base.__doc__, "__qualname__": name}
     for method in methods:

@@ -29,7 +29,6 @@ from ..fronts.url import parse_front_url
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
-    from .session import Session
 
 TRADING_DAY_BEFORE_LOGIN = "19800100"  # what GetTradingDay answers before a login, as CTP does
 NOT_SENT = -1  # CTP's send code when no front is connected
@@ -158,7 +157,7 @@ class SessionBackend(Backend):
         self.dispatcher = context.dispatcher
         self.responder = context.responder
         self.pump_ticks = context.flavour == "mdapi"
-        self.session: Session = Session(
+        self.session = Session(
             context.name, context.dispatcher, context.fronts + context.name_servers, self.pump_ticks
         )
         self._login_day = TRADING_DAY_BEFORE_LOGIN

@@ -54,7 +54,7 @@ def _api(kind: str, flow_dir: str, on_connected: Callable[[Any], None]) -> Any:
     return api
 
 
-# -- item 8: Release() from a callback, then Join() --------------------------------------------
+# -- Release() from a callback, then Join() --------------------------------------------------------
 
 @pytest.mark.parametrize("kind", _KINDS)
 def test_release_from_a_callback_returns_and_a_later_join_returns(flow_dir: str, kind: str) -> None:
@@ -97,7 +97,7 @@ def test_join_waiting_while_a_callback_releases_returns(flow_dir: str, kind: str
     assert released.wait(5) and outcome == [1]
 
 
-# -- item 10: a Spi class instead of an instance; IDs a C string cannot hold --------------------
+# -- a Spi class instead of an instance; IDs a C string cannot hold --------------------------------
 
 @pytest.mark.parametrize("kind", _KINDS)
 def test_register_spi_given_the_class_names_it_and_asks_for_an_instance(flow_dir: str, kind: str) -> None:
@@ -168,7 +168,7 @@ def test_a_field_member_refuses_text_after_a_nul_and_keeps_trailing_nuls_out() -
         settlement.Content = "a\x00b"
 
 
-# -- item 7: a bad CTPSHIM_FRONT; an adapter check failing with an OSError ----------------------
+# -- a bad CTPSHIM_FRONT; an adapter check failing with an OSError ---------------------------------
 
 @pytest.mark.parametrize("value, words", [
     ("sim://?sped=2", "unknown setting 'sped'"),

@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator, ClassVar, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
-from ..ctp.calendar import now_china
+from ..ctp import clock
 from ..errors import (
     REASON_BAD_MESSAGE,
     REASON_HEARTBEAT_TIMEOUT,
@@ -239,7 +239,7 @@ class PollingAdapter(Adapter):
 
     async def _reach(self, source: QuoteSource) -> None:
         """One request for one liquid symbol: is the source reachable, and answering?"""
-        await self._get(source, [source.probe_targets(now_china())[0].symbol])
+        await self._get(source, [source.probe_targets(clock.now())[0].symbol])
 
     async def close(self) -> None:
         if self._session is not None:
@@ -297,7 +297,7 @@ class PollingAdapter(Adapter):
 
     async def probe(self) -> dict[str, Any]:
         """One request for a few liquid symbols: does it parse, how old is the newest quote."""
-        now = now_china()
+        now = clock.now()
         targets = self.source.probe_targets(now)
         statements = await self._get(self.source, [t.symbol for t in targets])
         if self.source.rejects_batch(statements):

@@ -1,12 +1,24 @@
 """The 502 ``CThostFtdc*Field`` classes, built from the committed spec.
 
-Representation (chosen for the tick path, which builds one object per tick): a field object is a
-``list`` of its members' values in header order, and each member is a class-level ``property``
-whose getter is a C-level ``itemgetter``.  Building a full tick from a list of 48 values costs
-about 0.14 us and 440 bytes (a dict-backed object costs about 1 us and 1.6 KB, past pymalloc's
-small-object limit, when a batch of ticks is alive at once); reads cost about 40 ns.  Only
-assignments made by user code pay for validation, in the property setters, which reproduce
-openctp-ctp's assignment rules:
+A field object behaves like openctp-ctp's SWIG proxy objects, member for member:
+
+* its class has exactly the attributes openctp's proxy class has: one ``property`` per member (in
+  header order, with ``__annotations__`` mapping each to its CTP typedef), ``thisown``,
+  ``__swig_destroy__``, ``__init__`` (no arguments), ``__repr__``, ``__dict__`` and
+  ``__weakref__``; ``dir(type(f))`` lists the same names as openctp's;
+* it is not a sequence: no ``len()``, iteration, indexing or list methods; ``==`` is identity,
+  ``<`` raises ``TypeError``, it hashes by identity, unknown attributes can be assigned;
+* assigning a member checks the value as openctp-ctp does (below); reading it never copies.
+
+The SWIG internals: ``thisown`` reads ``True`` (assignments are accepted and read back as a bool,
+as in openctp) and ``__swig_destroy__`` does nothing, for programs that touch them; ``this``, the
+pointer to a C struct, does not exist (there is no C struct: ``f.this`` raises ``AttributeError``
+and ``dir(f)`` lacks it; a serialiser that walks ``dir()`` must skip it with openctp anyway).
+Unlike SWIG proxies, these objects own their data: ``copy.copy`` gives an independent copy, they
+pickle, and ``repr`` shows the members that differ from their defaults.  The class's ``__mro__``
+holds the private base :class:`Field` and its metaclass is :class:`FieldType`.
+
+Assignment rules (openctp-ctp's):
 
 * ``char[N]``: ``str`` of at most N-1 bytes in GB18030 (``None`` means ``''``; trailing NULs
   end the text, as in C); anything else, longer text, or text after a NUL (which C, and
@@ -19,19 +31,24 @@ openctp-ctp's assignment rules:
 * tdapi's ``CThostFtdcSettlementInfoField.Content`` reads as ``bytes`` (raw GBK), as in openctp;
   it is assigned a ``str``, stored GB18030-encoded so that ``.decode('gbk')`` gives it back.
 
-As with SWIG proxies, ``==`` is identity and unknown attributes can be assigned.  Unlike SWIG
-proxies, these objects own their data: ``copy.copy`` gives an independent copy, they pickle,
-and ``repr`` shows the members that differ from their defaults.
+Representation (the tick path builds one object per tick): the values live in one hidden slot, a
+tuple of every member's value in header order, replaced by a list on the first assignment.  A
+member's getter is a function compiled for its class (``self._v[i]``); only assignments made by
+user code pay for validation.  Internal code builds and reads whole objects with
+:func:`from_values`, :func:`maker` and :func:`values_of`, and finds members with
+:func:`member_names`, :func:`member_index` and :func:`default_values`; none of them shows in
+``dir()`` of a field or its class.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import os
 import threading
 from functools import lru_cache
-import os
-from typing import Any, Callable
+from types import CodeType, FunctionType
+from typing import Any, Callable, Iterable, Sequence
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
@@ -169,38 +186,128 @@ def _char_check(empty: str) -> Check:
     return check
 
 
-class Field(list):
-    """Base of every ``CThostFtdc*Field`` class (not part of openctp's surface).
+class _Metadata:
+    __slots__ = ("names", "index", "defaults")
 
-    Subclasses carry ``__annotations__`` mapping each member, in header order, to its CTP
-    typedef name, ``_defaults`` (the values of a new object) and ``_index`` (member -> position).
+    def __init__(self, names: tuple[str, ...], defaults: tuple[Any, ...]) -> None:
+        self.names = names
+        self.index = {member: position for position, member in enumerate(names)}
+        self.defaults = defaults
+
+
+_metadata: dict[type, _Metadata] = {}
+
+# The one slot that holds a field's values; hidden from dir() so that a field lists exactly
+# openctp's attributes.
+_HIDDEN = frozenset({"_v"})
+
+
+def _metadata_of(cls: type) -> _Metadata:
+    try:
+        return _metadata[cls]
+    except KeyError:
+        for base in cls.__mro__[1:]:  # a user's subclass of a field class
+            if base in _metadata:
+                return _metadata[base]
+        raise TypeError(f"{cls.__name__} is not a CThostFtdc*Field class") from None
+
+
+class FieldType(type):
+    """Metaclass of the field classes (not part of openctp's surface).
+
+    ``cls._index`` (member -> position) and ``cls._defaults`` (the values of a new object) are
+    readable on a field class for internal code, but are not attributes of the class itself:
+    they show neither in ``dir(cls)`` nor on instances.
     """
 
-    _defaults: list[Any] = []
-    _index: dict[str, int] = {}
+    @property
+    def _index(cls) -> dict[str, int]:
+        return _metadata_of(cls).index
 
-    def __init__(self) -> None:
-        list.__init__(self, self._defaults)
+    @property
+    def _defaults(cls) -> tuple[Any, ...]:
+        return _metadata_of(cls).defaults
 
-    __eq__ = object.__eq__  # type: ignore[assignment]
-    __ne__ = object.__ne__  # type: ignore[assignment]
-    __hash__ = object.__hash__  # type: ignore[assignment]
+    def __dir__(cls) -> list[str]:
+        return [name for name in type.__dir__(cls) if name not in _HIDDEN]
+
+
+class Field(metaclass=FieldType):
+    """Base of every ``CThostFtdc*Field`` class (not part of openctp's surface)."""
+
+    __slots__ = ("_v", "__dict__", "__weakref__")
+    _v: Sequence[Any]
 
     def __repr__(self) -> str:
         cls = type(self)
+        meta = _metadata_of(cls)
         shown = [
             f"{name}={value!r}"
-            for name, value, default in zip(cls.__annotations__, self, cls._defaults)
+            for name, value, default in zip(meta.names, self._v, meta.defaults)
             if value != default
         ]
         return f"<{cls.__module__}.{cls.__name__}{' ' if shown else ''}{' '.join(shown)}>"
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        state = self.__dict__
+        return (from_values, (type(self), tuple(self._v)), state or None)
 
-def _member(class_name: str, name: str, position: int, check: Check) -> property:
-    def set_member(self: list[Any], value: Any) -> None:
-        self[position] = check(value, class_name, name)
+    def __dir__(self) -> list[str]:
+        return [name for name in object.__dir__(self) if name not in _HIDDEN]
 
-    return property(operator.itemgetter(position), set_member)
+    @property
+    def thisown(self) -> bool:
+        """SWIG's ownership flag: ``True`` unless a program set it (it changes nothing here)."""
+        return bool(self.__dict__.get("thisown", True))
+
+    @thisown.setter
+    def thisown(self, value: Any) -> None:
+        self.__dict__["thisown"] = bool(value)
+
+    @staticmethod
+    def __swig_destroy__(obj: Any) -> None:
+        """SWIG's destructor: there is no C struct to free."""
+
+
+# Deleting __slots__ after the class is made keeps its layout and removes the name from dir().
+del Field.__slots__  # type: ignore[misc]
+
+
+def _setter(class_name: str, name: str, position: int, check: Check) -> Callable[[Any, Any], None]:
+    def set_member(self: Any, value: Any) -> None:
+        values = self._v
+        if type(values) is tuple:
+            values = self._v = list(values)
+        values[position] = check(value, class_name, name)
+
+    return set_member
+
+
+_getter_code: dict[int, CodeType] = {}
+
+
+def _getters(count: int) -> list[Callable[[Any], Any]]:
+    """One getter per position (``self._v[i]``) for one class.
+
+    Each class gets its own copies of the code objects, so that the interpreter's inline caches
+    of one class's getters are not shared with (and thrown out by) another class's.
+    """
+    getters = []
+    for position in range(count):
+        code = _getter_code.get(position)
+        if code is None:
+            namespace: dict[str, Any] = {}
+            exec(compile(f"def get(self):\n    return self._v[{position}]", "<ctpshim field member>", "exec"), namespace)
+            code = _getter_code.setdefault(position, namespace["get"].__code__)
+        getters.append(FunctionType(code.replace(), globals()))
+    return getters
+
+
+def _initialiser(defaults: tuple[Any, ...]) -> Callable[[Any], None]:
+    def __init__(self: Any) -> None:
+        self._v = defaults
+
+    return __init__
 
 
 class FieldFactory:
@@ -208,7 +315,7 @@ class FieldFactory:
 
     ``flavour`` is ``"mdapi"`` or ``"tdapi"``: the two modules have separate classes (as in
     openctp) which differ only in the empty single-char value and tdapi's bytes members.
-    Building all 502 classes up front would add about 50 ms to every import; a program uses a
+    Building all 502 classes up front would add some 20 ms to every import; a program uses a
     handful.  The lock makes sure two threads asking at once get the same class.
     """
 
@@ -246,58 +353,68 @@ class FieldFactory:
         namespace: dict[str, Any] = {"__module__": self.module_name, "__qualname__": class_name}
         annotations: dict[str, str] = {}
         values: list[Any] = []
-        for position, (member, typedef, kind, size) in enumerate(self.members[class_name]):
+        members = self.members[class_name]
+        getters = _getters(len(members))
+        for position, (member, typedef, kind, size) in enumerate(members):
             if f"{class_name}.{member}" in self.bytes_members:
                 kind = "bytes"
             key = (kind, size if kind in ("str", "bytes", "char") else 0)
             check = self.checks.get(key)
             if check is None:
                 check = self.checks[key] = _text_check(size) if kind == "str" else _bytes_check(size)
-            namespace[member] = _member(class_name, member, position, check)
+            namespace[member] = property(getters[position], _setter(class_name, member, position, check))
             annotations[member] = typedef
             values.append(self.defaults[kind])
+        defaults = tuple(values)
+        init = _initialiser(defaults)
+        init.__qualname__ = f"{class_name}.__init__"
+        namespace["__init__"] = init
+        # As in openctp's classes' own namespace (vars(cls)), for programs that walk it.
+        namespace["__repr__"] = Field.__repr__
+        namespace["thisown"] = Field.__dict__["thisown"]
+        namespace["__swig_destroy__"] = Field.__dict__["__swig_destroy__"]
         namespace["__annotations__"] = annotations
-        namespace["_defaults"] = values
-        namespace["_index"] = {member: position for position, member in enumerate(annotations)}
-        return type(class_name, (Field,), namespace)
+        cls = FieldType(class_name, (Field,), namespace)
+        _metadata[cls] = _Metadata(tuple(annotations), defaults)
+        return cls
 
 
 def member_names(cls: type) -> tuple[str, ...]:
     """The members of a field class, in header order."""
-    return tuple(cls.__annotations__)
-
-
-_new = list.__new__
-_extend = list.extend
-
-
-def from_values(cls: type, values: list[Any]) -> Any:
-    """Build a field object from ``values`` (every member, in order, trusted to be valid).
-
-    This is the tick path: no validation.
-    """
-    obj = _new(cls)
-    _extend(obj, values)
-    return obj
+    return _metadata_of(cls).names
 
 
 def member_index(cls: type) -> dict[str, int]:
     """Each member's position in a field class's values (see :func:`values_of`); do not modify."""
-    index: dict[str, int] = cls._index  # type: ignore[attr-defined]
-    return index
+    return _metadata_of(cls).index
 
 
 def default_values(cls: type) -> tuple[Any, ...]:
     """The values of a new object of field class ``cls``, in member order."""
-    return tuple(cls._defaults)  # type: ignore[attr-defined]
+    return _metadata_of(cls).defaults
 
 
-def maker(cls: type) -> Callable[[Any], Any]:
+_new = object.__new__
+
+
+def from_values(cls: type, values: Iterable[Any]) -> Any:
+    """Build a field object from ``values`` (every member, in order, trusted to be valid).
+
+    This is the tick path: no validation.  A tuple is kept as it is; anything else is copied
+    into one, so the caller may go on changing its list.
+    """
+    obj = _new(cls)
+    obj._v = tuple(values)
+    return obj
+
+
+def maker(cls: type) -> Callable[[Iterable[Any]], Any]:
     """``from_values`` for one class: ``make = maker(cls)`` once, then ``make(values)`` per object."""
+    _metadata_of(cls)
 
-    def make(values: Any, new: Callable[[type], Any] = _new, extend: Callable[..., None] = _extend, cls: type = cls) -> Any:
+    def make(values: Iterable[Any], new: Callable[[type], Any] = _new, cls: type = cls) -> Any:
         obj = new(cls)
-        extend(obj, values)
+        obj._v = tuple(values)
         return obj
 
     return make
@@ -305,7 +422,7 @@ def maker(cls: type) -> Callable[[Any], Any]:
 
 def values_of(obj: Any) -> tuple[Any, ...]:
     """Every member's value of field object ``obj``, in member order."""
-    return tuple(obj)
+    return tuple(obj._v)
 
 
 @lru_cache(maxsize=1)

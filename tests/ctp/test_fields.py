@@ -138,3 +138,164 @@ def test_members_are_listed_for_getmembers_style_dumps():
     tick = mdapi.CThostFtdcDepthMarketDataField()
     names = [n for n, _ in inspect.getmembers(tick) if n[0].isupper()]
     assert set(names) == {n for n in mdapi.CThostFtdcDepthMarketDataField.__annotations__ if n[0].isupper()}
+
+
+# -- a field is not a sequence: the members and methods of openctp's proxy objects, and no more --
+
+def field_classes(module):
+    return sorted(n for n in dir(module) if n.startswith("CThostFtdc") and n.endswith("Field"))
+
+
+@pytest.mark.parametrize("name", ["mdapi", "tdapi"])
+def test_every_class_lists_exactly_openctps_attributes(openctp, name):
+    theirs, ours = getattr(openctp, name), MODULES[name]
+    classes = field_classes(theirs)
+    assert len(classes) == 502
+    for class_name in classes:
+        their_cls, our_cls = getattr(theirs, class_name), getattr(ours, class_name)
+        assert dir(our_cls) == dir(their_cls), class_name
+        # The one exception: `this`, openctp's pointer to the C struct, which ctpshim has not.
+        assert dir(our_cls()) == [n for n in dir(their_cls()) if n != "this"], class_name
+        # A serialiser that walks the class's own namespace finds each member as a property.
+        members = list(their_cls.__annotations__)
+        assert all(isinstance(vars(our_cls)[m], property) for m in members), class_name
+        assert {n for n in vars(our_cls) if not n.startswith("__")} == set(members) | {"thisown"}, class_name
+
+
+def test_a_field_is_not_a_sequence_and_has_no_list_methods():
+    import collections.abc
+    import typing
+
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    for abc in (typing.Sequence, typing.Iterable, typing.Sized, typing.Container, collections.abc.MutableSequence):
+        assert not isinstance(tick, abc), abc
+    assert not isinstance(tick, (list, tuple))
+    for method in ("append", "extend", "sort", "clear", "index", "count", "insert", "pop", "remove", "reverse",
+                   "copy", "__len__", "__iter__", "__getitem__", "__setitem__", "__contains__", "_defaults", "_index"):
+        assert not hasattr(tick, method), method
+        assert method not in dir(type(tick)) and method not in dir(tick), method
+
+
+def test_sequence_operations_fail_as_in_openctp(openctp):
+    theirs = openctp.mdapi.CThostFtdcDepthMarketDataField()
+    ours = mdapi.CThostFtdcDepthMarketDataField()
+    other = mdapi.CThostFtdcDepthMarketDataField()
+    operations = {
+        "len": lambda f, g: len(f),
+        "iter": lambda f, g: iter(f),
+        "index": lambda f, g: f[0],
+        "less": lambda f, g: f < g,
+        "greater-equal": lambda f, g: f >= g,
+        "in": lambda f, g: 1 in f,
+        "add": lambda f, g: f + g,
+        "int": lambda f, g: int(f),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(TypeError) as their_error:
+            operation(theirs, openctp.mdapi.CThostFtdcDepthMarketDataField())
+        with pytest.raises(TypeError) as our_error:
+            operation(ours, other)
+        assert str(our_error.value) == str(their_error.value), name
+    assert ours == ours and ours != other and not (ours == 1)
+    assert hash(ours) == hash(ours) and hash(ours) != hash(other) and bool(ours)
+
+
+def test_swig_internals_thisown_and_destroy_behave_and_this_is_absent(openctp):
+    theirs, ours = openctp.mdapi.CThostFtdcRspInfoField(), mdapi.CThostFtdcRspInfoField()
+    assert ours.thisown is theirs.thisown is True
+    for value in (0, "x", None, 2, False, True):
+        theirs.thisown = ours.thisown = value
+        assert ours.thisown == theirs.thisown, value
+    assert mdapi.CThostFtdcRspInfoField.__swig_destroy__(ours) is None
+    with pytest.raises(AttributeError):
+        ours.this  # noqa: B018
+    with pytest.raises(AttributeError):
+        del ours.ErrorID
+    with pytest.raises(AttributeError):
+        del theirs.ErrorID
+
+
+def test_class_metadata_is_reachable_on_the_class_only():
+    from ctpshim.ctp import fields
+
+    cls = mdapi.CThostFtdcDepthMarketDataField
+    assert cls._index == fields.member_index(cls) and cls._index["TradingDay"] == 0
+    assert tuple(cls._defaults) == fields.default_values(cls)
+    assert fields.member_names(cls) == tuple(cls.__annotations__)
+    tick = cls()
+    with pytest.raises(AttributeError):
+        tick._index  # noqa: B018
+    with pytest.raises(AttributeError):
+        tick._defaults  # noqa: B018
+    assert isinstance(tick, fields.Field) and not isinstance(1, fields.Field)
+
+
+def test_from_values_maker_and_values_of_round_trip_without_aliasing():
+    from ctpshim.ctp import fields
+
+    cls = mdapi.CThostFtdcDepthMarketDataField
+    values = list(fields.default_values(cls))
+    index = fields.member_index(cls)
+    values[index["InstrumentID"]], values[index["LastPrice"]], values[index["Volume"]] = "rb2605", 3120.0, 7
+    tick = fields.from_values(cls, values)
+    made = fields.maker(cls)(tuple(values))
+    values[index["LastPrice"]] = 1.0  # the caller goes on using its list
+    for obj in (tick, made):
+        assert type(obj) is cls
+        assert (obj.InstrumentID, obj.LastPrice, obj.Volume) == ("rb2605", 3120.0, 7)
+        assert fields.values_of(obj)[index["LastPrice"]] == 3120.0 and len(fields.values_of(obj)) == 48
+    tick.LastPrice = 2.5
+    assert fields.values_of(tick)[index["LastPrice"]] == 2.5 and made.LastPrice == 3120.0
+    with pytest.raises(TypeError):
+        fields.maker(int)
+
+
+def test_copies_are_independent_of_ticks_and_of_assigned_objects():
+    from ctpshim.ctp import fields
+
+    cls = mdapi.CThostFtdcDepthMarketDataField
+    tick = fields.from_values(cls, fields.default_values(cls))
+    tick.note = {"seen": 1}
+    for copied in (copy.copy(tick), copy.deepcopy(tick), pickle.loads(pickle.dumps(tick))):
+        copied.LastPrice = 9.0
+        assert tick.LastPrice == 0.0 and copied.note == {"seen": 1}
+    tick.LastPrice = 5.0
+    copied = copy.copy(tick)
+    tick.LastPrice = 6.0
+    assert copied.LastPrice == 5.0
+    deep = copy.deepcopy(tick)
+    assert deep.note is not tick.note and deep.note == tick.note
+
+
+def test_a_program_can_subclass_a_field_class():
+    class Tick(mdapi.CThostFtdcDepthMarketDataField):
+        def mid(self):
+            return (self.BidPrice1 + self.AskPrice1) / 2
+
+    tick = Tick()
+    tick.BidPrice1, tick.AskPrice1 = 10.0, 12.0
+    assert tick.mid() == 11.0 and isinstance(tick, mdapi.CThostFtdcDepthMarketDataField)
+    with pytest.raises(TypeError):
+        tick.Volume = "5"
+    assert "BidPrice1=10.0" in repr(tick) and copy.copy(tick).AskPrice1 == 12.0 and type(copy.copy(tick)) is Tick
+
+
+# -- char[N] limits, from the spec --
+
+def test_char_limit_is_the_usable_bytes_of_each_char_array(openctp):
+    from ctpshim.ctp import fields
+
+    assert fields.char_limit("CThostFtdcFrontInfoField", "FrontAddr") == 100
+    assert fields.char_limit("CThostFtdcRspInfoField", "ErrorMsg") == 80
+    for class_name, member in [("CThostFtdcDepthMarketDataField", "InstrumentID"), ("CThostFtdcInstrumentField", "InstrumentName"),
+                               ("CThostFtdcReqUserLoginField", "UserProductInfo"), ("CThostFtdcSettlementInfoField", "Content")]:
+        their_cls = getattr(openctp.mdapi, class_name)
+        assert fields.char_limit(class_name, member) == char_array_size(their_cls, member) - 1, (class_name, member)
+    with pytest.raises(KeyError):
+        fields.char_limit("CThostFtdcNoSuchField", "X")
+    with pytest.raises(KeyError):
+        fields.char_limit("CThostFtdcRspInfoField", "NoSuchMember")
+    with pytest.raises(ValueError):
+        fields.char_limit("CThostFtdcRspInfoField", "ErrorID")  # an int
+    with pytest.raises(ValueError):
+        fields.char_limit("CThostFtdcInputOrderField", "Direction")  # a single char

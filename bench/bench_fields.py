@@ -1,0 +1,216 @@
+"""Field objects: building, reading and delivering CThostFtdcDepthMarketDataField ticks.
+
+    python bench/bench_fields.py [--runs R] [--ticks N] [--tree DIR]     # one tree
+    python bench/bench_fields.py --against DIR [--rounds R]              # this tree and DIR, alternating
+    python bench/bench_fields.py --against OLD --new NEW                 # two other checkouts
+
+Measures, each the median of R runs (nanoseconds per object unless said otherwise):
+  make        a tick from a list of its 48 values, as the adapters' tick paths make it (a list
+              subclass: ``list.__new__`` + ``list.extend`` inline; otherwise ``fields.maker``)
+  make-tuple  the same from a tuple of values (the recording reader's rows)
+  from_values ``fields.from_values(cls, values)`` from a list
+  new         ``CThostFtdcDepthMarketDataField()``
+  read-5      reading InstrumentID, LastPrice, Volume, BidPrice1 and AskPrice1 of one tick
+  set-5       a new CThostFtdcInputOrderField and five validated assignments (user code)
+  bytes/tick  memory held per live tick, 10,000 ticks made from value lists (tracemalloc)
+  deliver     ticks/s from sim://?speed=max through the facade to a no-op OnRtnDepthMarketData
+              (from Init() to the N-th tick: connecting, login and subscription included)
+
+``--against DIR`` runs this script once per tree per round, alternating the trees (and which goes
+first) so that both see the same machine load, and prints each tree's medians and new/old.
+``--tree DIR`` (see bench/trees.py) imports ctpshim from another checkout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import tree_option  # noqa: E402
+
+tree_option()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import timeit  # noqa: E402
+import tracemalloc  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+FRONT = "sim://?speed=max&start=2026-11-20T09:00&seed=1"
+MEASURES = ("make", "make-tuple", "from_values", "new", "read-5", "set-5", "bytes/tick", "deliver")
+
+
+def packaged() -> bool:
+    """Whether the tree has the package layout (``ctp/``, ``fronts/`` ...) or the flat one."""
+    import ctpshim
+
+    return (Path(ctpshim.__file__).parent / "ctp").is_dir()
+
+
+def fields_module() -> Any:
+    if packaged():
+        from ctpshim.ctp import fields
+    else:
+        from ctpshim import fields  # type: ignore[no-redef]
+    return fields
+
+
+def sample_values() -> list[Any]:
+    from ctpshim import mdapi
+
+    cls = mdapi.CThostFtdcDepthMarketDataField
+    tick = cls()
+    tick.InstrumentID, tick.ExchangeID, tick.TradingDay, tick.UpdateTime = "rb2605", "SHFE", "20261120", "09:00:01"
+    tick.LastPrice, tick.Volume, tick.BidPrice1, tick.AskPrice1 = 3120.0, 1520, 3119.0, 3121.0
+    return [getattr(tick, name) for name in cls.__annotations__]
+
+
+def per_call(stmt: str, namespace: dict[str, Any], number: int) -> float:
+    """Nanoseconds per execution of ``stmt``, loop overhead subtracted (best of 3 repeats)."""
+    timer = timeit.Timer(stmt, globals=namespace)
+    empty = timeit.Timer("pass", globals=namespace)
+    best = min(timer.repeat(3, number))
+    overhead = min(empty.repeat(3, number))
+    return (best - overhead) / number * 1e9
+
+
+def micro(number: int) -> dict[str, float]:
+    from ctpshim import mdapi
+
+    fields = fields_module()
+    cls = mdapi.CThostFtdcDepthMarketDataField
+    values = sample_values()
+    namespace: dict[str, Any] = {
+        "cls": cls, "values": values, "row": tuple(values), "fields": fields,
+        "order_cls": mdapi.CThostFtdcInputOrderField,
+    }
+    if issubclass(cls, list):
+        namespace.update(new=list.__new__, extend=list.extend)
+        make, make_tuple = "o = new(cls); extend(o, values)", "o = new(cls); extend(o, row)"
+    else:
+        namespace["make"] = fields.maker(cls)
+        make, make_tuple = "o = make(values)", "o = make(row)"
+    namespace["o"] = fields.from_values(cls, values)
+    results = {
+        "make": per_call(make, namespace, number),
+        "make-tuple": per_call(make_tuple, namespace, number),
+        "from_values": per_call("fields.from_values(cls, values)", namespace, number),
+        "new": per_call("cls()", namespace, number),
+        "read-5": per_call("o.InstrumentID; o.LastPrice; o.Volume; o.BidPrice1; o.AskPrice1", namespace, number),
+        "set-5": per_call(
+            "r = order_cls(); r.InstrumentID = 'rb2605'; r.Direction = '0'; r.LimitPrice = 3120.0; "
+            "r.VolumeTotalOriginal = 2; r.CombOffsetFlag = '0'", namespace, number // 4),
+    }
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keep = [fields.from_values(cls, values) for _ in range(10_000)]
+    results["bytes/tick"] = (tracemalloc.get_traced_memory()[0] - before) / len(keep)
+    tracemalloc.stop()
+    return results
+
+
+def deliver(ticks: int) -> float:
+    from ctpshim import mdapi
+
+    if packaged():
+        from ctpshim.fronts.registry import create_adapter
+    else:
+        from ctpshim.registry import create_adapter  # type: ignore[no-redef]
+    ids = [info.instrument_id for info in create_adapter(FRONT).instruments()]
+
+    class NoOp(mdapi.CThostFtdcMdSpi):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.count, self.done = 0, threading.Event()
+
+        def OnFrontConnected(self) -> None:
+            api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 0)
+
+        def OnRspUserLogin(self, *args: object) -> None:
+            api.SubscribeMarketData([i.encode() for i in ids], len(ids))
+
+        def OnRtnDepthMarketData(self, tick: object) -> None:
+            self.count += 1
+            if self.count == ticks:
+                self.done.set()
+
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("/tmp/ctpshim-bench-")
+    spi = NoOp()
+    api.RegisterSpi(spi)
+    api.RegisterFront(FRONT)
+    start = time.perf_counter()
+    api.Init()
+    if not spi.done.wait(300):
+        raise SystemExit(f"only {spi.count} of {ticks} ticks arrived in 300 s")
+    elapsed = time.perf_counter() - start
+    api.Release()
+    return ticks / elapsed
+
+
+def one_tree(runs: int, number: int, ticks: int, only: str | None = None) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in MEASURES}
+    for _ in range(runs):
+        if only != "deliver":
+            for name, value in micro(number).items():
+                samples[name].append(value)
+        if only != "micro":
+            samples["deliver"].append(deliver(ticks))
+    return {name: values for name, values in samples.items() if values}
+
+
+def alternate(other: str, this: str | None, rounds: int, number: int, ticks: int, only: str | None) -> None:
+    trees = {"new": this, "old": other}
+    samples: dict[str, dict[str, list[float]]] = {tree: {name: [] for name in MEASURES} for tree in trees}
+    for round_number in range(rounds):
+        order = list(trees) if round_number % 2 == 0 else list(trees)[::-1]
+        for tree in order:
+            command = [sys.executable, __file__, "--json", "--runs", "1", "--number", str(number), "--ticks", str(ticks)]
+            if only:
+                command += ["--only", only]
+            if trees[tree]:
+                command += ["--tree", trees[tree]]  # type: ignore[list-item]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            for name, values in json.loads(output).items():
+                samples[tree][name] += values
+    print(f"python {sys.version.split()[0]}; {rounds} alternating rounds; old = {other}; new = {this or 'this tree'}; "
+          f"micro: {number:,} loops, best of 3; deliver: {ticks:,} ticks")
+    print(f"{'':<12} {'old':>12} {'new':>12} {'new/old':>8}")
+    for name in MEASURES:
+        if not samples["old"][name]:
+            continue
+        old, new = statistics.median(samples["old"][name]), statistics.median(samples["new"][name])
+        unit = "ticks/s" if name == "deliver" else ("B" if name == "bytes/tick" else "ns")
+        print(f"{name:<12} {old:>12,.1f} {new:>12,.1f} {new / old:>8.3f}  {unit}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per measure (one tree)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (--against)")
+    parser.add_argument("--number", type=int, default=200_000, help="loops per micro measure")
+    parser.add_argument("--ticks", type=int, default=300_000, help="ticks per delivery run")
+    parser.add_argument("--against", metavar="DIR", help="alternate runs of this tree and the checkout at DIR")
+    parser.add_argument("--new", metavar="DIR", help="with --against: the new tree (default: this one)")
+    parser.add_argument("--tree", help="run on the ctpshim checkout at DIR (see bench/trees.py)")
+    parser.add_argument("--only", choices=("micro", "deliver"), help="only the micro measures, or only delivery")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.against:
+        alternate(args.against, args.new, args.rounds, args.number, args.ticks, args.only)
+        return
+    samples = one_tree(args.runs, args.number, args.ticks, args.only)
+    if args.json:
+        print(json.dumps(samples))
+        return
+    for name in samples:
+        print(f"{name:<12} {statistics.median(samples[name]):>12,.1f}   (runs: "
+              + ", ".join(f"{v:,.1f}" for v in samples[name]) + ")")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Iterator
 
 from ...ctp import clock
@@ -23,7 +23,7 @@ from ...errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavaila
 from ...messages import listing
 from ...runtime.io_loop import wait_at_most
 from ..base import Adapter, Capabilities
-from .model import Contract, Round
+from .model import Contract, Rounds, Stamps
 from .planning import MARKET_END, MarketClock, Openings
 from .settings import SETTINGS, check_front, listing_problem, starting_price
 
@@ -47,7 +47,7 @@ class Block:
 
     __slots__ = ("work", "size", "_made", "_lock")
 
-    def __init__(self, work: list[tuple[Contract, list[Round] | None]], size: int) -> None:
+    def __init__(self, work: list[tuple[Contract, Rounds | None]], size: int) -> None:
         self.work = work
         self.size = size
         self._made: list[list[Any]] | None = None
@@ -219,19 +219,43 @@ class SimAdapter(Adapter):
             market.next = min(market.align(min(openings.closed_until for _, openings in active)), MARKET_END)
             return []
         count = max(1, min(count, math.ceil((horizon - when) / step)))
-        times = [when + step * k for k in range(count)]
         market.next = when + step * count
-        shared: dict[str, list[Round]] = {}
-        work: list[tuple[Contract, list[Round] | None]] = []
+        shared: dict[str, Rounds] = {}
+        work: list[tuple[Contract, Rounds | None]] = []
         for contract in trading:
             # Exchanges share their stamps unless the date convention treats them differently.
             key = contract.exchange if self.stamper.convention == "exchange" else ""
             rounds = shared.get(key)
             if rounds is None:
-                rounds = shared[key] = [self._stamp(moment, contract.exchange) for moment in times]
+                rounds = shared[key] = self._rounds(when, count, contract.exchange)
             work.append((contract, rounds))
         return Block(work, count * len(work))
 
-    def _stamp(self, moment: datetime, exchange_id: str) -> Round:
-        trading, action, update_time, true_day = self.stamper.stamps(moment, exchange_id)
-        return moment, (trading, action, [update_time, self.stamper.millisec(moment, exchange_id)]), true_day
+    def _rounds(self, when: datetime, count: int, exchange_id: str) -> Rounds:
+        """``count`` rounds from ``when``, one interval apart, stamped for ``exchange_id``.
+
+        The stamper is asked once per second of market time (its strings change no faster) and
+        once per distinct millisecond.
+        """
+        stamper = self.stamper
+        step_us = self.clock.step // timedelta(microseconds=1)
+        base = when.replace(microsecond=0)
+        first_us = when.microsecond
+        true_day = stamper.stamps(when, exchange_id)[3]
+        stamps: list[Stamps] = []
+        append = stamps.append
+        millis: dict[int, int] = {}
+        second = -1
+        moment = base
+        trading = action = update_time = ""
+        for k in range(count):
+            seconds, micro = divmod(first_us + k * step_us, 1_000_000)
+            if seconds != second:
+                second = seconds
+                moment = base + timedelta(seconds=seconds)
+                trading, action, update_time, _ = stamper.stamps(moment, exchange_id)
+            ms = millis.get(micro)
+            if ms is None:
+                ms = millis[micro] = stamper.millisec(moment.replace(microsecond=micro), exchange_id)
+            append((trading, action, [update_time, ms]))
+        return when, true_day, stamps

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...ctp.fields import maker
 from ...ctp.market_data import (
-    AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, Stamper, average_price, blank_values, depth_class, depth_index, make_tick,
+    AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, Stamper, average_price_rule, blank_values, depth_class, depth_index, make_tick,
 )
 from ...ctp.products import InstrumentInfo
 from .planning import DayPath, first_schedule
@@ -48,8 +48,11 @@ _SPREADS = [2 if x < 26 else 1 for x in range(256)]
 _UPTICK_KEY = [-spread - 1 for spread in _SPREADS]
 _KEY = [spread - 1 for spread in _SPREADS]
 
-# (at, (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]), trading day) per round
-Round = tuple[datetime, tuple[str, str, list[Any]], str]
+# What one round's ticks carry: (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]).
+Stamps = tuple[str, str, list[Any]]
+# Consecutive rounds of one run of a contract's schedule: the first one's market time, the
+# trading day they belong to, and each round's stamps.
+Rounds = tuple[datetime, str, list[Stamps]]
 
 
 def _draws(rnd: random.Random, count: int) -> bytes:
@@ -62,14 +65,20 @@ def _draws(rnd: random.Random, count: int) -> bytes:
 
 
 def _bridge(begin: int, end: int, steps: list[int], low: int, high: int) -> list[int]:
-    """A walk of ``len(steps)`` moves from ``begin`` that ends on ``end``, inside [low, high]."""
+    """A walk by ``steps`` (a list of its own, changed here) from ``begin`` that ends on ``end``,
+    inside [low, high]: the walk's miss is spread over the steps one tick at a time, evenly."""
     count = len(steps)
     if count == 0:
         return []
-    walk = list(itertools.accumulate(steps))
-    drift = end - begin - walk[-1]
-    path = [low if (p := begin + w + drift * i // count) < low else (high if p > high else p)
-            for i, w in enumerate(walk, 1)]
+    drift = end - begin - sum(steps)
+    if drift:
+        sign, size = (1, drift) if drift > 0 else (-1, -drift)
+        for j in range(1, size + 1):
+            steps[(j * count - 1) // size] += sign
+    steps[0] += begin
+    path = list(itertools.accumulate(steps))
+    if min(path) < low or max(path) > high:
+        path = [low if p < low else (high if p > high else p) for p in path]
     path[-1] = end
     return path
 
@@ -106,6 +115,7 @@ class Contract:
         interest = float(20_000 + int(rnd.random() * 200_000))
         self.values = blank_values(info.instrument_id, product.exchange)
         self.make = maker(depth_class())
+        self.average_rule = average_price_rule(product.exchange, product.multiplier, product.tick)
         self.lower = self.upper = self.base = 0
         self.grid: list[float] = []
         self.books: dict[int, list[Any]] = {}
@@ -125,7 +135,7 @@ class Contract:
         return round(steps * self.tick, self.decimals)
 
     def average(self, turnover: float, volume: int) -> float:
-        return average_price(self.exchange, turnover, volume, self.multiplier, self.tick)
+        return self.average_rule(turnover, volume)
 
     def _begin(self, day: DayPath) -> DayPath:
         self.lower, self.upper = day.lower, day.upper
@@ -290,72 +300,73 @@ class Contract:
             self.day = self._begin(self.day.following())
             self.index = -2
 
-    def run(self, rounds: list[Round]) -> list[Any]:
+    def run(self, rounds: Rounds) -> list[Any]:
         """Advance one snapshot interval per round and return the ticks.
 
-        ``rounds`` are consecutive rounds of one run of this contract's schedule.  This is the
-        tick path: the values come from the current segment's lists.
+        This is the tick path: each stretch of rounds inside one segment is a loop over that
+        segment's lists; the auction and the day's last round are set by ``fill``.
         """
         ticks: list[Any] = []
         append = ticks.append
         values = self.values
         make = self.make
-        first = rounds[0]
-        if first[2] != self.day.key:
-            self._roll(first[2])
+        first, trading_day, stamps = rounds
+        if trading_day != self.day.key:
+            self._roll(trading_day)
         day = self.day
-        index = day.schedule.index(first[0])
+        start = day.schedule.index(first)
         close = day.schedule.count - 1
-        books, book_of = self.books, self._book
         size = day.size
-        on_grid = self.exchange in AVERAGE_PRICE_ON_TICK_GRID
-        per_tick, tick, decimals = self.tick * self.multiplier, self.tick, self.decimals
-        number = offset = -1
-        lasts = keys = level_one = volumes = interests = []
-        worth = start_turnover = 0.0
-        start_volume = 0
-        book_key = -1
-        book: list[Any] = values[_BOOK]
-        held = values[_VOLUME]
-        for _at, (trading_day_member, action_day, clock), _trading_day in rounds:
+        books, book_of = self.books, self._book
+        average = self.average_rule
+        per_volume = self.exchange not in AVERAGE_PRICE_ON_TICK_GRID
+        count = len(stamps)
+        position = 0
+        while position < count:
+            index = start + position
             if index < 0 or index >= close:
                 self.fill(values, index)
-                book_key = number = -1
-                held = values[_VOLUME]
-            else:
-                if number < 0 or offset >= size:
-                    number, offset = index // size + 1, index % size
-                    lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = (
-                        self.segment_at(number))
-                key = keys[offset]
+                trading_day_member, action_day, clock = stamps[position]
+                values[_TRADING_DAY] = trading_day_member
+                values[_ACTION_DAY] = action_day
+                values[_CLOCK] = clock
+                append(make(values))
+                position += 1
+                continue
+            number, offset = index // size + 1, index % size
+            lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = self.segment_at(number)
+            stop = min(count, position + size - offset, close - start)
+            end = offset + stop - position
+            book_key = -1
+            book: list[Any] = values[_BOOK]
+            held = values[_VOLUME]
+            high, low = values[_HIGH], values[_LOW]
+            for (trading_day_member, action_day, clock), last, key, one, volume, interest in zip(
+                    stamps[position:stop], lasts[offset:end], keys[offset:end], level_one[offset:end],
+                    volumes[offset:end], interests[offset:end]):
                 if key != book_key:
                     book_key = key
                     book = books.get(key) or book_of(key)
                     values[_BOOK] = book
                 if book[1]:
-                    values[_BID_VOLUME1] = level_one[offset]
-                last = lasts[offset]
+                    values[_BID_VOLUME1] = one
                 values[_LAST] = last
-                volume = volumes[offset]
                 if volume != held:  # no trade, no change to Volume, Turnover and AveragePrice
                     held = volume
                     turnover = start_turnover + (volume - start_volume) * worth
                     values[_VOLUME] = volume
                     values[_TURNOVER] = turnover
-                    # ctpshim.ctp.market_data.average_price, inlined: this is the tick path.
-                    values[_AVERAGE] = (round(round(turnover / volume / per_tick) * tick, decimals) if on_grid
-                                        else turnover / volume)
-                values[_INTEREST] = interests[offset]
-                if last > values[_HIGH]:
-                    values[_HIGH] = last
-                elif last < values[_LOW]:
-                    values[_LOW] = last
-                offset += 1
-            index += 1
-            if values[_ACTION_DAY] is not action_day:
-                values[_TRADING_DAY] = trading_day_member
-                values[_ACTION_DAY] = action_day
-            values[_CLOCK] = clock
-            append(make(values))
-        self.index = index - 1
+                    values[_AVERAGE] = turnover / volume if per_volume else average(turnover, volume)
+                values[_INTEREST] = interest
+                if last > high:
+                    high = values[_HIGH] = last
+                elif last < low:
+                    low = values[_LOW] = last
+                if values[_ACTION_DAY] is not action_day:
+                    values[_TRADING_DAY] = trading_day_member
+                    values[_ACTION_DAY] = action_day
+                values[_CLOCK] = clock
+                append(make(values))
+            position = stop
+        self.index = start + count - 1
         return ticks

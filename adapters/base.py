@@ -78,6 +78,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import functools
 import importlib
 import logging
@@ -252,9 +253,10 @@ class Adapter(abc.ABC):
     async def _owed_first(self, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """``inner``'s batches, with the owed snapshots delivered first and while it waits.
 
-        ``inner`` runs in this generator's task while its next batch is ready at once (the speed
-        path: nothing more than a call); only when it has to wait does the rest of that step move
-        to a task of its own, so that an owed snapshot can go out meanwhile.
+        ``inner`` runs in this generator's task while its next batch is ready at once or after
+        bare yields (``asyncio.sleep(0)``): the speed path, a call per batch; only when it waits on
+        something does the rest of that step move to a task of its own, so that an owed snapshot
+        can go out meanwhile.
         """
         self._owed_pump = True
         owed = self.__dict__.setdefault("_owed", collections.deque())
@@ -270,6 +272,9 @@ class Adapter(abc.ABC):
                     step = inner.__anext__().__await__()
                     try:
                         waiting_on = step.send(None)
+                        while waiting_on is None and not owed:  # a bare yield (sleep(0)): one loop turn
+                            await _one_turn(step)
+                            waiting_on = step.send(None)
                     except StopIteration as ready:
                         batch = ready.value
                     except StopAsyncIteration:
@@ -277,6 +282,8 @@ class Adapter(abc.ABC):
                     else:
                         pending = loop.create_task(_finish(step, waiting_on))
                 if batch is _NOTHING:
+                    if owed:  # owed while the adapter had its turns
+                        continue
                     wake = self._owed_wake = loop.create_future()
                     if pending is not None:
                         pending.add_done_callback(functools.partial(_set_if_pending, wake))
@@ -304,6 +311,16 @@ class Adapter(abc.ABC):
 
 
 _NOTHING = object()
+
+
+async def _one_turn(step: Any) -> None:
+    """Let the loop run once for ``step``, which yielded bare; a cancellation meanwhile goes into it."""
+    try:
+        await asyncio.sleep(0)
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            step.throw(exc)
+        raise
 
 
 def _set_if_pending(wake: "asyncio.Future[None]", _: Any) -> None:

@@ -190,6 +190,40 @@ def test_closing_the_ticks_iterator_closes_the_adapters_own_and_errors_pass_thro
     asyncio.run(scenario())
 
 
+class _Spinning(_Scripted):
+    """Gives the loop a turn (asyncio.sleep(0)) again and again, yielding nothing until told to."""
+
+    async def ticks(self) -> AsyncIterator[Any]:
+        try:
+            while self.queue.empty():
+                await asyncio.sleep(0)
+            yield self.queue.get_nowait()
+        finally:
+            self.closed = True
+
+
+def test_an_adapter_that_only_gives_the_loop_turns_still_gets_owed_snapshots_out_and_can_be_cancelled() -> None:
+    async def scenario() -> None:
+        adapter = _Spinning.from_url("scripted-base://")
+        iterator = adapter.ticks()
+        waiting = asyncio.ensure_future(iterator.__anext__())
+        await asyncio.sleep(0.01)
+        adapter.owe_snapshot([_tick("cu2612")])
+        assert [t.InstrumentID for t in await asyncio.wait_for(waiting, 5)] == ["cu2612"]
+        adapter.queue.put_nowait([_tick("rb2701")])
+        assert await _next(iterator) == ["rb2701"]
+
+        spinning = _Spinning.from_url("scripted-base://")
+        iterator = spinning.ticks()
+        waiting = asyncio.ensure_future(iterator.__anext__())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        await asyncio.wait([waiting])
+        assert waiting.cancelled() and spinning.closed
+
+    asyncio.run(scenario())
+
+
 def test_unknown_ids_are_warned_about_once_per_front_also_across_reconnects(caplog: pytest.LogCaptureFixture) -> None:
     first = _Scripted.from_url("scripted-base://")
     with caplog.at_level(logging.WARNING, logger="ctpshim.adapters"):

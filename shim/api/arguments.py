@@ -8,6 +8,7 @@ where the docstring says so.
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 from typing import Any, Callable
 
 from ..ctp.fields import Field, c_text, char_limit
@@ -97,6 +98,7 @@ def instrument_ids(ids: Any, count: Any, method: str) -> list[str]:
     return result
 
 
+@lru_cache(maxsize=1)
 def instrument_id_limit() -> int:
     """How many bytes an instrument ID may have: ``CThostFtdcSpecificInstrumentField.InstrumentID``."""
     return char_limit("CThostFtdcSpecificInstrumentField", "InstrumentID")

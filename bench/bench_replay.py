@@ -1,13 +1,17 @@
 """Replay, recording and CSV import throughput, with the same-run baselines.
 
-    python bench/bench_replay.py [--ticks N] [--runs R]
+    python bench/bench_replay.py [--ticks N] [--runs R] [--tree DIR] [--compare DIR]
 
-1. A synthetic multi-instrument day of N ticks (default 5,000,000; sim://, 12 contracts) is made
-   once and cached in the system temp folder (48 contracts, one trading day).
-2. Replay: in a fresh process per run, replay://DAY?speed=max&rebase=none into a no-op
-   OnRtnDepthMarketData through the facade: ticks/s, time from Init() to the first tick, and
-   peak memory (max RSS) above the process's own size before RegisterFront() opened the file (the
-   "empty process", with the modules replay loads already imported).
+``--tree DIR`` runs everything on the checkout at DIR (see trees.py); ``--compare DIR`` alternates
+each replay run between this checkout and DIR and prints both (old against new on one machine).
+
+1. A synthetic multi-instrument day of N ticks (default 5,000,000; sim://, 48 contracts, one
+   trading day) is made once and cached in the system temp folder.
+2. Replay: in a fresh process per run, replay://DAY?speed=max&rebase=none (and rebase=now, the
+   default, which stamps every tick as it is delivered) into a no-op OnRtnDepthMarketData through
+   the facade: ticks/s, time from Init() to the first tick, and peak memory (max RSS) above the
+   process's own size before RegisterFront() opened the file (the "empty process", with the
+   modules replay loads already imported).
 3. Recording: `record` from sim://?speed=max (12 contracts) for 1,000,000 ticks: ticks/s while
    recording, and including the final archiving at stop; next to sim:// delivered to a no-op
    handler in the same run (the source's own rate, the ceiling for any recorder).
@@ -27,25 +31,34 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import trees  # noqa: E402
+
+trees.tree_option()  # before anything imports ctpshim
 FRONT = "sim://?speed=max&start=2026-11-20T09:00&seed=5"
-IDS = ["rb2605", "au2606", "cu2607", "sc2603", "m2605", "i2605", "TA605", "SR605", "IF2612", "T2603", "si2605", "lc2605"]
+# Contracts listed on 2026-11-20, the trading day the sim plays (it refuses expired ones).
+IDS = ["rb2701", "au2701", "cu2701", "sc2701", "m2701", "i2701", "TA701", "SR703", "IF2612", "T2703", "si2701", "lc2701"]
 # The synthetic day: 48 contracts, a snapshot every 50 ms of market time, around the clock from
 # 09:00, so 5 million ticks fit in one trading day (about 1.5 hours of market time).
-DAY_IDS = IDS + ["ag2606", "al2605", "zn2605", "ni2605", "sn2605", "ss2605", "hc2605", "fu2605", "bu2606", "ru2605",
-                 "sp2605", "lu2605", "nr2605", "bc2605", "a2605", "b2605", "y2605", "p2605", "c2605", "cs2605",
-                 "jd2605", "l2605", "v2605", "pp2605", "eg2605", "j2605", "jm2605", "CF605", "MA605", "FG605",
-                 "SA605", "OI605", "RM605", "IH2612", "IC2612", "IM2612"]
+DAY_IDS = IDS + ["ag2701", "al2701", "zn2701", "ni2701", "sn2701", "ss2701", "hc2701", "fu2701", "bu2701", "ru2703",
+                 "sp2701", "lu2701", "nr2701", "bc2701", "a2703", "b2701", "y2701", "p2701", "c2703", "cs2703",
+                 "jd2701", "l2701", "v2701", "pp2701", "eg2701", "j2701", "jm2701", "CF703", "MA701", "FG701",
+                 "SA701", "OI703", "RM703", "IH2612", "IC2612", "IM2612"]
 DAY_FRONT = "sim://?speed=max&start=2026-11-20T09:00&seed=5&hours=always&interval=0.05"
 
 CHILD = r"""
 import json, sys, threading, time
+sys.path.insert(0, sys.argv[4])
+import trees
+if sys.argv[3]:
+    trees.use_tree(sys.argv[3])
 def high_water_mb():
     # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec on Linux)
     for line in open('/proc/self/status'):
         if line.startswith('VmHWM:'):
             return int(line.split()[1]) / 1024
 from ctpshim import mdapi
-target, path = int(sys.argv[1]), sys.argv[2]
+target, path, rebase = int(sys.argv[1]), sys.argv[2], sys.argv[5]
 class Spi(mdapi.CThostFtdcMdSpi):
     def __init__(self, api):
         super().__init__(); self.api = api; self.count = 0; self.first = None; self.done = threading.Event()
@@ -63,7 +76,7 @@ class Spi(mdapi.CThostFtdcMdSpi):
 import ctpshim.recording, ctpshim.adapters.replay, pyarrow.parquet  # what replay loads, counted in the empty size
 empty = high_water_mb()  # before the file is opened: its parsed footer counts as replay's memory
 api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi('/tmp/ctpshim-bench-replay-')
-spi = Spi(api); api.RegisterSpi(spi); api.RegisterFront('replay://' + path + '?speed=max&rebase=none')
+spi = Spi(api); api.RegisterSpi(spi); api.RegisterFront('replay://' + path + '?speed=max&rebase=' + rebase)
 start = time.perf_counter(); api.Init()
 if not spi.done.wait(600): raise SystemExit('only %%d ticks' %% spi.count)
 end = time.perf_counter(); api.Release()
@@ -75,7 +88,7 @@ print(json.dumps({"rate": target / (end - start), "first": spi.first - start, "e
 def synthetic_day(ticks: int) -> Path:
     from ctpshim.recording import ARCHIVE_ROW_GROUP
 
-    folder = Path(tempfile.gettempdir()) / f"ctpshim-bench-day-{ticks}-g{ARCHIVE_ROW_GROUP}"
+    folder = Path(tempfile.gettempdir()) / f"ctpshim-bench-day-{ticks}-g{ARCHIVE_ROW_GROUP}-listed"
     done = folder / "20261120.parquet"
     if done.exists():
         return done
@@ -91,9 +104,9 @@ def synthetic_day(ticks: int) -> Path:
     return done
 
 
-def replay_run(day: Path, ticks: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(ticks), str(day)], capture_output=True, text=True,
-                            timeout=900)
+def replay_run(day: Path, ticks: int, tree: str = "", rebase: str = "none") -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, str(ticks), str(day), tree, str(HERE), rebase],
+                            capture_output=True, text=True, timeout=900)
     if result.returncode:
         raise SystemExit(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -151,15 +164,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=5_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tree", help="run on the checkout at DIR (see trees.py)")
+    parser.add_argument("--compare", metavar="DIR", help="alternate each replay run with the checkout at DIR")
+    parser.add_argument("--replay-only", action="store_true", help="skip recording and CSV import")
     args = parser.parse_args()
     day = synthetic_day(args.ticks)
     size_mb = day.stat().st_size / 2**20
     print(f"day: {args.ticks:,} ticks of {len(DAY_IDS)} contracts, {size_mb:.0f} MB on disk; median of {args.runs} runs")
-    replays = [replay_run(day, args.ticks) for _ in range(args.runs)]
-    print(f"replay speed=max -> no-op handler   {statistics.median(r['rate'] for r in replays):>12,.0f} ticks/s")
-    print(f"  time to first tick                {statistics.median(r['first'] for r in replays) * 1000:>12,.0f} ms")
-    print(f"  peak memory above the empty process {statistics.median(r['extra_mb'] for r in replays):>10,.0f} MB "
-          f"(empty process: {statistics.median(r['empty_mb'] for r in replays):,.0f} MB)")
+    trees_run = {"": args.tree or ""}
+    if args.compare:
+        trees_run = {"this checkout: ": args.tree or "", f"{args.compare}: ": args.compare}
+    for rebase in ("none", "now"):
+        runs: dict[str, list[dict]] = {label: [] for label in trees_run}
+        for _ in range(args.runs):  # alternating: each round runs every tree once
+            for label, tree in trees_run.items():
+                runs[label].append(replay_run(day, args.ticks, tree, rebase))
+        for label, replays in runs.items():
+            each = ", ".join(f"{r['rate']:,.0f}" for r in replays)
+            print(f"{label}replay speed=max rebase={rebase} -> no-op handler "
+                  f"{statistics.median(r['rate'] for r in replays):>12,.0f} ticks/s (runs: {each})")
+            print(f"  time to first tick                {statistics.median(r['first'] for r in replays) * 1000:>12,.0f} ms")
+            print(f"  peak memory above the empty process {statistics.median(r['extra_mb'] for r in replays):>10,.0f} MB "
+                  f"(empty process: {statistics.median(r['empty_mb'] for r in replays):,.0f} MB)")
+    if args.replay_only:
+        return
     sources = [source_rate(1_000_000) for _ in range(args.runs)]
     records = [record_rate(1_000_000) for _ in range(args.runs)]
     print(f"sim:// -> no-op handler (baseline)  {statistics.median(sources):>12,.0f} ticks/s")

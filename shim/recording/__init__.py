@@ -36,7 +36,7 @@ It imports from the CTP domain (the field spec and value rules) and from no runt
 from __future__ import annotations
 
 from .archive import ARCHIVE_OPTIONS, ARCHIVE_ROW_GROUP, archive_day, write_archive
-from .readers import DECODE_ROWS, check_file, count_ticks, instruments_in, os_error, read_batches, read_tables
+from .readers import DECODE_ROWS, check_file, instruments_in, os_error, read_batches, read_tables
 from .rows import NOTHING_SHARED, VARIES, TickRows, constant_values, merge_in_time
 from .schema import (
     ARCHIVE_SUFFIX, CHECKSUM_KEY, EXCHANGE_TIME, LIVE_SUFFIX, RECEIVE_TIME, RECORDING_SUFFIXES, SCHEMA, TICK_COLUMNS,
@@ -51,7 +51,7 @@ __all__ = [
     "FLUSH_INTERVAL", "GAP_SECONDS", "LIVE_SUFFIX", "NOTHING_SHARED", "RECEIVE_TIME", "RECORDING_SUFFIXES", "SCHEMA",
     "TICK_COLUMNS", "VARIES", "WRITE_CHUNK", "BadValueError", "DayFiles", "LiveWriter", "RecordingError", "TickRows",
     "archive_day", "bad_rows", "batch_checksum", "check_columns", "check_day", "check_file", "constant_values",
-    "count_ticks", "describe", "in_exchange_time_order", "instruments_in", "merge_in_time", "os_error",
+    "describe", "in_exchange_time_order", "instruments_in", "merge_in_time", "os_error",
     "read_batches", "read_tables", "recording_days", "table_from_ticks", "table_from_values", "tick_values", "verify",
     "write_archive",
 ]

@@ -201,8 +201,7 @@ def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.Parqu
     # lacks would raise a bare KeyError.
     _check_schema(path, footer.schema.to_arrow_schema())
     try:
-        # Page checksums (written since they were added) are verified as each page is read;
-        # pages of older archives have none and read as before.
+        # Page checksums are verified as each page is read; a page written without one is read unchecked.
         return pq.ParquetFile(path, metadata=footer, read_dictionary=dictionaries, page_checksum_verification=True)
     except Exception as exc:  # noqa: BLE001 - as above
         raise RecordingError(f"{path}: cannot be read as Parquet ({_reason(exc)})") from None
@@ -211,15 +210,14 @@ def _open_archive(path: Path, dictionaries: list[str] | None = None) -> pq.Parqu
 @functools.lru_cache(maxsize=4)
 def _footer(path: str, size: int, modified_ns: int) -> pq.FileMetaData:
     # The parsed footer of an archive holds a row of metadata per column per row group (0.3 MB
-    # per million ticks with ARCHIVE_ROW_GROUP, 2.8 MB with older 16k-row groups); replay opens
-    # the file up to three times at once (the check, the instrument scan, the player), so they
-    # share one.  Keyed on size and mtime: a file that was
-    # rewritten is parsed again.
+    # per million ticks with ARCHIVE_ROW_GROUP, 2.8 MB with 16k-row groups); several readers of
+    # one file at once (replay's check, survey and player) share one.  Keyed on size and mtime: a
+    # file that was rewritten is parsed again.
     return pq.read_metadata(path)
 
 
 def _group_offset(parquet: pq.ParquetFile, group: int) -> int:
-    first = parquet.metadata.row_group(group).column(0)  # (its file_offset is always 0 now)
+    first = parquet.metadata.row_group(group).column(0)  # (not its file_offset: writers leave it 0)
     return first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
 
 
@@ -296,14 +294,6 @@ def read_batches(path: str | os.PathLike[str], columns: list[str] | None = None,
     """The ticks of one recording file in record batches (those of :func:`read_tables`), streamed."""
     for table in read_tables(path, columns, damage=damage):
         yield from table.to_batches()
-
-
-def count_ticks(path: str | os.PathLike[str]) -> int:
-    """How many ticks a recording file holds (from the footer for an archive)."""
-    path = Path(path)
-    if path.suffix == ARCHIVE_SUFFIX:
-        return _open_archive(path).metadata.num_rows
-    return sum(batch.num_rows for batch in read_batches(path, ["TradingDay"]))
 
 
 def instruments_in(path: str | os.PathLike[str]) -> set[str]:

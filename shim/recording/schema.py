@@ -177,7 +177,8 @@ def check_day(day: str, what: str) -> str:
     return day
 
 
-CHECKSUM_KEY = "ctpshim.crc32"  # a live batch's custom metadata: the CRC-32 of its buffers (older files have none)
+# A live batch's custom metadata: the CRC-32 of its buffers (a batch without one is read unchecked).
+CHECKSUM_KEY = "ctpshim.crc32"
 
 
 def batch_checksum(batch: pa.RecordBatch) -> int:

@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 from .. import mdapi
 from ..fronts import registry
-from ..ctp.fields import member_names
+from ..ctp.fields import member_names, values_of
 from ..ctp.market_data import DBL_MAX
-from ctpshim.messages import listing
+from ..messages import listing
 
 COLUMNS = ["Instrument", "Last", "Change", "Change %", "Bid", "Bid vol", "Ask", "Ask vol", "Volume",
            "Open interest", "Updated", "Ticks"]
@@ -115,7 +115,7 @@ def as_json(tick: Any) -> dict[str, Any]:
     numbers, text as text, absent values (DBL_MAX) as null."""
     names = member_names(type(tick))
     return {name: None if type(value) is float and (value >= DBL_MAX or not math.isfinite(value)) else value
-            for name, value in zip(names, tick)}
+            for name, value in zip(names, values_of(tick))}
 
 
 def document(spi: QuoteSpi, front: str) -> str:

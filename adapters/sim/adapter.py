@@ -37,21 +37,24 @@ class Block:
     """A block of rounds whose ticks are made when it is first iterated.
 
     ``work`` holds, per contract, its model and the rounds to run, or None for its current
-    snapshot; the ticks come round by round, contracts in ``work`` order.  The adapter yields
-    blocks in time order and each advances its contracts, so blocks must be made in that order,
-    once: the first iteration makes the ticks (under a lock, so two consumers' threads never
-    advance a contract at once) and later iterations give the same tick objects again.
-    Made on the thread that delivers them (see ``Adapter.ticks``): made on the IO thread instead,
-    each tick's objects would cross between the cores.
+    snapshot; the ticks come round by round, contracts in ``work`` order.  Each block advances
+    its contracts, so blocks are made once each, in the order the adapter made them, whoever
+    iterates them and on whatever thread: the first iteration makes this block and every earlier
+    one not made yet (under the adapter's lock), later iterations give the same tick objects
+    again.  A consumer that skips a block, or iterates a later one first, thus never changes
+    the ticks.  Made on the thread that delivers them (see ``Adapter.ticks``): made on the IO
+    thread instead, each tick's objects would cross between the cores.
     """
 
-    __slots__ = ("work", "size", "_made", "_lock")
+    __slots__ = ("work", "size", "previous", "_made", "_lock")
 
-    def __init__(self, work: list[tuple[Contract, Rounds | None]], size: int) -> None:
+    def __init__(self, work: list[tuple[Contract, Rounds | None]], size: int, previous: "Block | None",
+                 lock: threading.Lock) -> None:
         self.work = work
         self.size = size
+        self.previous = previous  # the block made before this one, until both are made
         self._made: list[list[Any]] | None = None
-        self._lock = threading.Lock()
+        self._lock = lock
 
     def __len__(self) -> int:
         return self.size
@@ -59,14 +62,27 @@ class Block:
     def __iter__(self) -> Iterator[Any]:
         made = self._made
         if made is None:
-            with self._lock:
-                made = self._made
-                if made is None:
-                    made = self._made = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
-                                         for contract, rounds in self.work]
+            made = self._make()
         if len(made) == 1:
             return iter(made[0])
         return itertools.chain.from_iterable(zip(*made))
+
+    def _make(self) -> list[list[Any]]:
+        with self._lock:
+            due: list[Block] = []
+            block: Block | None = self
+            while block is not None and block._made is None:
+                due.append(block)
+                block = block.previous
+            for block in reversed(due):
+                block.previous = None
+                try:
+                    block._made = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
+                                   for contract, rounds in block.work]
+                except BaseException:
+                    block._made = []  # a block that cannot be made gives no ticks, once
+                    raise
+            return self._made or []
 
 
 class SimAdapter(Adapter):
@@ -89,6 +105,8 @@ class SimAdapter(Adapter):
         self._active: dict[str, tuple[Contract, Openings]] = {}
         self._wake = asyncio.Event()
         self._sent = 0
+        self._making = threading.Lock()  # see Block
+        self._last: Block | None = None
 
     def market_now(self) -> datetime:
         """The simulated market's current time (never past the calendar's range)."""
@@ -146,7 +164,7 @@ class SimAdapter(Adapter):
             self.warn_unknown(unlisted, "not listed on this trading day, so unknown, as on a real front: "
                               + listing(unlisted.values(), 5))
         if subscribed:
-            self.owe_snapshot(Block([(contract, None) for contract in subscribed], len(subscribed)))
+            self.owe_snapshot(self._block([(contract, None) for contract in subscribed]))
         self._wake.set()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -229,7 +247,11 @@ class SimAdapter(Adapter):
             if rounds is None:
                 rounds = shared[key] = self._rounds(when, count, contract.exchange)
             work.append((contract, rounds))
-        return Block(work, count * len(work))
+        return self._block(work, count)
+
+    def _block(self, work: list[tuple[Contract, Rounds | None]], rounds: int = 1) -> Block:
+        block = self._last = Block(work, rounds * len(work), self._last, self._making)
+        return block
 
     def _rounds(self, when: datetime, count: int, exchange_id: str) -> Rounds:
         """``count`` rounds from ``when``, one interval apart, stamped for ``exchange_id``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import math
 from datetime import date, datetime, timedelta
 
@@ -247,3 +248,60 @@ def test_default_instruments_span_the_six_exchanges():
     exchanges = {info.exchange_id for info in adapter.instruments()}
     assert exchanges == {"SHFE", "INE", "DCE", "CZCE", "CFFEX", "GFEX"}
     assert all(math.isfinite(info.product.tick) for info in adapter.instruments())
+
+
+def batches(url: str, ids: list[str], count: int) -> list:
+    """The first ``count`` batches of ``ids``, none of them iterated."""
+    async def run():
+        adapter = create_adapter(url)
+        await adapter.connect()
+        await adapter.subscribe(ids)
+        taken: list = []
+        async for batch in adapter.ticks():
+            taken.append(batch)
+            if len(taken) >= count:
+                break
+        await adapter.close()
+        return taken
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+URL = "sim://?seed=11&speed=max&start=2026-11-20T10:14"
+IDS = ["rb2705", "au2706", "TA705"]
+
+
+def test_several_consumers_of_one_adapter_get_the_same_ticks_in_any_order():
+    expected = [[values(t) for t in batch] for batch in batches(URL, IDS, 40)]
+    # Every batch iterated twice gives the same tick objects; iterating the last batch first
+    # makes the earlier ones first, so what anyone sees is the ticks of the in-order run.
+    taken = batches(URL, IDS, 40)
+    last = list(taken[-1])
+    assert [values(t) for t in last] == expected[-1]
+    for batch, ticks in zip(taken, expected):
+        first, again = list(batch), list(batch)
+        assert [values(t) for t in first] == ticks
+        assert all(a is b for a, b in zip(first, again))
+
+
+def test_threads_racing_to_make_the_batches_make_each_once():
+    expected = [[values(t) for t in batch] for batch in batches(URL, IDS, 60)]
+    taken = batches(URL, IDS, 60)
+    seen: dict[int, list] = {}
+    start = threading.Barrier(4)
+
+    def consume(name: int, order: list) -> None:
+        start.wait(10)
+        seen[name] = [[t for t in taken[i]] for i in order]
+
+    orders = [list(range(60)), list(range(60)), list(reversed(range(60))), list(range(30, 60)) + list(range(30))]
+    threads = [threading.Thread(target=consume, args=(n, order)) for n, order in enumerate(orders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    for name, order in enumerate(orders):
+        got = dict(zip(order, seen[name]))
+        assert [[values(t) for t in got[i]] for i in range(60)] == expected
+        assert all(a is b for i in range(60) for a, b in zip(got[i], seen[0][i]))

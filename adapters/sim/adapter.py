@@ -67,6 +67,14 @@ class Block:
             return iter(made[0])
         return itertools.chain.from_iterable(zip(*made))
 
+    def latest(self) -> dict[str, Any]:
+        """The last tick of each contract in this block (making it if not made yet): for a
+        consumer that keeps the latest snapshot per instrument without looking at every tick."""
+        made = self._made
+        if made is None:
+            made = self._make()
+        return {contract.instrument_id: ticks[-1] for (contract, _), ticks in zip(self.work, made) if ticks}
+
     def _make(self) -> list[list[Any]]:
         with self._lock:
             due: list[Block] = []

@@ -305,3 +305,11 @@ def test_threads_racing_to_make_the_batches_make_each_once():
         got = dict(zip(order, seen[name]))
         assert [[values(t) for t in got[i]] for i in range(60)] == expected
         assert all(a is b for i in range(60) for a, b in zip(got[i], seen[0][i]))
+
+
+def test_a_block_names_the_last_tick_of_each_contract():
+    for batch in batches(URL, IDS, 5):
+        ticks = list(batch)
+        last = {t.InstrumentID: t for t in ticks}
+        assert batch.latest().keys() == last.keys()
+        assert all(batch.latest()[i] is last[i] for i in last)

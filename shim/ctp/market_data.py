@@ -148,6 +148,7 @@ class Stamper:
 
     Quotes of the stock exchanges (:data:`ctpshim.ctp.exchanges.STOCK_EXCHANGES`) have no night
     session: their TradingDay and ActionDay are the quote's calendar date under either convention.
+    Its cache is not locked: give each adapter (each thread that stamps) its own stamper.
     """
 
     __slots__ = ("convention", "_clock", "_time", "_days")

@@ -94,7 +94,10 @@ def parse_rate(pairs: list[tuple[str, str]], repeat: int, feed: str = "sina") ->
 
 
 def contracts(count: int) -> list[str]:
-    from ctpshim.ctp.products import PRODUCTS, format_instrument
+    try:
+        from ctpshim.ctp.products import PRODUCTS, format_instrument
+    except ModuleNotFoundError:  # a checkout from before the ctp/ package (--tree)
+        from ctpshim.products import PRODUCTS, format_instrument  # type: ignore[no-redef]
 
     ids = []
     for year in (2026, 2027):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 from ..errors import UpstreamUnavailable
 from ..ctp.fields import Field, default_values, from_values, load_spec, member_names, values_of
 from ..fronts.url import FrontURL
-from ..runtime.backends import Backend, BackendContext
+from ..runtime.backends import NOT_SENT, TRADING_DAY_BEFORE_LOGIN, Backend, BackendContext
 from .base import Adapter, Capabilities
 
 if TYPE_CHECKING:
@@ -224,12 +224,12 @@ class Bridge(Backend):
             api.Release()
 
     def trading_day(self) -> str:
-        day: str = self._call("GetTradingDay")
+        day: str = self._call("GetTradingDay", default=TRADING_DAY_BEFORE_LOGIN)
         return day
 
     def front_info(self, target: Any) -> None:
         info = self.real.CThostFtdcFrontInfoField()
-        self._call("GetFrontInfo", info)
+        self._call("GetFrontInfo", info, default=None)
         for member in member_names(type(target)):
             setattr(target, member, getattr(info, member))
 
@@ -248,9 +248,14 @@ class Bridge(Backend):
 
     # -- inside --------------------------------------------------------------------------------
 
-    def _call(self, method: str, *args: Any) -> Any:
-        """Forward ``method(*args)`` to the real API (field arguments converted)."""
-        return getattr(self.api, method)(*self._outgoing(args))
+    def _call(self, method: str, *args: Any, default: Any = NOT_SENT) -> Any:
+        """Forward ``method(*args)`` to the real API (field arguments converted); ``default`` when
+        it is not running (before ``start``, after ``close``: the CTP library would crash)."""
+        outgoing = self._outgoing(args)
+        with self._lock:  # Release waits for a call in flight
+            if self.api is None or self._closed:
+                return default
+            return getattr(self.api, method)(*outgoing)
 
     def _outgoing(self, args: tuple[Any, ...]) -> list[Any]:
         return [to_openctp(arg, self.real) if isinstance(arg, Field) else arg for arg in args]

@@ -186,6 +186,32 @@ def test_the_backend_is_chosen_by_the_schemes_pass_through(flow_dir, openctp, mo
     assert type(backends.open_backend(context("ssl://127.0.0.1:443"))) is tcp.Bridge
 
 
+def test_the_bridge_never_calls_a_real_api_that_is_not_running(flow_dir, openctp, monkeypatch):
+    # Another thread may call between Init choosing the bridge and starting it, or race Release:
+    # the CTP library would crash on a released API, so the bridge answers as if not connected.
+    stand_in = StandIn(openctp.mdapi, "mdapi")
+    monkeypatch.setattr(tcp, "load_openctp", lambda flavour: stand_in)
+    bridge = tcp.Bridge(backends.BackendContext(
+        name="t", flavour="mdapi", module=mdapi, dispatcher=Dispatcher("t-callbacks", "CThostFtdcMdSpi"),
+        flow_path=flow_dir, create_args=(), fronts=["tcp://127.0.0.1:10131"], name_servers=[], setup=[],
+    ))
+    login = mdapi.CThostFtdcReqUserLoginField()
+
+    def answers() -> tuple[Any, ...]:
+        info = tdapi.CThostFtdcFrontInfoField()
+        bridge.front_info(info)
+        return (bridge.request("ReqUserLogin", login, 1), bridge.subscribe("SubscribeMarketData", ["rb2701"]),
+                bridge.trading_day(), info.FrontAddr, bridge.connected)
+
+    assert answers() == (-1, -1, "19800100", "", False)
+    bridge.start()
+    assert bridge.request("ReqUserLogin", login, 2) == 0
+    bridge.close()
+    assert answers() == (-1, -1, "19800100", "", False)
+    names = [call[0] for call in stand_in.calls]
+    assert names.count("ReqUserLogin") == 1 and names[-1] == "Release"
+
+
 def test_a_backend_missing_a_hook_cannot_be_made():
     class Partial(backends.Backend):
         @property

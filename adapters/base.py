@@ -2,9 +2,10 @@
 
 An adapter turns one source (a simulated market, recorded days, an HTTP feed) into CTP
 depth-market-data snapshots.  It is deliberately small and knows nothing of CTP's callbacks,
-threads or retries: the market hub (:mod:`ctpshim.runtime`) opens one adapter per source for the
-whole process, counts subscriptions, reconnects and fans the ticks out; the sessions on it own the
-front lists, login state and failover.  The adapter runs on the IO thread's asyncio loop.
+threads or retries: the market hub (:mod:`ctpshim.runtime.hub`) runs the adapter, one per source
+per process, counts subscriptions, reconnects and fans the ticks out; the sessions
+(:mod:`ctpshim.runtime.session`) own the front lists, login state and failover.  The adapter runs
+on the IO thread's asyncio loop.
 
 :class:`Adapter` is an abstract base class.  A class that names its ``scheme`` and lacks a hook
 fails when it is defined; any other (an intermediate base, a stub) fails when it is registered
@@ -24,9 +25,10 @@ Must implement
     ``ticks()``                  async iterator of batches of ``CThostFtdcDepthMarketDataField``
                                  objects (from :func:`ctpshim.ctp.market_data.make_tick`), in time order.
                                  A batch is a list, or any object with ``len()`` whose iteration
-                                 builds the ticks: it is iterated off the IO thread, in order
-                                 (sim's blocks of rounds, replay's :class:`ctpshim.recording.TickRows`),
-                                 possibly by several consumers, so iterating it must not change it.
+                                 builds the ticks: it is iterated on a consuming thread (a
+                                 dispatcher's), never the IO thread, in order (sim's blocks of
+                                 rounds, replay's :class:`ctpshim.recording.TickRows`); with several
+                                 consumers the hub shares one iteration (each tick made once).
                                  An exception from that iteration ends that batch, logged.
 May implement (the base class has a default for each)
     ``settings``       the query keys it accepts, as :class:`ctpshim.fronts.url.Setting` values
@@ -50,12 +52,13 @@ May implement (the base class has a default for each)
     ``async damage()`` for ``ctpshim ping``, after a healthy ``probe()``: damage found in the data
                        the source keeps (a recording's files), one line each naming the file, the
                        part and its byte offset; an empty list when there is none.
-    ``carry``          a dict (``self.carry``) the hub keeps across the reconnects of one market:
-                       state kept there (a replay's position) lets a new connection go on where
-                       the last one stopped instead of starting again.
+    ``carry``          a dict (``self.carry``) the market (:mod:`ctpshim.runtime.hub`) keeps across
+                       the reconnects of one source for as long as any API object uses it: state
+                       kept there (a replay's position) lets a new connection go on where the last
+                       one stopped instead of starting again.
 
-``instruments()`` and ``trading_day()`` are called on the IO thread only; the session caches what
-they answer for the API objects.
+``instruments()`` and ``trading_day()`` are called on the IO thread only; the market caches what
+they answer for the sessions and the API objects.
 
 Done here, once, for every adapter
     Snapshots on subscribe: CTP sends an instrument's current snapshot before its ticks.  An
@@ -115,8 +118,11 @@ class Capabilities:
 
     ``deterministic``: the same address and settings give the same ticks, in the same order, every
     time (sim's seed, a recording); the conformance suite checks it.  ``pass_through``: not a
-    source but a real CTP front (``tcp://``) that the API drives through openctp-ctp; such a class
-    is a registry entry only and needs no hooks.
+    source but a real CTP front (``tcp://``): the scheme's class makes the API object's own
+    backend with a classmethod ``open_backend(context: ctpshim.runtime.backends.BackendContext)
+    -> ctpshim.runtime.backends.Backend`` (the openctp bridge), which
+    :func:`ctpshim.runtime.backends.open_backend` calls instead of attaching a session; its hooks
+    are never driven (they raise ``UpstreamUnavailable``).
     """
 
     depth_levels: int = 1
@@ -137,9 +143,9 @@ def verify_adapter_class(cls: Any, scheme: str = "") -> None:
     where = f" (scheme {scheme}://)" if scheme else ""
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise AdapterContractError(f"{name}{where} is not an adapter: subclass ctpshim.adapters.base.Adapter")
-    if cls.capabilities.pass_through:
-        return
     missing = missing_hooks(cls)
+    if cls.capabilities.pass_through and not callable(getattr(cls, "open_backend", None)):
+        missing.append("open_backend (capabilities.pass_through)")
     if missing:
         raise AdapterContractError(
             f"adapter {name}{where} does not implement {', '.join(missing)} "

@@ -17,7 +17,7 @@ import pytest
 from ctpshim.adapters._template import TemplateAdapter
 from ctpshim.adapters.base import Adapter, Capabilities, verify_adapter_class
 from ctpshim.ctp.market_data import blank_values, make_tick
-from ctpshim.errors import UpstreamDisconnected
+from ctpshim.errors import AdapterContractError, UpstreamDisconnected
 from ctpshim.testing import AdapterConformance, SilentAdapter
 
 
@@ -239,9 +239,18 @@ def test_unknown_ids_are_warned_about_once_per_front_also_across_reconnects(capl
     ]
 
 
-def test_a_pass_through_front_needs_no_hooks() -> None:
-    class Bridge(Adapter):
-        scheme = "bridge-test"
+def test_a_pass_through_front_must_make_its_own_backend() -> None:
+    with pytest.raises(AdapterContractError, match=r"does not implement open_backend \(capabilities.pass_through\)"):
+        class Bridgeless(SilentAdapter):
+            scheme = "bridgeless-test"
+            capabilities = Capabilities(pass_through=True)
+
+    class Bridged(SilentAdapter):
+        scheme = "bridged-test"
         capabilities = Capabilities(pass_through=True)
 
-    verify_adapter_class(Bridge)
+        @classmethod
+        def open_backend(cls, context: Any) -> Any:
+            return None
+
+    verify_adapter_class(Bridged)

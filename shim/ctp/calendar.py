@@ -1,4 +1,6 @@
-"""Trading days and China time: the one place that decides which trading day a moment belongs to.
+"""Trading days: the one place that decides which trading day a moment (China time) belongs to.
+
+The current moment comes from :mod:`ctpshim.ctp.clock`; this module only reads the moments it is given.
 
 Holidays come from the ``chinese-calendar`` package (statutory holidays, kept up to date by its
 maintainers).  Exchanges trade on weekdays that are not holidays (make-up working Saturdays are
@@ -20,7 +22,6 @@ import logging
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from . import clock
 from .clock import CHINA  # noqa: F401 - also importable from here
 
 # The night-session boundaries: from NIGHT_CUTOFF on, a calendar day's activity belongs to the next
@@ -36,11 +37,6 @@ LAST_DAY = date(2099, 12, 31)
 
 log = logging.getLogger("ctpshim.ctp.calendar")
 _warned_years: set[int] = set()
-
-
-def now_china() -> datetime:
-    """The current time in China from the installed clock: the same as :func:`ctpshim.ctp.clock.now`."""
-    return clock.now()
 
 
 def day_part(moment: datetime) -> int:

@@ -14,13 +14,11 @@ from ctpshim import mdapi
 from ctpshim.recording import LiveWriter, RecordingError
 
 
-# A recording makes some 200,000 tick objects a second, and young ones are alive in numbers
-# (sim:// makes a block's ticks before delivering them), though none is part of a reference
-# cycle.  With CPython's default threshold (a young collection every 700 new objects) the
-# collector walks many ticks before they die; with this one most die before any collection.
-# Measured with bench/bench_replay.py: 4-44% more ticks/s recording sim:// when the recorder
-# kept each tick until its chunk was written, 0-8% since it keeps only their values.
-# Set only while recording, in the recorder's own process.
+# A recording makes some 200,000 tick objects a second, and young ones are alive in numbers,
+# though none is part of a reference cycle.  With CPython's default threshold (a young collection
+# every 700 new objects) the collector walks many ticks before they die; with this one most die
+# before any collection (bench/bench_replay.py measures recording).  Set only while recording,
+# in the recorder's own process.
 RECORDING_GC_THRESHOLD = 50_000
 
 

@@ -16,10 +16,6 @@ import types
 import ctpshim
 from ctpshim import mdapi, tdapi
 
-ALIASES = ("openctp_ctp", "openctp_ctp.mdapi", "openctp_ctp.tdapi", "openctp_ctp.thostmduserapi",
-           "openctp_ctp.thosttraderapi", "thostmduserapi", "thosttraderapi")
-
-
 def install_aliases() -> None:
     """Point openctp-ctp's module names at ctpshim in ``sys.modules``."""
     package = types.ModuleType("openctp_ctp", "ctpshim standing in for openctp-ctp")

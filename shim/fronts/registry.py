@@ -60,12 +60,14 @@ def register_adapter(scheme: str, target: "str | type[Adapter]") -> None:
 
 
 def unregister_adapter(scheme: str) -> None:
+    """Forget a scheme registered with :func:`register_adapter` (built-ins stay)."""
     with _lock:
         _extra.pop(scheme.lower(), None)
         _loaded.pop(scheme.lower(), None)
 
 
 def known_schemes() -> list[str]:
+    """The built-in and registered schemes (entry points are not scanned for this)."""
     return sorted(set(BUILTIN) | set(_extra))
 
 

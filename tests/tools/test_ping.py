@@ -313,7 +313,7 @@ def test_tencent_ping_reads_stock_quotes_against_stock_hours(tencent, now, healt
 # -- one front's fault stays that front's; what was not checked is said ---------------------------
 
 class _FaultyFeed(SilentAdapter):
-    """A feed whose probe meets a value the code did not expect (as a Sina 'inf' once did)."""
+    """A feed whose probe meets a value the code did not expect (an infinite price)."""
 
     async def connect(self) -> None:
         return None

@@ -10,9 +10,9 @@ Measures, each in a fresh process per run, as the median of R runs:
               total ticks delivered per second (each program counts N ticks)
   replay-10   the same on the replay:// front
 Times run from the first Init() to the N-th tick of the last program, so they include connecting,
-login and subscribing.  ``--compare DIR`` runs every measurement on this checkout and on the one
-at DIR in alternating runs (this one first), and prints both medians and their ratio; ``--tree DIR``
-runs only on DIR (see bench/trees.py).  Before the hub, each API object had its own adapter:
+login and subscribing.  ``--compare DIR`` runs every measurement on this checkout (or the ``--tree``
+one) and on the one at DIR in alternating runs, and prints both medians and their ratio; ``--tree
+DIR`` alone runs only on DIR (see bench/trees.py).  Before the hub, each API object had its own adapter:
 ten programs meant ten upstreams doing the same work.
 """
 
@@ -53,7 +53,7 @@ def instrument_ids(front: str) -> list[str]:
     return [info.instrument_id for info in create_adapter(front).instruments()]
 
 
-def child(measure: str, ticks: int) -> float:
+def child(measure: str, ticks: int, cpu: bool = False) -> float:
     """One run in this process: total ticks delivered per second."""
     from ctpshim import mdapi
 
@@ -86,20 +86,21 @@ def child(measure: str, ticks: int) -> float:
         api.RegisterFront(front)
         apis.append(api)
         spis.append(spi)
-    start = time.perf_counter()
+    clock = time.process_time if cpu else time.perf_counter
+    start = clock()
     for api in apis:
         api.Init()
     for spi in spis:
         if not spi.done.wait(120):
             raise SystemExit(f"{measure}: only {spi.count} of {ticks} ticks arrived in 120 s")
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     for api in apis:
         api.Release()
     return programs * ticks / elapsed
 
 
-def run_child(measure: str, ticks: int, tree: str | None) -> float:
-    command = [sys.executable, str(HERE), "--child", measure, "--ticks", str(ticks)]
+def run_child(measure: str, ticks: int, tree: str | None, cpu: bool) -> float:
+    command = [sys.executable, str(HERE), "--child", measure, "--ticks", str(ticks)] + (["--cpu"] if cpu else [])
     if tree:
         command += ["--tree", tree]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -115,28 +116,32 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(MEASURES), action="append", help="only these (repeatable)")
     parser.add_argument("--compare", metavar="DIR", help="alternate runs with the checkout at DIR")
     parser.add_argument("--tree", help="run on the ctpshim checkout at DIR (see bench/trees.py)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="ticks per CPU second of the process (all threads) instead of per wall second: "
+                             "steadier on a machine that other work shares")
     parser.add_argument("--child", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.ticks)))
+        print(json.dumps(child(args.child, args.ticks, args.cpu)))
         return
     trees: list[str | None] = [args.tree]
     if args.compare:
-        trees = [None, args.compare]
+        trees = [args.tree, args.compare]
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
-          f"{args.ticks:,} ticks per program per run, median of {args.runs} alternating runs")
+          f"{args.ticks:,} ticks per program per run, median of {args.runs} alternating runs"
+          + (", CPU time" if args.cpu else ""))
     for measure in MEASURES:
         if args.only and measure not in args.only:
             continue
         rates: dict[str | None, list[float]] = {tree: [] for tree in trees}
         for _ in range(args.runs):
             for tree in trees:
-                rates[tree].append(run_child(measure, args.ticks, tree))
+                rates[tree].append(run_child(measure, args.ticks, tree, args.cpu))
         medians = {tree: statistics.median(values) for tree, values in rates.items()}
         line = f"{measure:<10}" + "".join(
             f"  {tree or 'this tree'}: {medians[tree]:>10,.0f} ticks/s" for tree in trees)
         if args.compare:
-            line += f"  (this/other {medians[None] / medians[args.compare]:.2f})"
+            line += f"  (ratio {medians[trees[0]] / medians[args.compare]:.2f})"
         print(line + "   runs: " + "; ".join(
             f"{tree or 'this'}: " + ", ".join(f"{r:,.0f}" for r in values) for tree, values in rates.items()))
         sys.stdout.flush()

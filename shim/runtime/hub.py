@@ -12,9 +12,10 @@ simulated trader's matcher, a front server's clients, a recorder.  The market
 * counts each instrument's subscribers: the adapter is asked for an instrument when its first
   sink wants it and told to drop it when the last one leaves; a later sink gets the market's
   latest tick of it at once.  The latest tick is recorded where ticks are made: at once for a
-  batch that is a list, as the consuming thread makes them for a lazy batch (so a sink that
-  subscribes while the only tick of an instrument waits unmade in another sink's queue gets
-  that instrument's next tick instead);
+  batch that is a list; for a lazy batch, as the consuming thread makes them, and only while
+  two or more sinks that want ticks are attached (a lone program is the speed path).  So a sink
+  whose instrument has no recorded tick yet (the only one waits unmade in another sink's queue,
+  or the market had a single user until now) gets that instrument's next tick instead;
 * hands each batch to every sink that wants some of it, with that sink's policy.  A lazy batch
   (made when iterated, on the consuming thread) handed to several sinks is shared
   (:class:`~ctpshim.runtime.sinks.SharedBatch`) so no tick is made twice; with one sink it goes
@@ -117,6 +118,7 @@ class Market:
         self._counts: dict[str, int] = {}
         self._upstream: set[str] = set()  # asked of the adapter and not yet confirmed dropped
         self._consumers: tuple[Sink, ...] = ()  # sinks that want some instruments now
+        self._recording = False  # whether lazy batches record their latest ticks (2+ sinks want ticks)
         self._connecting: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -140,6 +142,7 @@ class Market:
             raise RuntimeError(f"{self!r} is closed; ask hub.market_for() for a new one")
         sink.market = self
         self._sinks[sink] = set()
+        self._recording = sum(s.wants_ticks for s in self._sinks) > 1
         self._start_pump()
 
     def detach(self, sink: "Sink") -> None:
@@ -150,6 +153,7 @@ class Market:
         sink.market = None
         with sink.lock:
             sink.ids, sink.filter = frozenset(), None
+        self._recording = sum(s.wants_ticks for s in self._sinks) > 1
         self._release(counted)
         self._update_consumers()
         if not self._sinks:
@@ -373,7 +377,9 @@ class Market:
                         for sink in consumers:
                             sink.offer(batch, None)
                     elif len(consumers) == 1:
-                        consumers[0].offer(batch, latest)  # the speed path: the batch untouched
+                        # The speed path: the batch untouched, and its ticks recorded only when
+                        # another sink could subscribe late (reading InstrumentID is not free).
+                        consumers[0].offer(batch, latest if self._recording else None)
                     else:
                         batch = SharedBatch(batch, latest)
                         for sink in consumers:

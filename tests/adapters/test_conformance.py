@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Any, AsyncIterator, Iterator
 
@@ -35,6 +36,16 @@ class TestReplay(AdapterConformance):
     bad_fronts = ("replay:///no/such/recording.parquet",)
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+_CLOSED_PORT = _closed_port()
+
+
 class _FakeFeed(AdapterConformance):
     """A polled feed against a local fake upstream; advance() moves a quote one second on."""
 
@@ -53,6 +64,7 @@ class TestSina(_FakeFeed):
     instrument = "rb2701"
     unknown = "rb2799"  # a well-formed contract Sina answers an empty quote for
     bad_fronts = ("sina://?base_url=ftp://example.com",)
+    unreachable_front = f"sina://?base_url=http://127.0.0.1:{_CLOSED_PORT}&timeout=2"
 
     @pytest.fixture
     def front(self) -> Iterator[str]:
@@ -73,6 +85,8 @@ class TestSina(_FakeFeed):
 class TestTencent(_FakeFeed):
     instrument = "600519"
     bad_fronts = ("tencent://?fallback_url=ftp://example.com",)
+    unreachable_front = (f"tencent://?base_url=http://127.0.0.1:{_CLOSED_PORT}"
+                         f"&fallback_url=http://127.0.0.1:{_CLOSED_PORT}&timeout=2")
 
     @pytest.fixture
     def front(self) -> Iterator[str]:

@@ -271,3 +271,15 @@ def test_logins_and_instrument_queries_run_no_adapter_code_on_the_callers_thread
     calls = list(_WatchedSim.threads)
     assert {name for name, _ in calls} == {"trading_day", "instruments"}
     assert {thread for _, thread in calls} == {"ctpshim-io"}, calls
+
+
+def test_front_info_shows_the_connected_front_cut_to_what_front_addr_holds(make_td):
+    front = (f"sim://?start={FRIDAY_MORNING}&instruments=rb2701,TA701,au2612,cu2612,IF2612,ag2612,sc2612"
+             "&seed=12345&speed=1")
+    assert len(front) > 100
+    spi = RecordingTraderSpi()
+    api = make_td(spi, front)
+    wait_for(lambda: spi.get("OnFrontConnected"))
+    info = tdapi.CThostFtdcFrontInfoField()
+    api.GetFrontInfo(info)
+    assert info.FrontAddr == front[:100] and (info.QryFreq, info.FTDPkgFreq) == (0, 0)

@@ -3,7 +3,8 @@
     python bench/bench_import.py [--runs R]
 
 Each figure is the median over R fresh interpreters; the extra time over the baseline is what
-the import costs.  Also checks that the imports load no adapter, aiohttp or pyarrow.
+the import costs.  Also checks that the imports, and building the command line's parser (what
+``ctpshim --help`` does), load no adapter, aiohttp or pyarrow.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ CASES = {
     "baseline: python -c pass": "pass",
     "import ctpshim": "import ctpshim",
     "from ctpshim import mdapi, tdapi": "from ctpshim import mdapi, tdapi",
+    "the command line's parser": "from ctpshim.tools import cli; cli._parser()",
 }
-CHECK = ("import sys; from ctpshim import mdapi, tdapi; "
-         "print(sorted(m for m in sys.modules if m.startswith(('ctpshim.adapters', 'aiohttp', 'pyarrow'))))")
+HEAVY = "print(sorted(m for m in sys.modules if m.startswith(('ctpshim.adapters', 'aiohttp', 'pyarrow'))))"
+CHECKS = {
+    "the facade": f"import sys; from ctpshim import mdapi, tdapi; {HEAVY}",
+    "the command line's parser": f"import sys; from ctpshim.tools import cli; cli._parser(); {HEAVY}",
+}
 
 
 def timed(code: str) -> float:
@@ -42,8 +47,9 @@ def main() -> None:
     for label, value in medians.items():
         extra = "" if value is base else f"   (+{(value - base) * 1000:.1f} ms over the baseline)"
         print(f"{label:<36} {value * 1000:7.1f} ms{extra}")
-    loaded = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True).stdout.strip()
-    print(f"adapters, aiohttp, pyarrow loaded by the facade: {loaded}")
+    for what, code in CHECKS.items():
+        loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        print(f"adapters, aiohttp, pyarrow loaded by {what}: {loaded}")
 
 
 if __name__ == "__main__":

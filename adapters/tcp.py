@@ -129,16 +129,19 @@ class TcpFront(Adapter):
         return Bridge(context)
 
     async def connect(self) -> None:
-        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge, not a session")
+        raise self._not_a_session()
 
     async def subscribe(self, ids: Iterable[str]) -> None:
-        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
+        raise self._not_a_session()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
-        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
+        raise self._not_a_session()
 
     def ticks(self) -> AsyncIterator[Any]:
-        raise UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge")
+        raise self._not_a_session()
+
+    def _not_a_session(self) -> UpstreamUnavailable:
+        return UpstreamUnavailable(f"{self.url.raw}: a real CTP front is driven by the pass-through bridge, not a session")
 
 
 class SslFront(TcpFront):

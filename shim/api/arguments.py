@@ -78,7 +78,8 @@ def instrument_ids(ids: Any, count: Any, method: str) -> list[str]:
             try:
                 item = item.decode("gb18030")
             except UnicodeDecodeError:
-                raise TypeError(f"{method}: instrument ID {item!r} at index {index} is not valid GB18030 text") from None
+                raise TypeError(
+                    f"{method}: instrument ID {item!r} at index {index} is not valid GB18030 text") from None
         elif not isinstance(item, str):
             raise TypeError(
                 f"list must contain strings: {method} got {type(item).__name__} {short(item)} at index {index}"

@@ -84,7 +84,8 @@ class TraderResponder(MdResponder):
             return 0
         if name == "ReqSettlementInfoConfirm":
             now = clock.now()
-            self.settlement_confirmed = (field.BrokerID, field.InvestorID, yyyymmdd(now.date()), now.strftime("%H:%M:%S"))
+            self.settlement_confirmed = (
+                field.BrokerID, field.InvestorID, yyyymmdd(now.date()), now.strftime("%H:%M:%S"))
             front.post("OnRspSettlementInfoConfirm", self._confirmation(), self.rsp_info(), request_id, True)
             return 0
         if name.startswith("ReqQry"):

@@ -23,10 +23,9 @@ def _walked(obj: Any) -> set[str]:
 def test_a_serialiser_walking_dir_sees_exactly_openctps_members(tmp_path, openctp):
     environment = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
     front = f"sim://?start={FRIDAY_MORNING}&speed=20&instruments=rb2701"
-    result = subprocess.run(
-        [sys.executable, "-m", "ctpshim", "run", "--front", front, str(PROGRAMS / "openctp_serialiser_program.py"), "3"],
-        capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environment,
-    )
+    program = str(PROGRAMS / "openctp_serialiser_program.py")
+    result = subprocess.run([sys.executable, "-m", "ctpshim", "run", "--front", front, program, "3"],
+                            capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=environment)
     assert result.returncode == 0, result.stderr + result.stdout
     records = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [record["kind"] for record in records]

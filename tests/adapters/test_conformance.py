@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
@@ -268,3 +271,12 @@ def test_a_pass_through_front_must_make_its_own_backend() -> None:
             return None
 
     verify_adapter_class(Bridged)
+
+
+def test_the_example_program_on_an_adapter_of_its_own_runs() -> None:
+    example = Path(__file__).parents[2] / "examples" / "own_adapter.py"
+    result = subprocess.run([sys.executable, str(example), "4"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "trading day 20261120"
+    assert [line.split()[:3] for line in lines[1:3]] == [["rb2701", "SHFE", "20261120"], ["au2612", "SHFE", "20261120"]]

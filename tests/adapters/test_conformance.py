@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Iterator
 import pytest
 
 from ctpshim.adapters._template import TemplateAdapter
-from ctpshim.adapters.base import Adapter, Capabilities, verify_adapter_class
+from ctpshim.adapters.base import Capabilities, verify_adapter_class
 from ctpshim.ctp.market_data import blank_values, make_tick
 from ctpshim.errors import AdapterContractError, UpstreamDisconnected
 from ctpshim.testing import AdapterConformance, SilentAdapter

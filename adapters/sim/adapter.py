@@ -31,6 +31,8 @@ log = logging.getLogger("ctpshim.sim")
 
 MAX_BATCH = 256  # at speed=max, rounds are grouped into blocks of about this many ticks
 BEHIND = 5  # rounds a paced clock may fall behind (a slow consumer) before it skips to now
+_MICROSECOND = timedelta(microseconds=1)
+_SECONDS = [timedelta(seconds=n) for n in range(61)]  # the steps between rounds' seconds (interval <= 60 s)
 
 
 class Block:
@@ -114,6 +116,7 @@ class SimAdapter(Adapter):
         self._wake = asyncio.Event()
         self._sent = 0
         self._making = threading.Lock()  # see Block
+        self._millis: dict[str, dict[int, int]] = {}  # exchange -> microsecond -> UpdateMillisec
         self._last: Block | None = None
 
     def market_now(self) -> datetime:
@@ -245,7 +248,7 @@ class SimAdapter(Adapter):
             market.next = min(market.align(min(openings.closed_until for _, openings in active)), MARKET_END)
             return []
         count = max(1, min(count, math.ceil((horizon - when) / step)))
-        market.next = when + step * count
+        market.next = after = when + step * count
         shared: dict[str, Rounds] = {}
         work: list[tuple[Contract, Rounds | None]] = []
         for contract in trading:
@@ -253,7 +256,7 @@ class SimAdapter(Adapter):
             key = contract.exchange if self.stamper.convention == "exchange" else ""
             rounds = shared.get(key)
             if rounds is None:
-                rounds = shared[key] = self._rounds(when, count, contract.exchange)
+                rounds = shared[key] = self._rounds(when, after, count, contract.exchange)
             work.append((contract, rounds))
         return self._block(work, count)
 
@@ -261,31 +264,28 @@ class SimAdapter(Adapter):
         block = self._last = Block(work, rounds * len(work), self._last, self._making)
         return block
 
-    def _rounds(self, when: datetime, count: int, exchange_id: str) -> Rounds:
+    def _rounds(self, when: datetime, after: datetime, count: int, exchange_id: str) -> Rounds:
         """``count`` rounds from ``when``, one interval apart, stamped for ``exchange_id``.
 
-        The stamper is asked once per second of market time (its strings change no faster) and
-        once per distinct millisecond.
+        The stamper is asked once per second of market time (its strings change no faster), and
+        its UpdateMillisec once per exchange and millisecond.
         """
         stamper = self.stamper
-        step_us = self.clock.step // timedelta(microseconds=1)
-        base = when.replace(microsecond=0)
-        first_us = when.microsecond
-        true_day = stamper.stamps(when, exchange_id)[3]
+        step_us = self.clock.step // _MICROSECOND
+        micro = when.microsecond
+        moment = when.replace(microsecond=0) if micro else when
+        trading, action, update_time, true_day = stamper.stamps(moment, exchange_id)
+        millis = self._millis.setdefault(exchange_id, {})
         stamps: list[Stamps] = []
         append = stamps.append
-        millis: dict[int, int] = {}
-        second = -1
-        moment = base
-        trading = action = update_time = ""
-        for k in range(count):
-            seconds, micro = divmod(first_us + k * step_us, 1_000_000)
-            if seconds != second:
-                second = seconds
-                moment = base + timedelta(seconds=seconds)
-                trading, action, update_time, _ = stamper.stamps(moment, exchange_id)
+        for _ in range(count):
+            if micro >= 1_000_000:
+                seconds, micro = divmod(micro, 1_000_000)
+                moment += _SECONDS[seconds]
+                trading, action, update_time, _true_day = stamper.stamps(moment, exchange_id)
             ms = millis.get(micro)
             if ms is None:
                 ms = millis[micro] = stamper.millisec(moment.replace(microsecond=micro), exchange_id)
             append((trading, action, [update_time, ms]))
-        return when, true_day, stamps
+            micro += step_us
+        return when, after, true_day, stamps

@@ -50,9 +50,9 @@ _KEY = [spread - 1 for spread in _SPREADS]
 
 # What one round's ticks carry: (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]).
 Stamps = tuple[str, str, list[Any]]
-# Consecutive rounds of one run of a contract's schedule: the first one's market time, the
-# trading day they belong to, and each round's stamps.
-Rounds = tuple[datetime, str, list[Stamps]]
+# Consecutive rounds of one run of a contract's schedule: the first one's market time, the market
+# time of the round after the last, the trading day they belong to, and each round's stamps.
+Rounds = tuple[datetime, datetime, str, list[Stamps]]
 
 
 def _draws(rnd: random.Random, count: int) -> bytes:
@@ -141,6 +141,8 @@ class Contract:
         self.lower, self.upper = day.lower, day.upper
         self.books = {}
         self.segment_number = -1
+        self.next_at: datetime | None = None  # the market time of the round after the last run, and its index
+        self.next_index = 0
         self._window((day.lower + day.upper) // 2)
         return day
 
@@ -310,11 +312,11 @@ class Contract:
         append = ticks.append
         values = self.values
         make = self.make
-        first, trading_day, stamps = rounds
+        first, after, trading_day, stamps = rounds
         if trading_day != self.day.key:
             self._roll(trading_day)
         day = self.day
-        start = day.schedule.index(first)
+        start = self.next_index if first == self.next_at else day.schedule.index(first)
         close = day.schedule.count - 1
         size = day.size
         books, book_of = self.books, self._book
@@ -369,4 +371,5 @@ class Contract:
                 append(make(values))
             position = stop
         self.index = start + count - 1
+        self.next_at, self.next_index = after, start + count
         return ticks

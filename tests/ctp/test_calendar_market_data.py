@@ -184,3 +184,12 @@ def test_czce_years_are_read_against_the_clock():
     with clock.using(datetime(2026, 11, 20, 10, 0)):
         assert parse_instrument("TA905").delivery_year == 2029
         assert parse_instrument("TA512").delivery_year == 2025  # not more than a year back
+
+
+def test_every_session_template_lies_within_the_night_boundaries():
+    cutoff = calendar.NIGHT_CUTOFF.hour * 60 + calendar.NIGHT_CUTOFF.minute
+    early_end = 24 * 60 + calendar.EARLY_MORNING_END.hour * 60 + calendar.EARLY_MORNING_END.minute
+    for name, (day_sessions, night) in products.SESSIONS.items():
+        assert all(early_end - 24 * 60 <= start < end <= cutoff for start, end in day_sessions), name
+        if night is not None:
+            assert cutoff <= night[0] < night[1] <= early_end, name

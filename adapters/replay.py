@@ -236,7 +236,7 @@ class ReplayAdapter(Adapter):
         self._subscribed.difference_update(ids)
 
     async def ticks(self) -> AsyncIterator[Any]:
-        # Batches are TickRows: the dispatcher thread turns them into ticks (see TickRows).
+        # Batches are TickRows: the consumer turns them into ticks on its own thread (see TickRows).
         while not self._subscribed:
             self._wake.clear()
             await self._wake.wait()

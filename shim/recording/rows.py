@@ -50,11 +50,15 @@ def _python_values(column: pa.Array) -> list[Any]:
 class TickRows:
     """Recorded rows that become ``CThostFtdcDepthMarketDataField`` ticks when iterated.
 
-    Replay hands these to the session as batches of ticks (a batch may be any sized iterable of
-    ticks), so the ticks are built on the dispatcher thread just before their callbacks.  Each
-    tick's 49 Python objects then live and die on one thread and one CPU core: built on the IO
-    thread and freed on the dispatcher's, they cost twice as much, in cache traffic between the
-    cores.  The IO thread meanwhile only slices and filters Arrow data.
+    Replay hands these to the market hub as batches of ticks (a batch may be any sized iterable
+    of ticks), so the ticks are built on the consumer's thread (an API object's dispatcher) just
+    before their callbacks.  Each tick's 49 Python objects then live and die on one thread and one
+    CPU core: built on the IO thread and freed on the dispatcher's, they cost twice as much, in
+    cache traffic between the cores.  The IO thread meanwhile only slices and filters Arrow data.
+
+    Immutable: :meth:`slice`, :meth:`filter` and the ``with_`` methods return new objects, and
+    iterating keeps no state in the object, so several threads may iterate one at once (each gets
+    ticks of its own; the hub shares one iteration among several sinks).
 
     ``batch`` holds the rows (schema columns, ``ReceiveTime`` last); ``constants`` (from
     :func:`constant_values`) gives, per tick column, a value every row shares, or ``VARIES``.

@@ -56,7 +56,6 @@ BUNDLED = {
     "RM705": DATA / "CZCE_RM705_20170320.parquet",
 }
 DEFAULT_BUNDLED = "ru1901"
-BUNDLED_DAY = BUNDLED[DEFAULT_BUNDLED]
 GAP = 60 * 10**9  # ns: with gaps=skip, a silence longer than this is skipped
 SKIPPED_GAP = 5 * 10**8  # ns: what a skipped gap shrinks to
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...ctp.fields import maker
 from ...ctp.market_data import (
-    AVERAGE_PRICE_ON_TICK_GRID, DBL_MAX, Stamper, average_price_rule, blank_values, depth_class, depth_index, make_tick,
+    DBL_MAX, Stamper, average_price_rule, blank_values, depth_class, depth_index, make_tick,
 )
 from ...ctp.products import InstrumentInfo
 from .planning import DayPath, first_schedule
@@ -207,10 +207,12 @@ class Contract:
 
     def build(self, number: int) -> tuple[Any, ...]:
         """Segment ``number`` (from 1) of the current day: per round the LastPrice, book key,
-        level-1 bid size, Volume and OpenInterest; then the value of one traded lot and the
-        segment's starting Volume and Turnover (the tick path makes Turnover, AveragePrice, High
-        and Low).  Four random bytes per round pick its move, trade size, spread and level-1 bid
-        size from the contract's tables."""
+        level-1 bid size and the lots traded in the segment so far (``cumulative``, of ``total``);
+        then the segment's traded volume and open-interest change, the value of one traded lot,
+        and its starting Volume, OpenInterest and Turnover.  A round's Volume is
+        ``start_volume + traded * cumulative // total`` and its OpenInterest likewise (the tick
+        path makes them, and Turnover, AveragePrice, High and Low).  Four random bytes per round
+        pick its move, trade size, spread and level-1 bid size from the contract's tables."""
         day = self.day
         rnd = random.Random(f"{self.seed}:{self.instrument_id}:{day.key}:{number}")
         count = min(day.size, day.schedule.count - (number - 1) * day.size)
@@ -238,15 +240,12 @@ class Contract:
         traded = day.volumes[number] - start_volume
         change = int(day.interests[number] - start_interest)  # whole lots: int arithmetic below
         total = cumulative[-1]
-        if total:
-            volumes = [start_volume + traded * r // total for r in cumulative]
-            interests = [start_interest + change * r // total for r in cumulative]
-        else:
-            volumes = [start_volume] * (count - 1) + [start_volume + traded]
-            interests = [start_interest] * (count - 1) + [start_interest + change]
+        if not total:  # no trade drawn: the segment's volume comes at its last round
+            cumulative[-1] = total = 1
         book_sizes = self.book_sizes
         level_one = [book_sizes[b] for b in raw[3::4]]
-        return lasts, keys, level_one, volumes, interests, worth, start_volume, day.turnovers[number - 1]
+        return (lasts, keys, level_one, cumulative, total, traded, change, worth, start_volume, start_interest,
+                day.turnovers[number - 1])
 
     def fill(self, values: list[Any], index: int) -> None:
         """Set ``values`` to the state after round ``index`` (-1: the auction) (the slow path)."""
@@ -274,11 +273,13 @@ class Contract:
             return
         last = min(index, count - 1)
         number, offset = last // day.size + 1, last % day.size
-        lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = self.segment_at(number)
-        volume = volumes[offset]
+        (lasts, keys, level_one, cumulative, total, traded, change, worth, start_volume, start_interest,
+         start_turnover) = self.segment_at(number)
+        volume = start_volume + traded * cumulative[offset] // total
         turnover = start_turnover + (volume - start_volume) * worth
         values[_LAST], values[_VOLUME], values[_TURNOVER] = lasts[offset], volume, turnover
-        values[_INTEREST], values[_AVERAGE] = interests[offset], self.average(turnover, volume)
+        values[_INTEREST] = start_interest + change * cumulative[offset] // total
+        values[_AVERAGE] = self.average(turnover, volume)
         so_far = lasts[:offset + 1]
         values[_HIGH] = max(price_of(day.highs[number - 1]), *so_far)
         values[_LOW] = min(price_of(day.lows[number - 1]), *so_far)
@@ -321,7 +322,6 @@ class Contract:
         size = day.size
         books, book_of = self.books, self._book
         average = self.average_rule
-        per_volume = self.exchange not in AVERAGE_PRICE_ON_TICK_GRID
         count = len(stamps)
         position = 0
         while position < count:
@@ -336,16 +336,17 @@ class Contract:
                 position += 1
                 continue
             number, offset = index // size + 1, index % size
-            lasts, keys, level_one, volumes, interests, worth, start_volume, start_turnover = self.segment_at(number)
+            (lasts, keys, level_one, cumulative, total, traded, change, worth, start_volume, start_interest,
+             start_turnover) = self.segment_at(number)
             stop = min(count, position + size - offset, close - start)
             end = offset + stop - position
-            book_key = -1
+            book_key = done = -1
             book: list[Any] = values[_BOOK]
             held = values[_VOLUME]
             high, low = values[_HIGH], values[_LOW]
-            for (trading_day_member, action_day, clock), last, key, one, volume, interest in zip(
+            for (trading_day_member, action_day, clock), last, key, one, lots in zip(
                     stamps[position:stop], lasts[offset:end], keys[offset:end], level_one[offset:end],
-                    volumes[offset:end], interests[offset:end]):
+                    cumulative[offset:end]):
                 if key != book_key:
                     book_key = key
                     book = books.get(key) or book_of(key)
@@ -353,13 +354,16 @@ class Contract:
                 if book[1]:
                     values[_BID_VOLUME1] = one
                 values[_LAST] = last
-                if volume != held:  # no trade, no change to Volume, Turnover and AveragePrice
-                    held = volume
-                    turnover = start_turnover + (volume - start_volume) * worth
-                    values[_VOLUME] = volume
-                    values[_TURNOVER] = turnover
-                    values[_AVERAGE] = turnover / volume if per_volume else average(turnover, volume)
-                values[_INTEREST] = interest
+                if lots != done:  # no trade: Volume, Turnover, AveragePrice and OpenInterest stay
+                    done = lots
+                    volume = start_volume + traded * lots // total
+                    if volume != held:
+                        held = volume
+                        turnover = start_turnover + (volume - start_volume) * worth
+                        values[_VOLUME] = volume
+                        values[_TURNOVER] = turnover
+                        values[_AVERAGE] = average(turnover, volume)
+                    values[_INTEREST] = start_interest + change * lots // total
                 if last > high:
                     high = values[_HIGH] = last
                 elif last < low:

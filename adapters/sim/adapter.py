@@ -286,6 +286,6 @@ class SimAdapter(Adapter):
             ms = millis.get(micro)
             if ms is None:
                 ms = millis[micro] = stamper.millisec(moment.replace(microsecond=micro), exchange_id)
-            append((trading, action, [update_time, ms]))
+            append((trading, action, update_time, ms))
             micro += step_us
         return when, after, true_day, stamps

@@ -36,7 +36,7 @@ _LAST, _VOLUME, _TURNOVER, _INTEREST = _I["LastPrice"], _I["Volume"], _I["Turnov
 _OPEN, _HIGH, _LOW, _AVERAGE = _I["OpenPrice"], _I["HighestPrice"], _I["LowestPrice"], _I["AveragePrice"]
 _TRADING_DAY, _ACTION_DAY, _BID_VOLUME1 = _I["TradingDay"], _I["ActionDay"], _I["BidVolume1"]
 _CLOSE, _SETTLEMENT = _I["ClosePrice"], _I["SettlementPrice"]
-_CLOCK = slice(_I["UpdateTime"], _I["UpdateMillisec"] + 1)
+_UPDATE_TIME, _MILLISEC = _I["UpdateTime"], _I["UpdateMillisec"]
 _BOOK = slice(_I["BidPrice1"], _I["AskVolume5"] + 1)
 if [n for n in list(_I)[_BOOK]] != [n for level in _LEVEL_NAMES for n in level]:
     raise AssertionError("the book members of CThostFtdcDepthMarketDataField are not contiguous")
@@ -48,8 +48,8 @@ _SPREADS = [2 if x < 26 else 1 for x in range(256)]
 _UPTICK_KEY = [-spread - 1 for spread in _SPREADS]
 _KEY = [spread - 1 for spread in _SPREADS]
 
-# What one round's ticks carry: (TradingDay, ActionDay, [UpdateTime, UpdateMillisec]).
-Stamps = tuple[str, str, list[Any]]
+# What one round's ticks carry: (TradingDay, ActionDay, UpdateTime, UpdateMillisec).
+Stamps = tuple[str, str, str, int]
 # Consecutive rounds of one run of a contract's schedule: the first one's market time, the market
 # time of the round after the last, the trading day they belong to, and each round's stamps.
 Rounds = tuple[datetime, datetime, str, list[Stamps]]
@@ -328,10 +328,7 @@ class Contract:
             index = start + position
             if index < 0 or index >= close:
                 self.fill(values, index)
-                trading_day_member, action_day, clock = stamps[position]
-                values[_TRADING_DAY] = trading_day_member
-                values[_ACTION_DAY] = action_day
-                values[_CLOCK] = clock
+                values[_TRADING_DAY], values[_ACTION_DAY], values[_UPDATE_TIME], values[_MILLISEC] = stamps[position]
                 append(make(values))
                 position += 1
                 continue
@@ -344,7 +341,7 @@ class Contract:
             book: list[Any] = values[_BOOK]
             held = values[_VOLUME]
             high, low = values[_HIGH], values[_LOW]
-            for (trading_day_member, action_day, clock), last, key, one, lots in zip(
+            for (trading_day_member, action_day, update_time, millisec), last, key, one, lots in zip(
                     stamps[position:stop], lasts[offset:end], keys[offset:end], level_one[offset:end],
                     cumulative[offset:end]):
                 if key != book_key:
@@ -371,7 +368,8 @@ class Contract:
                 if values[_ACTION_DAY] is not action_day:
                     values[_TRADING_DAY] = trading_day_member
                     values[_ACTION_DAY] = action_day
-                values[_CLOCK] = clock
+                values[_UPDATE_TIME] = update_time
+                values[_MILLISEC] = millisec
                 append(make(values))
             position = stop
         self.index = start + count - 1

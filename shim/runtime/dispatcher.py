@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import queue_policy
 
@@ -24,6 +24,7 @@ log = logging.getLogger("ctpshim")
 
 _CALL = 0
 _TICKS = 1
+_MARK = 2
 FULL_TRACEBACKS = 5
 
 
@@ -37,6 +38,9 @@ class Dispatcher:
         # The market whose ticks this dispatcher delivers (its ``observers`` are called with each
         # tick just before the Spi's OnRtnDepthMarketData); set by the session, from any thread.
         self.tap: Any = None
+        # The newest tick of each instrument this dispatcher has handed on (batches posted with
+        # record=True); read on this thread only, by marks (post_mark).
+        self.latest: dict[str, Any] = {}
         self._queue: deque[tuple[int, Any, Any]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._pending_ticks = 0
@@ -61,25 +65,37 @@ class Dispatcher:
             self._queue.append((_CALL, callback, args))
             self._cond.notify()
 
-    def post_ticks(self, ticks: Iterable[Any], latest: dict[str, Any] | None = None) -> int:
+    def post_ticks(self, ticks: Iterable[Any], record: bool = False) -> int:
         """Queue a batch of ``OnRtnDepthMarketData`` ticks (a list, or any sized iterable of
         ticks, iterated on the dispatcher thread); returns the ticks now waiting.
 
-        ``latest``: a dict in which each tick is recorded by instrument as it is delivered (the
-        market's latest snapshot, when nobody else makes these ticks)."""
+        ``record``: keep :attr:`latest` up to date with this batch, from its ``latest()`` (the
+        last tick of each instrument in it) after delivering it when the batch has one, else
+        tick by tick."""
         with self._cond:
-            return self._queue_ticks(ticks, latest)
+            return self._queue_ticks(ticks, record)
+
+    def post_mark(self, mark: Callable[[dict[str, Any] | None], None]) -> None:
+        """Call ``mark(latest)`` on the dispatcher thread once everything queued before it was
+        handed on: ``latest`` is then the newest tick per instrument of the batches before it.
+        If the dispatcher stops first, ``mark(None)`` is called instead (on the stopping thread)."""
+        with self._cond:
+            if not self._stopping:
+                self._queue.append((_MARK, mark, None))
+                self._cond.notify()
+                return
+        mark(None)
 
     @property
     def pending_ticks(self) -> int:
         """Ticks queued and not yet being delivered."""
         return self._pending_ticks
 
-    def _queue_ticks(self, ticks: Iterable[Any], latest: dict[str, Any] | None = None) -> int:
+    def _queue_ticks(self, ticks: Iterable[Any], record: bool = False) -> int:
         # With self._cond held.
         if self._stopping:
             return 0
-        self._queue.append((_TICKS, ticks, latest))
+        self._queue.append((_TICKS, ticks, record))
         self._pending_ticks += len(ticks)
         self._cond.notify()
         return self._pending_ticks
@@ -129,6 +145,7 @@ class Dispatcher:
         """Stop delivering: nothing queued or posted later is delivered."""
         with self._cond:
             self._stopping = True
+            marks = [first for kind, first, _ in self._queue if kind == _MARK]
             self._queue.clear()
             self._pending_ticks = 0
             waiters, self._room_waiters = self._room_waiters, []
@@ -136,6 +153,7 @@ class Dispatcher:
         self._halt.append(True)  # the batch being delivered ends after the current callback
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
+        _cancel_marks(marks)
 
     def join(self, timeout: float | None = None) -> None:
         thread = self._thread
@@ -157,13 +175,21 @@ class Dispatcher:
                 if self._stopping:
                     return
                 batch, self._queue = self._queue, deque()
-            for kind, first, second in batch:
+            while batch:
+                kind, first, second = batch.popleft()
                 if self._stopping:
+                    _cancel_marks([first] if kind == _MARK else [])
+                    _cancel_marks([f for k, f, _ in batch if k == _MARK])
                     return
                 spi = self.spi
                 if kind == _CALL:
                     if spi is not None:
                         self._call(spi, first, second)
+                elif kind == _MARK:
+                    try:
+                        first(self.latest)
+                    except Exception:  # noqa: BLE001 - a mark's fault must not stop delivery
+                        log.exception("%s: a mark failed", self.name)
                 else:
                     # Counted out as its delivery starts, not when it ends: a source held back
                     # is let go while this batch is delivered, so a batch of thousands of ticks
@@ -190,11 +216,13 @@ class Dispatcher:
         except BaseException as exc:  # noqa: BLE001 - user code: report and go on
             self._report(name, exc)
 
-    def _deliver(self, spi: Any, ticks: Iterable[Any], latest: dict[str, Any] | None) -> None:
+    def _deliver(self, spi: Any, ticks: Any, record: bool) -> None:
         callback = spi.OnRtnDepthMarketData
         halt = self._halt  # a list, not self._stopping: the cheapest check there is, once per tick
         tap = self.tap
         observers = tap.observers if tap is not None else ()
+        summary = getattr(ticks, "latest", None) if record else None
+        latest = self.latest if record and summary is None else None
         try:
             # Iterating may make the ticks (a replay's TickRows, a sim:// block): a fault there
             # is the adapter's, and ends this batch only.  Three loops, so the common ones pay
@@ -231,6 +259,8 @@ class Dispatcher:
                         callback(tick)
                     except BaseException as exc:  # noqa: BLE001 - user code: report and go on
                         self._report("OnRtnDepthMarketData", exc)
+            if summary is not None:
+                self.latest.update(summary())
         except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
             log.exception("%s: a batch of %d ticks could not be made; the rest of it is skipped", self.name, len(ticks))
 
@@ -264,3 +294,11 @@ class Dispatcher:
         if now - seen[1] >= 60.0:
             seen[1] = now
             print(f"ctpshim: {name} has raised {type(exc).__name__} {seen[0]} times: {exc}", file=sys.stderr)
+
+
+def _cancel_marks(marks: list[Any]) -> None:
+    for mark in marks:
+        try:
+            mark(None)
+        except Exception:  # noqa: BLE001 - stopping goes on
+            log.exception("a mark failed")

@@ -10,12 +10,9 @@ simulated trader's matcher, a front server's clients, a recorder.  The market
   sessions turn that into ``OnFrontConnected`` / ``OnFrontDisconnected`` and decide when to try
   again (:mod:`ctpshim.runtime.reconnect`); the first to ask reopens the market for all;
 * counts each instrument's subscribers: the adapter is asked for an instrument when its first
-  sink wants it and told to drop it when the last one leaves; a later sink gets the market's
-  latest tick of it at once.  The latest tick is recorded where ticks are made: at once for a
-  batch that is a list; for a lazy batch, as the consuming thread makes them, and only while
-  two or more sinks that want ticks are attached (a lone program is the speed path).  So a sink
-  whose instrument has no recorded tick yet (the only one waits unmade in another sink's queue,
-  or the market had a single user until now) gets that instrument's next tick instead;
+  sink wants it and told to drop it when the last one leaves; a later sink gets its current
+  snapshot first (:class:`~ctpshim.runtime.sinks.Snapshot`: the newest tick of it that another
+  sink's dispatcher had handed on at the point of the stream where the subscription came);
 * hands each batch to every sink that wants some of it, with that sink's policy.  A lazy batch
   (made when iterated, on the consuming thread) handed to several sinks is shared
   (:class:`~ctpshim.runtime.sinks.SharedBatch`) so no tick is made twice; with one sink it goes
@@ -42,7 +39,7 @@ from .. import errors
 from ..fronts import registry
 from ..fronts.url import parse_front_url
 from . import reconnect
-from .sinks import SharedBatch
+from .sinks import SharedBatch, Snapshot
 
 if TYPE_CHECKING:
     from .sinks import Sink
@@ -111,14 +108,11 @@ class Market:
         self.trading_day: str | None = None  # the source's own, when it has a clock
         self.instruments: tuple[Any, ...] = ()
         self.observers: tuple[Callable[[Any], None], ...] = ()
-        # The latest tick of each instrument, written where ticks are made (the consuming threads).
-        self.latest_ticks: dict[str, Any] = {}
         self._carry: dict[str, Any] = {}
         self._sinks: dict[Sink, set[str]] = {}  # attached sinks -> the instruments counted for each
         self._counts: dict[str, int] = {}
         self._upstream: set[str] = set()  # asked of the adapter and not yet confirmed dropped
         self._consumers: tuple[Sink, ...] = ()  # sinks that want some instruments now
-        self._recording = False  # whether lazy batches record their latest ticks (2+ sinks want ticks)
         self._connecting: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -142,7 +136,6 @@ class Market:
             raise RuntimeError(f"{self!r} is closed; ask hub.market_for() for a new one")
         sink.market = self
         self._sinks[sink] = set()
-        self._recording = sum(s.wants_ticks for s in self._sinks) > 1
         self._start_pump()
 
     def detach(self, sink: "Sink") -> None:
@@ -153,7 +146,6 @@ class Market:
         sink.market = None
         with sink.lock:
             sink.ids, sink.filter = frozenset(), None
-        self._recording = sum(s.wants_ticks for s in self._sinks) > 1
         self._release(counted)
         self._update_consumers()
         if not self._sinks:
@@ -174,8 +166,9 @@ class Market:
     # -- subscriptions --------------------------------------------------------------------------
 
     def subscribe(self, sink: "Sink", ids: list[str]) -> None:
-        """``sink`` wants these instruments: the adapter is asked for the ones nobody had; the
-        latest tick of the others goes to ``sink`` at once."""
+        """``sink`` wants these instruments: the adapter is asked for the ones nobody had (its
+        snapshot comes through ``ticks()``); for the others, ``sink`` gets their current snapshot
+        first (see :class:`~ctpshim.runtime.sinks.Snapshot`)."""
         counted = self._sinks.get(sink)
         if counted is None or not self.up:
             return
@@ -186,10 +179,7 @@ class Market:
             counted.add(instrument)
             count = self._counts.get(instrument, 0)
             self._counts[instrument] = count + 1
-            if count == 0:
-                first.append(instrument)
-            elif (tick := self.latest_ticks.get(instrument)) is not None:
-                late.append(tick)
+            (late if count else first).append(instrument)
         with sink.lock:
             sink.ids = sink.ids | set(ids)
         if first:
@@ -197,7 +187,21 @@ class Market:
             self._queue_change(first, True)
         self._update_consumers()
         if late:
-            sink.offer(late, None)
+            self._snapshots_for(sink, late)
+
+    def _snapshots_for(self, sink: "Sink", ids: list[str]) -> None:
+        """Queue for ``sink`` the current snapshot of instruments other sinks already have: asked
+        of a dispatcher that hands them on, at this point of its queue."""
+        by_holder: dict[Any, list[str]] = {}
+        for instrument in ids:
+            holder = next((other for other in self._sinks if other is not sink
+                           and getattr(other, "dispatcher", None) is not None and instrument in other.ids), None)
+            if holder is not None:
+                by_holder.setdefault(holder, []).append(instrument)
+        for holder, wanted in by_holder.items():
+            snapshot = Snapshot(wanted)
+            holder.dispatcher.post_mark(snapshot.fill)
+            sink.offer(snapshot)
 
     def unsubscribe(self, sink: "Sink", ids: list[str]) -> None:
         """``sink`` no longer wants these instruments; the adapter drops the ones nobody wants."""
@@ -219,8 +223,14 @@ class Market:
         return frozenset(self._counts)
 
     def latest(self, instrument_id: str) -> Any:
-        """The latest tick of an instrument this market has made, or ``None`` (any thread)."""
-        return self.latest_ticks.get(instrument_id)
+        """The newest tick of an instrument an in-process consumer has been handed, or ``None``
+        (any thread; consumers may be at different points of the stream)."""
+        for sink in list(self._sinks):
+            dispatcher = getattr(sink, "dispatcher", None)
+            tick = dispatcher.latest.get(instrument_id) if dispatcher is not None else None
+            if tick is not None:
+                return tick
+        return None
 
     def _release(self, ids: Any) -> None:
         gone = []
@@ -340,7 +350,6 @@ class Market:
         self.up = False
         self._counts.clear()
         self._upstream.clear()
-        self.latest_ticks = {}
         for sink, counted in self._sinks.items():
             counted.clear()
             with sink.lock:
@@ -370,20 +379,10 @@ class Market:
             async for batch in adapter.ticks():
                 consumers = self._consumers
                 if consumers and batch:
-                    latest = self.latest_ticks
-                    if isinstance(batch, list):  # made already: the latest ticks are known now
-                        for tick in batch:
-                            latest[tick.InstrumentID] = tick
-                        for sink in consumers:
-                            sink.offer(batch, None)
-                    elif len(consumers) == 1:
-                        # The speed path: the batch untouched, and its ticks recorded only when
-                        # another sink could subscribe late (reading InstrumentID is not free).
-                        consumers[0].offer(batch, latest if self._recording else None)
-                    else:
-                        batch = SharedBatch(batch, latest)
-                        for sink in consumers:
-                            sink.offer(batch, None)
+                    if len(consumers) > 1 and not isinstance(batch, list):
+                        batch = SharedBatch(batch)  # made once, whoever reaches a tick first
+                    for sink in consumers:
+                        sink.offer(batch)  # a lone sink gets the batch as it came: the speed path
                     waited = False
                     for sink in consumers:
                         if sink.over_high_water():

@@ -36,6 +36,13 @@ tick is queued; past ``BOUNDED_LIMIT`` waiting ticks the consumer is cut off, wi
 Several sinks share one lazy batch: its ticks are made once, ``SHARED_CHUNK`` at a time, by the
 first consumer to reach them (:class:`ctpshim.runtime.sinks.SharedBatch`).
 
+A consumer that subscribes to an instrument other consumers already have gets its current
+snapshot first: the newest tick of it that another in-process consumer had been handed when it
+reached the point of the stream where the subscription came (so the snapshot is never older or
+newer than the ticks that follow it).  The new consumer waits for that at most ``SNAPSHOT_WAIT``
+seconds (only when the other consumer's callbacks are that far behind); without it, the
+instrument's next tick comes first.
+
 A callback that raises is reported (traceback on stderr) and dispatch goes on with the next
 message, as openctp-ctp does.
 """
@@ -50,3 +57,4 @@ CONFLATE_BATCHES = 64
 CONFLATE_CUT_OFF_AFTER = 60.0
 BOUNDED_LIMIT = 100_000
 SHARED_CHUNK = 256
+SNAPSHOT_WAIT = 5.0

@@ -33,7 +33,6 @@ from . import io_loop, queue_policy
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
-    from .hub import Market
 
 log = logging.getLogger("ctpshim")
 
@@ -41,14 +40,14 @@ log = logging.getLogger("ctpshim")
 class SharedBatch:
     """One lazy batch iterated by several sinks on several threads; each tick is made once.
 
-    ``len()`` is the batch's own; :meth:`ticks` iterates the memo, making the next ticks (under a
-    lock, a few hundred at a time) when this reader is the first to reach them.  ``latest``, when
-    given, records each tick as it is made (the market's latest snapshot per instrument).
+    ``len()`` is the batch's own; iterating reads the memo, making the next ticks (under a lock,
+    ``queue_policy.SHARED_CHUNK`` at a time) when this reader is the first to reach them.
+    :meth:`latest` gives the last tick of each instrument, once the batch is made.
     """
 
-    __slots__ = ("_source", "_iterator", "_made", "_lock", "_count", "_done", "_error", "_latest")
+    __slots__ = ("_source", "_iterator", "_made", "_lock", "_count", "_done", "_error", "_summary", "_last")
 
-    def __init__(self, batch: Any, latest: dict[str, Any] | None = None) -> None:
+    def __init__(self, batch: Any) -> None:
         self._source = batch
         self._iterator: Iterator[Any] | None = None
         self._made: list[Any] = []
@@ -56,15 +55,14 @@ class SharedBatch:
         self._count = len(batch)
         self._done = False
         self._error: BaseException | None = None
-        self._latest = latest
+        # The source's own summary when it has one (sim's blocks), else one kept as ticks are made.
+        self._summary: Callable[[], dict[str, Any]] | None = getattr(batch, "latest", None)
+        self._last: dict[str, Any] | None = None if self._summary is not None else {}
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[Any]:
-        return self.ticks()
-
-    def ticks(self) -> Iterator[Any]:
         made = self._made
         have = 0
         while True:
@@ -74,6 +72,12 @@ class SharedBatch:
                 have = end
             elif not self._make(have):
                 return
+
+    def latest(self) -> dict[str, Any]:
+        """The last tick of each instrument in this batch (call it once the batch is iterated)."""
+        if self._summary is not None:
+            return self._summary()
+        return dict(self._last or {})
 
     def _make(self, have: int) -> bool:
         """Make more ticks unless another reader already has; False when the batch is exhausted."""
@@ -85,7 +89,7 @@ class SharedBatch:
                     raise self._error
                 return False
             if self._iterator is None:
-                self._source, self._iterator = None, iter(self._source)
+                self._iterator = iter(self._source)
             try:
                 chunk = list(itertools.islice(self._iterator, queue_policy.SHARED_CHUNK))
             except BaseException as exc:
@@ -93,12 +97,38 @@ class SharedBatch:
                 raise
             if len(chunk) < queue_policy.SHARED_CHUNK:
                 self._done, self._iterator = True, None
-            latest = self._latest
-            if latest is not None:
+            last = self._last
+            if last is not None:
                 for tick in chunk:
-                    latest[tick.InstrumentID] = tick
+                    last[tick.InstrumentID] = tick
             self._made.extend(chunk)
             return bool(chunk)
+
+
+class Snapshot:
+    """The current snapshot of some instruments for a sink that subscribed late: a batch whose
+    ticks are the newest another sink's dispatcher had handed on when it reached the same point
+    of the stream (:meth:`fill`, posted there as a mark).  Iterating it waits for that, at most
+    ``queue_policy.SNAPSHOT_WAIT`` s; without an answer it is empty (the next ticks follow)."""
+
+    __slots__ = ("ids", "_ticks", "_ready")
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self._ticks: list[Any] = []
+        self._ready = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def fill(self, latest: dict[str, Any] | None) -> None:
+        if latest is not None:
+            self._ticks = [latest[i] for i in self.ids if i in latest]
+        self._ready.set()
+
+    def __iter__(self) -> Iterator[Any]:
+        self._ready.wait(queue_policy.SNAPSHOT_WAIT)
+        return iter(self._ticks)
 
 
 class Filtered:
@@ -121,6 +151,14 @@ class Filtered:
         wanted = self.wanted
         return (tick for tick in self.batch if tick.InstrumentID in wanted)
 
+    @property
+    def latest(self) -> Callable[[], dict[str, Any]]:
+        """The inner batch's ``latest()``, limited to the wanted instruments (``AttributeError``
+        when the inner batch has none)."""
+        summary = self.batch.latest
+        wanted = self.wanted
+        return lambda: {key: tick for key, tick in summary().items() if key in wanted}
+
 
 class Sink:
     """A consumer of one market.  Subclasses say what :meth:`_take` does with a batch.
@@ -141,7 +179,7 @@ class Sink:
         self.lock = threading.Lock()
         self.ids: frozenset[str] = frozenset()
         self.filter: frozenset[str] | None = None
-        self.market: Market | None = None
+        self.market: Any = None  # the ctpshim.runtime.hub.Market it is attached to (set by the market)
         self.cut_off_reason: str | None = None
         self._on_up = on_up
         self._on_down = on_down
@@ -149,17 +187,15 @@ class Sink:
 
     # -- called by the market (IO thread) -------------------------------------------------------
 
-    def offer(self, batch: Any, latest: dict[str, Any] | None) -> int:
-        """Take a batch (filtered to this sink's instruments); return the ticks now waiting.
-
-        ``latest``: where to record each tick as it is made, when nobody else does."""
+    def offer(self, batch: Any) -> int:
+        """Take a batch (filtered to this sink's instruments); return the ticks now waiting."""
         with self.lock:
             wanted = self.filter
             if wanted is not None:
                 batch = Filtered(batch, wanted)
-            return self._take(batch, latest)
+            return self._take(batch)
 
-    def _take(self, batch: Any, latest: dict[str, Any] | None) -> int:
+    def _take(self, batch: Any) -> int:
         raise NotImplementedError
 
     def over_high_water(self) -> bool:
@@ -205,8 +241,8 @@ class BackpressureSink(Sink):
         super().__init__(name, **callbacks)
         self.dispatcher = dispatcher
 
-    def _take(self, batch: Any, latest: dict[str, Any] | None) -> int:
-        return self.dispatcher.post_ticks(batch, latest)
+    def _take(self, batch: Any) -> int:
+        return self.dispatcher.post_ticks(batch, record=True)
 
     def over_high_water(self) -> bool:
         return self.dispatcher.pending_ticks > queue_policy.HIGH_WATER
@@ -232,14 +268,14 @@ class ConflatingSink(Sink):
         self._last_read = clock()
         self.conflated = 0  # ticks replaced by a later one of the same instrument before being taken
 
-    def _take(self, batch: Any, latest: dict[str, Any] | None) -> int:
+    def _take(self, batch: Any) -> int:
         if self._clock() - self._last_read > self.cut_off_after:
             # Later: the market is handing out this batch, and this sink's lock is held.
             io_loop.call_soon(self.cut_off, f"it has not taken ticks for over {self.cut_off_after:g} s "
                               "(see ctpshim.runtime.queue_policy)")
             return 0
         with self._ready:
-            self._pending.append((batch, latest))
+            self._pending.append(batch)
             if len(self._pending) > queue_policy.CONFLATE_BATCHES:
                 self._fold()
             self._ready.notify_all()
@@ -249,14 +285,12 @@ class ConflatingSink(Sink):
         # With self._ready held.
         pending, self._pending = self._pending, []
         into = self._latest
-        for batch, latest in pending:
+        for batch in pending:
             for tick in batch:
                 instrument = tick.InstrumentID
                 if instrument in into:
                     self.conflated += 1
                 into[instrument] = tick
-                if latest is not None:
-                    latest[instrument] = tick
 
     def take(self, timeout: float | None = 0.0) -> list[Any]:
         """The latest tick of each instrument that changed since the last take (consumer thread),
@@ -277,16 +311,16 @@ class BoundedSink(Sink):
     def __init__(self, name: str, limit: int | None = None, **callbacks: Any) -> None:
         super().__init__(name, **callbacks)
         self.limit = queue_policy.BOUNDED_LIMIT if limit is None else limit
-        self._batches: list[tuple[Any, dict[str, Any] | None]] = []
+        self._batches: list[Any] = []
         self._waiting = 0
         self._ready = threading.Condition(threading.Lock())
 
-    def _take(self, batch: Any, latest: dict[str, Any] | None) -> int:
+    def _take(self, batch: Any) -> int:
         with self._ready:
             self._waiting += len(batch)
             waiting = self._waiting
             if waiting <= self.limit:
-                self._batches.append((batch, latest))
+                self._batches.append(batch)
                 self._ready.notify_all()
                 return waiting
             self._batches, self._waiting = [], 0
@@ -300,10 +334,7 @@ class BoundedSink(Sink):
             if not self._batches and timeout != 0:
                 self._ready.wait(timeout)
             batches, self._batches, self._waiting = self._batches, [], 0
-        ticks = []
-        for batch, latest in batches:
-            for tick in batch:
-                if latest is not None:
-                    latest[tick.InstrumentID] = tick
-                ticks.append(tick)
+        ticks: list[Any] = []
+        for batch in batches:
+            ticks.extend(batch)
         return ticks

@@ -174,8 +174,7 @@ class CountedBatch:
 
 def test_a_shared_batch_is_made_once_for_readers_on_several_threads() -> None:
     source = CountedBatch(2000)
-    latest: dict[str, Any] = {}
-    shared = SharedBatch(source, latest)
+    shared = SharedBatch(source)
     results: list[list[Any]] = [[] for _ in range(4)]
     threads = [threading.Thread(target=lambda out=out: out.extend(shared)) for out in results]
     for thread in threads:
@@ -185,7 +184,7 @@ def test_a_shared_batch_is_made_once_for_readers_on_several_threads() -> None:
     assert source.made == 2000 and len(shared) == 2000
     assert all(len(out) == 2000 for out in results)
     assert all(all(a is b for a, b in zip(out, results[0])) for out in results[1:])
-    assert {i: t for i, t in latest.items()} == {t.InstrumentID: t for t in results[0][-3:]}
+    assert shared.latest() == {t.InstrumentID: t for t in results[0][-3:]}
 
 
 def test_a_shared_batch_that_fails_to_make_its_ticks_fails_for_every_reader() -> None:

@@ -83,12 +83,6 @@ class Session:
         market = self.market
         return market.instruments if market is not None and self.connected else ()
 
-    @property
-    def adapter(self) -> Any:
-        """The market's adapter, for code on the IO thread only."""
-        market = self.market
-        return market.adapter if market is not None else None
-
     def subscribe(self, ids: list[str]) -> None:
         """Called from a user thread after the OnRspSubMarketData replies were posted."""
         with self._mute_lock:

@@ -110,7 +110,7 @@ class SimAdapter(Adapter):
         super().__init__(url, settings)
         self.stamper = Stamper(settings["dates"])
         self.always = settings["hours"] == "always"
-        self.clock = MarketClock(settings["start"] or clock.now(), settings["speed"], settings["interval"])
+        self.market_clock = MarketClock(settings["start"] or clock.now(), settings["speed"], settings["interval"])
         self._contracts: dict[str, tuple[Contract, Openings]] = {}
         self._active: dict[str, tuple[Contract, Openings]] = {}
         self._wake = asyncio.Event()
@@ -121,7 +121,7 @@ class SimAdapter(Adapter):
 
     def market_now(self) -> datetime:
         """The simulated market's current time (never past the calendar's range)."""
-        return self.clock.now()
+        return self.market_clock.now()
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -139,8 +139,13 @@ class SimAdapter(Adapter):
     def trading_day(self) -> str:
         return yyyymmdd(trading_day_of(self.market_now()))
 
+    async def probe(self) -> dict[str, Any]:
+        """The market's time, its trading day and the contracts it lists (for ``ctpshim ping``)."""
+        return {"market_time": self.market_now().isoformat(timespec="seconds"), "trading_day": self.trading_day(),
+                "contracts": len(self.instruments())}
+
     async def subscribe(self, ids: Iterable[str]) -> None:
-        market = self.clock
+        market = self.market_clock
         if not market.max_speed and market.next > market.now():
             # The clock may have jumped to the next open while nothing traded; a new contract
             # may trade now.
@@ -184,7 +189,7 @@ class SimAdapter(Adapter):
 
     async def ticks(self) -> AsyncIterator[Any]:
         limit = self.config["disconnect_after"]
-        market = self.clock
+        market = self.market_clock
         while True:
             if market.next >= MARKET_END:
                 log.warning("sim: the market clock reached %s, the end of the calendar's range; no more ticks", MARKET_END)
@@ -224,7 +229,7 @@ class SimAdapter(Adapter):
         contract either ticks every round or not at all.  When every contract is closed the
         market clock jumps to the next open.
         """
-        market = self.clock
+        market = self.market_clock
         active = list(self._active.values())
         step = market.step
         when = market.next
@@ -271,7 +276,7 @@ class SimAdapter(Adapter):
         its UpdateMillisec once per exchange and millisecond.
         """
         stamper = self.stamper
-        step_us = self.clock.step // _MICROSECOND
+        step_us = self.market_clock.step // _MICROSECOND
         micro = when.microsecond
         moment = when.replace(microsecond=0) if micro else when
         trading, action, update_time, true_day = stamper.stamps(moment, exchange_id)

@@ -313,3 +313,12 @@ def test_a_block_names_the_last_tick_of_each_contract():
         last = {t.InstrumentID: t for t in ticks}
         assert batch.latest().keys() == last.keys()
         assert all(batch.latest()[i] is last[i] for i in last)
+
+
+def test_probe_tells_the_market_time_trading_day_and_listed_contracts():
+    async def run():
+        adapter = create_adapter("sim://?start=2026-11-20T21:05&speed=max")
+        await adapter.connect()
+        return await adapter.probe()
+
+    assert asyncio.run(run()) == {"market_time": "2026-11-20T21:05:00", "trading_day": "20261123", "contracts": 12}

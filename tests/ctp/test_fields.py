@@ -248,6 +248,11 @@ def test_from_values_maker_and_values_of_round_trip_without_aliasing():
     assert fields.values_of(tick)[index["LastPrice"]] == 2.5 and made.LastPrice == 3120.0
     with pytest.raises(TypeError):
         fields.maker(int)
+    fresh = cls()
+    assert fields.values_of(fresh) == fields.default_values(cls)
+    fresh.Volume = 3
+    assert fields.values_of(fresh) == tuple(3 if i == index["Volume"] else v for i, v in enumerate(fields.default_values(cls)))
+    assert fields.values_of(cls()) == fields.default_values(cls)  # the defaults were not changed
 
 
 def test_copies_are_independent_of_ticks_and_of_assigned_objects():

@@ -8,7 +8,6 @@ when it is iterated, by the model (:class:`.model.Contract`), on the thread that
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import threading
@@ -55,7 +54,7 @@ class Block:
         self.work = work
         self.size = size
         self.previous = previous  # the block made before this one, until both are made
-        self._made: list[list[Any]] | None = None
+        self._made: list[Any] | None = None
         self._lock = lock
 
     def __len__(self) -> int:
@@ -65,9 +64,7 @@ class Block:
         made = self._made
         if made is None:
             made = self._make()
-        if len(made) == 1:
-            return iter(made[0])
-        return itertools.chain.from_iterable(zip(*made))
+        return iter(made)
 
     def latest(self) -> dict[str, Any]:
         """The last tick of each contract in this block (making it if not made yet): for a
@@ -75,9 +72,10 @@ class Block:
         made = self._made
         if made is None:
             made = self._make()
-        return {contract.instrument_id: ticks[-1] for (contract, _), ticks in zip(self.work, made) if ticks}
+        contracts = len(self.work)
+        return {tick.InstrumentID: tick for tick in made[-contracts:]} if made else {}
 
-    def _make(self) -> list[list[Any]]:
+    def _make(self) -> list[Any]:
         with self._lock:
             due: list[Block] = []
             block: Block | None = self
@@ -87,12 +85,23 @@ class Block:
             for block in reversed(due):
                 block.previous = None
                 try:
-                    block._made = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
-                                   for contract, rounds in block.work]
+                    block._made = block._run()
                 except BaseException:
                     block._made = []  # a block that cannot be made gives no ticks, once
                     raise
-            return self._made or []
+            return self._made
+
+    def _run(self) -> list[Any]:
+        """Run each contract over the rounds, then interleave their ticks round by round."""
+        per_contract = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
+                        for contract, rounds in self.work]
+        if len(per_contract) == 1:
+            return per_contract[0]
+        contracts = len(per_contract)
+        ticks: list[Any] = [None] * (contracts * len(per_contract[0]))
+        for position, made in enumerate(per_contract):
+            ticks[position::contracts] = made
+        return ticks
 
 
 class SimAdapter(Adapter):

@@ -292,3 +292,20 @@ def test_the_upstream_set_is_always_the_union_of_the_consumers(churn_front: str,
         assert hub.market_key(churn_front) not in {m.key for m in hub.markets()}
 
     on_io(run())
+
+
+def test_a_late_subscribers_snapshot_is_the_tick_just_before_those_that_follow_it(make_md) -> None:
+    front = f"sim://?start={FRIDAY_MORNING}&speed=max&seed=4"
+    first, first_spi = make_md(front, subscribe=["rb2701", "au2612"])
+    wait_for(lambda: len(first_spi.ticks) > 2000, what="the first program well into the stream")
+    late, late_spi = make_md(front, subscribe=["au2612"])
+    wait_for(lambda: len(late_spi.ticks) > 500, what="the late program's ticks")
+    first.Release()
+    late.Release()
+    mine = list(late_spi.ticks)
+    theirs = [t for t in first_spi.ticks if t.InstrumentID == "au2612"]
+    start = next(i for i, t in enumerate(theirs) if t is mine[0])  # the snapshot: a tick the first was handed
+    # ... and from there on the same ticks as the first program: none skipped, none twice.
+    overlap = min(len(mine), len(theirs) - start)
+    assert overlap > 100
+    assert all(a is b for a, b in zip(mine[:overlap], theirs[start:start + overlap], strict=True))

@@ -379,6 +379,32 @@ class FieldFactory:
         return cls
 
 
+# The package whose ``mdapi`` / ``tdapi`` modules hold the classes (``ctpshim``).
+_PACKAGE = __name__.split(".")[0]
+_factories: dict[str, FieldFactory] = {}
+_factories_lock = threading.Lock()
+
+
+def field_factory(flavour: str) -> FieldFactory:
+    """The one :class:`FieldFactory` of ``flavour`` (``"mdapi"`` or ``"tdapi"``): its classes are
+    those of the facade module ``ctpshim.<flavour>``, which :mod:`ctpshim.api.surface` fills from it."""
+    factory = _factories.get(flavour)
+    if factory is None:
+        if flavour not in ("mdapi", "tdapi"):
+            raise ValueError(f"flavour {flavour!r}: expected 'mdapi' or 'tdapi'")
+        with _factories_lock:
+            factory = _factories.get(flavour)
+            if factory is None:
+                factory = _factories[flavour] = FieldFactory(f"{_PACKAGE}.{flavour}", flavour)
+    return factory
+
+
+def field_class(flavour: str, class_name: str) -> type:
+    """Field class ``class_name`` of ``flavour``: the very class ``ctpshim.<flavour>.<class_name>``
+    is, without importing the facade (the CTP domain must not import the API)."""
+    return field_factory(flavour).get(class_name)
+
+
 def member_names(cls: type) -> tuple[str, ...]:
     """The members of a field class, in header order."""
     return _metadata_of(cls).names

@@ -309,3 +309,17 @@ def test_a_late_subscribers_snapshot_is_the_tick_just_before_those_that_follow_i
     overlap = min(len(mine), len(theirs) - start)
     assert overlap > 100
     assert all(a is b for a, b in zip(mine[:overlap], theirs[start:start + overlap], strict=True))
+
+
+def test_the_cached_trading_day_follows_the_sources_clock(make_md) -> None:
+    front = "sim://?start=2026-11-20T14:59:50&speed=max&seed=2"  # Friday's close, then the night session
+    api, spi = make_md(front, subscribe=["rb2701"])
+    wait_for(lambda: spi.ticks, what="the first tick")
+    market = market_of(front)
+    first_day = spi.ticks[0].TradingDay
+    assert market.trading_day == first_day == api.GetTradingDay()
+    wait_for(lambda: any(t.TradingDay != first_day for t in list(spi.ticks)), timeout=20, what="the next trading day")
+    next_day = next(t.TradingDay for t in list(spi.ticks) if t.TradingDay != first_day)
+    wait_for(lambda: market.trading_day is not None and market.trading_day >= next_day,
+             what="the cache to follow the source's clock")
+    assert api._backend.session.trading_day() == market.trading_day

@@ -299,10 +299,16 @@ class ConflatingSink(Sink):
         with self._ready:
             if not self._pending and not self._latest and timeout != 0:
                 self._ready.wait(timeout)
-            self._fold()
-            ticks, self._latest = list(self._latest.values()), {}
+            pending, self._pending = self._pending, []
+            latest, self._latest = self._latest, {}
             self._last_read = self._clock()
-        return ticks
+        for batch in pending:  # made here, without the lock: the market never waits for this
+            for tick in batch:
+                instrument = tick.InstrumentID
+                if instrument in latest:
+                    self.conflated += 1
+                latest[instrument] = tick
+        return list(latest.values())
 
 
 class BoundedSink(Sink):

@@ -14,8 +14,8 @@ pinged front failed or is damaged, or when ``quote --once`` got no tick for an i
 usage errors (a bad front address or a missing path included); 3 from ``ping`` when only the TCP
 connect of a real front could be checked.
 
-This module only assembles the parser: each command is a module of :mod:`ctpshim.tools.commands`
-with its arguments and its ``main``.
+This module only assembles the parser: each command is one module of :mod:`ctpshim.tools.commands`
+(what it does, its arguments and its ``main``).
 """
 
 from __future__ import annotations

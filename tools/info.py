@@ -1,45 +1,7 @@
-"""``ctpshim info PATH``: what a recording holds, per file (the survey is
-:func:`ctpshim.recording.describe`), and any damage in it."""
+"""Moved: ``ctpshim info`` is :mod:`ctpshim.tools.commands.info`; ``describe`` is
+:func:`ctpshim.recording.describe`.  Kept until the importers have switched."""
 
-from __future__ import annotations
-
-import json
-from pathlib import Path
-from typing import Any
-
-from ctpshim.recording import GAP_SECONDS, describe
+from ctpshim.recording import describe
+from .commands.info import info, print_reports
 
 __all__ = ["describe", "info", "print_reports"]
-
-
-def info(path: str, as_json: bool = False) -> int:
-    """Print the survey of ``path``; returns the exit status: 1 when some of it cannot be read.
-
-    Raises :class:`ctpshim.recording.RecordingError` when no file of it can be surveyed."""
-    problems: list[str] = []  # the survey reads every tick of every file, as verify() does
-    reports = describe(path, damage=problems)
-    for report in reports:
-        report["damage"] = [problem for problem in problems if problem.startswith(f"{report['file']}:")]
-    if as_json:
-        print(json.dumps(reports, indent=2))
-    else:
-        print_reports(reports)
-    return 1 if problems else 0
-
-
-def print_reports(reports: list[dict[str, Any]]) -> None:
-    for report in reports:
-        print(Path(report["file"]).name)
-        print(f"  trading days  {', '.join(report['trading_days']) or '-'}")
-        print(f"  ticks         {report['ticks']:,}")
-        print(f"  span          {report['first']} .. {report['last']}")
-        instruments = ", ".join(f"{name} ({count:,})" for name, count in report["instruments"].items())
-        print(f"  instruments   {len(report['instruments'])}: {instruments}")
-        if report["gaps"]:
-            print(f"  gaps > {GAP_SECONDS} s:")
-            for start, end, seconds in report["gaps"]:
-                print(f"    {start} -> {end}  ({seconds:,.0f} s)")
-        else:
-            print(f"  gaps > {GAP_SECONDS} s: none")
-        for damage in report.get("damage", []):
-            print(f"  DAMAGED       {damage}")

@@ -20,7 +20,7 @@ import pytest
 from ctpshim.fronts import registry
 from ctpshim.testing import SilentAdapter
 from ctpshim.ctp import clock
-from ctpshim.tools import ping
+from ctpshim.tools.commands import ping
 from ctpshim.fronts.url import parse_front_url
 
 from ..fake_sina import FakeSina, FakeTencent, sample, tencent_sample
@@ -207,7 +207,7 @@ def test_unreadable_quotes_are_a_failure_that_shows_the_reason(sina):
 
 
 def test_a_replay_file_reports_its_span_and_a_missing_one_fails(tmp_path):
-    day = Path(ping.__file__).resolve().parents[1] / "shim" / "data" / "CZCE_RM705_20170320.parquet"
+    day = Path(__file__).resolve().parents[2] / "shim" / "data" / "CZCE_RM705_20170320.parquet"
     code, report = ping_json("replay://", f"replay://{day}", f"replay://{tmp_path}/missing.parquet", "sim://",
                              "-c", "1")
     bundled, rm705, missing, sim = report["fronts"]

@@ -6,7 +6,7 @@ import re
 
 from ctpshim import mdapi
 from ctpshim.ctp.market_data import DBL_MAX
-from ctpshim.tools.quote import COLUMNS, row
+from ctpshim.tools.commands.quote import COLUMNS, row
 
 from ..tools.test_cli import ctpshim
 

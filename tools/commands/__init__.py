@@ -1,18 +1,20 @@
-"""The ``ctpshim`` commands, one module each: its argparse part (``add_parser``) and its ``main``.
-
-Each module here is small and imports only argparse helpers at import time, so building the
-parser (``ctpshim --help``) loads no facade, adapter, pyarrow or aiohttp; ``main`` imports what the
-command needs.  The work itself lives in the modules of :mod:`ctpshim.tools` (``record``,
-``convert``, ``info``, ``ping``, ``quote``, ``runner``).  :mod:`ctpshim.tools.cli` assembles the
-parser from :data:`COMMANDS`.
+"""The ``ctpshim`` commands, one module each: what the command does, its argparse part
+(``add_parser``) and its ``main``.  :mod:`ctpshim.tools.cli` assembles the parser from
+:data:`COMMANDS`; :mod:`ctpshim.tools.layouts` (the CSV layouts ``convert`` reads) is a helper,
+not a command.
 
 A command module defines::
 
-    HELP: str                                          # the one-line help in `ctpshim --help`
+    HELP: str                                            # the one-line help in `ctpshim --help`
     def add_parser(commands) -> argparse.ArgumentParser  # its subparser and arguments
-    def main(args, parser) -> int                      # the exit status
+    def main(args, parser) -> int                        # the exit status
 
-May import: :mod:`ctpshim.fronts.url` (argument parsers) at import time; anything in ``main``.
+Building the parser imports every command module, so none imports an optional dependency
+(pyarrow, aiohttp, rich) or an adapter at import time: ``ctpshim ping`` works without the
+recordings extra, and ``main`` checks for the extra it needs (:func:`require`).
+
+May import: the facade, :mod:`ctpshim.fronts`, :mod:`ctpshim.errors`, :mod:`ctpshim.messages`,
+:mod:`ctpshim.ctp`; :mod:`ctpshim.recording` and the adapters inside functions only.
 """
 
 from __future__ import annotations

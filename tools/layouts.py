@@ -34,6 +34,7 @@ import pyarrow.csv as pacsv
 from ..ctp.calendar import (
     DAY_HOURS, EARLY_MORNING, EARLY_MORNING_END, EVENING, FIRST_DAY, LAST_DAY, NIGHT_CUTOFF, trading_day_of, yyyymmdd,
 )
+from ..ctp.fields import char_limit
 from ..ctp.market_data import DBL_MAX, average_price_terms, blank_values
 from ..ctp.products import exchange_of, parse_instrument
 from ..recording import RECEIVE_TIME, SCHEMA, TICK_COLUMNS, RecordingError, check_columns
@@ -177,7 +178,7 @@ def _stamp(columns: dict[str, pa.Array], moments: pa.Array, clocks: pa.Array, mi
 def _instrument_columns(columns: dict[str, pa.Array], instruments: pa.Array, exchanges: pa.Array | None) -> None:
     columns["InstrumentID"] = instruments
     columns["ExchangeInstID"] = instruments
-    columns["reserve1"] = pc.utf8_slice_codeunits(instruments, 0, 30)
+    columns["reserve1"] = pc.utf8_slice_codeunits(instruments, 0, char_limit("CThostFtdcDepthMarketDataField", "reserve1"))
     columns["ExchangeID"] = exchanges if exchanges is not None else _lookup(instruments, exchange_of, pa.string())
 
 

@@ -20,7 +20,6 @@ May import :mod:`ctpshim.ctp`, :mod:`ctpshim.fronts` and the rest of the runtime
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..ctp.fields import char_limit
@@ -71,20 +70,25 @@ class Backend(abc.ABC):
         """``RegisterUserSystemInfo`` and its three siblings (``name`` says which)."""
 
 
-@dataclass(frozen=True)
 class BackendContext:
-    """What a backend is made from: the API object's settings at ``Init``."""
+    """What a backend is made from: the API object's settings at ``Init`` (read-only)."""
 
-    name: str  # the API object's name, for logs
-    flavour: str  # "mdapi" or "tdapi"
-    module: Any  # the facade module whose field classes the callbacks carry
-    dispatcher: "Dispatcher"
-    flow_path: str
-    create_args: tuple[Any, ...]  # the factory's flags after the flow path
-    fronts: list[str]  # the registered fronts, or the one CTPSHIM_FRONT names
-    name_servers: list[str]
-    setup: list[tuple[str, tuple[Any, ...]]]  # calls made before Init that a real API must repeat
-    responder: "Responder | None" = field(default=None)
+    __slots__ = ("name", "flavour", "module", "dispatcher", "flow_path", "create_args", "fronts",
+                 "name_servers", "setup", "responder")
+
+    def __init__(self, *, name: str, flavour: str, module: Any, dispatcher: "Dispatcher", flow_path: str,
+                 create_args: tuple[Any, ...], fronts: list[str], name_servers: list[str],
+                 setup: list[tuple[str, tuple[Any, ...]]], responder: "Responder | None" = None) -> None:
+        self.name = name  # the API object's name, for logs
+        self.flavour = flavour  # "mdapi" or "tdapi"
+        self.module = module  # the facade module whose field classes the callbacks carry
+        self.dispatcher = dispatcher
+        self.flow_path = flow_path
+        self.create_args = create_args  # the factory's flags after the flow path
+        self.fronts = fronts  # the registered fronts, or the one CTPSHIM_FRONT names
+        self.name_servers = name_servers
+        self.setup = setup  # calls made before Init that a real API must repeat, in order
+        self.responder = responder  # answers requests on a ctpshim session
 
 
 class Responder(Protocol):

@@ -12,6 +12,7 @@ from openctp_ctp import mdapi, tdapi
 
 done = threading.Event()
 queried = threading.Event()
+printing = threading.Lock()  # md and td callbacks run on two threads
 
 
 def jsonable(obj):
@@ -26,7 +27,9 @@ def jsonable(obj):
 
 
 def emit(kind, obj):
-    print(json.dumps({"kind": kind, "type": type(obj).__name__, "value": jsonable(obj)}, ensure_ascii=False))
+    line = json.dumps({"kind": kind, "type": type(obj).__name__, "value": jsonable(obj)}, ensure_ascii=False)
+    with printing:
+        print(line, flush=True)
 
 
 class MdSpi(mdapi.CThostFtdcMdSpi):

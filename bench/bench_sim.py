@@ -1,6 +1,6 @@
 """Ticks per second from sim://, through the facade and from the adapter alone.
 
-    python bench/bench_sim.py [--ticks N] [--runs R] [--only NAME] [--tree DIR]
+    python bench/bench_sim.py [--ticks N] [--runs R] [--only NAME] [--cpu] [--tree DIR]
 
 Measures, each as the median of R runs:
   baseline  building a 48-member CThostFtdcDepthMarketDataField-sized object and calling a
@@ -11,12 +11,26 @@ Measures, each as the median of R runs:
             the six exchanges) to an OnRtnDepthMarketData that does nothing
   read-5    the same, to a handler that reads five fields
 Facade times are from Init() to the N-th tick, so they include connecting, login and
-subscription.  ``--cpu`` divides by the process's CPU time (every thread) instead of wall time.  ``--tree DIR`` runs the same benchmark on another checkout (see bench/trees.py):
-compare old and new code in alternating runs on the same machine.
+subscription.  ``--cpu`` divides by the process's CPU time (every thread) instead of wall time:
+steadier on a machine that other work shares.  ``--tree DIR`` runs the same benchmark on another
+checkout (see bench/trees.py): compare old and new code in alternating runs on the same machine.
 
-Figures (2 cores, Python 3.11, 1,000,000 ticks, median of 5 alternating runs) are in the commit
-messages that change the tick path; the numbers that matter are the ratios between trees run in
-the same session, since this machine's absolute speed varies with its load.
+Issue 14 (2 cores, Python 3.11.7, 300,000 ticks, --cpu, three rounds alternating the trees, each
+the median of 3; the machine was shared with other work, so compare within a round):
+
+    tree                                     adapter      no-op        read-5
+    66414bd (before the day-path sim)        681-745k     594-630k     488-532k
+    0ed9b95 (before issue 14)                530-556k     432-490k     369-427k
+    8c9fad4 (issue 14: sim package)          609-678k     494-533k     441-456k
+
+Against 0ed9b95 the sim is 15-24% faster alone and 9-15% through the facade.  What it does per
+tick is back to 66414bd's; the rest of the gap is shared pieces measured apart: AveragePrice
+through market_data.average_price_rule (~3.5% of the adapter alone), field objects that are no
+longer lists (fields.maker, see bench_fields.py) and the per-tick work of the market hub.  The
+cost had been building each five-minute segment of the day path (~500 ns per round, now ~240:
+random bytes sliced as table indices, a bridge accumulated in C, Volume and OpenInterest made in
+the tick path) and the per-block overhead (stamps per second instead of per round, a contract
+resuming at its next index, blocks interleaved with slice assignments).
 """
 
 from __future__ import annotations

@@ -1,6 +1,14 @@
-"""Front adapters: one module per front scheme.
+"""Front adapters: one module (or small package) per front scheme.
 
-The contract every adapter implements is :class:`ctpshim.adapters.base.Adapter`; the registry
-that maps schemes to adapters is :mod:`ctpshim.fronts.registry`.  Nothing here is imported by
-``import ctpshim``: adapters load lazily when a front of their scheme is first used.
+What lives here: the contract, :mod:`.base` (:class:`~ctpshim.adapters.base.Adapter`, an abstract
+base class, and :class:`~ctpshim.adapters.base.Capabilities`); one adapter per scheme (``sim``,
+``replay``, ``sina`` and ``tencent`` on the shared :mod:`.polling`, ``tcp`` for the openctp
+bridge); :mod:`._template`, a working adapter to copy (not a built-in scheme).  The conformance
+suite every adapter passes is :mod:`ctpshim.testing`.
+
+May import: the CTP domain (:mod:`ctpshim.ctp`), :mod:`ctpshim.errors`, :mod:`ctpshim.messages`,
+:mod:`ctpshim.fronts.url` (settings), :mod:`ctpshim.recording` (replay), and the runtime's small
+helpers (:mod:`ctpshim.runtime.io_loop`, :mod:`ctpshim.runtime.reconnect`; the bridge also
+:mod:`ctpshim.runtime.backends`); never the API classes.  Imported by the registry (:mod:`ctpshim.fronts.registry`), lazily when a front of a
+scheme is first used: ``import ctpshim`` imports no adapter.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ctp.fields import FieldFactory, load_spec
+from ..ctp.fields import field_factory, load_spec
 from .lifecycle import MdApiBase, TraderApiBase, request_method
 
 _SPI_DOC = (
@@ -59,7 +59,9 @@ def populate(namespace: dict[str, Any], flavour: str) -> None:
     """
     spec = load_spec()["modules"][flavour]
     module_name = namespace["__name__"]
-    factory = FieldFactory(module_name, flavour)
+    factory = field_factory(flavour)  # the domain's classes: ctp.fields.field_class gives the same objects
+    if factory.module_name != module_name:
+        raise ValueError(f"{module_name} cannot hold the {flavour} classes of {factory.module_name}")
     field_names = set(factory.names())
 
     def __getattr__(name: str) -> Any:

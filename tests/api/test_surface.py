@@ -77,6 +77,14 @@ def test_md_and_td_have_separate_but_interchangeable_field_classes():
     assert list(mdapi.CThostFtdcRspInfoField.__annotations__) == list(tdapi.CThostFtdcRspInfoField.__annotations__)
 
 
+def test_the_facade_modules_hold_the_domains_field_classes():
+    # the CTP domain makes ticks of these classes without importing the facade
+    from ctpshim.ctp import fields
+
+    assert fields.field_class("mdapi", "CThostFtdcDepthMarketDataField") is mdapi.CThostFtdcDepthMarketDataField
+    assert fields.field_class("tdapi", "CThostFtdcInstrumentField") is tdapi.CThostFtdcInstrumentField
+
+
 def test_api_classes_cannot_be_constructed_directly():
     with pytest.raises(AttributeError, match="No constructor defined - class is abstract"):
         mdapi.CThostFtdcMdApi()

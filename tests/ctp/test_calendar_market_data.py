@@ -7,6 +7,8 @@ import math
 from datetime import date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctpshim.ctp import calendar, clock, exchanges, market_data, products, stocks
 from ctpshim.ctp.market_data import DBL_MAX, Stamper
@@ -193,3 +195,23 @@ def test_every_session_template_lies_within_the_night_boundaries():
         assert all(early_end - 24 * 60 <= start < end <= cutoff for start, end in day_sessions), name
         if night is not None:
             assert cutoff <= night[0] < night[1] <= early_end, name
+
+
+_EXCHANGES = sorted(exchanges.FUTURES_EXCHANGES) + sorted(exchanges.STOCK_EXCHANGES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments=st.lists(st.datetimes(min_value=datetime(2025, 12, 20), max_value=datetime(2027, 1, 10)),
+                        min_size=1, max_size=40),
+       picks=st.lists(st.integers(0, len(_EXCHANGES) - 1), min_size=40, max_size=40),
+       convention=st.sampled_from(market_data.DATE_CONVENTIONS))
+def test_a_long_lived_stamper_stamps_as_a_fresh_one(moments, picks, convention):
+    kept = Stamper(convention)
+    for moment, pick in zip(moments, picks):
+        exchange = _EXCHANGES[pick]
+        assert kept.stamps(moment, exchange) == Stamper(convention).stamps(moment, exchange)
+        true_day = kept.stamps(moment, exchange)[3]
+        if exchange in exchanges.FUTURES_EXCHANGES:
+            assert true_day == calendar.yyyymmdd(calendar.trading_day_of(moment))
+        else:
+            assert true_day == calendar.yyyymmdd(moment.date())

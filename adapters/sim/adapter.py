@@ -22,8 +22,8 @@ from ...errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavaila
 from ...messages import listing
 from ...runtime.io_loop import wait_at_most
 from ..base import Adapter, Capabilities
-from .model import Contract, Rounds, Stamps
-from .planning import MARKET_END, MarketClock, Openings
+from .model import Contract, Resume, Rounds, Stamps
+from .planning import MARKET_END, MarketClock, Openings, first_schedule
 from .settings import SETTINGS, check_front, listing_problem, starting_price
 
 log = logging.getLogger("ctpshim.sim")
@@ -37,8 +37,9 @@ _SECONDS = [timedelta(seconds=n) for n in range(61)]  # the steps between rounds
 class Block:
     """A block of rounds whose ticks are made when it is first iterated.
 
-    ``work`` holds, per contract, its model and the rounds to run, or None for its current
-    snapshot; the ticks come round by round, contracts in ``work`` order.  Each block advances
+    ``work`` holds, per contract, its model and the rounds to run, or None (or a
+    :class:`~.model.Resume`) for its current snapshot; the ticks come round by round, contracts
+    in ``work`` order.  Each block advances
     its contracts, so blocks are made once each, in the order the adapter made them, whoever
     iterates them and on whatever thread: the first iteration makes this block and every earlier
     one not made yet (under the adapter's lock), later iterations give the same tick objects
@@ -49,7 +50,7 @@ class Block:
 
     __slots__ = ("work", "size", "previous", "_made", "_lock")
 
-    def __init__(self, work: list[tuple[Contract, Rounds | None]], size: int, previous: "Block | None",
+    def __init__(self, work: list[tuple[Contract, Rounds | Resume | None]], size: int, previous: "Block | None",
                  lock: threading.Lock) -> None:
         self.work = work
         self.size = size
@@ -93,7 +94,7 @@ class Block:
 
     def _run(self) -> list[Any]:
         """Run each contract over the rounds, then interleave their ticks round by round."""
-        per_contract = [contract.run(rounds) if rounds is not None else [contract.snapshot()]
+        per_contract = [contract.run(rounds) if type(rounds) is tuple else [contract.snapshot(rounds)]
                         for contract, rounds in self.work]
         if len(per_contract) == 1:
             return per_contract[0]
@@ -161,7 +162,7 @@ class SimAdapter(Adapter):
             market.catch_up()
         unknown: list[str] = []
         unlisted: dict[str, str] = {}
-        subscribed: list[Contract] = []
+        snapshots: list[tuple[Contract, Rounds | Resume | None]] = []
         now = market.next
         day = trading_day_of(now)
         for instrument_id in ids:
@@ -174,6 +175,9 @@ class SimAdapter(Adapter):
                 unlisted[instrument_id] = problem
                 continue
             pair = self._contracts.get(instrument_id)
+            resume = None
+            if pair is not None and instrument_id not in self._active:
+                resume = self._resume(info, now)
             if pair is None:
                 price, warning = starting_price(self.config["price"], info)
                 if warning:
@@ -183,14 +187,25 @@ class SimAdapter(Adapter):
                 pair = self._contracts[instrument_id] = (contract, Openings(info.product, info.expire_date,
                                                                             market.step, self.always))
             self._active[instrument_id] = pair
-            subscribed.append(pair[0])
+            snapshots.append((pair[0], resume))
         self.warn_unknown(unknown, "not a contract the simulator knows")
         if unlisted:
             self.warn_unknown(unlisted, "not listed on this trading day, so unknown, as on a real front: "
                               + listing(unlisted.values(), 5))
-        if subscribed:
-            self.owe_snapshot(self._block([(contract, None) for contract in subscribed]))
+        if snapshots:
+            self.owe_snapshot(self._block(snapshots))
         self._wake.set()
+
+    def _resume(self, info: InstrumentInfo, now: datetime) -> Resume | None:
+        """Where a contract subscribed again at ``now`` is due (see ``Contract.snapshot``)."""
+        schedule = first_schedule(info.product, now, self.market_clock.step, self.always)
+        index = schedule.last_before(now)
+        if index is None:
+            return None
+        at = schedule.moment(index)
+        trading, action, update_time, _true_day = self.stamper.stamps(at, info.exchange_id)
+        return Resume(at, yyyymmdd(schedule.day), (trading, action, update_time,
+                                                   self.stamper.millisec(at, info.exchange_id)))
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         for instrument_id in ids:
@@ -264,7 +279,7 @@ class SimAdapter(Adapter):
         count = max(1, min(count, math.ceil((horizon - when) / step)))
         market.next = after = when + step * count
         shared: dict[str, Rounds] = {}
-        work: list[tuple[Contract, Rounds | None]] = []
+        work: list[tuple[Contract, Rounds | Resume | None]] = []
         for contract in trading:
             # Exchanges share their stamps unless the date convention treats them differently.
             key = contract.exchange if self.stamper.convention == "exchange" else ""
@@ -274,7 +289,7 @@ class SimAdapter(Adapter):
             work.append((contract, rounds))
         return self._block(work, count)
 
-    def _block(self, work: list[tuple[Contract, Rounds | None]], rounds: int = 1) -> Block:
+    def _block(self, work: list[tuple[Contract, Rounds | Resume | None]], rounds: int = 1) -> Block:
         block = self._last = Block(work, rounds * len(work), self._last, self._making)
         return block
 

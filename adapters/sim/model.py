@@ -18,7 +18,7 @@ import itertools
 import math
 import random
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...ctp.fields import maker
 from ...ctp.market_data import (
@@ -53,6 +53,15 @@ Stamps = tuple[str, str, str, int]
 # Consecutive rounds of one run of a contract's schedule: the first one's market time, the market
 # time of the round after the last, the trading day they belong to, and each round's stamps.
 Rounds = tuple[datetime, datetime, str, list[Stamps]]
+
+
+class Resume(NamedTuple):
+    """Where a contract subscribed again after a pause is due: the last round before the
+    subscription (its market time, trading day and stamps)."""
+
+    at: datetime
+    trading_day: str
+    stamps: Stamps
 
 
 def _draws(rnd: random.Random, count: int) -> bytes:
@@ -293,8 +302,20 @@ class Contract:
 
     # -- the tick path ---------------------------------------------------------------------------
 
-    def snapshot(self) -> Any:
-        """The latest tick (a new object)."""
+    def snapshot(self, resume: Resume | None = None) -> Any:
+        """The latest tick (a new object); with ``resume``, after moving on to that round (the
+        state a later start would show) if the contract has not reached it."""
+        if resume is not None:
+            at, trading_day, stamps = resume
+            if trading_day > self.day.key:
+                self._roll(trading_day)
+            index = self.day.schedule.index(at) if trading_day == self.day.key else None
+            if index is not None and index > self.index:
+                values = self.values
+                self.fill(values, index)
+                values[_TRADING_DAY], values[_ACTION_DAY], values[_UPDATE_TIME], values[_MILLISEC] = stamps
+                self.index = index
+                self.next_at = None
         return make_tick(self.values)
 
     def _roll(self, trading_day: str) -> None:

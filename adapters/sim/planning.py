@@ -265,7 +265,8 @@ class DayPath:
 
 
 def first_schedule(product: Product, when: datetime, step: timedelta, always: bool) -> Schedule:
-    """The schedule of the trading day whose rounds are under way or next at ``when``."""
+    """The schedule of the trading day whose state a snapshot at ``when`` shows: the day under
+    way, or the previous one before the day's first round."""
     day = trading_day_of(when)
     schedule = Schedule(product, day, step, always)
     if not schedule.windows or schedule.windows[0][0] >= when:

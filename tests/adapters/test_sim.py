@@ -322,3 +322,33 @@ def test_probe_tells_the_market_time_trading_day_and_listed_contracts():
         return await adapter.probe()
 
     assert asyncio.run(run()) == {"market_time": "2026-11-20T21:05:00", "trading_day": "20261123", "contracts": 12}
+
+
+def test_a_contract_subscribed_again_after_a_pause_is_where_a_later_start_would_show_it():
+    url = "sim://?seed=5&speed=max&start=2026-11-20T09:35"
+
+    async def run():
+        adapter = create_adapter(url)
+        await adapter.connect()
+        await adapter.subscribe(["rb2705", "au2706"])
+        stream = adapter.ticks()
+        seen = 0
+        async for batch in stream:
+            seen += len(list(batch))
+            if seen >= 400:
+                break
+        await adapter.unsubscribe(["rb2705"])
+        async for batch in stream:  # au2706 alone: an hour of market time
+            list(batch)
+            if adapter.market_clock.next >= datetime(2026, 11, 20, 10, 40):
+                break
+        resumed_at = adapter.market_clock.next
+        await adapter.subscribe(["rb2705"])
+        snapshot = next(t for t in list(await stream.__anext__()) if t.InstrumentID == "rb2705")
+        await stream.aclose()
+        return snapshot, resumed_at
+
+    snapshot, resumed_at = asyncio.run(asyncio.wait_for(run(), 60))
+    later = collect(url.replace("2026-11-20T09:35", resumed_at.isoformat(timespec="milliseconds")), ["rb2705"], 1)[0]
+    assert snapshot.UpdateTime == later.UpdateTime and snapshot.UpdateTime >= "10:39:59"
+    assert values(snapshot) == values(later)

@@ -71,8 +71,8 @@ def test_a_start_with_a_time_zone_is_china_time():
 
 
 def test_the_market_clock_stops_at_the_calendars_end_at_any_speed(monkeypatch):
-    # speed=1e15 overflowed in ReqUserLogin; at the highest speed the clock reaches the end of the
-    # calendar's range after a while and must stay there rather than overflow.
+    # At the highest speed the clock reaches the end of the calendar's range after a while and
+    # stays there: no overflow, and a trading day to log in to.
     adapter = create_adapter("sim://?speed=1000000&start=2099-12-31T23:00")
     assert adapter.trading_day() == "21000101"
     real = time.monotonic
@@ -82,7 +82,7 @@ def test_the_market_clock_stops_at_the_calendars_end_at_any_speed(monkeypatch):
 
 
 def test_a_high_price_neither_blocks_the_io_thread_nor_grows_memory():
-    # price=1e10 froze every API object: the whole limit band was built as a list on the IO thread.
+    # A price far above the product's level: the limit band is tabulated in a bounded window, never whole.
     tracemalloc.start()
     begin = time.monotonic()
     ticks = first_ticks("sim://?speed=max&start=2026-11-20T09:35&price=cu2705:800000&volatility=10",
@@ -96,7 +96,7 @@ def test_a_high_price_neither_blocks_the_io_thread_nor_grows_memory():
 
 
 def test_a_low_price_keeps_a_book_and_positive_prices():
-    # price=0.5 gave LastPrice 0.0 and an IndexError; the lowest valid price keeps five ticks of band.
+    # The lowest valid price keeps five ticks of band on each side: a book, and prices above zero.
     ticks = first_ticks("sim://?speed=max&start=2026-11-20T09:35&price=rb2705:72&volatility=3", ["rb2705"], 2000)
     assert all(t.LastPrice > 0 and t.LowerLimitPrice >= 67 for t in ticks)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
@@ -19,6 +19,10 @@ _HAVE_NUMPY = importlib.util.find_spec("numpy") is not None
 
 VARIES = object()  # in TickRows.constants: this column's values differ from row to row
 NOTHING_SHARED = (VARIES,) * len(TICK_COLUMNS)  # TickRows.constants when no column is known constant
+_INSTRUMENT_ID = TICK_COLUMNS.index("InstrumentID")
+# From this many rows on, TickRows.newest() costs a consumer less than reading each tick's
+# InstrumentID as it is delivered (about 90 ns a tick).
+LATEST_FROM_ROWS = 4_096
 
 
 def constant_values(table: pa.Table) -> tuple[Any, ...]:
@@ -123,6 +127,33 @@ class TickRows:
             batch = batch.set_column(position, field, pc.take(pa.array(list(column), field.type), rows))
             constants[position] = VARIES
         return TickRows(batch, tuple(constants))
+
+    @property
+    def latest(self) -> Callable[[], dict[str, Any]] | None:
+        """What a consumer calls once it has delivered these rows for the newest tick of each of
+        their instruments (see :meth:`newest`), or None when the rows are too few for that to
+        cost less than noting each tick's instrument as it is delivered."""
+        return self.newest if self.batch.num_rows >= LATEST_FROM_ROWS else None
+
+    def newest(self) -> dict[str, Any]:
+        """Per instrument of these rows, a tick of its last row: new objects, made when asked (a
+        cost per batch, about 0.3 ms plus 30 ns a row, not per tick)."""
+        import pyarrow.compute as pc
+
+        rows = self.batch.num_rows
+        if not rows:
+            return {}
+        if self.constants[_INSTRUMENT_ID] is not VARIES:
+            last = self.slice(rows - 1, 1)
+        else:
+            ids = self.batch.column(_INSTRUMENT_ID)
+            names = pc.unique(ids)
+            # Each name's first place in the reversed column is its last row.
+            from_end = pc.index_in(names, value_set=ids[::-1])
+            # int32 positions: Arrow's take is several times faster with them than with int64 ones
+            positions = pc.subtract(pa.scalar(rows - 1, pa.int32()), from_end)
+            last = TickRows(self.batch.take(positions), self.constants)
+        return {tick.InstrumentID: tick for tick in last}
 
     def last_of(self, instrument_id: str, copy: bool = False) -> "TickRows | None":
         """The last row of ``instrument_id``, or None; with ``copy``, in memory of its own rather

@@ -10,6 +10,8 @@ Measures, each as the median of R runs:
   no-op     ticks delivered from sim://?speed=max (default instruments: a dozen contracts on
             the six exchanges) to an OnRtnDepthMarketData that does nothing
   read-5    the same, to a handler that reads five fields
+  eager     no-op, but each batch's ticks made on the IO thread before it is handed on (what
+            making them on the delivering thread is measured against)
 Facade times are from Init() to the N-th tick, so they include connecting, login and
 subscription.  ``--cpu`` divides by the process's CPU time (every thread) instead of wall time:
 steadier on a machine that other work shares.  ``--tree DIR`` runs the same benchmark on another
@@ -22,6 +24,10 @@ the median of 3; the machine was shared with other work, so compare within a rou
     66414bd (before the day-path sim)        681-745k     594-630k     488-532k
     0ed9b95 (before issue 14)                530-556k     432-490k     369-427k
     8c9fad4 (issue 14: sim package)          609-678k     494-533k     441-456k
+
+Making a block's ticks lazily, on the dispatcher thread, against making them on the IO thread
+before handing the batch on (``eager``, same tree, alternating, --cpu): 532-585k against
+409-457k ticks per CPU second (wall time on the loaded machine did not separate them).
 
 Against 0ed9b95 the sim is 15-24% faster alone and 9-15% through the facade.  What it does per
 tick is back to 66414bd's; the rest of the gap is shared pieces measured apart: AveragePrice
@@ -139,12 +145,33 @@ class ReadFive(NoOp):
             self.done.set()
 
 
-def facade(spi_class: type, ticks: int) -> float:
+def eager_front() -> str:
+    """``FRONT`` on a sim whose ticks are made on the IO thread, before each batch is handed on
+    (what making them lazily, on the thread that delivers them, is measured against)."""
+    from ctpshim.adapters.sim import SimAdapter
+    try:
+        from ctpshim.fronts.registry import known_schemes, register_adapter
+    except ImportError:  # the flat layout before the packages
+        from ctpshim.registry import known_schemes, register_adapter  # type: ignore[no-redef]
+
+    class EagerSim(SimAdapter):
+        scheme = "sim-eager"
+
+        async def ticks(self) -> Any:
+            async for batch in super().ticks():
+                yield list(batch)
+
+    if "sim-eager" not in known_schemes():
+        register_adapter("sim-eager", EagerSim)
+    return FRONT.replace("sim://", "sim-eager://")
+
+
+def facade(spi_class: type, ticks: int, front: str = FRONT) -> float:
     ids = instrument_ids(FRONT)
     api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("/tmp/ctpshim-bench-")
     spi = spi_class(api, ticks, ids)
     api.RegisterSpi(spi)
-    api.RegisterFront(FRONT)
+    api.RegisterFront(front)
     start = clock()
     api.Init()
     if not spi.done.wait(120):
@@ -158,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=("baseline", "adapter", "no-op", "read-5"), action="append",
+    parser.add_argument("--only", choices=("baseline", "adapter", "no-op", "read-5", "eager"), action="append",
                         help="run only these measurements (repeatable)")
     parser.add_argument("--tree", help="run on the ctpshim checkout at DIR (see bench/trees.py)")
     parser.add_argument("--cpu", action="store_true",
@@ -178,6 +205,7 @@ def main() -> None:
         ("adapter", "sim:// adapter alone (plan + make ticks)", lambda: adapter_alone(args.ticks)),
         ("no-op", "sim:// -> no-op OnRtnDepthMarketData", lambda: facade(NoOp, args.ticks)),
         ("read-5", "sim:// -> handler reading 5 fields", lambda: facade(ReadFive, args.ticks)),
+        ("eager", "sim:// made on the IO thread -> no-op handler", lambda: facade(NoOp, args.ticks, eager_front())),
     ]
     for name, label, run in measures:
         if args.only and name not in args.only:

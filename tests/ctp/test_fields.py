@@ -304,3 +304,14 @@ def test_char_limit_is_the_usable_bytes_of_each_char_array(openctp):
         fields.char_limit("CThostFtdcRspInfoField", "ErrorID")  # an int
     with pytest.raises(ValueError):
         fields.char_limit("CThostFtdcInputOrderField", "Direction")  # a single char
+
+
+def test_field_class_gives_the_facade_modules_very_classes():
+    from ctpshim.ctp import fields
+
+    for name, module in MODULES.items():
+        for class_name in ("CThostFtdcDepthMarketDataField", "CThostFtdcInputOrderField", "CThostFtdcSettlementInfoField"):
+            assert fields.field_class(name, class_name) is getattr(module, class_name)
+    assert fields.field_class("mdapi", "CThostFtdcRspInfoField") is not fields.field_class("tdapi", "CThostFtdcRspInfoField")
+    with pytest.raises(ValueError):
+        fields.field_class("md", "CThostFtdcRspInfoField")

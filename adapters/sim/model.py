@@ -3,9 +3,10 @@
 :class:`Contract` holds a contract's seeded tables (moves, trade and book sizes), the price grid
 around its current price, its current trading day's coarse path (:class:`.planning.DayPath`)
 and the value list of its latest tick.  ``run(rounds)`` advances it round by round and makes
-the ticks: each five-minute segment of the day path is bridged once (``segment``) into per-round
-LastPrice, book, Volume and OpenInterest, from the seed, the contract, the date and the segment
-number alone.  The book at a price comes from ``book(key)``.
+the ticks: each five-minute segment of the day path is bridged once (``segment_at``) into
+per-round LastPrice, book key and lots traded, from the seed, the contract, the date and the
+segment number alone; Volume, Turnover, OpenInterest and AveragePrice follow from those.  The
+book at a price comes from ``book(key)``; ``snapshot()`` is the latest tick.
 
 A Contract is advanced on one thread at a time, the one that iterates the adapter's batches (a
 dispatcher thread), in batch order; the planner never touches it.  Imports the CTP domain and
@@ -33,7 +34,7 @@ _LEVEL_NAMES = [(f"BidPrice{i}", f"BidVolume{i}", f"AskPrice{i}", f"AskVolume{i}
 
 _I = depth_index()
 _LAST, _VOLUME, _TURNOVER, _INTEREST = _I["LastPrice"], _I["Volume"], _I["Turnover"], _I["OpenInterest"]
-_OPEN, _HIGH, _LOW, _AVERAGE = _I["OpenPrice"], _I["HighestPrice"], _I["LowestPrice"], _I["AveragePrice"]
+_HIGH, _LOW, _AVERAGE = _I["HighestPrice"], _I["LowestPrice"], _I["AveragePrice"]
 _TRADING_DAY, _ACTION_DAY, _BID_VOLUME1 = _I["TradingDay"], _I["ActionDay"], _I["BidVolume1"]
 _CLOSE, _SETTLEMENT = _I["ClosePrice"], _I["SettlementPrice"]
 _UPDATE_TIME, _MILLISEC = _I["UpdateTime"], _I["UpdateMillisec"]

@@ -11,7 +11,8 @@
   session time (price, cumulative volume, turnover, open interest, the day's range); the market
   model (:mod:`.model`) bridges the knots round by round.
 
-Imports only the CTP domain; the model and the adapter import this module.
+Imports only the CTP domain (a day path reads its contract's terms through :class:`ContractTerms`);
+the model and the adapter import this module.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ import math
 import random
 import time
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ...ctp.calendar import LAST_DAY, NIGHT_CUTOFF, next_trading_day, previous_trading_day, trading_day_of, yyyymmdd
 from ...ctp.products import Product, settlement_price, trading_day_sessions
-
-if TYPE_CHECKING:
-    from .model import Contract
 
 SEGMENT = timedelta(minutes=5)  # session time between two knots of a day's coarse path
 AUCTION_LEAD = timedelta(minutes=1)  # the opening auction's snapshot: 20:59, 08:59, CFFEX 09:29
@@ -186,6 +184,24 @@ class Openings:
         return False
 
 
+class ContractTerms(Protocol):
+    """What a day path reads of its contract (:class:`ctpshim.adapters.sim.model.Contract` has it)."""
+
+    seed: int
+    instrument_id: str
+    product: Product
+    exchange: str
+    tick: float
+    limit: float
+    multiplier: float
+    sigma_per_round: float  # the random walk's deviation per round, in ticks
+    start_price: float
+    mean_size: float  # lots traded per round, on average
+    always: bool  # hours=always
+
+    def price_of(self, steps: int) -> float: ...
+
+
 class DayPath:
     """One trading day of one contract: its coarse path, from which the model makes every round.
 
@@ -198,7 +214,7 @@ class DayPath:
     market.
     """
 
-    def __init__(self, contract: "Contract", schedule: Schedule, pre_settlement: float, pre_close: float,
+    def __init__(self, contract: ContractTerms, schedule: Schedule, pre_settlement: float, pre_close: float,
                  pre_interest: float) -> None:
         self.contract = contract
         self.schedule = schedule

@@ -9,6 +9,5 @@ and trading hours (:mod:`.products`); stocks (:mod:`.stocks`).
 
 May import: the standard library, :mod:`ctpshim.errors` and :mod:`ctpshim.messages`, and each
 other.  Imported by everything else; it imports nothing of the runtime, the API or the adapters
-(the one exception: :func:`.market_data.depth_class` fetches ``mdapi``'s tick class on first use,
-as every tick is one of mdapi's objects).
+(the facade's field classes come from :func:`.fields.field_factory`, which the domain reaches too).
 """

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from . import calendar
 from .exchanges import STOCK_EXCHANGES
-from .fields import INT32_MAX, INT32_MIN, char_limit, default_values, from_values, load_spec, member_index
+from .fields import INT32_MAX, INT32_MIN, char_limit, default_values, field_class, from_values, load_spec, member_index
 
 DBL_MAX = sys.float_info.max
 DATE_CONVENTIONS = ("correct", "exchange")
@@ -44,12 +44,11 @@ _tick_class: type | None = None
 
 
 def depth_class() -> type:
-    """``mdapi.CThostFtdcDepthMarketDataField`` (imported on first use)."""
+    """``mdapi.CThostFtdcDepthMarketDataField``, the class of every tick (made on first use, by
+    the field factory the facade's ``mdapi`` module is filled from)."""
     global _tick_class
     if _tick_class is None:
-        from .. import mdapi
-
-        _tick_class = mdapi.CThostFtdcDepthMarketDataField
+        _tick_class = field_class("mdapi", "CThostFtdcDepthMarketDataField")
     return _tick_class
 
 

@@ -70,8 +70,8 @@ class Dispatcher:
         ticks, iterated on the dispatcher thread); returns the ticks now waiting.
 
         ``record``: keep :attr:`latest` up to date with this batch, from its ``latest()`` (the
-        last tick of each instrument in it) after delivering it when the batch has one, else
-        tick by tick."""
+        last tick of each instrument in it) after delivering it when the batch has one (an
+        attribute ``latest`` that is not ``None``), else tick by tick."""
         with self._cond:
             return self._queue_ticks(ticks, record)
 

@@ -152,10 +152,12 @@ class Filtered:
         return (tick for tick in self.batch if tick.InstrumentID in wanted)
 
     @property
-    def latest(self) -> Callable[[], dict[str, Any]]:
-        """The inner batch's ``latest()``, limited to the wanted instruments (``AttributeError``
-        when the inner batch has none)."""
+    def latest(self) -> Callable[[], dict[str, Any]] | None:
+        """The inner batch's ``latest()``, limited to the wanted instruments; ``None`` (or
+        ``AttributeError``) when the inner batch has none."""
         summary = self.batch.latest
+        if summary is None:
+            return None
         wanted = self.wanted
         return lambda: {key: tick for key, tick in summary().items() if key in wanted}
 

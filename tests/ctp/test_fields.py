@@ -198,6 +198,9 @@ def test_sequence_operations_fail_as_in_openctp(openctp):
         assert str(our_error.value) == str(their_error.value), name
     assert ours == ours and ours != other and not (ours == 1)
     assert hash(ours) == hash(ours) and hash(ours) != hash(other) and bool(ours)
+    import weakref
+
+    assert weakref.ref(ours)() is ours and weakref.ref(theirs)() is theirs
 
 
 def test_swig_internals_thisown_and_destroy_behave_and_this_is_absent(openctp):

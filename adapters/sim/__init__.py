@@ -24,8 +24,12 @@ Modules, each importing only those above it (and the CTP domain, front addresses
                     auction, settlement snapshot), and the coarse path of each trading day
 - :mod:`.model`     the market model: one contract's prices, book, volumes and open interest,
                     round by round (what a simulated trader's matcher reads)
-- :mod:`.adapter`   :class:`SimAdapter`: subscriptions, planning blocks of rounds on the IO
-                    thread, and the lazy :class:`~.adapter.Block` batches that ``ticks()`` yields
+- :mod:`.adapter`   :class:`SimAdapter`: subscriptions, ``probe()``, planning blocks of rounds on
+                    the IO thread, and the lazy :class:`~.adapter.Block` batches that ``ticks()``
+                    yields: each made once, in order, by whichever consumer iterates it first
+
+Threads: the planner's state (market clock, openings, stamper) lives on the IO thread; a
+contract's model is advanced only by the thread making a block, one block at a time.
 
 The front registry names ``ctpshim.adapters.sim:SimAdapter``.
 """

@@ -1,8 +1,9 @@
-"""sim:// adapter: settings, subscriptions, and the batches of rounds that ``ticks()`` yields.
+"""sim:// adapter: subscriptions, the health probe, and the batches of rounds ``ticks()`` yields.
 
 The adapter plans on the IO thread (which contracts tick in the next rounds, paced by the
 :class:`.planning.MarketClock`) and yields :class:`Block` objects; the ticks of a block are made
-when it is iterated, by the model (:class:`.model.Contract`), on the thread that delivers them.
+when it is first iterated, by the model (:class:`.model.Contract`), on the thread that delivers
+them.  Its settings and their checks are in :mod:`.settings`.
 """
 
 from __future__ import annotations

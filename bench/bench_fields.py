@@ -24,6 +24,16 @@ micro measures in this process (each tree's fields module loaded from its file, 
 measure timed on one tree then the other, round after round), delivery in a child process per tree
 and round (which tree goes first alternates); it prints each tree's medians and new/old.
 ``--tree DIR`` (see bench/trees.py) imports ctpshim from another checkout.
+
+Figures for issue 14 (Python 3.11, 2 cores shared with other work; old = 0ed9b95, fields as lists;
+new = 0ed9b95 with only the new fields module and the sim's tick path calling ``fields.maker``):
+make 194 -> 237 ns, make-tuple 193 -> 119, from_values 222 -> 249, new 302 -> 102, read-5 183 -> 218,
+set-5 1,114 -> 1,086, 473 -> 513 bytes per tick (best of 10 rounds); deliver-cpu 441k -> 438k ticks per
+CPU second (median of 16 rounds; 0.94-0.99 in three series).  Making, reading once and freeing a batch
+of 256 ticks: 252 -> 294 ns a tick, the same with the garbage collector off.  A variant with no
+Python ``__init__`` (the slot empty until the first assignment, reads falling back to the defaults)
+made ``make`` 18-31 ns cheaper but doubled set-5 (the first assignment raises and catches
+AttributeError): not taken.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def two_instruments(folder: Path) -> Path:
 
 def test_two_md_apis_on_one_replay_front_share_one_upstream_and_each_gets_its_instruments_in_order(tmp_path,
                                                                                                 make_md):
-    front = f"replay://{two_instruments(tmp_path)}?speed=max&rebase=none"
+    front = f"replay://{two_instruments(tmp_path)}?speed=20&rebase=none"  # 1.5 s: the second joins mid-way
     opened = hub.opened_adapters()
     _, both = make_md(front, subscribe=["X", "Y"])
     wait_for(lambda: both.ticks, what="the first API's first tick")  # it is the first subscriber: no snapshot
@@ -46,6 +46,9 @@ def test_two_md_apis_on_one_replay_front_share_one_upstream_and_each_gets_its_in
     got = [t.Volume for t in only_y.ticks]
     # From whenever it subscribed (its first tick may be the snapshot of Y's newest row), every Y row in turn.
     assert {t.InstrumentID for t in only_y.ticks} == {"Y"} and got == ys[len(ys) - len(got):]
+    # A row both were given was made into a tick once, on one of their threads: the same object.
+    made = {t.Volume: t for t in both.ticks}
+    assert len(got) > 1 and all(tick is made[tick.Volume] for tick in only_y.ticks[1:])
 
 
 def test_many_md_apis_on_one_looping_replay_front_see_one_market(tmp_path, make_md):

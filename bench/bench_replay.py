@@ -87,6 +87,17 @@ print(json.dumps({"rate": target / (end - start), "cpu_rate": target / cpu, "fir
 """ % (DAY_IDS,)
 
 
+def _tool(name: str):
+    """``record`` or ``convert`` from the tree being measured (one module per command, or the older tools/NAME.py)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"ctpshim.tools.commands.{name}")
+    except ImportError:
+        module = importlib.import_module(f"ctpshim.tools.{name}")
+    return getattr(module, name)
+
+
 def synthetic_day(ticks: int) -> Path:
     from ctpshim.recording import ARCHIVE_ROW_GROUP
 
@@ -96,7 +107,7 @@ def synthetic_day(ticks: int) -> Path:
         return done
     folder.mkdir(exist_ok=True)
     print(f"making a synthetic day of {ticks:,} ticks in {folder} (once) ...", flush=True)
-    from ctpshim.tools.record import record
+    record = _tool("record")
 
     record(DAY_FRONT, DAY_IDS, str(folder), None, ticks, quiet=True)
     files = sorted(folder.glob("*.parquet"))
@@ -117,7 +128,7 @@ def replay_run(day: Path, ticks: int, tree: str = "", rebase: str = "none") -> d
 def record_rate(ticks: int) -> tuple[float, float]:
     """(ticks/s while recording, ticks/s including the archiving when it stops)."""
     import ctpshim.recording as recording
-    from ctpshim.tools.record import record
+    record = _tool("record")
 
     archiving = []
     original = recording.LiveWriter.close
@@ -150,7 +161,7 @@ def import_rate(day: Path, rows: int) -> float:
     import pyarrow.parquet as pq
 
     from ctpshim.recording import write_archive
-    from ctpshim.tools.convert import convert
+    convert = _tool("convert")
 
     with tempfile.TemporaryDirectory() as folder:
         part = Path(folder) / "part.parquet"

@@ -61,7 +61,7 @@ def attempt(path: Path, original: list[list[Any]]) -> dict[str, Any]:
 
 def attempt_csv(path: Path) -> dict[str, Any]:
     """A CSV copy is imported (``convert``): ticks, or a RecordingError's message."""
-    from ctpshim.tools.convert import convert
+    from ctpshim.tools.commands.convert import convert
 
     messages: list[str] = []
     ticks = 0

@@ -19,7 +19,7 @@ from ctpshim.ctp.market_data import blank_values, depth_index
 from ctpshim.recording import LiveWriter, RecordingError, read_batches, verify
 from ctpshim.fronts.registry import create_adapter
 from ctpshim.tools import cli
-from ctpshim.tools.convert import convert
+from ctpshim.tools.commands.convert import convert
 
 from ..conftest import file_cannot_grow, wait_for
 

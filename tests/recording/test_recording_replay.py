@@ -17,12 +17,11 @@ from ctpshim import mdapi
 from ctpshim.errors import FrontAddressError
 from ctpshim.ctp.fields import values_of
 from ctpshim.ctp.market_data import DBL_MAX
-from ctpshim.recording import LiveWriter, RecordingError, read_batches, recording_days
+from ctpshim.recording import LiveWriter, RecordingError, describe, read_batches, recording_days
 from ctpshim.fronts.registry import create_adapter
-from ctpshim.tools.convert import convert
-from ctpshim.tools.info import describe
+from ctpshim.tools.commands.convert import convert
 from ctpshim.tools.layouts import LayoutError
-from ctpshim.tools.record import fewer_young_collections, record
+from ctpshim.tools.commands.record import fewer_young_collections, record
 
 from ..conftest import DATA, file_cannot_grow, wait_for
 

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from ctpshim.adapters.sim import model
 from ctpshim.ctp import calendar
 from ctpshim.ctp.fields import member_names
 from ctpshim.ctp.market_data import DBL_MAX
@@ -352,3 +353,19 @@ def test_a_contract_subscribed_again_after_a_pause_is_where_a_later_start_would_
     later = collect(url.replace("2026-11-20T09:35", resumed_at.isoformat(timespec="milliseconds")), ["rb2705"], 1)[0]
     assert snapshot.UpdateTime == later.UpdateTime and snapshot.UpdateTime >= "10:39:59"
     assert values(snapshot) == values(later)
+
+
+@settings(max_examples=300, deadline=None)
+@given(begin=st.integers(0, 200), end=st.integers(0, 200), low=st.integers(0, 50), width=st.integers(0, 150),
+       steps=st.lists(st.integers(-3, 3), max_size=400))
+def test_a_bridge_ends_where_it_must_inside_its_range(begin, end, low, width, steps):
+    high = low + width
+    begin, end = min(max(begin, low), high), min(max(end, low), high)
+    path = model._bridge(begin, end, list(steps), low, high)
+    assert len(path) == len(steps)
+    if path:
+        assert path[-1] == end and all(low <= p <= high for p in path)
+        # The miss is spread evenly over the steps, and clamping never lengthens a move.
+        miss = abs(end - begin - sum(steps))
+        moves = [b - a for a, b in zip([begin] + path, path)]
+        assert max(map(abs, moves)) <= max(map(abs, steps)) + -(-miss // len(steps))

@@ -323,3 +323,27 @@ def test_the_cached_trading_day_follows_the_sources_clock(make_md) -> None:
     wait_for(lambda: market.trading_day is not None and market.trading_day >= next_day,
              what="the cache to follow the source's clock")
     assert api._backend.session.trading_day() == market.trading_day
+
+
+def test_a_drop_disconnects_every_api_on_the_market_and_one_new_connection_serves_them_all(make_md, fast_reconnect) -> None:
+    from .test_md_session import ScriptedAdapter
+
+    ScriptedAdapter.subscribe_calls = []
+    ScriptedAdapter.carries = []
+    registry.register_adapter("scripted", ScriptedAdapter)
+    try:
+        one, one_spi = make_md("scripted://", subscribe=["rb2701"])
+        two, two_spi = make_md("scripted://", subscribe=["cu2612"])
+        wait_for(lambda: len(one_spi.ticks) == 1 and len(two_spi.ticks) == 1)
+        io_loop.call_soon(lambda: ScriptedAdapter.drop.set())
+        for spi in (one_spi, two_spi):
+            wait_for(lambda: spi.names().count("OnRspUserLogin") == 2 and len(spi.ticks) == 2,
+                     what="the reconnect, the new login and the restored subscription")
+            names = spi.names()
+            assert names.index("OnFrontDisconnected") < names.index("OnFrontConnected", names.index("OnFrontDisconnected"))
+        assert [t.InstrumentID for t in one_spi.ticks] == ["rb2701"] * 2
+        assert [t.InstrumentID for t in two_spi.ticks] == ["cu2612"] * 2
+        assert len(ScriptedAdapter.carries) == 2 and ScriptedAdapter.carries[0] is ScriptedAdapter.carries[1]
+        assert sorted(map(tuple, ScriptedAdapter.subscribe_calls)) == [("cu2612",), ("cu2612",), ("rb2701",), ("rb2701",)]
+    finally:
+        registry.unregister_adapter("scripted")

@@ -298,7 +298,7 @@ class Contract:
             values[_BID_VOLUME1] = level_one[offset]
         if index >= count - 1:
             values[_CLOSE] = values[_LAST]
-            if index >= count or self.exchange != "CFFEX" or self.always:
+            if index >= count or not day.schedule.settles_later:
                 values[_SETTLEMENT] = day.settlement
 
     # -- the tick path ---------------------------------------------------------------------------

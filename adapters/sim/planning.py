@@ -81,17 +81,18 @@ class Schedule:
     single round (index -1, a minute before the first session), each session's rounds from one
     interval after its start to its end inclusive (indices 0 to ``count - 1``, as real fronts
     stamp them: 09:00:00.500 ... 10:15:00.000), and for CFFEX the post-close settlement
-    snapshot (index ``count``).  ``hours=always`` has one run from 17:00 of the previous trading
-    day and no auction.
+    snapshot (index ``count``; ``settles_later``).  ``hours=always`` has one run from 17:00 of the
+    previous trading day and no auction.
     """
 
-    __slots__ = ("day", "step", "windows", "count", "hour_rounds")
+    __slots__ = ("day", "step", "windows", "count", "hour_rounds", "settles_later")
 
     def __init__(self, product: Product, day: date, step: timedelta, always: bool) -> None:
         self.day = day
         self.step = step
         self.windows: list[tuple[datetime, datetime, int]] = []
         self.hour_rounds = int(timedelta(hours=1) / step)
+        self.settles_later = False  # the settlement comes in a snapshot of its own after the close
         if always:
             begin = datetime.combine(previous_trading_day(day), NIGHT_CUTOFF)
             self.count = int((datetime.combine(day, NIGHT_CUTOFF) - begin) / step)
@@ -110,6 +111,7 @@ class Schedule:
         if sessions and product.exchange == "CFFEX":
             published = sessions[-1][1] + CFFEX_SETTLEMENT_DELAY
             self.windows.append((published, published, index))
+            self.settles_later = True
 
     def index(self, moment: datetime) -> int | None:
         for first, last, index in self.windows:

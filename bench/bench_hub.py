@@ -19,8 +19,9 @@ Figures (2 cores, Intel Xeon, Python 3.11.7, 300,000 ticks per program, --cpu, m
 alternating runs; the machine shared with other work, load average 2-5), this tree at fc75449
 against the same tree with the runtime before the hub (session, dispatcher, queue_policy of
 7bfbe03):
-  sim-1        536,030 vs   444,142 ticks/s  (1.21; the dispatcher now drops each batch as soon as
-               it is delivered instead of when its whole drained queue is, so ticks die younger)
+  sim-1        536,030 vs   444,142 ticks/s  (1.21: the dispatcher now lets go of each batch as soon
+               as it is delivered instead of when its whole drained queue is; that loop alone,
+               swapped back in the new dispatcher, gives 431,883 against 552,623)
   replay-1     706,060 vs   712,833 ticks/s  (0.99)
   sim-10     2,459,291 vs   237,496 ticks/s  (10.4: one upstream, each tick made once)
   replay-10  2,974,947 vs   677,519 ticks/s  (4.4)

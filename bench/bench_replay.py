@@ -13,6 +13,8 @@ each replay run between this checkout and DIR and prints both (old against new o
    process's own size before RegisterFront() opened the file (the "empty process", with the
    modules replay loads already imported); ticks per second of wall time and of CPU time (every
    thread of the process: the steadier figure on a busy machine).
+   The same with every batch made into ticks on the IO thread (eager) instead of on the
+   dispatcher's, in alternating runs: what making them on the delivering thread is worth.
 3. Recording: `record` from sim://?speed=max (12 contracts) for 1,000,000 ticks: ticks/s while
    recording, and including the final archiving at stop; next to sim:// delivered to a no-op
    handler in the same run (the source's own rate, the ceiling for any recorder).
@@ -59,7 +61,7 @@ def high_water_mb():
         if line.startswith('VmHWM:'):
             return int(line.split()[1]) / 1024
 from ctpshim import mdapi
-target, path, rebase = int(sys.argv[1]), sys.argv[2], sys.argv[5]
+target, path, rebase, eager = int(sys.argv[1]), sys.argv[2], sys.argv[5], sys.argv[6] == "eager"
 class Spi(mdapi.CThostFtdcMdSpi):
     def __init__(self, api):
         super().__init__(); self.api = api; self.count = 0; self.first = None; self.done = threading.Event()
@@ -75,6 +77,9 @@ class Spi(mdapi.CThostFtdcMdSpi):
         if self.count == target:
             self.done.set()
 import ctpshim.recording, ctpshim.adapters.replay, pyarrow.parquet  # what replay loads, counted in the empty size
+if eager:  # every due batch made into ticks on the IO thread, as a list, instead of on the dispatcher's
+    restamped = ctpshim.adapters.replay.ReplayAdapter._restamped
+    ctpshim.adapters.replay.ReplayAdapter._restamped = lambda self, rows: list(restamped(self, rows))
 empty = high_water_mb()  # before the file is opened: its parsed footer counts as replay's memory
 api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi('/tmp/ctpshim-bench-replay-')
 spi = Spi(api); api.RegisterSpi(spi); api.RegisterFront('replay://' + path + '?speed=max&rebase=' + rebase)
@@ -117,8 +122,9 @@ def synthetic_day(ticks: int) -> Path:
     return done
 
 
-def replay_run(day: Path, ticks: int, tree: str = "", rebase: str = "none") -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(ticks), str(day), tree, str(HERE), rebase],
+def replay_run(day: Path, ticks: int, tree: str = "", rebase: str = "none", eager: bool = False) -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, str(ticks), str(day), tree, str(HERE), rebase,
+                             "eager" if eager else "lazy"],
                             capture_output=True, text=True, timeout=900)
     if result.returncode:
         raise SystemExit(result.stderr)
@@ -203,6 +209,16 @@ def main() -> None:
             print(f"  time to first tick                {statistics.median(r['first'] for r in replays) * 1000:>12,.0f} ms")
             print(f"  peak memory above the empty process {statistics.median(r['extra_mb'] for r in replays):>10,.0f} MB "
                   f"(empty process: {statistics.median(r['empty_mb'] for r in replays):,.0f} MB)")
+    # What making the ticks on the delivering thread is worth: the same runs with each batch made on the IO thread.
+    runs = {"lazy": [], "eager": []}
+    for _ in range(args.runs):
+        for kind in runs:
+            runs[kind].append(replay_run(day, args.ticks, args.tree or "", "none", eager=kind == "eager"))
+    for kind, replays in runs.items():
+        each = ", ".join(f"{r['cpu_rate']:,.0f}" for r in replays)
+        where = "on the dispatcher thread (lazy)" if kind == "lazy" else "on the IO thread (eager)"
+        print(f"ticks made {where:<32} {statistics.median(r['cpu_rate'] for r in replays):>12,.0f} ticks per CPU "
+              f"second (runs: {each})")
     if args.replay_only:
         return
     sources = [source_rate(1_000_000) for _ in range(args.runs)]

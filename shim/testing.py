@@ -426,6 +426,7 @@ class AdapterConformance:
             try:
                 listed = adapter.instruments()
                 assert isinstance(listed, list)
+                assert caps.has_instruments or not listed, "instruments() lists some but has_instruments=False"
                 for info in listed:
                     assert info.instrument_id and info.exchange_id in _exchanges()
                 day = adapter.trading_day()

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import errors
 from ..fronts import registry
 from ..fronts.url import parse_front_url
-from . import reconnect
+from . import io_loop, reconnect
 from .sinks import SharedBatch, Snapshot
 
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ class Market:
         except BaseException:
             self._connecting = None
             if adapter is not None:
-                self._track(_close_adapter(adapter))
+                self._track(_close_adapter(adapter), closing=True)
             raise
         self._connecting = None
         self.adapter = adapter
@@ -355,7 +355,7 @@ class Market:
             with sink.lock:
                 sink.ids, sink.filter = frozenset(), None
         self._consumers = ()
-        self._track(_retire(adapter, pump, refresher))
+        self._track(_retire(adapter, pump, refresher), closing=True)
 
     def _close(self) -> None:
         self._closed = True
@@ -366,8 +366,10 @@ class Market:
         if self.up:
             self._down()
 
-    def _track(self, coro: Any) -> asyncio.Future[Any]:
+    def _track(self, coro: Any, closing: bool = False) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
+        if closing:
+            task.set_name(f"{io_loop.CLOSING_TASK} {self.key}")
         self._tasks.add(task)  # the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
         return task

@@ -17,6 +17,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 SHUTDOWN_WAIT = 2.0  # seconds the interpreter waits at exit for the IO thread to stop
+CLOSING_TASK = "ctpshim-closing"  # name prefix of tasks that close adapters: not cancelled at exit
 
 
 def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -53,10 +54,20 @@ def _shutdown() -> None:
         return
 
     async def finish() -> None:
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT) if tasks else None
+        # Cancel what runs, then let the tasks that cancelling starts (a market closing its
+        # adapter) finish too, within the same wait.
+        deadline = loop.time() + SHUTDOWN_WAIT
+        cancelled: set[asyncio.Task[Any]] = set()
+        while True:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            left = deadline - loop.time()
+            if not tasks or left <= 0:
+                break
+            for task in tasks:
+                if task not in cancelled and not _closing(task):
+                    task.cancel()
+                    cancelled.add(task)
+            await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         await loop.shutdown_asyncgens()
 
     try:
@@ -65,6 +76,11 @@ def _shutdown() -> None:
         pass
     loop.call_soon_threadsafe(loop.stop)
     thread.join(SHUTDOWN_WAIT)
+
+
+def _closing(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is closing something (named so by its maker): left to finish at exit."""
+    return task.get_name().startswith(CLOSING_TASK)
 
 
 def submit(coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:

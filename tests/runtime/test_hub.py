@@ -5,6 +5,7 @@ hook, and no adapter code on a user thread."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import threading
 from typing import Any, Iterable
 
@@ -227,18 +228,28 @@ def test_the_observer_sees_exactly_the_ticks_the_program_was_given_in_order_just
     assert {name for _, name in observed} == {callback_thread}
 
 
-def test_the_login_reads_the_trading_day_the_io_thread_cached(make_md, counting, monkeypatch) -> None:
+def test_the_trading_day_and_instruments_are_read_from_the_cache_the_io_thread_keeps(make_md, counting, monkeypatch) -> None:
     threads: list[str] = []
 
     def trading_day(self: Any) -> str:
         threads.append(threading.current_thread().name)
         return "20261120"
 
+    def instruments(self: Any) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        from ctpshim.ctp.products import parse_instrument
+        return [parse_instrument("rb2701", datetime.date(2026, 11, 20))]
+
     monkeypatch.setattr(CountingAdapter, "trading_day", trading_day)
+    monkeypatch.setattr(CountingAdapter, "instruments", instruments)
     api, spi = make_md("counting://")
     wait_for(lambda: "OnRspUserLogin" in spi.names())
     assert api.GetTradingDay() == "20261120"
-    assert threads and set(threads) == {"ctpshim-io"}
+    session = api._backend.session
+    listed = session.instruments()
+    assert isinstance(listed, tuple) and [i.instrument_id for i in listed] == ["rb2701"]
+    assert session.trading_day() == "20261120"
+    assert threads and set(threads) == {"ctpshim-io"}  # never the caller's thread
 
 
 # -- reference counting under churn (property) ----------------------------------------------------

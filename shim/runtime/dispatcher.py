@@ -220,7 +220,8 @@ class Dispatcher:
         callback = spi.OnRtnDepthMarketData
         halt = self._halt  # a list, not self._stopping: the cheapest check there is, once per tick
         tap = self.tap
-        observers = tap.observers if tap is not None else ()
+        observations = tap.observers if tap is not None else ()
+        observers = [o.callback for o in observations if o.only is None or o.only is self] if observations else ()
         summary = getattr(ticks, "latest", None) if record else None
         latest = self.latest if record and summary is None else None
         try:

@@ -84,14 +84,16 @@ def opened_adapters() -> int:
 
 
 class Observation:
-    """A callback observing the ticks API objects hand to their programs; :meth:`close` ends it."""
+    """A callback observing the ticks API objects hand to their programs (all of the market's, or
+    only the one whose dispatcher is ``only``); :meth:`close` ends it."""
 
-    def __init__(self, market: "Market", callback: Callable[[Any], None]) -> None:
+    def __init__(self, market: "Market", callback: Callable[[Any], None], only: Any = None) -> None:
         self.market = market
         self.callback = callback
+        self.only = only
 
     def close(self) -> None:
-        self.market._unobserve(self.callback)
+        self.market._unobserve(self)
 
 
 class Market:
@@ -107,7 +109,7 @@ class Market:
         # Read from any thread (plain attribute reads of immutable values):
         self.trading_day: str | None = None  # the source's own, when it has a clock
         self.instruments: tuple[Any, ...] = ()
-        self.observers: tuple[Callable[[Any], None], ...] = ()
+        self.observers: tuple[Observation, ...] = ()
         self._carry: dict[str, Any] = {}
         self._sinks: dict[Sink, set[str]] = {}  # attached sinks -> the instruments counted for each
         self._counts: dict[str, int] = {}
@@ -284,21 +286,20 @@ class Market:
 
     # -- observers (any thread) -----------------------------------------------------------------
 
-    def observe(self, callback: Callable[[Any], None]) -> Observation:
+    def observe(self, callback: Callable[[Any], None], only: Any = None) -> Observation:
         """Call ``callback(tick)`` on an API object's dispatcher thread just before that object's
-        ``OnRtnDepthMarketData(tick)``, for every API object on this market (a tick handed to two
-        programs is observed twice), never for a tick no program has been given.  An exception
-        it raises is logged and delivery goes on."""
+        ``OnRtnDepthMarketData(tick)``: for every API object on this market (a tick handed to two
+        programs is observed twice), or, with ``only`` (a session's ``dispatcher``), for that API
+        object alone.  Never for a tick no program has been given.  An exception it raises is
+        logged and delivery goes on."""
+        observation = Observation(self, callback, only)
         with self._observe_lock:
-            self.observers = self.observers + (callback,)
-        return Observation(self, callback)
+            self.observers = self.observers + (observation,)
+        return observation
 
-    def _unobserve(self, callback: Callable[[Any], None]) -> None:
+    def _unobserve(self, observation: Observation) -> None:
         with self._observe_lock:
-            observers = list(self.observers)
-            if callback in observers:
-                observers.remove(callback)
-            self.observers = tuple(observers)
+            self.observers = tuple(o for o in self.observers if o is not observation)
 
     # -- the link -------------------------------------------------------------------------------
 

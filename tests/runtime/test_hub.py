@@ -358,3 +358,24 @@ def test_a_drop_disconnects_every_api_on_the_market_and_one_new_connection_serve
         assert sorted(map(tuple, ScriptedAdapter.subscribe_calls)) == [("cu2612",), ("cu2612",), ("rb2701",), ("rb2701",)]
     finally:
         registry.unregister_adapter("scripted")
+
+
+def test_an_observer_of_one_api_object_sees_only_what_that_program_was_given(make_md, counting) -> None:
+    one, one_spi = make_md("counting://", subscribe=["rb2701"])
+    two, two_spi = make_md("counting://", subscribe=["rb2701", "cu2612"])
+    wait_for(lambda: len(one_spi.ticks) == 1 and len(two_spi.ticks) == 2)
+    market = market_of("counting://")
+    seen_by_two: list[Any] = []
+    seen_by_all: list[Any] = []
+    watch_two = market.observe(seen_by_two.append, only=two._backend.session.dispatcher)
+    watch_all = market.observe(seen_by_all.append)
+    try:
+        for _ in range(3):
+            io_loop.call_soon(counting.made[0].emit)
+        wait_for(lambda: len(one_spi.ticks) == 4 and len(two_spi.ticks) == 8)
+        wait_for(lambda: len(seen_by_all) == 9)
+    finally:
+        watch_two.close()
+        watch_all.close()
+    assert all(a is b for a, b in zip(seen_by_two, two_spi.ticks[2:], strict=True))
+    assert sorted(map(id, seen_by_all)) == sorted(map(id, one_spi.ticks[1:] + two_spi.ticks[2:]))

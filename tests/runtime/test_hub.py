@@ -379,3 +379,31 @@ def test_an_observer_of_one_api_object_sees_only_what_that_program_was_given(mak
         watch_all.close()
     assert all(a is b for a, b in zip(seen_by_two, two_spi.ticks[2:], strict=True))
     assert sorted(map(id, seen_by_all)) == sorted(map(id, one_spi.ticks[1:] + two_spi.ticks[2:]))
+
+
+def test_a_late_subscriber_waits_for_the_other_programs_point_in_the_stream_when_it_is_behind(make_md, counting) -> None:
+    release = threading.Event()
+
+    class Stuck(RecordingMdSpi):
+        def OnRtnDepthMarketData(self, tick: Any) -> None:
+            super().OnRtnDepthMarketData(tick)
+            if len(self.ticks) == 2:
+                assert release.wait(10)  # the program is busy with its second tick
+
+    one, one_spi = make_md("counting://", subscribe=["rb2701"], spi_class=Stuck)
+    wait_for(lambda: len(one_spi.ticks) == 1, what="the first snapshot")
+    adapter = counting.made[0]
+    io_loop.call_soon(adapter.emit)  # the tick the first program is stuck on
+    wait_for(lambda: len(one_spi.ticks) == 2)
+    io_loop.call_soon(adapter.emit)  # queued behind it
+    two, two_spi = make_md("counting://", subscribe=["rb2701"])
+    wait_for(lambda: "OnRspSubMarketData" in two_spi.names())
+    market = market_of("counting://")
+    wait_for(lambda: len(market._sinks) == 2 and all(s.ids for s in market._sinks), what="both subscribed")
+    io_loop.call_soon(adapter.emit)  # after the late subscription
+    wait_for(lambda: one_spi.api._backend.session.dispatcher.pending_ticks >= 2, what="ticks waiting behind the stuck one")
+    release.set()
+    wait_for(lambda: len(two_spi.ticks) == 2 and len(one_spi.ticks) == 4)
+    # The late program's snapshot is the newest tick queued for the first when it subscribed
+    # (the one behind the stuck one), then the tick that came after: nothing older, nothing missed.
+    assert two_spi.ticks[0] is one_spi.ticks[2] and two_spi.ticks[1] is one_spi.ticks[3]

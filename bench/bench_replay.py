@@ -156,11 +156,13 @@ def record_rate(ticks: int) -> tuple[float, float]:
 
 
 def source_rate(ticks: int) -> float:
-    sys.path.insert(0, str(HERE))
-    import bench_sim
+    argv, sys.argv = sys.argv, sys.argv[:1]  # bench_sim applies --tree at import: it is applied already
+    try:
+        import bench_sim
+    finally:
+        sys.argv = argv
 
-    bench_sim.FRONT = FRONT
-    return bench_sim.facade(bench_sim.NoOp, ticks)
+    return bench_sim.facade(bench_sim.NoOp, ticks, FRONT)
 
 
 def import_rate(day: Path, rows: int) -> float:

@@ -51,7 +51,7 @@ class LiveWriter:
         self._next_flush = 0
         self._last_receive = 0
         self._lock = threading.Lock()  # write() runs on a callback thread, flush_if_due() on another
-        self._archivers: list[threading.Thread] = []
+        self._archivers: dict[str, threading.Thread] = {}  # trading day -> the thread archiving it
         self.written = 0
         self.flushed = 0  # of those, how many were handed to the operating system (they survive SIGKILL)
         self.days: list[str] = []
@@ -161,6 +161,9 @@ class LiveWriter:
         self.day = day
         self.days.append(day)
         path = self.directory / f"{day}{LIVE_SUFFIX}"
+        archiving = self._archivers.pop(day, None)
+        if archiving is not None:  # a day that comes back (a source's days went back): its archive first
+            archiving.join()
         if path.exists():
             archive_day(path)
         # Arrow's own file, not a Python one: the IPC writer hands it each column's buffers
@@ -188,7 +191,7 @@ class LiveWriter:
             # thread, it costs the recording nothing at the day boundary.
             archiver = threading.Thread(target=archive_day, args=(live,), name=f"ctpshim-archive-{self.day}")
             archiver.start()
-            self._archivers.append(archiver)
+            self._archivers[self.day] = archiver
         else:
             archive_day(live)
 
@@ -197,9 +200,9 @@ class LiveWriter:
         with self._lock:
             if self._writer is not None:
                 self._close_day()
-        for archiver in self._archivers:
+        for archiver in self._archivers.values():
             archiver.join()
-        self._archivers = []
+        self._archivers = {}
 
 
 def _writable_folder(directory: Path) -> None:

@@ -461,3 +461,20 @@ def test_a_second_recorder_in_the_folder_of_a_running_one_is_refused_and_archive
     first.close()
     LiveWriter(tmp_path).close()  # the day is archived once its recorder has stopped
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["20261120.parquet"]
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # the archiver's thread too
+def test_a_trading_day_that_comes_back_while_it_is_being_archived_loses_nothing(tmp_path):
+    # A source whose days go back (20 -> 19 -> 20): the second stint of the 20th must neither truncate
+    # the live file the background archiver is reading nor race it for the archive.
+    made = ticks(60_000)
+    days = ["20261120"] * 50_000 + ["20261119"] + ["20261120"] * 9_999
+    writer = LiveWriter(tmp_path)
+    for index, (tick, day) in enumerate(zip(made, days)):
+        tick[MEMBER["TradingDay"]] = day
+        writer.write(tick, START + index)
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "20261119.parquet", "20261120.parquet"]
+    volumes = [v for b in read_batches(tmp_path / "20261120.parquet") for v in b.column("Volume").to_pylist()]
+    assert volumes == list(range(50_000)) + list(range(50_001, 60_000))  # every tick, in receive order

@@ -54,7 +54,7 @@ class LiveWriter:
         self._archivers: dict[str, threading.Thread] = {}  # trading day -> the thread archiving it
         self.written = 0
         self.flushed = 0  # of those, how many were handed to the operating system (they survive SIGKILL)
-        self.days: list[str] = []
+        self.days: list[str] = []  # the trading days written, each once, in the order first met
         self._instruments: set[str] = set()
         self._uncounted: list[pa.ChunkedArray] = []  # InstrumentID columns not yet in _instruments
         for leftover in sorted(self.directory.glob(f"*{LIVE_SUFFIX}")):
@@ -159,7 +159,8 @@ class LiveWriter:
         if self._writer is not None:
             self._close_day(background=True)
         self.day = day
-        self.days.append(day)
+        if day not in self.days:
+            self.days.append(day)
         path = self.directory / f"{day}{LIVE_SUFFIX}"
         archiving = self._archivers.pop(day, None)
         if archiving is not None:  # a day that comes back (a source's days went back): its archive first

@@ -474,6 +474,7 @@ def test_a_trading_day_that_comes_back_while_it_is_being_archived_loses_nothing(
         tick[MEMBER["TradingDay"]] = day
         writer.write(tick, START + index)
     writer.close()
+    assert writer.days == ["20261120", "20261119"]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
         "20261119.parquet", "20261120.parquet"]
     volumes = [v for b in read_batches(tmp_path / "20261120.parquet") for v in b.column("Volume").to_pylist()]

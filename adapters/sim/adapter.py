@@ -129,6 +129,7 @@ class SimAdapter(Adapter):
         self._making = threading.Lock()  # see Block
         self._millis: dict[str, dict[int, int]] = {}  # exchange -> microsecond -> UpdateMillisec
         self._last: Block | None = None
+        self._run: list[Any] | None = None  # see _plan
 
     def market_now(self) -> datetime:
         """The simulated market's current time (never past the calendar's range)."""
@@ -195,6 +196,7 @@ class SimAdapter(Adapter):
                               + listing(unlisted.values(), 5))
         if snapshots:
             self.owe_snapshot(self._block(snapshots))
+        self._run = None
         self._wake.set()
 
     def _resume(self, info: InstrumentInfo, now: datetime) -> Resume | None:
@@ -211,6 +213,7 @@ class SimAdapter(Adapter):
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         for instrument_id in ids:
             self._active.pop(instrument_id, None)
+        self._run = None
 
     async def ticks(self) -> AsyncIterator[Any]:
         limit = self.config["disconnect_after"]
@@ -251,15 +254,42 @@ class SimAdapter(Adapter):
         """Plan a block of rounds (about ``target`` ticks at speed=max, one round otherwise).
 
         A block never crosses a session boundary of any active contract, so within it each
-        contract either ticks every round or not at all.  When every contract is closed the
-        market clock jumps to the next open.
+        contract either ticks every round or not at all; the contracts that tick and the rounds
+        left before the next boundary are kept from block to block until then (or until a
+        subscription changes, or the clock is moved).  When every contract is closed the market
+        clock jumps to the next open.
         """
         market = self.market_clock
-        active = list(self._active.values())
-        step = market.step
         when = market.next
-        count = max(1, target // len(active)) if market.max_speed else 1
-        horizon = min(when + step * count, MARKET_END)
+        run = self._run
+        if run is None or run[3] != when:
+            run = self._run = self._openings(when)
+            if run is None:
+                return []
+        trading, share, left = run[0], run[1], run[2]
+        count = max(1, min(target // share if market.max_speed else 1, left))
+        market.next = after = when + market.step * count
+        if left > count:
+            run[2], run[3] = left - count, after
+        else:
+            self._run = None
+        shared: dict[str, Rounds] = {}
+        work: list[tuple[Contract, Rounds | Resume | None]] = []
+        for contract in trading:
+            # Exchanges share their stamps unless the date convention treats them differently.
+            key = contract.exchange if self.stamper.convention == "exchange" else ""
+            rounds = shared.get(key)
+            if rounds is None:
+                rounds = shared[key] = self._rounds(when, after, count, contract.exchange)
+            work.append((contract, rounds))
+        return self._block(work, count)
+
+    def _openings(self, when: datetime) -> list[Any] | None:
+        """[contracts trading at ``when``, active contracts, rounds before the next boundary of any
+        of them, ``when``], or None (no contract trades: the clock jumps to the next open)."""
+        market = self.market_clock
+        active = list(self._active.values())
+        horizon = MARKET_END
         trading = []
         for contract, openings in active:
             if openings.trades_at(when):
@@ -273,22 +303,11 @@ class SimAdapter(Adapter):
             for instrument_id in expired:
                 self._active.pop(instrument_id, None)
             if not self._active:
-                return []
+                return None
         if not trading:
             market.next = min(market.align(min(openings.closed_until for _, openings in active)), MARKET_END)
-            return []
-        count = max(1, min(count, math.ceil((horizon - when) / step)))
-        market.next = after = when + step * count
-        shared: dict[str, Rounds] = {}
-        work: list[tuple[Contract, Rounds | Resume | None]] = []
-        for contract in trading:
-            # Exchanges share their stamps unless the date convention treats them differently.
-            key = contract.exchange if self.stamper.convention == "exchange" else ""
-            rounds = shared.get(key)
-            if rounds is None:
-                rounds = shared[key] = self._rounds(when, after, count, contract.exchange)
-            work.append((contract, rounds))
-        return self._block(work, count)
+            return None
+        return [trading, len(active), max(1, math.ceil((horizon - when) / market.step)), when]
 
     def _block(self, work: list[tuple[Contract, Rounds | Resume | None]], rounds: int = 1) -> Block:
         block = self._last = Block(work, rounds * len(work), self._last, self._making)

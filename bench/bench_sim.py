@@ -25,18 +25,23 @@ the median of 3; the machine was shared with other work, so compare within a rou
     0ed9b95 (before issue 14)                530-556k     432-490k     369-427k
     8c9fad4 (issue 14: sim package)          609-678k     494-533k     441-456k
 
+and two later rounds with 5a751b6 (adapter / no-op / read-5): 66414bd 693k, 714k / 536k, 584k /
+502k, 529k; 0ed9b95 593k, 559k / 468k, 417k / 447k, 379k; 5a751b6 660k, 639k / 505k, 531k / 490k,
+421k.
+
 Making a block's ticks lazily, on the dispatcher thread, against making them on the IO thread
 before handing the batch on (``eager``, same tree, alternating, --cpu): 532-585k against
 409-457k ticks per CPU second (wall time on the loaded machine did not separate them).
 
-Against 0ed9b95 the sim is 15-24% faster alone and 9-15% through the facade.  What it does per
-tick is back to 66414bd's; the rest of the gap is shared pieces measured apart: AveragePrice
+Against 0ed9b95 the sim is 11-24% faster alone and 8-27% through the facade.  Against 66414bd it
+is 5-11% behind alone, about what the shared pieces it now uses cost, measured apart: AveragePrice
 through market_data.average_price_rule (~3.5% of the adapter alone), field objects that are no
 longer lists (fields.maker, see bench_fields.py) and the per-tick work of the market hub.  The
 cost had been building each five-minute segment of the day path (~500 ns per round, now ~240:
 random bytes sliced as table indices, a bridge accumulated in C, Volume and OpenInterest made in
 the tick path) and the per-block overhead (stamps per second instead of per round, a contract
-resuming at its next index, blocks interleaved with slice assignments).
+resuming at its next index, blocks interleaved with slice assignments, the planner keeping the
+trading contracts from block to block until the next session boundary).
 """
 
 from __future__ import annotations

@@ -283,3 +283,29 @@ def test_front_info_shows_the_connected_front_cut_to_what_front_addr_holds(make_
     info = tdapi.CThostFtdcFrontInfoField()
     api.GetFrontInfo(info)
     assert info.FrontAddr == front[:100] and (info.QryFreq, info.FTDPkgFreq) == (0, 0)
+
+
+def test_release_racing_init_leaves_no_session_running(flow_dir):
+    from ctpshim.runtime import hub
+
+    front = f"sim://?start={FRIDAY_MORNING}&instruments=rb2701&seed=77"
+    for number in range(20):
+        api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + f"race{number}_")
+        api.RegisterFront(front)
+        both = threading.Barrier(2)
+
+        def init(api: Any = api, both: threading.Barrier = both) -> None:
+            both.wait(5)
+            try:
+                api.Init()
+            except RuntimeError:  # released first: "this API object was released"
+                pass
+
+        starter = threading.Thread(target=init)
+        starter.start()
+        both.wait(5)
+        api.Release()
+        starter.join(10)
+        assert not starter.is_alive() and api.Join() == 1
+    key = hub.market_key(front)
+    wait_for(lambda: key not in {market.key for market in hub.markets()}, what="the market to close")

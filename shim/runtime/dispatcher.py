@@ -39,8 +39,12 @@ class Dispatcher:
         # tick just before the Spi's OnRtnDepthMarketData); set by the session, from any thread.
         self.tap: Any = None
         # The newest tick of each instrument this dispatcher has handed on (batches posted with
-        # record=True); read on this thread only, by marks (post_mark).
+        # record=True); read on this thread only, by marks (post_mark).  While its market has no
+        # other consumer (tap.shared_ticks false), the last few batches that can tell their
+        # newest ticks later are kept instead, and folded in only when a mark needs them.
         self.latest: dict[str, Any] = {}
+        self._kept: deque[Any] = deque()
+        self._kept_lost = False  # a kept batch was let go unfolded: latest may be stale
         self._queue: deque[tuple[int, Any, Any]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._pending_ticks = 0
@@ -187,6 +191,7 @@ class Dispatcher:
                         self._call(spi, first, second)
                 elif kind == _MARK:
                     try:
+                        self._fold_kept()
                         first(self.latest)
                     except Exception:  # noqa: BLE001 - a mark's fault must not stop delivery
                         log.exception("%s: a mark failed", self.name)
@@ -223,7 +228,13 @@ class Dispatcher:
         observations = tap.observers if tap is not None else ()
         observers = [o.callback for o in observations if o.only is None or o.only is self] if observations else ()
         summary = getattr(ticks, "latest", None) if record else None
-        latest = self.latest if record and summary is None else None
+        keep = False
+        if record:
+            if tap is not None and not tap.shared_ticks and (summary is not None or type(ticks) is list):
+                keep, summary = True, None  # nobody can ask for these yet: fold them only if one does
+            elif self._kept:
+                self._fold_kept()
+        latest = self.latest if record and not keep and summary is None else None
         try:
             # Iterating may make the ticks (a replay's TickRows, a sim:// block): a fault there
             # is the adapter's, and ends this batch only.  Three loops, so the common ones pay
@@ -262,8 +273,33 @@ class Dispatcher:
                         self._report("OnRtnDepthMarketData", exc)
             if summary is not None:
                 self.latest.update(summary())
+            elif keep:
+                kept = self._kept
+                kept.append(ticks)
+                if len(kept) > queue_policy.KEEP_BATCHES:
+                    kept.popleft()
+                    self._kept_lost = True
         except Exception:  # noqa: BLE001 - an adapter's fault: report it, keep delivering
             log.exception("%s: a batch of %d ticks could not be made; the rest of it is skipped", self.name, len(ticks))
+
+    def _fold_kept(self) -> None:
+        """Bring :attr:`latest` up to date with the kept batches (oldest first); if one was let go
+        unfolded, forget what came before it: an instrument then has no latest tick rather than
+        a stale one."""
+        if self._kept_lost:
+            self.latest = {}
+            self._kept_lost = False
+        latest = self.latest
+        kept, self._kept = self._kept, deque()
+        for batch in kept:
+            try:
+                if type(batch) is list:
+                    for tick in batch:
+                        latest[tick.InstrumentID] = tick
+                else:
+                    latest.update(batch.latest())
+            except Exception:  # noqa: BLE001 - an adapter's fault: that batch tells nothing
+                log.exception("%s: a batch's latest ticks could not be read", self.name)
 
     def _report(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, SystemExit):

@@ -110,6 +110,7 @@ class Market:
         self.trading_day: str | None = None  # the source's own, when it has a clock
         self.instruments: tuple[Any, ...] = ()
         self.observers: tuple[Observation, ...] = ()
+        self.shared_ticks = False  # two or more attached sinks want ticks (read by dispatchers)
         self._carry: dict[str, Any] = {}
         self._sinks: dict[Sink, set[str]] = {}  # attached sinks -> the instruments counted for each
         self._counts: dict[str, int] = {}
@@ -138,6 +139,7 @@ class Market:
             raise RuntimeError(f"{self!r} is closed; ask hub.market_for() for a new one")
         sink.market = self
         self._sinks[sink] = set()
+        self.shared_ticks = sum(s.wants_ticks for s in self._sinks) > 1
         self._start_pump()
 
     def detach(self, sink: "Sink") -> None:
@@ -148,6 +150,7 @@ class Market:
         sink.market = None
         with sink.lock:
             sink.ids, sink.filter = frozenset(), None
+        self.shared_ticks = sum(s.wants_ticks for s in self._sinks) > 1
         self._release(counted)
         self._update_consumers()
         if not self._sinks:
@@ -225,8 +228,9 @@ class Market:
         return frozenset(self._counts)
 
     def latest(self, instrument_id: str) -> Any:
-        """The newest tick of an instrument an in-process consumer has been handed, or ``None``
-        (any thread; consumers may be at different points of the stream)."""
+        """The newest tick of an instrument an in-process consumer has noted, or ``None`` (any
+        thread; consumers may be at different points of the stream, and a lone one notes its
+        ticks only when a snapshot is asked of it)."""
         for sink in list(self._sinks):
             dispatcher = getattr(sink, "dispatcher", None)
             tick = dispatcher.latest.get(instrument_id) if dispatcher is not None else None

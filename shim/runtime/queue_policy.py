@@ -41,7 +41,10 @@ snapshot first: the newest tick of it that another in-process consumer had been 
 reached the point of the stream where the subscription came (so the snapshot is never older or
 newer than the ticks that follow it).  The new consumer waits for that at most ``SNAPSHOT_WAIT``
 seconds (only when the other consumer's callbacks are that far behind); without it, the
-instrument's next tick comes first.
+instrument's next tick comes first.  A consumer alone on its market keeps its last
+``KEEP_BATCHES`` batches rather than noting each one's newest ticks (the cost of a lone program
+stays what it was); the snapshot for a newcomer is read from those, so an instrument whose newest
+tick is older than them has none, and its next tick comes first.
 
 A callback that raises is reported (traceback on stderr) and dispatch goes on with the next
 message, as openctp-ctp does.
@@ -58,3 +61,4 @@ CONFLATE_CUT_OFF_AFTER = 60.0
 BOUNDED_LIMIT = 100_000
 SHARED_CHUNK = 256
 SNAPSHOT_WAIT = 5.0
+KEEP_BATCHES = 8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import os
@@ -19,7 +20,6 @@ import threading
 import time
 from typing import Any, TextIO
 
-from ... import mdapi
 from ...ctp.fields import member_names, values_of
 from ...ctp.market_data import DBL_MAX
 from ...fronts import registry
@@ -31,46 +31,54 @@ COLUMNS = ["Instrument", "Last", "Change", "Change %", "Bid", "Bid vol", "Ask", 
            "Open interest", "Updated", "Ticks"]
 
 
-class QuoteSpi(mdapi.CThostFtdcMdSpi):
-    """Logs in, subscribes, and keeps the newest tick and a count per instrument."""
+@functools.cache
+def _quote_spi() -> type:
+    """The ``QuoteSpi`` class, made on first use (it subclasses the facade's Spi, which building the
+    command line's parser does not import)."""
+    from ... import mdapi
 
-    def __init__(self, api: Any, ids: list[str]) -> None:
-        super().__init__()
-        self.api = api
-        self.ids = ids
-        self.latest: dict[str, Any] = {}
-        self.counts: dict[str, int] = dict.fromkeys(ids, 0)
-        self.lock = threading.Lock()
-        self.state = "connecting"
-        self.changed = threading.Event()
+    class QuoteSpi(mdapi.CThostFtdcMdSpi):
+        """Logs in, subscribes, and keeps the newest tick and a count per instrument."""
 
-    def OnFrontConnected(self) -> None:
-        self.state = "connected, logging in"
-        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+        def __init__(self, api: Any, ids: list[str]) -> None:
+            super().__init__()
+            self.api = api
+            self.ids = ids
+            self.latest: dict[str, Any] = {}
+            self.counts: dict[str, int] = dict.fromkeys(ids, 0)
+            self.lock = threading.Lock()
+            self.state = "connecting"
+            self.changed = threading.Event()
 
-    def OnFrontDisconnected(self, nReason: int) -> None:
-        from ...errors import describe_reason
+        def OnFrontConnected(self) -> None:
+            self.state = "connected, logging in"
+            self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
 
-        self.state = f"disconnected: {describe_reason(nReason)}; reconnecting"
+        def OnFrontDisconnected(self, nReason: int) -> None:
+            from ...errors import describe_reason
 
-    def OnRspUserLogin(self, pRspUserLogin: Any, pRspInfo: Any, nRequestID: int, bIsLast: bool) -> None:
-        if pRspInfo is not None and pRspInfo.ErrorID != 0:
-            self.state = f"login refused: {pRspInfo.ErrorID} {pRspInfo.ErrorMsg}"
-            return
-        self.state = f"logged in, trading day {pRspUserLogin.TradingDay if pRspUserLogin else '?'}"
-        encoded = [i.encode() for i in self.ids]
-        self.api.SubscribeMarketData(encoded, len(encoded))
+            self.state = f"disconnected: {describe_reason(nReason)}; reconnecting"
 
-    def OnRtnDepthMarketData(self, pDepthMarketData: Any) -> None:
-        with self.lock:
-            instrument = pDepthMarketData.InstrumentID
-            self.latest[instrument] = pDepthMarketData
-            self.counts[instrument] = self.counts.get(instrument, 0) + 1
-        self.changed.set()
+        def OnRspUserLogin(self, pRspUserLogin: Any, pRspInfo: Any, nRequestID: int, bIsLast: bool) -> None:
+            if pRspInfo is not None and pRspInfo.ErrorID != 0:
+                self.state = f"login refused: {pRspInfo.ErrorID} {pRspInfo.ErrorMsg}"
+                return
+            self.state = f"logged in, trading day {pRspUserLogin.TradingDay if pRspUserLogin else '?'}"
+            encoded = [i.encode() for i in self.ids]
+            self.api.SubscribeMarketData(encoded, len(encoded))
 
-    def snapshot(self) -> list[tuple[str, Any, int]]:
-        with self.lock:
-            return [(i, self.latest.get(i), self.counts.get(i, 0)) for i in self.ids]
+        def OnRtnDepthMarketData(self, pDepthMarketData: Any) -> None:
+            with self.lock:
+                instrument = pDepthMarketData.InstrumentID
+                self.latest[instrument] = pDepthMarketData
+                self.counts[instrument] = self.counts.get(instrument, 0) + 1
+            self.changed.set()
+
+        def snapshot(self) -> list[tuple[str, Any, int]]:
+            with self.lock:
+                return [(i, self.latest.get(i), self.counts.get(i, 0)) for i in self.ids]
+
+    return QuoteSpi
 
 
 def _price(value: float) -> str:
@@ -99,7 +107,7 @@ def row(instrument: str, tick: Any, count: int) -> list[str]:
             f"{tick.ActionDay} {tick.UpdateTime}.{tick.UpdateMillisec:03d}", f"{count:,}"]
 
 
-def table(spi: QuoteSpi, front: str) -> Any:
+def table(spi: Any, front: str) -> Any:
     from rich.table import Table
 
     view = Table(title=f"{front}: {spi.state}", title_justify="left")
@@ -122,7 +130,7 @@ def as_json(tick: Any) -> dict[str, Any]:
             for name, value in zip(names, values_of(tick))}
 
 
-def document(spi: QuoteSpi, front: str) -> str:
+def document(spi: Any, front: str) -> str:
     """``quote --once --json``'s output: the front, its state, one object per instrument that
     ticked (in the order asked) and the instruments that did not."""
     snapshot = spi.snapshot()
@@ -160,8 +168,10 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
 
     console = Console(file=out, width=max(shutil.get_terminal_size().columns, 140) if once else None)
     flow = tempfile.mkdtemp(prefix="ctpshim-quote-")
+    from ... import mdapi
+
     api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + "/")
-    spi = QuoteSpi(api, ids)
+    spi = _quote_spi()(api, ids)
     api.RegisterSpi(spi)
     api.RegisterFront(front)
     api.Init()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import signal
 import sys
@@ -11,7 +12,6 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ... import mdapi
 from ...fronts.url import integer, number
 from . import argument, require
 
@@ -38,47 +38,55 @@ def fewer_young_collections() -> Iterator[None]:
         gc.set_threshold(*saved)
 
 
-class RecorderSpi(mdapi.CThostFtdcMdSpi):
-    """Logs in, subscribes, and hands every tick to the writer (on the API's callback thread)."""
+@functools.cache
+def _recorder_spi() -> type:
+    """The ``RecorderSpi`` class, made on first use (it subclasses the facade's Spi, which building the
+    command line's parser does not import)."""
+    from ... import mdapi
 
-    def __init__(self, api: Any, ids: list[str], writer: LiveWriter, limit: int | None) -> None:
-        from ...recording import RecordingError
+    class RecorderSpi(mdapi.CThostFtdcMdSpi):
+        """Logs in, subscribes, and hands every tick to the writer (on the API's callback thread)."""
 
-        super().__init__()
-        self._failed_write = RecordingError
-        self.api, self.ids, self.limit = api, ids, limit
-        self.write = writer.write
-        self.count = 0
-        self.failure: Exception | None = None
-        self.finished = False  # read on every tick: a plain attribute is cheaper than done.is_set()
-        self.done = threading.Event()
+        def __init__(self, api: Any, ids: list[str], writer: LiveWriter, limit: int | None) -> None:
+            from ...recording import RecordingError
 
-    def finish(self) -> None:
-        self.finished = True
-        self.done.set()
+            super().__init__()
+            self._failed_write = RecordingError
+            self.api, self.ids, self.limit = api, ids, limit
+            self.write = writer.write
+            self.count = 0
+            self.failure: Exception | None = None
+            self.finished = False  # read on every tick: a plain attribute is cheaper than done.is_set()
+            self.done = threading.Event()
 
-    def OnFrontConnected(self) -> None:
-        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 0)
+        def finish(self) -> None:
+            self.finished = True
+            self.done.set()
 
-    def OnFrontDisconnected(self, nReason: int) -> None:
-        print(f"ctpshim record: front disconnected (reason {nReason}); reconnecting", file=sys.stderr)
+        def OnFrontConnected(self) -> None:
+            self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 0)
 
-    def OnRspUserLogin(self, pRspUserLogin: Any, pRspInfo: Any, nRequestID: int, bIsLast: bool) -> None:
-        ids = [i.encode() for i in self.ids]
-        self.api.SubscribeMarketData(ids, len(ids))
+        def OnFrontDisconnected(self, nReason: int) -> None:
+            print(f"ctpshim record: front disconnected (reason {nReason}); reconnecting", file=sys.stderr)
 
-    def OnRtnDepthMarketData(self, pDepthMarketData: Any) -> None:
-        if self.finished:
-            return
-        try:
-            self.write(pDepthMarketData)
-        except self._failed_write as exc:
-            self.failure = exc
-            self.finish()
-            return
-        self.count += 1
-        if self.count == self.limit:
-            self.finish()
+        def OnRspUserLogin(self, pRspUserLogin: Any, pRspInfo: Any, nRequestID: int, bIsLast: bool) -> None:
+            ids = [i.encode() for i in self.ids]
+            self.api.SubscribeMarketData(ids, len(ids))
+
+        def OnRtnDepthMarketData(self, pDepthMarketData: Any) -> None:
+            if self.finished:
+                return
+            try:
+                self.write(pDepthMarketData)
+            except self._failed_write as exc:
+                self.failure = exc
+                self.finish()
+                return
+            self.count += 1
+            if self.count == self.limit:
+                self.finish()
+
+    return RecorderSpi
 
 
 def record(front: str, ids: list[str], directory: str, duration: float | None, limit: int | None,
@@ -93,8 +101,10 @@ def _record(front: str, ids: list[str], directory: str, duration: float | None, 
     from ...recording import LiveWriter, RecordingError
 
     writer = LiveWriter(directory)
+    from ... import mdapi
+
     api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi()
-    spi = RecorderSpi(api, ids, writer, limit)
+    spi = _recorder_spi()(api, ids, writer, limit)
     api.RegisterSpi(spi)
     api.RegisterFront(front)
     stop = threading.Event()

@@ -17,10 +17,11 @@ import types
 from typing import Any
 
 import ctpshim
-from ... import mdapi, tdapi
 
 def install_aliases() -> None:
     """Point openctp-ctp's module names at ctpshim in ``sys.modules``."""
+    from ... import mdapi, tdapi
+
     package = types.ModuleType("openctp_ctp", "ctpshim standing in for openctp-ctp")
     package.__version__ = ctpshim.OPENCTP_VERSION  # type: ignore[attr-defined]
     package.__path__ = []  # type: ignore[attr-defined]  # a package, so submodule imports work

@@ -29,15 +29,21 @@ from typing import Sequence
 from .commands import COMMANDS
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command ``argv`` names (the others by name and help
+    only, which is all ``ctpshim --help`` shows): only that command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="ctpshim",
         description="CTP (openctp-ctp) programs on other market-data sources.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"{__package__}.commands.{name}")
-        module.add_parser(commands).set_defaults(command_main=module.main)
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    for name, help_line in COMMANDS.items():
+        if name == chosen:
+            module = importlib.import_module(f"{__package__}.commands.{name}")
+            module.add_parser(commands).set_defaults(command_main=module.main)
+        else:
+            commands.add_parser(name, help=help_line)
     return parser
 
 
@@ -50,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(words)
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return 2

@@ -5,13 +5,13 @@ not a command.
 
 A command module defines::
 
-    HELP: str                                            # the one-line help in `ctpshim --help`
+    HELP: str                                            # its line of COMMANDS
     def add_parser(commands) -> argparse.ArgumentParser  # its subparser and arguments
     def main(args, parser) -> int                        # the exit status
 
-Building the parser imports every command module, so none imports an optional dependency
-(pyarrow, aiohttp, rich) or an adapter at import time: ``ctpshim ping`` works without the
-recordings extra, and ``main`` checks for the extra it needs (:func:`require`).
+``ctpshim --help`` imports no command module (it needs only :data:`COMMANDS`), and ``ctpshim X``
+only X's.  No command module imports an optional dependency (pyarrow, aiohttp, rich) at import
+time: ``main`` checks for the extra it needs (:func:`require`).
 
 May import: the facade, :mod:`ctpshim.fronts`, :mod:`ctpshim.errors`, :mod:`ctpshim.messages`,
 :mod:`ctpshim.ctp`; :mod:`ctpshim.recording` and the adapters inside functions only.
@@ -23,7 +23,16 @@ import argparse
 import importlib
 from typing import Any, Callable
 
-COMMANDS = ("run", "record", "convert", "info", "ping", "quote", "schemes")
+COMMANDS = {
+    "run": "run an unmodified openctp-ctp program on another source",
+    "record": "record a front's ticks (rotating at each trading day)",
+    "convert": "import tick CSVs into recordings, or export recordings to CSV",
+    "info": "instruments, trading days, ticks, span and gaps of a recording",
+    "ping": "check fronts and feeds: round-trip times, loss, and why one does not answer",
+    "quote": "a live table of quotes from any front, through the CTP API",
+    "schemes": "list the front schemes and their settings",
+}
+"""Every command and its one-line help, in the order ``ctpshim --help`` lists them."""
 
 
 def argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from . import require
+from . import COMMANDS, require
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-HELP = "import tick CSVs into recordings, or export recordings to CSV"
+HELP = COMMANDS["convert"]
 
 
 def convert(source: str, target: str, forced: str | None = None, skip_bad: bool = False) -> dict[str, Any]:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import require
+from . import COMMANDS, require
 
-HELP = "instruments, trading days, ticks, span and gaps of a recording"
+HELP = COMMANDS["info"]
 
 
 def info(path: str, as_json: bool = False) -> int:

@@ -37,7 +37,7 @@ from typing import Any, Iterator, TextIO
 from ...errors import FrontAddressError, UpstreamError
 from ...fronts import registry
 from ...fronts.url import FrontURL, integer, number
-from . import argument, require
+from . import COMMANDS, argument, require
 
 OK, FAIL, DAMAGED, TCP_ONLY = "ok", "FAIL", "damaged", "tcp-only"
 EXIT_OK, EXIT_FAILED, EXIT_TCP_ONLY = 0, 1, 3  # 2 is argparse's, for usage errors
@@ -394,7 +394,7 @@ def _watch(urls: list[FrontURL], count: int, interval: float, timeout: float, st
 # -- the command line -----------------------------------------------------------------------------
 
 MAX_PING_COUNT = 10_000  # samples per front: ping keeps every one
-HELP = "check fronts and feeds: round-trip times, loss, and why one does not answer"
+HELP = COMMANDS["ping"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:

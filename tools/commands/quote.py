@@ -25,7 +25,7 @@ from ...ctp.market_data import DBL_MAX
 from ...fronts import registry
 from ...fronts.url import number
 from ...messages import listing
-from . import argument, require
+from . import COMMANDS, argument, require
 
 COLUMNS = ["Instrument", "Last", "Change", "Change %", "Bid", "Bid vol", "Ask", "Ask vol", "Volume",
            "Open interest", "Updated", "Ticks"]
@@ -209,7 +209,7 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
 
 # -- the command line -----------------------------------------------------------------------------
 
-HELP = "a live table of quotes from any front, through the CTP API"
+HELP = COMMANDS["quote"]
 MAX_LISTED_INSTRUMENTS = 50  # without IDs: the first this many the source lists
 
 

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ...fronts.url import integer, number
-from . import argument, require
+from . import COMMANDS, argument, require
 
 if TYPE_CHECKING:
     from ...recording import LiveWriter
 
-HELP = "record a front's ticks (rotating at each trading day)"
+HELP = COMMANDS["record"]
 
 # A recording makes some 200,000 tick objects a second, and young ones are alive in numbers,
 # though none is part of a reference cycle.  With CPython's default threshold (a young collection

@@ -17,6 +17,7 @@ import types
 from typing import Any
 
 import ctpshim
+from . import COMMANDS
 
 def install_aliases() -> None:
     """Point openctp-ctp's module names at ctpshim in ``sys.modules``."""
@@ -71,7 +72,7 @@ def run_program(target: str, args: list[str], as_module: bool = False) -> None:
 # -- the command line -----------------------------------------------------------------------------
 
 DEFAULT_FRONT = "sim://?hours=always"
-HELP = "run an unmodified openctp-ctp program on another source"
+HELP = COMMANDS["run"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:

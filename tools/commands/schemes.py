@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+from . import COMMANDS
 
-HELP = "list the front schemes and their settings"
+HELP = COMMANDS["schemes"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ against the same tree with the runtime before the hub (session, dispatcher, queu
   sim-1        536,030 vs   444,142 ticks/s  (1.21: the dispatcher now lets go of each batch as soon
                as it is delivered instead of when its whole drained queue is; that loop alone,
                swapped back in the new dispatcher, gives 431,883 against 552,623)
-  replay-1     706,060 vs   712,833 ticks/s  (0.99)
+  replay-1     706,060 vs   712,833 ticks/s  (0.99; at 7a95de1, 9 runs: 645,170 vs 661,070, 0.98)
   sim-10     2,459,291 vs   237,496 ticks/s  (10.4: one upstream, each tick made once)
   replay-10  2,974,947 vs   677,519 ticks/s  (4.4)
 Wall time (5 runs) gave the same picture with more scatter.

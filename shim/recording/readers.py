@@ -17,7 +17,7 @@ from typing import Iterator
 
 try:
     import fcntl
-except ImportError:  # not on Windows: there a live file being recorded reads as cut short
+except ImportError:  # Windows: a live file being recorded then reads as cut short (see _CUT_SHORT)
     fcntl = None  # type: ignore[assignment]
 
 import pyarrow as pa
@@ -30,6 +30,9 @@ from .schema import ARCHIVE_SUFFIX, CHECKSUM_KEY, IPC_CONTINUATION, LIVE_SUFFIX,
 log = logging.getLogger("ctpshim.recording")
 
 
+# Why a live file's last batch may end early; without file locks, a recorder writing it now cannot be told apart.
+_CUT_SHORT = ("a recorder stopped while writing it, or its length is damaged" if fcntl is not None else
+              "a recorder stopped while writing it, or is writing it now, or its length is damaged")
 DECODE_ROWS = 16_384  # rows decoded at a time from an archive: what a reader holds, whatever the group size
 _DAMAGE_TEXT = "the ticks before it are read, the rest of the file is skipped"
 
@@ -144,8 +147,7 @@ def _live_batches(path: Path, damage: list[str] | None = None) -> Iterator[pa.Re
                 if source.tell() >= os.fstat(source.fileno()).st_size:
                     if being_recorded(path):  # the batch being written now
                         return
-                    reason = (f"cut short by the end of the file: a recorder stopped while writing it, or its "
-                              f"length is damaged; {reason}")
+                    reason = f"cut short by the end of the file: {_CUT_SHORT}; {reason}"
                 damaged(damage, f"{path}: IPC batch {number} (byte {offset}) is damaged ({reason}); {_DAMAGE_TEXT}")
                 return
             number += 1

@@ -7,26 +7,26 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from ctpshim import mdapi, tdapi
 from ctpshim.adapters import tcp
-from ctpshim.adapters.base import Adapter
 from ctpshim.adapters.sim import SimAdapter
 from ctpshim.errors import UpstreamUnavailable
 from ctpshim.fronts import registry
 from ctpshim.runtime import backends
 from ctpshim.runtime.dispatcher import Dispatcher
+from ctpshim.testing import SilentAdapter
 
 from ..conftest import FRIDAY_MORNING, wait_for
 from ..stand_in_openctp import StandIn
 from .test_td_emulation import RecordingTraderSpi
 
 
-class _Unreachable(Adapter):
-    """A source that never answers: every connection attempt fails (and is counted)."""
+class _Unreachable(SilentAdapter):
+    """A source that never answers: every connection attempt fails (and is noted)."""
 
     attempts = threading.Event()
 
@@ -34,15 +34,6 @@ class _Unreachable(Adapter):
         _Unreachable.attempts.set()
         await asyncio.sleep(0)
         raise UpstreamUnavailable("nothing listens there")
-
-    async def subscribe(self, ids: Iterable[str]) -> None:
-        raise AssertionError("never connected")
-
-    async def unsubscribe(self, ids: Iterable[str]) -> None:
-        raise AssertionError("never connected")
-
-    def ticks(self) -> AsyncIterator[Any]:
-        raise AssertionError("never connected")
 
 
 @pytest.fixture

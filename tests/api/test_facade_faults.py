@@ -5,14 +5,14 @@ an OSError."""
 from __future__ import annotations
 
 import threading
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, Callable
 
 import pytest
 
 from ctpshim import mdapi, tdapi
 from ctpshim.fronts import registry
-from ctpshim.adapters.base import Adapter
 from ctpshim.errors import FrontAddressError
+from ctpshim.testing import SilentAdapter
 
 from ..conftest import FRIDAY_MORNING, wait_for
 
@@ -192,24 +192,12 @@ def test_a_bad_ctpshim_front_names_the_variable_at_register_front_and_init(flow_
         api.Release()
 
 
-class _GuardedAdapter(Adapter):
+class _GuardedAdapter(SilentAdapter):
     """An adapter whose check meets a file it may not read (so it never connects)."""
 
     @classmethod
     def check(cls, url: Any, settings: Any) -> None:
         raise PermissionError(13, "Permission denied", "/data/locked/20261120.parquet")
-
-    async def connect(self) -> None:
-        raise AssertionError("a front whose check fails is never connected")
-
-    async def subscribe(self, ids: Iterable[str]) -> None:
-        raise AssertionError("never connected")
-
-    async def unsubscribe(self, ids: Iterable[str]) -> None:
-        raise AssertionError("never connected")
-
-    def ticks(self) -> AsyncIterator[Any]:
-        raise AssertionError("never connected")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from ctpshim.tools.layouts import LayoutError
 from ctpshim.tools.commands.record import fewer_young_collections, record
 
 from ..conftest import DATA, file_cannot_grow, wait_for
+from .days import alternating_day
 
 VNPY = DATA / "vnpy_CZCE_RM705_20170320.csv"
 TQSDK = DATA / "tqsdk_SHFE_cu1909_20190916.csv"
@@ -508,20 +509,8 @@ def test_instruments_that_stop_ticking_do_not_keep_their_part_of_the_file_in_mem
 
 
 def test_a_subscription_during_paced_replay_gets_the_newest_replayed_tick_then_the_following_ones(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ctpshim.recording import SCHEMA
-
     # X and Y take turns, a row every 10 ms; Volume numbers the rows.
-    part = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(0, 2000)
-    for name, values, kind in (("InstrumentID", [("X", "Y")[i % 2] for i in range(2000)], pa.string()),
-                               ("Volume", list(range(2000)), pa.int32()),
-                               ("ReceiveTime", [10**18 + i * 10**7 for i in range(2000)], pa.int64())):
-        position = SCHEMA.get_field_index(name)
-        part = part.set_column(position, SCHEMA.field(position), pa.array(values, kind))
-    target = tmp_path / "20170320.parquet"
-    pq.write_table(part, target)
+    target = alternating_day(tmp_path / "20170320.parquet", 2000, {"InstrumentID": ("X", "Y")})
 
     async def run():
         adapter = create_adapter(f"replay://{target}?speed=1&rebase=none")

@@ -13,6 +13,8 @@ from ctpshim.ctp import clock
 from ctpshim.errors import FrontAddressError
 from ctpshim.fronts.registry import create_adapter
 
+from .days import alternating_day
+
 FRIDAY_NIGHT = datetime(2026, 11, 20, 21, 30, 15, 250_000)  # the night session of Monday 2026-11-23
 
 
@@ -58,21 +60,8 @@ def test_dates_with_rebase_none_is_refused_naming_both():
 
 def mixed_exchanges(folder: Path) -> Path:
     """A day whose rows alternate between a DCE and an SHFE contract, 10 ms apart."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ctpshim.recording import SCHEMA
-
-    part = pq.read_table(create_adapter("replay://?bundled=RM705").path).slice(0, 400)
-    for name, values, kind in (("InstrumentID", [("m2701", "rb2701")[i % 2] for i in range(400)], pa.string()),
-                               ("ExchangeID", [("DCE", "SHFE")[i % 2] for i in range(400)], pa.string()),
-                               ("Volume", list(range(400)), pa.int32()),
-                               ("ReceiveTime", [10**18 + i * 10**7 for i in range(400)], pa.int64())):
-        position = SCHEMA.get_field_index(name)
-        part = part.set_column(position, SCHEMA.field(position), pa.array(values, kind))
-    target = folder / "20170320.parquet"
-    pq.write_table(part, target)
-    return target
+    return alternating_day(folder / "20170320.parquet", 400,
+                           {"InstrumentID": ("m2701", "rb2701"), "ExchangeID": ("DCE", "SHFE")})
 
 
 def test_rows_of_several_exchanges_are_stamped_each_by_its_exchange_in_their_order(tmp_path):

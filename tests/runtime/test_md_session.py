@@ -88,7 +88,8 @@ def test_requests_accept_lists_of_str_and_use_only_n_ids(make_md):
     wait_for(lambda: "OnRspUserLogin" in spi.names())
     assert api.SubscribeMarketData(["rb2701", "au2612", "cu2612"], 2) == 0
     wait_for(lambda: spi.names().count("OnRspSubMarketData") == 2)
-    time.sleep(0.3)
+    # Every listed contract ticks each round, so cu2612 would have ticked by rb2701's third tick.
+    wait_for(lambda: sum(t.InstrumentID == "rb2701" for t in spi.ticks) >= 3)
     assert {t.InstrumentID for t in spi.ticks} == {"rb2701", "au2612"}
 
 
@@ -119,7 +120,8 @@ def test_join_blocks_until_release_from_another_thread(make_md):
     returned = []
     joiner = threading.Thread(target=lambda: returned.append(api.Join()))
     joiner.start()
-    time.sleep(0.2)
+    witness, witness_spi = make_md(FRONT, subscribe=["rb2701"])  # the same market: its ticks mark time
+    wait_for(lambda: len(witness_spi.ticks) >= 3)
     assert joiner.is_alive()
     api.Release()
     joiner.join(5)
@@ -133,22 +135,27 @@ def test_release_from_inside_a_callback_stops_all_further_callbacks(make_md):
             if len(self.ticks) == 5:
                 self.api.Release()
 
+    witness, witness_spi = make_md(FRONT, subscribe=["rb2701"])  # the same market: its ticks mark time
     api, spi = make_md(FRONT, subscribe=["rb2701", "au2612"], spi_class=ReleasingSpi)
     joined: list[int] = []
     joiner = threading.Thread(target=lambda: joined.append(api.Join()), daemon=True)
     joiner.start()
     joiner.join(10)  # Join returns because the callback released the API
     assert joined == [1], f"Join() did not return; {len(spi.ticks)} ticks came"
-    time.sleep(0.3)
+    seen = len(witness_spi.ticks)
+    wait_for(lambda: len(witness_spi.ticks) >= seen + 5)
     assert len(spi.ticks) == 5
 
 
 def test_release_from_the_main_thread_while_ticks_flow(make_md):
-    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=max", subscribe=["rb2701"])
-    wait_for(lambda: len(spi.ticks) > 1000)
+    front = f"sim://?start={FRIDAY_MORNING}&speed=max"
+    api, spi = make_md(front, subscribe=["rb2701"])
+    witness, witness_spi = make_md(front, subscribe=["rb2701"])  # the same market: its ticks mark time
+    wait_for(lambda: len(spi.ticks) > 1000 and len(witness_spi.ticks) > 10)
     api.Release()
     count = len(spi.ticks)
-    time.sleep(0.2)
+    seen = len(witness_spi.ticks)
+    wait_for(lambda: len(witness_spi.ticks) >= seen + 1000)
     assert len(spi.ticks) == count
 
 
@@ -416,10 +423,13 @@ def test_join_on_the_main_thread_returns_when_a_helper_thread_releases(make_md):
 def test_unregistering_the_spi_before_release_stops_the_callbacks(make_md):
     api, spi = make_md(FRONT, subscribe=["rb2701"])
     wait_for(lambda: len(spi.ticks) > 2)
+    witness, witness_spi = make_md(FRONT, subscribe=["rb2701"])  # the same market: its ticks mark time
+    wait_for(lambda: witness_spi.ticks)
     api.RegisterSpi(None)  # SFIT's recommended shutdown order: RegisterSpi(None), then Release()
-    time.sleep(0.1)
+    seen = len(witness_spi.ticks)
+    wait_for(lambda: len(witness_spi.ticks) >= seen + 2)  # a callback running as the Spi went has ended
     count = len(spi.ticks)
-    time.sleep(0.3)
+    wait_for(lambda: len(witness_spi.ticks) >= seen + 7)
     assert len(spi.ticks) == count
     api.Release()
 

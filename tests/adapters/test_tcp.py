@@ -154,7 +154,9 @@ def test_released_from_inside_a_callback_no_more_callbacks(make_md, stand_in):
 
     api, spi = make_md(FRONT, subscribe=["rb2605", "cu2607"], spi_class=ReleasingSpi)
     wait_for(lambda: ("Release",) in stand_in["mdapi"].calls)
-    time.sleep(0.1)
+    # Once the callback thread has ended, nothing can call the Spi again, whatever the front still sends.
+    dispatcher = api._dispatcher._thread
+    wait_for(lambda: dispatcher is not None and not dispatcher.is_alive(), what="the callback thread to end")
     assert len(spi.ticks) == 1
 
 

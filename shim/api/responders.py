@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..ctp import clock
+from ..ctp.error_codes import error
 
 if TYPE_CHECKING:
     from ..runtime.backends import SessionBackend
 
-SUCCESS_MESSAGE = "CTP:正确"
+SUCCESS_MESSAGE = error("NONE").message  # "CTP:正确"
 SUBSCRIPTION_MESSAGE = "CTP:No Error"  # what a CTP md front writes in its subscription replies
 NOT_SENT = -1
 

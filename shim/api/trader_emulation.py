@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..runtime import io_loop
 from ..ctp import clock
 from ..ctp.calendar import yyyymmdd
+from ..ctp.error_codes import error
 from ..ctp.exchanges import FUTURES_EXCHANGES
 from ..ctp.fields import char_limit, default_values, from_values, load_spec, member_index, member_names, values_of
 from ..ctp.market_data import DBL_MAX
@@ -43,8 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ctpshim")
 
-UNSUPPORTED_FUNCTION = 27
-UNSUPPORTED_MESSAGE = "CTP:不支持的功能"
+UNSUPPORTED = error("UNSUPPORTED_FUNCTION")  # 27, "CTP:不支持的功能"
 
 _LOGINS = {"ReqUserLogin", "ReqUserLoginWithCaptcha", "ReqUserLoginWithText", "ReqUserLoginWithOTP"}
 
@@ -184,16 +184,16 @@ class TraderResponder(MdResponder):
 
     def _refuse(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> None:
         scheme = front.front_url.split("://", 1)[0] or "this"
-        message = UNSUPPORTED_MESSAGE + f" ({scheme}:// is market data only; it cannot trade)"
+        message = UNSUPPORTED.message + f" ({scheme}:// is market data only; it cannot trade)"
         if len(message.encode("gb18030")) > _error_message_limit():
-            message = UNSUPPORTED_MESSAGE + " (this front cannot trade)"
+            message = UNSUPPORTED.message + " (this front cannot trade)"
         params = _spi_params()
         suffix = name[3:]
         for callback in ("OnRsp" + suffix, "OnErrRtn" + suffix):
             if callback not in params:
                 continue
             echo = self._echo(field, params[callback][0])
-            info = self.rsp_info(UNSUPPORTED_FUNCTION, message)
+            info = self.rsp_info(UNSUPPORTED.code, message)
             if callback.startswith("OnRsp"):
                 front.post(callback, echo, info, request_id, True)
             else:

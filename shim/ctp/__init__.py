@@ -1,7 +1,8 @@
 """The CTP domain: what CTP means, with no threads, no I/O loop and no sources.
 
 Lives here: the committed spec of openctp-ctp's surface (``spec/``) and the field classes built
-from it (:mod:`.fields`); the depth-market-data conventions every tick follows, tick stamping and
+from it (:mod:`.fields`); CTP 6.7.8's error numbers and texts (:mod:`.error_codes`, from
+``spec/ctp_error_codes.json``); the depth-market-data conventions every tick follows, tick stamping and
 AveragePrice among them (:mod:`.market_data`); China time, the one clock everything reads "now"
 from (:mod:`.clock`); the trading calendar and the night-session boundaries (:mod:`.calendar`);
 the exchanges and their names (:mod:`.exchanges`); futures products, contracts, their listing rules

@@ -8,22 +8,22 @@ citation).  Lines starting with ``#`` are comments.
 
 Levels:
 
-* ``exchange``: the exchange's standard margin and fee.  Every product of
-  :data:`ctpshim.ctp.products.PRODUCTS` has one.  Most are estimates marked ``certain=no``.
-* ``broker``: what a typical broker charges, the default.  Rows observed on SimNow are in the
-  file; every other product's broker level is derived from its exchange row:
-  margin ratio by money plus :data:`BROKER_MARGIN_MARKUP` (brokers add 1 to 5 points,
-  ``SIM_TRADING.md`` 3.3) and the exchange's fees unchanged (SimNow's declared fees equal the
-  exchange's for rb, au, MA and sc).
+* ``exchange``: the exchange's standard margin and fee.  Most values are estimates marked
+  ``certain=no`` (the exchanges change them often and the reference has few dated notices).
+* ``broker``: what a typical broker charges, the default: SimNow's margins (read from LocalCTP's
+  MIT-licensed ``instrument.csv`` of SimNow's 2025 contracts) with SimNow's declared fees where
+  ``SIM_TRADING.md`` 3.3 quotes them, else the exchange row's fees (marked ``certain=no``).
 
-A user file with the same columns overrides the table: each of its rows replaces the values of
-its product at its level (a derived broker level follows an overridden exchange row).  Bad files
-raise :class:`RatesFileError` naming the file, line, column, value and what is valid.
+Every product of :data:`ctpshim.ctp.products.PRODUCTS` has a row at each level.  A user file with
+the same columns overrides the table: each of its rows replaces its product's values at its
+level.  Bad files raise :class:`RatesFileError` naming the file, line, column, value and what is
+valid.
 
-An instrument of a product the table lacks gets :data:`DEFAULT_MARGIN_RATIO` (10 %, both sides) and
-:data:`DEFAULT_COMMISSION_PER_LOT` (1 yuan a lot each way: LocalCTP's defaults when it has no fee rows); an ID that names no product of
-:data:`~ctpshim.ctp.products.PRODUCTS` raises :class:`UnknownProduct`, as CTP answers an unknown
-instrument with an error rather than a rate.
+A product of the product table without a row (one added there before here) gets
+:data:`DEFAULT_MARGIN_RATIO` (10 %, both sides) and :data:`DEFAULT_COMMISSION_PER_LOT` (1 yuan a
+lot each way), LocalCTP's defaults when it has no fee rows, marked ``certain=False`` with the
+source "default".  An ID that names no product of the product table raises
+:class:`UnknownProduct`, as CTP answers an unknown instrument with an error rather than a rate.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from os import PathLike
@@ -41,7 +41,6 @@ from typing import Iterable
 from .products import PRODUCTS
 
 LEVELS = ("exchange", "broker")
-BROKER_MARGIN_MARKUP = 0.03
 DEFAULT_MARGIN_RATIO = 0.1
 DEFAULT_COMMISSION_PER_LOT = 1.0
 
@@ -146,14 +145,6 @@ def _default(code: str, level: str) -> Rates:
                  0.0, fee, 0.0, fee, 0.0, fee, False, "default (LocalCTP's when it has no rate rows)")
 
 
-def _derived_broker(exchange: Rates) -> Rates:
-    return replace(
-        exchange, level="broker",
-        LongMarginRatioByMoney=round(exchange.LongMarginRatioByMoney + BROKER_MARGIN_MARKUP, 10),
-        ShortMarginRatioByMoney=round(exchange.ShortMarginRatioByMoney + BROKER_MARGIN_MARKUP, 10),
-        source=f"derived: exchange level + {BROKER_MARGIN_MARKUP:g} margin, exchange fees ({exchange.source})")
-
-
 def _parse(path: str, lines: Iterable[str]) -> dict[tuple[str, str], Rates]:
     numbered = [(number, line) for number, line in enumerate(lines, 1)
                 if line.strip() and not line.lstrip().startswith("#")]
@@ -177,7 +168,8 @@ def _parse(path: str, lines: Iterable[str]) -> dict[tuple[str, str], Rates]:
             raise RatesFileError(path, number, "ProductID", code, "a product of ctpshim.ctp.products.PRODUCTS")
         product = PRODUCTS[code]
         if row["ExchangeID"] != product.exchange:
-            raise RatesFileError(path, number, "ExchangeID", row["ExchangeID"], f"{product.exchange} (the exchange of {code})")
+            raise RatesFileError(path, number, "ExchangeID", row["ExchangeID"],
+                                 f"{product.exchange} (the exchange of {code})")
         if row["level"] not in LEVELS:
             raise RatesFileError(path, number, "level", row["level"], " or ".join(LEVELS))
         if row["certain"] not in ("yes", "no", ""):
@@ -198,7 +190,8 @@ def _parse(path: str, lines: Iterable[str]) -> dict[tuple[str, str], Rates]:
                                      f"a margin above 0 by money or by volume ({side}MarginRatioByVolume)")
         key = (code, row["level"])
         if key in table:
-            raise RatesFileError(path, number, "ProductID", code, f"one row per product and level ({code}, {row['level']} repeats)")
+            raise RatesFileError(path, number, "ProductID", code,
+                                 f"one row per product and level ({code}, {row['level']} repeats)")
         table[key] = Rates(product.exchange, code, row["level"], product.multiplier, **values,
                            certain=row["certain"] == "yes", source=row["source"])
     return table
@@ -221,18 +214,14 @@ class RateTable:
         if code not in PRODUCTS:
             match = _INSTRUMENT.match(code)
             if not match or match.group(1) not in PRODUCTS:
-                raise UnknownProduct(f"{instrument_or_product!r} is neither a product nor an instrument of a known product")
+                raise UnknownProduct(
+                    f"{instrument_or_product!r} is neither a product nor an instrument of a known product")
             code = match.group(1)
         found = self._rows.get((code, level))
-        if found is not None:
-            return found
-        exchange = self._rows.get((code, "exchange"))
-        if exchange is None:
-            return _default(code, level)
-        return _derived_broker(exchange)
+        return found if found is not None else _default(code, level)
 
     def rows(self) -> list[Rates]:
-        """The rows of the file(s), without derived or default ones."""
+        """The rows of the file(s), without default ones."""
         return list(self._rows.values())
 
     def with_overrides(self, path: str | PathLike[str]) -> "RateTable":

@@ -37,22 +37,24 @@ def test_every_product_has_rates_in_range_with_a_source(level: str) -> None:
         assert found.commission(1, product.price, "open") > 0, code
 
 
-def test_every_exchange_row_is_in_the_file_and_broker_margins_are_not_below_the_exchange() -> None:
-    table = load_table()
-    in_file = {(row.ProductID, row.level) for row in table.rows()}
-    assert {code for code, level in in_file if level == "exchange"} == set(PRODUCTS)
+def test_every_row_is_in_the_file_and_broker_margins_are_not_below_the_exchange() -> None:
+    in_file = [(row.ProductID, row.level) for row in load_table().rows()]
+    assert sorted(in_file) == sorted((code, level) for code in PRODUCTS for level in rates.LEVELS)
     for code in PRODUCTS:
         assert rates_for(code, "broker").LongMarginRatioByMoney >= rates_for(code, "exchange").LongMarginRatioByMoney
 
 
-def test_broker_level_is_simnow_where_observed_and_derived_elsewhere() -> None:
+def test_broker_level_is_simnow_with_the_exchange_fees_where_simnow_fees_are_unknown() -> None:
     rb = rates_for("rb")
     assert (rb.LongMarginRatioByMoney, rb.OpenRatioByMoney, rb.certain) == (0.16, 1e-4, True)
-    assert "SimNow" in rb.source
+    assert "SimNow declared" in rb.source
+    m = rates_for("m")
+    assert (m.OpenRatioByVolume, m.CloseTodayRatioByVolume) == (0.2, 0.1)  # SimNow's, not the exchange's 1.5
     hc, hc_exchange = rates_for("hc"), rates_for("hc", "exchange")
-    assert hc.LongMarginRatioByMoney == pytest.approx(hc_exchange.LongMarginRatioByMoney + rates.BROKER_MARGIN_MARKUP)
-    assert hc.OpenRatioByMoney == hc_exchange.OpenRatioByMoney
-    assert hc.source.startswith("derived")
+    assert hc.LongMarginRatioByMoney == 0.16
+    assert [getattr(hc, name) for name in rates.COMMISSION_COLUMNS] == [
+        getattr(hc_exchange, name) for name in rates.COMMISSION_COLUMNS]
+    assert "SimNow" in hc.source and not hc.certain
 
 
 def test_instrument_ids_resolve_to_their_product_and_unknown_ones_are_an_error() -> None:
@@ -110,14 +112,15 @@ def test_rates_are_frozen() -> None:
 
 def test_an_override_row_replaces_its_products_values(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD_RB, "SHFE,hc,exchange,0.08,0,0.08,0,0,1,0,1,0,2,no,")
+    builtin_hc = rates_for("hc")
     table = load_table(path)
     rb = table.rates_for("rb2605")
     assert (rb.LongMarginRatioByMoney, rb.ShortMarginRatioByMoney, rb.CloseTodayRatioByMoney) == (0.2, 0.25, 0.0003)
     assert rb.source == "my broker 2026-12-01" and rb.certain
     assert rb.margin(1, 3147, "short") == pytest.approx(3147 * 10 * 0.25)
-    # the derived broker level follows an overridden exchange row
+    # a row replaces only its own level
     assert table.rates_for("hc", "exchange").CloseTodayRatioByVolume == 2
-    assert table.rates_for("hc").LongMarginRatioByMoney == pytest.approx(0.08 + rates.BROKER_MARGIN_MARKUP)
+    assert table.rates_for("hc") == builtin_hc
     # untouched products and the built-in table are unchanged
     assert table.rates_for("cu") == rates_for("cu")
     assert rates_for("rb").LongMarginRatioByMoney == 0.16

@@ -39,7 +39,7 @@ def test_every_package_folder_is_listed_so_a_wheel_holds_it() -> None:
 def test_the_package_data_patterns_match_the_files_the_code_opens() -> None:
     folders = _package_folders()
     needed = {
-        "ctpshim.ctp": ["spec/openctp_ctp.json"],
+        "ctpshim.ctp": ["spec/openctp_ctp.json", "spec/ctp_error_codes.json", "data/rates.csv"],
         "ctpshim": ["data/SHFE_ru1901_20181009.parquet", "data/CZCE_RM705_20170320.parquet"],
     }
     patterns = SETUPTOOLS["package-data"]

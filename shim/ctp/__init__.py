@@ -2,7 +2,8 @@
 
 Lives here: the committed spec of openctp-ctp's surface (``spec/``) and the field classes built
 from it (:mod:`.fields`); CTP 6.7.8's error numbers and texts (:mod:`.error_codes`, from
-``spec/ctp_error_codes.json``); the depth-market-data conventions every tick follows, tick stamping and
+``spec/ctp_error_codes.json``); margin and commission levels per product (:mod:`.rates`, from
+``data/rates.csv``); the depth-market-data conventions every tick follows, tick stamping and
 AveragePrice among them (:mod:`.market_data`); China time, the one clock everything reads "now"
 from (:mod:`.clock`); the trading calendar and the night-session boundaries (:mod:`.calendar`);
 the exchanges and their names (:mod:`.exchanges`); futures products, contracts, their listing rules

@@ -11,6 +11,7 @@ loaded (a ``"module:Class"`` string, an entry point): a missing hook raises
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,20 @@ def adapter_class(scheme: str, raw: str = "") -> type:
     with _lock:
         _loaded[scheme] = cls
     return cls
+
+
+def description(scheme: str) -> str:
+    """One line on what ``scheme`` is: the first line of the docstring of the module it is
+    registered from (``"package.module:Class"``: a package such as ``ctpshim.adapters.sim``
+    describes the scheme, not the module deep inside it that defines the class), else of the
+    class's own module, else of the class."""
+    cls = adapter_class(scheme)
+    with _lock:
+        target = BUILTIN.get(scheme.lower()) or _extra.get(scheme.lower())
+    module_name = target.partition(":")[0] if isinstance(target, str) else cls.__module__
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    doc = (module.__doc__ or cls.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
 
 
 def resolve_front(raw: Any) -> tuple[FrontURL, type, dict[str, Any]]:

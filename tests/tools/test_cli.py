@@ -79,6 +79,10 @@ def test_schemes_lists_every_setting():
     assert result.returncode == 0
     for name in ("sim://", "instruments", "seed", "speed", "hours", "dates", "disconnect_after", "refuse"):
         assert name in result.stdout
+    # each scheme is described by what its address gives, not by the module that defines its class
+    described = [line for line in result.stdout.splitlines() if "://  " in line]
+    assert any(line.startswith("sim://  ``sim://``: a simulated futures market") for line in described)
+    assert all(line.split("://", 1)[0] in line.split("://  ", 1)[1] for line in described if "not in this version" not in line)
 
 
 def test_a_bad_ctpshim_front_is_a_usage_error_naming_the_variable(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 from . import COMMANDS
 
@@ -19,9 +18,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     for scheme in registry.known_schemes():
         cls = registry.adapter_class(scheme)
-        doc = sys.modules[cls.__module__].__doc__ or cls.__doc__ or ""
-        first = doc.strip().splitlines()[0] if doc.strip() else ""
-        print(f"{scheme}://  {first}")
+        print(f"{scheme}://  {registry.description(scheme)}")
         for setting in cls.settings:
             default = "" if setting.default in (None, {}, ()) else f" (default {setting.default})"
             print(f"    {setting.name:<18} {setting.help}{default}")

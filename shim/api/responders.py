@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 SUCCESS_MESSAGE = error("NONE").message  # "CTP:正确"
 SUBSCRIPTION_MESSAGE = "CTP:No Error"  # what a CTP md front writes in its subscription replies
-NOT_SENT = -1
 
 
 class MdResponder:
@@ -37,9 +36,8 @@ class MdResponder:
         return self.field("CThostFtdcRspInfoField", ErrorID=error_id, ErrorMsg=message)
 
     def request(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> int:
-        """``ReqUserLogin``, ``ReqUserLogout`` and ``ReqQryMulticastInstrument`` (no records)."""
-        if not front.connected:
-            return NOT_SENT
+        """``ReqUserLogin``, ``ReqUserLogout`` and ``ReqQryMulticastInstrument`` (no records), on a
+        connected front (the backend answers for the others)."""
         if name == "ReqUserLogin":
             return self.login(front, field, request_id)
         if name == "ReqUserLogout":

@@ -37,7 +37,7 @@ from ..ctp.exchanges import FUTURES_EXCHANGES
 from ..ctp.fields import char_limit, default_values, from_values, load_spec, member_index, member_names, values_of
 from ..ctp.market_data import DBL_MAX
 from ..ctp.stocks import StockInfo
-from .responders import NOT_SENT, MdResponder
+from .responders import MdResponder
 
 if TYPE_CHECKING:
     from ..runtime.backends import SessionBackend
@@ -64,9 +64,7 @@ class TraderResponder(MdResponder):
         self.settlement_confirmed: tuple[str, str, str, str] | None = None
 
     def request(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> int:
-        """Answer the trader request ``name``; returns CTP's send code."""
-        if not front.connected:
-            return NOT_SENT
+        """Answer the trader request ``name`` on a connected front; returns CTP's send code."""
         if name in _LOGINS:
             return self.login(front, field, request_id)
         if name == "ReqUserLogout":

@@ -198,6 +198,8 @@ class SessionBackend(Backend):
         return 0
 
     def request(self, name: str, field: Any, request_id: int) -> int:
+        if not self.connected:
+            return NOT_SENT
         return self.responder.request(self, name, field, request_id)
 
     def system_info(self, name: str, field: Any) -> int:

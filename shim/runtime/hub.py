@@ -227,17 +227,6 @@ class Market:
         """The union of what the sinks want (the reference-counted instruments)."""
         return frozenset(self._counts)
 
-    def latest(self, instrument_id: str) -> Any:
-        """The newest tick of an instrument an in-process consumer has noted, or ``None`` (any
-        thread; consumers may be at different points of the stream, and a lone one notes its
-        ticks only when a snapshot is asked of it)."""
-        for sink in list(self._sinks):
-            dispatcher = getattr(sink, "dispatcher", None)
-            tick = dispatcher.latest.get(instrument_id) if dispatcher is not None else None
-            if tick is not None:
-                return tick
-        return None
-
     def _release(self, ids: Any) -> None:
         gone = []
         for instrument in ids:
@@ -411,17 +400,18 @@ class Market:
     async def _keep_fresh(self) -> None:
         while self.up:
             await asyncio.sleep(REFRESH_EVERY)
-            self._refresh(instruments=True)
+            self._refresh(force=True)
 
-    def _refresh(self, force: bool = False, instruments: bool = False) -> None:
-        """Read the source's trading day (and, when it changed, its instruments) into the cache."""
+    def _refresh(self, force: bool = False) -> None:
+        """Read the source's trading day into the cache, and its instruments when ``force`` is
+        given (on connect and every ``REFRESH_EVERY``) or the day changed."""
         adapter = self.adapter
         if adapter is None:
             return
         self._refreshed = time.monotonic()
         try:
             day = adapter.trading_day() or None
-            if force or instruments or day != self.trading_day:
+            if force or day != self.trading_day:
                 self.instruments = tuple(adapter.instruments())
             self.trading_day = day
         except Exception:  # noqa: BLE001 - keep the last values; the adapter's fault is logged

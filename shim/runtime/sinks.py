@@ -286,13 +286,7 @@ class ConflatingSink(Sink):
     def _fold(self) -> None:
         # With self._ready held.
         pending, self._pending = self._pending, []
-        into = self._latest
-        for batch in pending:
-            for tick in batch:
-                instrument = tick.InstrumentID
-                if instrument in into:
-                    self.conflated += 1
-                into[instrument] = tick
+        self.conflated += _fold_into(pending, self._latest)
 
     def take(self, timeout: float | None = 0.0) -> list[Any]:
         """The latest tick of each instrument that changed since the last take (consumer thread),
@@ -304,13 +298,23 @@ class ConflatingSink(Sink):
             pending, self._pending = self._pending, []
             latest, self._latest = self._latest, {}
             self._last_read = self._clock()
-        for batch in pending:  # made here, without the lock: the market never waits for this
-            for tick in batch:
-                instrument = tick.InstrumentID
-                if instrument in latest:
-                    self.conflated += 1
-                latest[instrument] = tick
+        conflated = _fold_into(pending, latest)  # made here, without the lock: the market never waits for this
+        with self._ready:
+            self.conflated += conflated
         return list(latest.values())
+
+
+def _fold_into(batches: list[Any], latest: dict[str, Any]) -> int:
+    """Keep the newest tick of each instrument of ``batches`` in ``latest``; returns how many
+    ticks a later one of the same instrument replaced."""
+    replaced = 0
+    for batch in batches:
+        for tick in batch:
+            instrument = tick.InstrumentID
+            if instrument in latest:
+                replaced += 1
+            latest[instrument] = tick
+    return replaced
 
 
 class BoundedSink(Sink):

@@ -328,10 +328,13 @@ def test_after_a_reconnect_the_session_restores_subscriptions_at_the_new_login(m
 
 def test_restoring_can_be_switched_off(make_md, fast_reconnect, monkeypatch):
     monkeypatch.setattr(reconnect, "RESUBSCRIBE_AFTER_RELOGIN", False)
-    api, spi = make_md(f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30", spi_class=SubscribeOnceSpi)
+    front = f"sim://?start={FRIDAY_MORNING}&speed=20&disconnect_after=30"
+    api, spi = make_md(front, spi_class=SubscribeOnceSpi)
     wait_for(lambda: spi.names().count("OnRspUserLogin") >= 2, what="a second login")
     cut = spi.names().index("OnFrontDisconnected")
-    time.sleep(0.3)  # 0.3 s is 6 s of market time at speed=20: rb2701 would have ticked
+    # A second program on the same market subscribes at every login: rb2701 keeps ticking there.
+    other, other_spi = make_md(front, subscribe=["rb2701"])
+    wait_for(lambda: len(other_spi.ticks) >= 13, what="rb2701 ticking on the same market")  # 6 s of market time
     assert "OnRtnDepthMarketData" not in spi.names()[cut:]
 
 
@@ -516,9 +519,12 @@ def test_a_program_that_subscribes_again_after_relogin_gets_one_snapshot_not_two
     io_loop.call_soon(lambda: scripted.drop.set())
     wait_for(lambda: spi.names().count("OnRspSubMarketData") == 4, what="the program's own resubscription")
     wait_for(lambda: len(spi.ticks) >= 4)
-    time.sleep(0.2)  # a second snapshot would be delivered well within this
-    assert [t.InstrumentID for t in spi.ticks] == ["rb2701", "cu2612", "rb2701", "cu2612"]
-    assert scripted.subscribe_calls == [["rb2701", "cu2612"], ["rb2701", "cu2612"]]
+    # A third instrument's snapshot comes through the same adapter queue and dispatcher: a second
+    # snapshot still owed for the others would come before it.
+    assert api.SubscribeMarketData([b"au2612"], 1) == 0
+    wait_for(lambda: spi.ticks[-1].InstrumentID == "au2612", what="the later subscription's snapshot")
+    assert [t.InstrumentID for t in spi.ticks] == ["rb2701", "cu2612", "rb2701", "cu2612", "au2612"]
+    assert scripted.subscribe_calls == [["rb2701", "cu2612"], ["rb2701", "cu2612"], ["au2612"]]
     after = spi.names()[spi.names().index("OnFrontDisconnected"):]
     assert after.index("OnRspUserLogin") < after.index("OnRtnDepthMarketData")
 

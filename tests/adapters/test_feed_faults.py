@@ -145,6 +145,11 @@ def test_record_keeps_recording_the_good_instrument(sina, tmp_path):
     ("tencent://?batch=801", "batch='801'", "from 1 to 800"),
     ("sina://?timeout=0", "timeout='0'", "greater than 0 and at most 120"),
     ("tencent://?timeout=1e9", "timeout='1e9'", "greater than 0 and at most 120"),
+    ("sina://?base_url=ftp://x", "base_url='ftp://x'", "is not an http(s) URL"),
+    ("sina://?batch=0", "batch='0'", "from 1 to 800"),
+    ("tencent://?fallback=tdx", "fallback='tdx'", "one of: sina, none"),
+    ("tencent://?fallback_url=ftp://x", "fallback_url='ftp://x'", "is not an http(s) URL"),
+    ("tencent://?dates=night", "dates='night'", "one of: correct, exchange"),
 ])
 def test_every_setting_is_checked_at_register_front(make_md, front, named, valid):
     from ctpshim.errors import FrontAddressError

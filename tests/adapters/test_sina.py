@@ -185,16 +185,6 @@ def test_an_unreachable_feed_means_no_callback_and_silent_retries(make_md, fast_
     assert spi.names() == []
 
 
-def test_bad_settings_are_refused_at_register_front(make_md):
-    api, spi = make_md(init=False)
-    from ctpshim.errors import FrontAddressError
-
-    with pytest.raises(FrontAddressError, match="base_url='ftp://x'"):
-        api.RegisterFront("sina://?base_url=ftp://x")
-    with pytest.raises(FrontAddressError, match="batch='0'"):
-        api.RegisterFront("sina://?batch=0")
-
-
 def test_stocks_come_through_sina_as_well(make_md, sina):
     capture = sample("sina_sz300059_rt_hk00700_sh508000_capture_20260830.gbk.txt")
     sina.quotes.update({"sz300059": capture["sz300059"], "rt_hk00700": capture["rt_hk00700"]})

@@ -240,18 +240,6 @@ def test_codes_tencent_lacks_come_from_sina_and_unknown_ones_never_tick(make_md,
     assert next(t for t in spi.ticks if t.InstrumentID == "300059").ExchangeID == "SZSE"
 
 
-def test_bad_settings_are_refused_at_register_front(make_md):
-    api, spi = make_md(init=False)
-    from ctpshim.errors import FrontAddressError
-
-    with pytest.raises(FrontAddressError, match="fallback='tdx'.*sina, none"):
-        api.RegisterFront("tencent://?fallback=tdx")
-    with pytest.raises(FrontAddressError, match="fallback_url='ftp://x'"):
-        api.RegisterFront("tencent://?fallback_url=ftp://x")
-    with pytest.raises(FrontAddressError, match="dates='night'.*correct, exchange"):
-        api.RegisterFront("tencent://?dates=night")
-
-
 def test_stock_quotes_keep_their_date_under_either_convention_from_either_source(make_md, feeds):
     qq, sn = feeds
     api, spi = make_md(_front(qq, sn, "&dates=exchange"), subscribe=["600519", "00700", "300059"])

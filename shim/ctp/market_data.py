@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import sys
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Callable
 
 from . import calendar
@@ -105,6 +106,7 @@ def average_price_terms(exchange_id: str, multiplier: float, tick: float) -> tup
     return 1.0, 0.0
 
 
+@lru_cache(maxsize=1024)  # average_price asks for it per quote; a rule depends only on these three
 def average_price_rule(exchange_id: str, multiplier: float, tick: float) -> Callable[[float, float], float]:
     """The AveragePrice rule specialised for one contract: ``rule(turnover, volume) -> float``.
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -38,6 +37,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Iterable
 
+from .products import _ID as _INSTRUMENT  # the one instrument-ID pattern; group 1 is the product
 from .products import PRODUCTS
 
 LEVELS = ("exchange", "broker")
@@ -64,7 +64,6 @@ _SHORT = {"short", "1", "3"}  # Direction Sell, PosiDirection Short
 _OPEN = {"open", "0"}
 _CLOSE = {"close", "1", "2", "4", "5", "6"}  # Close, ForceClose, CloseYesterday, ForceOff, LocalForceClose
 _CLOSE_TODAY = {"close_today", "3"}
-_INSTRUMENT = re.compile(r"^([A-Za-z]{1,2})\d{3,4}$")
 
 
 class RatesFileError(ValueError):

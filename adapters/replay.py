@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import unquote
 
 from ..ctp import clock
-from ..ctp.calendar import CHINA, trading_day_of, yyyymmdd
+from ..ctp.calendar import trading_day_of, yyyymmdd
+from ..ctp.clock import CHINA
 from ..ctp.market_data import DATE_CONVENTIONS, Stamper, depth_index
 from ..ctp.products import InstrumentInfo, parse_instrument
 from ..errors import UpstreamProtocolError, UpstreamUnavailable

@@ -22,7 +22,6 @@ import logging
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from .clock import CHINA  # noqa: F401 - also importable from here
 
 # The night-session boundaries: from NIGHT_CUTOFF on, a calendar day's activity belongs to the next
 # trading day; before EARLY_MORNING_END it is the tail of the previous evening's night session.

@@ -230,7 +230,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ...api.lifecycle import FRONT_ENV
     from ...errors import FrontAddressError, UpstreamError
-    from ...fronts import registry
 
     os.environ.pop(FRONT_ENV, None)  # the command's own FRONT is the one meant
     if args.json and not args.once:

@@ -43,15 +43,13 @@ def _recorder_spi() -> type:
     """The ``RecorderSpi`` class, made on first use (it subclasses the facade's Spi, which building the
     command line's parser does not import)."""
     from ... import mdapi
+    from ...recording import RecordingError
 
     class RecorderSpi(mdapi.CThostFtdcMdSpi):
         """Logs in, subscribes, and hands every tick to the writer (on the API's callback thread)."""
 
         def __init__(self, api: Any, ids: list[str], writer: LiveWriter, limit: int | None) -> None:
-            from ...recording import RecordingError
-
             super().__init__()
-            self._failed_write = RecordingError
             self.api, self.ids, self.limit = api, ids, limit
             self.write = writer.write
             self.count = 0
@@ -78,7 +76,7 @@ def _recorder_spi() -> type:
                 return
             try:
                 self.write(pDepthMarketData)
-            except self._failed_write as exc:
+            except RecordingError as exc:
                 self.failure = exc
                 self.finish()
                 return

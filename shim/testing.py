@@ -51,6 +51,7 @@ from typing import Any, AsyncIterator, Callable, ClassVar, Iterable
 import pytest
 
 from .adapters.base import Adapter, missing_hooks, verify_adapter_class
+from .ctp.exchanges import FUTURES_EXCHANGES, STOCK_EXCHANGES
 from .errors import FrontAddressError, UpstreamError, UpstreamUnavailable
 from .fronts.url import FrontURL, Setting, parse_front_url, resolve_settings
 
@@ -76,21 +77,14 @@ class SilentAdapter(Adapter):
         yield []  # never reached: makes this an async generator
 
 
-def _exchanges() -> set[str]:
-    try:
-        from .ctp.exchanges import FUTURES_EXCHANGES, STOCK_EXCHANGES
-    except ImportError:  # before ctpshim.ctp.exchanges
-        from .ctp.products import EXCHANGES  # type: ignore[attr-defined]
-
-        return set(EXCHANGES) | {"SSE", "SZSE", "BSE", "HKEX"}
-    return set(FUTURES_EXCHANGES) | set(STOCK_EXCHANGES)
+_EXCHANGES = frozenset(FUTURES_EXCHANGES) | frozenset(STOCK_EXCHANGES)
 
 
 def tick_values(tick: Any) -> list[Any]:
-    """A tick's 48 member values, in the spec's order."""
-    from .ctp.market_data import depth_index
+    """A tick's 48 member values, in the spec's order (a list of its own: checks may change it)."""
+    from .ctp.fields import values_of
 
-    return [getattr(tick, name) for name in depth_index()]
+    return list(values_of(tick))
 
 
 def tick_problems(tick: Any, dates: str | None = "correct") -> list[str]:
@@ -111,7 +105,7 @@ def tick_problems(tick: Any, dates: str | None = "correct") -> list[str]:
         check_values(tick_values(tick))
     except TickValueError as exc:
         problems.append(str(exc))
-    if tick.ExchangeID not in _exchanges():
+    if tick.ExchangeID not in _EXCHANGES:
         problems.append(f"ExchangeID {tick.ExchangeID!r} is not an exchange CTP knows")
     moment = None
     for name in ("TradingDay", "ActionDay"):
@@ -428,7 +422,7 @@ class AdapterConformance:
                 assert isinstance(listed, list)
                 assert caps.has_instruments or not listed, "instruments() lists some but has_instruments=False"
                 for info in listed:
-                    assert info.instrument_id and info.exchange_id in _exchanges()
+                    assert info.instrument_id and info.exchange_id in _EXCHANGES
                 day = adapter.trading_day()
                 assert day is None or re.fullmatch(r"\d{8}", day), day
             finally:

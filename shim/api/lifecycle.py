@@ -94,11 +94,7 @@ class ApiBase:
                 f"{factory}: the flow path {flow_path!r} is a file-name prefix and its directory "
                 f"{directory!r} does not exist; create it first (e.g. os.makedirs({directory!r}, exist_ok=True))"
             )
-        for name in cls._flow_files:
-            path = flow_path + name
-            if not os.path.exists(path):
-                with open(path, "wb"):
-                    pass
+        _touch_flow_files(flow_path, cls._flow_files)
         self = object.__new__(cls)
         kind = "md" if cls._flavour == "mdapi" else "td"
         self._name = f"ctpshim-{kind}{next(_instance_numbers)}"
@@ -315,11 +311,7 @@ class TraderApiBase(ApiBase):
         return cls._create(args[0] if args else "", "CreateFtdcTraderApi", tuple(args[1:]))
 
     def _on_init(self) -> None:
-        for name in ("Private.con", "Public.con"):
-            path = self._flow_path + name
-            if not os.path.exists(path):
-                with open(path, "wb"):
-                    pass
+        _touch_flow_files(self._flow_path, ("Private.con", "Public.con"))
 
     def SubscribePrivateTopic(self, nResumeType: Any, /) -> None:
         """Choose how the private topic resumes (``THOST_TERT_*``); call before ``Init``."""
@@ -366,3 +358,12 @@ _SYSTEM_INFO_FIELDS = {
     "RegisterWechatUserSystemInfo": "CThostFtdcWechatUserSystemInfoField",
     "SubmitWechatUserSystemInfo": "CThostFtdcWechatUserSystemInfoField",
 }
+
+
+def _touch_flow_files(flow_path: str, names: tuple[str, ...]) -> None:
+    """Create the flow files CTP keeps under the flow-path prefix, empty, where they are missing."""
+    for name in names:
+        path = flow_path + name
+        if not os.path.exists(path):
+            with open(path, "wb"):
+                pass

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -126,10 +126,12 @@ class _Scripted(SilentAdapter):
     def __init__(self, url: Any, settings: Any) -> None:
         super().__init__(url, settings)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.started = False  # its own ticks() has begun (and waits, or spins, for the queue)
         self.closed = False
 
     async def ticks(self) -> AsyncIterator[Any]:
         try:
+            self.started = True
             while (batch := await self.queue.get()) is not None:
                 yield batch
         finally:
@@ -138,6 +140,13 @@ class _Scripted(SilentAdapter):
 
 def _tick(instrument: str) -> Any:
     return make_tick(blank_values(instrument, "SHFE"))
+
+
+async def _until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0)
 
 
 async def _next(iterator: Any, within: float = 5.0) -> list[str]:
@@ -172,7 +181,9 @@ def test_owed_snapshots_precede_the_next_batch_and_outlive_the_adapters_own_tick
         assert await _next(iterator) == ["rb2701"]
         adapter.queue.put_nowait(None)  # the adapter's own ticks end ...
         later = asyncio.ensure_future(iterator.__anext__())
-        await asyncio.sleep(0.01)
+        await _until(lambda: adapter.closed, "the adapter's own ticks() to end")
+        for _ in range(10):  # turns for the wrapper to see that end
+            await asyncio.sleep(0)
         assert not later.done()  # ... and the front stays connected and silent
         adapter.owe_snapshot([_tick("au2612")])
         assert [t.InstrumentID for t in await asyncio.wait_for(later, 5)] == ["au2612"]
@@ -187,7 +198,7 @@ def test_closing_the_ticks_iterator_closes_the_adapters_own_and_errors_pass_thro
         adapter = _Scripted.from_url("scripted-base://")
         iterator = adapter.ticks()
         waiting = asyncio.ensure_future(iterator.__anext__())
-        await asyncio.sleep(0.01)
+        await _until(lambda: adapter.started, "the adapter's ticks() to be waiting")
         waiting.cancel()  # the hub stops reading: the adapter's generator is finalised
         await asyncio.wait([waiting])
         assert adapter.closed
@@ -212,6 +223,7 @@ class _Spinning(_Scripted):
 
     async def ticks(self) -> AsyncIterator[Any]:
         try:
+            self.started = True
             while self.queue.empty():
                 await asyncio.sleep(0)
             yield self.queue.get_nowait()
@@ -224,7 +236,7 @@ def test_an_adapter_that_only_gives_the_loop_turns_still_gets_owed_snapshots_out
         adapter = _Spinning.from_url("scripted-base://")
         iterator = adapter.ticks()
         waiting = asyncio.ensure_future(iterator.__anext__())
-        await asyncio.sleep(0.01)
+        await _until(lambda: adapter.started, "the adapter's ticks() to be waiting")
         adapter.owe_snapshot([_tick("cu2612")])
         assert [t.InstrumentID for t in await asyncio.wait_for(waiting, 5)] == ["cu2612"]
         adapter.queue.put_nowait([_tick("rb2701")])
@@ -233,7 +245,7 @@ def test_an_adapter_that_only_gives_the_loop_turns_still_gets_owed_snapshots_out
         spinning = _Spinning.from_url("scripted-base://")
         iterator = spinning.ticks()
         waiting = asyncio.ensure_future(iterator.__anext__())
-        await asyncio.sleep(0.01)
+        await _until(lambda: spinning.started, "the adapter's ticks() to be spinning")
         waiting.cancel()
         await asyncio.wait([waiting])
         assert waiting.cancelled() and spinning.closed

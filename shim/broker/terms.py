@@ -21,9 +21,11 @@ SPLIT_POSITION_EXCHANGES = frozenset({"SHFE", "INE"})
 NO_MARKET_ORDER_EXCHANGES = frozenset({"SHFE", "INE"})
 # InsertDate / TradeDate: the calendar date on these, the trading day elsewhere.
 CALENDAR_DATE_EXCHANGES = frozenset({"SHFE", "INE", "CFFEX", "GFEX"})
-# Order-volume limits seen in SimNow's instrument data (SIM_TRADING.md 3.3): (limit, market).
+# Order-volume limits (MaxLimitOrderVolume, MaxMarketOrderVolume) from SimNow's instrument data
+# (SIM_TRADING.md 3.3).  SimNow lists 0 market lots on CZCE and CFFEX, yet both exchanges take
+# market orders (SIM_TRADING.md 6.9): they get their limit-order volume and CFFEX's ten lots.
 VOLUME_LIMITS = {"SHFE": (500, 30), "INE": (500, 30), "DCE": (1000, 1000), "GFEX": (1000, 1000),
-                 "CZCE": (1000, 0), "CFFEX": (20, 0)}
+                 "CZCE": (1000, 1000), "CFFEX": (20, 10)}
 STOCK_VOLUME_LIMITS = (1_000_000, 1_000_000)
 CFFEX_INDEX_PRODUCTS = frozenset({"IF", "IH", "IC", "IM"})
 

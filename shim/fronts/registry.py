@@ -138,13 +138,19 @@ def description(scheme: str) -> str:
 
 
 def resolve_front(raw: Any) -> tuple[FrontURL, type, dict[str, Any]]:
-    """Parse ``raw``: its address, adapter class and settings (``FrontAddressError`` if bad).
+    """Parse ``raw``: its address, adapter class and settings (``FrontAddressError`` if bad);
+    the ``trader.*`` keys are checked too (:mod:`ctpshim.broker.settings`), and are not in the
+    settings returned.
 
     The adapter's own ``check`` (does the recording exist ...) is not run; see :func:`validate_front`.
     """
     url = parse_front_url(raw)
     cls = adapter_class(url.scheme, url.raw)
-    return url, cls, resolve_settings(url, cls.settings)
+    settings = resolve_settings(url, cls.settings)
+    from ..broker import settings as trader  # the simulated counter's trader.* keys
+
+    trader.check_front(url, bool(cls.capabilities.pass_through))
+    return url, cls, settings
 
 
 def check_front(url: FrontURL, cls: type, settings: dict[str, Any]) -> None:

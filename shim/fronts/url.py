@@ -15,6 +15,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import FrontAddressError
 
+# Query keys with this prefix configure the simulated counter (ctpshim.broker.settings), not the
+# adapter: every ctpshim front accepts them and adapters never see them.
+TRADER_PREFIX = "trader."
+
 
 @dataclass(frozen=True)
 class FrontURL:
@@ -85,10 +89,17 @@ class Setting:
     help: str
 
 
-def resolve_settings(url: FrontURL, settings: tuple[Setting, ...]) -> dict[str, Any]:
-    """Validate ``url.query`` against ``settings`` and return every setting's value."""
+def resolve_settings(url: FrontURL, settings: tuple[Setting, ...], prefix: str | None = None) -> dict[str, Any]:
+    """Validate ``url.query`` against ``settings`` and return every setting's value.
+
+    Without ``prefix`` (an adapter's settings) the ``trader.*`` keys are left out; with one, only
+    the keys that start with it are read."""
     known = {s.name: s for s in settings}
-    unknown = [k for k in url.query if k not in known]
+    if prefix is None:
+        keys = [k for k in url.query if not k.startswith(TRADER_PREFIX)]
+    else:
+        keys = [k for k in url.query if k.startswith(prefix)]
+    unknown = [k for k in keys if k not in known]
     if unknown:
         listing = ", ".join(f"{s.name} ({s.help})" for s in settings) or "none"
         raise FrontAddressError(

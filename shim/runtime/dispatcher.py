@@ -46,8 +46,11 @@ class Dispatcher:
         self._kept: deque[Any] = deque()
         self._kept_lost = False  # a kept batch was let go unfolded: latest may be stale
         self._queue: deque[tuple[int, Any, Any]] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._idle = threading.Condition(lock)  # apart from _cond: post's notify() must wake the thread
         self._pending_ticks = 0
+        self._busy = False  # the thread is delivering a taken batch (wait_idle)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
@@ -149,6 +152,7 @@ class Dispatcher:
         """Stop delivering: nothing queued or posted later is delivered."""
         with self._cond:
             self._stopping = True
+            self._idle.notify_all()
             marks = [first for kind, first, _ in self._queue if kind == _MARK]
             self._queue.clear()
             self._pending_ticks = 0
@@ -168,17 +172,36 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stopping
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is queued and no callback runs (or the dispatcher stops); ``False``
+        if ``timeout`` seconds passed first.  On the dispatcher's own thread it returns ``True``
+        at once (waiting for itself would never end)."""
+        if self._thread is threading.current_thread():
+            return True
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._queue or self._busy) and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
     # -- the dispatcher thread ------------------------------------------------------------------
 
     def _loop(self) -> None:
         cond = self._cond
         while True:
             with cond:
+                if self._busy:
+                    self._busy = False
+                    self._idle.notify_all()
                 while not self._queue and not self._stopping:
                     cond.wait()
                 if self._stopping:
                     return
                 batch, self._queue = self._queue, deque()
+                self._busy = True
             while batch:
                 kind, first, second = batch.popleft()
                 if self._stopping:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import errors
 from ..fronts import registry
-from ..fronts.url import parse_front_url
+from ..fronts.url import TRADER_PREFIX, parse_front_url
 from . import io_loop, reconnect
 from .sinks import SharedBatch, Snapshot
 
@@ -56,11 +56,14 @@ _opened = 0
 def market_key(raw: str) -> str:
     """The normalised front address: one market per key per process.
 
-    Scheme and host are case-insensitive and the settings' order does not matter.
+    Scheme and host are case-insensitive and the settings' order does not matter; the
+    ``trader.*`` settings (the simulated counter's) are left out, so md and td APIs that differ
+    only in those share one market.
     """
     url = parse_front_url(raw)
     netloc = url.host.lower() + (f":{url.port}" if url.port is not None else "")
-    query = "&".join(f"{key}={value}" for key, value in sorted(url.query.items()))
+    query = "&".join(f"{key}={value}" for key, value in sorted(url.query.items())
+                     if not key.startswith(TRADER_PREFIX))
     return f"{url.scheme.lower()}://{netloc}{url.path}" + (f"?{query}" if query else "")
 
 

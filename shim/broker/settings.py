@@ -83,7 +83,7 @@ def _auto_or_boolean(text: str) -> bool | None:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("trader.balance", number(0, MAX_BALANCE, low_included=True), DEFAULT_BALANCE,
-            "a new account's balance in yuan (default 10000000)"),
+            "a new account's balance in yuan"),
     Setting("trader.db", _database, None,
             f"the SQLite file of the accounts, or {MEMORY} (nothing kept); default ${HOME_ENV}/trader.sqlite "
             f"(${HOME_ENV} defaults to ~/.ctpshim)"),

@@ -213,9 +213,7 @@ class Trade:
     def trade_values(self) -> dict[str, Any]:
         """Every ``CThostFtdcTradeField`` member this trade knows, by name (for OnRtnTrade/ReqQryTrade)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["ExchangeInstID"] = self.InstrumentID
-        values["ClientID"] = self.InvestorID
-        values["SettlementID"] = 1
+        values.update(ExchangeInstID=self.InstrumentID, ClientID=self.InvestorID, SettlementID=1)
         return values
 
     def to_state(self) -> dict[str, Any]:
@@ -228,6 +226,10 @@ class Trade:
         if unknown:
             raise ValueError(f"a trade's state has unknown members {unknown}; known: {sorted(names)}")
         return cls(**state)
+
+
+# The keys of Trade.trade_values(), in its order (e.g. the columns of a trades CSV).
+TRADE_MEMBERS: tuple[str, ...] = tuple(f.name for f in fields(Trade)) + ("ExchangeInstID", "ClientID", "SettlementID")
 
 
 class Ids:

@@ -1,0 +1,219 @@
+"""Matching: the book of a tick, aggressive fills level by level, FOK/MinVolume, market orders,
+resting orders filled at their own price, the queue model.  Every expected fill is worked by hand
+in the test from the book it is given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, on_insert, on_tick
+from ctpshim.broker.orders import Ids, TradeReport
+from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, set_level
+
+from .test_orders import NOW, book, compact, make_order, terms_of
+
+RB = terms_of("rb2701")
+LATER = datetime(2026, 12, 1, 10, 1, 0)
+
+
+def trades(events) -> list[tuple[float, int]]:
+    return [(e.trade.Price, e.trade.Volume) for e in events if isinstance(e, TradeReport)]
+
+
+def insert(order, quote, ids, rules=FillRules(), consumed=None, terms=RB):
+    return on_insert(order, quote, terms, rules, ids, NOW, {} if consumed is None else consumed)
+
+
+def test_a_ticks_book_skips_absent_levels_and_everything_after_them() -> None:
+    values = blank_values("rb2701", "SHFE")
+    set_level(values, "Bid", 1, 3000.0, 4)
+    set_level(values, "Bid", 2, 2999.0, 0)  # no volume: absent
+    set_level(values, "Bid", 3, 2998.0, 9)  # after an absent level: not used
+    set_level(values, "Ask", 1, 3001.0, 2)
+    set_level(values, "Ask", 2, 3002.0, 6)
+    quote = Book.from_tick(make_tick(values))  # a real mdapi field object
+    assert quote.bids == [(3000.0, 4)] and quote.asks == [(3001.0, 2), (3002.0, 6)]
+    assert quote.last is None and quote.upper is None  # DBL_MAX is "absent"
+    assert Book.from_tick({"InstrumentID": "x", "AskPrice1": DBL_MAX, "AskVolume1": 5}).asks == []
+
+
+def test_a_marketable_buy_takes_level_by_level_at_each_levels_price_up_to_its_limit() -> None:
+    ids = Ids()
+    order = make_order(ids, price=3002.0, volume=10)
+    quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 3), (3002.0, 4), (3003.0, 50)])
+    events = insert(order, quote, ids)
+    # 3 at 3001, 4 at 3002; 3003 is above the limit: 3 lots rest at 3002, first in its queue.
+    assert trades(events) == [(3001.0, 3), (3002.0, 4)]
+    assert (order.VolumeTraded, order.VolumeTotal, order.OrderStatus, order.queue_ahead) == (7, 3, "1", 0.0)
+
+
+def test_a_marketable_sell_takes_the_bids_best_first() -> None:
+    ids = Ids()
+    order = make_order(ids, direction="1", price=2999.0, volume=6)
+    events = insert(order, book(bids=[(3000.0, 2), (2999.0, 3), (2998.0, 9)], asks=[(3001.0, 1)]), ids)
+    assert trades(events) == [(3000.0, 2), (2999.0, 3)] and order.VolumeTotal == 1
+
+
+def test_without_partial_fills_the_whole_order_fills_at_the_best_opposite_price() -> None:
+    ids = Ids()
+    order = make_order(ids, price=3002.0, volume=10)
+    events = insert(order, book(bids=[(3000.0, 5)], asks=[(3001.0, 3), (3002.0, 4)]), ids, FillRules(partial=False))
+    assert trades(events) == [(3001.0, 10)] and order.OrderStatus == "0"
+
+
+def test_fok_fills_all_or_nothing() -> None:
+    quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 3), (3002.0, 4)])
+    ids = Ids()
+    short = make_order(ids, price=3002.0, volume=8, time_condition="1", volume_condition="3")
+    assert trades(insert(short, quote, ids)) == [] and short.OrderStatus == "5" and short.VolumeTotal == 8
+    enough = make_order(ids, price=3002.0, volume=7, time_condition="1", volume_condition="3", ref="2")
+    assert trades(insert(enough, quote, ids)) == [(3001.0, 3), (3002.0, 4)] and enough.OrderStatus == "0"
+
+
+def test_min_volume_fills_at_least_min_volume_or_nothing() -> None:
+    quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 3)])
+    ids = Ids()
+    too_few = make_order(ids, price=3001.0, volume=6, time_condition="1", volume_condition="2", min_volume=4)
+    assert trades(insert(too_few, quote, ids)) == [] and too_few.OrderStatus == "5"
+    enough = make_order(ids, price=3001.0, volume=6, time_condition="1", volume_condition="2", min_volume=3, ref="2")
+    events = insert(enough, quote, ids)
+    assert trades(events) == [(3001.0, 3)] and enough.OrderStatus == "5" and ("release", 3) in compact(events)
+
+
+def test_a_market_order_takes_every_level_and_the_rest_is_cancelled() -> None:
+    dce = terms_of("m2705")
+    ids = Ids()
+    order = make_order(ids, "m2705", price_type="1", price=0.0, volume=10, time_condition="1")
+    quote = book("m2705", bids=[(3000.0, 5)], asks=[(3001.0, 3), (3005.0, 4)], upper=3300.0, lower=2700.0)
+    events = insert(order, quote, ids, terms=dce)
+    assert trades(events) == [(3001.0, 3), (3005.0, 4)]
+    assert (order.OrderStatus, order.VolumeTotal) == ("5", 3) and compact(events)[-2:] == [
+        ("release", 3), ("order", "5", "3", "已撤单", 7)]
+
+
+def test_a_locked_market_fills_nothing() -> None:
+    ids = Ids()
+    locked = book(bids=[(3200.0, 900)], upper=3200.0, lower=2800.0)  # limit-up: no one sells
+    order = make_order(ids, price=3200.0, volume=1)
+    assert trades(insert(order, locked, ids)) == [] and order.OrderStatus == "3"
+    market = make_order(ids, "m2705", price_type="1", price=0.0, time_condition="1", ref="2")
+    events = on_insert(market, book("m2705", bids=[(3000.0, 9)]), terms_of("m2705"), FillRules(), ids, NOW, {})
+    assert trades(events) == [] and market.OrderStatus == "5"
+
+
+def test_two_orders_on_one_tick_never_take_the_same_lots() -> None:
+    ids = Ids()
+    quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 3), (3002.0, 4)])
+    consumed: dict = {}
+    first = make_order(ids, price=3002.0, volume=5)
+    second = make_order(ids, price=3002.0, volume=5, ref="2")
+    assert trades(insert(first, quote, ids, consumed=consumed)) == [(3001.0, 3), (3002.0, 2)]
+    assert trades(insert(second, quote, ids, consumed=consumed)) == [(3002.0, 2)]
+    third = make_order(ids, price=3002.0, volume=5, ref="3")
+    assert trades(insert(third, quote, ids, consumed=consumed)) == []  # the displayed 7 lots are gone
+
+
+def test_an_order_with_no_book_yet_rests() -> None:
+    ids = Ids()
+    order = make_order(ids, price=3000.0)
+    assert compact(insert(order, None, ids))[-1] == ("order", "3", "3", "未成交", 0)
+    assert order.queue_ahead == QUEUE_UNSEEN
+
+
+def rested(price: float = 3000.0, volume: int = 4, *, direction: str = "0", rules=FillRules(), quote=None):
+    ids = Ids()
+    order = make_order(ids, price=price, volume=volume, direction=direction)
+    quote = quote or book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=100)
+    insert(order, quote, ids, rules)
+    return order, ids, quote
+
+
+def test_a_resting_order_crossed_by_a_later_book_fills_at_its_own_price() -> None:
+    order, ids, previous = rested()
+    crossing = book(bids=[(2997.0, 5)], asks=[(2998.0, 2), (2999.0, 1), (3001.0, 7)], last=2999.0, volume=100)
+    events = on_tick([order], crossing, previous, RB, FillRules(), ids, LATER, {})
+    # asks at 2998 and 2999 cross the buy at 3000: 3 lots, all at 3000 (no price improvement).
+    assert trades(events) == [(3000.0, 3)] and order.VolumeTotal == 1
+
+
+def test_a_resting_sell_crossed_by_the_bid_fills_at_its_own_price_entirely_without_partials() -> None:
+    rules = FillRules(partial=False)
+    order, ids, previous = rested(3002.0, 5, direction="1", rules=rules,
+                                  quote=book(bids=[(3000.0, 5)], asks=[(3002.0, 6)], volume=10))
+    events = on_tick([order], book(bids=[(3003.0, 1)], asks=[(3004.0, 1)], volume=10), previous, RB, rules, ids, LATER, {})
+    assert trades(events) == [(3002.0, 5)] and order.OrderStatus == "0"
+
+
+def test_the_queue_ahead_is_traded_away_before_the_order_fills() -> None:
+    order, ids, previous = rested()  # joins behind the 5 lots bid at 3000
+    assert order.queue_ahead == 5
+    tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == []
+    assert order.queue_ahead == 2  # 3 lots traded at 3000 took 3 of the 5 ahead
+    tick3 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=107)
+    # 4 more: 2 finish the queue, 2 reach the order.
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(3000.0, 2)]
+    assert (order.queue_ahead, order.VolumeTotal) == (0.0, 2)
+
+
+def test_trades_at_another_price_do_not_move_the_queue() -> None:
+    order, ids, previous = rested()
+    tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3001.0, volume=150)
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [] and order.queue_ahead == 5
+
+
+def test_a_trade_through_the_price_fills_up_to_the_traded_volume_whatever_the_queue() -> None:
+    order, ids, previous = rested()
+    tick2 = book(bids=[(2998.0, 5)], asks=[(2999.0, 6)], last=2999.0, volume=103)
+    # A buy at 3000 was crossed by trades at 2999: 3 lots traded, the ask 2999 also crosses it (6 lots):
+    # the crossing book fills up to the 4 the order wants.
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [(3000.0, 4)]
+    order, ids, previous = rested()
+    tick2 = book(bids=[(2998.0, 5)], asks=[(3001.0, 6)], last=2999.0, volume=103)  # traded through, book not crossed
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [(3000.0, 3)]
+
+
+def test_the_queue_shrinks_to_the_displayed_volume_when_orders_ahead_are_cancelled() -> None:
+    order, ids, previous = rested()
+    tick2 = book(bids=[(3000.0, 1)], asks=[(3001.0, 6)], last=3000.0, volume=100)
+    on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})
+    assert order.queue_ahead == 1
+    tick3 = book(bids=[(3000.0, 1)], asks=[(3001.0, 6)], last=3000.0, volume=103)
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(3000.0, 2)]
+
+
+def test_without_the_queue_the_first_trade_at_the_price_fills_the_order() -> None:
+    rules = FillRules(queue=False)
+    order, ids, previous = rested(rules=rules)
+    assert order.queue_ahead == 0.0
+    tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
+    assert trades(on_tick([order], tick2, previous, RB, rules, ids, LATER, {})) == [(3000.0, 3)]
+
+
+def test_an_order_behind_the_displayed_depth_waits_until_its_price_is_shown() -> None:
+    quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=100)
+    order, ids, previous = rested(2998.0, 2, quote=quote)  # level-1 feed: 2998's queue is unknown
+    assert order.queue_ahead == QUEUE_UNSEEN
+    tick2 = book(bids=[(2998.0, 7)], asks=[(2999.0, 6)], last=2998.0, volume=104)
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == []
+    assert order.queue_ahead == 7  # now displayed: behind the 7 lots shown
+    tick3 = book(bids=[(2998.0, 7)], asks=[(2999.0, 6)], last=2998.0, volume=112)
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(2998.0, 1)]
+
+
+def test_an_order_improving_the_best_price_has_no_queue() -> None:
+    order, _ids, _quote = rested(3000.0, quote=book(bids=[(2999.0, 5)], asks=[(3001.0, 6)], volume=10))
+    assert order.queue_ahead == 0.0
+
+
+def test_two_resting_orders_at_one_price_share_the_traded_volume_earliest_first() -> None:
+    ids = Ids()
+    quote = book(bids=[(2999.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=100)
+    first = make_order(ids, price=3000.0, volume=2)
+    second = make_order(ids, price=3000.0, volume=2, ref="2")
+    insert(first, quote, ids)
+    insert(second, quote, ids)
+    tick2 = book(bids=[(2999.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
+    events = on_tick([second, first], tick2, quote, RB, FillRules(), ids, LATER, {})
+    # 3 lots traded at 3000 and no queue ahead of either: 2 to the first, 1 to the second.
+    assert [(e.order.key, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [(1, 2), (2, 1)]

@@ -1,0 +1,280 @@
+"""The ledger against SimNow's own numbers, to the cent, and its rules worked by hand.
+
+Golden sources (SIM_TRADING.md):
+
+* the SimNow settlement statement of 2023-02-15 (openctp/openctp
+  ``tools/Settle/getsettle/sample.out``, §2.1 and §4.4): five trades in ag2306 and au2308 on a
+  10,000,000 account; the facts (trades, prices, figures) are written here, the file is not copied;
+* the SimNow capture of an INE position and account (Homalos/homalos-webctp ``docs/td_protocol.md``,
+  §2.1/§2.2): six yesterday lots, pre-settlement 571.8, latest 557.4 (position) / 557.0 (account).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctpshim.broker.ledger import Ledger, LedgerError, LedgerParams, cents
+from ctpshim.broker.orders import Trade
+from ctpshim.broker.terms import parse_info, terms_for
+
+AG, AU, SC = (terms_for(parse_info(i)) for i in ("ag2306", "au2308", "sc2306"))
+
+
+def trade(terms, trade_id: str, direction: str, offset: str, price: float, volume: int, day: str = "20230215",
+          hedge: str = "1") -> Trade:
+    return Trade(BrokerID="9999", InvestorID="123456", UserID="123456", InstrumentID=terms.InstrumentID,
+                 ExchangeID=terms.ExchangeID, OrderRef="1", OrderSysID="1", OrderLocalID="1",
+                 TradeID=trade_id.rjust(12), Direction=direction, OffsetFlag=offset, HedgeFlag=hedge,
+                 Price=price, Volume=volume, TradeDate=day, TradeTime="10:00:00", TradingDay=day,
+                 BrokerOrderSeq=1, SequenceNo=1)
+
+
+def book(ledger: Ledger, key: int, terms, t: Trade) -> float:
+    """An order frozen then filled, as the counter drives it."""
+    ledger.freeze(key, terms, t.Direction, t.OffsetFlag, t.HedgeFlag, t.Price, t.Volume)
+    return ledger.fill(key, terms, t)
+
+
+def simnow_day() -> Ledger:
+    """The 2023-02-15 statement's day, in the order of its trade numbers (72736 < 76886 < 167995 <
+    168738 < 168930): buy-open 4 ag @4942, sell-close-today those 4 @4946, sell-open 2 ag @4927,
+    sell-open 2 au @413.1, buy-open 4 ag @4927.  Pre-settlement ag 4941, au 412.98."""
+    ledger = Ledger("9999", "123456", balance=10_000_000, trading_day="20230215")
+    ledger.mark(AG, 4942, pre_settlement=4941)
+    ledger.mark(AU, 413.1, pre_settlement=412.98)
+    book(ledger, 1, AG, trade(AG, "72736", "0", "0", 4942, 4))
+    book(ledger, 2, AG, trade(AG, "76886", "1", "3", 4946, 4))
+    book(ledger, 3, AG, trade(AG, "167995", "1", "0", 4927, 2))
+    book(ledger, 4, AU, trade(AU, "168738", "1", "0", 413.1, 2))
+    book(ledger, 5, AG, trade(AG, "168930", "0", "0", 4927, 4))
+    return ledger
+
+
+def test_simnow_statement_fees_are_charged_per_trade_at_the_trade_price():
+    ledger = Ledger("9999", "123456", balance=10_000_000, trading_day="20230215")
+    ledger.mark(AG, 4942, pre_settlement=4941)
+    fees = [book(ledger, 1, AG, trade(AG, "72736", "0", "0", 4942, 4)),
+            book(ledger, 2, AG, trade(AG, "76886", "1", "3", 4946, 4)),
+            book(ledger, 3, AG, trade(AG, "167995", "1", "0", 4927, 2))]
+    # 4 x 4942 x 15 x 1e-5 = 2.9652 (statement 2.97); close-today on ag is free; 2 x 4927 x 15 x 1e-5
+    assert fees == pytest.approx([2.9652, 0.0, 1.4781], abs=1e-9)
+    assert [cents(f) for f in fees] == [2.97, 0.00, 1.48]
+    assert ledger.account_values()["Commission"] == pytest.approx(2.9652 + 1.4781, abs=1e-9)  # not rounded
+
+
+def test_simnow_statement_reconciles_to_the_cent():
+    ledger = simnow_day()
+    summary = ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    a = summary["account"]
+    assert round(a["PreBalance"], 2) == 10_000_000.00
+    assert round(a["CloseProfit"], 2) == 240.00  # 4 x (4946 - 4942) x 15
+    assert round(a["PositionProfit"], 2) == -1370.00  # ag +60 -30, au -1400
+    assert round(a["Commission"], 2) == 11.41  # 2.97 + 1.48 + 4.00 + 2.96, each to the cent
+    assert round(a["Balance"], 2) == 9_998_858.59
+    assert round(a["CurrMargin"], 2) == 172_043.20  # ag max(56,179.20, 28,089.60) + au 115,864.00
+    assert round(a["Available"], 2) == 9_826_815.39
+    assert f"{a['RiskDegree']:.2f}" == "1.72"
+    details = {(d["InstrumentID"], d["Direction"]): d for d in summary["details"]}
+    assert set(details) == {("ag2306", "0"), ("ag2306", "1"), ("au2308", "1")}
+    for key, (volume, profit, margin) in {("ag2306", "0"): (4, 60.0, 56_179.20), ("ag2306", "1"): (2, -30.0, 28_089.60),
+                                          ("au2308", "1"): (2, -1400.0, 115_864.00)}.items():
+        d = details[key]
+        assert d["Volume"] == volume
+        assert round(d["PositionProfitByDate"], 2) == round(d["PositionProfitByTrade"], 2) == profit
+        assert round(d["Margin"], 2) == margin
+    closed = summary["closed"]
+    assert len(closed) == 1
+    assert (closed[0]["Volume"], closed[0]["OpenPrice"], closed[0]["LastSettlementPrice"], closed[0]["Price"]) == \
+        (4, 4942, 4941, 4946)
+    assert round(closed[0]["CloseProfitByDate"], 2) == 240.00
+    positions = {p["InstrumentID"]: p for p in summary["positions"]}
+    assert (positions["ag2306"]["LongPosition"], positions["ag2306"]["ShortPosition"]) == (4, 2)
+    assert round(positions["ag2306"]["PositionProfit"], 2) == 30.00
+    assert round(positions["ag2306"]["Margin"], 2) == 56_179.20
+    assert round(positions["au2308"]["Margin"], 2) == 115_864.00
+    turnover = sum(t["Turnover"] for t in summary["trades"])
+    assert round(turnover, 2) == 1_862_910.00 and sum(t["Volume"] for t in summary["trades"]) == 16
+
+
+def test_the_day_after_the_statement_starts_from_balance_cf():
+    ledger = simnow_day()
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    a = ledger.account_values()
+    assert a["TradingDay"] == "20230216"
+    assert round(a["PreBalance"], 2) == 9_998_858.59
+    assert (a["CloseProfit"], a["Commission"], a["PositionProfit"]) == (0, 0, 0)  # marked at settlement
+    assert round(a["CurrMargin"], 2) == 172_043.20  # yesterday's lots at the settlement price
+    assert round(a["Available"], 2) == 9_826_815.39
+    rows = {(p["InstrumentID"], p["PosiDirection"], p["PositionDate"]): p for p in ledger.position_values()}
+    assert set(rows) == {("ag2306", "2", "2"), ("ag2306", "3", "2"), ("au2308", "3", "2")}  # history records
+    long = rows[("ag2306", "2", "2")]
+    assert (long["Position"], long["YdPosition"], long["TodayPosition"], long["OpenVolume"]) == (4, 4, 0, 0)
+    assert long["PositionCost"] == pytest.approx(4 * 4928 * 15)
+    assert long["OpenCost"] == pytest.approx(4 * 4927 * 15)
+    assert long["PreSettlementPrice"] == 4928
+
+
+def sc_yesterday(balance_after: float = 19_742_599.89) -> Ledger:
+    """Six sc2306 lots opened on 20230420 (5 @573.5, 1 @573.4: OpenCost 3,440,900 as captured),
+    settled at 571.8; the opening balance is chosen so that PreBalance is the captured 19,742,599.89
+    (6 lots x 20 yuan fee, and (571.8 x 6 - 3440.9) x 1000 = -10,100 marked at settlement)."""
+    ledger = Ledger("9999", "028742", balance=balance_after + 120 + 10_100, trading_day="20230420")
+    ledger.mark(SC, 573.5, pre_settlement=570.0)
+    book(ledger, 1, SC, trade(SC, "1", "0", "0", 573.5, 5, day="20230420"))
+    book(ledger, 2, SC, trade(SC, "2", "0", "0", 573.4, 1, day="20230420"))
+    ledger.settle({"sc2306": 571.8}, "20230421")
+    return ledger
+
+
+def test_homalos_ine_position_capture():
+    ledger = sc_yesterday()
+    ledger.mark(SC, 557.4, pre_settlement=571.8)
+    (row,) = ledger.position_values()
+    assert (row["PosiDirection"], row["PositionDate"], row["Position"], row["YdPosition"], row["TodayPosition"]) == \
+        ("2", "2", 6, 6, 0)
+    assert row["PositionCost"] == pytest.approx(3_430_800.0)  # 6 x 571.8 x 1000
+    assert row["OpenCost"] == pytest.approx(3_440_900.0)
+    assert row["PositionProfit"] == pytest.approx(-86_400.0)  # (557.4 - 571.8) x 6 x 1000
+    assert row["UseMargin"] == pytest.approx(583_236.0) == row["ExchangeMargin"]  # 6 x 571.8 x 1000 x 0.17
+    assert (row["PreSettlementPrice"], row["SettlementPrice"]) == (571.8, 557.4)
+    assert row["PreMargin"] == pytest.approx(583_236.0)
+
+
+def test_homalos_ine_account_capture():
+    ledger = sc_yesterday()
+    ledger.mark(SC, 557.0, pre_settlement=571.8)
+    a = ledger.account_values()
+    assert round(a["PreBalance"], 2) == 19_742_599.89
+    assert round(a["PositionProfit"], 2) == -88_800.00
+    assert round(a["Balance"], 2) == 19_653_799.89
+    assert a["CurrMargin"] == pytest.approx(583_236.0) == a["ExchangeMargin"]
+    assert round(a["Available"], 2) == 19_070_563.89  # the loss is in Balance, no second deduction
+    assert a["WithdrawQuota"] == pytest.approx(15_256_451.112, abs=1e-3)
+    assert a["MortgageableFund"] == pytest.approx(a["Available"])
+    assert a["PreDeposit"] == a["PreBalance"] and a["PreMargin"] == pytest.approx(583_236.0)
+
+
+def test_floating_profit_is_not_available_but_loss_is():
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    ledger.mark(SC, 500.0, pre_settlement=500.0)
+    book(ledger, 1, SC, trade(SC, "1", "0", "0", 500.0, 1, day="20230420"))
+    margin = 500.0 * 1000 * 0.17
+    ledger.mark(SC, 510.0)  # +10,000 floating
+    a = ledger.account_values()
+    assert a["Balance"] == pytest.approx(1_000_000 - 20 + 10_000)
+    assert a["Available"] == pytest.approx(1_000_000 - 20 - margin)
+    ledger.mark(SC, 490.0)  # -10,000 floating
+    assert ledger.available() == pytest.approx(1_000_000 - 20 - 10_000 - margin)
+    everything = Ledger.from_state({**ledger.to_state(), "params": {**ledger.to_state()["params"], "Algorithm": "1"}})
+    everything.mark(SC, 510.0)
+    assert everything.available() == pytest.approx(1_000_000 - 20 + 10_000 - margin)
+
+
+def test_open_order_freezes_margin_and_commission_in_available_only_until_released():
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    before = ledger.account_values()
+    ledger.freeze(7, SC, "0", "0", "1", 500.0, 3)
+    a = ledger.account_values()
+    assert a["FrozenMargin"] == pytest.approx(3 * 500 * 1000 * 0.17)  # at the order price
+    assert a["FrozenCommission"] == pytest.approx(60.0)
+    assert a["Balance"] == before["Balance"] and a["CurrMargin"] == 0
+    assert a["Available"] == pytest.approx(1_000_000 - 255_000 - 60)
+    ledger.fill(7, SC, trade(SC, "9", "0", "0", 499.0, 1, day="20230420"))  # one lot, at a better price
+    a = ledger.account_values()
+    assert a["FrozenMargin"] == pytest.approx(2 * 500 * 1000 * 0.17)
+    assert a["FrozenCommission"] == pytest.approx(40.0)
+    assert a["CurrMargin"] == pytest.approx(499 * 1000 * 0.17) and a["Commission"] == pytest.approx(20.0)
+    ledger.release(7, 2)
+    a = ledger.account_values()
+    assert (a["FrozenMargin"], a["FrozenCommission"]) == (0, 0)
+
+
+def test_single_side_product_freezes_only_what_exceeds_the_larger_side():
+    ledger = Ledger("9999", "1", balance=10_000_000, trading_day="20230215")
+    book(ledger, 1, AG, trade(AG, "1", "0", "0", 5000, 4))  # long margin 4 x 5000 x 15 x 0.19 = 57,000
+    margin, _ = ledger.order_cost(AG, "1", "0", 5000, 2)
+    assert margin == 0  # 2 short lots (28,500) stay under the long side
+    margin, _ = ledger.order_cost(AG, "1", "0", 5000, 6)
+    assert margin == pytest.approx(6 * 5000 * 15 * 0.19 - 57_000)
+    ledger.freeze(2, AG, "1", "0", "1", 5000, 6)
+    assert ledger.account_values()["FrozenMargin"] == pytest.approx(85_500 - 57_000)
+
+
+def test_shfe_close_today_and_close_yesterday_address_their_records():
+    ledger = simnow_day()
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    book(ledger, 1, AG, trade(AG, "500", "0", "0", 4930, 3, day="20230216"))  # today long 3, yesterday long 4
+    assert ledger.closable(AG, "1", "3", "1") == 3  # close-today: today's lots
+    assert ledger.closable(AG, "1", "1", "1") == 4  # close = close-yesterday on SHFE
+    assert ledger.closable(AG, "1", "4", "1") == 4
+    ledger.freeze(2, AG, "1", "1", "1", 4935, 3)
+    assert ledger.closable(AG, "1", "1", "1") == 1
+    rows = {(p["PosiDirection"], p["PositionDate"]): p for p in ledger.position_values()}
+    assert rows[("2", "2")]["ShortFrozen"] == 3 and rows[("2", "2")]["LongFrozen"] == 0
+    assert rows[("2", "1")]["ShortFrozen"] == 0
+    with pytest.raises(LedgerError, match="closable"):
+        ledger.freeze(3, AG, "1", "1", "1", 4935, 2)
+    fee = ledger.fill(2, AG, trade(AG, "501", "1", "1", 4935, 3, day="20230216"))
+    assert fee == pytest.approx(3 * 4935 * 15 * 1e-5)  # the close tier (yesterday's lots)
+    history = {(p["PosiDirection"], p["PositionDate"]): p for p in ledger.position_values()}[("2", "2")]
+    assert (history["Position"], history["YdPosition"], history["ShortFrozen"]) == (1, 4, 0)  # YdPosition static
+    assert history["CloseProfit"] == pytest.approx(3 * (4935 - 4928) * 15)  # vs settlement of 20230215
+    assert history["CloseProfitByTrade"] == pytest.approx(3 * (4935 - 4927) * 15)  # vs the open price
+
+
+def test_dce_close_takes_yesterday_first_and_charges_by_what_it_consumed():
+    m = terms_for(parse_info("m2309"))  # DCE: one record; 0.2 close, 0.1 close-today per lot (broker table)
+    rates = m.rates
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    book(ledger, 1, m, trade(m, "1", "0", "0", 3000, 2, day="20230420"))
+    ledger.settle({"m2309": 3010}, "20230421")
+    book(ledger, 2, m, trade(m, "2", "0", "0", 3020, 2, day="20230421"))
+    (row,) = ledger.position_values()
+    assert (row["PositionDate"], row["Position"], row["YdPosition"], row["TodayPosition"]) == ("1", 4, 2, 2)
+    assert ledger.closable(m, "1", "3", "1") == 4 == ledger.closable(m, "1", "1", "1")  # any close: the total
+    fee = ledger.fill(3, m, trade(m, "3", "1", "1", 3030, 3, day="20230421"))
+    assert fee == pytest.approx(rates.commission(2, 3030, "1") + rates.commission(1, 3030, "3"))
+    (row,) = ledger.position_values()
+    assert (row["Position"], row["TodayPosition"]) == (1, 1)
+    assert row["CloseProfit"] == pytest.approx((2 * (3030 - 3010) + (3030 - 3020)) * 10)
+    (detail_left,) = [d for d in ledger.detail_values() if d["Volume"]]
+    assert (detail_left["TradeID"].strip(), detail_left["Volume"]) == ("2", 1)
+
+
+def test_state_round_trips_through_json():
+    ledger = simnow_day()
+    ledger.freeze(9, AU, "0", "3", "1", 413.0, 2)  # buy to close the 2 au lots today
+    ledger.freeze(10, AG, "0", "0", "1", 4930.0, 1)
+    copy = Ledger.from_state(json.loads(json.dumps(ledger.to_state())))
+    assert copy.account_values() == ledger.account_values()
+    assert copy.position_values() == ledger.position_values()
+    assert copy.detail_values() == ledger.detail_values()
+    assert copy.settle({"ag2306": 4928, "au2308": 413.8}, "20230216") == \
+        ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda l: l.deposit(-5), "deposit -5"),
+    (lambda l: l.deposit(float("nan")), "deposit nan"),
+    (lambda l: l.withdraw(2_000_000), "withdraw quota"),
+    (lambda l: l.freeze(1, SC, "2", "0", "1", 500.0, 1), "Direction '2'"),
+    (lambda l: l.freeze(1, SC, "0", "9", "1", 500.0, 1), "OffsetFlag '9'"),
+    (lambda l: l.freeze(1, SC, "0", "0", "1", 500.0, 0), "volume 0"),
+    (lambda l: l.fill(1, SC, trade(SC, "1", "1", "1", 500.0, 1)), "holds 0"),
+    (lambda l: l.settle({}, "20230101"), "next_trading_day '20230101'"),
+])
+def test_bad_requests_name_the_value(call, match):
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    with pytest.raises(LedgerError, match=match):
+        call(ledger)
+
+
+def test_bad_params_and_states_are_refused():
+    with pytest.raises(ValueError, match="MarginPriceType '9'"):
+        LedgerParams(MarginPriceType="9")
+    with pytest.raises(LedgerError, match="not a ledger state"):
+        Ledger.from_state({"version": 1, "BrokerID": "9999"})
+    with pytest.raises(LedgerError, match="version"):
+        Ledger.from_state({"version": 7})

@@ -14,7 +14,8 @@ Same methods, positional arguments, return codes and threading as openctp-ctp:
 
 Between ``Init`` and ``Release`` an API object drives one backend
 (:mod:`ctpshim.runtime.backends`): a ctpshim session, whose requests the responders answer
-(:mod:`ctpshim.api.responders`, :mod:`ctpshim.api.trader_emulation`), or a real CTP front through
+(:mod:`ctpshim.api.responders`; a trader API's by the simulated counter,
+:mod:`ctpshim.broker.responder`), or a real CTP front through
 openctp-ctp.  The argument checks are in :mod:`ctpshim.api.arguments`.
 """
 
@@ -32,7 +33,6 @@ from ..runtime.backends import NOT_STARTED, Backend, BackendContext, open_backen
 from ..runtime.dispatcher import Dispatcher
 from .arguments import check_bool, check_int, check_struct, check_text, instrument_ids, named, short
 from .responders import MdResponder
-from .trader_emulation import TraderResponder
 
 __all__ = ["API_VERSION", "FRONT_ENV", "front_override", "ApiBase", "MdApiBase", "TraderApiBase", "request_method"]
 
@@ -299,7 +299,14 @@ class TraderApiBase(ApiBase):
     _class_name = "CThostFtdcTraderApi"
     _spi_class_name = "CThostFtdcTraderSpi"
     _flavour = "tdapi"
-    _responder = TraderResponder
+
+    @staticmethod
+    def _responder(module: Any) -> Any:
+        """The simulated counter answers a trader API on a ctpshim front (imported at Init:
+        ``import ctpshim`` stays light)."""
+        from ..broker.responder import CounterResponder
+
+        return CounterResponder(module)
 
     @classmethod
     def CreateFtdcTraderApi(cls, *args: Any) -> Any:

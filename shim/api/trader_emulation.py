@@ -46,7 +46,7 @@ log = logging.getLogger("ctpshim")
 
 UNSUPPORTED = error("UNSUPPORTED_FUNCTION")  # 27, "CTP:不支持的功能"
 
-_LOGINS = {"ReqUserLogin", "ReqUserLoginWithCaptcha", "ReqUserLoginWithText", "ReqUserLoginWithOTP"}
+LOGINS = {"ReqUserLogin", "ReqUserLoginWithCaptcha", "ReqUserLoginWithText", "ReqUserLoginWithOTP"}
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +56,11 @@ def _spi_params() -> dict[str, list[str]]:
 
 
 class TraderResponder(MdResponder):
-    """Answers a trader API's requests on a market-data-only front (see the module docstring)."""
+    """Answers a trader API's requests on a market-data-only front (see the module docstring);
+    the simulated counter's responder (:class:`ctpshim.broker.responder.CounterResponder`) builds
+    on it and refuses what it does not do the same way, with its own ``refuse_note``."""
+
+    refuse_note = ""  # why requests are refused; empty: "<scheme>:// is market data only"
 
     def __init__(self, module: Any) -> None:
         super().__init__(module)
@@ -65,7 +69,7 @@ class TraderResponder(MdResponder):
 
     def request(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> int:
         """Answer the trader request ``name`` on a connected front; returns CTP's send code."""
-        if name in _LOGINS:
+        if name in LOGINS:
             return self.login(front, field, request_id)
         if name == "ReqUserLogout":
             return self.logout(front, field, request_id)
@@ -180,11 +184,22 @@ class TraderResponder(MdResponder):
         )
         return self.field("CThostFtdcInstrumentField", **members)
 
+    def _login_response(self, front: "SessionBackend", request: Any, trading_day: str) -> Any:
+        """The ``CThostFtdcRspUserLoginField`` of a login to ``front`` on ``trading_day``."""
+        now = clock.now().strftime("%H:%M:%S")
+        return self.field(
+            "CThostFtdcRspUserLoginField", TradingDay=trading_day, LoginTime=now, BrokerID=request.BrokerID,
+            UserID=request.UserID, SystemName="ctpshim", FrontID=front.front_id, SessionID=front.session_id,
+            MaxOrderRef="1", SHFETime=now, DCETime=now, CZCETime=now, FFEXTime=now, INETime=now, GFEXTime=now,
+        )
+
     def _refuse(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> None:
+        """Refuse ``name`` with 27 (and its OnErrRtn* where CTP has one), saying why."""
         scheme = front.front_url.split("://", 1)[0] or "this"
-        message = UNSUPPORTED.message + f" ({scheme}:// is market data only; it cannot trade)"
+        note = self.refuse_note or f"{scheme}:// is market data only; it cannot trade"
+        message = UNSUPPORTED.message + f" ({note})"
         if len(message.encode("gb18030")) > _error_message_limit():
-            message = UNSUPPORTED.message + " (this front cannot trade)"
+            message = UNSUPPORTED.message + " (this front cannot do this)"
         params = _spi_params()
         suffix = name[3:]
         for callback in ("OnRsp" + suffix, "OnErrRtn" + suffix):

@@ -160,6 +160,8 @@ class SessionBackend(Backend):
         self.name = context.name
         self.dispatcher = context.dispatcher
         self.responder = context.responder
+        self.flow_path = context.flow_path
+        self.setup = context.setup
         self.pump_ticks = context.flavour == "mdapi"
         self.session = Session(
             context.name, context.dispatcher, context.fronts + context.name_servers, self.pump_ticks
@@ -179,6 +181,9 @@ class SessionBackend(Backend):
     def close(self) -> None:
         self._closed = True
         self.session.close()
+        closed = getattr(self.responder, "closed", None)
+        if closed is not None:
+            closed(self)  # the simulated counter forgets this API's session
 
     def trading_day(self) -> str:
         return self._login_day
@@ -215,6 +220,12 @@ class SessionBackend(Backend):
     def front_url(self) -> str:
         """The connected front's address ('' when none is)."""
         return self.session.front_url
+
+    @property
+    def market(self) -> Any:
+        """The market of the connected front (``None`` while none is): the simulated counter
+        observes its ticks and reads its trading day and instruments."""
+        return self.session.market
 
     @property
     def front_id(self) -> int:

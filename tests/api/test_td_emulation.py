@@ -1,5 +1,6 @@
-"""The trader API against a market-data-only front: the start-up sequence succeeds, instruments
-can be queried, trading is refused through CTP's error callbacks."""
+"""The trader API on a ctpshim front: the start-up sequence succeeds, instruments can be queried
+with the counter's terms, and what the simulated counter does not do (quotes, exercise,
+transfers ...) is refused through CTP's error callbacks; orders are tests/broker/test_counter.py's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ctpshim import tdapi
 
 from ..conftest import FRIDAY_MORNING, wait_for
 
-FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2701,TA701,IF2612"
+FRONT = f"sim://?start={FRIDAY_MORNING}&instruments=rb2701,TA701,IF2612&trader.db=memory&trader.flow_control=false"
 
 
 class RecordingTraderSpi(tdapi.CThostFtdcTraderSpi):
@@ -102,33 +103,55 @@ def test_query_filters_like_ctp(trader):
     assert second == (None, None, 7, True)  # no records: one call with data None
 
 
-def test_other_queries_answer_no_records_and_exchanges_are_listed(trader):
+def test_queries_the_counter_does_not_answer_give_no_records_and_exchanges_are_listed(trader):
     api, spi = trader
-    assert api.ReqQryTradingAccount(tdapi.CThostFtdcQryTradingAccountField(), 8) == 0
+    assert api.ReqQryInvestorPositionCombineDetail(tdapi.CThostFtdcQryInvestorPositionCombineDetailField(), 8) == 0
     assert api.ReqQryExchange(tdapi.CThostFtdcQryExchangeField(), 9) == 0
     wait_for(lambda: len(spi.get("OnRspQryExchange")) == 6)
-    assert spi.get("OnRspQryTradingAccount") == [(None, None, 8, True)]
+    assert spi.get("OnRspQryInvestorPositionCombineDetail") == [(None, None, 8, True)]
     assert {e[0].ExchangeID for e in spi.get("OnRspQryExchange")} == {"SHFE", "INE", "DCE", "CZCE", "CFFEX", "GFEX"}
 
 
-def test_orders_are_refused_through_the_error_callbacks(trader):
+def test_instruments_carry_the_counters_terms(trader):
+    api, spi = trader
+    query = tdapi.CThostFtdcQryInstrumentField()
+    query.InstrumentID = "rb2701"
+    api.ReqQryInstrument(query, 5)
+    wait_for(lambda: spi.get("OnRspQryInstrument"))
+    rb = spi.get("OnRspQryInstrument")[0][0]
+    # SimNow's rb margin 0.16 and SHFE's split positions (SIM_TRADING.md 3.3).
+    assert (rb.LongMarginRatio, rb.ShortMarginRatio) == (0.16, 0.16)
+    assert (rb.PositionDateType, rb.MaxMarginSideAlgorithm, rb.MaxLimitOrderVolume) == ("1", "1", 500)
+
+
+def test_orders_before_the_login_are_refused_with_not_logged_in(trader):
     api, spi = trader
     order = tdapi.CThostFtdcInputOrderField()
     order.InstrumentID, order.OrderRef, order.Direction = "rb2701", "1", tdapi.THOST_FTDC_D_Buy
-    order.LimitPrice, order.VolumeTotalOriginal = 3150.0, 1
     assert api.ReqOrderInsert(order, 10) == 0
-    action = tdapi.CThostFtdcInputOrderActionField()
-    action.InstrumentID, action.OrderRef, action.ActionFlag = "rb2701", "1", tdapi.THOST_FTDC_AF_Delete
-    assert api.ReqOrderAction(action, 11) == 0
-    wait_for(lambda: spi.get("OnErrRtnOrderAction"))
+    wait_for(lambda: spi.get("OnRspOrderInsert"))
     rsp, info, request_id, last = spi.get("OnRspOrderInsert")[0]
-    assert (rsp.InstrumentID, rsp.OrderRef, rsp.LimitPrice, request_id, last) == ("rb2701", "1", 3150.0, 10, True)
-    assert info.ErrorID == 27 and info.ErrorMsg.startswith("CTP:不支持的功能") and "cannot trade" in info.ErrorMsg
-    err_order, err_info = spi.get("OnErrRtnOrderInsert")[0]
-    assert err_order.OrderRef == "1" and err_info.ErrorID == 27
-    err_action, _ = spi.get("OnErrRtnOrderAction")[0]
-    assert type(err_action) is tdapi.CThostFtdcOrderActionField and err_action.OrderRef == "1"
+    assert (rsp.InstrumentID, rsp.OrderRef, request_id, last) == ("rb2701", "1", 10, True)
+    assert (info.ErrorID, info.ErrorMsg) == (6, "CTP:还没有登录")
     assert spi.get("OnRtnOrder") == []
+
+
+def test_what_the_counter_does_not_do_is_refused_with_27(trader):
+    api, spi = trader
+    quote = tdapi.CThostFtdcInputQuoteField()
+    quote.InstrumentID, quote.QuoteRef = "rb2701", "1"
+    assert api.ReqQuoteInsert(quote, 12) == 0
+    exercise = tdapi.CThostFtdcInputExecOrderField()
+    exercise.InstrumentID = "rb2701"
+    assert api.ReqExecOrderInsert(exercise, 13) == 0
+    wait_for(lambda: spi.get("OnErrRtnExecOrderInsert"))
+    rsp, info, request_id, last = spi.get("OnRspQuoteInsert")[0]
+    assert (rsp.InstrumentID, rsp.QuoteRef, request_id, last) == ("rb2701", "1", 12, True)
+    assert info.ErrorID == 27 and info.ErrorMsg.startswith("CTP:不支持的功能")
+    assert "simulated counter does not do this" in info.ErrorMsg
+    err_quote, err_info = spi.get("OnErrRtnQuoteInsert")[0]
+    assert type(err_quote) is tdapi.CThostFtdcInputQuoteField and err_info.ErrorID == 27
+    assert spi.get("OnRspExecOrderInsert")[0][1].ErrorID == 27
 
 
 def test_front_info_after_connecting(trader):

@@ -1,0 +1,729 @@
+"""The simulated CTP counter: one per (database, book) per process, shared by every trader API on it.
+
+A :class:`Counter` keeps the accounts of one book (a ``Ledger`` each, the day's orders and
+trades, the private flow) and orchestrates the pieces: the checks (:mod:`.checks`), the order
+life cycle (:mod:`.orders`), matching (:mod:`.matching`), the books (:mod:`.ledger`), the day end
+(:mod:`.settlement`, :mod:`.statement`) and persistence (:mod:`.store`).
+
+Threads.  Requests arrive on user threads (or a dispatcher thread, from a callback); observed
+ticks on md APIs' dispatcher threads.  Both take the counter's one ``RLock``, change the state
+synchronously and queue what changed with ``store.write(ops, after=post)``: the callbacks are
+posted to the programs only in ``after``, once the store committed them, so nothing is
+acknowledged before it is on disk.  CTP-layer rejects go the same way (with no ops) so every
+callback of an account keeps its order.
+
+The book an order meets is the latest tick the counter observed of its instrument
+(``Market.observe``: just before an md API hands the tick to its program), never a later one.
+Each new tick matches the resting orders (:func:`.matching.on_tick`), marks the positions and
+feeds the settlement prices; a change of the trading day (the tick's ``TradingDay``, or the
+market's own day for a quiet source) settles every account first.
+
+A program with a td API only still gets its orders matched: for instruments with resting orders
+that no md API of the process subscribes, the counter subscribes its own feed on the market
+(:class:`_Feed`: a sink and a dispatcher whose Spi does nothing but be observed).
+
+Lockstep (``trader.lockstep``, by default at ``speed=max``): before a tick is matched the
+observer waits, bounded, until the store has committed everything queued and every td API's
+dispatcher on the counter is idle, so whatever a program sent in answer to the previous tick
+(also from ``OnRtnTrade``) is handled first and a backtest gives the same fills every run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from ..ctp import clock, rates
+from ..ctp.calendar import yyyymmdd
+from ..ctp.error_codes import CtpError, error
+from ..ctp.exchanges import FUTURES_EXCHANGES
+from ..ctp.fields import default_values, from_values, member_names, values_of
+from . import checks, matching, orders
+from .orders import Order, OrderReport, Release, Trade, TradeReport
+from .settings import MEMORY, TraderSettings
+from .terms import Terms, parse_info, terms_for
+
+log = logging.getLogger("ctpshim")
+
+LOCKSTEP_WAIT = 10.0  # s: the longest the observer waits for the trader to catch up before a tick
+LOCKSTEP_ROUNDS = 50
+RESTART, RESUME, QUICK, NONE = 0, 1, 2, 3  # THOST_TERT_*
+EXCHANGE_IDS = frozenset(FUTURES_EXCHANGES) | frozenset({"SSE", "SZSE"})
+ORDER_CLASS = "CThostFtdcOrderField"
+TRADE_CLASS = "CThostFtdcTradeField"
+RESUME_FILE = "ctpshim-private.json"  # under the API's flow path: the last private sequence it received
+
+_counters: dict[tuple[str, str], "Counter"] = {}
+_counters_lock = threading.Lock()
+
+
+def counter_for(front_url: str, trader_settings: TraderSettings) -> "Counter":
+    """The counter of ``trader_settings``' (database, book) in this process, made (and loaded
+    from the store) on first use; raises ``StoreError`` when the database cannot be used."""
+    key = trader_settings.counter_key
+    with _counters_lock:
+        counter = _counters.get(key)
+        if counter is None:
+            counter = _counters[key] = Counter(trader_settings)
+        elif counter.settings != trader_settings:
+            log.info("%s: the counter of %s book %s is shared; it keeps the settings it was made with",
+                     front_url, key[0], key[1])
+        return counter
+
+
+def forget_counters() -> None:
+    """Close and drop every counter of the process (tests; a program never needs it)."""
+    with _counters_lock:
+        counters = list(_counters.values())
+        _counters.clear()
+    for counter in counters:
+        counter.close()
+
+
+def values_of_field(obj: Any) -> dict[str, Any]:
+    """A field object's members by name."""
+    return dict(zip(member_names(type(obj)), values_of(obj)))
+
+
+def make_field(module: Any, class_name: str, values: dict[str, Any]) -> Any:
+    """A ``class_name`` field object of ``module`` with the members ``values`` names (others
+    default); text for tdapi's raw-GBK members (read back as bytes) is encoded as CTP does."""
+    cls = getattr(module, class_name)
+    made = []
+    for name, default in zip(member_names(cls), default_values(cls)):
+        value = values.get(name, default)
+        if type(default) is bytes and type(value) is str:
+            value = value.encode("gb18030")
+        made.append(value)
+    return from_values(cls, made)
+
+
+def _tick_moment(tick: Any) -> datetime | None:
+    try:
+        moment = datetime.strptime(f"{tick.ActionDay} {tick.UpdateTime}", "%Y%m%d %H:%M:%S")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return moment.replace(microsecond=int(getattr(tick, "UpdateMillisec", 0) or 0) % 1000 * 1000)
+
+
+@dataclass(eq=False)
+class TraderSession:
+    """One trader API object logged in to the counter."""
+
+    front: Any  # the SessionBackend: post(), front_id, session_id, dispatcher, flow_path
+    module: Any
+    resume: int = RESUME
+    account: "Account | None" = None
+    refs: checks.OrderRefs = field(default_factory=checks.OrderRefs)
+    resume_key: str = ""
+
+    def post(self, callback: str, *args: Any) -> None:
+        self.front.post(callback, *args)
+
+    @property
+    def wants_private(self) -> bool:
+        return self.resume != NONE
+
+    def received(self, trading_day: str, seq: int) -> None:
+        """Note in the flow path's file the last private sequence this API was sent (RESUME)."""
+        path = _resume_path(self.front)
+        if not path or not self.resume_key:
+            return
+        try:
+            known = _read_resume(path)
+            known[self.resume_key] = {"trading_day": trading_day, "seq": seq}
+            with open(path + ".tmp", "w", encoding="utf-8") as out:
+                json.dump(known, out)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            log.warning("%s: cannot note the private flow's position in %s: %s", self.front.name, path, exc)
+
+
+def _resume_path(front: Any) -> str:
+    flow_path = getattr(front, "flow_path", None)
+    return flow_path + RESUME_FILE if flow_path is not None else ""
+
+
+def _read_resume(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as source:
+            known = json.load(source)
+        return known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass(eq=False)
+class Account:
+    """One BrokerID+InvestorID: its ledger, the day's orders, trades and private flow."""
+
+    BrokerID: str
+    InvestorID: str
+    ledger: Any
+    trading_day: str
+    confirmed: str = ""  # the trading day last confirmed
+    confirm_time: str = ""
+    max_order_ref: int = 0
+    orders: dict[int, Order] = field(default_factory=dict)
+    index: dict[tuple, Order] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    flow: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    sessions: list[TraderSession] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.BrokerID, self.InvestorID)
+
+    def state(self) -> dict[str, Any]:
+        return {"ledger": self.ledger.to_state(), "trading_day": self.trading_day, "confirmed": self.confirmed,
+                "confirm_time": self.confirm_time, "max_order_ref": self.max_order_ref}
+
+    def add_order(self, order: Order) -> None:
+        self.orders[order.key] = order
+        for key in checks.order_keys(order):
+            self.index[key] = order
+
+
+class Outbox:
+    """What one operation changed: store ops, and callbacks to post after they are committed."""
+
+    def __init__(self, counter: "Counter") -> None:
+        self.counter = counter
+        self.ops: list[Any] = []
+        self.posts: list[tuple[list[TraderSession], str, tuple[Any, ...]]] = []
+        self.private: dict[int, tuple[Account, list[tuple[int, str, dict[str, Any]]]]] = {}
+        self.accounts: dict[int, Account] = {}
+
+    def to(self, sessions: list[TraderSession], callback: str, *args: Any) -> None:
+        self.posts.append((list(sessions), callback, args))
+
+    def report(self, account: Account, callback: str, values: dict[str, Any]) -> None:
+        """A private-flow report (OnRtnOrder / OnRtnTrade) to every session of ``account``."""
+        seq = (account.flow[-1][0] if account.flow else 0) + 1
+        entry = (seq, callback, values)
+        account.flow.append(entry)
+        self.ops.append(self.counter.store_ops.flow((self.counter.book, *account.key), account.trading_day, seq,
+                                                    callback, values))
+        self.private.setdefault(id(account), (account, []))[1].append(entry)
+        self.changed(account)
+
+    def changed(self, account: Account) -> None:
+        self.accounts[id(account)] = account
+
+    def equity(self, account: Account, moment: str) -> None:
+        """A point of the account's equity curve (the command line's report)."""
+        values = account.ledger.account_values()
+        self.ops.append(self.counter.store_ops.equity_point(
+            (self.counter.book, *account.key), account.trading_day, moment, float(values.get("Balance", 0.0)),
+            {name: values.get(name, 0.0) for name in ("Available", "CurrMargin", "CloseProfit", "PositionProfit",
+                                                        "Commission")}))
+
+    def send(self) -> None:
+        """Queue the ops; post the callbacks once they are committed."""
+        counter = self.counter
+        for account in self.accounts.values():
+            self.ops.append(counter.put("accounts", account.key, account.state()))
+        if self.accounts:
+            self.ops.append(counter.put("ids", (), counter.ids.to_state()))
+        posts, private = self.posts, list(self.private.values())
+        if not self.ops and not posts and not private:
+            return
+        deliveries = [(account, list(account.sessions), entries) for account, entries in private]
+
+        def after() -> None:
+            for sessions, callback, args in posts:
+                for session in sessions:
+                    session.post(callback, *args)
+            for account, sessions, entries in deliveries:
+                for session in sessions:
+                    if not session.wants_private or session.account is not account:
+                        continue
+                    for _, callback, values in entries:
+                        session.post(callback, make_field(session.module, _CLASS_OF[callback], values))
+                    session.received(account.trading_day, entries[-1][0])
+
+        self.counter.store.write(self.ops, after=after)
+
+
+_CLASS_OF = {"OnRtnOrder": ORDER_CLASS, "OnRtnTrade": TRADE_CLASS}
+
+
+class Counter:
+    """The accounts of one book in one database (see the module docstring)."""
+
+    def __init__(self, trader_settings: TraderSettings) -> None:
+        from . import store as store_module
+
+        self.settings = trader_settings
+        self.book = trader_settings.book
+        self.lock = threading.RLock()
+        self.store_ops = store_module
+        self.store = store_module.Store.open(None if trader_settings.db == MEMORY else trader_settings.db)
+        self.rate_table = rates.load_table(trader_settings.rates)
+        self.rules = matching.FillRules(partial=trader_settings.partial, queue=trader_settings.queue)
+        self.ids = orders.Ids()
+        self.accounts: dict[tuple[str, str], Account] = {}
+        self.terms: dict[str, Terms | None] = {}
+        self.books: dict[str, matching.Book] = {}
+        self.ticks: dict[str, Any] = {}
+        self.consumed: dict[str, dict] = {}
+        self.trading_day = ""
+        self.moment: datetime | None = None  # feed time of the latest observed tick
+        self.sessions: list[TraderSession] = []
+        self.markets: dict[int, tuple[Any, Any]] = {}  # id(market) -> (market, observation)
+        self.feeds: dict[int, "_Feed"] = {}
+        self.prices = _settlement_prices()
+        self._load()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from .ledger import Ledger
+
+        state = self.store.load(self.book)
+        if state.ids:
+            self.ids = orders.Ids.from_state(state.ids)
+        for (broker, investor), saved in state.accounts().items():
+            account = Account(broker, investor, Ledger.from_state(saved["ledger"]), saved.get("trading_day", ""),
+                              saved.get("confirmed", ""), saved.get("confirm_time", ""),
+                              int(saved.get("max_order_ref", 0)))
+            self.accounts[account.key] = account
+        for key, saved in state.tables["orders"].items():
+            account = self.accounts.get((key[1], key[2]))
+            if account is not None and saved.get("TradingDay") == account.trading_day:
+                account.add_order(Order.from_state(saved))
+        for key, saved in state.tables["trades"].items():
+            account = self.accounts.get((key[1], key[2]))
+            if account is not None and saved.get("TradingDay") == account.trading_day:
+                account.trades.append(Trade.from_state(saved))
+        for account in self.accounts.values():
+            account.flow = [tuple(entry) for entry in  # type: ignore[misc]
+                            state.flow.get(((self.book, *account.key), account.trading_day), [])]
+
+    def put(self, table: str, key: tuple[Any, ...], state: dict[str, Any]) -> Any:
+        """The store op writing ``state`` as row ``key`` (without the book) of ``table``."""
+        return self.store_ops.put(table, (self.book, *key), state)
+
+    def close(self) -> None:
+        with self.lock:
+            for market, observation in self.markets.values():
+                observation.close()
+            self.markets.clear()
+            feeds, self.feeds = list(self.feeds.values()), {}
+        for feed in feeds:
+            feed.close()
+        self.store.flush(LOCKSTEP_WAIT)
+        self.store.close()
+
+    def terms_of(self, instrument_id: str, market: Any = None) -> Terms | None:
+        """The terms of ``instrument_id`` if the source lists it (or, when the source lists
+        nothing, if ctpshim knows the ID); None for an unknown instrument."""
+        found = self.terms.get(instrument_id, False)
+        if found is not False:
+            return found  # type: ignore[return-value]
+        info = None
+        listed = tuple(getattr(market, "instruments", ()) or ()) if market is not None else ()
+        if listed:
+            info = next((i for i in listed if i.instrument_id == instrument_id), None)
+        elif instrument_id:
+            info = parse_info(instrument_id)
+        terms = terms_for(info, self.rate_table, self.settings.rate_level) if info is not None else None
+        if terms is not None or listed:
+            self.terms[instrument_id] = terms
+        return terms
+
+    def now(self) -> datetime:
+        """Feed time: the latest observed tick's, else China time now."""
+        return self.moment or clock.now()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def login(self, session: TraderSession, broker_id: str, investor_id: str, trading_day: str,
+              market: Any) -> tuple[Account, int]:
+        """Log ``session`` in to the account (made with ``trader.balance`` if new); returns it and
+        the MaxOrderRef to answer.  The private flow replay is posted by :meth:`replay`."""
+        from .ledger import Ledger
+
+        with self.lock:
+            self._watch(market)
+            self._change_day(trading_day)
+            key = (broker_id, investor_id)
+            account = self.accounts.get(key)
+            box = Outbox(self)
+            if account is None:
+                ledger = Ledger(broker_id, investor_id, balance=self.settings.balance, trading_day=self.trading_day)
+                account = self.accounts[key] = Account(broker_id, investor_id, ledger, self.trading_day)
+                box.changed(account)
+                log.info("counter %s: new account %s/%s with %.2f", self.settings.book, broker_id, investor_id,
+                         self.settings.balance)
+            elif account.trading_day != self.trading_day:
+                self._settle_account(account, self.trading_day, box)
+            if session.account is not None and session in session.account.sessions:
+                session.account.sessions.remove(session)
+            session.account = account
+            session.refs = checks.OrderRefs()
+            session.resume_key = f"{self.settings.counter_key[0]}|{self.settings.book}|{broker_id}|{investor_id}"
+            account.sessions.append(session)
+            if session not in self.sessions:
+                self.sessions.append(session)
+            box.send()
+            return account, max(account.max_order_ref, 1)
+
+    def replay(self, session: TraderSession) -> None:
+        """Post the private flow of the day per the session's SubscribePrivateTopic mode (after
+        the login reply it follows)."""
+        with self.lock:
+            account = session.account
+            if account is None or session.resume in (QUICK, NONE):
+                return
+            start = 0
+            if session.resume == RESUME:
+                noted = _read_resume(_resume_path(session.front)).get(session.resume_key) or {}
+                if noted.get("trading_day") == account.trading_day:
+                    start = int(noted.get("seq", 0))
+            entries = [entry for entry in account.flow if entry[0] > start]
+            module = session.module
+
+            def after() -> None:
+                for _, callback, values in entries:
+                    session.post(callback, make_field(module, _CLASS_OF[callback], values))
+                if entries:
+                    session.received(account.trading_day, entries[-1][0])
+
+            self.store.write([], after=after)
+
+    def leave(self, session: TraderSession) -> None:
+        """The API was released, or logged out."""
+        with self.lock:
+            if session.account is not None and session in session.account.sessions:
+                session.account.sessions.remove(session)
+            session.account = None
+            if session in self.sessions:
+                self.sessions.remove(session)
+
+    def confirm(self, account: Account) -> tuple[str, str]:
+        """ReqSettlementInfoConfirm: (ConfirmDate, ConfirmTime)."""
+        with self.lock:
+            now = clock.now()
+            account.confirmed = account.trading_day
+            account.confirm_time = now.strftime("%H:%M:%S")
+            box = Outbox(self)
+            box.changed(account)
+            box.ops.append(self.put("confirmations", (*account.key, account.trading_day),
+                                    {"ConfirmDate": yyyymmdd(now.date()), "ConfirmTime": account.confirm_time}))
+            box.send()
+            return yyyymmdd(now.date()), account.confirm_time
+
+    def after_commit(self, post: Callable[[], None]) -> None:
+        """Run ``post`` once everything queued so far is committed (answers that must follow the
+        callbacks already on their way)."""
+        self.store.write([], after=post)
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def insert(self, session: TraderSession, values: dict[str, Any], echo: Callable[[], Any], request_id: int,
+               rsp_info: Callable[[CtpError, str], Any], market: Any) -> None:
+        """ReqOrderInsert of ``session`` (logged in) with the input order's ``values``."""
+        with self.lock:
+            account = session.account
+            assert account is not None
+            self._watch(market)
+            day = getattr(market, "trading_day", None)
+            if day:
+                self._change_day(day)
+            instrument = values.get("InstrumentID", "")
+            terms = self.terms_of(instrument, market)
+            if terms is not None:
+                self._follow(market, instrument)
+            book = self.books.get(instrument)
+            market_price = _market_price(values.get("Direction", ""), book)
+            box = Outbox(self)
+            reject = checks.check_insert(
+                values, confirmed=account.confirmed == account.trading_day, session_refs=session.refs, terms=terms,
+                ledger=account.ledger, exchange_ids=EXCHANGE_IDS, market_price=market_price)
+            if reject is not None:
+                log.info("counter: order refused (%d %s): %s", reject.error.code, reject.error.name, reject.detail)
+                info = rsp_info(reject.error, reject.message)
+                box.to([session], "OnRspOrderInsert", echo(), info, request_id, True)
+                box.to([session], "OnErrRtnOrderInsert", echo(), info)
+                box.send()
+                return
+            assert terms is not None
+            order_ref = session.refs.resolve(values.get("OrderRef", "") or "")
+            assert order_ref is not None
+            session.refs.use(order_ref)
+            account.max_order_ref = max(account.max_order_ref, int(order_ref.strip()))
+            values = dict(values, RequestID=request_id)
+            now = self.now()
+            if book is not None and book.last is not None:
+                account.ledger.mark(terms, book.last, book.pre_settlement)
+            order = orders.new_order(values, front_id=session.front.front_id, session_id=session.front.session_id,
+                                     order_ref=order_ref, trading_day=account.trading_day, now=now, terms=terms,
+                                     ids=self.ids)
+            account.ledger.freeze(order.key, terms, order.Direction, order.offset, order.hedge,
+                                  checks.cost_price(values, market_price), order.VolumeTotalOriginal)
+            consumed = self.consumed.setdefault(instrument, {})
+            # Before the first tick the feed's time is unknown: the session is not checked then.
+            events = matching.on_insert(order, book, terms, self.rules, self.ids, now, consumed,
+                                        hours=self.settings.hours and self.moment is not None)
+            account.add_order(order)
+            self._apply(events, terms, box)
+            box.send()
+
+    def action(self, session: TraderSession, values: dict[str, Any], echo: Callable[[], Any],
+               action_echo: Callable[[], Any], request_id: int, rsp_info: Callable[[CtpError, str], Any]) -> None:
+        """ReqOrderAction of ``session`` (logged in)."""
+        with self.lock:
+            account = session.account
+            assert account is not None
+            key = checks.action_lookup(values, front_id=session.front.front_id, session_id=session.front.session_id)
+            order = account.index.get(key)
+            box = Outbox(self)
+            reject = checks.check_action(values, order=order)
+            if reject is not None:
+                info = rsp_info(reject.error, reject.message)
+                box.to([session], "OnRspOrderAction", echo(), info, request_id, True)
+                box.to([session], "OnErrRtnOrderAction", action_echo(), info)
+                box.send()
+                return
+            assert order is not None
+            terms = self.terms_of(order.InstrumentID)
+            self._apply(orders.cancel(order, self.now(), self.ids), terms, box)
+            box.send()
+
+    def _apply(self, events: Iterable[Any], terms: Terms | None, box: Outbox) -> None:
+        """Book the events of orders (of any accounts), queue their reports and save the orders."""
+        touched: dict[int, tuple[Account, Order]] = {}
+        for event in events:
+            if isinstance(event, OrderReport):
+                values = event.values
+                account = self.accounts[(values["BrokerID"], values["InvestorID"])]
+                order = account.orders.get(values["BrokerOrderSeq"])
+                box.report(account, "OnRtnOrder", values)
+            else:
+                order = event.order
+                account = self.accounts[(order.BrokerID, order.InvestorID)]
+                if isinstance(event, Release):
+                    account.ledger.release(order.key, event.volume)
+                elif isinstance(event, TradeReport):
+                    trade = event.trade
+                    account.ledger.fill(order.key, terms or self.terms_of(order.InstrumentID), trade)
+                    account.trades.append(trade)
+                    box.ops.append(self.put(
+                        "trades", (trade.BrokerID, trade.InvestorID, trade.ExchangeID, trade.TradeID), trade.to_state()))
+                    box.equity(account, trade.TradeTime)
+                    box.report(account, "OnRtnTrade", trade.trade_values())
+            if order is not None:
+                touched[order.key] = (account, order)
+        for account, order in touched.values():
+            box.changed(account)
+            if order.OrderSysID:
+                account.index[("sys", order.ExchangeID, order.OrderSysID.strip())] = order
+            box.ops.append(self.put("orders", (order.BrokerID, order.InvestorID, order.key), order.to_state()))
+
+    # -- the market -----------------------------------------------------------------------------
+
+    def _watch(self, market: Any) -> None:
+        if market is None or id(market) in self.markets:
+            return
+        self.markets[id(market)] = (market, market.observe(self.observe))
+        self.feeds[id(market)] = _Feed(market)
+
+    def _follow(self, market: Any, instrument: str) -> None:
+        """Make sure the counter sees ``instrument``'s ticks on ``market``."""
+        feed = self.feeds.get(id(market)) if market is not None else None
+        if feed is not None:
+            feed.want([instrument])
+
+    def observe(self, tick: Any) -> None:
+        """A tick an API object is about to hand its program (on that object's dispatcher thread)."""
+        if self.settings.lockstep:
+            self._wait_quiet()
+        with self.lock:
+            instrument = tick.InstrumentID
+            latest = self.ticks.get(instrument)
+            if latest is tick:
+                return  # the same tick handed to a second program
+            day = tick.TradingDay
+            moment = _tick_moment(tick)
+            if latest is not None and day == latest.TradingDay and moment is not None:
+                seen = _tick_moment(latest)
+                if seen is not None and (moment, tick.Volume) <= (seen, latest.Volume):
+                    return  # an API object behind another one hands on an older tick
+            if moment is not None:
+                self.moment = moment
+            if day:
+                self._change_day(day)
+            previous = self.books.get(instrument)
+            book = matching.Book.from_tick(tick)
+            self.books[instrument] = book
+            self.ticks[instrument] = tick
+            consumed = self.consumed[instrument] = {}
+            if self.prices is not None:
+                self.prices.observe(tick)
+            resting = [o for account in self.accounts.values() for o in account.orders.values()
+                       if o.InstrumentID == instrument and o.alive]
+            holders = [a for a in self.accounts.values() if _holds(a.ledger, instrument)]
+            if not resting and not holders:
+                return
+            terms = self.terms_of(instrument)
+            if terms is None:
+                return
+            box = Outbox(self)
+            if resting:
+                events = matching.on_tick(resting, book, previous, terms, self.rules, self.ids, self.now(), consumed)
+                self._apply(events, terms, box)
+            if book.last is not None:
+                for account in holders:
+                    account.ledger.mark(terms, book.last, book.pre_settlement)
+            box.send()
+
+    def _wait_quiet(self) -> None:
+        """Lockstep: wait until the store committed everything and every td API is idle."""
+        deadline = time.monotonic() + LOCKSTEP_WAIT
+        for _ in range(LOCKSTEP_ROUNDS):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.store.flush(remaining)
+            sessions = list(self.sessions)
+            busy = False
+            for session in sessions:
+                dispatcher = session.front.dispatcher
+                if not dispatcher.wait_idle(0):
+                    busy = True
+                    dispatcher.wait_idle(max(deadline - time.monotonic(), 0))
+            if not busy:
+                return
+        log.warning("counter %s: the trader did not catch up within %.0f s (a slow callback?); the next tick "
+                    "is matched anyway", self.settings.book, LOCKSTEP_WAIT)
+
+    # -- the day end ----------------------------------------------------------------------------
+
+    def _change_day(self, day: str) -> None:
+        if not day or day == self.trading_day:
+            return
+        previous, self.trading_day = self.trading_day, day
+        if not previous:
+            return
+        box = Outbox(self)
+        for account in self.accounts.values():
+            if account.trading_day != day:
+                self._settle_account(account, day, box)
+        box.send()
+        self.prices = _settlement_prices()
+
+    def _settle_account(self, account: Account, next_day: str, box: Outbox) -> None:
+        """End of ``account``'s trading day (SIM_TRADING.md 4.2): expire GFD orders, settle at
+        the day's settlement prices, keep the statement, start ``next_day`` unconfirmed."""
+        now = self.now()
+        for order in list(account.orders.values()):
+            if order.alive:
+                events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
+                self._apply(events, self.terms_of(order.InstrumentID), box)
+        prices = self.prices.prices() if self.prices is not None else {}
+        day = account.trading_day
+        summary = account.ledger.settle(prices, next_day, self.terms_of)
+        text = _statement_text(account, summary, day)
+        box.ops.append(self.put("statements", (account.BrokerID, account.InvestorID, day),
+                                {"text": text, "summary": summary}))
+        box.equity(account, "15:00:00")
+        account.trading_day = next_day
+        account.orders.clear()
+        account.index.clear()
+        account.trades.clear()
+        account.flow = []
+        box.changed(account)
+
+    def statement(self, account: Account, trading_day: str) -> str | None:
+        """The statement text of ``trading_day`` (empty: the latest), or None."""
+        rows = self.store.statements(self.book, account.BrokerID, account.InvestorID, trading_day or None)
+        return rows[-1][1]["text"] if rows else None
+
+    # -- reading for the queries ----------------------------------------------------------------
+
+    def read(self, reader: Callable[[], Any]) -> Any:
+        with self.lock:
+            return reader()
+
+
+class _QuietSpi:
+    """The Spi of the counter's own feed: every callback does nothing (the counter observes the
+    ticks through ``Market.observe`` before this is called)."""
+
+    def OnRtnDepthMarketData(self, tick: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: None
+
+
+class _Feed:
+    """The counter's own subscription on one market, for instruments it must see (resting
+    orders, positions) that no program's md API subscribes: a sink and a dispatcher whose ticks
+    the counter observes like a program's."""
+
+    def __init__(self, market: Any) -> None:
+        from ..runtime import io_loop
+        from ..runtime.dispatcher import Dispatcher
+        from ..runtime.sinks import BackpressureSink
+
+        self.market = market
+        self.ids: set[str] = set()
+        self.dispatcher = Dispatcher("ctpshim-counter-feed", "CThostFtdcMdSpi")
+        self.dispatcher.spi = _QuietSpi()
+        self.dispatcher.tap = market
+        self.sink = BackpressureSink("ctpshim-counter-feed", self.dispatcher)
+        self.dispatcher.start()
+        self._call = io_loop.call_soon
+        self._call(self._attach)
+
+    def _attach(self) -> None:
+        try:
+            self.market.attach(self.sink)
+        except RuntimeError:  # the market closed meanwhile
+            log.debug("counter feed: the market closed before it attached")
+
+    def want(self, ids: Iterable[str]) -> None:
+        """Subscribe these instruments (once each) unless a program's md API already does."""
+        wanted = self.market.wanted_ids()
+        new = [i for i in ids if i not in self.ids and i not in wanted]
+        if new:
+            self.ids.update(new)
+            self._call(self.market.subscribe, self.sink, new)
+
+    def close(self) -> None:
+        self._call(self.market.detach, self.sink)
+        self.dispatcher.stop()
+
+
+def _holds(ledger: Any, instrument: str) -> bool:
+    return instrument in ledger.instruments()
+
+
+def _market_price(direction: str, book: matching.Book | None) -> float | None:
+    """The price a market order's margin is reckoned at: its side's limit price, else the last."""
+    if book is None:
+        return None
+    limit = book.upper if direction == "0" else book.lower
+    return limit or book.last
+
+
+def _settlement_prices() -> Any:
+    try:
+        from .settlement import SettlementPrices
+    except ImportError:
+        return None
+    return SettlementPrices()
+
+
+def _statement_text(account: Account, summary: dict[str, Any], day: str) -> str:
+    from . import statement
+
+    return statement.render(account.ledger, summary, day)

@@ -1,0 +1,190 @@
+"""Settlement prices of the trading day, taken from the ticks the counter observed.
+
+The exchange's rule (SIM_TRADING.md 4.1): the feed's ``SettlementPrice`` when the tick carries a
+valid one (after the exchange publishes it); else the volume-weighted price of the whole trading
+day (night session included) on the commodity exchanges, of the last hour on CFFEX (the hour
+before that when the last hour had no trade, and so on; the whole day when it traded less
+than that); the previous settlement when nothing traded.  The rounding to the tick is
+:func:`ctpshim.ctp.products.settlement_price`'s.  A stock settles at its last price.
+
+:class:`SettlementPrices` keeps what it needs per instrument (cumulative volume and turnover,
+and for CFFEX their values at the end of each hour counted back from the close), so it is cheap
+to call on every tick.  The day-end sequence itself is :meth:`ctpshim.broker.ledger.Ledger.settle`
+once per account with :meth:`SettlementPrices.prices`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable
+
+from ..ctp import calendar, products
+
+HOUR = timedelta(hours=1)
+# Exchanges that settle on the last hour's volume-weighted price (SIM_TRADING.md 4.1).
+LAST_HOUR_EXCHANGES = frozenset({"CFFEX"})
+
+
+def valid_price(price: Any) -> bool:
+    """Whether a tick's price is present: finite, above 0, not DBL_MAX."""
+    return isinstance(price, (int, float)) and not isinstance(price, bool) and math.isfinite(price) \
+        and 0 < price < 1e300
+
+
+def _day(text: str) -> date | None:
+    try:
+        return datetime.strptime(text, "%Y%m%d").date()
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class _Seen:
+    """What the ticks of one instrument told so far today."""
+
+    feed: float = 0.0  # the feed's SettlementPrice, 0 until valid
+    pre: float = 0.0  # PreSettlementPrice
+    last: float = 0.0  # LastPrice
+    volume: int = 0  # cumulative Volume of the trading day
+    turnover: float = 0.0  # cumulative Turnover of the trading day
+    hours: dict[int, tuple[int, float]] = field(default_factory=dict)  # k -> (volume, turnover) at the end of hour k
+
+
+class SettlementPrices:
+    """The settlement price of every instrument observed on ``trading_day`` (YYYYMMDD; None:
+    the first tick's TradingDay).  Ticks of another trading day are ignored."""
+
+    def __init__(self, trading_day: str | None = None) -> None:
+        self.trading_day = trading_day
+        self._seen: dict[str, _Seen] = {}
+        self._close: dict[str, datetime | None] = {}
+
+    def reset(self, trading_day: str) -> None:
+        """Forget everything: a new trading day begins."""
+        if _day(trading_day) is None:
+            raise ValueError(f"trading_day {trading_day!r}: expected YYYYMMDD")
+        self.trading_day = trading_day
+        self._seen.clear()
+        self._close.clear()
+
+    def observe(self, tick: Any) -> bool:
+        """Take one ``CThostFtdcDepthMarketDataField`` (or anything with its members); returns
+        whether it counted (False for another trading day's tick)."""
+        trading_day = getattr(tick, "TradingDay", "")
+        if self.trading_day is None and _day(trading_day) is not None:
+            self.trading_day = trading_day
+        if trading_day != self.trading_day:
+            return False
+        instrument_id = tick.InstrumentID
+        seen = self._seen.get(instrument_id)
+        if seen is None:
+            seen = self._seen[instrument_id] = _Seen()
+        if valid_price(tick.SettlementPrice):
+            seen.feed = float(tick.SettlementPrice)
+        if valid_price(tick.PreSettlementPrice):
+            seen.pre = float(tick.PreSettlementPrice)
+        if valid_price(tick.LastPrice):
+            seen.last = float(tick.LastPrice)
+        volume, turnover = int(tick.Volume), float(tick.Turnover)
+        if volume < seen.volume or not math.isfinite(turnover):
+            return True  # a stale or broken tick: keep the totals already seen
+        seen.volume, seen.turnover = volume, turnover
+        close = self._close_of(instrument_id)
+        if close is not None:
+            moment = _moment(tick)
+            if moment is not None:
+                hour = max(1, math.ceil((close - moment) / HOUR))
+                seen.hours[hour] = (volume, turnover)
+        return True
+
+    def _close_of(self, instrument_id: str) -> datetime | None:
+        """The end of the day's last session for a last-hour exchange, else None."""
+        if instrument_id in self._close:
+            return self._close[instrument_id]
+        close = None
+        info = products.parse_instrument(instrument_id)
+        day = _day(self.trading_day or "")
+        if info is not None and day is not None and info.product.exchange in LAST_HOUR_EXCHANGES:
+            sessions = products.trading_day_sessions(info.product, day)
+            close = sessions[-1][1] if sessions else None
+        self._close[instrument_id] = close
+        return close
+
+    def price(self, instrument_id: str, pre_settlement: float) -> float:
+        """The settlement price of ``instrument_id`` (``pre_settlement``: its previous one, the
+        answer when nothing traded or nothing was observed)."""
+        seen = self._seen.get(instrument_id)
+        if seen is None:
+            return pre_settlement
+        if seen.feed:
+            return seen.feed
+        pre = pre_settlement if valid_price(pre_settlement) else seen.pre
+        info = products.parse_instrument(instrument_id)
+        if info is None:
+            return seen.last or pre  # a stock: its close
+        volume, turnover = seen.volume, seen.turnover
+        if seen.hours and self._close_of(instrument_id) is not None:
+            volume, turnover = _last_traded_hour(seen.hours, volume, turnover)
+        return products.settlement_price(info.product, turnover, volume, pre)
+
+    def prices(self, pre_settlements: dict[str, float] | Iterable[str]) -> dict[str, float]:
+        """The settlement price of each instrument: ``pre_settlements`` maps IDs to their previous
+        settlement (or lists IDs, whose previous settlement is taken from their ticks)."""
+        if isinstance(pre_settlements, dict):
+            wanted = pre_settlements
+        else:
+            wanted = {i: self.pre_settlement(i) for i in pre_settlements}
+        return {i: self.price(i, pre) for i, pre in wanted.items()}
+
+    def pre_settlement(self, instrument_id: str) -> float:
+        """The PreSettlementPrice the ticks carried (0 when none was seen)."""
+        seen = self._seen.get(instrument_id)
+        return seen.pre if seen else 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state (:meth:`from_state` rebuilds it), for a restart within the day."""
+        return {"trading_day": self.trading_day,
+                "seen": {i: {**asdict(s), "hours": [[k, v, t] for k, (v, t) in s.hours.items()]}
+                         for i, s in self._seen.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SettlementPrices:
+        """The tracker :meth:`to_state` described."""
+        tracker = cls(state.get("trading_day"))
+        for instrument_id, row in state.get("seen", {}).items():
+            row = dict(row)
+            hours = {int(k): (int(v), float(t)) for k, v, t in row.pop("hours")}
+            tracker._seen[instrument_id] = _Seen(**row, hours=hours)
+        return tracker
+
+
+def _last_traded_hour(hours: dict[int, tuple[int, float]], volume: int, turnover: float) -> tuple[int, float]:
+    """(volume, turnover) of the latest hour (counted back from the close) that traded; the
+    whole day's when the first hour observed is the only one that traded."""
+    ordered = sorted(hours)  # 1 = the last hour
+    for position, hour in enumerate(ordered):
+        end_volume, end_turnover = hours[hour]
+        earlier = ordered[position + 1:]
+        if not earlier:
+            return end_volume, end_turnover  # traded less than that: the whole day so far
+        start_volume, start_turnover = hours[earlier[0]]
+        if end_volume > start_volume:
+            return end_volume - start_volume, end_turnover - start_turnover
+    return volume, turnover
+
+
+def _moment(tick: Any) -> datetime | None:
+    try:
+        return datetime.strptime(f"{tick.ActionDay} {tick.UpdateTime}", "%Y%m%d %H:%M:%S")
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def next_trading_day(trading_day: str) -> str:
+    """The trading day after ``trading_day`` (YYYYMMDD) by the exchange calendar."""
+    day = _day(trading_day)
+    if day is None:
+        raise ValueError(f"trading_day {trading_day!r}: expected YYYYMMDD")
+    return calendar.yyyymmdd(calendar.next_trading_day(day))

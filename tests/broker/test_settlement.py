@@ -1,0 +1,98 @@
+"""Settlement prices from observed ticks: the feed's when valid, else the exchange's VWAP rule
+(SIM_TRADING.md 4.1), worked by hand on real tick objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctpshim.broker.settlement import SettlementPrices, next_trading_day
+from ctpshim.ctp.market_data import DBL_MAX, blank_values, depth_index, make_tick
+
+
+def tick(instrument_id: str, exchange_id: str, time: str, volume: int, turnover: float, *, last: float = 0.0,
+         settlement: float = DBL_MAX, pre: float = DBL_MAX, trading_day: str = "20230215",
+         action_day: str = "20230215"):
+    values = blank_values(instrument_id, exchange_id)
+    index = depth_index()
+    for name, value in (("TradingDay", trading_day), ("ActionDay", action_day), ("UpdateTime", time),
+                        ("Volume", volume), ("Turnover", turnover), ("SettlementPrice", settlement),
+                        ("PreSettlementPrice", pre), ("LastPrice", last or DBL_MAX)):
+        values[index[name]] = value
+    return make_tick(values)
+
+
+def test_commodity_settles_on_the_whole_days_vwap_truncated_to_the_tick():
+    prices = SettlementPrices()
+    # night and day ticks of one trading day: 10 lots at 4930, then 20 at 4925 (ag: 15 a lot)
+    assert prices.observe(tick("ag2306", "SHFE", "21:05:00", 10, 10 * 4930 * 15, action_day="20230214", pre=4941))
+    assert prices.observe(tick("ag2306", "SHFE", "14:59:00", 30, 10 * 4930 * 15 + 20 * 4925 * 15))
+    # (10 x 4930 + 20 x 4925) / 30 = 4926.67 -> 4926 on a 1-yuan tick
+    assert prices.price("ag2306", 4941) == 4926
+    assert prices.prices(["ag2306"]) == {"ag2306": 4926}
+
+
+def test_the_feeds_settlement_price_wins_once_published():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("ag2306", "SHFE", "14:59:00", 30, 30 * 4926 * 15))
+    prices.observe(tick("ag2306", "SHFE", "16:30:00", 30, 30 * 4926 * 15, settlement=4928))
+    assert prices.price("ag2306", 4941) == 4928
+
+
+def test_nothing_traded_or_nothing_seen_keeps_the_previous_settlement():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("au2308", "SHFE", "09:00:00", 0, 0.0, pre=412.98))
+    assert prices.price("au2308", 412.98) == 412.98
+    assert prices.price("cu2306", 68_000.0) == 68_000.0
+    assert prices.prices(["au2308"]) == {"au2308": 412.98}  # the tick's PreSettlementPrice
+
+
+def test_cffex_settles_on_the_last_hours_vwap():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("IF2303", "CFFEX", "13:30:00", 100, 100 * 4000 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "14:30:00", 150, 100 * 4000 * 300 + 50 * 4010 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "14:59:58", 170, 100 * 4000 * 300 + 50 * 4010 * 300 + 20 * 4020 * 300))
+    # the last hour (14:00-15:00): (50 x 4010 + 20 x 4020) / 70 = 4012.857 -> 4012.8 on a 0.2 tick;
+    # the whole day's would be 4006.47
+    assert prices.price("IF2303", 3990.0) == pytest.approx(4012.8)
+
+
+def test_cffex_without_a_trade_in_the_last_hour_takes_the_hour_before():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("IF2303", "CFFEX", "10:10:00", 100, 100 * 4000 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "13:30:00", 140, 100 * 4000 * 300 + 40 * 4015 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "14:30:00", 140, 100 * 4000 * 300 + 40 * 4015 * 300))
+    assert prices.price("IF2303", 3990.0) == pytest.approx(4015.0)
+
+
+def test_ticks_of_another_trading_day_are_ignored_and_reset_starts_afresh():
+    prices = SettlementPrices("20230215")
+    assert not prices.observe(tick("ag2306", "SHFE", "21:00:00", 5, 5 * 5000 * 15, trading_day="20230216"))
+    assert prices.price("ag2306", 4941) == 4941
+    prices.reset("20230216")
+    assert prices.observe(tick("ag2306", "SHFE", "21:00:00", 5, 5 * 5000 * 15, trading_day="20230216"))
+    assert prices.price("ag2306", 4941) == 5000
+    with pytest.raises(ValueError, match="trading_day '2023-02-16'"):
+        prices.reset("2023-02-16")
+
+
+def test_a_stock_settles_at_its_last_price():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("600000", "SSE", "14:59:00", 1000, 7300.0, last=7.31))
+    assert prices.price("600000", 7.2) == 7.31
+
+
+def test_state_round_trips_through_json():
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("IF2303", "CFFEX", "13:30:00", 100, 100 * 4000 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "14:30:00", 150, 100 * 4000 * 300 + 50 * 4010 * 300))
+    copy = SettlementPrices.from_state(json.loads(json.dumps(prices.to_state())))
+    assert copy.price("IF2303", 3990.0) == prices.price("IF2303", 3990.0) == pytest.approx(4010.0)
+
+
+def test_next_trading_day_skips_weekends_and_holidays():
+    assert next_trading_day("20230217") == "20230220"  # Friday -> Monday
+    assert next_trading_day("20230120") == "20230130"  # before the 2023 Spring Festival
+    with pytest.raises(ValueError, match="'20231'"):
+        next_trading_day("20231")

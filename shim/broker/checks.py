@@ -26,7 +26,8 @@ answers):
 8. 31 INSUFFICIENT_MONEY: margin and commission of an open order (the commission of a close
    order) above what is available.
 
-The exchange layer, in SimNow's order (SIM_TRADING.md 2.4): 26 outside a trading session, 79 an
+The exchange layer, in SimNow's order (SIM_TRADING.md 2.4): 26 outside a trading session (a GFD
+limit order is taken in the order-entry minutes of the opening auction and waits for the open), 79 an
 order type the exchange does not take (GFS, GTD, GTC, GFA; GFD with CV), 48 a price off the
 tick, 49 above the upper limit, 50 below the lower limit.
 
@@ -41,9 +42,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..ctp import calendar, products
 from ..ctp.error_codes import CtpError, error
 from .orders import Order, padded
 from .terms import Terms
@@ -61,6 +63,11 @@ EXCHANGE_TIME_CONDITIONS = frozenset({"1", "3"})  # IOC and GFD; the others are 
 IMMEDIATELY = "1"  # ContingentCondition: conditional orders are not simulated
 FORCE_CLOSE_REASONS = frozenset({"", "0"})
 TICK_TOLERANCE = 1e-6  # of a tick
+# The opening call auction of a trading day's first session (20:55 before a 21:00 night open, 08:55
+# before a 09:00 day open, 09:25 before CFFEX's 09:30): orders are entered from 5 minutes before the
+# open until 1 minute before it, when the exchange matches them (SIM_TRADING.md 1.4, 6.5).
+AUCTION_ENTRY = timedelta(minutes=5)
+AUCTION_MATCH = timedelta(minutes=1)
 
 
 @dataclass
@@ -290,13 +297,32 @@ def price_limits(terms: Terms, book: Book | None) -> tuple[float | None, float |
     return upper, lower
 
 
+def in_opening_auction(terms: Terms, moment: datetime) -> bool:
+    """Whether ``moment`` lies in the order-entry minutes of a futures contract's opening call
+    auction (before the first session of a trading day; stocks: never)."""
+    product = getattr(terms.info, "product", None)
+    if terms.is_stock or product is None or terms.is_trading(moment):
+        return False
+    try:
+        start = products.next_open(product, moment)
+    except AssertionError:
+        return False
+    if not start - AUCTION_ENTRY <= moment < start - AUCTION_MATCH:
+        return False
+    sessions = products.trading_day_sessions(product, calendar.trading_day_of(start))
+    return bool(sessions) and sessions[0][0] == start
+
+
 def exchange_reject(order: Order, terms: Terms, book: Book | None, moment: datetime, *, hours: bool) -> str | None:
     """The exchange's StatusMsg rejecting ``order`` at ``moment`` (feed time), or None: 26 outside
     a session (only when ``hours``), 79 an order type it does not take, 48 off the tick, 49/50
     outside the price limits (SIM_TRADING.md 2.4; the 48 wording is not confirmed)."""
     exchange_id = order.ExchangeID
     if hours and not terms.is_trading(moment):
-        return _exchange_text(26, exchange_id, "当前状态禁止此项操作")
+        # In the opening auction only GFD limit orders are taken (they wait for the open).
+        auction = in_opening_auction(terms, moment) and order.TimeCondition == "3" and not order.is_market
+        if not auction:
+            return _exchange_text(26, exchange_id, "当前状态禁止此项操作")
     if order.TimeCondition not in EXCHANGE_TIME_CONDITIONS or (order.TimeCondition == "3" and order.VolumeCondition == "3"):
         return _exchange_text(79, exchange_id, "不被支持的报单类型")
     if order.is_market:

@@ -13,7 +13,9 @@ On arrival (:func:`on_insert`), after the exchange-layer checks (:func:`.checks.
   the whole order fills at the best opposite price once that price crosses (SimNow, LocalCTP);
 * FOK (VolumeCondition CV) fills all or nothing, MinVolume (MV) at least MinVolume or nothing;
 * the rest rests (GFD) or is cancelled (IOC, market); no opposite side (a locked market) means
-  no fill.
+  no fill;
+* a GFD limit order taken in the opening auction's order-entry minutes (``hours`` on) does not
+  match the pre-open book: it rests, its queue unknown, until the ticks of the open reach it.
 
 A resting order (:func:`on_tick`) fills at ITS OWN price, never better:
 
@@ -211,10 +213,12 @@ def on_insert(order: Order, book: Book | None, terms: Terms, rules: FillRules, i
     message = checks.exchange_reject(order, terms, book, now, hours=hours)
     if message is not None:
         return orders.reject_events(order, message, now, ids)
-    fills = aggressive_fills(order, book, rules, consumed)
+    waits_for_open = hours and not terms.is_trading(now)  # taken in the opening auction
+    fills = [] if waits_for_open else aggressive_fills(order, book, rules, consumed)
     events = orders.insert_events(order, fills, rests=not order.immediate, now=now, terms=terms, ids=ids)
     if order.alive:
-        order.queue_ahead = _joining_queue(order, book, rules, traded_on_arrival=bool(fills))
+        order.queue_ahead = (QUEUE_UNSEEN if waits_for_open and rules.queue
+                             else _joining_queue(order, book, rules, traded_on_arrival=bool(fills)))
     return events
 
 

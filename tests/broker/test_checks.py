@@ -294,3 +294,30 @@ def test_a_filled_order_cannot_be_cancelled() -> None:
     assert order.OrderStatus == "0"
     assert code_and_text(checks.check_action({"ActionFlag": "0"}, order=order))[0] == 26
     assert orders.ALL_TRADED == order.OrderStatus
+
+
+@pytest.mark.parametrize("instrument, moment, taken", [
+    ("rb2701", datetime(2026, 11, 30, 20, 57), True),  # before the 21:00 night open: the day's first session
+    ("rb2701", datetime(2026, 11, 30, 20, 59, 30), False),  # the auction's matching minute
+    ("rb2701", datetime(2026, 11, 30, 20, 54), False),  # before the auction
+    ("rb2701", datetime(2026, 12, 1, 8, 57), False),  # 09:00 is not rb's first session of the day
+    ("lc2705", datetime(2026, 12, 1, 8, 57), True),  # no night session: the day open has the auction
+    ("IF2612", datetime(2026, 12, 1, 9, 27), True),
+    ("IF2612", datetime(2026, 12, 1, 8, 57), False),
+])
+def test_gfd_limit_orders_are_taken_in_the_opening_auction_and_wait_for_the_open(
+        instrument: str, moment: datetime, taken: bool) -> None:
+    price = terms_of(instrument).PriceTick * 1000
+    crossing = book(instrument, bids=[(price - 10 * terms_of(instrument).PriceTick, 5)], asks=[(price, 5)])
+    order, events = exchange_events(instrument, now=moment, price=price, tick_book=crossing)
+    last = compact(events)[-1]
+    if taken:  # rests without matching the pre-open book
+        assert last == ("order", "3", "3", "未成交", 0) and order.alive
+    else:
+        assert last[1:3] == ("5", "4") and last[3].startswith("26:")
+
+
+def test_only_gfd_limit_orders_are_taken_in_the_auction() -> None:
+    moment = datetime(2026, 11, 30, 20, 57)
+    _order, events = exchange_events(now=moment, time_condition="1")
+    assert compact(events)[-1][3] == "26:已撤单报单被拒绝SHFE:当前状态禁止此项操作"

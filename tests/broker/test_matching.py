@@ -217,3 +217,13 @@ def test_two_resting_orders_at_one_price_share_the_traded_volume_earliest_first(
     events = on_tick([second, first], tick2, quote, RB, FillRules(), ids, LATER, {})
     # 3 lots traded at 3000 and no queue ahead of either: 2 to the first, 1 to the second.
     assert [(e.order.key, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [(1, 2), (2, 1)]
+
+
+def test_an_order_taken_in_the_opening_auction_fills_when_the_open_reaches_it() -> None:
+    ids = Ids()
+    auction, opening = datetime(2026, 11, 30, 20, 57), datetime(2026, 11, 30, 21, 0, 1)
+    order = make_order(ids, price=3000.0, volume=2, now=auction)
+    pre_open = book(bids=[(2990.0, 5)], asks=[(2995.0, 5)], last=2992.0, volume=0)  # yesterday's close book
+    assert trades(on_insert(order, pre_open, RB, FillRules(), ids, auction, {})) == []
+    opened = book(bids=[(2999.0, 5)], asks=[(3000.0, 1)], last=3000.0, volume=0)
+    assert trades(on_tick([order], opened, pre_open, RB, FillRules(), ids, opening, {})) == [(3000.0, 1)]

@@ -385,6 +385,8 @@ class Store:
         """Check the file is ours and readable, set WAL, create the tables of a new file."""
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables:
+                Store._check(connection, path, tables)
             if path != MEMORY:
                 mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
@@ -404,21 +406,30 @@ class Store:
                 except BaseException:
                     connection.execute("ROLLBACK")
                     raise
-                return
+        except sqlite3.Error as exc:
+            raise _describe(exc, path) from None
+
+    @staticmethod
+    def _check(connection: sqlite3.Connection, path: str, tables: set[str]) -> None:
+        """An existing file: ours, of a schema this version reads, and not corrupt (read only)."""
+        try:
             meta = dict(connection.execute("SELECT name, value FROM meta").fetchall()) if "meta" in tables else {}
             if meta.get("application") != APPLICATION:
                 raise StoreError(f"{path}: an SQLite database of another program (no ctpshim trader tables); "
                                  "give trader.db a file of its own")
             try:
                 version = int(meta.get("schema", ""))
+                if version < 1:
+                    raise ValueError(version)
             except ValueError:
-                raise StoreError(f"{path}: the schema version {meta.get('schema')!r} is not a number; the file is "
+                raise StoreError(f"{path}: the schema version {meta.get('schema')!r} is not a version number; the file is "
                                  "damaged: move it aside or restore it from a copy") from None
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path}: written by a newer ctpshim (schema {version}; this version reads up to "
                                  f"{SCHEMA_VERSION}); upgrade ctpshim, or give another trader.db")
             check = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
             if check != "ok":
+                check = " ".join(str(check).replace("*** in database main ***", "").split())
                 raise StoreError(f"{path}: the database is corrupt ({check}); nothing was changed. Move it aside "
                                  "(the counter then starts a new database) or restore it from a copy")
         except sqlite3.Error as exc:

@@ -212,7 +212,7 @@ def on_insert(order: Order, book: Book | None, terms: Terms, rules: FillRules, i
     per-exchange sequence (``orders.insert_events``)."""
     message = checks.exchange_reject(order, terms, book, now, hours=hours)
     if message is not None:
-        return orders.reject_events(order, message, now, ids)
+        return orders.reject_events(order, message, now)
     waits_for_open = hours and not terms.is_trading(now)  # taken in the opening auction
     fills = [] if waits_for_open else aggressive_fills(order, book, rules, consumed)
     events = orders.insert_events(order, fills, rests=not order.immediate, now=now, terms=terms, ids=ids)

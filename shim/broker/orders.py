@@ -393,11 +393,10 @@ def fill_events(order: Order, price: float, volume: int, now: datetime, terms: T
     events: list[Event] = []
     if order.ExchangeID not in NO_REPEAT_ON_FILL_EXCHANGES:
         events.append(report(order))
-    trade = new_trade(order, price, volume, now, terms, ids)
     _book_fill(order, volume)
     status, message = _traded_state(order)
     events.append(_exchange_report(order, status, ACCEPTED, message, now, ids))
-    events.append(TradeReport(order, trade))
+    events.append(TradeReport(order, new_trade(order, price, volume, now, terms, ids)))
     return events
 
 
@@ -406,7 +405,8 @@ def insert_events(order: Order, fills: list[tuple[float, int]], *, rests: bool, 
     """The events of an order the exchange accepted: ``fills`` are the (price, volume) it traded at
     once; ``rests`` whether its untraded rest stays in the book (GFD) or is cancelled (FAK, FOK,
     market).  Starts with the Unknown report (see the module docstring for the sequences)."""
-    events: list[Event] = [report(order)]
+    unknown = report(order)
+    events: list[Event] = [unknown]
     if order.ExchangeID not in ANSWER_AFTER_MATCH_EXCHANGES:
         _accept(order, now, ids)
         events.append(_exchange_report(order, NO_TRADE_QUEUEING, ACCEPTED, MSG_NO_TRADE, now, ids))
@@ -422,29 +422,21 @@ def insert_events(order: Order, fills: list[tuple[float, int]], *, rests: bool, 
         else:
             events.extend(_cancel_rest(order, now, ids))
         return events
-    trades = [new_trade(order, price, volume, now, terms, ids) for price, volume in fills]
-    for trade in trades:
-        _book_fill(order, trade.Volume)
+    _book_fill(order, sum(volume for _, volume in fills))
     if order.VolumeTotal == 0:
-        events.append(report_of_unknown_again(events[0]))
+        events.append(OrderReport(dict(unknown.values)))  # CTP repeats the previous state
         events.append(_exchange_report(order, ALL_TRADED, INSERT_SUBMITTED, MSG_ALL_TRADED_SUBMITTED, now, ids))
     elif rests:
-        events.append(report_of_unknown_again(events[0]))
+        events.append(OrderReport(dict(unknown.values)))
         events.append(_exchange_report(order, PART_TRADED_QUEUEING, ACCEPTED, MSG_PART_TRADED, now, ids))
     else:
         events.extend(_cancel_rest(order, now, ids))
         events.append(report(order))
-    events.extend(TradeReport(order, trade) for trade in trades)
+    events.extend(TradeReport(order, new_trade(order, price, volume, now, terms, ids)) for price, volume in fills)
     return events
 
 
-def report_of_unknown_again(first: Event) -> OrderReport:
-    """The Unknown report repeated (CTP repeats the previous state before the exchange's answer)."""
-    assert isinstance(first, OrderReport)
-    return OrderReport(dict(first.values))
-
-
-def reject_events(order: Order, status_msg: str, now: datetime, ids: Ids) -> list[Event]:
+def reject_events(order: Order, status_msg: str, now: datetime) -> list[Event]:
     """An exchange-layer reject: Unknown, then Canceled/InsertRejected with ``status_msg``
     ("NN:已撤单报单被拒绝EXCH:..."), no OrderSysID, ErrorID nowhere (SIM_TRADING.md 0.1)."""
     events: list[Event] = [report(order), Release(order, order.VolumeTotal)]

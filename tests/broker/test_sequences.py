@@ -66,6 +66,7 @@ def test_immediate_full_fill_on_shfe_repeats_unknown_then_all_traded_submitted(e
     events = on_insert(order, offer_at(exchange, 5), terms, FillRules(), ids, NOW, {})
     assert compact(events) == [UNKNOWN, UNKNOWN, ("order", "0", "0", "全部成交报单已提交", 1), ("trade", price, 1)]
     assert events[0].values["OrderSysID"] == "" and events[2].values["OrderSysID"] == "           1"
+    assert events[3].trade.SequenceNo > events[2].values["SequenceNo"]  # the exchange sends the trade after
 
 
 @pytest.mark.parametrize("exchange", ("DCE", "GFEX", "CZCE"))

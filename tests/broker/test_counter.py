@@ -1,0 +1,415 @@
+"""The simulated counter through the real tdapi (and mdapi): orders against the feed the program
+is given, cancels, CTP-layer rejects to the requester only, private reports to every session of
+an account, restart from the SQLite file with the topic resume modes, login replies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctpshim import mdapi, tdapi
+from ctpshim.broker import counter as counter_module
+from ctpshim.runtime.dispatcher import Dispatcher
+
+FRIDAY_MORNING = "2026-11-20T09:35"
+BROKER, USER = "9999", "000001"
+WAIT = 10.0
+
+
+def front(db: Path, *extra: str) -> str:
+    settings = "&".join((f"start={FRIDAY_MORNING}", "instruments=rb2701,m2701", "speed=max", f"trader.db={db}",
+                         "trader.flow_control=false", *extra))
+    return f"sim://?{settings}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters():
+    yield
+    counter_module.forget_counters()
+
+
+class TraderSpi(tdapi.CThostFtdcTraderSpi):
+    """Records every callback; waits for them with a condition and a timeout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, tuple[Any, ...]]] = []
+        self.cond = threading.Condition()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith(("OnRsp", "OnErrRtn", "OnRtn", "OnFront")):
+            def record(*args: Any) -> None:
+                cond = object.__getattribute__(self, "cond")
+                with cond:
+                    object.__getattribute__(self, "events").append((name, args))
+                    cond.notify_all()
+            return record
+        return object.__getattribute__(self, name)
+
+    def all(self, name: str) -> list[tuple[Any, ...]]:
+        with self.cond:
+            return [args for event, args in self.events if event == name]
+
+    def names(self) -> list[str]:
+        with self.cond:
+            return [event for event, _ in self.events]
+
+    def wait(self, name: str, count: int = 1) -> list[tuple[Any, ...]]:
+        with self.cond:
+            if not self.cond.wait_for(lambda: sum(event == name for event, _ in self.events) >= count, WAIT):
+                raise AssertionError(f"timed out waiting for {count} {name}; got {[e for e, _ in self.events]}")
+            return [args for event, args in self.events if event == name]
+
+
+class Trader:
+    """One tdapi object: created, logged in and (optionally) confirmed; released by the fixture."""
+
+    def __init__(self, flow: str, address: str, resume: int | None = None) -> None:
+        os.makedirs(os.path.dirname(flow), exist_ok=True)
+        self.api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow)
+        self.spi = TraderSpi()
+        self.api.RegisterSpi(self.spi)
+        if resume is not None:
+            self.api.SubscribePrivateTopic(resume)
+        self.api.RegisterFront(address)
+        self.api.Init()
+        self.spi.wait("OnFrontConnected")
+        self.request = 0
+
+    def next_id(self) -> int:
+        self.request += 1
+        return self.request
+
+    def login(self) -> Any:
+        field = tdapi.CThostFtdcReqUserLoginField()
+        field.BrokerID, field.UserID = BROKER, USER
+        assert self.api.ReqUserLogin(field, self.next_id()) == 0
+        return self.spi.wait("OnRspUserLogin")[-1]
+
+    def confirm(self) -> None:
+        field = tdapi.CThostFtdcSettlementInfoConfirmField()
+        field.BrokerID, field.InvestorID = BROKER, USER
+        count = len(self.spi.all("OnRspSettlementInfoConfirm"))
+        assert self.api.ReqSettlementInfoConfirm(field, self.next_id()) == 0
+        self.spi.wait("OnRspSettlementInfoConfirm", count + 1)
+
+    def order(self, price: float, volume: int = 1, direction: str = "0", offset: str = "0", ref: str = "",
+              instrument: str = "rb2701", exchange: str = "SHFE", **extra: Any) -> int:
+        field = tdapi.CThostFtdcInputOrderField()
+        field.BrokerID, field.InvestorID, field.UserID = BROKER, USER, USER
+        field.InstrumentID, field.ExchangeID, field.OrderRef = instrument, exchange, ref
+        field.OrderPriceType, field.Direction, field.CombOffsetFlag, field.CombHedgeFlag = "2", direction, offset, "1"
+        field.LimitPrice, field.VolumeTotalOriginal = price, volume
+        field.TimeCondition, field.VolumeCondition, field.ContingentCondition = "3", "1", "1"
+        field.ForceCloseReason = "0"
+        for name, value in extra.items():
+            setattr(field, name, value)
+        request_id = self.next_id()
+        assert self.api.ReqOrderInsert(field, request_id) == 0
+        return request_id
+
+    def cancel(self, order_ref: str, front_id: int = 0, session_id: int = 0) -> None:
+        field = tdapi.CThostFtdcInputOrderActionField()
+        field.BrokerID, field.InvestorID, field.UserID = BROKER, USER, USER
+        field.InstrumentID, field.ExchangeID, field.OrderRef = "rb2701", "SHFE", order_ref
+        field.FrontID, field.SessionID, field.ActionFlag = front_id, session_id, "0"
+        assert self.api.ReqOrderAction(field, self.next_id()) == 0
+
+    def query(self, name: str, **members: Any) -> list[Any]:
+        field = getattr(tdapi, f"CThostFtdcQry{name}Field")()
+        for member, value in members.items():
+            setattr(field, member, value)
+        callback = f"OnRspQry{name}"
+        before = len(self.spi.all(callback))
+        request_id = self.next_id()
+        assert getattr(self.api, f"ReqQry{name}")(field, request_id) == 0
+        with self.spi.cond:
+            assert self.spi.cond.wait_for(
+                lambda: any(e == callback and a[2] == request_id and a[3] for e, a in self.spi.events), WAIT)
+        return [args[0] for args in self.spi.all(callback)[before:] if args[2] == request_id]
+
+
+@pytest.fixture
+def traders(tmp_path):
+    made: list[Trader] = []
+
+    def make(address: str, flow: str = "a/", resume: int | None = None) -> Trader:
+        trader = Trader(str(tmp_path / "flow" / flow), address, resume)
+        made.append(trader)
+        return trader
+
+    yield make
+    for trader in made:
+        trader.api.Release()
+
+
+def statuses(spi: TraderSpi) -> list[tuple[str, str]]:
+    return [(o[0].OrderStatus, o[0].StatusMsg) for o in spi.all("OnRtnOrder")]
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+
+def test_an_order_before_confirming_is_refused_with_42_to_the_requester_only(traders, tmp_path):
+    address = front(tmp_path / "t.sqlite")
+    first, second = traders(address, "a/"), traders(address, "b/")
+    first.login()
+    second.login()
+    request_id = first.order(3000.0, ref="1")
+    rsp, info, got_id, last = first.spi.wait("OnRspOrderInsert")[0]
+    assert (info.ErrorID, info.ErrorMsg, got_id, last) == (42, "CTP:结算结果未确认", request_id, True)
+    assert rsp.OrderRef == "1" and rsp.LimitPrice == 3000.0
+    assert first.spi.wait("OnErrRtnOrderInsert")[0][1].ErrorID == 42
+    # CTP-layer rejects are the requester's alone; the other session hears nothing of it.
+    second.confirm()
+    assert "OnRspOrderInsert" not in second.spi.names() and "OnErrRtnOrderInsert" not in second.spi.names()
+    assert first.spi.all("OnRtnOrder") == []
+
+
+def test_a_resting_order_then_a_cancel_reach_every_session_of_the_account(traders, tmp_path):
+    address = front(tmp_path / "t.sqlite")
+    first, second = traders(address, "a/"), traders(address, "b/")
+    login = first.login()
+    second.login()
+    first.confirm()
+    first.order(2000.0, ref="7")  # far below the market: rests (SHFE: answered after matching)
+    first.spi.wait("OnRtnOrder", 2)
+    assert statuses(first.spi) == [("a", "报单已提交"), ("3", "未成交")]
+    resting = first.spi.all("OnRtnOrder")[-1][0]
+    assert resting.OrderRef == "7" and len(resting.OrderSysID) == 12 and resting.OrderSysID.strip()
+    assert (resting.FrontID, resting.SessionID) == (login[0].FrontID, login[0].SessionID)
+    # SFIT's "accepted then cancelled": the state repeated with OrderSubmitStatus 1, then 已撤单.
+    first.cancel("7")
+    first.spi.wait("OnRtnOrder", 4)
+    reports = [o[0] for o in first.spi.all("OnRtnOrder")]
+    assert [(o.OrderStatus, o.OrderSubmitStatus) for o in reports[2:]] == [("3", "1"), ("5", "3")]
+    assert reports[3].StatusMsg == "已撤单" and reports[3].VolumeTotal == 1
+    # The other session of the account gets the same private reports, in the same order.
+    second.spi.wait("OnRtnOrder", 4)
+    assert statuses(second.spi) == statuses(first.spi)
+    # Cancelling it again: 26, through OnRspOrderAction and OnErrRtnOrderAction.
+    first.cancel("7")
+    info = first.spi.wait("OnRspOrderAction")[0][1]
+    assert (info.ErrorID, info.ErrorMsg) == (26, "CTP:报单已全成交或已撤销，不能再撤")
+    assert first.spi.wait("OnErrRtnOrderAction")[0][0].OrderRef == "7"
+    # The frozen money came back.
+    account = first.query("TradingAccount")[0]
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0 and account.Available == 10_000_000
+
+
+def test_an_unknown_order_cannot_be_cancelled(traders, tmp_path):
+    trader = traders(front(tmp_path / "t.sqlite"))
+    trader.login()
+    trader.confirm()
+    trader.cancel("99")
+    info = trader.spi.wait("OnRspOrderAction")[0][1]
+    assert (info.ErrorID, info.ErrorMsg) == (25, "CTP:撤单找不到相应报单")
+
+
+class Strategy(mdapi.CThostFtdcMdSpi):
+    """md side of a program: on the first tick after ``armed`` it buys at 10 ticks above the ask."""
+
+    def __init__(self, trader: Trader) -> None:
+        super().__init__()
+        self.trader = trader
+        self.api: Any = None
+        self.armed = threading.Event()
+        self.sent = threading.Event()
+        self.tick: Any = None
+
+    def OnFrontConnected(self) -> None:
+        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+    def OnRspUserLogin(self, *args: Any) -> None:
+        self.api.SubscribeMarketData([b"rb2701"], 1)
+
+    def OnRtnDepthMarketData(self, tick: Any) -> None:
+        if self.armed.is_set() and not self.sent.is_set() and tick.AskVolume1 >= 2:
+            self.tick = {name: getattr(tick, name) for name in
+                         ("AskPrice1", "AskVolume1", "UpdateTime", "TradingDay", "ActionDay")}
+            self.trader.order(tick.AskPrice1 + 10, volume=2, ref="1")
+            self.sent.set()
+
+
+def test_a_crossing_order_fills_at_the_ask_of_the_tick_the_program_was_given(traders, tmp_path, flow_dir):
+    address = front(tmp_path / "t.sqlite")
+    trader = traders(address)
+    trader.login()
+    trader.confirm()
+    strategy = Strategy(trader)
+    md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "md_")
+    strategy.api = md
+    md.RegisterSpi(strategy)
+    md.RegisterFront(address)
+    md.Init()
+    try:
+        strategy.armed.set()
+        assert strategy.sent.wait(WAIT)
+        trade = trader.spi.wait("OnRtnTrade")[0][0]
+        # No look-ahead: the price is that tick's best ask (2 lots fit in its displayed volume).
+        assert (trade.Price, trade.Volume, trade.Direction, trade.OffsetFlag) == (strategy.tick["AskPrice1"], 2, "0", "0")
+        assert trade.TradeTime == strategy.tick["UpdateTime"] and trade.TradingDay == "20261120"
+        assert len(trade.TradeID) == 12 and trade.OrderRef == "1"
+        # SHFE immediate full fill: Unknown, Unknown, 全部成交报单已提交 (still submit status 0), then the trade.
+        assert statuses(trader.spi) == [("a", "报单已提交"), ("a", "报单已提交"), ("0", "全部成交报单已提交")]
+        names = [n for n in trader.spi.names() if n in ("OnRtnOrder", "OnRtnTrade")]
+        assert names == ["OnRtnOrder", "OnRtnOrder", "OnRtnOrder", "OnRtnTrade"]
+        positions = trader.query("InvestorPosition", InstrumentID="rb2701")
+        long = [p for p in positions if p.PosiDirection == "2"]
+        assert sum(p.Position for p in long) == 2 and sum(p.TodayPosition for p in long) == 2
+        # Margin at the open price: 2 lots x price x 10 x 0.16 (SimNow's rb rate, SIM_TRADING.md 3.3).
+        assert sum(p.UseMargin for p in long) == pytest.approx(2 * trade.Price * 10 * 0.16)
+        account = trader.query("TradingAccount")[0]
+        assert account.CurrMargin == pytest.approx(2 * trade.Price * 10 * 0.16)
+        assert account.Commission == pytest.approx(2 * trade.Price * 10 * 1e-4, rel=1e-6)
+        orders = trader.query("Order")
+        assert [(o.OrderStatus, o.VolumeTraded) for o in orders] == [("0", 2)]
+        assert [t.TradeID for t in trader.query("Trade")] == [trade.TradeID]
+    finally:
+        md.Release()
+
+
+# -- restart, topic modes, login ------------------------------------------------------------------
+
+
+def _rest_one_and_cancel(trader: Trader, ref: str) -> None:
+    count = len(trader.spi.all("OnRtnOrder"))
+    trader.order(2000.0, ref=ref)
+    trader.spi.wait("OnRtnOrder", count + 2)
+    trader.cancel(ref)
+    trader.spi.wait("OnRtnOrder", count + 4)
+
+
+def test_a_new_api_finds_the_days_orders_and_the_topic_modes_replay_as_ctp(traders, tmp_path):
+    address = front(tmp_path / "t.sqlite")
+    first = traders(address, "a/")
+    first.login()
+    first.confirm()
+    _rest_one_and_cancel(first, "5")
+    first.api.Release()
+    counter_module.forget_counters()  # as a new process would: everything comes from the file
+
+    restart = traders(address, "r/", resume=tdapi.THOST_TERT_RESTART)
+    login = restart.login()
+    assert login[0].MaxOrderRef == "5" and login[1].ErrorID == 0
+    restart.spi.wait("OnRtnOrder", 4)
+    assert statuses(restart.spi) == statuses(first.spi)
+    assert [o.OrderStatus for o in restart.query("Order")] == ["5"]
+
+    quick = traders(address, "q/", resume=tdapi.THOST_TERT_QUICK)
+    quick.login()
+    quick.confirm()  # confirmed before: harmless; and nothing of the past was replayed before it answered
+    assert quick.spi.all("OnRtnOrder") == []
+
+    # RESUME (the default) from the flow path "a/": it was sent all 4 reports, so nothing again...
+    resumed = traders(address, "a/")
+    resumed.login()
+    resumed.confirm()
+    assert resumed.spi.all("OnRtnOrder") == []
+    # ... and a new report reaches it live; from a fresh flow path RESUME replays everything.
+    _rest_one_and_cancel(resumed, "6")
+    fresh = traders(address, "f/")
+    fresh.login()
+    fresh.spi.wait("OnRtnOrder", 8)
+    assert [o[0].OrderRef.strip() for o in fresh.spi.all("OnRtnOrder")] == ["5"] * 4 + ["6"] * 4
+
+
+def test_order_refs_must_increase_within_a_session(traders, tmp_path):
+    trader = traders(front(tmp_path / "t.sqlite"))
+    trader.login()
+    trader.confirm()
+    _rest_one_and_cancel(trader, "10")
+    trader.order(2000.0, ref="10")
+    info = trader.spi.wait("OnRspOrderInsert")[0][1]
+    assert (info.ErrorID, info.ErrorMsg) == (22, "CTP:报单错误：不允许重复报单")
+    trader.order(2000.0, ref="")  # blank: assigned, right-aligned in 12 characters
+    trader.spi.wait("OnRtnOrder", 6)
+    assert trader.spi.all("OnRtnOrder")[-1][0].OrderRef == "          11"
+
+
+RESTARTED = """
+import sys, threading
+from ctpshim import tdapi
+spi_class = type("Spi", (tdapi.CThostFtdcTraderSpi,), {})
+done = threading.Event()
+def connected(self):
+    field = tdapi.CThostFtdcReqUserLoginField(); field.BrokerID, field.UserID = "9999", "000001"
+    api.ReqUserLogin(field, 1)
+def logged_in(self, rsp, info, request_id, last):
+    print("login", info.ErrorID, rsp.MaxOrderRef, flush=True)
+    api.ReqQryOrder(tdapi.CThostFtdcQryOrderField(), 2)
+def order(self, order, info, request_id, last):
+    print("order", order.OrderRef.strip() if order else None, order.OrderStatus if order else None, flush=True)
+    if last: done.set()
+spi_class.OnFrontConnected, spi_class.OnRspUserLogin, spi_class.OnRspQryOrder = connected, logged_in, order
+api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(sys.argv[2])
+spi = spi_class(); api.RegisterSpi(spi); api.SubscribePrivateTopic(tdapi.THOST_TERT_QUICK)
+api.RegisterFront(sys.argv[1]); api.Init()
+print("done" if done.wait(20) else "timeout", flush=True)
+api.Release()
+"""
+
+
+def test_a_new_process_finds_the_days_orders(traders, tmp_path):
+    address = front(tmp_path / "t.sqlite")
+    trader = traders(address)
+    trader.login()
+    trader.confirm()
+    _rest_one_and_cancel(trader, "3")
+    trader.api.Release()
+    counter_module.forget_counters()  # the store is flushed and closed
+    script = tmp_path / "restarted.py"
+    script.write_text(RESTARTED, encoding="utf-8")
+    flow = tmp_path / "flow" / "p"
+    flow.mkdir(parents=True)
+    run = subprocess.run([sys.executable, str(script), address, str(flow) + os.sep], capture_output=True, text=True,
+                         timeout=60)
+    assert run.stdout.splitlines() == ["login 0 3", "order 3 5", "done"], run.stderr
+
+
+def test_an_unusable_database_fails_the_login_with_a_clear_log(traders, tmp_path, caplog):
+    bad = tmp_path / "t.sqlite"
+    bad.write_bytes(b"this is not a SQLite database, and must not be reset" * 100)
+    trader = traders(front(bad))
+    rsp, info = trader.login()[:2]
+    assert (info.ErrorID, info.ErrorMsg) == (89, "CTP:打开文件失败")
+    assert any(str(bad) in record.getMessage() for record in caplog.records)
+    assert bad.read_bytes().startswith(b"this is not a SQLite database")
+
+
+# -- the dispatcher's idleness (lockstep) -----------------------------------------------------------
+
+
+class _Slow:
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.done = threading.Event()
+
+    def OnSlow(self) -> None:
+        self.started.set()
+        self.release.wait(WAIT)
+        self.done.set()
+
+
+def test_wait_idle_returns_once_the_running_callback_and_the_queue_are_done():
+    dispatcher = Dispatcher("test-idle", "CThostFtdcTraderSpi")
+    spi = _Slow()
+    dispatcher.spi = spi
+    dispatcher.start()
+    try:
+        assert dispatcher.wait_idle(1.0)
+        dispatcher.post("OnSlow")
+        assert spi.started.wait(WAIT)
+        assert dispatcher.wait_idle(0.05) is False  # a callback is running
+        spi.release.set()
+        assert dispatcher.wait_idle(WAIT) and spi.done.is_set()
+    finally:
+        dispatcher.stop()
+        dispatcher.join(WAIT)

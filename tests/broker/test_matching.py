@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hypothesis import given, settings, strategies as st
+
+from ctpshim.broker import orders as order_life
 from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, on_insert, on_tick
-from ctpshim.broker.orders import Ids, TradeReport
+from ctpshim.broker.orders import Ids, Release, TradeReport
 from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, set_level
 
 from .test_orders import NOW, book, compact, make_order, terms_of
@@ -227,3 +230,62 @@ def test_an_order_taken_in_the_opening_auction_fills_when_the_open_reaches_it() 
     assert trades(on_insert(order, pre_open, RB, FillRules(), ids, auction, {})) == []
     opened = book(bids=[(2999.0, 5)], asks=[(3000.0, 1)], last=3000.0, volume=0)
     assert trades(on_tick([order], opened, pre_open, RB, FillRules(), ids, opening, {})) == [(3000.0, 1)]
+
+prices = st.integers(min_value=2990, max_value=3010).map(float)
+levels = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 6)), max_size=5)
+
+
+def _book_of(bid_steps, ask_steps, last, volume) -> Book:
+    """Bids below 3000 and asks from 3001 upward, best first, steps apart."""
+    bids, asks, bid, ask = [], [], 3000.0, 3001.0
+    for step, size in bid_steps:
+        bid -= step
+        bids.append((bid, size))
+        bid -= 1
+    for step, size in ask_steps:
+        ask += step
+        asks.append((ask, size))
+        ask += 1
+    return book(bids=bids, asks=asks, last=last, volume=volume)
+
+
+@settings(max_examples=60, deadline=None)
+@given(direction=st.sampled_from("01"), price=prices, volume=st.integers(1, 12),
+       kind=st.sampled_from(["GFD", "FAK", "FOK", "MV"]), partial=st.booleans(), queue=st.booleans(),
+       books=st.lists(st.tuples(levels, levels, prices, st.integers(0, 8)), min_size=1, max_size=5))
+def test_every_lot_is_traded_or_released_once_and_never_at_a_worse_price(
+        direction, price, volume, kind, partial, queue, books) -> None:
+    ids, rules = Ids(), FillRules(partial=partial, queue=queue)
+    conditions = {"GFD": ("3", "1"), "FAK": ("1", "1"), "FOK": ("1", "3"), "MV": ("1", "2")}[kind]
+    order = make_order(ids, direction=direction, price=price, volume=volume, time_condition=conditions[0],
+                       volume_condition=conditions[1], min_volume=max(1, volume // 2))
+    cumulative = 100
+    quotes = []
+    for bid_steps, ask_steps, last, traded in books:
+        cumulative += traded
+        quotes.append(_book_of(bid_steps, ask_steps, last, cumulative))
+    events = on_insert(order, quotes[0], RB, rules, ids, NOW, {})
+    sign = 1 if direction == "0" else -1
+    for event in events:  # on arrival: each level's price, never worse than the limit
+        if isinstance(event, TradeReport):
+            assert sign * (price - event.trade.Price) >= 0
+    for previous, quote in zip(quotes, quotes[1:]):
+        consumed: dict = {}
+        later = on_tick([order], quote, previous, RB, rules, ids, LATER, consumed)
+        assert all(e.trade.Price == price for e in later if isinstance(e, TradeReport))  # its own price
+        if partial:
+            for (side, level_price), lots in consumed.items():
+                if side in ("Bid", "Ask"):
+                    shown = dict(quote.bids if side == "Bid" else quote.asks)
+                    assert lots <= shown[level_price]
+        events += later
+    if order.alive:
+        events += order_life.cancel(order, LATER, ids)
+    traded = sum(e.trade.Volume for e in events if isinstance(e, TradeReport))
+    released = sum(e.volume for e in events if isinstance(e, Release))
+    assert traded + released == volume and traded == order.VolumeTraded
+    if kind == "FOK":
+        assert traded in (0, volume)
+    if kind == "MV":
+        assert traded == 0 or traded >= max(1, volume // 2)
+    assert not order.alive and order.OrderStatus in ("0", "5")

@@ -15,7 +15,8 @@ answers):
 1. 15 BAD_FIELD: Direction, offset, hedge, price type, time and volume conditions, volume > 0,
    a finite price, MinVolume for MV, an immediate ContingentCondition;
 2. 147 EXCHANGE_ID_IS_MISSING (empty ExchangeID), 148 EXCHANGE_ID_IS_INVALID (not an exchange);
-3. 16 INSTRUMENT_NOT_FOUND; 150 EXCHANGE_ID_IS_WRONG (not the instrument's exchange);
+3. 16 INSTRUMENT_NOT_FOUND; 150 EXCHANGE_ID_IS_WRONG (not the instrument's exchange); 17
+   INSTRUMENT_NOT_TRADING after the contract's last trading day (when the trading day is given);
 4. 15 BAD_FIELD for what the instrument refuses: a market order where the exchange takes none
    (SHFE, INE: SIM_TRADING.md 0.5), more lots than MaxLimitOrderVolume / MaxMarketOrderVolume;
 5. 42 SETTLEMENT_INFO_NOT_CONFIRMED;
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..ctp import calendar, products
@@ -192,9 +193,11 @@ def cost_price(values: dict[str, Any], market_price: float | None) -> float:
 
 def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs: OrderRefs, terms: Terms | None,
                  ledger: LedgerView, exchange_ids: set[str] | frozenset[str],
-                 market_price: float | None = None) -> Reject | None:
+                 market_price: float | None = None, trading_day: date | None = None) -> Reject | None:
     """The CTP-layer checks of a ``CThostFtdcInputOrderField`` (``input_values``), in the order
-    of the module docstring: the first failure, or None when CTP accepts the order."""
+    of the module docstring: the first failure, or None when CTP accepts the order.
+    ``market_price`` is what a market order is costed at (:func:`cost_price`); ``trading_day``,
+    when given, refuses a contract past its last trading day (17)."""
     problem = _field_problem(input_values)
     if problem:
         return _reject("BAD_FIELD", problem)
@@ -210,6 +213,10 @@ def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs:
     if exchange_id != terms.ExchangeID:
         return _reject("EXCHANGE_ID_IS_WRONG",
                        f"ExchangeID {exchange_id!r} is wrong for {instrument_id}, which trades on {terms.ExchangeID}")
+    expires = getattr(terms.info, "expire_date", None)
+    if trading_day is not None and expires is not None and trading_day > expires:
+        return _reject("INSTRUMENT_NOT_TRADING",
+                       f"{instrument_id} stopped trading after its last trading day {expires:%Y%m%d}")
     volume = input_values["VolumeTotalOriginal"]
     market = _char(input_values, "OrderPriceType") == "1"
     if market and not terms.accepts_market_orders:

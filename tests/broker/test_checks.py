@@ -5,7 +5,7 @@ Codes and texts are the reference's (SIM_TRADING.md 2.4, CTP 6.7.8's error table
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -321,3 +321,14 @@ def test_only_gfd_limit_orders_are_taken_in_the_auction() -> None:
     moment = datetime(2026, 11, 30, 20, 57)
     _order, events = exchange_events(now=moment, time_condition="1")
     assert compact(events)[-1][3] == "26:已撤单报单被拒绝SHFE:当前状态禁止此项操作"
+
+
+def test_a_contract_past_its_last_trading_day_is_17_when_the_trading_day_is_given() -> None:
+    values = order_input("rb2612")
+    last = terms_of("rb2612").info.expire_date  # SHFE: the 15th of the delivery month, or the next trading day
+    terms = terms_of("rb2612")
+    common = dict(confirmed=True, session_refs=OrderRefs(), terms=terms, ledger=FakeLedger(), exchange_ids=EXCHANGES)
+    assert check_insert(values, trading_day=last, **common) is None
+    reject = check_insert(values, trading_day=date(2026, 12, 16), **common)
+    assert code_and_text(reject) == (17, "CTP:合约不能交易") and "20261215" in reject.detail
+    assert check_insert(values, **common) is None  # no trading day: not checked

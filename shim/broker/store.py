@@ -81,25 +81,25 @@ INDEXED: dict[str, tuple[str, ...]] = {
 ACCOUNT_TABLES = ("accounts", "orders", "trades", "statements", "confirmations", "flow", "equity")
 
 _SCHEMA = """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL, state TEXT NOT NULL,
-    PRIMARY KEY (book, BrokerID, InvestorID)) WITHOUT ROWID;
+    UNIQUE (book, BrokerID, InvestorID));
 CREATE TABLE orders (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL,
     BrokerOrderSeq INTEGER NOT NULL, TradingDay TEXT NOT NULL, InstrumentID TEXT NOT NULL, InsertTime TEXT NOT NULL,
-    state TEXT NOT NULL, PRIMARY KEY (book, BrokerID, InvestorID, BrokerOrderSeq)) WITHOUT ROWID;
+    state TEXT NOT NULL, UNIQUE (book, BrokerID, InvestorID, BrokerOrderSeq));
 CREATE INDEX orders_by_day ON orders (book, BrokerID, InvestorID, TradingDay);
 CREATE TABLE trades (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL,
     ExchangeID TEXT NOT NULL, TradeID TEXT NOT NULL, TradingDay TEXT NOT NULL, InstrumentID TEXT NOT NULL,
     TradeTime TEXT NOT NULL, state TEXT NOT NULL, UNIQUE (book, BrokerID, InvestorID, ExchangeID, TradeID));
 CREATE INDEX trades_by_day ON trades (book, BrokerID, InvestorID, TradingDay);
-CREATE TABLE ids (book TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE ids (book TEXT NOT NULL UNIQUE, state TEXT NOT NULL);
 CREATE TABLE statements (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL,
-    TradingDay TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (book, BrokerID, InvestorID, TradingDay)) WITHOUT ROWID;
+    TradingDay TEXT NOT NULL, state TEXT NOT NULL, UNIQUE (book, BrokerID, InvestorID, TradingDay));
 CREATE TABLE confirmations (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL,
-    TradingDay TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (book, BrokerID, InvestorID, TradingDay)) WITHOUT ROWID;
+    TradingDay TEXT NOT NULL, state TEXT NOT NULL, UNIQUE (book, BrokerID, InvestorID, TradingDay));
 CREATE TABLE flow (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL, TradingDay TEXT NOT NULL,
     seq INTEGER NOT NULL, callback TEXT NOT NULL, "values" TEXT NOT NULL,
-    PRIMARY KEY (book, BrokerID, InvestorID, TradingDay, seq)) WITHOUT ROWID;
+    UNIQUE (book, BrokerID, InvestorID, TradingDay, seq));
 CREATE TABLE equity (book TEXT NOT NULL, BrokerID TEXT NOT NULL, InvestorID TEXT NOT NULL, TradingDay TEXT NOT NULL,
     time TEXT NOT NULL, Balance REAL NOT NULL, "values" TEXT NOT NULL);
 CREATE INDEX equity_by_account ON equity (book, BrokerID, InvestorID);
@@ -449,8 +449,9 @@ class Store:
                                  "or delete_account")
         if after is not None and not callable(after):
             raise ValueError(f"after must be callable or None, not {after!r}")
-        self._check_usable()
-        self._queue.put(_Write(ops, after))
+        with self._close_lock:  # nothing is queued behind the writer's stop
+            self._check_usable()
+            self._queue.put(_Write(ops, after))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything written before this call is committed and its ``after`` has run:
@@ -460,11 +461,17 @@ class Store:
                              "would wait for itself")
         if self._failure is not None:
             raise self._failure
-        if self._closed and not self._thread.is_alive():
-            return True
-        mark = _Mark()
-        self._queue.put(mark)
-        if not mark.done.wait(timeout):
+        with self._close_lock:
+            closed = self._closed
+            if not closed:
+                mark = _Mark()
+                self._queue.put(mark)
+        if closed:  # the writer commits everything queued before its stop, then ends
+            self._thread.join(timeout)
+            finished = not self._thread.is_alive()
+        else:
+            finished = mark.done.wait(timeout)
+        if not finished:
             return False
         if self._failure is not None:
             raise self._failure
@@ -477,7 +484,7 @@ class Store:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_STOP)
+            self._queue.put(_STOP)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -515,7 +522,7 @@ class Store:
                     if item.after is not None:
                         try:
                             item.after()
-                        except Exception:
+                        except BaseException:  # also SystemExit: the writer outlives any callable
                             log.exception("%s: a callable run after a commit raised", self.path)
             for item in batch:
                 if isinstance(item, _Mark):
@@ -542,8 +549,9 @@ class Store:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
-                self._failure = _describe(exc, self.path)
+            except Exception as exc:
+                self._failure = (_describe(exc, self.path) if isinstance(exc, sqlite3.Error)
+                                 else StoreError(f"{self.path}: writing failed: {type(exc).__name__}: {exc}"))
                 log.error("%s; %d queued writes were not committed and the store accepts no more",
                           self._failure, len(writes))
 
@@ -594,7 +602,7 @@ class Store:
         extra: tuple[Any, ...] = (trading_day,) if trading_day is not None else ()
         for table, columns in TABLES.items():
             filtered = day if "TradingDay" in columns or table in INDEXED else ""
-            order = " ORDER BY rowid" if table == "trades" else ""
+            order = " ORDER BY rowid"
             rows = self._rows(f"SELECT {', '.join(columns)}, state FROM {table} WHERE book = ?{filtered}{order}",
                               (book, *(extra if filtered else ())))
             state.tables[table] = {tuple(row[:-1]): self._state(row[-1], f"{table} {tuple(row[:-1])!r}")
@@ -643,10 +651,13 @@ class Store:
         return [self._state(text, f"trade {trade_id}") for trade_id, text in
                 self._account_rows("trades", "TradeID, state", "rowid", book, BrokerID, InvestorID, trading_day)]
 
-    def flow(self, book: str, BrokerID: str, InvestorID: str, trading_day: str) -> list[tuple[int, str, dict[str, Any]]]:
-        """The account's private flow of ``trading_day``: ``[(seq, callback, values)]`` in seq order."""
+    def flow(self, book: str, BrokerID: str, InvestorID: str, trading_day: str,
+             since: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
+        """The account's private flow of ``trading_day`` after message ``since`` (RESUME replays from
+        where a session stopped): ``[(seq, callback, values)]`` in seq order."""
         return [(seq, callback, self._state(values, f"flow message {seq}")) for seq, callback, values in
-                self._account_rows("flow", 'seq, callback, "values"', "seq", book, BrokerID, InvestorID, trading_day)]
+                self._account_rows("flow", 'seq, callback, "values"', "seq", book, BrokerID, InvestorID, trading_day)
+                if seq > since]
 
     def statements(self, book: str, BrokerID: str, InvestorID: str,
                    trading_day: str | None = None) -> list[tuple[str, dict[str, Any]]]:

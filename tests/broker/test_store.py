@@ -156,6 +156,9 @@ def test_a_day_loads_that_days_orders_trades_and_flow_and_every_account(store: S
     assert list(state.tables["orders"]) == [(*ACCOUNT, 2)]
     assert list(state.tables["trades"]) == [(*ACCOUNT, "SHFE", "2")]
     assert state.flow == {(ACCOUNT, NEXT_DAY): [(1, "OnRtnOrder", {"day": 2})]}
+    store.write([flow(ACCOUNT, NEXT_DAY, 2, "OnRtnTrade", {}), flow(ACCOUNT, NEXT_DAY, 3, "OnRtnOrder", {})])
+    assert store.flush()
+    assert [seq for seq, _, _ in store.flow(*ACCOUNT, NEXT_DAY, since=1)] == [2, 3]
     assert [o["BrokerOrderSeq"] for o in store.orders(*ACCOUNT, DAY)] == [1]
     assert [o["BrokerOrderSeq"] for o in store.orders(*ACCOUNT)] == [1, 2]
     assert store.orders(*OTHER) == []
@@ -362,6 +365,14 @@ def test_a_lock_held_past_the_timeout_is_a_clear_error_and_nothing_is_acknowledg
     assert holder.end() == 0
     with Store.open(db) as again:
         assert again.account(*ACCOUNT) is None
+
+
+def test_opening_a_new_file_another_process_holds_is_a_clear_error_after_the_timeout(
+        db: Path, workers: list[Worker]) -> None:
+    hold_lock(workers, db)  # an empty database, locked before the tables could be made
+    with pytest.raises(StoreError) as raised:
+        Store.open(db, timeout=0.2)
+    assert str(db) in str(raised.value) and "locked by another process" in str(raised.value)
 
 
 # -- files it cannot use ----------------------------------------------------------------------

@@ -175,6 +175,7 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     flow: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     sessions: list[TraderSession] = field(default_factory=list)
+    statements: dict[str, str] = field(default_factory=dict)  # settled here: trading day -> text
 
     @property
     def key(self) -> tuple[str, str]:
@@ -617,7 +618,8 @@ class Counter:
             if account.trading_day != day:
                 self._settle_account(account, day, box)
         box.send()
-        self.prices = _settlement_prices()
+        if self.prices is not None:
+            self.prices.reset(day)
 
     def _settle_account(self, account: Account, next_day: str, box: Outbox) -> None:
         """End of ``account``'s trading day (SIM_TRADING.md 4.2): expire GFD orders, settle at
@@ -627,12 +629,18 @@ class Counter:
             if order.alive:
                 events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
                 self._apply(events, self.terms_of(order.InstrumentID), box)
-        prices = self.prices.prices() if self.prices is not None else {}
         day = account.trading_day
+        if next_day < day:
+            log.warning("counter %s: the market's trading day %s is before account %s/%s's %s; the account is "
+                        "not settled back in time (use another trader.book for an older recording)",
+                        self.book, next_day, account.BrokerID, account.InvestorID, day)
+            return
+        prices = self.prices.prices(account.ledger.instruments()) if self.prices is not None else {}
         summary = account.ledger.settle(prices, next_day, self.terms_of)
-        text = _statement_text(account, summary, day)
+        text = _statement_text(summary)
         box.ops.append(self.put("statements", (account.BrokerID, account.InvestorID, day),
                                 {"text": text, "summary": summary}))
+        account.statements[day] = text
         box.equity(account, "15:00:00")
         account.trading_day = next_day
         account.orders.clear()
@@ -643,6 +651,10 @@ class Counter:
 
     def statement(self, account: Account, trading_day: str) -> str | None:
         """The statement text of ``trading_day`` (empty: the latest), or None."""
+        if trading_day in account.statements:
+            return account.statements[trading_day]
+        if not trading_day and account.statements:
+            return account.statements[max(account.statements)]
         rows = self.store.statements(self.book, account.BrokerID, account.InvestorID, trading_day or None)
         return rows[-1][1]["text"] if rows else None
 
@@ -723,7 +735,10 @@ def _settlement_prices() -> Any:
     return SettlementPrices()
 
 
-def _statement_text(account: Account, summary: dict[str, Any], day: str) -> str:
-    from . import statement
-
-    return statement.render(account.ledger, summary, day)
+def _statement_text(summary: dict[str, Any]) -> str:
+    try:
+        from . import statement
+    except ImportError:  # pragma: no cover - the statement module is part of the package
+        log.error("the settlement statement module is missing; the day's statement is empty")
+        return ""
+    return statement.render(summary)

@@ -413,3 +413,65 @@ def test_wait_idle_returns_once_the_running_callback_and_the_queue_are_done():
     finally:
         dispatcher.stop()
         dispatcher.join(WAIT)
+
+
+# -- the day end ------------------------------------------------------------------------------------
+
+
+class DayWatcher(mdapi.CThostFtdcMdSpi):
+    """md side: tells when a tick of ``day`` arrives (the counter has settled by then: it
+    observes each tick just before the program gets it)."""
+
+    def __init__(self, day: str) -> None:
+        super().__init__()
+        self.api: Any = None
+        self.day = day
+        self.arrived = threading.Event()
+
+    def OnFrontConnected(self) -> None:
+        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+    def OnRspUserLogin(self, *args: Any) -> None:
+        self.api.SubscribeMarketData([b"rb2701"], 1)
+
+    def OnRtnDepthMarketData(self, tick: Any) -> None:
+        if tick.TradingDay == self.day:
+            self.arrived.set()
+
+
+def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(traders, tmp_path, flow_dir):
+    # Friday 14:59:30: the day session's last half minute, then the night session of Monday 20261123.
+    address = front(tmp_path / "t.sqlite").replace(FRIDAY_MORNING, "2026-11-20T14:59:30")
+    trader = traders(address)
+    trader.login()
+    trader.confirm()
+    trader.order(9000.0, ref="1")  # crosses whatever the ask: fills
+    trader.spi.wait("OnRtnTrade")
+    trader.order(2000.0, ref="2")  # rests until the day ends
+    trader.spi.wait("OnRtnOrder", 5)
+    reports = len(trader.spi.all("OnRtnOrder"))
+    watcher = DayWatcher("20261123")
+    md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "md_")
+    watcher.api = md
+    md.RegisterSpi(watcher)
+    md.RegisterFront(address)
+    md.Init()
+    try:
+        assert watcher.arrived.wait(30)
+        assert trader.query("Order") == [None]  # the new day has no orders yet
+        assert len(trader.spi.all("OnRtnOrder")) == reports  # the GFD order expired without a callback
+        held = [p for p in trader.query("InvestorPosition") if p is not None and p.Position]
+        assert [(p.PosiDirection, p.PositionDate, p.Position, p.YdPosition, p.TodayPosition) for p in held] == \
+            [("2", "2", 1, 1, 0)]  # SHFE: yesterday's record
+        trader.order(2000.0, ref="3")
+        assert trader.spi.wait("OnRspOrderInsert")[-1][1].ErrorID == 42
+        pieces = trader.query("SettlementInfo", TradingDay="20261120")
+        assert pieces and [p.SequenceNo for p in pieces] == list(range(1, len(pieces) + 1))
+        text = b"".join(p.Content for p in pieces).decode("gb18030")
+        assert "20261120" in text and "rb2701" in text
+        trader.confirm()
+        trader.order(2000.0, ref="4")
+        trader.spi.wait("OnRtnOrder", reports + 2)
+        assert trader.spi.all("OnRtnOrder")[-1][0].TradingDay == "20261123"
+    finally:
+        md.Release()

@@ -326,7 +326,8 @@ class Store:
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._failure: StoreError | None = None
         self._closed = False
-        self._close_lock = threading.Lock()
+        self._close_lock = threading.Lock()  # guards _closed, _pending and the order of what is queued
+        self._pending = 0  # writes queued whose after has not run yet
         self._thread = threading.Thread(target=self._run, name=f"ctpshim-store {os.path.basename(path)}",
                                         daemon=True)
         self._thread.start()
@@ -451,6 +452,7 @@ class Store:
             raise ValueError(f"after must be callable or None, not {after!r}")
         with self._close_lock:  # nothing is queued behind the writer's stop
             self._check_usable()
+            self._pending += 1
             self._queue.put(_Write(ops, after))
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -462,6 +464,8 @@ class Store:
         if self._failure is not None:
             raise self._failure
         with self._close_lock:
+            if not self._pending:
+                return True
             closed = self._closed
             if not closed:
                 mark = _Mark()
@@ -498,6 +502,11 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def pending(self) -> int:
+        """How many writes are queued whose ``after`` has not run yet (0: :meth:`flush` returns at once)."""
+        return self._pending
+
     def _check_usable(self) -> None:
         if self._failure is not None:
             raise self._failure
@@ -524,6 +533,8 @@ class Store:
                             item.after()
                         except BaseException:  # also SystemExit: the writer outlives any callable
                             log.exception("%s: a callable run after a commit raised", self.path)
+            with self._close_lock:
+                self._pending -= len(writes)
             for item in batch:
                 if isinstance(item, _Mark):
                     item.done.set()

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = ("sim", "9999", "000001")
 OTHER = ("sim", "9999", "000002")
 DAY, NEXT_DAY = "20261120", "20261123"
+DBL_MAX = sys.float_info.max
 
 
 def order(seq: int, day: str = DAY, instrument: str = "rb2701") -> dict[str, Any]:
@@ -116,7 +117,7 @@ def test_every_table_comes_back_from_a_reopened_file(db: Path) -> None:
     with Store.open(db) as first:
         first.write([
             put("accounts", ACCOUNT, {"Balance": 10_000_000.0 - commission, "positions": [["rb2701", "2", 1]]}),
-            put("orders", (*ACCOUNT, 1), order(1)),
+            put("orders", (*ACCOUNT, 1), {**order(1), "StopPrice": DBL_MAX}),  # CTP's "no value"
             put("trades", (*ACCOUNT, "SHFE", "           1"), trade("           1")),
             put("ids", ("sim",), {"order_seq": 1, "trade": {"SHFE": 1}}),
             put("statements", (*ACCOUNT, DAY), {"text": "交易结算单(盯市)", "summary": {"Balance": 9_999_996.49}}),
@@ -130,7 +131,7 @@ def test_every_table_comes_back_from_a_reopened_file(db: Path) -> None:
         state = again.load("sim")
         assert state.accounts() == {("9999", "000001"): {"Balance": 10_000_000.0 - commission,
                                                          "positions": [["rb2701", "2", 1]]}}
-        assert state.tables["orders"] == {(*ACCOUNT, 1): order(1)}
+        assert state.tables["orders"] == {(*ACCOUNT, 1): {**order(1), "StopPrice": DBL_MAX}}
         assert state.tables["trades"] == {(*ACCOUNT, "SHFE", "           1"): trade("           1")}
         assert state.ids == {"order_seq": 1, "trade": {"SHFE": 1}}
         assert state.tables["statements"][(*ACCOUNT, DAY)]["text"] == "交易结算单(盯市)"
@@ -339,13 +340,13 @@ def test_while_another_process_holds_the_lock_writes_wait_and_readers_read(db: P
         ran: list[int] = []
         mine.write([put("accounts", ACCOUNT, {"n": 2})], after=lambda: ran.append(2))  # returns at once
         assert mine.flush(timeout=0.3) is False
-        assert ran == []
+        assert ran == [] and mine.pending == 1
         assert mine.account(*ACCOUNT) == {"n": 1}
         with Store.open(db) as reader:
             assert reader.account(*ACCOUNT) == {"n": 1}
         assert holder.end() == 0
         assert mine.flush()
-        assert ran == [2] and mine.account(*ACCOUNT) == {"n": 2}
+        assert ran == [2] and mine.account(*ACCOUNT) == {"n": 2} and mine.pending == 0
 
 
 def test_a_lock_held_past_the_timeout_is_a_clear_error_and_nothing_is_acknowledged(

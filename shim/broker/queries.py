@@ -1,7 +1,7 @@
 """The counter's answers to ``ReqQry*``, and CTP's query flow control.
 
 :class:`QueryGate` is the flow control of one trader API (CTP_SEMANTICS.md 7.2): at most one
-query a second and one in flight (until the program received the last answer); a query over
+query a second and one in flight (see below); a query over
 either limit returns ``-3`` / ``-2`` at once and nothing is sent.  ``trader.flow_control=false``
 turns it off.
 
@@ -21,6 +21,9 @@ everything.  What is answered:
 * SettlementInfo (the statement in 500-byte ``Content`` pieces with ``SequenceNo``),
   SettlementInfoConfirm, MaxOrderVolume, BrokerTradingParams (the ledger's parameters);
 * every other query (InvestorPositionCombineDetail among them): no records.
+
+A query is in flight from the moment it is admitted until its last answer is queued for the
+program (so a program may send the next one from inside that callback).
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ class QueryGate:
             self._in_flight, self._last = True, now
             return 0
 
-    def answered(self, _latest: Any = None) -> None:
-        """The program received the last answer (a dispatcher mark calls this)."""
+    def answered(self) -> None:
+        """The query's last answer is queued for the program: the next one may be sent."""
         with self._lock:
             self._in_flight = False
 

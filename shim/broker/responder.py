@@ -180,11 +180,13 @@ class CounterResponder(TraderResponder):
             answers = []
 
         def post() -> None:
+            # No longer in flight once the last answer is on its way: a program may send the next
+            # query from inside that callback (after its one-second pause).
+            gate.answered()
             if not answers:
                 front.post(callback, None, None, request_id, True)
             for index, answer in enumerate(answers):
                 front.post(callback, answer, None, request_id, index == len(answers) - 1)
-            front.dispatcher.post_mark(gate.answered)
 
         if counter is not None:
             counter.after_commit(post)

@@ -44,14 +44,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable
 
+from ..ctp.fields import values_of
+from ..ctp.market_data import depth_class, depth_index
 from . import checks, orders
 from .orders import Event, Order
 from .terms import Terms
 
 LEVELS = 5
+ABSENT_PRICE = 1e300  # at or above: CTP's DBL_MAX, "no price"
 PRICE_EPSILON = 1e-9
 QUEUE_UNSEEN = -1.0  # queue_ahead when the order's price lies beyond the displayed depth
 
@@ -59,10 +63,27 @@ QUEUE_UNSEEN = -1.0  # queue_ahead when the order's price lies beyond the displa
 Consumed = dict
 
 
-def _member(tick: Any, name: str, default: Any = None) -> Any:
-    if isinstance(tick, dict):
-        return tick.get(name, default)
-    return getattr(tick, name, default)
+def _number(value: Any) -> float:
+    """A tick's volume as a float; anything not a finite number is 0."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+@lru_cache(maxsize=1)
+def _positions() -> tuple[tuple[int, ...], tuple[tuple[tuple[int, int], ...], ...]]:
+    index = depth_index()
+    singles = tuple(index[name] for name in ("InstrumentID", "LastPrice", "Volume", "UpperLimitPrice",
+                                             "LowerLimitPrice", "PreSettlementPrice"))
+    sides = tuple(tuple((index[f"{side}Price{level}"], index[f"{side}Volume{level}"]) for level in range(1, LEVELS + 1))
+                  for side in ("Bid", "Ask"))
+    return singles, sides
+
+
+def _present(price: float) -> float | None:
+    return price if 0 < price < ABSENT_PRICE else None
 
 
 def _price(value: Any) -> float | None:
@@ -73,9 +94,7 @@ def _price(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    if not math.isfinite(number) or number <= 0 or number >= 1e300:
-        return None
-    return number
+    return _present(number)
 
 
 @dataclass
@@ -94,30 +113,47 @@ class Book:
     @classmethod
     def from_tick(cls, tick: Any) -> Book:
         """The book of a ``CThostFtdcDepthMarketDataField`` (or a dict of its members)."""
+        if type(tick) is depth_class():
+            return cls._from_values(values_of(tick))
+        if isinstance(tick, dict):
+            member = tick.get
+        else:
+            def member(name: str, default: Any = None) -> Any:
+                return getattr(tick, name, default)
         sides: dict[str, list[tuple[float, float]]] = {"Bid": [], "Ask": []}
         for side, levels in sides.items():
             for level in range(1, LEVELS + 1):
-                price = _price(_member(tick, f"{side}Price{level}"))
-                try:
-                    volume = float(_member(tick, f"{side}Volume{level}", 0) or 0)
-                except (TypeError, ValueError):
-                    volume = 0.0
-                if price is None or not math.isfinite(volume) or volume <= 0:
+                price = _price(member(f"{side}Price{level}"))
+                volume = _number(member(f"{side}Volume{level}", 0))
+                if price is None or volume <= 0:
                     break
                 levels.append((price, volume))
-        try:
-            volume = float(_member(tick, "Volume", 0) or 0)
-        except (TypeError, ValueError):
-            volume = 0.0
         return cls(
-            InstrumentID=str(_member(tick, "InstrumentID", "") or ""),
+            InstrumentID=str(member("InstrumentID", "") or ""),
             bids=sides["Bid"], asks=sides["Ask"],
-            last=_price(_member(tick, "LastPrice")),
-            volume=volume if math.isfinite(volume) else 0.0,
-            upper=_price(_member(tick, "UpperLimitPrice")),
-            lower=_price(_member(tick, "LowerLimitPrice")),
-            pre_settlement=_price(_member(tick, "PreSettlementPrice")),
+            last=_price(member("LastPrice")),
+            volume=_number(member("Volume", 0)),
+            upper=_price(member("UpperLimitPrice")),
+            lower=_price(member("LowerLimitPrice")),
+            pre_settlement=_price(member("PreSettlementPrice")),
         )
+
+    @classmethod
+    def _from_values(cls, values: tuple[Any, ...]) -> Book:
+        """The fast path for a tick object: its members are typed and checked already (prices
+        floats, volumes ints), so a price is absent when not in (0, 1e300) (DBL_MAX, inf, nan)."""
+        (instrument, last, volume, upper, lower, pre_settlement), sides = _positions()
+        books: list[list[tuple[float, float]]] = []
+        for side in sides:
+            levels: list[tuple[float, float]] = []
+            for price_at, volume_at in side:
+                price, size = values[price_at], values[volume_at]
+                if not 0 < price < ABSENT_PRICE or not size > 0:
+                    break
+                levels.append((price, size))
+            books.append(levels)
+        return cls(values[instrument], books[0], books[1], _present(values[last]), float(values[volume]),
+                   _present(values[upper]), _present(values[lower]), _present(values[pre_settlement]))
 
     def opposite(self, direction: str) -> list[tuple[float, float]]:
         """The levels an order of ``direction`` ('0' buy, '1' sell) trades against."""

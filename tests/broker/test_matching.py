@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from ctpshim.broker import orders as order_life
 from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, on_insert, on_tick
 from ctpshim.broker.orders import Ids, Release, TradeReport
+from ctpshim.ctp import fields
 from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, set_level
 
 from .test_orders import NOW, book, compact, make_order, terms_of
@@ -38,6 +39,25 @@ def test_a_ticks_book_skips_absent_levels_and_everything_after_them() -> None:
     assert quote.bids == [(3000.0, 4)] and quote.asks == [(3001.0, 2), (3002.0, 6)]
     assert quote.last is None and quote.upper is None  # DBL_MAX is "absent"
     assert Book.from_tick({"InstrumentID": "x", "AskPrice1": DBL_MAX, "AskVolume1": 5}).asks == []
+
+
+def test_a_tick_object_a_dict_and_any_object_with_the_members_give_the_same_book() -> None:
+    values = blank_values("rb2701", "SHFE")
+    for level in range(1, 6):
+        set_level(values, "Bid", level, 3000.0 - level, level)
+        set_level(values, "Ask", level, 3000.0 + level, 10 * level)
+    set_level(values, "Ask", 4, float("nan"), 3)  # not a price: levels 4 and 5 are absent
+    tick_object = make_tick(values)
+    as_dict = {name: getattr(tick_object, name) for name in fields.member_names(type(tick_object))}
+
+    class Members:
+        pass
+
+    other = Members()
+    other.__dict__.update(as_dict)
+    books = [Book.from_tick(tick_object), Book.from_tick(as_dict), Book.from_tick(other)]
+    assert books[0] == books[1] == books[2]
+    assert books[0].bids[-1] == (2995.0, 5) and books[0].asks == [(3001.0, 10), (3002.0, 20), (3003.0, 30)]
 
 
 def test_a_marketable_buy_takes_level_by_level_at_each_levels_price_up_to_its_limit() -> None:

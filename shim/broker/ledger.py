@@ -281,6 +281,7 @@ class Ledger:
         self.Deposit = 0.0
         self.Withdraw = 0.0
         self._facts: dict[str, _Facts] = {}
+        self._terms: dict[str, Terms] = {}  # the last terms seen per instrument (not persisted)
         self._last: dict[str, float] = {}  # latest price per instrument
         self._pre: dict[str, float] = {}  # pre-settlement price per instrument
         self._records: dict[tuple[str, str, str, str], _Record] = {}
@@ -291,8 +292,11 @@ class Ledger:
     # ---------------------------------------------------------------- prices and facts
 
     def _learn(self, terms: Terms) -> _Facts:
-        facts = _Facts.of(terms)
-        self._facts[terms.InstrumentID] = facts
+        """The facts of ``terms``, refreshed when the counter hands in other terms (rates)."""
+        if self._terms.get(terms.InstrumentID) is terms:
+            return self._facts[terms.InstrumentID]
+        facts = self._facts[terms.InstrumentID] = _Facts.of(terms)
+        self._terms[terms.InstrumentID] = terms
         return facts
 
     def _facts_of(self, instrument_id: str) -> _Facts:
@@ -371,7 +375,14 @@ class Ledger:
         old = min(volume, free_history)
         return old, volume - old
 
+    def _order_price(self, terms: Terms, price: float) -> float:
+        """An order's price, or for a market order (no price) the latest, else pre-settlement."""
+        if _valid_price(price):
+            return float(price)
+        return self._last.get(terms.InstrumentID) or self._pre.get(terms.InstrumentID) or 0.0
+
     def _close_commission(self, terms: Terms, key: tuple[str, str, str, str], price: float, volume: int) -> float:
+        price = self._order_price(terms, price)
         old, new = self._close_split(terms, key, volume)
         fee = terms.rates.commission(old, price, CLOSE) if old else 0.0
         return fee + (terms.rates.commission(new, price, CLOSE_TODAY) if new else 0.0)
@@ -381,15 +392,14 @@ class Ledger:
             pre = self._pre.get(terms.InstrumentID)
             if pre:
                 return pre
-        if _valid_price(price):
-            return float(price)
-        return self._last.get(terms.InstrumentID) or self._pre.get(terms.InstrumentID) or 0.0
+        return self._order_price(terms, price)
 
     def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int) -> tuple[float, float]:
         """(margin, commission) an order would freeze now: for an open order the margin it adds
         to the account (only the excess over the larger side for a single-side product) and the
         open commission at the order price; for a close order no margin and the close commission
-        of the lots it would consume."""
+        of the lots it would consume (of the speculation record: the commission does not depend
+        on the hedge flag).  A market order (price 0) is priced at the latest price."""
         _check_direction(direction)
         _check_offset(offset)
         _check_volume(volume)
@@ -891,7 +901,7 @@ class Ledger:
                 rolled = records[key] = _Record(*key)
             rolled.details.extend(live)
         for rolled in records.values():
-            rolled.details.sort(key=lambda d: (d.OpenDate, d.TradeID))
+            rolled.details.sort(key=lambda d: d.OpenDate)  # stable: each day keeps its fill order
             rolled.YdPosition = rolled.position
             rolled.PreMargin = sum(self._detail_margin(d) for d in rolled.details)
         self._records = records

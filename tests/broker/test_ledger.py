@@ -278,3 +278,83 @@ def test_bad_params_and_states_are_refused():
         Ledger.from_state({"version": 1, "BrokerID": "9999"})
     with pytest.raises(LedgerError, match="version"):
         Ledger.from_state({"version": 7})
+
+
+def test_single_side_margin_nets_across_months_of_a_product():
+    ag08 = terms_for(parse_info("ag2308"))
+    ledger = Ledger("9999", "1", balance=10_000_000, trading_day="20230215")
+    book(ledger, 1, AG, trade(AG, "1", "0", "0", 5000, 4))  # long 57,000
+    book(ledger, 2, ag08, trade(ag08, "2", "1", "0", 5100, 3))  # short 3 x 5100 x 15 x 0.19 = 43,605
+    assert ledger.account_values()["CurrMargin"] == pytest.approx(57_000)
+    dce = terms_for(parse_info("m2309"))  # DCE: no single-side rule, both sides count
+    book(ledger, 3, dce, trade(dce, "3", "0", "0", 3000, 1))
+    book(ledger, 4, dce, trade(dce, "4", "1", "0", 3000, 1))
+    assert ledger.account_values()["CurrMargin"] == pytest.approx(57_000 + 2 * 3000 * 10 * 0.14)
+
+
+@pytest.mark.parametrize("kind, expected", [("4", 5000), ("1", 4900), ("2", 5050)])
+def test_margin_price_type_prices_todays_lots(kind, expected):
+    ledger = Ledger("9999", "1", balance=10_000_000, trading_day="20230215", params=LedgerParams(MarginPriceType=kind))
+    ledger.mark(AG, 5000, pre_settlement=4900)
+    book(ledger, 1, AG, trade(AG, "1", "0", "0", 5000, 2))
+    ledger.mark(AG, 5050)
+    (row,) = ledger.position_values()
+    assert row["UseMargin"] == pytest.approx(2 * expected * 15 * 0.19)
+
+
+def test_frozen_margin_at_pre_settlement_when_asked():
+    ledger = Ledger("9999", "1", balance=10_000_000, trading_day="20230215",
+                    params=LedgerParams(frozen_margin_price="pre_settlement"))
+    ledger.mark(AG, 5000, pre_settlement=4900)
+    ledger.freeze(1, AG, "0", "0", "1", 5010, 2)
+    assert ledger.account_values()["FrozenMargin"] == pytest.approx(2 * 4900 * 15 * 0.19)
+
+
+def test_close_profit_and_floating_profit_options_of_available():
+    def day(params: LedgerParams) -> float:
+        ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420", params=params)
+        book(ledger, 1, SC, trade(SC, "1", "0", "0", 500.0, 2, day="20230420"))
+        book(ledger, 2, SC, trade(SC, "2", "1", "3", 505.0, 1, day="20230420"))  # +5,000 closed, free close-today
+        ledger.mark(SC, 490.0)  # the remaining lot: -10,000 floating
+        return ledger.available()
+    base = 1_000_000 - 40 + 5_000 - 10_000 - 500 * 1000 * 0.17
+    assert day(LedgerParams()) == pytest.approx(base)
+    assert day(LedgerParams(AvailIncludeCloseProfit="2")) == pytest.approx(base - 5_000)
+    assert day(LedgerParams(Algorithm="3")) == pytest.approx(base + 10_000)  # the loss is not deducted
+    assert day(LedgerParams(Algorithm="4")) == pytest.approx(base + 10_000)
+
+
+def test_short_record_shows_pending_buy_to_close_in_long_frozen():
+    ledger = Ledger("9999", "1", balance=10_000_000, trading_day="20230215")
+    book(ledger, 1, AU, trade(AU, "1", "1", "0", 413.1, 3))
+    ledger.freeze(2, AU, "0", "3", "1", 413.0, 2)
+    (row,) = ledger.position_values()
+    assert (row["PosiDirection"], row["LongFrozen"], row["ShortFrozen"]) == ("3", 2, 0)
+    assert row["FrozenCommission"] == 0 and ledger.closable(AU, "0", "3", "1") == 1  # au close-today is free
+    ledger.release(2, 2)
+    assert ledger.closable(AU, "0", "3", "1") == 3
+
+
+def test_deposit_and_withdraw_move_balance_and_respect_the_quota():
+    ledger = Ledger("9999", "1", balance=100_000, trading_day="20230215")
+    ledger.deposit(50_000)
+    ledger.withdraw(20_000)
+    a = ledger.account_values()
+    assert (a["Deposit"], a["Withdraw"], a["Balance"]) == (50_000, 20_000, 130_000)
+    assert a["WithdrawQuota"] == pytest.approx(0.8 * 130_000)
+    with pytest.raises(LedgerError, match="withdraw quota 104000.00"):
+        ledger.withdraw(104_001)
+    ledger.settle({}, "20230216")
+    assert ledger.account_values()["PreBalance"] == 130_000 and ledger.account_values()["Deposit"] == 0
+
+
+def test_an_expired_contract_is_closed_at_settlement_without_fee():
+    expiring = terms_for(parse_info("sc2303"))
+    last_day = expiring.info.expire_date.strftime("%Y%m%d")
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day=last_day)
+    book(ledger, 1, expiring, trade(expiring, "1", "1", "0", 600.0, 1, day=last_day))
+    summary = ledger.settle({"sc2303": 590.0}, "20991231", terms_of=lambda _: expiring)
+    assert summary["account"]["CloseProfit"] == pytest.approx(10_000)  # short 1 lot, 600 -> 590
+    assert summary["account"]["Commission"] == 20  # the opening fee only
+    assert summary["details"] == [] and summary["closed"][0]["expired"]
+    assert ledger.position_values() == [] and ledger.account_values()["PreBalance"] == pytest.approx(1_009_980)

@@ -292,6 +292,39 @@ def test_close_commits_what_is_queued_runs_its_afters_and_refuses_more(db: Path)
         assert len(again.orders(*ACCOUNT)) == 300
 
 
+def test_a_write_racing_close_is_either_refused_or_committed_and_acknowledged(db: Path) -> None:
+    opened = Store.open(db)
+    accepted: list[int] = []
+    ran: list[int] = []
+    refused: list[int] = []
+    go, writing = threading.Event(), threading.Event()
+
+    def writer(thread: int) -> None:
+        go.wait(10)
+        for number in range(thread * 100_000, thread * 100_000 + 50_000):
+            if number % 100_000 == 100:
+                writing.set()
+            try:
+                opened.write([put("orders", (*ACCOUNT, number), order(number))], after=lambda n=number: ran.append(n))
+            except StoreError:
+                refused.append(number)
+                return
+            accepted.append(number)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    assert writing.wait(10)
+    opened.close()
+    for thread in threads:
+        thread.join(10)
+    assert refused, "close came after every write: the race was not run"
+    assert sorted(ran) == sorted(accepted)
+    with Store.open(db) as again:
+        assert sorted(o["BrokerOrderSeq"] for o in again.orders(*ACCOUNT)) == sorted(accepted)
+
+
 def test_interpreter_exit_commits_what_is_queued(db: Path, workers: list[Worker]) -> None:
     worker = Worker(str(db), "exit", "200")
     workers.append(worker)

@@ -12,6 +12,10 @@ checked against the trades by hand: Balance = 10,000,000 + CloseProfit - Commiss
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,7 @@ import pytest
 from ctpshim import mdapi, tdapi
 from ctpshim.ctp.rates import rates_for
 
+ROOT = Path(__file__).parents[2]
 BROKER, USER = "9999", "e2e"
 TIMEOUT = 60.0
 FINAL = {tdapi.THOST_FTDC_OST_AllTraded, tdapi.THOST_FTDC_OST_Canceled,
@@ -45,6 +50,8 @@ REPLAY = Scenario("replay://?speed=max&rebase=none&start=21:00&end=21:40", "ru19
 SIM = Scenario("sim://?speed=max&start=2026-11-20T09:35&seed=3&instruments=TA701", "TA701", 5, 2.0, "periodic")
 ON_TRADE = Scenario("sim://?speed=max&start=2026-11-20T09:35&seed=7&instruments=rb2701", "rb2701", 10, 1.0,
                     "on_trade", last_tick=400)
+
+SCENARIOS = {"replay": REPLAY, "sim": SIM, "on_trade": ON_TRADE}
 
 
 @dataclass
@@ -335,7 +342,7 @@ def run(scenario: Scenario, db: Path, flow: Path) -> dict[str, Any]:
     with strategy.lock:
         return {
             "trades": list(strategy.trades),
-            "queried": sorted((row["TradeID"], row["Price"], row["Volume"]) for row in queried),
+            "queried": sorted([row["TradeID"], row["Price"], row["Volume"]] for row in queried),
             "orders": {ref: (o.status, o.error, tuple(o.seen)) for ref, o in strategy.orders.items()},
             "account": account[0] if account else None,
         }
@@ -363,28 +370,40 @@ def check_money(scenario: Scenario, result: dict[str, Any]) -> None:
     assert account["Balance"] == pytest.approx(10_000_000 + account["CloseProfit"] - account["Commission"], abs=1e-6)
 
 
-@pytest.mark.parametrize("scenario", [REPLAY, SIM, ON_TRADE], ids=["replay", "sim", "next-order-from-OnRtnTrade"])
-def test_the_same_strategy_twice_gives_the_same_trades_and_money(scenario, tmp_path):
-    runs = []
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        runs.append(run(scenario, tmp_path / name / "trader.sqlite", tmp_path / name))
-    first, second = runs
+def run_in_a_process(name: str, folder: Path) -> dict[str, Any]:
+    """One run of a scenario in a process of its own (as ``ctpshim run`` runs a backtest)."""
+    folder.mkdir()
+    environment = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
+    done = subprocess.run([sys.executable, "-m", "tests.broker.test_determinism", name, str(folder)],
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT), env=environment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS), ids=["replay", "sim", "next-order-from-OnRtnTrade"])
+def test_the_same_strategy_twice_gives_the_same_trades_and_money(name, tmp_path):
+    scenario = SCENARIOS[name]
+    first, second = (run_in_a_process(name, tmp_path / run_name) for run_name in ("first", "second"))
     assert first["trades"] == second["trades"]
     assert first["orders"] == second["orders"]
     assert first["account"] == second["account"]
     # What the strategy exercised: fills, and for the periodic one a resting order and a cancel.
     trades = first["trades"]
     assert len(trades) >= 8, trades
-    assert first["queried"] == sorted((t[0], t[4], t[5]) for t in trades)  # ReqQryTrade agrees with OnRtnTrade
+    assert first["queried"] == sorted([t[0], t[4], t[5]] for t in trades)  # ReqQryTrade agrees with OnRtnTrade
     assert all(len(t[0]) == 12 for t in trades)  # TradeID right-aligned in 12 characters (SIM_TRADING.md 0.6)
     if scenario.mode == "periodic":
         statuses = [o[0] for o in first["orders"].values()]
         assert tdapi.THOST_FTDC_OST_Canceled in statuses
-        assert any("3" + "3" in o[2] for o in first["orders"].values())  # queued unfilled at some point
+        assert any("33" in o[2] for o in first["orders"].values())  # queued unfilled at some point
     if scenario.window:
         start, end = scenario.window
         assert all(start <= t[7] < end for t in trades)  # the recorded stamps: matched on the ticks played
         # SHFE: TradeDate the calendar day of the night session, TradingDay the next (SIM_TRADING.md 0.6)
         assert {(t[6], t[8]) for t in trades} == {("20181008", "20181009")}
     check_money(scenario, first)
+
+
+if __name__ == "__main__":
+    chosen, where = SCENARIOS[sys.argv[1]], Path(sys.argv[2])
+    print(json.dumps(run(chosen, where / "trader.sqlite", where)))

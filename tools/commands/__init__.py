@@ -31,6 +31,7 @@ COMMANDS = {
     "ping": "check fronts and feeds: round-trip times, loss, and why one does not answer",
     "quote": "a live table of quotes from any front, through the CTP API",
     "schemes": "list the front schemes and their settings",
+    "account": "the simulated counter's accounts: list, show, deposit, withdraw, reset, export, report",
 }
 """Every command and its one-line help, in the order ``ctpshim --help`` lists them."""
 

@@ -428,6 +428,10 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path}: written by a newer ctpshim (schema {version}; this version reads up to "
                                  f"{SCHEMA_VERSION}); upgrade ctpshim, or give another trader.db")
+            missing = sorted({*TABLES, "flow", "equity"} - tables)
+            if missing:
+                raise StoreError(f"{path}: the database is damaged (missing tables: {', '.join(missing)}); "
+                                 "move it aside (the counter then starts a new database) or restore it from a copy")
             check = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
             if check != "ok":
                 check = " ".join(str(check).replace("*** in database main ***", "").split())

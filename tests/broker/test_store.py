@@ -445,6 +445,12 @@ def _schema(version: str):
     return damage
 
 
+def _table_dropped(db: Path) -> None:
+    _database_with_rows(db)
+    with sqlite3.connect(db) as other:
+        other.execute("DROP TABLE trades")
+
+
 @pytest.mark.parametrize("damage, words", [
     (_not_sqlite, "corrupt or not an SQLite database"),
     (_pages_overwritten, "corrupt"),
@@ -452,7 +458,9 @@ def _schema(version: str):
     (_another_program, "another program"),
     (_schema(str(SCHEMA_VERSION + 1)), f"newer ctpshim (schema {SCHEMA_VERSION + 1}"),
     (_schema("x"), "schema version 'x' is not a version number"),
-], ids=["not-sqlite", "pages-overwritten", "truncated", "another-program", "newer-schema", "bad-schema"])
+    (_table_dropped, "damaged (missing tables: trades)"),
+], ids=["not-sqlite", "pages-overwritten", "truncated", "another-program", "newer-schema", "bad-schema",
+        "table-dropped"])
 def test_a_file_it_cannot_use_is_a_clear_error_and_is_left_as_it_was(db: Path, damage: Any, words: str) -> None:
     damage(db)
     before = db.read_bytes()

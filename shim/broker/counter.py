@@ -225,8 +225,8 @@ class Outbox:
             {name: values.get(name, 0.0) for name in ("Available", "CurrMargin", "CloseProfit", "PositionProfit",
                                                         "Commission")}))
 
-    def send(self) -> None:
-        """Queue the ops; post the callbacks once they are committed."""
+    def send(self) -> bool:
+        """Queue the ops; post the callbacks once they are committed.  Whether there was any."""
         counter = self.counter
         for account in self.accounts.values():
             self.ops.append(counter.put("accounts", account.key, account.state()))
@@ -234,7 +234,7 @@ class Outbox:
             self.ops.append(counter.put("ids", (), counter.ids.to_state()))
         posts, private = self.posts, list(self.private.values())
         if not self.ops and not posts and not private:
-            return
+            return False
         deliveries = [(account, list(account.sessions), entries) for account, entries in private]
 
         def after() -> None:
@@ -250,6 +250,7 @@ class Outbox:
                     session.received(account.trading_day, entries[-1][0])
 
         self.counter.store.write(self.ops, after=after)
+        return True
 
 
 _CLASS_OF = {"OnRtnOrder": ORDER_CLASS, "OnRtnTrade": TRADE_CLASS}
@@ -447,7 +448,8 @@ class Counter:
             box = Outbox(self)
             reject = checks.check_insert(
                 values, confirmed=account.confirmed == account.trading_day, session_refs=session.refs, terms=terms,
-                ledger=account.ledger, exchange_ids=EXCHANGE_IDS, market_price=market_price)
+                ledger=account.ledger, exchange_ids=EXCHANGE_IDS, market_price=market_price,
+                trading_day=_date_of(account.trading_day))
             if reject is not None:
                 log.info("counter: order refused (%d %s): %s", reject.error.code, reject.error.name, reject.detail)
                 info = rsp_info(reject.error, reject.message)
@@ -543,20 +545,32 @@ class Counter:
             feed.want([instrument])
 
     def observe(self, tick: Any) -> None:
-        """A tick an API object is about to hand its program (on that object's dispatcher thread)."""
+        """A tick an API object is about to hand its program (on that object's dispatcher thread).
+
+        In lockstep the reports of what this tick filled are handled by the programs (and what
+        they sent in answer) before the tick itself is delivered: the two threads of a program
+        then meet in the same order on every run."""
         if self.settings.lockstep:
             self._wait_quiet()
+            if self._match(tick):
+                self._wait_quiet()
+        else:
+            self._match(tick)
+
+    def _match(self, tick: Any) -> bool:
+        """Take the tick as the instrument's book, settle a new day, match the resting orders and
+        mark the positions; whether anything was reported."""
         with self.lock:
             instrument = tick.InstrumentID
             latest = self.ticks.get(instrument)
             if latest is tick:
-                return  # the same tick handed to a second program
+                return False  # the same tick handed to a second program
             day = tick.TradingDay
             moment = _tick_moment(tick)
             if latest is not None and day == latest.TradingDay and moment is not None:
                 seen = _tick_moment(latest)
                 if seen is not None and (moment, tick.Volume) <= (seen, latest.Volume):
-                    return  # an API object behind another one hands on an older tick
+                    return False  # an API object behind another one hands on an older tick
             if moment is not None:
                 self.moment = moment
             if day:
@@ -572,10 +586,10 @@ class Counter:
                        if o.InstrumentID == instrument and o.alive]
             holders = [a for a in self.accounts.values() if _holds(a.ledger, instrument)]
             if not resting and not holders:
-                return
+                return False
             terms = self.terms_of(instrument)
             if terms is None:
-                return
+                return False
             box = Outbox(self)
             if resting:
                 events = matching.on_tick(resting, book, previous, terms, self.rules, self.ids, self.now(), consumed)
@@ -583,7 +597,7 @@ class Counter:
             if book.last is not None:
                 for account in holders:
                     account.ledger.mark(terms, book.last, book.pre_settlement)
-            box.send()
+            return box.send() and bool(box.private)
 
     def _wait_quiet(self) -> None:
         """Lockstep: wait until the store committed everything and every td API is idle."""
@@ -717,6 +731,13 @@ class _Feed:
 
 def _holds(ledger: Any, instrument: str) -> bool:
     return instrument in ledger.instruments()
+
+
+def _date_of(day: str) -> Any:
+    try:
+        return datetime.strptime(day, "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def _market_price(direction: str, book: matching.Book | None) -> float | None:

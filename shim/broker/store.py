@@ -63,7 +63,7 @@ MEMORY = "memory"
 DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 512  # queued writes committed in one transaction at most
 
-# table -> its key columns (the book first); the value types each key column takes
+# table -> its key columns, the book first (INTEGER_KEYS are ints, the others str)
 TABLES: dict[str, tuple[str, ...]] = {
     "accounts": ("book", "BrokerID", "InvestorID"),
     "orders": ("book", "BrokerID", "InvestorID", "BrokerOrderSeq"),
@@ -423,8 +423,8 @@ class Store:
                 if version < 1:
                     raise ValueError(version)
             except ValueError:
-                raise StoreError(f"{path}: the schema version {meta.get('schema')!r} is not a version number; the file is "
-                                 "damaged: move it aside or restore it from a copy") from None
+                raise StoreError(f"{path}: the schema version {meta.get('schema')!r} is not a version number; "
+                                 "the file is damaged: move it aside or restore it from a copy") from None
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path}: written by a newer ctpshim (schema {version}; this version reads up to "
                                  f"{SCHEMA_VERSION}); upgrade ctpshim, or give another trader.db")
@@ -607,7 +607,8 @@ class Store:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise StoreError(f"{self.path}: the stored {where} is damaged ({exc}); restore the file from a copy") from None
+            raise StoreError(f"{self.path}: the stored {where} is damaged ({exc}); "
+                             "restore the file from a copy") from None
 
     def load(self, book: str, trading_day: str | None = None) -> BookState:
         """Everything stored for ``book`` (a book never written is empty).  With ``trading_day``,

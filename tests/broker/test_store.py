@@ -120,7 +120,8 @@ def test_every_table_comes_back_from_a_reopened_file(db: Path) -> None:
             put("orders", (*ACCOUNT, 1), {**order(1), "StopPrice": DBL_MAX}),  # CTP's "no value"
             put("trades", (*ACCOUNT, "SHFE", "           1"), trade("           1")),
             put("ids", ("sim",), {"order_seq": 1, "trade": {"SHFE": 1}}),
-            put("statements", (*ACCOUNT, DAY), {"text": "交易结算单(盯市)", "summary": {"Balance": 9_999_996.49}}),
+            put("statements", (*ACCOUNT, DAY), {"text": "交易结算单(盯市)",
+                                                 "summary": {"Balance": 9_999_996.49}}),
             put("confirmations", (*ACCOUNT, DAY), {"ConfirmDate": "20261120", "ConfirmTime": "20:00:01"}),
             flow(ACCOUNT, DAY, 1, "OnRtnOrder", {"OrderStatus": "3", "StatusMsg": "未成交"}),
             flow(ACCOUNT, DAY, 2, "OnRtnTrade", {"Price": 3501.0}),
@@ -196,7 +197,8 @@ def test_delete_and_delete_account_remove_only_what_they_name(store: Store) -> N
     assert store.flush()
     assert store.account(*ACCOUNT) is None
     assert (store.orders(*ACCOUNT), store.trades(*ACCOUNT), store.statements(*ACCOUNT),
-            store.confirmations(*ACCOUNT), store.flow(*ACCOUNT, DAY), store.equity(*ACCOUNT)) == ([], [], [], {}, [], [])
+            store.confirmations(*ACCOUNT), store.flow(*ACCOUNT, DAY),
+            store.equity(*ACCOUNT)) == ([], [], [], {}, [], [])
     assert store.account(*OTHER) == {} and store.orders(*OTHER) == []
     assert len(store.trades(*OTHER)) == len(store.statements(*OTHER)) == len(store.equity(*OTHER)) == 1
     assert store.ids("sim") == {"order_seq": 2}

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import pty
+import select
 import sqlite3
 import subprocess
 import sys
@@ -160,6 +161,9 @@ def test_deposit_and_withdraw_change_ctp_s_members_and_keep_the_counter_s_state(
     assert values(after)["Available"] == pytest.approx(values(before)["Available"] + 5000)
     assert {k: v for k, v in after.items() if k != "ledger"} == {k: v for k, v in before.items() if k != "ledger"}
     assert f"Balance {values(after)['Balance']:,.2f}" in out
+    with Store.open(db, create=False) as store:  # the equity curve shows the money moving in
+        day, _, balance = store.equity("sim", "9999", "000001")[-1]
+    assert (day, balance) == (DAY, pytest.approx(values(before)["Balance"] + 5000))
     status, _, err = run(capsys, "account", "withdraw", "9999/000001", "1500.5", "--db", db)
     assert status == 0, err
     assert values(stored(db))["Withdraw"] == 1500.5
@@ -305,3 +309,37 @@ def test_schemes_lists_every_trader_setting_under_its_heading():
     assert {"trader.balance", "trader.db", "trader.book", "trader.lockstep"} <= set(listed)
     balance = next(line for line in lines[start + 1:] if line.split()[0] == "trader.balance")
     assert "10000000" in balance
+
+
+def test_the_report_s_progress_bar_shows_on_a_terminal_only():
+    import io
+
+    from ctpshim.tools.commands.account import LateProgress
+
+    quiet = io.StringIO()
+    progress = LateProgress("report", after=0.0, stream=quiet)
+    progress(1, 2)
+    progress.close()
+    assert quiet.getvalue() == ""  # a pipe or a log gets no bar
+    leader, follower = pty.openpty()
+    try:
+        with open(follower, "w", closefd=False) as terminal:
+            progress = LateProgress("report", after=0.0, stream=terminal)
+            progress(1, 2)
+            progress.close()
+        readable, _, _ = select.select([leader], [], [], 5.0)  # bounded: a bar never drawn fails, not hangs
+        shown = os.read(leader, 65536).decode(errors="replace") if readable else ""
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert "report" in shown
+    leader, follower = pty.openpty()
+    try:
+        with open(follower, "w", closefd=False) as terminal:
+            progress = LateProgress("report", after=3600.0, stream=terminal)  # work that ends quickly: no bar
+            progress(1, 2)
+            progress.close()
+            assert progress.bar is None
+    finally:
+        os.close(follower)
+        os.close(leader)

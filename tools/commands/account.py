@@ -169,11 +169,16 @@ def ledger_of(state: dict[str, Any], where: str) -> Ledger:
 
 
 def save(store: Store, found: Found, ledger: Ledger) -> None:
-    """Write the account's new ledger (the counter's other members kept) and wait for the commit."""
-    from ...broker.store import put
+    """Write the account's new ledger (the counter's other members kept) with a point of its equity
+    curve (stamped with China's clock), and wait for the commit."""
+    from ...broker.store import equity_point, put
+    from ...ctp import clock
 
+    account = (found.book, found.BrokerID, found.InvestorID)
+    values = ledger.account_values()
     state = {**found.state, LEDGER: ledger.to_state()}
-    store.write([put("accounts", (found.book, found.BrokerID, found.InvestorID), state)])
+    store.write([put("accounts", account, state),
+                 equity_point(account, values["TradingDay"], clock.now().strftime("%H:%M:%S"), values["Balance"])])
     _committed(store, "the change")
 
 
@@ -354,25 +359,28 @@ def write_report(store: Store, found: Found, path: str, progress: Callable[[int,
             "max_drawdown": summary.max_drawdown}
 
 
-class _LateProgress:
-    """A rich progress bar on stderr that appears only once the work has taken ``PROGRESS_AFTER``
-    seconds, and only on a terminal."""
+class LateProgress:
+    """A rich progress bar on ``stream`` (stderr) that appears only once the work has taken
+    ``after`` seconds, and only on a terminal (nothing in a pipe or a log)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, after: float = PROGRESS_AFTER, stream: TextIO | None = None) -> None:
         self.label = label
+        self.after = after
+        self.stream = stream if stream is not None else sys.stderr
         self.started = time.monotonic()
         self.bar: Any = None
         self.task: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if time.monotonic() - self.started < PROGRESS_AFTER or not sys.stderr.isatty():
+            if time.monotonic() - self.started < self.after or not self.stream.isatty():
                 return
             try:
+                from rich.console import Console
                 from rich.progress import Progress
             except ImportError:
                 return
-            self.bar = Progress(transient=True)
+            self.bar = Progress(console=Console(file=self.stream), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=total)
         self.bar.update(self.task, completed=done, total=total)
@@ -472,7 +480,7 @@ def _run(args: argparse.Namespace, store: Store, out: TextIO) -> int:
             count = export_trades(store, found, args.trades, args.day)
             print(f"{found.name}: {count:,} trades -> {args.trades}", file=out)
         elif args.action == "report":
-            progress = _LateProgress("report")
+            progress = LateProgress("report")
             try:
                 summary = write_report(store, found, args.output, progress)
             finally:

@@ -358,3 +358,31 @@ def test_an_expired_contract_is_closed_at_settlement_without_fee():
     assert summary["account"]["Commission"] == 20  # the opening fee only
     assert summary["details"] == [] and summary["closed"][0]["expired"]
     assert ledger.position_values() == [] and ledger.account_values()["PreBalance"] == pytest.approx(1_009_980)
+
+
+def test_simnow_day_intraday_records_and_details():
+    ledger = simnow_day()
+    ledger.mark(AG, 4930)
+    rows = {(p["InstrumentID"], p["PosiDirection"]): p for p in ledger.position_values()}
+    long = rows[("ag2306", "2")]
+    assert long["PositionDate"] == "1"  # today's record on SHFE
+    assert (long["Position"], long["TodayPosition"], long["YdPosition"]) == (4, 4, 0)
+    assert (long["OpenVolume"], long["CloseVolume"]) == (8, 4)
+    assert long["OpenAmount"] == pytest.approx((4 * 4942 + 4 * 4927) * 15)
+    assert long["CloseAmount"] == pytest.approx(4 * 4946 * 15)
+    assert long["CloseProfit"] == pytest.approx(240.0) == long["CloseProfitByTrade"]
+    assert long["Commission"] == pytest.approx(2.9652 + 2.9562)
+    assert long["PositionCost"] == pytest.approx(4 * 4927 * 15) == long["OpenCost"]
+    assert long["PositionProfit"] == pytest.approx(4 * (4930 - 4927) * 15)
+    assert long["UseMargin"] == pytest.approx(4 * 4927 * 15 * 0.19)  # today's lots at the open price
+    assert (long["PreSettlementPrice"], long["SettlementPrice"]) == (4941, 4930)  # latest price intraday
+    short = rows[("ag2306", "3")]
+    assert short["PositionProfit"] == pytest.approx(-2 * (4930 - 4927) * 15)
+    details = [d for d in ledger.detail_values() if d["InstrumentID"] == "ag2306" and d["Direction"] == "0"]
+    assert [(d["TradeID"].strip(), d["Volume"], d["CloseVolume"]) for d in details] == [("72736", 0, 4),
+                                                                                         ("168930", 4, 0)]
+    assert details[0]["CloseProfitByDate"] == pytest.approx(240.0)
+    assert details[1]["LastSettlementPrice"] == 4941
+    a = ledger.account_values()
+    assert a["CurrMargin"] == pytest.approx(4 * 4927 * 15 * 0.19 + 2 * 413.1 * 1000 * 0.14)
+    assert a["Commission"] == pytest.approx(11.3995)

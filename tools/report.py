@@ -5,7 +5,8 @@ days, trades, lots), the equity curve and its drawdown drawn as inline SVG, and 
 No script, no style sheet or font from the network: the file opens offline in any browser.
 
 The curves plot the account's equity points (what the counter stored: trading day, time, Balance)
-one after the other, evenly spaced: nights, week-ends and holidays take no room.  Drawdown at a
+one after the other, evenly spaced: nights, week-ends and holidays take no room.  Beyond
+:data:`MAX_POINTS` points a curve draws the lowest and highest point of each short run (:func:`drawn`).  Drawdown at a
 point is its Balance minus the highest Balance before it (never positive).  Deposits and
 withdrawals move the curve like profit and loss do.
 
@@ -30,6 +31,7 @@ PLOT_TOP, PLOT_BOTTOM = 16, 28  # room for the trading-day labels below
 PLOT_HEIGHT = 220
 DRAWDOWN_HEIGHT = 120
 MAX_DAY_LABELS = 10
+MAX_POINTS = 2000  # points drawn per curve at most: a screen has fewer pixels than that
 
 TRADE_COLUMNS = (
     ("TradingDay", "Trading day"), ("TradeDate", "Date"), ("TradeTime", "Time"),
@@ -116,6 +118,23 @@ def _y(value: float, low: float, high: float, height: int) -> float:
     return PLOT_TOP + (high - value) / (high - low) * height
 
 
+def drawn(values: Sequence[float]) -> list[int]:
+    """The indices of ``values`` a curve draws: all of them up to :data:`MAX_POINTS`, else the lowest
+    and the highest of each of ``MAX_POINTS / 2`` equal runs (in order), so every peak and trough
+    stays on the curve."""
+    count = len(values)
+    if count <= MAX_POINTS:
+        return list(range(count))
+    runs = MAX_POINTS // 2
+    chosen: list[int] = []
+    for run in range(runs):
+        start, end = run * count // runs, (run + 1) * count // runs
+        low = min(range(start, end), key=values.__getitem__)
+        high = max(range(start, end), key=values.__getitem__)
+        chosen += sorted({low, high})
+    return chosen
+
+
 def _chart(name: str, values: Sequence[float], days: Sequence[str], height: int, *, area: bool) -> str:
     """One SVG chart of ``values`` (evenly spaced), money labels left, trading days below."""
     total = PLOT_TOP + height + PLOT_BOTTOM
@@ -124,7 +143,7 @@ def _chart(name: str, values: Sequence[float], days: Sequence[str], height: int,
                 f'<text x="{WIDTH / 2}" y="{total / 2}" text-anchor="middle">no equity points stored</text></svg>')
     low, high = _range(values)
     count = len(values)
-    points = " ".join(f"{_x(i, count):.2f},{_y(v, low, high, height):.2f}" for i, v in enumerate(values))
+    points = " ".join(f"{_x(i, count):.2f},{_y(values[i], low, high, height):.2f}" for i in drawn(values))
     parts = [f'<svg class="{name}" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{total}" '
              f'viewBox="0 0 {WIDTH} {total}" role="img">']
     right = WIDTH - PLOT_RIGHT

@@ -143,3 +143,21 @@ def test_progress_is_reported_for_every_trade_row():
     counted = []
     report.render("many", POINTS, TRADES * 1500, counted.append)
     assert sum(counted) == 3000 and len(counted) == 3
+
+
+def test_a_long_curve_is_thinned_but_keeps_every_peak_and_trough():
+    # a saw-tooth of 10,000 points with one deep trough and one high peak placed by hand
+    balances = [10_000_000.0 + (i % 50) * 10 for i in range(10_000)]
+    balances[3_333], balances[7_777] = 9_000_000.0, 11_000_000.0
+    points = [EquityPoint("20261120", "10:00:00", b) for b in balances]
+    line = read(report.render("long", points, [])).lines["equity"]
+    drawn = values_of(line, report.PLOT_HEIGHT)
+    assert len(drawn) <= report.MAX_POINTS
+    step = (report.WIDTH - report.PLOT_LEFT - report.PLOT_RIGHT) / (len(balances) - 1)
+    tolerance = 2_000_000 / report.PLOT_HEIGHT * 0.01
+    for x, value in drawn:  # every drawn point is a data point at its own place
+        index = round((x - report.PLOT_LEFT) / step)
+        assert value == pytest.approx(balances[index], abs=tolerance)
+    values = [value for _, value in drawn]
+    assert min(values) == pytest.approx(9_000_000.0, abs=tolerance)
+    assert max(values) == pytest.approx(11_000_000.0, abs=tolerance)

@@ -343,3 +343,13 @@ def test_the_report_s_progress_bar_shows_on_a_terminal_only():
     finally:
         os.close(follower)
         os.close(leader)
+
+
+def test_an_account_state_this_version_cannot_read_is_a_clear_error(db, capsys):
+    with Store.open(db, create=False) as store:
+        store.write([put("accounts", ("sim", "9999", "000001"), {"ledger": {"a member of a newer version": 1}})])
+        assert store.flush(10)
+    for args in (("list",), ("show", "9999/000001"), ("deposit", "9999/000001", "1")):
+        status, _, err = run(capsys, "account", *args, "--db", db)
+        assert status == 2 and "9999/000001" in err and "cannot be read by this version" in err, (args, err)
+        assert "Traceback" not in err

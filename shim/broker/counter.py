@@ -602,19 +602,21 @@ class Counter:
     def _wait_quiet(self) -> None:
         """Lockstep: wait until the store committed everything and every td API is idle."""
         deadline = time.monotonic() + LOCKSTEP_WAIT
+        store = self.store
         for _ in range(LOCKSTEP_ROUNDS):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self.store.flush(remaining)
-            sessions = list(self.sessions)
+            store.flush(remaining)
             busy = False
-            for session in sessions:
+            for session in list(self.sessions):
                 dispatcher = session.front.dispatcher
                 if not dispatcher.wait_idle(0):
                     busy = True
                     dispatcher.wait_idle(max(deadline - time.monotonic(), 0))
-            if not busy:
+            # A callback may have run (and sent an order) between the flush and the look: quiet
+            # only when nothing new was written meanwhile either.
+            if not busy and not store.pending:
                 return
         log.warning("counter %s: the trader did not catch up within %.0f s (a slow callback?); the next tick "
                     "is matched anyway", self.settings.book, LOCKSTEP_WAIT)
@@ -706,9 +708,8 @@ class _Feed:
         self.dispatcher.spi = _QuietSpi()
         self.dispatcher.tap = market
         self.sink = BackpressureSink("ctpshim-counter-feed", self.dispatcher)
-        self.dispatcher.start()
         self._call = io_loop.call_soon
-        self._call(self._attach)
+        self._started = False  # attached only when needed: a sink that wants ticks starts the source
 
     def _attach(self) -> None:
         try:
@@ -721,12 +722,17 @@ class _Feed:
         wanted = self.market.wanted_ids()
         new = [i for i in ids if i not in self.ids and i not in wanted]
         if new:
+            if not self._started:
+                self._started = True
+                self.dispatcher.start()
+                self._call(self._attach)
             self.ids.update(new)
             self._call(self.market.subscribe, self.sink, new)
 
     def close(self) -> None:
-        self._call(self.market.detach, self.sink)
-        self.dispatcher.stop()
+        if self._started:
+            self._call(self.market.detach, self.sink)
+            self.dispatcher.stop()
 
 
 def _holds(ledger: Any, instrument: str) -> bool:

@@ -164,6 +164,17 @@ def _no_front_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _trader_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test's simulated counter keeps its default database in a folder of its own, never the
+    user's ``~/.ctpshim`` (subprocesses inherit it), and no counter outlives the test."""
+    monkeypatch.setenv("CTPSHIM_HOME", str(tmp_path_factory.mktemp("ctpshim_home")))
+    yield
+    counter = sys.modules.get("ctpshim.broker.counter")
+    if counter is not None:
+        counter.forget_counters()
+
+
+@pytest.fixture(autouse=True)
 def _clock_restored() -> Iterator[None]:
     """Every test leaves the clock it found: a test sets another one with ``clock.using(...)``."""
     before = clock.current()

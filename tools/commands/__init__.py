@@ -14,7 +14,7 @@ only X's.  No command module imports an optional dependency (pyarrow, aiohttp, r
 time: ``main`` checks for the extra it needs (:func:`require`).
 
 May import: the facade, :mod:`ctpshim.fronts`, :mod:`ctpshim.errors`, :mod:`ctpshim.messages`,
-:mod:`ctpshim.ctp`; :mod:`ctpshim.recording` and the adapters inside functions only.
+:mod:`ctpshim.ctp`; :mod:`ctpshim.recording`, :mod:`ctpshim.broker` and the adapters inside functions only.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The report of a simulated account over time: one self-contained HTML file a person opens.
 
-What it shows: summary figures (first and last balance, profit, return, maximum drawdown, trading
-days, trades, lots), the equity curve and its drawdown drawn as inline SVG, and the trades table.
-No script, no style sheet or font from the network: the file opens offline in any browser.
+What it shows: summary figures (first and last balance, deposits less withdrawals, profit, return,
+maximum drawdown, trading days, trades, lots), the equity curve and its drawdown drawn as inline
+SVG, and the trades table.  No script, no style sheet or font from the network: the file opens offline in any browser.
 
 The curves plot the account's equity points (what the counter stored: trading day, time, Balance)
 one after the other, evenly spaced: nights, week-ends and holidays take no room.  Beyond
-:data:`MAX_POINTS` points a curve draws the lowest and highest point of each short run (:func:`drawn`).  Drawdown at a
-point is its Balance minus the highest Balance before it (never positive).  Deposits and
-withdrawals move the curve like profit and loss do.
+:data:`MAX_POINTS` points a curve draws the lowest and highest point of each short run (:func:`drawn`).
+The equity curve is the Balance as it was, deposits and withdrawals included; profit, return and
+drawdown leave them out (:func:`trading_equity`): drawdown at a point is its trading equity minus
+the highest trading equity before it (never positive).
 
 Each curve's ``<polyline>`` carries ``data-low`` and ``data-high``, the Balance (or drawdown) at
 the bottom and the top of its plot, so a reader (or a test) can turn the points back into money:
@@ -53,6 +54,7 @@ class EquityPoint:
     trading_day: str
     time: str
     balance: float
+    cash: float = 0.0  # money moved in at this point (a deposit; negative: a withdrawal), in the balance
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Summary:
 
     first_balance: float
     last_balance: float
-    profit: float
+    net_deposits: float  # deposits minus withdrawals after the first point
+    profit: float  # last - first - net_deposits
     return_percent: float
     max_drawdown: float  # money, <= 0
     max_drawdown_percent: float  # of the peak it fell from, <= 0
@@ -80,25 +83,40 @@ def drawdowns(balances: Sequence[float]) -> list[float]:
     return result
 
 
+def trading_equity(points: Sequence[EquityPoint]) -> list[float]:
+    """Each point's Balance less the money moved in since the first point (whose balance is the
+    start): the equity that trading alone made."""
+    moved = 0.0
+    result = []
+    for index, point in enumerate(points):
+        if index:
+            moved += point.cash
+        result.append(point.balance - moved)
+    return result
+
+
 def summarize(points: Sequence[EquityPoint], trades: Sequence[dict[str, Any]]) -> Summary:
     """The summary figures; with no equity point every money figure is 0."""
-    balances = [point.balance for point in points]
-    if not balances:
-        return Summary(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, len(trades), sum(int(t["Volume"]) for t in trades))
-    falls = drawdowns(balances)
+    lots = sum(int(trade["Volume"]) for trade in trades)
+    if not points:
+        return Summary(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, len(trades), lots)
+    equity = trading_equity(points)
+    falls = drawdowns(equity)
     worst = min(range(len(falls)), key=falls.__getitem__)
-    peak = balances[worst] - falls[worst]
-    first, last = balances[0], balances[-1]
+    peak = equity[worst] - falls[worst]
+    first, last = points[0].balance, points[-1].balance
+    profit = equity[-1] - first
     return Summary(
         first_balance=first,
         last_balance=last,
-        profit=last - first,
-        return_percent=(last - first) / first * 100 if first else 0.0,
+        net_deposits=last - equity[-1],
+        profit=profit,
+        return_percent=profit / first * 100 if first else 0.0,
         max_drawdown=falls[worst],
         max_drawdown_percent=falls[worst] / peak * 100 if peak else 0.0,
         trading_days=len({point.trading_day for point in points}),
         trades=len(trades),
-        lots=sum(int(trade["Volume"]) for trade in trades),
+        lots=lots,
     )
 
 
@@ -210,6 +228,7 @@ def render(title: str, points: Sequence[EquityPoint], trades: Iterable[dict[str,
     figures = [
         ("First balance", _money(summary.first_balance)),
         ("Last balance", _money(summary.last_balance)),
+        ("Deposits less withdrawals", _money(summary.net_deposits)),
         ("Profit", _money(summary.profit)),
         ("Return", f"{summary.return_percent:.2f} %"),
         ("Maximum drawdown", f"{_money(summary.max_drawdown)} ({summary.max_drawdown_percent:.2f} %)"),
@@ -227,8 +246,8 @@ def render(title: str, points: Sequence[EquityPoint], trades: Iterable[dict[str,
         "</table>",
         "<h2>Equity (Balance)</h2>",
         _chart("equity", balances, days, PLOT_HEIGHT, area=False),
-        "<h2>Drawdown</h2>",
-        _chart("drawdown", drawdowns(balances), days, DRAWDOWN_HEIGHT, area=True),
+        "<h2>Drawdown (deposits and withdrawals left out)</h2>",
+        _chart("drawdown", drawdowns(trading_equity(points)), days, DRAWDOWN_HEIGHT, area=True),
         f"<h2>Trades ({len(trades):,})</h2>",
         '<table class="trades"><thead><tr>',
         *(f'<th class="{"text" if m in _TEXT_MEMBERS else "number"}">{heading}</th>' for m, heading in TRADE_COLUMNS),

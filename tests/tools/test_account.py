@@ -35,7 +35,9 @@ NIGHT = datetime(2026, 11, 19, 21, 5, 1)  # the night session of trading day 202
 RB = terms_for(parse_info("rb2701"))  # SHFE rebar: 10 t a lot
 OPEN_PRICE, MARK_PRICE, LOTS = 3500.0, 3510.0, 2
 POSITION_PROFIT = (MARK_PRICE - OPEN_PRICE) * LOTS * 10  # 200 yuan, worked by hand
-EQUITY = [(DAY, "21:05:01", 10_000_000.0), (DAY, "22:00:00", 9_990_000.0), (DAY, "15:00:00", 10_000_150.0)]
+COMMISSION = RB.rates.commission(LOTS, OPEN_PRICE, "0")
+BALANCE = 10_000_000 + POSITION_PROFIT - COMMISSION  # after the fill and the mark
+EQUITY = [(DAY, "21:00:00", 10_000_000.0), (DAY, "22:00:00", 9_990_000.0), (DAY, "15:00:00", BALANCE)]
 
 
 def ctpshim(*args: str, **run: object) -> subprocess.CompletedProcess:
@@ -106,8 +108,7 @@ def test_list_shows_every_account_of_every_book(db, capsys):
     rows = {(row["book"], row["BrokerID"], row["InvestorID"]): row for row in json.loads(out)}
     assert set(rows) == {("sim", "9999", "000001"), ("replay", "8888", "000001")}
     trading = rows[("sim", "9999", "000001")]
-    commission = RB.rates.commission(LOTS, OPEN_PRICE, "0")
-    assert trading["Balance"] == pytest.approx(10_000_000 + POSITION_PROFIT - commission)
+    assert trading["Balance"] == pytest.approx(BALANCE)
     assert trading["positions"] == 1 and rows[("replay", "8888", "000001")]["positions"] == 0
     assert rows[("replay", "8888", "000001")]["Balance"] == 10_000_000
     status, out, _ = run(capsys, "account", "list", "--db", db, "--book", "replay")
@@ -119,9 +120,8 @@ def test_show_prints_money_positions_orders_and_trades_of_the_day(db, capsys):
     assert status == 0, err
     shown = json.loads(out)
     assert shown["book"] == "sim" and shown["TradingDay"] == DAY
-    commission = RB.rates.commission(LOTS, OPEN_PRICE, "0")
     assert shown["account"]["PositionProfit"] == pytest.approx(POSITION_PROFIT)
-    assert shown["account"]["Commission"] == pytest.approx(commission)
+    assert shown["account"]["Commission"] == pytest.approx(COMMISSION)
     (position,) = shown["positions"]
     assert (position["InstrumentID"], position["PosiDirection"], position["Position"]) == ("rb2701", "2", LOTS)
     (order,) = shown["orders"]
@@ -131,7 +131,7 @@ def test_show_prints_money_positions_orders_and_trades_of_the_day(db, capsys):
     status, out, _ = run(capsys, "account", "show", "9999/000001", "--db", db)
     assert status == 0
     balance = next(line for line in out.splitlines() if line.split()[0] == "Balance")
-    assert balance.split()[1] == f"{10_000_000 + POSITION_PROFIT - commission:,.2f}"
+    assert balance.split()[1] == f"{BALANCE:,.2f}"
     assert "positions (1)" in out and "orders (1)" in out and "trades (1)" in out and "rb2701" in out
     status, out, _ = run(capsys, "account", "show", "9999/000001", "--db", db, "--day", "20261119", "--json")
     assert status == 0 and json.loads(out)["orders"] == [] and json.loads(out)["trades"] == []
@@ -265,11 +265,18 @@ def test_report_draws_the_stored_equity_and_lists_the_trades(db, tmp_path, capsy
     page.feed(target.read_text(encoding="utf-8"))
     equity = page.lines[0]
     low, high = float(equity["data-low"]), float(equity["data-high"])
-    assert (low, high) == (9_990_000.0, 10_000_150.0)
+    assert (low, high) == (9_990_000.0, BALANCE)
     ys = [float(pair.split(",")[1]) for pair in equity["points"].split()]
     read_back = [high - (y - report.PLOT_TOP) / report.PLOT_HEIGHT * (high - low) for y in ys]
     assert read_back == pytest.approx([balance for _, _, balance in EQUITY], abs=1.0)
     assert page.rows == 1
+    # money paid in shows on the curve but is no profit: the report's profit stays what trading made
+    profit = f"profit {EQUITY[-1][2] - EQUITY[0][2]:,.2f}"
+    assert profit in out
+    assert run(capsys, "account", "deposit", "9999/000001", "250000", "--db", db)[0] == 0
+    status, out, err = run(capsys, "account", "report", "9999/000001", "-o", str(target), "--db", db)
+    assert status == 0, err
+    assert profit in out and "4 equity points" in out
 
 
 def test_a_missing_corrupt_foreign_or_locked_database_is_a_clear_error_and_nothing_changes(db, tmp_path, capsys):

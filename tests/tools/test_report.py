@@ -161,3 +161,26 @@ def test_a_long_curve_is_thinned_but_keeps_every_peak_and_trough():
     values = [value for _, value in drawn]
     assert min(values) == pytest.approx(9_000_000.0, abs=tolerance)
     assert max(values) == pytest.approx(11_000_000.0, abs=tolerance)
+
+
+def test_deposits_and_withdrawals_are_not_profit_nor_drawdown():
+    # 10,000,000; trading loses 20,000; 500,000 paid in (balance 10,480,000); trading makes 30,000;
+    # 100,000 taken out (10,410,000).  Trading equity: 10,000,000, 9,980,000, 9,980,000, 10,010,000, 10,010,000.
+    points = [
+        EquityPoint("20261120", "09:00:00", 10_000_000.0),
+        EquityPoint("20261120", "10:00:00", 9_980_000.0),
+        EquityPoint("20261120", "10:05:00", 10_480_000.0, cash=500_000.0),
+        EquityPoint("20261120", "14:00:00", 10_510_000.0),
+        EquityPoint("20261120", "14:30:00", 10_410_000.0, cash=-100_000.0),
+    ]
+    summary = report.summarize(points, [])
+    assert summary.net_deposits == pytest.approx(400_000.0)
+    assert summary.profit == pytest.approx(10_000.0) and summary.return_percent == pytest.approx(0.1)
+    assert summary.max_drawdown == pytest.approx(-20_000.0)  # the withdrawal is no fall
+    page = read(report.render("cash", points, []))
+    equity = [value for _, value in values_of(page.lines["equity"], report.PLOT_HEIGHT)]
+    pixel = (10_510_000 - 9_980_000) / report.PLOT_HEIGHT * 0.01  # yuan per 0.01 px, the points' precision
+    assert equity == pytest.approx([p.balance for p in points], abs=pixel)  # the curve is the balance as it was
+    drawdown = [value for _, value in values_of(page.lines["drawdown"], report.DRAWDOWN_HEIGHT)]
+    assert drawdown == pytest.approx([0.0, -20_000.0, -20_000.0, 0.0, 0.0], abs=20_000 / report.DRAWDOWN_HEIGHT * 0.01)
+    assert dict(page.rows["summary"])["Deposits less withdrawals"] == "400,000.00"

@@ -168,9 +168,12 @@ def ledger_of(state: dict[str, Any], where: str) -> Ledger:
                            f"({type(exc).__name__}: {exc})") from None
 
 
-def save(store: Store, found: Found, ledger: Ledger) -> None:
+CASH = "cash"  # an equity point's money moved in (negative: out); ctpshim.tools.report.EquityPoint.cash
+
+
+def save(store: Store, found: Found, ledger: Ledger, cash: float) -> None:
     """Write the account's new ledger (the counter's other members kept) with a point of its equity
-    curve (stamped with China's clock), and wait for the commit."""
+    curve (stamped with China's clock) carrying the ``cash`` moved in, and wait for the commit."""
     from ...broker.store import equity_point, put
     from ...ctp import clock
 
@@ -178,7 +181,8 @@ def save(store: Store, found: Found, ledger: Ledger) -> None:
     values = ledger.account_values()
     state = {**found.state, LEDGER: ledger.to_state()}
     store.write([put("accounts", account, state),
-                 equity_point(account, values["TradingDay"], clock.now().strftime("%H:%M:%S"), values["Balance"])])
+                 equity_point(account, values["TradingDay"], clock.now().strftime("%H:%M:%S"), values["Balance"],
+                              {CASH: cash})])
     _committed(store, "the change")
 
 
@@ -271,7 +275,7 @@ def move_money(store: Store, found: Found, amount: float, withdraw: bool) -> dic
         (ledger.withdraw if withdraw else ledger.deposit)(amount)
     except LedgerError as exc:  # the ledger holds the rule (at most the WithdrawQuota)
         raise Refused(f"{found.name}: {exc}") from None
-    save(store, found, ledger)
+    save(store, found, ledger, -amount if withdraw else amount)
     return ledger.account_values()
 
 
@@ -330,8 +334,8 @@ def write_report(store: Store, found: Found, path: str, progress: Callable[[int,
     from ...broker.orders import Trade
     from .. import report
 
-    points = [report.EquityPoint(day, moment, balance)
-              for day, moment, balance in store.equity(found.book, found.BrokerID, found.InvestorID)]
+    points = [report.EquityPoint(day, moment, balance, float(values.get(CASH, 0.0)))
+              for day, moment, balance, values in store.equity_values(found.book, found.BrokerID, found.InvestorID)]
     states = list(store.trades(found.book, found.BrokerID, found.InvestorID, None))
     total = 2 * len(states)  # reading the trades, then rendering their rows
     done = 0

@@ -122,6 +122,7 @@ class TraderSession:
     account: "Account | None" = None
     refs: checks.OrderRefs = field(default_factory=checks.OrderRefs)
     resume_key: str = ""
+    market: Any = None  # the market it logged in on
 
     def post(self, callback: str, *args: Any) -> None:
         self.front.post(callback, *args)
@@ -249,7 +250,11 @@ class Outbox:
                         session.post(callback, make_field(session.module, _CLASS_OF[callback], values))
                     session.received(account.trading_day, entries[-1][0])
 
-        self.counter.store.write(self.ops, after=after)
+        try:
+            self.counter.store.write(self.ops, after=after)
+        except self.counter.store_ops.StoreError as exc:
+            self.counter.failed(exc)
+            return False
         return True
 
 
@@ -281,6 +286,8 @@ class Counter:
         self.markets: dict[int, tuple[Any, Any]] = {}  # id(market) -> (market, observation)
         self.feeds: dict[int, "_Feed"] = {}
         self.prices = _settlement_prices()
+        self.failure: Exception | None = None
+        self.waiters: dict[str, list[_Waiter]] = {}  # instrument -> who waits for its first tick
         self._load()
 
     # -- state ----------------------------------------------------------------------------------
@@ -320,8 +327,19 @@ class Counter:
             feeds, self.feeds = list(self.feeds.values()), {}
         for feed in feeds:
             feed.close()
-        self.store.flush(LOCKSTEP_WAIT)
-        self.store.close()
+        try:
+            self.store.flush(LOCKSTEP_WAIT)
+        except self.store_ops.StoreError as exc:
+            self.failed(exc)
+        finally:
+            self.store.close()
+
+    def failed(self, exc: Exception) -> None:
+        """The store cannot write any more: say so once (nothing more is acknowledged)."""
+        if self.failure is None:
+            self.failure = exc
+            log.error("counter %s: %s; from now on nothing is acknowledged to the programs (their orders are "
+                      "not on disk): stop them, fix the database and start again", self.book, exc)
 
     def terms_of(self, instrument_id: str, market: Any = None) -> Terms | None:
         """The terms of ``instrument_id`` if the source lists it (or, when the source lists
@@ -362,6 +380,7 @@ class Counter:
                 ledger = Ledger(broker_id, investor_id, balance=self.settings.balance, trading_day=self.trading_day)
                 account = self.accounts[key] = Account(broker_id, investor_id, ledger, self.trading_day)
                 box.changed(account)
+                box.equity(account, self.now().strftime("%H:%M:%S"))  # the curve starts at the balance
                 log.info("counter %s: new account %s/%s with %.2f", self.settings.book, broker_id, investor_id,
                          self.settings.balance)
             elif account.trading_day != self.trading_day:
@@ -369,6 +388,7 @@ class Counter:
             if session.account is not None and session in session.account.sessions:
                 session.account.sessions.remove(session)
             session.account = account
+            session.market = market
             session.refs = checks.OrderRefs()
             session.resume_key = f"{self.settings.counter_key[0]}|{self.settings.book}|{broker_id}|{investor_id}"
             account.sessions.append(session)
@@ -398,7 +418,7 @@ class Counter:
                 if entries:
                     session.received(account.trading_day, entries[-1][0])
 
-            self.store.write([], after=after)
+            self.after_commit(after)
 
     def leave(self, session: TraderSession) -> None:
         """The API was released, or logged out."""
@@ -408,6 +428,15 @@ class Counter:
             session.account = None
             if session in self.sessions:
                 self.sessions.remove(session)
+            market, session.market = session.market, None
+            if market is not None and not any(other.market is market for other in self.sessions):
+                self._unwatch(market)
+            if not self.sessions:
+                # No program left: a later run on the market starts from its own ticks.
+                self.books.clear()
+                self.ticks.clear()
+                self.consumed.clear()
+                self.moment = None
 
     def confirm(self, account: Account) -> tuple[str, str]:
         """ReqSettlementInfoConfirm: (ConfirmDate, ConfirmTime)."""
@@ -425,7 +454,10 @@ class Counter:
     def after_commit(self, post: Callable[[], None]) -> None:
         """Run ``post`` once everything queued so far is committed (answers that must follow the
         callbacks already on their way)."""
-        self.store.write([], after=post)
+        try:
+            self.store.write([], after=post)
+        except self.store_ops.StoreError as exc:
+            self.failed(exc)
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -538,6 +570,30 @@ class Counter:
         self.markets[id(market)] = (market, market.observe(self.observe))
         self.feeds[id(market)] = _Feed(market)
 
+    def when_ticked(self, instrument: str, market: Any, callback: Callable[[], None], timeout: float) -> bool:
+        """Call ``callback()`` (once) when the first tick of ``instrument`` is observed, or after
+        ``timeout`` seconds; the counter's feed subscribes it if no program does.  False (and no
+        call) when a tick is there already."""
+        with self.lock:
+            if instrument in self.ticks:
+                return False
+            self._watch(market)
+            self._follow(market, instrument)
+            waiter = _Waiter(callback)
+            self.waiters.setdefault(instrument, []).append(waiter)
+        timer = threading.Timer(timeout, waiter.fire)
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def _unwatch(self, market: Any) -> None:
+        watched = self.markets.pop(id(market), None)
+        if watched is not None:
+            watched[1].close()
+        feed = self.feeds.pop(id(market), None)
+        if feed is not None:
+            feed.close()
+
     def _follow(self, market: Any, instrument: str) -> None:
         """Make sure the counter sees ``instrument``'s ticks on ``market``."""
         feed = self.feeds.get(id(market)) if market is not None else None
@@ -580,6 +636,8 @@ class Counter:
             self.books[instrument] = book
             self.ticks[instrument] = tick
             consumed = self.consumed[instrument] = {}
+            for waiter in self.waiters.pop(instrument, ()):
+                waiter.fire()
             if self.prices is not None:
                 self.prices.observe(tick)
             resting = [o for account in self.accounts.values() for o in account.orders.values()
@@ -607,7 +665,11 @@ class Counter:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            store.flush(remaining)
+            try:
+                store.flush(remaining)
+            except self.store_ops.StoreError as exc:
+                self.failed(exc)
+                return
             busy = False
             for session in list(self.sessions):
                 dispatcher = session.front.dispatcher
@@ -679,6 +741,25 @@ class Counter:
     def read(self, reader: Callable[[], Any]) -> Any:
         with self.lock:
             return reader()
+
+
+class _Waiter:
+    """A callback run once: on the awaited tick or at its timeout, whichever comes first."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self._lock = threading.Lock()
+        self._fired = False
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._fired:
+                return
+            self._fired = True
+        try:
+            self.callback()
+        except Exception:  # noqa: BLE001 - an answer's fault must not stop the tick
+            log.exception("counter: answering after the first tick failed")
 
 
 class _QuietSpi:

@@ -41,6 +41,7 @@ log = logging.getLogger("ctpshim")
 NOT_LOGGED_IN = error("NOT_LOGIN_YET")
 STORE_FAILED = error("OPEN_FILE_FAILED")
 REFUSE_NOTE = "the simulated counter does not do this"
+FIRST_TICK_WAIT = 5.0  # s: ReqQryDepthMarketData of an instrument no tick of which was seen yet
 _ACCOUNT_QUERIES = queries.ANSWERED - {"ReqQryExchange", "ReqQryInstrument", "ReqQryProduct",
                                         "ReqQryDepthMarketData"}
 
@@ -162,6 +163,20 @@ class CounterResponder(TraderResponder):
         counter, session = self.counter, self.session
         callback = "OnRsp" + name[3:]
         query = values_of_field(field)
+        asked = query.get("InstrumentID") or ""
+        if (name == "ReqQryDepthMarketData" and asked and counter is not None
+                and counter.terms_of(asked, front.market) is not None):
+            # No tick of it yet (a td-only program): the counter's feed brings the first one.
+            if counter.when_ticked(asked, front.market, lambda: self._answer(front, name, query, callback, request_id),
+                                   FIRST_TICK_WAIT):
+                return 0
+        self._answer(front, name, query, callback, request_id)
+        return 0
+
+    def _answer(self, front: "SessionBackend", name: str, query: dict[str, Any], callback: str,
+                request_id: int) -> None:
+        counter, session, gate = self.counter, self.session, self.gate
+        assert gate is not None
         if name == "ReqQryInstrument":
             found = [self._instrument_with_terms(counter, info, front) for info in front.instruments()
                      if _instrument_matches(query, info)]
@@ -172,7 +187,7 @@ class CounterResponder(TraderResponder):
                 gate.answered()
                 front.post(callback, None, self.rsp_info(NOT_LOGGED_IN.code, NOT_LOGGED_IN.message), request_id,
                            True)
-                return 0
+                return
             instruments = front.instruments()
             rows = counter.read(lambda: queries.records(counter, account, name, query, instruments, front.market))
             answers = [make_field(self.module, class_name, values) for class_name, values in rows]
@@ -192,7 +207,6 @@ class CounterResponder(TraderResponder):
             counter.after_commit(post)
         else:
             post()
-        return 0
 
     def _instrument_with_terms(self, counter: "Counter | None", info: Any, front: "SessionBackend") -> Any:
         instrument = self._instrument(info)

@@ -475,3 +475,15 @@ def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(
         assert trader.spi.all("OnRtnOrder")[-1][0].TradingDay == "20261123"
     finally:
         md.Release()
+
+
+def test_a_second_run_in_the_same_process_starts_from_its_own_market(traders, tmp_path):
+    times = []
+    for run in ("first", "second"):
+        trader = traders(front(tmp_path / f"{run}.sqlite"), f"{run}/")
+        trader.login()
+        trader.confirm()
+        trader.order(9000.0, ref="1")  # td only: the counter's feed brings the ticks; fills on the first
+        times.append(trader.spi.wait("OnRtnTrade")[0][0].TradeTime)
+        trader.api.Release()
+    assert times[0] == times[1] and "09:34:59" <= times[0] < "09:35:10"  # the start, not where run 1 left off

@@ -122,3 +122,11 @@ def test_no_statement_and_no_confirmation_on_a_new_accounts_first_day(traders, t
     trader = traders(front(tmp_path / "t.sqlite"))
     trader.login()
     assert trader.query(name) == [None]
+
+
+def test_a_td_only_program_gets_the_first_tick_of_an_instrument_no_program_subscribes(traders, tmp_path):
+    trader = traders(front(tmp_path / "t.sqlite"))
+    trader.login()
+    ticks = trader.query("DepthMarketData", InstrumentID="m2701")
+    assert len(ticks) == 1 and ticks[0].InstrumentID == "m2701" and ticks[0].TradingDay == "20261120"
+    assert "09:34" <= ticks[0].UpdateTime < "09:36" and ticks[0].AskPrice1 > ticks[0].BidPrice1 > 0

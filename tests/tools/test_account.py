@@ -294,16 +294,50 @@ def test_a_missing_corrupt_foreign_or_locked_database_is_a_clear_error_and_nothi
     status, _, err = run(capsys, "account", "list", "--db", str(foreign))
     assert status == 2 and "another program" in err
     assert run(capsys, "account", "list", "--db", "memory")[0] == 2
+
+
+HOLDER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("SELECT count(*) FROM accounts").fetchall()
+if sys.argv[2] == "write":
+    connection.execute("BEGIN IMMEDIATE")
+print("open", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Holder:
+    """Another process with the database open (reading, or in the middle of a write)."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", HOLDER, path, mode], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> "Holder":
+        readable, _, _ = select.select([self.process.stdout], [], [], 20.0)
+        assert readable and self.process.stdout.readline().strip() == "open"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stdin.write("\n")
+        self.process.stdin.close()
+        self.process.wait(timeout=20)
+        self.process.stdout.close()
+
+
+@pytest.mark.parametrize("mode", ["read", "write"])
+def test_changes_are_refused_while_another_process_has_the_database_open(db, capsys, mode):
     before = stored(db)
-    holder = sqlite3.connect(db, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # another process's write in progress
-        status, _, err = run(capsys, "account", "deposit", "9999/000001", "10", "--db", db, "--wait", "0.2")
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    assert status == 2 and "locked" in err
+    with Holder(db, mode):
+        for args in (("deposit", "9999/000001", "10"), ("withdraw", "9999/000001", "10"),
+                     ("reset", "9999/000001", "--yes")):
+            status, _, err = run(capsys, "account", *args, "--db", db, "--wait", "0.2")
+            assert status == 1 and "another process has" in err and "stop it" in err, (args, err)
+        status, out, err = run(capsys, "account", "show", "9999/000001", "--db", db, "--json", "--wait", "0.2")
+        assert status == 0 and "what it has stored so far" in err and json.loads(out)["trades"]
     assert stored(db) == before
+    assert run(capsys, "account", "deposit", "9999/000001", "10", "--db", db)[0] == 0  # free again
 
 
 def test_schemes_lists_every_trader_setting_under_its_heading():

@@ -17,14 +17,15 @@ looked for in every book and must be in one.
 The account is the counter's own state (:class:`ctpshim.broker.ledger.Ledger`), so what ``show``
 prints is what ``ReqQryTradingAccount`` and ``ReqQryInvestorPosition`` answer.  ``deposit`` and
 ``withdraw`` change the account's Deposit and Withdraw as a bank transfer does (a withdrawal
-larger than Available is refused); ``reset`` deletes the account with its orders, trades,
-statements and private flow: the next login opens it again with ``trader.balance``.  Change an
-account only while no program is trading on it (a running counter keeps its own copy and writes it
-back).
+above the WithdrawQuota is refused) and add a point to its equity curve; ``reset`` deletes the account with its orders, trades,
+statements and private flow: the next login opens it again with ``trader.balance``.  These three
+are refused while another process has the database open (a running counter keeps its own copy of
+the accounts and would write it back over the change: :func:`open_elsewhere`); the others read what
+was stored so far.
 
-Exit status: 0 done; 1 refused (a withdrawal above Available, a reset not confirmed); 2 usage: a bad
-argument, an unknown account, a database that does not exist, is corrupt or is locked (nothing is
-changed then).
+Exit status: 0 done; 1 refused (a withdrawal above the WithdrawQuota, a reset not confirmed, the
+database open in another process); 2 usage: a bad argument, an unknown account, a database that
+does not exist, is corrupt, is not the counter's or is locked (nothing is changed then).
 """
 
 from __future__ import annotations
@@ -128,6 +129,34 @@ def open_store(path: str, wait: float = LOCK_WAIT) -> Store:
         return Store.open(path, create=False, timeout=wait)
     except StoreError as exc:
         raise AccountError(str(exc)) from None
+
+
+WAL_INDEX_DMS_BYTE = 128  # the -shm byte every open connection holds a shared lock on (walformat.html, DMS)
+
+
+def open_elsewhere(path: str) -> bool:
+    """Whether another process has the SQLite database ``path`` open (a program trading on it).
+
+    In WAL mode every connection keeps a shared POSIX lock on one byte of the ``-shm`` file while
+    it is open (SQLite's "dead man switch", walformat.html); an exclusive lock on it is granted only
+    when no other process holds one.  Call this before this process opens the database: closing
+    the probe's descriptor drops every POSIX lock this process holds on the file.  Without POSIX
+    locks (Windows) the answer is False."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        descriptor = os.open(path + "-shm", os.O_RDWR)
+    except OSError:  # no -shm file: no connection is open
+        return False
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, WAL_INDEX_DMS_BYTE)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def find(store: Store, who: AccountName, book: str | None) -> Found:
@@ -434,8 +463,20 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
+CHANGES = ("deposit", "withdraw", "reset")
+
+
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = sys.stdout
+    busy = os.path.isfile(args.db) and open_elsewhere(args.db)
+    if busy and args.action in CHANGES:
+        print(f"ctpshim account {args.action}: another process has {args.db} open (a program trading on it?); "
+              "its counter keeps its own copy of the accounts and would write it back over the change: "
+              "stop it, then try again", file=sys.stderr)
+        return EXIT_REFUSED
+    if busy:
+        print(f"ctpshim account {args.action}: note: another process has {args.db} open; what is shown is "
+              "what it has stored so far", file=sys.stderr)
     try:
         store = open_store(args.db, args.wait)
     except AccountError as exc:

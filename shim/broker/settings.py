@@ -124,6 +124,9 @@ class TraderSettings:
     flow_control: bool = True
     lockstep: bool = False
     expire_report: bool = False
+    # Not a setting: whether the source's dates are the market's own (a replay rebased to today
+    # replays contracts long expired, so their last trading day is not checked then).
+    real_dates: bool = True
 
     @property
     def counter_key(self) -> tuple[str, str]:
@@ -180,4 +183,5 @@ def trader_settings(front: str | FrontURL, source: dict[str, Any] | None = None)
         flow_control=values["trader.flow_control"],
         lockstep=(speed == float("inf")) if lockstep is None else lockstep,
         expire_report=values["trader.expire_report"],
+        real_dates=not (url.scheme == "replay" and source.get("rebase") == "now"),
     )

@@ -101,3 +101,11 @@ def test_every_setting_is_documented_with_a_trader_name():
     assert set(names) == {"trader.balance", "trader.db", "trader.book", "trader.rates", "trader.rate_level",
                           "trader.partial", "trader.queue", "trader.hours", "trader.flow_control",
                           "trader.lockstep", "trader.expire_report"}
+
+
+def test_a_replay_rebased_to_today_keeps_its_contracts_tradable():
+    # rebase=now stamps an old recording with today's date: its contracts' last trading days lie
+    # in the past, and the counter must not refuse them with 17 for that.
+    assert settings.trader_settings("replay://d", {"rebase": "now"}).real_dates is False
+    assert settings.trader_settings("replay://d", {"rebase": "none"}).real_dates is True
+    assert settings.trader_settings("sim://", {"hours": "real"}).real_dates is True

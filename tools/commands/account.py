@@ -55,15 +55,15 @@ PROGRESS_AFTER = 0.5  # seconds of work before a progress bar appears
 LOCK_WAIT = 5.0  # seconds a change waits for another process's write lock
 COMMIT_GRACE = 10.0  # seconds past the lock wait before a commit counts as stuck
 
-ACCOUNT_MEMBERS = (  # CThostFtdcTradingAccountField members `show` prints, in its order
+SHOWN_ACCOUNT = (  # CThostFtdcTradingAccountField members `show` prints, in its order
     "PreBalance", "Deposit", "Withdraw", "CloseProfit", "PositionProfit", "Commission", "Balance",
     "CurrMargin", "FrozenMargin", "FrozenCommission", "Available", "WithdrawQuota",
 )
-POSITION_MEMBERS = ("InstrumentID", "PosiDirection", "HedgeFlag", "PositionDate", "Position", "YdPosition",
+SHOWN_POSITION = ("InstrumentID", "PosiDirection", "HedgeFlag", "PositionDate", "Position", "YdPosition",
                     "TodayPosition", "OpenCost", "PositionCost", "UseMargin", "PositionProfit", "CloseProfit")
-ORDER_MEMBERS = ("InsertTime", "InstrumentID", "Direction", "CombOffsetFlag", "LimitPrice", "VolumeTotalOriginal",
+SHOWN_ORDER = ("InsertTime", "InstrumentID", "Direction", "CombOffsetFlag", "LimitPrice", "VolumeTotalOriginal",
                  "VolumeTraded", "OrderStatus", "OrderSysID", "OrderRef", "StatusMsg")
-TRADE_MEMBERS = ("TradeTime", "InstrumentID", "Direction", "OffsetFlag", "Price", "Volume", "TradeID", "OrderSysID")
+SHOWN_TRADE = ("TradeTime", "InstrumentID", "Direction", "OffsetFlag", "Price", "Volume", "TradeID", "OrderSysID")
 
 
 class AccountError(Exception):
@@ -232,6 +232,7 @@ def list_accounts(store: Store, book: str | None) -> list[dict[str, Any]]:
 
 
 def print_list(rows: list[dict[str, Any]], path: str, out: TextIO) -> None:
+    """:func:`list_accounts`'s rows as a table."""
     if not rows:
         print(f"{path}: no accounts", file=out)
         return
@@ -259,15 +260,16 @@ def show(store: Store, found: Found, day: str | None) -> dict[str, Any]:
 
 
 def print_show(shown: dict[str, Any], out: TextIO) -> None:
+    """What :func:`show` found, as text: the money, then positions, orders and trades as tables."""
     account = shown["account"]
     print(f"{shown['BrokerID']}/{shown['InvestorID']}  book {shown['book']}  trading day {shown['TradingDay']}",
           file=out)
-    for member in ACCOUNT_MEMBERS:
+    for member in SHOWN_ACCOUNT:
         if member in account:
             print(f"  {member:<17} {account[member]:>20,.2f}", file=out)
-    for title, members, rows in (("positions", POSITION_MEMBERS, shown["positions"]),
-                                 ("orders", ORDER_MEMBERS, shown["orders"]),
-                                 ("trades", TRADE_MEMBERS, shown["trades"])):
+    for title, members, rows in (("positions", SHOWN_POSITION, shown["positions"]),
+                                 ("orders", SHOWN_ORDER, shown["orders"]),
+                                 ("trades", SHOWN_TRADE, shown["trades"])):
         print(f"{title} ({len(rows)})", file=out)
         if rows:
             _table(members, rows, out)
@@ -468,6 +470,7 @@ CHANGES = ("deposit", "withdraw", "reset")
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = sys.stdout
+    args.db = os.path.expanduser(args.db)
     busy = os.path.isfile(args.db) and open_elsewhere(args.db)
     if busy and args.action in CHANGES:
         print(f"ctpshim account {args.action}: another process has {args.db} open (a program trading on it?); "

@@ -30,7 +30,7 @@ COMMANDS = {
     "info": "instruments, trading days, ticks, span and gaps of a recording",
     "ping": "check fronts and feeds: round-trip times, loss, and why one does not answer",
     "quote": "a live table of quotes from any front, through the CTP API",
-    "schemes": "list the front schemes and their settings",
+    "schemes": "list the front schemes and their settings, then the trader.* settings of every front",
     "account": "the simulated counter's accounts: list, show, deposit, withdraw, reset, export, report",
 }
 """Every command and its one-line help, in the order ``ctpshim --help`` lists them."""

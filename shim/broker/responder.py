@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.trader_emulation import LOGINS, TraderResponder
 from ..ctp.error_codes import CtpError, error
+from ..errors import FrontAddressError
 from ..fronts import registry
 from . import queries, settings
 from .counter import TraderSession, counter_for, make_field, values_of_field
@@ -134,7 +135,7 @@ class CounterResponder(TraderResponder):
 
         try:
             counter = self._counter(front)
-        except StoreError as exc:
+        except (StoreError, FrontAddressError) as exc:  # the database went bad after RegisterFront
             log.error("%s: the trader's database cannot be used: %s", front.name, exc)
             response = self.field("CThostFtdcRspUserLoginField", BrokerID=request.BrokerID, UserID=request.UserID)
             front.post("OnRspUserLogin", response, self.rsp_info(STORE_FAILED.code, STORE_FAILED.message),

@@ -48,7 +48,22 @@ def _database(text: str) -> str:
     path = Path(value).expanduser()
     if path.is_dir():
         raise ValueError(f"{value!r} is a folder; name a file inside it, e.g. {str(path / 'trader.sqlite')!r}")
+    if path.exists():
+        _check_database(path)
     return str(path)
+
+
+PROBE_TIMEOUT = 1.0  # s: how long RegisterFront's look at an existing database waits for a lock
+
+
+def _check_database(path: Path) -> None:
+    """An existing database must be one the counter can use: the store's own checks, at once."""
+    from .store import Store, StoreError  # sqlite3 only when a database is named
+
+    try:
+        Store.open(path, create=False, timeout=PROBE_TIMEOUT).close()
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _book(text: str) -> str:

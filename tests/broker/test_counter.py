@@ -373,13 +373,36 @@ def test_a_new_process_finds_the_days_orders(traders, tmp_path):
     assert run.stdout.splitlines() == ["login 0 3", "order 3 5", "done"], run.stderr
 
 
-def test_an_unusable_database_fails_the_login_with_a_clear_log(traders, tmp_path, caplog):
+def test_an_unusable_database_is_refused_at_registerfront_naming_the_file(tmp_path, flow_dir):
     bad = tmp_path / "t.sqlite"
     bad.write_bytes(b"this is not a SQLite database, and must not be reset" * 100)
-    trader = traders(front(bad))
-    rsp, info = trader.login()[:2]
-    assert (info.ErrorID, info.ErrorMsg) == (89, "CTP:打开文件失败")
-    assert any(str(bad) in record.getMessage() for record in caplog.records)
+    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir)
+    try:
+        with pytest.raises(ValueError, match=f"{bad}: the file is corrupt or not an SQLite database"):
+            api.RegisterFront(front(bad))
+    finally:
+        api.Release()
+    assert bad.read_bytes().startswith(b"this is not a SQLite database")
+
+
+def test_a_database_spoilt_after_registerfront_fails_the_login_with_89(tmp_path, flow_dir, caplog):
+    bad = tmp_path / "t.sqlite"
+    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir)
+    spi = TraderSpi()
+    api.RegisterSpi(spi)
+    try:
+        api.RegisterFront(front(bad))  # no file yet: fine
+        bad.write_bytes(b"this is not a SQLite database, and must not be reset" * 100)
+        api.Init()
+        spi.wait("OnFrontConnected")
+        field = tdapi.CThostFtdcReqUserLoginField()
+        field.BrokerID, field.UserID = BROKER, USER
+        api.ReqUserLogin(field, 1)
+        info = spi.wait("OnRspUserLogin")[0][1]
+        assert (info.ErrorID, info.ErrorMsg) == (89, "CTP:打开文件失败")
+        assert any(str(bad) in record.getMessage() for record in caplog.records)
+    finally:
+        api.Release()
     assert bad.read_bytes().startswith(b"this is not a SQLite database")
 
 

@@ -155,7 +155,13 @@ class CounterResponder(TraderResponder):
 
     def _query(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> int:
         if self.gate is None:
-            self._counter(front)
+            from .store import StoreError
+
+            try:
+                self._counter(front)
+            except (StoreError, FrontAddressError) as exc:
+                log.error("%s: the trader's database cannot be used: %s", front.name, exc)
+                self.gate = queries.QueryGate(True)
         gate = self.gate
         assert gate is not None
         admitted = gate.admit()

@@ -43,7 +43,7 @@ EQUITY = [(DAY, "21:00:00", 10_000_000.0), (DAY, "22:00:00", 9_990_000.0), (DAY,
 def ctpshim(*args: str, **run: object) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
     return subprocess.run([sys.executable, "-m", "ctpshim", *args], capture_output=True, text=True,
-                          timeout=60, env=environment, **run)
+                          timeout=120, env=environment, **run)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -394,3 +394,30 @@ def test_an_account_state_this_version_cannot_read_is_a_clear_error(db, capsys):
         status, _, err = run(capsys, "account", *args, "--db", db)
         assert status == 2 and "9999/000001" in err and "cannot be read by this version" in err, (args, err)
         assert "Traceback" not in err
+
+
+def test_what_a_real_program_did_on_the_counter_is_what_the_command_shows(tmp_path, capsys):
+    from pathlib import Path
+
+    program = Path(__file__).parents[1] / "programs" / "openctp_td_program.py"
+    db = tmp_path / "trader.sqlite"
+    front = f"replay://?speed=max&trader.db={db}&trader.flow_control=false"
+    ran = ctpshim("run", "--front", front, str(program), "ru1901", cwd=str(tmp_path))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    lines = ran.stdout.splitlines()
+    traded = [line.split(maxsplit=1)[1] for line in lines if line.startswith("trade: ")]
+    after = next(line for line in lines if line.startswith("account after: ")).split()
+    said = {after[i]: float(after[i + 1]) for i in range(2, len(after) - 1, 2) if after[i] in ("margin", "commission")}
+    status, out, err = run(capsys, "account", "show", "9999/000001", "--db", str(db), "--json")
+    assert status == 0, err
+    shown = json.loads(out)
+    assert shown["book"] == "replay" and len(shown["trades"]) == len(traded) >= 1
+    for trade, line in zip(shown["trades"], traded):  # the program's own line per OnRtnTrade
+        assert line.startswith(repr(trade["TradeID"]))
+        assert f"{trade['Price']:.2f} {trade['Volume']} {trade['TradeDate']} {trade['TradeTime']}" in line
+    assert shown["account"]["CurrMargin"] == pytest.approx(said["margin"], abs=1e-6)
+    assert shown["account"]["Commission"] == pytest.approx(said["commission"], abs=1e-6)
+    target = tmp_path / "trades.csv"
+    assert run(capsys, "account", "export", "000001", "--trades", str(target), "--db", str(db))[0] == 0
+    with open(target, newline="", encoding="utf-8") as file:
+        assert [row["TradeID"] for row in csv.DictReader(file)] == [t["TradeID"] for t in shown["trades"]]

@@ -54,9 +54,23 @@ def test_an_openctp_td_program_gets_real_answers_and_a_rerun_finds_its_position(
     trade_id, ref, direction, offset, price, volume = re.match(r"'( *\d+)' (\d+) (\S) (\S) ([\d.]+) (\d+)", trades[0]).groups()
     assert len(trade_id) == 12 and (direction, offset, volume) == ("0", "0", "1")
     price = float(price)
-    queued = [line for line in first.stdout.splitlines() if line.startswith("order: ") and " status 3 " in line]
-    assert queued and all(re.search(r"sys ' {2,}\d+'", line) for line in queued)
-    assert re.search(r"status 5 .* msg 已撤单$", first.stdout, re.M)  # the cancel, as SimNow words it
+    reports: dict[str, list[tuple[str, str, str]]] = {}
+    for line in first.stdout.splitlines():
+        if line.startswith("order: "):
+            number, status, submit, sys_id, words = re.match(
+                r"order: (\d+) status (\S) submit (\S) traded \d+ left \d+ sys '([^']*)' msg (.*)$", line).groups()
+            reports.setdefault(number, []).append((status, submit, words))
+            assert sys_id == "" or re.fullmatch(r" +\d+", sys_id) and len(sys_id) == 12, line
+    crossing, resting = sorted(reports, key=int)
+    assert crossing == ref
+    # SFIT's sequences (SIM_TRADING.md 1.4): an immediate full fill on SHFE is Unknown, Unknown, then
+    # "全部成交报单已提交" with OrderSubmitStatus still '0', then the trade; accepted then cancelled is
+    # Unknown -> 未成交 -> (the cancel) 未成交 CancelSubmitted -> 已撤单.
+    assert reports[crossing] == [("a", "0", "报单已提交"), ("a", "0", "报单已提交"), ("0", "0", "全部成交报单已提交")]
+    assert reports[resting] == [("a", "0", "报单已提交"), ("3", "3", "未成交"), ("3", "1", "未成交"), ("5", "3", "已撤单")]
+    lines = first.stdout.splitlines()
+    assert lines.index(trades and "trade: " + trades[0]) > max(i for i, line in enumerate(lines)
+                                                                  if line.startswith(f"order: {crossing} "))
     # Money, worked by hand from the rate table (SIM_TRADING.md 3.2): margin on today's lot at its
     # open price, commission at the trade price, Balance = PreBalance + PositionProfit - Commission.
     rates = rates_for(INSTRUMENT)
@@ -70,6 +84,8 @@ def test_an_openctp_td_program_gets_real_answers_and_a_rerun_finds_its_position(
     second = run_program(front, tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     again = facts(second.stdout)
+    # The login's MaxOrderRef continues after the account's highest OrderRef today (the first run's 3)
+    assert int(again["login"][3].strip("'")) >= int(resting), again["login"]
     assert again["positions before"][2] == "1" and again["positions after"][:2] == ["2", "long"]
     assert int(again["orders"][0]) >= 4 and int(again["trades"][0]) >= 2  # the day's orders of both sessions
     paid = numbers(got["account after"])["commission"]

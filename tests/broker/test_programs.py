@@ -7,7 +7,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from ctpshim.ctp.rates import rates_for
 
@@ -90,3 +93,153 @@ def test_an_openctp_td_program_gets_real_answers_and_a_rerun_finds_its_position(
     assert int(again["orders"][0]) >= 4 and int(again["trades"][0]) >= 2  # the day's orders of both sessions
     paid = numbers(got["account after"])["commission"]
     assert numbers(again["account before"])["commission"] == paid  # the first fill's commission, same trading day
+
+
+# -- a program across the end of a trading day ------------------------------------------------
+
+BROKER, USER = "9999", "dayend"
+
+
+class DayEndProgram:
+    """md + td on one front: buys a lot on the first tick, then watches for the next trading day."""
+
+    def __init__(self, front: str, folder: Path) -> None:
+        from ctpshim import mdapi, tdapi
+
+        self.tdapi = tdapi
+        self.cond = threading.Condition()
+        self.events: list[tuple[str, Any]] = []
+        self.first_day = ""
+        self.new_day = ""
+        self.ref = 0
+        self.settlement = 0.0  # the first day's SettlementPrice, from its closing snapshot
+        program = self
+
+        class Td(tdapi.CThostFtdcTraderSpi):
+            def OnFrontConnected(self) -> None:
+                r = tdapi.CThostFtdcReqUserLoginField()
+                r.BrokerID, r.UserID = BROKER, USER
+                program.td.ReqUserLogin(r, 1)
+
+            def OnRspUserLogin(self, *a: Any) -> None:
+                program.confirm()
+
+            def OnRspSettlementInfoConfirm(self, *args: Any) -> None:
+                program.add("OnRspSettlementInfoConfirm", args)
+
+            def OnRtnTrade(self, *args: Any) -> None:
+                program.add("OnRtnTrade", args)
+
+            def OnRspOrderInsert(self, *args: Any) -> None:
+                program.add("OnRspOrderInsert", args)
+
+            def OnRspQrySettlementInfo(self, *args: Any) -> None:
+                program.add("OnRspQrySettlementInfo", args)
+
+            def OnRspQryInvestorPosition(self, *args: Any) -> None:
+                program.add("OnRspQryInvestorPosition", args)
+
+        class Md(mdapi.CThostFtdcMdSpi):
+            def OnFrontConnected(self) -> None:
+                program.md.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+            def OnRspUserLogin(self, *a: Any) -> None:
+                program.md.SubscribeMarketData([b"rb2701"], 1)
+
+            def OnRtnDepthMarketData(self, tick: Any) -> None:
+                program.on_tick(tick)
+
+        self.td = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(f"{folder}/td_")
+        self.md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(f"{folder}/md_")
+        self.td_spi, self.md_spi = Td(), Md()
+        self.td.RegisterSpi(self.td_spi)
+        self.td.SubscribePrivateTopic(tdapi.THOST_TERT_QUICK)
+        self.td.RegisterFront(front)
+        self.md.RegisterSpi(self.md_spi)
+        self.md.RegisterFront(front)
+
+    def add(self, name: str, args: Any) -> None:
+        with self.cond:
+            self.events.append((name, args))
+            self.cond.notify_all()
+
+    def wait(self, condition: Any, what: str, timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not (value := condition()):
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {what}: {[e[0] for e in self.events][-10:]}"
+                self.cond.wait(left)
+            return value
+
+    def got(self, name: str) -> list[Any]:
+        return [args for event, args in self.events if event == name]
+
+    def confirm(self) -> None:
+        r = self.tdapi.CThostFtdcSettlementInfoConfirmField()
+        r.BrokerID, r.InvestorID = BROKER, USER
+        self.td.ReqSettlementInfoConfirm(r, 2)
+
+    def order(self, tick: Any) -> None:
+        tdapi = self.tdapi
+        self.ref += 1
+        r = tdapi.CThostFtdcInputOrderField()
+        r.BrokerID, r.InvestorID, r.UserID, r.InstrumentID, r.ExchangeID = BROKER, USER, USER, "rb2701", "SHFE"
+        r.OrderRef, r.Direction, r.CombOffsetFlag, r.CombHedgeFlag = str(self.ref), "0", "0", "1"
+        r.OrderPriceType, r.LimitPrice, r.VolumeTotalOriginal, r.MinVolume = "2", tick.UpperLimitPrice, 1, 1
+        r.TimeCondition, r.VolumeCondition, r.ContingentCondition, r.ForceCloseReason = "3", "1", "1", "0"
+        assert self.td.ReqOrderInsert(r, 100 + self.ref) == 0
+
+    def on_tick(self, tick: Any) -> None:
+        with self.cond:
+            if not self.first_day:
+                self.first_day = tick.TradingDay
+                self.order(tick)
+            elif tick.TradingDay == self.first_day and 0 < tick.SettlementPrice < 1e300:
+                self.settlement = tick.SettlementPrice
+            elif tick.TradingDay != self.first_day and not self.new_day:
+                self.new_day = tick.TradingDay
+                self.order(tick)  # before confirming the new day's statement: refused (42)
+                self.cond.notify_all()
+
+
+def test_a_program_across_a_day_end_gets_a_statement_to_confirm_and_yesterdays_position(tmp_path):
+    # Friday 14:59 at full speed: the close, then the night session of Monday's trading day.
+    front = (f"sim://?start=2026-11-20T14:59&speed=max&instruments=rb2701&trader.db={tmp_path / 'trader.sqlite'}"
+             "&trader.flow_control=false")
+    program = DayEndProgram(front, tmp_path)
+    program.td.Init()
+    try:
+        program.wait(lambda: program.got("OnRspSettlementInfoConfirm"), "the first confirmation")
+        program.md.Init()
+        program.wait(lambda: program.got("OnRtnTrade"), "the fill on Friday")
+        bought = program.got("OnRtnTrade")[0][0]
+        program.wait(lambda: program.new_day, "the next trading day's first tick", 60)
+        assert (program.first_day, program.new_day) == ("20261120", "20261123")  # Friday, then Monday (the night)
+        refused = program.wait(lambda: program.got("OnRspOrderInsert"), "the order of the unconfirmed day")
+        assert refused[0][1].ErrorID == 42  # CTP:结算结果未确认 (CTP_SEMANTICS 7.1)
+        query = program.tdapi.CThostFtdcQrySettlementInfoField()
+        query.BrokerID, query.InvestorID = BROKER, USER
+        assert program.td.ReqQrySettlementInfo(query, 5) == 0
+        pieces = program.wait(lambda: (rows := program.got("OnRspQrySettlementInfo")) and rows[-1][3] and rows,
+                              "the statement")
+        assert all(len(p[0].Content) <= 500 for p in pieces)
+        assert [p[0].SequenceNo for p in pieces] == list(range(1, len(pieces) + 1))
+        text = b"".join(p[0].Content for p in pieces).decode("gb18030")
+        assert "结算单" in text and "rb2701" in text and bought.TradeID.strip() in text
+        program.confirm()
+        program.wait(lambda: len(program.got("OnRspSettlementInfoConfirm")) == 2, "the second confirmation")
+        assert program.td.ReqQryInvestorPosition(program.tdapi.CThostFtdcQryInvestorPositionField(), 6) == 0
+        rows = program.wait(lambda: (rows := program.got("OnRspQryInvestorPosition")) and rows[-1][3] and rows,
+                            "the positions")
+        held = [r[0] for r in rows if r[0] is not None and r[0].InstrumentID == "rb2701"]
+        # SHFE: Friday's lot is now a history record (PositionDate '2'), YdPosition 1, nothing today
+        assert [(p.PosiDirection, p.PositionDate, p.Position, p.YdPosition, p.TodayPosition) for p in held] == \
+            [("2", "2", 1, 1, 0)]
+        # settled at the price the feed published (SIM_TRADING.md 4.1), now yesterday's settlement
+        assert program.settlement > 0 and held[0].PreSettlementPrice == program.settlement
+        assert held[0].TradingDay == "20261123"
+        assert {p[0].TradingDay for p in pieces} == {"20261120"}  # the statement's own trading day
+    finally:
+        program.md.Release()
+        program.td.Release()

@@ -469,11 +469,12 @@ def test_kill_9_during_fills_then_a_restart_finds_every_trade_the_program_was_to
     td = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(str(tmp_path) + os.sep + "again_")
     spi.api = td
     td.RegisterSpi(spi)
-    td.SubscribePrivateTopic(tdapi.THOST_TERT_QUICK)
+    td.SubscribePrivateTopic(tdapi.THOST_TERT_RESTART)  # the day's private flow again (CTP_SEMANTICS 7.1)
     td.RegisterFront(front)
     td.Init()
     try:
         spi.wait(lambda: spi.get("OnRspSettlementInfoConfirm"), "the restarted login")
+        spi.wait(lambda: set(told) <= {a[0] for a in spi.get("OnRtnTrade")}, "every trade told, replayed")
         assert int(spi.login.MaxOrderRef) >= max(refs)  # CTP_SEMANTICS 7.3: the next ref continues
         assert td.ReqQryTrade(tdapi.CThostFtdcQryTradeField(), 9) == 0
         spi.wait(lambda: any(a[1] for a in spi.get("OnRspQryTrade")), "the trade query")

@@ -1,0 +1,258 @@
+"""The order rules end to end, as a program sees them through ``from ctpshim import tdapi, mdapi``
+on ``sim://`` at speed=max: the callback sequences per exchange (SFIT's "报单回调规则",
+SIM_TRADING.md 1.4), the ids and dates of the reports (0.6), the CTP-layer rejects (2.4:
+OnRspOrderInsert + OnErrRtnOrderInsert, never OnRtnOrder), the exchange-layer rejects (0.1:
+OnRtnOrder '5'/'4' with the code in StatusMsg), fills level by level against the displayed book,
+and no look-ahead (an order sent from tick N's OnRtnDepthMarketData meets tick N's book).
+
+Orders are sent from the md callback (``Program.on_tick``) with prices read from the tick the
+program holds, so the expected fills are worked from that tick's own levels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctpshim.broker import counter as counter_module
+
+from .trader_harness import Program, Tick
+
+THURSDAY_NIGHT = "2026-11-19T21:05"  # night session of trading day 20261120
+FRIDAY_MORNING = "2026-11-20T09:35"
+FRIDAY_CLOSE = "2026-11-20T14:59:55"
+EXCHANGE = {"rb2701": "SHFE", "m2701": "DCE", "TA701": "CZCE"}
+TICK_SIZE = {"rb2701": 1.0, "m2701": 1.0, "TA701": 2.0}
+
+
+def front(tmp_path: Path, start: str, instruments: tuple[str, ...], *extra: str) -> str:
+    settings = (f"start={start}", f"instruments={','.join(instruments)}", "seed=11", "speed=max",
+                f"trader.db={tmp_path / 'trader.sqlite'}", "trader.flow_control=false", *extra)
+    return "sim://?" + "&".join(settings)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters():
+    yield
+    counter_module.forget_counters()
+
+
+@pytest.fixture
+def program(tmp_path):
+    made: list[Program] = []
+
+    def make(start: str, instruments: tuple[str, ...], *extra: str, confirm: bool = True) -> Program:
+        made.append(Program(tmp_path / f"p{len(made)}", front(tmp_path, start, instruments, *extra), instruments,
+                            confirm=confirm))
+        return made[-1]
+
+    yield make
+    for made_program in made:
+        made_program.close()
+
+
+def once_per_instrument(program: Program, send: Any, after: int = 3) -> dict[str, Tick]:
+    """Call ``send(tick)`` once for each instrument, on its ``after``-th tick; returns the ticks used."""
+    used: dict[str, Tick] = {}
+
+    def hook(tick: Tick) -> None:
+        if tick.index == after and tick.InstrumentID not in used:
+            used[tick.InstrumentID] = tick
+            send(tick)
+
+    program.on_tick(hook)
+    program.wait_for(lambda: len(used) == len(program.instruments), "a tick of every instrument")
+    return used
+
+
+def orders_only(story: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [entry for entry in story if entry[0] == "order"]
+
+
+# -- a crossing order, per exchange; ids and dates ----------------------------------------------------
+
+
+def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(program):
+    instruments = ("rb2701", "m2701", "TA701")
+    trader = program(THURSDAY_NIGHT, instruments)
+    refs: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        instrument = tick.InstrumentID
+        refs[instrument] = trader.order(instrument, EXCHANGE[instrument], tick.AskPrice1 + 2 * TICK_SIZE[instrument])
+
+    used = once_per_instrument(trader, send)
+    for ref in refs.values():
+        trader.wait_for(lambda: trader.finished(ref), f"order {ref} filled")
+    told = {instrument: trader.story(ref) for instrument, ref in refs.items()}
+    one_lot = {instrument: ("trade", used[instrument].AskPrice1, 1) for instrument in instruments}
+    # SHFE answers after matching: Unknown, Unknown, 全部成交报单已提交 (submit status still 0), trade.
+    assert told["rb2701"] == [("order", "a", "0", "报单已提交", 0), ("order", "a", "0", "报单已提交", 0),
+                              ("order", "0", "0", "全部成交报单已提交", 1), one_lot["rb2701"]]
+    # DCE reports 未成交 first even for an immediate fill, and CTP's synthesised 全部成交 repeats nothing.
+    assert told["m2701"] == [("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0),
+                             ("order", "0", "3", "全部成交", 1), one_lot["m2701"]]
+    # CZCE: 未成交 first, then the previous state repeated before the new one.
+    assert told["TA701"] == [("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0),
+                             ("order", "3", "3", "未成交", 0), ("order", "0", "3", "全部成交", 1), one_lot["TA701"]]
+    for instrument, ref in refs.items():
+        reports, trade = trader.reports(ref), trader.trades(ref)[0]
+        tick = used[instrument]
+        assert tick.TradingDay == "20261120" and tick.ActionDay == "20261119"
+        # OrderSysID and TradeID right-aligned in 12 characters (SIM_TRADING.md 0.6), the same in the
+        # trade as in the order; the first report (Unknown) comes before the exchange gave one.
+        sys_id = reports[-1].OrderSysID
+        assert len(sys_id) == 12 and sys_id.strip().isdigit() and sys_id == " " * (12 - len(sys_id.strip())) + \
+            sys_id.strip()
+        assert len(trade.TradeID) == 12 and trade.TradeID.strip().isdigit() and trade.TradeID[0] == " "
+        assert trade.OrderSysID == sys_id and trade.ExchangeID == EXCHANGE[instrument]
+        assert trade.TradeTime == tick.UpdateTime and trade.TradingDay == "20261120"
+        # InsertDate/TradeDate: the calendar day on SHFE, the trading day on DCE and CZCE (0.6).
+        calendar = "20261119" if instrument == "rb2701" else "20261120"
+        assert {r.InsertDate for r in reports} == {calendar} and trade.TradeDate == calendar
+        assert all(r.TradingDay == "20261120" for r in reports)
+
+
+# -- resting orders: filled later, cancelled ---------------------------------------------------------
+
+
+def test_resting_orders_are_filled_by_a_later_tick_at_their_price_or_cancelled(program):
+    instruments = ("rb2701", "m2701")
+    trader = program(FRIDAY_MORNING, instruments)
+    filled: dict[str, str] = {}
+    cancelled: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        instrument, exchange = tick.InstrumentID, EXCHANGE[tick.InstrumentID]
+        filled[instrument] = trader.order(instrument, exchange, tick.BidPrice1)  # joins the best bid
+        cancelled[instrument] = trader.order(instrument, exchange, tick.BidPrice1 - 30 * TICK_SIZE[instrument])
+
+    used = once_per_instrument(trader, send)
+    for instrument in instruments:
+        trader.wait_for(lambda: trader.finished(filled[instrument]), f"the resting {instrument} order filled")
+        ref = cancelled[instrument]
+        trader.wait_for(lambda: len(trader.reports(ref)) == 2, f"{instrument} order {ref} resting")
+        trader.cancel(instrument, EXCHANGE[instrument], ref)
+        trader.wait_for(lambda: trader.finished(ref), f"{instrument} order {ref} cancelled")
+    for instrument in instruments:
+        limit = used[instrument].BidPrice1
+        trade = trader.trades(filled[instrument])[0]
+        # In lockstep the fill is told before the program is given the tick that made it.
+        seen = trader.ticks[instrument]
+        at = trader.trade_seen_at[trade.TradeID]
+        trader.wait_for(lambda: len(seen) > at, "the tick that filled it")
+        maker = seen[at]
+        assert maker.index > used[instrument].index
+        # A resting order fills at its own price, on a tick that reaches it: the ask came down to it
+        # or a trade printed at (or through) it; any earlier tick whose ask crossed would have filled it.
+        assert trade.Price == limit and trade.TradeTime == maker.UpdateTime
+        previous = seen[maker.index - 1]
+        assert maker.AskPrice1 <= limit or (maker.LastPrice <= limit and maker.Volume > previous.Volume)
+        assert all(t.AskPrice1 > limit for t in seen[used[instrument].index + 1:maker.index])
+    # SHFE: resting 未成交, then on the fill the state repeated, 全部成交, the trade.  DCE: no repeat.
+    shfe_fill = ("trade", used["rb2701"].BidPrice1, 1)
+    assert trader.story(filled["rb2701"]) == [
+        ("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0),
+        ("order", "3", "3", "未成交", 0), ("order", "0", "3", "全部成交", 1), shfe_fill]
+    assert trader.story(filled["m2701"]) == [
+        ("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0),
+        ("order", "0", "3", "全部成交", 1), ("trade", used["m2701"].BidPrice1, 1)]
+    # An accepted cancel: the state repeated with OrderSubmitStatus 1 (cancel submitted), then 已撤单.
+    for instrument in instruments:
+        assert trader.story(cancelled[instrument]) == [
+            ("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0),
+            ("order", "3", "1", "未成交", 0), ("order", "5", "3", "已撤单", 0)]
+    account = trader.account()
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0
+
+
+# -- FAK, FOK, market orders ------------------------------------------------------------------------------
+
+
+def test_fak_takes_the_displayed_volume_and_cancels_the_rest_in_each_exchanges_order(program):
+    instruments = ("rb2701", "m2701", "TA701")
+    trader = program(FRIDAY_MORNING, instruments)
+    fak: dict[str, str] = {}
+    late: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        instrument, exchange = tick.InstrumentID, EXCHANGE[tick.InstrumentID]
+        fak[instrument] = trader.order(instrument, exchange, tick.AskPrice1, int(tick.AskVolume1) + 3,
+                                       time_condition="1")
+        # A second FAK on the same tick finds the level's lots taken.
+        late[instrument] = trader.order(instrument, exchange, tick.AskPrice1, 1, time_condition="1")
+
+    used = once_per_instrument(trader, send)
+    for instrument in instruments:
+        for ref in (fak[instrument], late[instrument]):
+            trader.wait_for(lambda: trader.finished(ref), f"FAK {ref} of {instrument} finished")
+    told = {i: [entry[:2] + entry[3:] if entry[0] == "order" else entry for entry in trader.story(fak[i])]
+            for i in instruments}
+    shown = {i: int(used[i].AskVolume1) for i in instruments}
+    take = {i: ("trade", used[i].AskPrice1, shown[i]) for i in instruments}
+    # SFIT's FAK partials (SIM_TRADING.md 1.4), the submit status left aside:
+    assert told["rb2701"] == [("order", "a", "报单已提交", 0), ("order", "5", "已撤单", shown["rb2701"]),
+                              ("order", "5", "已撤单", shown["rb2701"]), take["rb2701"]]
+    assert told["m2701"] == [("order", "a", "报单已提交", 0), ("order", "3", "未成交", 0),
+                             ("order", "1", "部分成交", shown["m2701"]), take["m2701"],
+                             ("order", "5", "已撤单", shown["m2701"])]
+    assert told["TA701"] == [("order", "a", "报单已提交", 0), ("order", "3", "未成交", 0),
+                             ("order", "3", "未成交", 0), ("order", "1", "部分成交", shown["TA701"]), take["TA701"],
+                             ("order", "5", "已撤单", shown["TA701"])]
+    for instrument in instruments:
+        assert trader.trades(late[instrument]) == [] and trader.reports(late[instrument])[-1].OrderStatus == "5"
+    account = trader.account()
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0
+
+
+def test_fok_fills_all_across_levels_or_nothing(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))
+    refs: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        shown = int(tick.AskVolume1) + int(tick.AskVolume2)
+        refs["all"] = trader.order("rb2701", "SHFE", tick.AskPrice2, int(tick.AskVolume1) + 1, time_condition="1",
+                                   volume_condition="3")
+        # After the first took AskVolume1 + 1, fewer than AskVolume2 lots are left within this price.
+        refs["none"] = trader.order("rb2701", "SHFE", tick.AskPrice2, shown - int(tick.AskVolume1),
+                                    time_condition="1", volume_condition="3")
+
+    tick = once_per_instrument(trader, send)["rb2701"]
+    for ref in refs.values():
+        trader.wait_for(lambda: trader.finished(ref), f"FOK {ref} finished")
+    assert [(t.Price, t.Volume) for t in trader.trades(refs["all"])] == [(tick.AskPrice1, tick.AskVolume1),
+                                                                         (tick.AskPrice2, 1)]
+    assert trader.reports(refs["all"])[-1].OrderStatus == "0"
+    assert trader.trades(refs["none"]) == []
+    assert [(r.OrderStatus, r.StatusMsg, r.VolumeTraded) for r in trader.reports(refs["none"])][-1] == \
+        ("5", "已撤单", 0)
+    account = trader.account()
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0
+
+
+def test_a_market_order_walks_the_book_on_dce_and_is_refused_with_15_on_shfe(program):
+    trader = program(FRIDAY_MORNING, ("m2701", "rb2701"))
+    refs: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        market = dict(price_type="1", time_condition="1")  # AnyPrice + IOC: CTP's market order
+        if tick.InstrumentID == "m2701":
+            refs["dce"] = trader.order("m2701", "DCE", 0.0, int(tick.AskVolume1) + 1, **market)
+        else:
+            refs["shfe"] = trader.order("rb2701", "SHFE", 0.0, 1, **market)
+
+    used = once_per_instrument(trader, send)
+    trader.wait_for(lambda: trader.finished(refs["dce"]), "the DCE market order")
+    tick = used["m2701"]
+    assert [(t.Price, t.Volume) for t in trader.trades(refs["dce"])] == [(tick.AskPrice1, tick.AskVolume1),
+                                                                        (tick.AskPrice2, 1)]
+    reports = trader.reports(refs["dce"])
+    assert [(r.OrderStatus, r.StatusMsg) for r in reports[:2]] == [("a", "报单已提交"), ("3", "未成交")]
+    assert (reports[-1].OrderStatus, reports[-1].VolumeTraded) == ("0", int(tick.AskVolume1) + 1)
+    # SHFE takes no market orders (SIM_TRADING.md 0.5): refused by the CTP layer, no OnRtnOrder.
+    trader.wait_for(lambda: trader.story(refs["shfe"])[-1:] == [("err", 15)], "the SHFE refusal")
+    assert trader.story(refs["shfe"]) == [("rsp", 15), ("err", 15)]
+    rsp = [args for args in trader.all("OnRspOrderInsert") if args[0].OrderRef == refs["shfe"]][0]
+    assert (rsp[1].ErrorMsg, rsp[3]) == ("CTP:报单字段有误", True)

@@ -256,3 +256,138 @@ def test_a_market_order_walks_the_book_on_dce_and_is_refused_with_15_on_shfe(pro
     assert trader.story(refs["shfe"]) == [("rsp", 15), ("err", 15)]
     rsp = [args for args in trader.all("OnRspOrderInsert") if args[0].OrderRef == refs["shfe"]][0]
     assert (rsp[1].ErrorMsg, rsp[3]) == ("CTP:报单字段有误", True)
+
+
+# -- partial fills against the displayed book, no look-ahead -------------------------------------------
+
+
+def test_a_gfd_order_takes_level_after_level_and_rests_with_the_rest(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))
+    refs: list[str] = []
+
+    def send(tick: Tick) -> None:
+        volume = int(tick.AskVolume1) + int(tick.AskVolume2) + 1
+        refs.append(trader.order("rb2701", "SHFE", tick.AskPrice2, volume))
+
+    tick = once_per_instrument(trader, send)["rb2701"]
+    (ref,) = refs
+    shown = int(tick.AskVolume1) + int(tick.AskVolume2)
+    trader.wait_for(lambda: len(trader.trades(ref)) == 2, "two trades")
+    # Each level at its own price up to its displayed volume; never beyond the limit (AskPrice2).
+    assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(tick.AskPrice1, tick.AskVolume1),
+                                                                (tick.AskPrice2, tick.AskVolume2)]
+    last = trader.reports(ref)[-1]
+    assert (last.OrderStatus, last.StatusMsg, last.VolumeTraded, last.VolumeTotal) == ("1", "部分成交", shown, 1)
+    trader.cancel("rb2701", "SHFE", ref)
+    trader.wait_for(lambda: trader.finished(ref), "the rest cancelled")
+    assert [(r.OrderStatus, r.OrderSubmitStatus, r.StatusMsg) for r in trader.reports(ref)[-2:]] == \
+        [("1", "1", "部分成交"), ("5", "3", "已撤单")]
+    account = trader.account()
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0
+    # Margin of what was bought: SimNow's rb rate 16% of the open price x 10 (SIM_TRADING.md 3.3).
+    turnover = (tick.AskPrice1 * tick.AskVolume1 + tick.AskPrice2 * tick.AskVolume2) * 10
+    assert account.CurrMargin == pytest.approx(turnover * 0.16)
+
+
+@pytest.mark.parametrize("lockstep", ["true", "false"])
+def test_an_order_sent_from_a_tick_meets_that_ticks_book(program, lockstep):
+    trader = program(FRIDAY_MORNING, ("rb2701",), f"trader.lockstep={lockstep}")
+    sent: dict[str, Tick] = {}
+
+    def hook(tick: Tick) -> None:
+        if 2 <= tick.index < 14:
+            sent[trader.order("rb2701", "SHFE", tick.AskPrice1 + 5)] = tick
+
+    trader.on_tick(hook)
+    trader.wait_for(lambda: len(sent) == 12 and all(trader.finished(ref) for ref in sent), "12 orders filled")
+    seen = trader.ticks["rb2701"]
+    # The test tells look-ahead apart only if the ask moved between some tick and the next one.
+    assert any(seen[t.index + 1].AskPrice1 != t.AskPrice1 for t in sent.values())
+    for ref, tick in sent.items():
+        (trade,) = trader.trades(ref)
+        assert (trade.Price, trade.Volume, trade.TradeTime) == (tick.AskPrice1, 1, tick.UpdateTime), ref
+
+
+# -- rejects --------------------------------------------------------------------------------------------
+
+
+def refused(trader: Program, code: int, *args: Any, **kwargs: Any) -> tuple[str, Any, bool]:
+    """Send ``trader.order(*args, **kwargs)``; its CTP-layer refusal must be exactly
+    OnRspOrderInsert then OnErrRtnOrderInsert with ``code``, never an OnRtnOrder.  Returns
+    (ErrorMsg, the echoed input, bIsLast)."""
+    ref = kwargs.get("ref")
+    before = len(trader.story(ref)) if ref else 0
+    ref = trader.order(*args, **kwargs)
+    trader.wait_for(lambda: trader.story(ref)[-1:] == [("err", code)], f"order {ref} refused with {code}")
+    assert trader.story(ref)[before:] == [("rsp", code), ("err", code)]
+    rsp = [args for args in trader.all("OnRspOrderInsert") if args[0].OrderRef == ref][-1]
+    err = [args for args in trader.all("OnErrRtnOrderInsert") if args[0].OrderRef == ref][-1]
+    assert err[1].ErrorMsg == rsp[1].ErrorMsg
+    return rsp[1].ErrorMsg, rsp[0], rsp[3]
+
+
+def test_ctp_layer_rejects_answer_the_requester_and_freeze_nothing(program):
+    # 5000 yuan: one rb lot at 3000 (4800 margin) is the most it can pay for.
+    trader = program(FRIDAY_MORNING, ("rb2701", "m2701"), "trader.balance=5000", confirm=False)
+    assert refused(trader, 42, "rb2701", "SHFE", 3000.0)[0] == "CTP:结算结果未确认"
+    trader.confirm()
+    message, echo, last = refused(trader, 15, "rb2701", "SHFE", 3000.0, price_type="1", time_condition="1")
+    assert message == "CTP:报单字段有误" and last is True and echo.InstrumentID == "rb2701"
+    assert refused(trader, 16, "xx2701", "SHFE", 3000.0)[0] == "CTP:找不到合约"
+    # Closing what is not held: 30 on DCE; on SHFE 51 for Close (yesterday's) and 50 for CloseToday.
+    assert refused(trader, 30, "m2701", "DCE", 2800.0, direction="1", offset="1")[0] == "CTP:平仓量超过持仓量"
+    assert refused(trader, 51, "rb2701", "SHFE", 3000.0, direction="1", offset="1")[0] == "CTP:平昨仓位不足"
+    assert refused(trader, 50, "rb2701", "SHFE", 3000.0, direction="1", offset="3")[0] == "CTP:平今仓位不足"
+    taken = trader.order("rb2701", "SHFE", 3000.0, ref="20")  # no tick yet: it rests, its margin frozen
+    trader.wait_for(lambda: len(trader.reports(taken)) == 2, "order 20 resting")
+    assert trader.reports(taken)[-1].OrderStatus == "3"
+    for ref in ("20", "19"):
+        assert refused(trader, 22, "rb2701", "SHFE", 3000.0, ref=ref)[0] == "CTP:报单错误：不允许重复报单"
+    assert refused(trader, 31, "rb2701", "SHFE", 3000.0, ref="21")[0] == "CTP:资金不足"
+    account = trader.account()
+    # Only the resting order holds money: SimNow's rb rates (SIM_TRADING.md 3.3), 16% margin and
+    # 1e-4 of the turnover 3000 x 10.
+    assert account.FrozenMargin == pytest.approx(4800.0)
+    assert account.FrozenCommission == pytest.approx(3.0, abs=0.01)
+    assert account.Available == pytest.approx(5000 - 4800 - account.FrozenCommission)
+
+
+def test_exchange_rejects_come_as_order_reports_with_the_code_in_the_status_message(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))
+    refs: dict[int, str] = {}
+
+    def send(tick: Tick) -> None:
+        refs[48] = trader.order("rb2701", "SHFE", tick.AskPrice1 + 0.5)
+        refs[49] = trader.order("rb2701", "SHFE", tick.UpperLimitPrice + 1)
+        refs[50] = trader.order("rb2701", "SHFE", tick.LowerLimitPrice - 1, direction="1")
+
+    once_per_instrument(trader, send)
+    for code, ref in refs.items():
+        trader.wait_for(lambda: trader.finished(ref), f"the {code} reject")
+        story = trader.story(ref)
+        # Unknown, then cancelled with InsertRejected: no OnRspOrderInsert, no ErrorID anywhere (0.1).
+        assert [entry[:3] for entry in story] == [("order", "a", "0"), ("order", "5", "4")]
+        assert story[1][3].startswith(f"{code}:已撤单报单被拒绝SHFE:")
+        assert trader.reports(ref)[-1].OrderSysID == ""
+    assert trader.story(refs[49])[1][3] == "49:已撤单报单被拒绝SHFE:价格超出涨停板"
+    assert trader.story(refs[50])[1][3] == "50:已撤单报单被拒绝SHFE:价格跌破跌停板"
+    account = trader.account()
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0 and account.Available == 10_000_000
+
+
+def test_an_order_after_the_close_is_refused_by_the_exchange_with_26(program):
+    trader = program(FRIDAY_CLOSE, ("rb2701",))
+    refs: dict[str, str] = {}
+
+    def hook(tick: Tick) -> None:
+        if tick.UpdateTime in ("14:59:59", "15:00:00") and tick.TradingDay == "20261120":
+            key = f"{tick.UpdateTime}.{tick.UpdateMillisec:03d}"
+            refs.setdefault(key, trader.order("rb2701", "SHFE", tick.AskPrice1 + 2))
+
+    trader.on_tick(hook)
+    trader.wait_for(lambda: "15:00:00.000" in refs and all(trader.finished(r) for r in refs.values()), "the orders")
+    # In the session's last half second it trades; on the closing snapshot it is refused (SIM_TRADING.md 2.4).
+    assert trader.reports(refs["14:59:59.500"])[-1].OrderStatus == "0"
+    closing = trader.story(refs["15:00:00.000"])
+    assert closing == [("order", "a", "0", "报单已提交", 0),
+                       ("order", "5", "4", "26:已撤单报单被拒绝SHFE:当前状态禁止此项操作", 0)]

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable
 
 from ..ctp import clock, rates
 from ..ctp.calendar import yyyymmdd
-from ..ctp.error_codes import CtpError, error
+from ..ctp.error_codes import CtpError
 from ..ctp.exchanges import FUTURES_EXCHANGES
 from ..ctp.fields import default_values, from_values, member_names, values_of
 from . import checks, matching, orders
@@ -288,6 +288,9 @@ class Counter:
         self.prices = _settlement_prices()
         self.failure: Exception | None = None
         self.waiters: dict[str, list[_Waiter]] = {}  # instrument -> who waits for its first tick
+        # Orders that arrived before any tick of their instrument: the first tick meets them as
+        # arriving orders (level by level at the book's prices), not as resting ones.
+        self.unpriced: dict[str, list[Order]] = {}
         self._load()
 
     # -- state ----------------------------------------------------------------------------------
@@ -372,7 +375,8 @@ class Counter:
 
         with self.lock:
             self._watch(market)
-            self._change_day(trading_day)
+            if self.moment is None:
+                self._change_day(trading_day)
             key = (broker_id, investor_id)
             account = self.accounts.get(key)
             box = Outbox(self)
@@ -435,6 +439,7 @@ class Counter:
                 # No program left: a later run on the market starts from its own ticks.
                 self.books.clear()
                 self.ticks.clear()
+                self.unpriced.clear()
                 self.consumed.clear()
                 self.moment = None
 
@@ -469,7 +474,9 @@ class Counter:
             assert account is not None
             self._watch(market)
             day = getattr(market, "trading_day", None)
-            if day:
+            if day and self.moment is None:
+                # A quiet source (no tick observed yet): its own day.  Once ticks come, theirs
+                # alone: the source may run ahead of what the programs were given.
                 self._change_day(day)
             instrument = values.get("InstrumentID", "")
             terms = self.terms_of(instrument, market)
@@ -508,6 +515,8 @@ class Counter:
             events = matching.on_insert(order, book, terms, self.rules, self.ids, now, consumed,
                                         hours=self.settings.hours and self.moment is not None)
             account.add_order(order)
+            if book is None and order.alive:
+                self.unpriced.setdefault(instrument, []).append(order)
             self._apply(events, terms, box)
             box.send()
 
@@ -649,6 +658,15 @@ class Counter:
             if terms is None:
                 return False
             box = Outbox(self)
+            arrived = [o for o in self.unpriced.pop(instrument, ()) if o.alive]
+            if arrived:
+                events = []
+                for order in arrived:
+                    for price, lots in matching.aggressive_fills(order, book, self.rules, consumed):
+                        events.extend(orders.fill_events(order, price, lots, self.now(), terms, self.ids))
+                    order.queue_ahead = 0.0 if order.VolumeTraded else order.queue_ahead
+                self._apply(events, terms, box)
+                resting = [o for o in resting if o.alive and o not in arrived]
             if resting:
                 events = matching.on_tick(resting, book, previous, terms, self.rules, self.ids, self.now(), consumed)
                 self._apply(events, terms, box)
@@ -686,7 +704,8 @@ class Counter:
     # -- the day end ----------------------------------------------------------------------------
 
     def _change_day(self, day: str) -> None:
-        if not day or day == self.trading_day:
+        """A new trading day of the market: settle every account (days only move forward)."""
+        if not day or day <= self.trading_day:
             return
         previous, self.trading_day = self.trading_day, day
         if not previous:
@@ -702,17 +721,17 @@ class Counter:
     def _settle_account(self, account: Account, next_day: str, box: Outbox) -> None:
         """End of ``account``'s trading day (SIM_TRADING.md 4.2): expire GFD orders, settle at
         the day's settlement prices, keep the statement, start ``next_day`` unconfirmed."""
-        now = self.now()
-        for order in list(account.orders.values()):
-            if order.alive:
-                events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
-                self._apply(events, self.terms_of(order.InstrumentID), box)
         day = account.trading_day
         if next_day < day:
             log.warning("counter %s: the market's trading day %s is before account %s/%s's %s; the account is "
                         "not settled back in time (use another trader.book for an older recording)",
                         self.book, next_day, account.BrokerID, account.InvestorID, day)
             return
+        now = self.now()
+        for order in list(account.orders.values()):
+            if order.alive:
+                events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
+                self._apply(events, self.terms_of(order.InstrumentID), box)
         prices = self.prices.prices(account.ledger.instruments()) if self.prices is not None else {}
         summary = account.ledger.settle(prices, next_day, self.terms_of)
         text = _statement_text(summary)
@@ -729,12 +748,18 @@ class Counter:
 
     def statement(self, account: Account, trading_day: str) -> str | None:
         """The statement text of ``trading_day`` (empty: the latest), or None."""
+        found = self.statement_of(account, trading_day)
+        return found[1] if found else None
+
+    def statement_of(self, account: Account, trading_day: str) -> tuple[str, str] | None:
+        """(its trading day, the text) of the statement of ``trading_day`` (empty: the latest)."""
         if trading_day in account.statements:
-            return account.statements[trading_day]
+            return trading_day, account.statements[trading_day]
         if not trading_day and account.statements:
-            return account.statements[max(account.statements)]
+            latest = max(account.statements)
+            return latest, account.statements[latest]
         rows = self.store.statements(self.book, account.BrokerID, account.InvestorID, trading_day or None)
-        return rows[-1][1]["text"] if rows else None
+        return (rows[-1][0], rows[-1][1]["text"]) if rows else None
 
     # -- reading for the queries ----------------------------------------------------------------
 

@@ -34,7 +34,6 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..ctp.exchanges import FUTURES_EXCHANGES
-from ..ctp.fields import char_limit
 
 if TYPE_CHECKING:
     from .counter import Account, Counter
@@ -235,10 +234,10 @@ def statement_pieces(text: str) -> list[bytes]:
 
 
 def _settlement_info(counter: "Counter", account: "Account", query: dict[str, Any], *_: Any) -> list[Record]:
-    text = counter.statement(account, query.get("TradingDay") or "")
-    if not text:
+    found = counter.statement_of(account, query.get("TradingDay") or "")
+    if not found or not found[1]:
         return []
-    day = query.get("TradingDay") or ""
+    day, text = found
     return [("CThostFtdcSettlementInfoField", dict(
         _account_members(account), TradingDay=day, SettlementID=1, SequenceNo=number, Content=piece,
         AccountID=account.InvestorID, CurrencyID="CNY"))
@@ -307,6 +306,3 @@ _ANSWERS: dict[str, Callable[..., list[Record]]] = {
 # Answered by the responder from the source's list (with the terms): ReqQryInstrument.
 ANSWERED = frozenset(_ANSWERS) | {"ReqQryInstrument"}
 
-
-def content_limit() -> int:
-    return char_limit("CThostFtdcSettlementInfoField", "Content")

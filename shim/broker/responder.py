@@ -135,7 +135,7 @@ class CounterResponder(TraderResponder):
 
         try:
             counter = self._counter(front)
-        except (StoreError, FrontAddressError) as exc:  # the database went bad after RegisterFront
+        except (StoreError, FrontAddressError, ValueError) as exc:  # the database went bad after RegisterFront
             log.error("%s: the trader's database cannot be used: %s", front.name, exc)
             response = self.field("CThostFtdcRspUserLoginField", BrokerID=request.BrokerID, UserID=request.UserID)
             front.post("OnRspUserLogin", response, self.rsp_info(STORE_FAILED.code, STORE_FAILED.message),

@@ -442,14 +442,17 @@ def test_wait_idle_returns_once_the_running_callback_and_the_queue_are_done():
 
 
 class DayWatcher(mdapi.CThostFtdcMdSpi):
-    """md side: tells when a tick of ``day`` arrives (the counter has settled by then: it
-    observes each tick just before the program gets it)."""
+    """md side: on the first tick buys 1 lot that crosses and rests one far below the bid; then
+    tells when a tick of ``day`` arrives (the counter has settled by then: it observes each tick
+    just before the program gets it)."""
 
-    def __init__(self, day: str) -> None:
+    def __init__(self, trader: Trader, day: str) -> None:
         super().__init__()
+        self.trader = trader
         self.api: Any = None
         self.day = day
         self.arrived = threading.Event()
+        self.sent = False
 
     def OnFrontConnected(self) -> None:
         self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
@@ -458,22 +461,23 @@ class DayWatcher(mdapi.CThostFtdcMdSpi):
         self.api.SubscribeMarketData([b"rb2701"], 1)
 
     def OnRtnDepthMarketData(self, tick: Any) -> None:
+        if not self.sent:
+            self.sent = True
+            self.trader.order(tick.AskPrice1 + 10, ref="1")
+            self.trader.order(tick.BidPrice1 - 30, ref="2")
         if tick.TradingDay == self.day:
             self.arrived.set()
 
 
-def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(traders, tmp_path, flow_dir):
+@pytest.mark.parametrize("report", [False, True], ids=["silent-expiry", "expire_report"])
+def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(traders, tmp_path, flow_dir, report):
     # Friday 14:59:30: the day session's last half minute, then the night session of Monday 20261123.
-    address = front(tmp_path / "t.sqlite").replace(FRIDAY_MORNING, "2026-11-20T14:59:30")
+    extra = ("trader.expire_report=true",) if report else ()
+    address = front(tmp_path / "t.sqlite", *extra).replace(FRIDAY_MORNING, "2026-11-20T14:59:30")
     trader = traders(address)
     trader.login()
     trader.confirm()
-    trader.order(9000.0, ref="1")  # crosses whatever the ask: fills
-    trader.spi.wait("OnRtnTrade")
-    trader.order(2000.0, ref="2")  # rests until the day ends
-    trader.spi.wait("OnRtnOrder", 5)
-    reports = len(trader.spi.all("OnRtnOrder"))
-    watcher = DayWatcher("20261123")
+    watcher = DayWatcher(trader, "20261123")
     md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "md_")
     watcher.api = md
     md.RegisterSpi(watcher)
@@ -481,8 +485,17 @@ def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(
     md.Init()
     try:
         assert watcher.arrived.wait(30)
+        assert trader.spi.wait("OnRtnTrade")[0][0].OrderRef.strip() == "1"
+        first_day = [o[0] for o in trader.spi.all("OnRtnOrder") if o[0].TradingDay == "20261120"]
+        assert [o.StatusMsg for o in first_day if o.OrderRef.strip() == "2"][:2] == ["报单已提交", "未成交"]
+        reports = 5  # order 1: Unknown, Unknown, 全部成交报单已提交; order 2: Unknown, 未成交
         assert trader.query("Order") == [None]  # the new day has no orders yet
-        assert len(trader.spi.all("OnRtnOrder")) == reports  # the GFD order expired without a callback
+        if report:  # SIM_TRADING.md 4.3: optionally told, as 已撤单 of the old day
+            expired = trader.spi.wait("OnRtnOrder", reports + 1)[reports][0]
+            assert (expired.OrderRef.strip(), expired.OrderStatus, expired.StatusMsg) == ("2", "5", "已撤单")
+            assert expired.TradingDay == "20261120"
+            reports += 1
+        assert len(trader.spi.all("OnRtnOrder")) == reports  # by default the GFD order expires without a callback
         held = [p for p in trader.query("InvestorPosition") if p is not None and p.Position]
         assert [(p.PosiDirection, p.PositionDate, p.Position, p.YdPosition, p.TodayPosition) for p in held] == \
             [("2", "2", 1, 1, 0)]  # SHFE: yesterday's record
@@ -507,6 +520,9 @@ def test_a_second_run_in_the_same_process_starts_from_its_own_market(traders, tm
         trader.login()
         trader.confirm()
         trader.order(9000.0, ref="1")  # td only: the counter's feed brings the ticks; fills on the first
-        times.append(trader.spi.wait("OnRtnTrade")[0][0].TradeTime)
+        trade = trader.spi.wait("OnRtnTrade")[0][0]
+        # Sent before any tick: the first tick meets it as an arriving order, at its ask, not at 9000.
+        assert 2000 < trade.Price < 5000
+        times.append(trade.TradeTime)
         trader.api.Release()
     assert times[0] == times[1] and "09:34:59" <= times[0] < "09:35:10"  # the start, not where run 1 left off

@@ -179,9 +179,11 @@ class OrderBench:
         self.md.RegisterSpi(self.md_spi)
         self.md.RegisterFront(front)
         self.td.Init()
-        self.md.Init()
-        if not (self.ready.wait(30) and self.ticked.wait(30)):
-            raise SystemExit("the sim:// front did not log in or tick")
+        if not self.ready.wait(30):
+            raise SystemExit("the sim:// front did not log in")
+        self.md.Init()  # after the login: the counter sees every tick the program sees
+        if not self.ticked.wait(30):
+            raise SystemExit("the sim:// front did not tick")
 
     def send(self, buy: bool) -> None:
         tdapi, tick = self.tdapi, self.tick

@@ -308,6 +308,53 @@ def test_an_order_sent_from_a_tick_meets_that_ticks_book(program, lockstep):
         assert (trade.Price, trade.Volume, trade.TradeTime) == (tick.AskPrice1, 1, tick.UpdateTime), ref
 
 
+
+
+def test_orders_sent_from_on_rtn_trade_meet_the_same_tick_in_lockstep(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",), "trader.lockstep=true")
+    chain = 10  # alternately buy at the ask and sell at the bid of one tick, each sent from the last fill
+    chosen: list[Tick] = []
+
+    def hook(tick: Tick) -> None:
+        if not chosen and tick.index >= 3 and min(tick.AskVolume1, tick.BidVolume1) >= chain // 2:
+            chosen.append(tick)
+            trader.order("rb2701", "SHFE", tick.AskPrice1)
+
+    def on_trade(trade: Any) -> None:
+        if int(trade.OrderRef) < chain:
+            tick = chosen[0]
+            if trade.Direction == "0":
+                trader.order("rb2701", "SHFE", tick.BidPrice1, direction="1", offset="3")
+            else:
+                trader.order("rb2701", "SHFE", tick.AskPrice1)
+
+    trader.trade_hook = on_trade
+    trader.on_tick(hook)
+    trader.wait_for(lambda: trader.count("OnRtnTrade") == chain, f"{chain} trades")
+    tick = chosen[0]
+    trades = [args[0] for args in trader.all("OnRtnTrade")]
+    # Lockstep: the whole chain is handled before the next tick reaches the program, on this tick's book.
+    assert [trader.trade_seen_at[t.TradeID] for t in trades] == [tick.index + 1] * chain
+    assert [(t.Price, t.TradeTime) for t in trades] == \
+        [(tick.AskPrice1 if n % 2 == 0 else tick.BidPrice1, tick.UpdateTime) for n in range(chain)]
+
+@pytest.mark.xfail(strict=True, reason="requests.md [orders2] counter: the counter's own feed runs ahead of the "
+                   "program's md API on an instrument both take")
+def test_an_order_placed_before_market_data_still_meets_the_programs_tick(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))
+    early = trader.order("rb2701", "SHFE", 3000.0)  # before any md API: the counter watches rb2701 itself
+    trader.wait_for(lambda: len(trader.reports(early)) == 2, "the early order resting")
+    sent: dict[str, Tick] = {}
+
+    def hook(tick: Tick) -> None:
+        if 2 <= tick.index < 22:
+            sent[trader.order("rb2701", "SHFE", tick.AskPrice1 + 5)] = tick
+
+    trader.on_tick(hook)
+    trader.wait_for(lambda: len(sent) == 20 and all(trader.finished(ref) for ref in sent), "20 orders filled")
+    fills = {ref: (trader.trades(ref)[0].Price, trader.trades(ref)[0].TradeTime) for ref in sent}
+    assert fills == {ref: (tick.AskPrice1, tick.UpdateTime) for ref, tick in sent.items()}
+
 # -- rejects --------------------------------------------------------------------------------------------
 
 

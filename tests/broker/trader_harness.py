@@ -80,6 +80,7 @@ class Program:
         self.ticks: dict[str, list[Tick]] = {i: [] for i in instruments}
         self.trade_seen_at: dict[str, int] = {}  # TradeID -> ticks of its instrument delivered when it arrived
         self.hook: Callable[[Tick], None] | None = None
+        self.trade_hook: Callable[[Any], None] | None = None  # run in OnRtnTrade, after recording it
         self.hook_errors: list[BaseException] = []
         self.next_ref = 0
         self.request = 10
@@ -181,6 +182,8 @@ class Program:
             if name == "OnRtnTrade":
                 self.trade_seen_at[args[0].TradeID] = len(self.ticks.get(args[0].InstrumentID, ()))
             self.cond.notify_all()
+        if name == "OnRtnTrade" and self.trade_hook is not None:
+            self._run(self.trade_hook, args[0])
 
     def _tick(self, tick: Any) -> None:
         with self.cond:
@@ -192,12 +195,15 @@ class Program:
             self.cond.notify_all()
         hook = self.hook
         if hook is not None:
-            try:
-                hook(copy)
-            except BaseException as exc:  # a failed assertion in a hook must fail the test, not vanish
-                with self.cond:
-                    self.hook_errors.append(exc)
-                    self.cond.notify_all()
+            self._run(hook, copy)
+
+    def _run(self, hook: Callable[[Any], None], arg: Any) -> None:
+        try:
+            hook(arg)
+        except BaseException as exc:  # a failed assertion in a hook must fail the test, not vanish
+            with self.cond:
+                self.hook_errors.append(exc)
+                self.cond.notify_all()
 
     def count(self, name: str) -> int:
         with self.cond:

@@ -243,3 +243,95 @@ def test_a_program_across_a_day_end_gets_a_statement_to_confirm_and_yesterdays_p
     finally:
         program.md.Release()
         program.td.Release()
+
+
+def test_two_api_objects_on_one_account_each_see_every_report(tmp_path):
+    """CTP_SEMANTICS 7.5: every session of an account gets all private reports; only the sender is
+    answered for what CTP refuses."""
+    from ctpshim import tdapi
+
+    front = f"sim://?start=2026-11-20T09:35&instruments=rb2701&trader.db={tmp_path / 'trader.sqlite'}"
+    cond = threading.Condition()
+    seen: dict[int, list[tuple[str, str, str]]] = {0: [], 1: []}
+    confirmed: set[int] = set()
+    apis: list[Any] = []
+    sys_ids: list[str] = []
+
+    class Spi(tdapi.CThostFtdcTraderSpi):
+        def __init__(self, number: int) -> None:
+            super().__init__()
+            self.number = number
+
+        def OnFrontConnected(self) -> None:
+            r = tdapi.CThostFtdcReqUserLoginField()
+            r.BrokerID, r.UserID = "9999", "shared"
+            apis[self.number].ReqUserLogin(r, 1)
+
+        def OnRspUserLogin(self, *a: Any) -> None:
+            r = tdapi.CThostFtdcSettlementInfoConfirmField()
+            r.BrokerID, r.InvestorID = "9999", "shared"
+            apis[self.number].ReqSettlementInfoConfirm(r, 2)
+
+        def OnRspSettlementInfoConfirm(self, *a: Any) -> None:
+            with cond:
+                confirmed.add(self.number)
+                cond.notify_all()
+
+        def OnRtnOrder(self, pOrder: Any) -> None:
+            with cond:
+                seen[self.number].append(("order", pOrder.OrderRef.strip(), pOrder.OrderStatus))
+                if pOrder.OrderSysID and not sys_ids:
+                    sys_ids.append(pOrder.OrderSysID)
+                cond.notify_all()
+
+        def OnRspOrderInsert(self, pInputOrder: Any, pRspInfo: Any, *a: Any) -> None:
+            with cond:
+                seen[self.number].append(("refused", pInputOrder.OrderRef.strip(), str(pRspInfo.ErrorID)))
+                cond.notify_all()
+
+    def wait(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 15
+        with cond:
+            while not condition():
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {what}: {seen}"
+                cond.wait(left)
+
+    spis = [Spi(0), Spi(1)]
+    for number, spi in enumerate(spis):
+        api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(f"{tmp_path}/td{number}_")
+        apis.append(api)
+        api.RegisterSpi(spi)
+        api.SubscribePrivateTopic(tdapi.THOST_TERT_QUICK)
+        api.RegisterFront(front)
+    try:
+        for api in apis:
+            api.Init()
+        wait(lambda: confirmed == {0, 1}, "both logins")
+        def order(ref: str, instrument: str) -> Any:
+            field = tdapi.CThostFtdcInputOrderField()
+            field.BrokerID, field.InvestorID, field.UserID = "9999", "shared", "shared"
+            field.InstrumentID, field.ExchangeID, field.OrderRef = instrument, "SHFE", ref
+            field.Direction, field.CombOffsetFlag, field.CombHedgeFlag = "0", "0", "1"
+            field.OrderPriceType, field.LimitPrice, field.VolumeTotalOriginal, field.MinVolume = "2", 2900.0, 1, 1
+            field.TimeCondition, field.VolumeCondition, field.ContingentCondition = "3", "1", "1"
+            return field
+
+        assert apis[0].ReqOrderInsert(order("7", "rb2701"), 3) == 0  # rests below the market
+        assert apis[0].ReqOrderInsert(order("8", "xx2701"), 4) == 0  # an unknown instrument: CTP refuses it (16)
+        wait(lambda: any(e[0] == "refused" for e in seen[0]) and ("order", "7", "3") in seen[1], "the order queued")
+        with cond:
+            sys_id = sys_ids[0]
+        # the other session cancels it, by the exchange's key (CTP_SEMANTICS 7.4)
+        action = tdapi.CThostFtdcInputOrderActionField()
+        action.BrokerID, action.InvestorID, action.UserID = "9999", "shared", "shared"
+        action.InstrumentID, action.ExchangeID, action.OrderSysID, action.ActionFlag = "rb2701", "SHFE", sys_id, "0"
+        assert apis[1].ReqOrderAction(action, 5) == 0
+        wait(lambda: ("order", "7", "5") in seen[0] and ("order", "7", "5") in seen[1], "the cancel's reports")
+        # the order's reports reach both sessions alike; the CTP refusal only its sender
+        assert [e for e in seen[0] if e[0] == "order"] == [e for e in seen[1] if e[0] == "order"]
+        assert [e for e in seen[0] if e[0] == "refused"] == [("refused", "8", "16")]
+        assert not [e for e in seen[1] if e[0] == "refused"]
+    finally:
+        for api in apis:
+            api.Release()

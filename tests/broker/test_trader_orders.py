@@ -59,8 +59,9 @@ def once_per_instrument(program: Program, send: Any, after: int = 3) -> dict[str
 
     def hook(tick: Tick) -> None:
         if tick.index == after and tick.InstrumentID not in used:
-            used[tick.InstrumentID] = tick
             send(tick)
+            with program.cond:  # the test reads what send() did once it sees the tick here
+                used[tick.InstrumentID] = tick
 
     program.on_tick(hook)
     program.wait_for(lambda: len(used) == len(program.instruments), "a tick of every instrument")
@@ -104,9 +105,8 @@ def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(p
         # OrderSysID and TradeID right-aligned in 12 characters (SIM_TRADING.md 0.6), the same in the
         # trade as in the order; the first report (Unknown) comes before the exchange gave one.
         sys_id = reports[-1].OrderSysID
-        assert len(sys_id) == 12 and sys_id.strip().isdigit() and sys_id == " " * (12 - len(sys_id.strip())) + \
-            sys_id.strip()
-        assert len(trade.TradeID) == 12 and trade.TradeID.strip().isdigit() and trade.TradeID[0] == " "
+        assert sys_id.strip().isdigit() and sys_id == sys_id.strip().rjust(12)
+        assert trade.TradeID.strip().isdigit() and trade.TradeID == trade.TradeID.strip().rjust(12)
         assert trade.OrderSysID == sys_id and trade.ExchangeID == EXCHANGE[instrument]
         assert trade.TradeTime == tick.UpdateTime and trade.TradingDay == "20261120"
         # InsertDate/TradeDate: the calendar day on SHFE, the trading day on DCE and CZCE (0.6).
@@ -294,18 +294,26 @@ def test_an_order_sent_from_a_tick_meets_that_ticks_book(program, lockstep):
     trader = program(FRIDAY_MORNING, ("rb2701",), f"trader.lockstep={lockstep}")
     sent: dict[str, Tick] = {}
 
-    def hook(tick: Tick) -> None:
-        if 2 <= tick.index < 14:
+    def hook(tick: Tick) -> None:  # a buy at ask + 5 on even ticks, a sell at bid - 5 on odd ones
+        if 2 <= tick.index < 14 and tick.index % 2 == 0:
             sent[trader.order("rb2701", "SHFE", tick.AskPrice1 + 5)] = tick
+        elif 2 <= tick.index < 14:
+            sent[trader.order("rb2701", "SHFE", tick.BidPrice1 - 5, direction="1")] = tick
 
     trader.on_tick(hook)
     trader.wait_for(lambda: len(sent) == 12 and all(trader.finished(ref) for ref in sent), "12 orders filled")
     seen = trader.ticks["rb2701"]
-    # The test tells look-ahead apart only if the ask moved between some tick and the next one.
-    assert any(seen[t.index + 1].AskPrice1 != t.AskPrice1 for t in sent.values())
+    trader.wait_for(lambda: len(seen) > 14, "the tick after the last order's")
+
+    def taken(tick: Tick) -> str:  # the level the order sent from this tick meets
+        return "AskPrice1" if tick.index % 2 == 0 else "BidPrice1"
+
+    # The test tells look-ahead apart only if that price moved between some tick and the next one.
+    assert any(seen[t.index + 1].values[taken(t)] != t.values[taken(t)] for t in sent.values())
     for ref, tick in sent.items():
         (trade,) = trader.trades(ref)
-        assert (trade.Price, trade.Volume, trade.TradeTime) == (tick.AskPrice1, 1, tick.UpdateTime), ref
+        assert (trade.Price, trade.Volume, trade.TradeTime) == (tick.values[taken(tick)], 1, tick.UpdateTime), ref
+        assert trader.reports(ref)[0].InsertTime == tick.UpdateTime
 
 
 
@@ -429,7 +437,8 @@ def test_an_order_after_the_close_is_refused_by_the_exchange_with_26(program):
     def hook(tick: Tick) -> None:
         if tick.UpdateTime in ("14:59:59", "15:00:00") and tick.TradingDay == "20261120":
             key = f"{tick.UpdateTime}.{tick.UpdateMillisec:03d}"
-            refs.setdefault(key, trader.order("rb2701", "SHFE", tick.AskPrice1 + 2))
+            if key not in refs:
+                refs[key] = trader.order("rb2701", "SHFE", tick.AskPrice1 + 2)
 
     trader.on_tick(hook)
     trader.wait_for(lambda: "15:00:00.000" in refs and all(trader.finished(r) for r in refs.values()), "the orders")
@@ -438,3 +447,27 @@ def test_an_order_after_the_close_is_refused_by_the_exchange_with_26(program):
     closing = trader.story(refs["15:00:00.000"])
     assert closing == [("order", "a", "0", "报单已提交", 0),
                        ("order", "5", "4", "26:已撤单报单被拒绝SHFE:当前状态禁止此项操作", 0)]
+
+
+def test_on_a_level_one_recording_an_order_takes_only_the_recorded_best_level(tmp_path):
+    # vnpy's RM705 day (CZCE, 2017-03-20: one level a side, tests/data/SOURCES.md), at its own dates.
+    address = (f"replay://?bundled=RM705&speed=max&rebase=none&trader.db={tmp_path / 'trader.sqlite'}"
+               "&trader.flow_control=false")
+    with Program(tmp_path / "replay", address, ("RM705",)) as trader:
+        refs: list[str] = []
+
+        def send(tick: Tick) -> None:
+            refs.append(trader.order("RM705", "CZCE", tick.AskPrice1 + 10, int(tick.AskVolume1) + 5,
+                                     time_condition="1"))
+
+        tick = once_per_instrument(trader, send)["RM705"]
+        (ref,) = refs
+        trader.wait_for(lambda: trader.finished(ref), "the FAK")
+        shown = int(tick.AskVolume1)
+        # Depth beyond the recorded level is unknown: nothing is invented behind it.
+        assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(tick.AskPrice1, shown)]
+        assert [(e[1], e[3], e[4]) if e[0] == "order" else e for e in trader.story(ref)] == [
+            ("a", "报单已提交", 0), ("3", "未成交", 0), ("3", "未成交", 0), ("1", "部分成交", shown),
+            ("trade", tick.AskPrice1, shown), ("5", "已撤单", shown)]
+        trade = trader.trades(ref)[0]
+        assert (trade.TradeDate, trade.TradingDay, trade.TradeTime) == ("20170320", "20170320", tick.UpdateTime)

@@ -6,7 +6,8 @@
    temporary folder, ``trader.partial=false`` so each order fills whole on the book it meets),
    from ``ReqOrderInsert`` to the program's ``OnRtnTrade``:
    one at a time (each waits for its trade: the round trip, in orders/s and the median latency),
-   and N sent back to back then waited for (throughput).  Every order is on disk before its
+   and N sent back to back then waited for (throughput); then five batches of 200 on one account
+   (whether an order costs more as the day's orders grow).  Every order is on disk before its
    callbacks come (the store commits first), so this is the figure a program sees.
 2. Backtest: the bundled real day (SHFE ru1901, 40,448 ticks) on
    ``replay://?speed=max&rebase=none``, in a fresh process per run, from the first tick to the
@@ -266,6 +267,13 @@ def main() -> None:
           f"{statistics.median(single):>9,.0f} orders/s (median latency {statistics.median(latency):.2f} ms)")
     print(f"  {args.orders} sent back to back, then waited for         {statistics.median(piped):>9,.0f} orders/s "
           f"(runs: {', '.join(f'{r:,.0f}' for r in piped)})")
+    with tempfile.TemporaryDirectory() as folder:  # does an order cost more as the day's orders grow?
+        bench = OrderBench(folder)
+        try:
+            batches = [bench.back_to_back(200) for _ in range(5)]
+        finally:
+            bench.close()
+    print(f"  five batches of 200 back to back on one account: {', '.join(f'{r:,.0f}' for r in batches)} orders/s")
     runs: dict[str, list[dict]] = {"md": [], "trader": []}
     for _ in range(args.runs):  # alternating: each round runs both once
         for mode in runs:

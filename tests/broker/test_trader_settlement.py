@@ -33,6 +33,8 @@ BROKER, USER = "9999", "000001"
 FRIDAY, MONDAY = "20261120", "20261123"
 DAY_END = "2026-11-20T14:59:50"  # ten seconds before Friday's close
 NIGHT_END = "2026-11-20T22:59:50"  # ten seconds before the night session of Monday's trading day ends
+MONDAY_END = "2026-11-23T14:59:50"
+TUESDAY = "20261124"
 RB, JD = "rb2701", "jd2701"
 WAIT = 10.0
 
@@ -161,9 +163,9 @@ class Program(mdapi.CThostFtdcMdSpi):
     every tick, and holds the md thread in the first tick ``stop(tick)`` accepts until released."""
 
     def __init__(self, flow: Path, address: str, act: Callable[[dict[str, Any]], None],
-                 stop: Callable[[dict[str, Any]], bool]) -> None:
+                 stop: Callable[[dict[str, Any]], bool], instruments: tuple[str, ...] = (RB, JD)) -> None:
         super().__init__()
-        self.act, self.stop = act, stop
+        self.act, self.stop, self.instruments = act, stop, instruments
         self.last: dict[tuple[str, str], dict[str, Any]] = {}
         self.held: dict[str, Any] | None = None
         self.holding, self.release = threading.Event(), threading.Event()
@@ -177,7 +179,7 @@ class Program(mdapi.CThostFtdcMdSpi):
         self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
 
     def OnRspUserLogin(self, *args: Any) -> None:
-        self.api.SubscribeMarketData([RB.encode(), JD.encode()], 2)
+        self.api.SubscribeMarketData([i.encode() for i in self.instruments], 2)
 
     def OnRtnDepthMarketData(self, tick: Any) -> None:
         if self.holding.is_set():
@@ -337,15 +339,61 @@ def run_restart(root: Path) -> Restart:
     return seen
 
 
+@dataclass
+class SecondDay:
+    """Monday's last seconds (a new program again): the yesterday rb lot is closed; then Tuesday."""
+
+    monday: dict[str, Any] = field(default_factory=dict)  # Monday's last tick of each instrument
+    trade: Any = None  # the close of the yesterday lot
+    account: Any = None  # at Tuesday's first night tick
+    positions: list[Any] = field(default_factory=list)
+    details: list[Any] = field(default_factory=list)
+    pieces: list[Any] = field(default_factory=list)  # Monday's statement
+
+
+def run_second_day(root: Path) -> SecondDay:
+    counter_module.forget_counters()
+    address = front(root / "t.sqlite", MONDAY_END)
+    seen = SecondDay()
+    trader = Trader(root / "td3", address, resume=tdapi.THOST_TERT_QUICK)
+    done: set[str] = set()
+
+    def close_yesterdays(tick: dict[str, Any]) -> None:
+        if tick["InstrumentID"] == RB and tick["TradingDay"] == MONDAY and not done:
+            done.add(RB)
+            trader.order(RB, tick["BidPrice1"] - 5, direction="1", offset="1", ref="10")  # SHFE: Close = yesterday
+
+    program = None
+    try:
+        assert trader.login()[0].TradingDay == MONDAY
+        program = Program(root / "md3", address, close_yesterdays,
+                          lambda t: t["TradingDay"] == TUESDAY and t["InstrumentID"] == RB
+                          and t["UpdateTime"] >= "21:00:00")
+        assert program.holding.wait(4 * WAIT), "the market never reached Monday night"
+        seen.monday = {i: program.last[(i, MONDAY)] for i in (RB, JD)}
+        trades = trader.spi.all("OnRtnTrade")
+        seen.trade = trades[0][0] if trades else None
+        seen.account = trader.query("TradingAccount")[0]
+        seen.positions = [p for p in trader.query("InvestorPosition") if p is not None]
+        seen.details = [d for d in trader.query("InvestorPositionDetail") if d is not None]
+        seen.pieces = trader.query("SettlementInfo", TradingDay=MONDAY)
+    finally:
+        if program is not None:
+            program.close()
+        trader.api.Release()
+    return seen
+
+
 @pytest.fixture(scope="module")
-def day_end(tmp_path_factory) -> tuple[DayEnd, Restart]:
+def day_end(tmp_path_factory) -> tuple[DayEnd, Restart, SecondDay]:
     root = tmp_path_factory.mktemp("day_end")
     try:
         first = run_day_end(root)
         second = run_restart(root)
+        third = run_second_day(root)
     finally:
         counter_module.forget_counters()
-    return first, second
+    return first, second, third
 
 
 # -- figures worked by hand ---------------------------------------------------------------------------
@@ -423,7 +471,7 @@ def table_rows(text: str, title: str) -> list[list[str]]:
 
 
 def test_the_program_traded_on_friday_and_the_closing_ticks_carry_the_settlement(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     assert seen.login_day == FRIDAY
     assert sorted((t.InstrumentID, t.Direction, t.OffsetFlag, t.Volume) for t in seen.trades) == \
         [(JD, "0", "0", 1), (RB, "0", "0", 2), (RB, "1", "3", 1)]
@@ -439,7 +487,7 @@ def test_the_program_traded_on_friday_and_the_closing_ticks_carry_the_settlement
 
 
 def test_the_account_settles_at_the_settlement_prices_and_the_new_day_starts_from_its_balance(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     w = worked(seen)
     a = seen.account
     assert a.TradingDay == MONDAY
@@ -458,7 +506,7 @@ def test_the_account_settles_at_the_settlement_prices_and_the_new_day_starts_fro
 
 
 def test_todays_positions_become_yesterdays_at_the_settlement_price(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     w = worked(seen)
     by_instrument = {p.InstrumentID: p for p in seen.positions}
     assert sorted(by_instrument) == [JD, RB] and len(seen.positions) == 2
@@ -484,7 +532,7 @@ def test_todays_positions_become_yesterdays_at_the_settlement_price(day_end):
 
 
 def test_the_days_gfd_orders_are_gone_without_a_callback(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     assert [(o.OrderStatus, o.TradingDay) for o in seen.resting] == [("a", FRIDAY), ("3", FRIDAY)]
     assert seen.orders == [None]  # nothing of Friday in ReqQryOrder of Monday (SIM_TRADING.md 4.3)
     # Its frozen margin went with it: only the positions' margin is held.
@@ -492,7 +540,7 @@ def test_the_days_gfd_orders_are_gone_without_a_callback(day_end):
 
 
 def test_orders_are_refused_with_42_until_the_new_day_is_confirmed(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     assert (seen.refused.ErrorID, seen.refused.ErrorMsg) == (42, "CTP:结算结果未确认")
     # ReqQrySettlementInfoConfirm tells: Friday's confirmation before, Monday's after.
     assert [c.ConfirmDate for c in seen.confirmation_before] == [FRIDAY]
@@ -501,7 +549,7 @@ def test_orders_are_refused_with_42_until_the_new_day_is_confirmed(day_end):
 
 
 def test_the_statement_shows_the_figures_of_the_account_and_positions(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     w = worked(seen)
     text = statement_text(seen.friday_pieces)
     assert text == statement_text(seen.latest_pieces)  # an empty TradingDay: the latest statement
@@ -533,7 +581,7 @@ def test_the_statement_shows_the_figures_of_the_account_and_positions(day_end):
 
 
 def test_a_gfd_order_placed_at_night_rests_in_the_new_day(day_end):
-    seen, _ = day_end
+    seen, _, _ = day_end
     reports = seen.night_order
     assert [o.OrderStatus for o in reports] == ["a", "3"] and reports[-1].TradingDay == MONDAY
     # Its margin is frozen at its price (SIM_TRADING.md 3.2) on top of the positions' margin.
@@ -547,7 +595,7 @@ def test_a_gfd_order_placed_at_night_rests_in_the_new_day(day_end):
 
 
 def test_a_restart_after_settlement_sees_the_new_day(day_end):
-    seen, again = day_end
+    seen, again, _ = day_end
     login = again.login
     assert login[1].ErrorID == 0 and login[0].TradingDay == MONDAY
     assert [(o.OrderRef.strip(), o.OrderStatus) for o in again.night] == [("6", "3")]
@@ -562,11 +610,55 @@ def test_a_restart_after_settlement_sees_the_new_day(day_end):
 
 
 def test_a_night_order_is_still_alive_and_cancellable_in_the_day_session(day_end):
-    _, again = day_end
+    _, again, _ = day_end
     assert again.day_tick["TradingDay"] == MONDAY and again.day_tick["UpdateTime"] >= "09:00:00"
     assert [(o.OrderRef.strip(), o.OrderStatus) for o in again.day] == [("6", "3")]
     assert [o.OrderStatus for o in again.cancelled][-1] == "5"
     assert again.cancelled[-1].StatusMsg == "已撤单" and again.cancelled[-1].TradingDay == MONDAY
+
+
+# -- the second day: yesterday's lots ---------------------------------------------------------------
+
+
+def test_the_second_day_settles_yesterdays_lots_against_yesterdays_settlement(day_end):
+    seen, _, second = day_end
+    friday, m = worked(seen), seen.multiplier
+    settle = {i: second.monday[i]["SettlementPrice"] for i in (RB, JD)}
+    assert all(second.monday[i]["UpdateTime"] == "15:00:00" and 0 < settle[i] < 1e300 for i in (RB, JD))
+    trade = second.trade
+    assert (trade.InstrumentID, trade.Direction, trade.OffsetFlag, trade.Volume, trade.TradingDay) == \
+        (RB, "1", "1", 1, MONDAY)
+    # A yesterday lot closes against yesterday's settlement, not its open price (SIM_TRADING.md 2.2),
+    # at the close rate; the jd lot held is marked from Friday's settlement to Monday's.
+    close_profit = (trade.Price - friday.settle[RB]) * m[RB]
+    fee = cents(trade.Price * m[RB] * seen.fee_ratio[RB][1])
+    mtm = (settle[JD] - friday.settle[JD]) * m[JD]
+    balance = seen.account.PreBalance + close_profit + mtm - fee
+    margin = settle[JD] * m[JD] * seen.margin_ratio[JD]
+    text = statement_text(second.pieces)
+    assert f"日期 Date：{MONDAY}" in text
+    assert summary_value(text, "期初结存 Balance b/f") == pytest.approx(cents(seen.account.PreBalance))
+    assert summary_value(text, "平仓盈亏 Realized P/L") == pytest.approx(close_profit)
+    assert summary_value(text, "持仓盯市盈亏 MTM P/L") == pytest.approx(mtm)
+    assert summary_value(text, "手 续 费 Commission") == pytest.approx(fee)
+    assert summary_value(text, "期末结存 Balance c/f") == pytest.approx(cents(balance))
+    assert summary_value(text, "保证金占用 Margin Occupied") == pytest.approx(cents(margin))
+    closed = table_rows(text, "平仓明细 Position Closed")
+    rb_open = trade_of(seen, RB, "0")
+    assert [(r[5], r[6], int(r[9]), float(r[10]), float(r[11]), float(r[12]), float(r[13])) for r in closed] == \
+        [(RB, FRIDAY, 1, rb_open.Price, friday.settle[RB], trade.Price, close_profit)]
+    held = table_rows(text, "持仓明细 Positions Detail")
+    jd_open = trade_of(seen, JD, "0")
+    assert [(r[4], r[5], float(r[9]), float(r[10]), float(r[11]), float(r[12]), float(r[13])) for r in held] == \
+        [(JD, FRIDAY, jd_open.Price, friday.settle[JD], settle[JD], (settle[JD] - jd_open.Price) * m[JD], mtm)]
+    # Tuesday: the closed rb record is gone; jd's base is Monday's settlement; PreBalance is Monday's.
+    a = second.account
+    assert a.TradingDay == TUESDAY and a.PreBalance == pytest.approx(balance, abs=1e-6)
+    assert a.PreMargin == pytest.approx(margin) and (a.CloseProfit, a.Commission) == (0, 0)
+    assert [(p.InstrumentID, p.PositionDate, p.Position, p.YdPosition, p.PreSettlementPrice)
+            for p in second.positions] == [(JD, "1", 1, 1, settle[JD])]
+    assert [(d.InstrumentID, d.OpenDate, d.OpenPrice, d.LastSettlementPrice) for d in second.details] == \
+        [(JD, FRIDAY, jd_open.Price, settle[JD])]
 
 
 # -- trader.expire_report ------------------------------------------------------------------------------
@@ -581,3 +673,82 @@ def test_expire_report_tells_the_program_its_gfd_order_was_cancelled(tmp_path):
     assert statuses == [("a", "报单已提交"), ("3", "未成交"), ("5", "已撤单")]
     assert seen.resting[-1].TradingDay == FRIDAY and seen.resting[-1].VolumeTotal == 1
     assert seen.orders == [None]
+
+
+# -- no SettlementPrice in the feed: the day's VWAP ---------------------------------------------------
+
+DBL_MAX = 1.7976931348623157e308
+
+
+def _tick(day: str, action_day: str, time: str, millis: int, last: float, volume: int, turnover: float,
+          pre_settlement: float, **more: float) -> Any:
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    values: dict[str, Any] = dict(
+        InstrumentID=RB, ExchangeID="SHFE", TradingDay=day, ActionDay=action_day, UpdateTime=time,
+        UpdateMillisec=millis, LastPrice=last, Volume=volume, Turnover=turnover, OpenInterest=100_000.0,
+        PreSettlementPrice=pre_settlement, PreClosePrice=pre_settlement, PreOpenInterest=100_000.0,
+        OpenPrice=pre_settlement, HighestPrice=max(last, pre_settlement), LowestPrice=min(last, pre_settlement),
+        UpperLimitPrice=pre_settlement + 300, LowerLimitPrice=pre_settlement - 300,
+        BidPrice1=last - 1, BidVolume1=50, AskPrice1=last, AskVolume1=50,
+        AveragePrice=turnover / volume, ClosePrice=DBL_MAX, SettlementPrice=DBL_MAX, **more)
+    for name, value in values.items():
+        setattr(tick, name, value)
+    return tick
+
+
+def _receive_time(day: str, time: str, millis: int) -> int:
+    from datetime import datetime
+
+    from ctpshim.ctp.clock import CHINA
+
+    moment = datetime.strptime(f"{day} {time}", "%Y%m%d %H:%M:%S").replace(tzinfo=CHINA)
+    return int(moment.timestamp()) * 10**9 + millis * 10**6
+
+
+def test_without_a_settlement_price_in_the_feed_the_day_settles_at_its_vwap(tmp_path):
+    from ctpshim.recording import table_from_ticks, write_archive
+
+    # Friday's last three ticks (the close carries no SettlementPrice, as a live CTP feed at
+    # 15:00), then Friday night's first tick of Monday's trading day.  Turnover counts the
+    # multiplier (10): 1000 lots at 3161.4 on average, then 100 at 3158.
+    rows = [(FRIDAY, FRIDAY, "14:59:58", 0, 3160.0, 1000, 31_614_000.0),
+            (FRIDAY, FRIDAY, "14:59:59", 0, 3158.0, 1100, 34_772_000.0),
+            (FRIDAY, FRIDAY, "15:00:00", 0, 3158.0, 1100, 34_772_000.0),
+            (MONDAY, FRIDAY, "21:00:00", 500, 3165.0, 10, 316_500.0)]
+    vwap = math.floor(34_772_000.0 / 1100 / 10)  # 3161.09 cut to the tick (SIM_TRADING.md 4.1)
+    ticks = [_tick(*row[:7], pre_settlement=3150.0 if row[0] == FRIDAY else vwap) for row in rows]
+    recording = tmp_path / "rb.parquet"
+    write_archive(table_from_ticks(ticks, [_receive_time(r[1], r[2], r[3]) for r in rows]), recording)
+    address = (f"replay://{recording}?speed=max&rebase=none&trader.db={tmp_path / 't.sqlite'}"
+               "&trader.flow_control=false")
+    trader = Trader(tmp_path / "td", address)
+    sent = threading.Event()
+
+    def buy_once(tick: dict[str, Any]) -> None:
+        if not sent.is_set():
+            sent.set()
+            trader.order(RB, tick["AskPrice1"] + 10, ref="1")
+
+    program = None
+    try:
+        assert trader.login()[1].ErrorID == 0
+        trader.confirm()
+        program = Program(tmp_path / "md", address, buy_once, lambda t: t["TradingDay"] == MONDAY, (RB,))
+        assert program.holding.wait(4 * WAIT), "the replay never reached Friday night"
+        trade = trader.spi.wait("OnRtnTrade")[0][0]
+        position = [p for p in trader.query("InvestorPosition") if p is not None]
+        account = trader.query("TradingAccount")[0]
+        text = statement_text(trader.query("SettlementInfo", TradingDay=FRIDAY))
+    finally:
+        if program is not None:
+            program.close()
+        trader.api.Release()
+        counter_module.forget_counters()
+    assert (trade.Price, trade.TradeTime) == (3160.0, "14:59:58")  # the first tick's ask
+    fee, mtm = cents(3160 * 10 * 1e-4), (vwap - 3160) * 10
+    assert summary_value(text, "持仓盯市盈亏 MTM P/L") == mtm
+    assert summary_value(text, "期末结存 Balance c/f") == pytest.approx(10_000_000 + mtm - fee)
+    assert float(table_rows(text, "持仓汇总 Positions")[0][9]) == vwap
+    assert [(p.PositionDate, p.YdPosition, p.PreSettlementPrice) for p in position] == [("2", 1, vwap)]
+    assert account.PreBalance == pytest.approx(10_000_000 + mtm - fee)
+    assert account.PositionProfit == pytest.approx((3165 - vwap) * 10)

@@ -115,6 +115,23 @@ def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(p
         assert all(r.TradingDay == "20261120" for r in reports)
 
 
+
+def test_after_midnight_on_friday_night_shfe_dates_the_trade_saturday_for_mondays_trading_day(program):
+    trader = program("2026-11-20T23:59:58", ("au2612",))  # gold trades on to 02:30
+    refs: list[tuple[str, Tick]] = []
+
+    def hook(tick: Tick) -> None:
+        if not refs and tick.ActionDay == "20261121":
+            refs.append((trader.order("au2612", "SHFE", tick.AskPrice1 + 0.02 * 3), tick))
+
+    trader.on_tick(hook)
+    trader.wait_for(lambda: refs and trader.finished(refs[0][0]), "a fill after midnight")
+    ref, tick = refs[0]
+    (trade,) = trader.trades(ref)
+    assert (tick.TradingDay, trade.TradingDay) == ("20261123", "20261123")
+    assert trade.TradeDate == "20261121" and {r.InsertDate for r in trader.reports(ref)} == {"20261121"}
+    assert (trade.Price, trade.TradeTime) == (tick.AskPrice1, tick.UpdateTime)
+
 # -- resting orders: filled later, cancelled ---------------------------------------------------------
 
 
@@ -471,3 +488,14 @@ def test_on_a_level_one_recording_an_order_takes_only_the_recorded_best_level(tm
             ("trade", tick.AskPrice1, shown), ("5", "已撤单", shown)]
         trade = trader.trades(ref)[0]
         assert (trade.TradeDate, trade.TradingDay, trade.TradeTime) == ("20170320", "20170320", tick.UpdateTime)
+
+
+@pytest.mark.xfail(strict=True, reason="requests.md [orders2] counter: before the first tick an order gets the wall "
+                   "clock's date and time")
+def test_an_order_before_the_first_tick_carries_the_markets_date(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))  # no md API: the counter has seen no tick yet
+    ref = trader.order("rb2701", "SHFE", 3000.0)
+    trader.wait_for(lambda: len(trader.reports(ref)) == 2, "the order resting")
+    # The market's clock is at 2026-11-20 09:35, in SHFE's day session (calendar date = trading day).
+    assert {(r.InsertDate, r.TradingDay) for r in trader.reports(ref)} == {("20261120", "20261120")}
+    assert "09:34" <= trader.reports(ref)[-1].InsertTime <= "09:36"

@@ -499,3 +499,35 @@ def test_an_order_before_the_first_tick_carries_the_markets_date(program):
     # The market's clock is at 2026-11-20 09:35, in SHFE's day session (calendar date = trading day).
     assert {(r.InsertDate, r.TradingDay) for r in trader.reports(ref)} == {("20261120", "20261120")}
     assert "09:34" <= trader.reports(ref)[-1].InsertTime <= "09:36"
+
+
+def test_closing_todays_lots_shfe_wants_close_today_dce_takes_close_and_resting_closes_hold_their_lots(program):
+    trader = program(FRIDAY_MORNING, ("rb2701", "m2701"))
+    opened: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        instrument = tick.InstrumentID
+        opened[instrument] = trader.order(instrument, EXCHANGE[instrument], tick.AskPrice1 + 2 * TICK_SIZE[instrument])
+
+    used = once_per_instrument(trader, send)
+    for ref in opened.values():
+        trader.wait_for(lambda: trader.finished(ref), f"order {ref} filled")
+    far = {i: used[i].AskPrice1 + 50 * TICK_SIZE[i] for i in opened}  # sells that rest
+    # SHFE splits today's lots from yesterday's: Close means yesterday's (SIM_TRADING.md 1.4, 0.2).
+    assert refused(trader, 51, "rb2701", "SHFE", far["rb2701"], direction="1", offset="1")[0] == "CTP:平昨仓位不足"
+    resting = trader.order("rb2701", "SHFE", far["rb2701"], direction="1", offset="3")
+    trader.wait_for(lambda: len(trader.reports(resting)) == 2, "the close-today order resting")
+    assert trader.reports(resting)[-1].OrderStatus == "3"
+    # The resting close holds the one lot: a second close finds none left.
+    assert refused(trader, 50, "rb2701", "SHFE", far["rb2701"], direction="1", offset="3")[0] == "CTP:平今仓位不足"
+    # DCE: Close closes today's lot; then nothing is left to close (30).
+    dce = trader.order("m2701", "DCE", far["m2701"], direction="1", offset="1")
+    trader.wait_for(lambda: len(trader.reports(dce)) == 2, "the DCE close resting")
+    assert trader.reports(dce)[-1].OrderStatus == "3"
+    assert refused(trader, 30, "m2701", "DCE", far["m2701"], direction="1", offset="1")[0] == "CTP:平仓量超过持仓量"
+    # Cancelling the SHFE close gives its lot back.
+    trader.cancel("rb2701", "SHFE", resting)
+    trader.wait_for(lambda: trader.finished(resting), "the close cancelled")
+    again = trader.order("rb2701", "SHFE", far["rb2701"], direction="1", offset="3")
+    trader.wait_for(lambda: len(trader.reports(again)) == 2, "a new close-today resting")
+    assert trader.reports(again)[-1].OrderStatus == "3"

@@ -136,7 +136,10 @@ class Strategy:
                         direction = tdapi.THOST_FTDC_D_Sell if pair_buys else tdapi.THOST_FTDC_D_Buy
                         offset = self._close_flag()
                     resting = j % 3 == 2
-                    actions.append(self._new(direction, offset, 2, self._price(direction, not resting, book), resting))
+                    # every fifth order is larger than the book shows: filled level by level, the rest waits
+                    volume = 150 if j % 5 == 4 else 2
+                    actions.append(self._new(direction, offset, volume, self._price(direction, not resting, book),
+                                             resting))
                 if s.mode == "periodic" and k % (4 * s.every) == 2 * s.every:
                     alive = [ref for ref in self._alive() if self.orders[ref].sys_id]
                     if alive:
@@ -396,6 +399,7 @@ def test_the_same_strategy_twice_gives_the_same_trades_and_money(name, tmp_path)
         statuses = [o[0] for o in first["orders"].values()]
         assert tdapi.THOST_FTDC_OST_Canceled in statuses
         assert any("33" in o[2] for o in first["orders"].values())  # queued unfilled at some point
+        assert any(seen[0] == "1" for o in first["orders"].values() for seen in o[2])  # a partial fill
         # A close with nothing (today's) to close is refused with the exchange's own code
         # (SIM_TRADING.md 0.2): SHFE 50 for close-today, CZCE 30.
         refused = {o[1] for o in first["orders"].values()} - {0}

@@ -284,6 +284,7 @@ class Ledger:
         self._terms: dict[str, Terms] = {}  # the last terms seen per instrument (not persisted)
         self._last: dict[str, float] = {}  # latest price per instrument
         self._pre: dict[str, float] = {}  # pre-settlement price per instrument
+        self._settled: set[str] = set()  # instruments whose pre-settlement is this ledger's settlement
         self._records: dict[tuple[str, str, str, str], _Record] = {}
         self._pending: dict[int, _Pending] = {}
         self._trades: list[dict[str, Any]] = []  # today's trades, for the statement
@@ -305,14 +306,25 @@ class Ledger:
         except KeyError:
             raise LedgerError(f"instrument {instrument_id!r}: this account has never seen its terms") from None
 
-    def mark(self, terms: Terms, price: float, pre_settlement: float | None = None) -> None:
+    def mark(self, terms: Terms, price: float, pre_settlement: float | None = None, *,
+             trading_day: str | None = None) -> None:
         """The instrument's latest price (positions' PositionProfit and SettlementPrice) and,
         when given, its pre-settlement price (new lots' LastSettlementPrice).  Absent prices
-        (0, DBL_MAX, not finite) are ignored."""
+        (0, DBL_MAX, not finite) are ignored.
+
+        ``trading_day`` is the tick's TradingDay: a tick of a day before the ledger's (the old
+        day's last tick, handed in after the settlement) is ignored, so positions stay marked at
+        the settlement price until a tick of the new day.  An instrument this ledger settled
+        keeps its settlement price as the day's pre-settlement (SIM_TRADING.md 4.2 step 7): the
+        figures rolled from it, and the balance, rest on that price."""
         self._learn(terms)
+        if trading_day is not None and not isinstance(trading_day, str):
+            raise LedgerError(f"trading_day {trading_day!r}: expected the tick's TradingDay, YYYYMMDD")
+        if trading_day and trading_day < self.TradingDay:
+            return
         if _valid_price(price):
             self._last[terms.InstrumentID] = float(price)
-        if pre_settlement is not None and _valid_price(pre_settlement):
+        if pre_settlement is not None and _valid_price(pre_settlement) and terms.InstrumentID not in self._settled:
             self._pre[terms.InstrumentID] = float(pre_settlement)
 
     def instruments(self) -> list[str]:
@@ -908,6 +920,7 @@ class Ledger:
         for instrument_id, p in settle_at.items():
             self._pre[instrument_id] = p
             self._last[instrument_id] = p
+        self._settled = set(settle_at)
         self.PreBalance = balance
         self.PreMargin = margin
         self.Deposit = self.Withdraw = 0.0
@@ -925,7 +938,7 @@ class Ledger:
             "params": asdict(self.params), "TradingDay": self.TradingDay, "PreBalance": self.PreBalance,
             "PreMargin": self.PreMargin, "Deposit": self.Deposit, "Withdraw": self.Withdraw,
             "facts": {k: asdict(v) for k, v in self._facts.items()},
-            "last": dict(self._last), "pre": dict(self._pre),
+            "last": dict(self._last), "pre": dict(self._pre), "settled": sorted(self._settled),
             "records": [{**{f.name: getattr(r, f.name) for f in fields(r) if f.name != "details"},
                          "details": [asdict(d) for d in r.details]} for r in self._records.values()],
             "pending": [{"key": k, **asdict(p), "record": list(p.record)} for k, p in self._pending.items()],
@@ -947,6 +960,7 @@ class Ledger:
             ledger._facts = {k: _Facts(**v) for k, v in state["facts"].items()}
             ledger._last = {k: float(v) for k, v in state["last"].items()}
             ledger._pre = {k: float(v) for k, v in state["pre"].items()}
+            ledger._settled = {str(i) for i in state.get("settled", ())}  # absent in states before it
             for row in state["records"]:
                 row = dict(row)
                 details = [_Detail(**d) for d in row.pop("details")]

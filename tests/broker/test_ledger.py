@@ -386,3 +386,35 @@ def test_simnow_day_intraday_records_and_details():
     a = ledger.account_values()
     assert a["CurrMargin"] == pytest.approx(4 * 4927 * 15 * 0.19 + 2 * 413.1 * 1000 * 0.14)
     assert a["Commission"] == pytest.approx(11.3995)
+
+
+def test_a_tick_of_the_old_day_handed_in_after_settlement_is_ignored():
+    ledger = simnow_day()
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    before = (ledger.account_values(), ledger.position_values())
+    # The old day's last tick (its TradingDay 20230215) reaches the ledger after the settlement.
+    ledger.mark(AG, 4990, pre_settlement=4941, trading_day="20230215")
+    assert (ledger.account_values(), ledger.position_values()) == before
+    # A tick of the new day marks the yesterday lots against the settlement: 4 long, 2 short ag.
+    ledger.mark(AG, 4930, pre_settlement=4928, trading_day="20230216")
+    assert ledger.account_values()["PositionProfit"] == pytest.approx((4 - 2) * (4930 - 4928) * 15)
+
+
+def test_the_settlement_price_stays_the_new_days_pre_settlement():
+    ledger = simnow_day()
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    # The feed's PreSettlementPrice may differ from the price the ledger settled at (a VWAP
+    # computed from the ticks): the balance was settled at 4928, so the positions stay based on it.
+    ledger.mark(AG, 4930, pre_settlement=4925, trading_day="20230216")
+    long = next(p for p in ledger.position_values() if p["InstrumentID"] == "ag2306" and p["PosiDirection"] == "2")
+    assert long["PreSettlementPrice"] == 4928 and long["PositionProfit"] == pytest.approx(4 * (4930 - 4928) * 15)
+    assert all(d["LastSettlementPrice"] == 4928 for d in ledger.detail_values() if d["InstrumentID"] == "ag2306")
+    again = Ledger.from_state(json.loads(json.dumps(ledger.to_state())))
+    again.mark(AG, 4930, pre_settlement=4925, trading_day="20230216")
+    assert again.position_values() == ledger.position_values()
+    # An instrument the ledger did not settle takes the feed's pre-settlement for its new lots.
+    ledger.mark(SC, 575.0, pre_settlement=571.8, trading_day="20230216")
+    book(ledger, 9, SC, trade(SC, "9", "0", "0", 575.0, 1, day="20230216"))
+    assert next(d for d in ledger.detail_values() if d["InstrumentID"] == "sc2306")["LastSettlementPrice"] == 571.8
+    with pytest.raises(LedgerError, match="trading_day 20230216"):
+        ledger.mark(AG, 4930, trading_day=20230216)  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ from .trader_harness import Program, Tick
 THURSDAY_NIGHT = "2026-11-19T21:05"  # night session of trading day 20261120
 FRIDAY_MORNING = "2026-11-20T09:35"
 FRIDAY_CLOSE = "2026-11-20T14:59:55"
-EXCHANGE = {"rb2701": "SHFE", "m2701": "DCE", "TA701": "CZCE"}
-TICK_SIZE = {"rb2701": 1.0, "m2701": 1.0, "TA701": 2.0}
+EXCHANGE = {"rb2701": "SHFE", "m2701": "DCE", "TA701": "CZCE", "sc2701": "INE", "si2701": "GFEX", "IF2612": "CFFEX"}
+TICK_SIZE = {"rb2701": 1.0, "m2701": 1.0, "TA701": 2.0, "sc2701": 0.1, "si2701": 5.0, "IF2612": 0.2}
 
 
 def front(tmp_path: Path, start: str, instruments: tuple[str, ...], *extra: str) -> str:
@@ -114,6 +114,25 @@ def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(p
         assert {r.InsertDate for r in reports} == {calendar} and trade.TradeDate == calendar
         assert all(r.TradingDay == "20261120" for r in reports)
 
+
+
+def test_ine_and_cffex_answer_a_crossing_order_like_shfe_and_gfex_like_dce(program):
+    instruments = ("sc2701", "IF2612", "si2701")
+    trader = program(FRIDAY_MORNING, instruments)
+    refs: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        instrument = tick.InstrumentID
+        refs[instrument] = trader.order(instrument, EXCHANGE[instrument], tick.AskPrice1 + TICK_SIZE[instrument])
+
+    used = once_per_instrument(trader, send)
+    for ref in refs.values():
+        trader.wait_for(lambda: trader.finished(ref), f"order {ref} filled")
+    after_match = [("order", "a", "0", "报单已提交", 0), ("order", "a", "0", "报单已提交", 0),
+                   ("order", "0", "0", "全部成交报单已提交", 1)]
+    no_repeat = [("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0), ("order", "0", "3", "全部成交", 1)]
+    for instrument, expected in (("sc2701", after_match), ("IF2612", after_match), ("si2701", no_repeat)):
+        assert trader.story(refs[instrument]) == expected + [("trade", used[instrument].AskPrice1, 1)], instrument
 
 
 def test_after_midnight_on_friday_night_shfe_dates_the_trade_saturday_for_mondays_trading_day(program):

@@ -287,6 +287,13 @@ def test_a_market_order_walks_the_book_on_dce_and_is_refused_with_15_on_shfe(pro
     reports = trader.reports(refs["dce"])
     assert [(r.OrderStatus, r.StatusMsg) for r in reports[:2]] == [("a", "报单已提交"), ("3", "未成交")]
     assert (reports[-1].OrderStatus, reports[-1].VolumeTraded) == ("0", int(tick.AskVolume1) + 1)
+    # Frozen at the limit price, booked at the fills' prices: m's 14% margin of the turnover and
+    # 0.2 yuan a lot to open (SIM_TRADING.md 3.3).
+    account = trader.account()
+    turnover = (tick.AskPrice1 * tick.AskVolume1 + tick.AskPrice2) * 10
+    assert account.FrozenMargin == 0 and account.FrozenCommission == 0
+    assert account.CurrMargin == pytest.approx(turnover * 0.14)
+    assert account.Commission == pytest.approx(0.2 * (tick.AskVolume1 + 1))
     # SHFE takes no market orders (SIM_TRADING.md 0.5): refused by the CTP layer, no OnRtnOrder.
     trader.wait_for(lambda: trader.story(refs["shfe"])[-1:] == [("err", 15)], "the SHFE refusal")
     assert trader.story(refs["shfe"]) == [("rsp", 15), ("err", 15)]

@@ -553,7 +553,7 @@ def test_the_statement_shows_the_figures_of_the_account_and_positions(day_end):
     w = worked(seen)
     text = statement_text(seen.friday_pieces)
     assert text == statement_text(seen.latest_pieces)  # an empty TradingDay: the latest statement
-    assert all(p.TradingDay == FRIDAY and p.InvestorID == USER for p in seen.friday_pieces)
+    assert all(p.TradingDay == FRIDAY and p.InvestorID == USER for p in seen.friday_pieces + seen.latest_pieces)
     assert f"日期 Date：{FRIDAY}" in text
     assert summary_value(text, "期初结存 Balance b/f") == 10_000_000
     assert summary_value(text, "平仓盈亏 Realized P/L") == pytest.approx(w.close_profit)
@@ -673,6 +673,49 @@ def test_expire_report_tells_the_program_its_gfd_order_was_cancelled(tmp_path):
     assert statuses == [("a", "报单已提交"), ("3", "未成交"), ("5", "已撤单")]
     assert seen.resting[-1].TradingDay == FRIDAY and seen.resting[-1].VolumeTotal == 1
     assert seen.orders == [None]
+
+
+# -- a holiday ---------------------------------------------------------------------------------------
+
+
+def test_before_a_holiday_the_next_trading_day_is_after_it_and_has_no_night_session(tmp_path):
+    # National Day 2026: 1-7 October closed (the State Council's notice); no night session opens
+    # the first day after a holiday, so Wednesday 30 September is followed by Thursday 8 October's
+    # day session.
+    address = front(tmp_path / "t.sqlite", "2026-09-30T14:59:50").replace(f"{RB},{JD}", RB)
+    trader = Trader(tmp_path / "td", address)
+    sent = threading.Event()
+
+    def buy_once(tick: dict[str, Any]) -> None:
+        if not sent.is_set():
+            sent.set()
+            trader.order(RB, tick["AskPrice1"] + 5, ref="1")
+
+    program = None
+    try:
+        assert trader.login()[0].TradingDay == "20260930"
+        trader.confirm()
+        program = Program(tmp_path / "md", address, buy_once, lambda t: t["TradingDay"] != "20260930", (RB,))
+        assert program.holding.wait(4 * WAIT), "the market never left 30 September"
+        trade = trader.spi.wait("OnRtnTrade")[0][0]
+        close = program.last[(RB, "20260930")]
+        account = trader.query("TradingAccount")[0]
+        position = [p for p in trader.query("InvestorPosition") if p is not None]
+        pieces = trader.query("SettlementInfo")
+    finally:
+        if program is not None:
+            program.close()
+        trader.api.Release()
+        counter_module.forget_counters()
+    first = program.held or {}
+    assert first["TradingDay"] == "20261008" and "08:59:00" <= first["UpdateTime"] <= "09:00:01"
+    assert account.TradingDay == "20261008"
+    assert [(p.PositionDate, p.YdPosition, p.PreSettlementPrice) for p in position] == \
+        [("2", 1, close["SettlementPrice"])]
+    fee = cents(trade.Price * 10 * 1e-4)
+    assert account.PreBalance == pytest.approx(10_000_000 + (close["SettlementPrice"] - trade.Price) * 10 - fee)
+    assert {p.TradingDay for p in pieces} == {"20260930"}
+    assert "日期 Date：20260930" in statement_text(pieces)
 
 
 # -- no SettlementPrice in the feed: the day's VWAP ---------------------------------------------------

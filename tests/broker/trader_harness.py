@@ -84,10 +84,10 @@ class Program:
         self.hook_errors: list[BaseException] = []
         self.next_ref = 0
         self.request = 10
+        self._md_started = False
         folder.mkdir(parents=True, exist_ok=True)
         self.td = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(str(folder / "td_"))
         self.md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(str(folder / "md_")) if md else None
-        self._md_folder = folder
         self.td.RegisterSpi(_TdSpi(self))
         self.td.SubscribePrivateTopic(tdapi.THOST_TERT_QUICK)
         self.td.RegisterFront(front)
@@ -115,7 +115,7 @@ class Program:
         """Run ``hook(tick)`` in OnRtnDepthMarketData for every tick from now on (and start the md
         API if it is not running yet)."""
         self.hook = hook
-        if self.md is not None and not getattr(self, "_md_started", False):
+        if self.md is not None and not self._md_started:
             self._md_started = True
             self.md.RegisterSpi(_MdSpi(self))
             self.md.RegisterFront(self.front)

@@ -314,9 +314,10 @@ class Ledger:
 
         ``trading_day`` is the tick's TradingDay: a tick of a day before the ledger's (the old
         day's last tick, handed in after the settlement) is ignored, so positions stay marked at
-        the settlement price until a tick of the new day.  An instrument this ledger settled
-        keeps its settlement price as the day's pre-settlement (SIM_TRADING.md 4.2 step 7): the
-        figures rolled from it, and the balance, rest on that price."""
+        the settlement price until a tick of the new day.  Lots opened before the pre-settlement
+        was known take it then.  An instrument this ledger settled keeps its settlement price as
+        the day's pre-settlement (SIM_TRADING.md 4.2 step 7): the figures rolled from it, and
+        the balance, rest on that price."""
         self._learn(terms)
         if trading_day is not None and not isinstance(trading_day, str):
             raise LedgerError(f"trading_day {trading_day!r}: expected the tick's TradingDay, YYYYMMDD")
@@ -325,7 +326,14 @@ class Ledger:
         if _valid_price(price):
             self._last[terms.InstrumentID] = float(price)
         if pre_settlement is not None and _valid_price(pre_settlement) and terms.InstrumentID not in self._settled:
-            self._pre[terms.InstrumentID] = float(pre_settlement)
+            pre = float(pre_settlement)
+            if self._pre.get(terms.InstrumentID) != pre:
+                self._pre[terms.InstrumentID] = pre
+                for record in self._records.values():
+                    if record.InstrumentID == terms.InstrumentID:
+                        for detail in record.details:
+                            if not detail.LastSettlementPrice:  # opened before the price was known
+                                detail.LastSettlementPrice = pre
 
     def instruments(self) -> list[str]:
         """The instruments this account holds or has pending orders in (to mark and settle)."""

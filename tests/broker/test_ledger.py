@@ -418,3 +418,15 @@ def test_the_settlement_price_stays_the_new_days_pre_settlement():
     assert next(d for d in ledger.detail_values() if d["InstrumentID"] == "sc2306")["LastSettlementPrice"] == 571.8
     with pytest.raises(LedgerError, match="trading_day 20230216"):
         ledger.mark(AG, 4930, trading_day=20230216)  # type: ignore[arg-type]
+
+
+def test_a_lot_opened_before_the_pre_settlement_was_known_takes_it_from_the_next_mark():
+    # The counter may fill an order before it marked the instrument (no tick seen yet by it).
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230215")
+    book(ledger, 1, AG, trade(AG, "1", "0", "0", 4942, 1))
+    assert [d["LastSettlementPrice"] for d in ledger.detail_values()] == [0]
+    ledger.mark(AG, 4945, pre_settlement=4941, trading_day="20230215")
+    assert [d["LastSettlementPrice"] for d in ledger.detail_values()] == [4941]
+    # The statement's Prev. Sttl of the lot is then the pre-settlement, as on SimNow's (4941).
+    summary = ledger.settle({"ag2306": 4928}, "20230216")
+    assert [r["LastSettlementPrice"] for r in summary["positions"]] == [4941]

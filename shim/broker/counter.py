@@ -218,11 +218,13 @@ class Outbox:
     def changed(self, account: Account) -> None:
         self.accounts[id(account)] = account
 
-    def equity(self, account: Account, moment: str) -> None:
+    def equity(self, account: Account, moment: str, trading_day: str = "") -> None:
         """A point of the account's equity curve (the command line's report)."""
+        self.counter.mark(account)
         values = account.ledger.account_values()
         self.ops.append(self.counter.store_ops.equity_point(
-            (self.counter.book, *account.key), account.trading_day, moment, float(values.get("Balance", 0.0)),
+            (self.counter.book, *account.key), trading_day or account.trading_day, moment,
+            float(values.get("Balance", 0.0)),
             {name: values.get(name, 0.0) for name in ("Available", "CurrMargin", "CloseProfit", "PositionProfit",
                                                         "Commission")}))
 
@@ -251,6 +253,7 @@ class Outbox:
                     session.received(account.trading_day, entries[-1][0])
 
         try:
+            self.counter.writes += 1
             self.counter.store.write(self.ops, after=after)
         except self.counter.store_ops.StoreError as exc:
             self.counter.failed(exc)
@@ -277,11 +280,16 @@ class Counter:
         self.ids = orders.Ids()
         self.accounts: dict[tuple[str, str], Account] = {}
         self.terms: dict[str, Terms | None] = {}
-        self.books: dict[str, matching.Book] = {}
+        # The latest observed tick per instrument (the book orders meet), and the Book made of it
+        # with the lots already taken from it (made only when orders need it).
         self.ticks: dict[str, Any] = {}
-        self.consumed: dict[str, dict] = {}
+        self.books: dict[str, tuple[Any, matching.Book, dict]] = {}  # instrument -> (tick, book, consumed)
+        self.resting: dict[str, dict[int, Order]] = {}  # instrument -> alive orders by key
+        self.hourly: dict[str, bool] = {}  # instrument -> its settlement needs every tick (CFFEX)
         self.trading_day = ""
-        self.moment: datetime | None = None  # feed time of the latest observed tick
+        self.latest: Any = None  # the latest observed tick of any instrument: the feed's time
+        self.writes = 0  # store writes queued by the counter (lockstep's quiet point)
+        self.quiet_at = -1
         self.sessions: list[TraderSession] = []
         self.markets: dict[int, tuple[Any, Any]] = {}  # id(market) -> (market, observation)
         self.feeds: dict[int, "_Feed"] = {}
@@ -309,7 +317,9 @@ class Counter:
         for key, saved in state.tables["orders"].items():
             account = self.accounts.get((key[1], key[2]))
             if account is not None and saved.get("TradingDay") == account.trading_day:
-                account.add_order(Order.from_state(saved))
+                order = Order.from_state(saved)
+                account.add_order(order)
+                self._track(account, order)
         for key, saved in state.tables["trades"].items():
             account = self.accounts.get((key[1], key[2]))
             if account is not None and saved.get("TradingDay") == account.trading_day:
@@ -363,7 +373,38 @@ class Counter:
 
     def now(self) -> datetime:
         """Feed time: the latest observed tick's, else China time now."""
-        return self.moment or clock.now()
+        latest = self.latest
+        moment = _tick_moment(latest) if latest is not None else None
+        return moment or clock.now()
+
+    def book_of(self, instrument: str) -> tuple[matching.Book, dict] | tuple[None, None]:
+        """The Book of the instrument's latest tick and the lots orders took from it (None before a tick)."""
+        tick = self.ticks.get(instrument)
+        if tick is None:
+            return None, None
+        made = self.books.get(instrument)
+        if made is None or made[0] is not tick:
+            made = self.books[instrument] = (tick, matching.Book.from_tick(tick), {})
+        return made[1], made[2]
+
+    def mark(self, account: Account) -> None:
+        """Mark the account's positions to the latest ticks (done when its figures are read)."""
+        ledger = account.ledger
+        for instrument in ledger.instruments():
+            tick = self.ticks.get(instrument)
+            if tick is None or tick.TradingDay != account.trading_day:
+                continue  # an earlier day's tick: the settlement price marks the position now
+            terms = self.terms_of(instrument)
+            if terms is not None:
+                ledger.mark(terms, tick.LastPrice, tick.PreSettlementPrice)
+
+    def _track(self, account: Account, order: Order) -> None:
+        """Keep the index of alive orders by instrument up to date."""
+        alive = self.resting.setdefault(order.InstrumentID, {})
+        if order.alive:
+            alive[order.key] = order
+        else:
+            alive.pop(order.key, None)
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -375,7 +416,7 @@ class Counter:
 
         with self.lock:
             self._watch(market)
-            if self.moment is None:
+            if self.latest is None:
                 self._change_day(trading_day)
             key = (broker_id, investor_id)
             account = self.accounts.get(key)
@@ -440,8 +481,7 @@ class Counter:
                 self.books.clear()
                 self.ticks.clear()
                 self.unpriced.clear()
-                self.consumed.clear()
-                self.moment = None
+                self.latest = None
 
     def confirm(self, account: Account) -> tuple[str, str]:
         """ReqSettlementInfoConfirm: (ConfirmDate, ConfirmTime)."""
@@ -460,6 +500,7 @@ class Counter:
         """Run ``post`` once everything queued so far is committed (answers that must follow the
         callbacks already on their way)."""
         try:
+            self.writes += 1
             self.store.write([], after=post)
         except self.store_ops.StoreError as exc:
             self.failed(exc)
@@ -474,7 +515,7 @@ class Counter:
             assert account is not None
             self._watch(market)
             day = getattr(market, "trading_day", None)
-            if day and self.moment is None:
+            if day and self.latest is None:
                 # A quiet source (no tick observed yet): its own day.  Once ticks come, theirs
                 # alone: the source may run ahead of what the programs were given.
                 self._change_day(day)
@@ -482,8 +523,9 @@ class Counter:
             terms = self.terms_of(instrument, market)
             if terms is not None:
                 self._follow(market, instrument)
-            book = self.books.get(instrument)
+            book, consumed = self.book_of(instrument)
             market_price = _market_price(values.get("Direction", ""), book)
+            self.mark(account)
             box = Outbox(self)
             reject = checks.check_insert(
                 values, confirmed=account.confirmed == account.trading_day, session_refs=session.refs, terms=terms,
@@ -503,17 +545,15 @@ class Counter:
             account.max_order_ref = max(account.max_order_ref, int(order_ref.strip()))
             values = dict(values, RequestID=request_id)
             now = self.now()
-            if book is not None and book.last is not None:
-                account.ledger.mark(terms, book.last, book.pre_settlement)
             order = orders.new_order(values, front_id=session.front.front_id, session_id=session.front.session_id,
                                      order_ref=order_ref, trading_day=account.trading_day, now=now, terms=terms,
                                      ids=self.ids)
             account.ledger.freeze(order.key, terms, order.Direction, order.offset, order.hedge,
                                   checks.cost_price(values, market_price), order.VolumeTotalOriginal)
-            consumed = self.consumed.setdefault(instrument, {})
             # Before the first tick the feed's time is unknown: the session is not checked then.
-            events = matching.on_insert(order, book, terms, self.rules, self.ids, now, consumed,
-                                        hours=self.settings.hours and self.moment is not None)
+            events = matching.on_insert(order, book, terms, self.rules, self.ids, now,
+                                        consumed if consumed is not None else {},
+                                        hours=self.settings.hours and self.latest is not None)
             account.add_order(order)
             if book is None and order.alive:
                 self.unpriced.setdefault(instrument, []).append(order)
@@ -566,6 +606,7 @@ class Counter:
             if order is not None:
                 touched[order.key] = (account, order)
         for account, order in touched.values():
+            self._track(account, order)
             box.changed(account)
             if order.OrderSysID:
                 account.index[("sys", order.ExchangeID, order.OrderSysID.strip())] = order
@@ -616,63 +657,71 @@ class Counter:
         they sent in answer) before the tick itself is delivered: the two threads of a program
         then meet in the same order on every run."""
         if self.settings.lockstep:
-            self._wait_quiet()
+            if self.writes != self.quiet_at:
+                self._wait_quiet()
             if self._match(tick):
                 self._wait_quiet()
         else:
             self._match(tick)
 
     def _match(self, tick: Any) -> bool:
-        """Take the tick as the instrument's book, settle a new day, match the resting orders and
-        mark the positions; whether anything was reported."""
+        """Take the tick as the instrument's latest, settle a new day, match the resting orders;
+        whether anything was reported.  Cheap when the instrument has no resting order."""
         with self.lock:
             instrument = tick.InstrumentID
             latest = self.ticks.get(instrument)
             if latest is tick:
                 return False  # the same tick handed to a second program
             day = tick.TradingDay
-            moment = _tick_moment(tick)
-            if latest is not None and day == latest.TradingDay and moment is not None:
-                seen = _tick_moment(latest)
-                if seen is not None and (moment, tick.Volume) <= (seen, latest.Volume):
+            if latest is not None and day == latest.TradingDay:
+                stamp = (tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec, tick.Volume)
+                seen = (latest.ActionDay, latest.UpdateTime, latest.UpdateMillisec, latest.Volume)
+                if stamp < seen:
                     return False  # an API object behind another one hands on an older tick
-            if moment is not None:
-                self.moment = moment
-            if day:
+                if stamp == seen:
+                    # Nothing traded or moved since: not matched again (its lots were offered
+                    # already), but kept: a closing snapshot adds the SettlementPrice.
+                    self.ticks[instrument] = tick
+                    made = self.books.get(instrument)
+                    if made is not None and made[0] is latest:
+                        self.books[instrument] = (tick, made[1], made[2])
+                    return False
+            if day and day > self.trading_day:
                 self._change_day(day)
-            previous = self.books.get(instrument)
-            book = matching.Book.from_tick(tick)
-            self.books[instrument] = book
             self.ticks[instrument] = tick
-            consumed = self.consumed[instrument] = {}
-            for waiter in self.waiters.pop(instrument, ()):
-                waiter.fire()
-            if self.prices is not None:
-                self.prices.observe(tick)
-            resting = [o for account in self.accounts.values() for o in account.orders.values()
-                       if o.InstrumentID == instrument and o.alive]
-            holders = [a for a in self.accounts.values() if _holds(a.ledger, instrument)]
-            if not resting and not holders:
+            self.latest = tick
+            prices = self.prices
+            if prices is not None:
+                hourly = self.hourly.get(instrument)
+                if hourly is None:
+                    hourly = self.hourly[instrument] = _settles_by_the_hour(instrument)
+                if hourly:
+                    prices.observe(tick)
+            if self.waiters:
+                for waiter in self.waiters.pop(instrument, ()):
+                    waiter.fire()
+            resting = self.resting.get(instrument)
+            if not resting:
                 return False
             terms = self.terms_of(instrument)
             if terms is None:
                 return False
+            previous = self.books.get(instrument)
+            book, consumed = self.book_of(instrument)
+            assert book is not None and consumed is not None
             box = Outbox(self)
             arrived = [o for o in self.unpriced.pop(instrument, ()) if o.alive]
+            waiting = [o for o in resting.values() if o not in arrived]
             if arrived:
                 events = []
                 for order in arrived:
                     for price, lots in matching.aggressive_fills(order, book, self.rules, consumed):
                         events.extend(orders.fill_events(order, price, lots, self.now(), terms, self.ids))
-                    order.queue_ahead = 0.0 if order.VolumeTraded else order.queue_ahead
                 self._apply(events, terms, box)
-                resting = [o for o in resting if o.alive and o not in arrived]
-            if resting:
-                events = matching.on_tick(resting, book, previous, terms, self.rules, self.ids, self.now(), consumed)
+            if waiting:
+                events = matching.on_tick(waiting, book, previous[1] if previous else None, terms, self.rules,
+                                          self.ids, self.now(), consumed)
                 self._apply(events, terms, box)
-            if book.last is not None:
-                for account in holders:
-                    account.ledger.mark(terms, book.last, book.pre_settlement)
             return box.send() and bool(box.private)
 
     def _wait_quiet(self) -> None:
@@ -683,6 +732,7 @@ class Counter:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            written = self.writes
             try:
                 store.flush(remaining)
             except self.store_ops.StoreError as exc:
@@ -695,8 +745,9 @@ class Counter:
                     busy = True
                     dispatcher.wait_idle(max(deadline - time.monotonic(), 0))
             # A callback may have run (and sent an order) between the flush and the look: quiet
-            # only when nothing new was written meanwhile either.
-            if not busy and not store.pending:
+            # only when nothing was written since this round began either.
+            if not busy and self.writes == written and not store.pending:
+                self.quiet_at = written
                 return
         log.warning("counter %s: the trader did not catch up within %.0f s (a slow callback?); the next tick "
                     "is matched anyway", self.settings.book, LOCKSTEP_WAIT)
@@ -710,6 +761,11 @@ class Counter:
         previous, self.trading_day = self.trading_day, day
         if not previous:
             return
+        if self.prices is not None:
+            # The day's cumulative Turnover and Volume are in each instrument's last tick of it.
+            for instrument, tick in self.ticks.items():
+                if not self.hourly.get(instrument):
+                    self.prices.observe(tick)
         box = Outbox(self)
         for account in self.accounts.values():
             if account.trading_day != day:
@@ -732,14 +788,17 @@ class Counter:
             if order.alive:
                 events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
                 self._apply(events, self.terms_of(order.InstrumentID), box)
+        self.mark(account)
         prices = self.prices.prices(account.ledger.instruments()) if self.prices is not None else {}
         summary = account.ledger.settle(prices, next_day, self.terms_of)
         text = _statement_text(summary)
         box.ops.append(self.put("statements", (account.BrokerID, account.InvestorID, day),
                                 {"text": text, "summary": summary}))
         account.statements[day] = text
-        box.equity(account, "15:00:00")
         account.trading_day = next_day
+        box.equity(account, "15:00:00", day)  # the settled balance (marked at the settlement prices)
+        for order in account.orders.values():
+            self.resting.get(order.InstrumentID, {}).pop(order.key, None)
         account.orders.clear()
         account.index.clear()
         account.trades.clear()
@@ -841,8 +900,14 @@ class _Feed:
             self.dispatcher.stop()
 
 
-def _holds(ledger: Any, instrument: str) -> bool:
-    return instrument in ledger.instruments()
+def _settles_by_the_hour(instrument: str) -> bool:
+    """Whether the instrument's settlement price needs its ticks through the day (CFFEX's last
+    hour), not only the day's last one."""
+    from .settlement import LAST_HOUR_EXCHANGES
+    from ..ctp.products import parse_instrument
+
+    info = parse_instrument(instrument)
+    return info is not None and info.product.exchange in LAST_HOUR_EXCHANGES
 
 
 def _date_of(day: str) -> Any:

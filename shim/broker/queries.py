@@ -99,6 +99,8 @@ def records(counter: "Counter", account: "Account", name: str, query: dict[str, 
     answer = _ANSWERS.get(name)
     if answer is None:
         return []
+    if account is not None:
+        counter.mark(account)  # positions are marked to the latest ticks when they are read
     return answer(counter, account, query, instruments, market)
 
 
@@ -261,7 +263,7 @@ def _max_volume(counter: "Counter", account: "Account", query: dict[str, Any], _
         if offset != "0":
             volume = account.ledger.closable(terms, direction, offset, hedge)
         else:
-            book = counter.books.get(terms.InstrumentID)
+            book, _ = counter.book_of(terms.InstrumentID)
             price = (book.last if book is not None else None) or 0.0
             margin, commission = account.ledger.order_cost(terms, direction, offset, price, 1) if price else (0, 0)
             per_lot = margin + commission

@@ -22,9 +22,12 @@ BROKER, USER = "9999", "000001"
 WAIT = 10.0
 
 
-def front(db: Path, *extra: str) -> str:
-    settings = "&".join((f"start={FRIDAY_MORNING}", "instruments=rb2701,m2701", "speed=max", f"trader.db={db}",
-                         "trader.flow_control=false", *extra))
+def front(db: Path, *extra: str, speed: str = "max") -> str:
+    """A sim:// front (rb starts at 3100: its limits are 2883 and 3317).  A td-only program at
+    speed=max lets the counter's feed run the market as fast as it goes (days pass in a blink):
+    tests that wait on a td-only program use real time."""
+    settings = "&".join((f"start={FRIDAY_MORNING}", "instruments=rb2701,m2701", "price=rb2701:3100",
+                         f"speed={speed}", f"trader.db={db}", "trader.flow_control=false", *extra))
     return f"sim://?{settings}"
 
 
@@ -173,12 +176,12 @@ def test_an_order_before_confirming_is_refused_with_42_to_the_requester_only(tra
 
 
 def test_a_resting_order_then_a_cancel_reach_every_session_of_the_account(traders, tmp_path):
-    address = front(tmp_path / "t.sqlite")
+    address = front(tmp_path / "t.sqlite", speed="1")
     first, second = traders(address, "a/"), traders(address, "b/")
     login = first.login()
     second.login()
     first.confirm()
-    first.order(2000.0, ref="7")  # far below the market: rests (SHFE: answered after matching)
+    first.order(3000.0, ref="7")  # far below the market: rests (SHFE: answered after matching)
     first.spi.wait("OnRtnOrder", 2)
     assert statuses(first.spi) == [("a", "报单已提交"), ("3", "未成交")]
     resting = first.spi.all("OnRtnOrder")[-1][0]
@@ -280,14 +283,14 @@ def test_a_crossing_order_fills_at_the_ask_of_the_tick_the_program_was_given(tra
 
 def _rest_one_and_cancel(trader: Trader, ref: str) -> None:
     count = len(trader.spi.all("OnRtnOrder"))
-    trader.order(2000.0, ref=ref)
+    trader.order(3000.0, ref=ref)
     trader.spi.wait("OnRtnOrder", count + 2)
     trader.cancel(ref)
     trader.spi.wait("OnRtnOrder", count + 4)
 
 
 def test_a_new_api_finds_the_days_orders_and_the_topic_modes_replay_as_ctp(traders, tmp_path):
-    address = front(tmp_path / "t.sqlite")
+    address = front(tmp_path / "t.sqlite", speed="1")
     first = traders(address, "a/")
     first.login()
     first.confirm()
@@ -321,14 +324,14 @@ def test_a_new_api_finds_the_days_orders_and_the_topic_modes_replay_as_ctp(trade
 
 
 def test_order_refs_must_increase_within_a_session(traders, tmp_path):
-    trader = traders(front(tmp_path / "t.sqlite"))
+    trader = traders(front(tmp_path / "t.sqlite", speed="1"))
     trader.login()
     trader.confirm()
     _rest_one_and_cancel(trader, "10")
-    trader.order(2000.0, ref="10")
+    trader.order(3000.0, ref="10")
     info = trader.spi.wait("OnRspOrderInsert")[0][1]
     assert (info.ErrorID, info.ErrorMsg) == (22, "CTP:报单错误：不允许重复报单")
-    trader.order(2000.0, ref="")  # blank: assigned, right-aligned in 12 characters
+    trader.order(3000.0, ref="")  # blank: assigned, right-aligned in 12 characters
     trader.spi.wait("OnRtnOrder", 6)
     assert trader.spi.all("OnRtnOrder")[-1][0].OrderRef == "          11"
 
@@ -357,7 +360,7 @@ api.Release()
 
 
 def test_a_new_process_finds_the_days_orders(traders, tmp_path):
-    address = front(tmp_path / "t.sqlite")
+    address = front(tmp_path / "t.sqlite", speed="1")
     trader = traders(address)
     trader.login()
     trader.confirm()
@@ -499,14 +502,14 @@ def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(
         held = [p for p in trader.query("InvestorPosition") if p is not None and p.Position]
         assert [(p.PosiDirection, p.PositionDate, p.Position, p.YdPosition, p.TodayPosition) for p in held] == \
             [("2", "2", 1, 1, 0)]  # SHFE: yesterday's record
-        trader.order(2000.0, ref="3")
+        trader.order(3000.0, ref="3")
         assert trader.spi.wait("OnRspOrderInsert")[-1][1].ErrorID == 42
         pieces = trader.query("SettlementInfo", TradingDay="20261120")
         assert pieces and [p.SequenceNo for p in pieces] == list(range(1, len(pieces) + 1))
         text = b"".join(p.Content for p in pieces).decode("gb18030")
         assert "20261120" in text and "rb2701" in text
         trader.confirm()
-        trader.order(2000.0, ref="4")
+        trader.order(3000.0, ref="4")
         trader.spi.wait("OnRtnOrder", reports + 2)
         assert trader.spi.all("OnRtnOrder")[-1][0].TradingDay == "20261123"
     finally:

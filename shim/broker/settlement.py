@@ -1,7 +1,9 @@
 """Settlement prices of the trading day, taken from the ticks the counter observed.
 
 The exchange's rule (SIM_TRADING.md 4.1): the feed's ``SettlementPrice`` when the tick carries a
-valid one (after the exchange publishes it); else the volume-weighted price of the whole trading
+valid one (after the exchange publishes it); else the ``PreSettlementPrice`` a tick of the next
+trading day carries (the exchange's figure, when the day's close was not observed: a restart
+across the day end, a recording that stops at 15:00); else the volume-weighted price of the whole trading
 day (night session included) on the commodity exchanges, of the last hour on CFFEX (the hour
 before that when the last hour had no trade, and so on; the whole day when it traded less
 than that); the previous settlement when nothing traded.  The rounding to the tick is
@@ -60,6 +62,7 @@ class SettlementPrices:
         self.trading_day = trading_day
         self._seen: dict[str, _Seen] = {}
         self._close: dict[str, datetime | None] = {}
+        self._next_pre: dict[str, float] = {}  # PreSettlementPrice of a tick of a later trading day
 
     def reset(self, trading_day: str) -> None:
         """Forget everything: a new trading day begins."""
@@ -68,14 +71,19 @@ class SettlementPrices:
         self.trading_day = trading_day
         self._seen.clear()
         self._close.clear()
+        self._next_pre.clear()
 
     def observe(self, tick: Any) -> bool:
         """Take one ``CThostFtdcDepthMarketDataField`` (or anything with its members); returns
-        whether it counted (False for another trading day's tick)."""
+        whether it counted (False for another trading day's tick: of a later day, only its
+        PreSettlementPrice is kept, as this day's settlement)."""
         trading_day = getattr(tick, "TradingDay", "")
         if self.trading_day is None and _day(trading_day) is not None:
             self.trading_day = trading_day
         if trading_day != self.trading_day:
+            if self.trading_day and _day(trading_day) is not None and trading_day > self.trading_day \
+                    and valid_price(getattr(tick, "PreSettlementPrice", None)):
+                self._next_pre[tick.InstrumentID] = float(tick.PreSettlementPrice)
             return False
         instrument_id = tick.InstrumentID
         seen = self._seen.get(instrument_id)
@@ -116,10 +124,12 @@ class SettlementPrices:
         """The settlement price of ``instrument_id`` (``pre_settlement``: its previous one, the
         answer when nothing traded or nothing was observed)."""
         seen = self._seen.get(instrument_id)
+        if seen is not None and seen.feed:
+            return seen.feed
+        if instrument_id in self._next_pre:
+            return self._next_pre[instrument_id]
         if seen is None:
             return pre_settlement
-        if seen.feed:
-            return seen.feed
         pre = pre_settlement if valid_price(pre_settlement) else seen.pre
         info = products.parse_instrument(instrument_id)
         if info is None:
@@ -147,7 +157,8 @@ class SettlementPrices:
         """JSON-able state (:meth:`from_state` rebuilds it), for a restart within the day."""
         return {"trading_day": self.trading_day,
                 "seen": {i: {**asdict(s), "hours": [[k, v, t] for k, (v, t) in s.hours.items()]}
-                         for i, s in self._seen.items()}}
+                         for i, s in self._seen.items()},
+                "next_pre": dict(self._next_pre)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SettlementPrices:
@@ -157,6 +168,7 @@ class SettlementPrices:
             row = dict(row)
             hours = {int(k): (int(v), float(t)) for k, v, t in row.pop("hours")}
             tracker._seen[instrument_id] = _Seen(**row, hours=hours)
+        tracker._next_pre = {i: float(p) for i, p in state.get("next_pre", {}).items()}
         return tracker
 
 

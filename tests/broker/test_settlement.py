@@ -96,3 +96,25 @@ def test_next_trading_day_skips_weekends_and_holidays():
     assert next_trading_day("20230120") == "20230130"  # before the 2023 Spring Festival
     with pytest.raises(ValueError, match="'20231'"):
         next_trading_day("20231")
+
+
+def test_the_next_days_pre_settlement_is_the_days_settlement_when_the_close_was_not_seen():
+    # The SimNow day (SIM_TRADING.md 4.4): ag2306 settled at 4928; the ticks seen stop at 14:59
+    # with a VWAP of 4926, and the next day's first tick carries PreSettlementPrice 4928.
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("ag2306", "SHFE", "14:59:00", 30, 30 * 4926 * 15, pre=4941))
+    assert not prices.observe(tick("ag2306", "SHFE", "21:00:00", 5, 5 * 4930 * 15, pre=4928,
+                                   trading_day="20230216"))
+    assert prices.price("ag2306", 4941) == 4928
+    # An instrument seen only on the next day: its PreSettlementPrice too.
+    prices.observe(tick("au2308", "SHFE", "21:00:00", 2, 2 * 414 * 1000, pre=413.8, trading_day="20230216"))
+    assert prices.prices(["au2308"]) == {"au2308": 413.8}
+    copy = SettlementPrices.from_state(json.loads(json.dumps(prices.to_state())))
+    assert copy.prices({"ag2306": 4941, "au2308": 412.98}) == {"ag2306": 4928, "au2308": 413.8}
+    # The day's own published SettlementPrice still comes first; an earlier day's ticks give nothing.
+    prices.observe(tick("ag2306", "SHFE", "15:30:00", 30, 30 * 4926 * 15, settlement=4929))
+    assert prices.price("ag2306", 4941) == 4929
+    prices.observe(tick("cu2306", "SHFE", "14:00:00", 1, 68_000 * 5, pre=67_000, trading_day="20230214"))
+    assert prices.price("cu2306", 68_100) == 68_100
+    prices.reset("20230216")
+    assert prices.price("au2308", 412.98) == 412.98  # forgotten with the day

@@ -95,6 +95,18 @@ def test_an_openctp_td_program_gets_real_answers_and_a_rerun_finds_its_position(
     assert numbers(again["account before"])["commission"] == paid  # the first fill's commission, same trading day
 
 
+def test_the_program_on_the_simulated_market_keeps_its_account_under_ctpshim_home(tmp_path):
+    # No trader.db: the default database is $CTPSHIM_HOME/trader.sqlite (DESIGN15 front settings).
+    environment = {k: v for k, v in os.environ.items() if k != "CTPSHIM_FRONT"}
+    environment.update(CTPSHIM_HOME=str(tmp_path / "home"),
+                       CTPSHIM_FRONT="sim://?start=2026-11-20T09:35&instruments=rb2701&trader.flow_control=false")
+    done = subprocess.run([sys.executable, "-m", "ctpshim", "run", str(PROGRAM), "rb2701"], capture_output=True,
+                          text=True, timeout=120, cwd=str(tmp_path), env=environment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert facts(done.stdout)["instrument"][:6] == ["rb2701", "SHFE", "tick", "1", "multiple", "10"]
+    assert (tmp_path / "home" / "trader.sqlite").is_file()
+
+
 # -- a program across the end of a trading day ------------------------------------------------
 
 BROKER, USER = "9999", "dayend"

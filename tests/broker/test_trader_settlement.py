@@ -580,6 +580,14 @@ def test_the_statement_shows_the_figures_of_the_account_and_positions(day_end):
     assert sum(float(row[10]) for row in positions.values()) == pytest.approx(w.mtm)
 
 
+@pytest.mark.xfail(strict=True, reason="queries.py cuts the text every 500 bytes (requests.md: [ledger2] counter: "
+                   "statement_pieces)")
+def test_every_piece_of_the_statement_decodes_by_itself(day_end):
+    seen, _, _ = day_end
+    for piece in seen.friday_pieces:
+        piece.Content.decode("gb18030")  # statement.pieces never splits a character
+
+
 def test_a_gfd_order_placed_at_night_rests_in_the_new_day(day_end):
     seen, _, _ = day_end
     reports = seen.night_order
@@ -795,3 +803,59 @@ def test_without_a_settlement_price_in_the_feed_the_day_settles_at_its_vwap(tmp_
     assert [(p.PositionDate, p.YdPosition, p.PreSettlementPrice) for p in position] == [("2", 1, vwap)]
     assert account.PreBalance == pytest.approx(10_000_000 + mtm - fee)
     assert account.PositionProfit == pytest.approx((3165 - vwap) * 10)
+
+
+def _replay(tmp_path: Path, name: str, rows: list[tuple[Any, ...]], pre: float) -> str:
+    from ctpshim.recording import table_from_ticks, write_archive
+
+    recording = tmp_path / f"{name}.parquet"
+    ticks = [_tick(*row, pre_settlement=pre) for row in rows]
+    write_archive(table_from_ticks(ticks, [_receive_time(r[1], r[2], r[3]) for r in rows]), recording)
+    return (f"replay://{recording}?speed=max&rebase=none&trader.db={tmp_path / 't.sqlite'}"
+            "&trader.flow_control=false")
+
+
+@pytest.mark.xfail(strict=True, reason="the counter settles at login before any tick of the new day "
+                   "(requests.md: [ledger2] counter: a restart across the day end)")
+def test_a_restart_across_the_day_end_settles_at_the_exchanges_settlement(tmp_path):
+    # Run 1 stops before Friday's close; run 2 (a new process, same database) starts on Friday
+    # night, whose ticks carry the exchange's Friday settlement (3161) as PreSettlementPrice.
+    friday = _replay(tmp_path, "friday", [(FRIDAY, FRIDAY, "14:59:58", 0, 3160.0, 1000, 31_614_000.0),
+                                          (FRIDAY, FRIDAY, "14:59:59", 0, 3158.0, 1100, 34_772_000.0)], 3150.0)
+    night = _replay(tmp_path, "night", [(MONDAY, FRIDAY, "21:00:00", 500, 3165.0, 10, 316_500.0),
+                                        (MONDAY, FRIDAY, "21:00:01", 0, 3166.0, 20, 633_100.0)], 3161.0)
+    trader = Trader(tmp_path / "td", friday)
+    sent = threading.Event()
+
+    def buy_once(tick: dict[str, Any]) -> None:
+        if not sent.is_set():
+            sent.set()
+            trader.order(RB, tick["AskPrice1"] + 10, ref="1")
+
+    program = None
+    try:
+        trader.login()
+        trader.confirm()
+        program = Program(tmp_path / "md", friday, buy_once, lambda t: t["UpdateTime"] == "14:59:59", (RB,))
+        assert program.holding.wait(4 * WAIT)
+        assert trader.spi.wait("OnRtnTrade")[0][0].Price == 3160.0
+    finally:
+        if program is not None:
+            program.close()
+        trader.api.Release()
+        counter_module.forget_counters()
+    trader = Trader(tmp_path / "td2", night, resume=tdapi.THOST_TERT_QUICK)
+    program = None
+    try:
+        assert trader.login()[0].TradingDay == MONDAY
+        program = Program(tmp_path / "md2", night, lambda t: None, lambda t: t["UpdateTime"] == "21:00:01", (RB,))
+        assert program.holding.wait(4 * WAIT)
+        text = statement_text(trader.query("SettlementInfo", TradingDay=FRIDAY))
+        account = trader.query("TradingAccount")[0]
+    finally:
+        if program is not None:
+            program.close()
+        trader.api.Release()
+        counter_module.forget_counters()
+    assert float(table_rows(text, "持仓汇总 Positions")[0][9]) == 3161.0
+    assert account.PreBalance == pytest.approx(10_000_000 + (3161 - 3160) * 10 - cents(3160 * 10 * 1e-4))

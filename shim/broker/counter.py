@@ -653,9 +653,25 @@ class Counter:
     def observe(self, tick: Any) -> None:
         """A tick an API object is about to hand its program (on that object's dispatcher thread).
 
+        The counter's own feed is followed only for instruments no program's md API takes: the
+        first tick of one from a program makes the feed let it go.
+
         In lockstep the reports of what this tick filled are handled by the programs (and what
         they sent in answer) before the tick itself is delivered: the two threads of a program
         then meet in the same order on every run."""
+        if self.feeds:
+            instrument = tick.InstrumentID
+            ident = threading.get_ident()
+            for feed in list(self.feeds.values()):
+                if feed.thread_id == ident:
+                    if instrument not in feed.ids:
+                        return  # a program's md API has it now
+                    break
+                if instrument in feed.ids:
+                    feed.drop(instrument)
+                    with self.lock:  # the program's ticks from now on, even if behind the feed's
+                        self.ticks.pop(instrument, None)
+                        self.books.pop(instrument, None)
         if self.settings.lockstep:
             if self.writes != self.quiet_at:
                 self._wait_quiet()
@@ -881,6 +897,18 @@ class _Feed:
             self.market.attach(self.sink)
         except RuntimeError:  # the market closed meanwhile
             log.debug("counter feed: the market closed before it attached")
+
+    @property
+    def thread_id(self) -> int | None:
+        thread = self.dispatcher._thread
+        return thread.ident if thread is not None else None
+
+    def drop(self, instrument: str) -> None:
+        """A program's md API takes ``instrument`` now: the feed lets it go (the counter then
+        follows the program's ticks, never a feed running ahead of them)."""
+        self.ids.discard(instrument)
+        self.sink.mute([instrument])
+        self._call(self.market.unsubscribe, self.sink, [instrument])
 
     def want(self, ids: Iterable[str]) -> None:
         """Subscribe these instruments (once each) unless a program's md API already does."""

@@ -14,18 +14,25 @@ callback of an account keeps its order.
 
 The book an order meets is the latest tick the counter observed of its instrument
 (``Market.observe``: just before an md API hands the tick to its program), never a later one.
-Each new tick matches the resting orders (:func:`.matching.on_tick`), marks the positions and
-feeds the settlement prices; a change of the trading day (the tick's ``TradingDay``, or the
-market's own day for a quiet source) settles every account first.
+A tick of an instrument with resting orders matches them (:func:`.matching.on_tick`); any other
+tick is only kept (the per-tick cost of a backtest): positions are marked to the latest ticks
+when their figures are read (queries, checks, settlement), and settlement prices are taken from
+each instrument's last tick of the day (CFFEX's last-hour rule sees every tick).  A change of the
+trading day (the ticks' ``TradingDay``; the market's own day for a quiet source before any tick;
+days only move forward) settles every account first.  An order sent before any tick of its
+instrument is met by the first tick as an arriving order.
 
-A program with a td API only still gets its orders matched: for instruments with resting orders
-that no md API of the process subscribes, the counter subscribes its own feed on the market
-(:class:`_Feed`: a sink and a dispatcher whose Spi does nothing but be observed).
+A program with a td API only still gets its orders matched: for an instrument no program's md
+API takes, the counter subscribes its own feed on the market (:class:`_Feed`: a sink and a
+dispatcher whose Spi does nothing but be observed), and lets it go at the first tick a program's
+md API hands on, following that program's ticks from then on.
 
 Lockstep (``trader.lockstep``, by default at ``speed=max``): before a tick is matched the
-observer waits, bounded, until the store has committed everything queued and every td API's
-dispatcher on the counter is idle, so whatever a program sent in answer to the previous tick
-(also from ``OnRtnTrade``) is handled first and a backtest gives the same fills every run.
+observer waits, bounded, until the store has committed everything queued, every td API's
+dispatcher on the counter is idle and nothing was written meanwhile, so whatever a program sent
+in answer to the previous tick (also from ``OnRtnTrade``) is handled first; and when the tick
+filled anything it waits again before the tick is delivered.  A backtest then gives the same
+fills every run.  Nothing is waited for when nothing was written since the last quiet point.
 """
 
 from __future__ import annotations

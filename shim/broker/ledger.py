@@ -252,6 +252,28 @@ def _check_volume(volume: Any, what: str = "volume") -> None:
         raise LedgerError(f"{what} {volume!r}: expected a whole number of lots above 0")
 
 
+STATE_VERSION = 2
+_RECORD_FIELDS = tuple(f.name for f in fields(_Record) if f.name != "details")
+_DETAIL_FIELDS = tuple(f.name for f in fields(_Detail))
+
+
+def _pack_rows(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows of dicts as ``{"keys": [names...], "rows": [[which keys, value...]]}`` (names once)."""
+    schemas: dict[tuple[str, ...], int] = {}
+    packed = []
+    for row in rows:
+        names = tuple(row)
+        packed.append([schemas.setdefault(names, len(schemas)), *row.values()])
+    return {"keys": [list(names) for names in schemas], "rows": packed}
+
+
+def _unpack_rows(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):  # version 1: the dicts themselves
+        return [dict(row) for row in data]
+    keys = data["keys"]
+    return [dict(zip(keys[row[0]], row[1:], strict=True)) for row in data["rows"]]
+
+
 def _check_amount(amount: Any, what: str) -> float:
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount <= 0:
         raise LedgerError(f"{what} {amount!r}: expected a finite amount of yuan above 0")
@@ -940,26 +962,32 @@ class Ledger:
     # ---------------------------------------------------------------- state
 
     def to_state(self) -> dict[str, Any]:
-        """Everything the ledger holds, as JSON-able values (:meth:`from_state` rebuilds it)."""
+        """Everything the ledger holds, as JSON-able values (:meth:`from_state` rebuilds it).
+
+        Compact, because the counter writes it at every order event: the day's details, trades
+        and closed lots are lists of values under their column names, given once."""
         return {
-            "version": 1, "BrokerID": self.BrokerID, "InvestorID": self.InvestorID,
+            "version": STATE_VERSION, "BrokerID": self.BrokerID, "InvestorID": self.InvestorID,
             "params": asdict(self.params), "TradingDay": self.TradingDay, "PreBalance": self.PreBalance,
             "PreMargin": self.PreMargin, "Deposit": self.Deposit, "Withdraw": self.Withdraw,
             "facts": {k: asdict(v) for k, v in self._facts.items()},
             "last": dict(self._last), "pre": dict(self._pre), "settled": sorted(self._settled),
-            "records": [{**{f.name: getattr(r, f.name) for f in fields(r) if f.name != "details"},
-                         "details": [asdict(d) for d in r.details]} for r in self._records.values()],
+            "record_fields": list(_RECORD_FIELDS), "detail_fields": list(_DETAIL_FIELDS),
+            "records": [[*(getattr(r, name) for name in _RECORD_FIELDS),
+                         [[getattr(d, name) for name in _DETAIL_FIELDS] for d in r.details]]
+                        for r in self._records.values()],
             "pending": [{"key": k, **asdict(p), "record": list(p.record)} for k, p in self._pending.items()],
-            "trades": [dict(t) for t in self._trades], "closed": [dict(c) for c in self._closed],
+            "trades": _pack_rows(self._trades), "closed": _pack_rows(self._closed),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ledger:
-        """The ledger :meth:`to_state` described.  A state that is not one raises
-        :class:`LedgerError` naming what is wrong."""
+        """The ledger :meth:`to_state` described (or an earlier version of it).  A state that is
+        not one raises :class:`LedgerError` naming what is wrong."""
         try:
-            if state.get("version") != 1:
-                raise LedgerError(f"ledger state version {state.get('version')!r}: expected 1")
+            version = state.get("version")
+            if version not in (1, STATE_VERSION):
+                raise LedgerError(f"ledger state version {version!r}: expected 1 or {STATE_VERSION}")
             ledger = cls(state["BrokerID"], state["InvestorID"], balance=float(state["PreBalance"]),
                          trading_day=state["TradingDay"], params=LedgerParams(**state["params"]))
             ledger.PreMargin = float(state["PreMargin"])
@@ -969,18 +997,25 @@ class Ledger:
             ledger._last = {k: float(v) for k, v in state["last"].items()}
             ledger._pre = {k: float(v) for k, v in state["pre"].items()}
             ledger._settled = {str(i) for i in state.get("settled", ())}  # absent in states before it
-            for row in state["records"]:
-                row = dict(row)
-                details = [_Detail(**d) for d in row.pop("details")]
-                record = _Record(**row, details=details)
-                ledger._records[record.key] = record
+            if version == 1:  # each record and detail a dict of its names
+                for row in state["records"]:
+                    row = dict(row)
+                    details = [_Detail(**d) for d in row.pop("details")]
+                    record = _Record(**row, details=details)
+                    ledger._records[record.key] = record
+            else:
+                record_fields, detail_fields = state["record_fields"], state["detail_fields"]
+                for *values, details in state["records"]:
+                    record = _Record(**dict(zip(record_fields, values, strict=True)),
+                                     details=[_Detail(**dict(zip(detail_fields, d, strict=True))) for d in details])
+                    ledger._records[record.key] = record
             for row in state["pending"]:
                 row = dict(row)
                 key = row.pop("key")
                 row["record"] = tuple(row["record"])
                 ledger._pending[int(key)] = _Pending(**row)
-            ledger._trades = [dict(t) for t in state["trades"]]
-            ledger._closed = [dict(c) for c in state["closed"]]
+            ledger._trades = _unpack_rows(state["trades"])
+            ledger._closed = _unpack_rows(state["closed"])
         except LedgerError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -255,6 +255,25 @@ def test_state_round_trips_through_json():
         ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
 
 
+def test_a_state_of_the_first_version_still_loads():
+    # Version 1 (accounts stored before the compact state) kept every row as a dict of its names.
+    ledger = simnow_day()
+    state = json.loads(json.dumps(ledger.to_state()))
+    assert state["version"] == 2
+    record_fields, detail_fields = state.pop("record_fields"), state.pop("detail_fields")
+    old = dict(state, version=1, records=[
+        {**dict(zip(record_fields, values)), "details": [dict(zip(detail_fields, d)) for d in details]}
+        for *values, details in state["records"]],
+        trades=[dict(zip(state["trades"]["keys"][r[0]], r[1:])) for r in state["trades"]["rows"]],
+        closed=[dict(zip(state["closed"]["keys"][r[0]], r[1:])) for r in state["closed"]["rows"]])
+    del old["settled"]
+    copy = Ledger.from_state(old)
+    assert (copy.account_values(), copy.position_values(), copy.detail_values()) == \
+        (ledger.account_values(), ledger.position_values(), ledger.detail_values())
+    assert copy.settle({"ag2306": 4928, "au2308": 413.8}, "20230216") == \
+        ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda l: l.deposit(-5), "deposit -5"),
     (lambda l: l.deposit(float("nan")), "deposit nan"),

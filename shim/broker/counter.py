@@ -710,7 +710,7 @@ class Counter:
                         self.books[instrument] = (tick, made[1], made[2])
                     return False
             if day and day > self.trading_day:
-                self._change_day(day)
+                self._change_day(day, tick)
             self.ticks[instrument] = tick
             self.latest = tick
             prices = self.prices
@@ -777,8 +777,9 @@ class Counter:
 
     # -- the day end ----------------------------------------------------------------------------
 
-    def _change_day(self, day: str) -> None:
-        """A new trading day of the market: settle every account (days only move forward)."""
+    def _change_day(self, day: str, first: Any = None) -> None:
+        """A new trading day of the market: settle every account (days only move forward);
+        ``first`` is the new day's first tick, whose PreSettlementPrice is the exchange's figure."""
         if not day or day <= self.trading_day:
             return
         previous, self.trading_day = self.trading_day, day
@@ -789,6 +790,8 @@ class Counter:
             for instrument, tick in self.ticks.items():
                 if not self.hourly.get(instrument):
                     self.prices.observe(tick)
+            if first is not None:
+                self.prices.observe(first)
         box = Outbox(self)
         for account in self.accounts.values():
             if account.trading_day != day:

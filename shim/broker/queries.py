@@ -18,7 +18,8 @@ everything.  What is answered:
   ledger uses;
 * Instrument (margin ratios, PositionDateType, MaxMarginSideAlgorithm and order volumes from the
   terms), Product, Exchange, DepthMarketData (the latest tick the counter observed);
-* SettlementInfo (the statement in 500-byte ``Content`` pieces with ``SequenceNo``),
+* SettlementInfo (the statement in ``Content`` pieces of at most 500 bytes that never split a
+  character, :func:`ctpshim.broker.statement.pieces`, with ``SequenceNo``),
   SettlementInfoConfirm, MaxOrderVolume, BrokerTradingParams (the ledger's parameters);
 * every other query (InvestorPositionCombineDetail among them): no records.
 
@@ -34,6 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..ctp.exchanges import FUTURES_EXCHANGES
+from . import statement
 
 if TYPE_CHECKING:
     from .counter import Account, Counter
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 QUERY_INTERVAL = 1.0  # s between two queries (CTP's default QryFreq)
 TOO_MANY_IN_FLIGHT = -2
 TOO_FREQUENT = -3
-STATEMENT_PIECE = 500  # bytes of GB18030 text per CThostFtdcSettlementInfoField.Content
 
 Record = tuple[str, dict[str, Any]]
 
@@ -228,13 +229,6 @@ def _depth(counter: "Counter", account: "Account", query: dict[str, Any], *_: An
     return found
 
 
-def statement_pieces(text: str) -> list[bytes]:
-    """The GB18030 bytes of ``text`` in pieces of at most 500 (a character may straddle two, as
-    on CTP: clients join the bytes, then decode)."""
-    data = text.encode("gb18030")
-    return [data[i:i + STATEMENT_PIECE] for i in range(0, len(data), STATEMENT_PIECE)]
-
-
 def _settlement_info(counter: "Counter", account: "Account", query: dict[str, Any], *_: Any) -> list[Record]:
     found = counter.statement_of(account, query.get("TradingDay") or "")
     if not found or not found[1]:
@@ -243,7 +237,7 @@ def _settlement_info(counter: "Counter", account: "Account", query: dict[str, An
     return [("CThostFtdcSettlementInfoField", dict(
         _account_members(account), TradingDay=day, SettlementID=1, SequenceNo=number, Content=piece,
         AccountID=account.InvestorID, CurrencyID="CNY"))
-        for number, piece in enumerate(statement_pieces(text), start=1)]
+        for number, piece in enumerate(statement.pieces(text), start=1)]
 
 
 def _confirmation(counter: "Counter", account: "Account", *_: Any) -> list[Record]:

@@ -580,8 +580,6 @@ def test_the_statement_shows_the_figures_of_the_account_and_positions(day_end):
     assert sum(float(row[10]) for row in positions.values()) == pytest.approx(w.mtm)
 
 
-@pytest.mark.xfail(strict=True, reason="queries.py cuts the text every 500 bytes (requests.md: [ledger2] counter: "
-                   "statement_pieces)")
 def test_every_piece_of_the_statement_decodes_by_itself(day_end):
     seen, _, _ = day_end
     for piece in seen.friday_pieces:

@@ -7,7 +7,9 @@ day session only).  The market runs on into Friday night, which is the first ses
 counter observes each tick before the program gets it, so the day end has happened by then and
 nothing more is matched while the callback waits).  A second program, in new API objects on
 the same database after the counters are forgotten (as a new process), starts near the end of
-the night session and runs into Monday's day session.
+the night session and runs into Monday's day session; a third one closes the yesterday lot in
+Monday's last seconds and runs into Tuesday's night.  Apart from that scenario: the day before
+a holiday, and hand-made recordings whose close carries no SettlementPrice.
 
 Golden figures are worked here by hand from the trades the program received, the closing
 ticks it was given (their SettlementPrice) and the rates it queried, with the formulas of

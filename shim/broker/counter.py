@@ -64,7 +64,8 @@ RESTART, RESUME, QUICK, NONE = 0, 1, 2, 3  # THOST_TERT_*
 EXCHANGE_IDS = frozenset(FUTURES_EXCHANGES) | frozenset({"SSE", "SZSE"})
 ORDER_CLASS = "CThostFtdcOrderField"
 TRADE_CLASS = "CThostFtdcTradeField"
-RESUME_FILE = "ctpshim-private.json"  # under the API's flow path: the last private sequence it received
+RESUME_FILE = "ctpshim-private.json"
+FIRST_TICK_WAIT = 5.0  # s: how long an order or a depth query waits for its instrument's first tick  # under the API's flow path: the last private sequence it received
 
 _counters: dict[tuple[str, str], "Counter"] = {}
 _counters_lock = threading.Lock()
@@ -516,7 +517,13 @@ class Counter:
 
     def insert(self, session: TraderSession, values: dict[str, Any], echo: Callable[[], Any], request_id: int,
                rsp_info: Callable[[CtpError, str], Any], market: Any) -> None:
-        """ReqOrderInsert of ``session`` (logged in) with the input order's ``values``."""
+        """ReqOrderInsert of ``session`` (logged in) with the input order's ``values``.
+
+        An order of an instrument no tick of which was seen yet (a td-only program's first) is
+        taken when the first tick comes (the counter's feed brings it), as if it had travelled
+        until then: its times, the session and price checks and its fills are that tick's.  Its
+        OrderRef is reserved at once.  Without a tick within ``FIRST_TICK_WAIT`` it is taken
+        without a book."""
         with self.lock:
             account = session.account
             assert account is not None
@@ -528,6 +535,33 @@ class Counter:
                 self._change_day(day)
             instrument = values.get("InstrumentID", "")
             terms = self.terms_of(instrument, market)
+            refs = session.refs
+            if terms is not None and market is not None and instrument not in self.ticks:
+                resolved = refs.resolve(values.get("OrderRef", "") or "")
+                if resolved is not None:
+                    refs.use(resolved)  # the session's next orders must be above it
+                    account.max_order_ref = max(account.max_order_ref, int(resolved.strip()))
+                    waiting_refs = checks.OrderRefs(highest=int(resolved.strip()) - 1)
+                    held = dict(values, OrderRef=resolved)
+
+                    def arrive() -> None:
+                        self._insert(session, held, echo, request_id, rsp_info, market, waiting_refs)
+
+                    if self.when_ticked(instrument, market, arrive, FIRST_TICK_WAIT):
+                        return
+                    refs = waiting_refs
+                    values = held
+            self._insert(session, values, echo, request_id, rsp_info, market, refs)
+
+    def _insert(self, session: TraderSession, values: dict[str, Any], echo: Callable[[], Any], request_id: int,
+                rsp_info: Callable[[CtpError, str], Any], market: Any, refs: checks.OrderRefs) -> None:
+        with self.lock:
+            account = session.account
+            if account is None:
+                log.info("counter: an order waiting for its first tick was dropped: its session logged out")
+                return
+            instrument = values.get("InstrumentID", "")
+            terms = self.terms_of(instrument, market)
             if terms is not None:
                 self._follow(market, instrument)
             book, consumed = self.book_of(instrument)
@@ -535,7 +569,7 @@ class Counter:
             self.mark(account)
             box = Outbox(self)
             reject = checks.check_insert(
-                values, confirmed=account.confirmed == account.trading_day, session_refs=session.refs, terms=terms,
+                values, confirmed=account.confirmed == account.trading_day, session_refs=refs, terms=terms,
                 ledger=account.ledger, exchange_ids=EXCHANGE_IDS, market_price=market_price,
                 trading_day=_date_of(account.trading_day) if self.settings.real_dates else None)
             if reject is not None:
@@ -546,9 +580,9 @@ class Counter:
                 box.send()
                 return
             assert terms is not None
-            order_ref = session.refs.resolve(values.get("OrderRef", "") or "")
+            order_ref = refs.resolve(values.get("OrderRef", "") or "")
             assert order_ref is not None
-            session.refs.use(order_ref)
+            refs.use(order_ref)
             account.max_order_ref = max(account.max_order_ref, int(order_ref.strip()))
             values = dict(values, RequestID=request_id)
             now = self.now()
@@ -720,12 +754,15 @@ class Counter:
                     hourly = self.hourly[instrument] = _settles_by_the_hour(instrument)
                 if hourly:
                     prices.observe(tick)
+            resting = self.resting.get(instrument)
+            waiting = list(resting.values()) if resting else []
+            arrivals = False
             if self.waiters:
                 for waiter in self.waiters.pop(instrument, ()):
-                    waiter.fire()
-            resting = self.resting.get(instrument)
-            if not resting:
-                return False
+                    arrivals = True
+                    waiter.fire()  # orders and queries that waited for this first tick
+            if not waiting:
+                return arrivals
             terms = self.terms_of(instrument)
             if terms is None:
                 return False
@@ -734,7 +771,7 @@ class Counter:
             assert book is not None and consumed is not None
             box = Outbox(self)
             arrived = [o for o in self.unpriced.pop(instrument, ()) if o.alive]
-            waiting = [o for o in resting.values() if o not in arrived]
+            waiting = [o for o in waiting if o.alive and o not in arrived]
             if arrived:
                 events = []
                 for order in arrived:
@@ -745,7 +782,7 @@ class Counter:
                 events = matching.on_tick(waiting, book, previous[1] if previous else None, terms, self.rules,
                                           self.ids, self.now(), consumed)
                 self._apply(events, terms, box)
-            return box.send() and bool(box.private)
+            return (box.send() and bool(box.private)) or arrivals
 
     def _wait_quiet(self) -> None:
         """Lockstep: wait until the store committed everything and every td API is idle."""

@@ -31,7 +31,7 @@ from ..ctp.error_codes import CtpError, error
 from ..errors import FrontAddressError
 from ..fronts import registry
 from . import queries, settings
-from .counter import TraderSession, counter_for, make_field, values_of_field
+from .counter import FIRST_TICK_WAIT, TraderSession, counter_for, make_field, values_of_field
 
 if TYPE_CHECKING:
     from ..runtime.backends import SessionBackend
@@ -42,7 +42,6 @@ log = logging.getLogger("ctpshim")
 NOT_LOGGED_IN = error("NOT_LOGIN_YET")
 STORE_FAILED = error("OPEN_FILE_FAILED")
 REFUSE_NOTE = "the simulated counter does not do this"
-FIRST_TICK_WAIT = 5.0  # s: ReqQryDepthMarketData of an instrument no tick of which was seen yet
 _ACCOUNT_QUERIES = queries.ANSWERED - {"ReqQryExchange", "ReqQryInstrument", "ReqQryProduct",
                                         "ReqQryDepthMarketData"}
 

@@ -522,10 +522,10 @@ def test_a_second_run_in_the_same_process_starts_from_its_own_market(traders, tm
         trader = traders(front(tmp_path / f"{run}.sqlite"), f"{run}/")
         trader.login()
         trader.confirm()
-        trader.order(9000.0, ref="1")  # td only: the counter's feed brings the ticks; fills on the first
+        trader.order(3300.0, ref="1")  # td only: taken at the first tick the counter's feed brings
         trade = trader.spi.wait("OnRtnTrade")[0][0]
-        # Sent before any tick: the first tick meets it as an arriving order, at its ask, not at 9000.
-        assert 2000 < trade.Price < 5000
+        # Sent before any tick: taken at the first tick, at its ask (not at 3300).
+        assert 2883 <= trade.Price < 3300
         times.append(trade.TradeTime)
         trader.api.Release()
     assert times[0] == times[1] and "09:34:59" <= times[0] < "09:35:10"  # the start, not where run 1 left off

@@ -93,7 +93,7 @@ def test_depth_market_data_max_volume_and_details_after_a_fill(traders, tmp_path
     trader = traders(front(tmp_path / "t.sqlite", "trader.balance=100000"))
     trader.login()
     trader.confirm()
-    trader.order(9000.0, ref="1")  # crosses: fills at the ask
+    trader.order(3300.0, ref="1")  # crosses (below the upper limit 3317): fills at the ask
     trade = trader.spi.wait("OnRtnTrade")[0][0]
     ticks = trader.query("DepthMarketData", InstrumentID="rb2701")
     assert len(ticks) == 1 and ticks[0].InstrumentID == "rb2701" and ticks[0].LastPrice > 0

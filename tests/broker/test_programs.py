@@ -325,11 +325,11 @@ def test_two_api_objects_on_one_account_each_see_every_report(tmp_path):
             field.BrokerID, field.InvestorID, field.UserID = "9999", "shared", "shared"
             field.InstrumentID, field.ExchangeID, field.OrderRef = instrument, "SHFE", ref
             field.Direction, field.CombOffsetFlag, field.CombHedgeFlag = "0", "0", "1"
-            field.OrderPriceType, field.LimitPrice, field.VolumeTotalOriginal, field.MinVolume = "2", 2900.0, 1, 1
+            field.OrderPriceType, field.LimitPrice, field.VolumeTotalOriginal, field.MinVolume = "2", 3000.0, 1, 1
             field.TimeCondition, field.VolumeCondition, field.ContingentCondition = "3", "1", "1"
             return field
 
-        assert apis[0].ReqOrderInsert(order("7", "rb2701"), 3) == 0  # rests below the market
+        assert apis[0].ReqOrderInsert(order("7", "rb2701"), 3) == 0  # rests below the market, inside its limits
         assert apis[0].ReqOrderInsert(order("8", "xx2701"), 4) == 0  # an unknown instrument: CTP refuses it (16)
         wait(lambda: any(e[0] == "refused" for e in seen[0]) and ("order", "7", "3") in seen[1], "the order queued")
         with cond:

@@ -18,7 +18,9 @@
   combination actions...): refused with 27 as a market-data front refuses trading.
 
 A request before the login is answered with 6 NOT_LOGIN_YET (orders, cancels, queries of the
-account).  A database that cannot be used fails the login with 89 and the reason in the log.
+account).  A database that cannot be used fails the login with 89 and the reason in the log.  Should
+the counter itself fail on an order or a cancel, the traceback is logged and the program gets
+``OnRspError`` (2) instead of an exception on its own thread.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ log = logging.getLogger("ctpshim")
 
 NOT_LOGGED_IN = error("NOT_LOGIN_YET")
 STORE_FAILED = error("OPEN_FILE_FAILED")
+INTERNAL = error("INCONSISTENT_INFORMATION")  # answered (OnRspError) if the counter itself fails
 REFUSE_NOTE = "the simulated counter does not do this"
 _ACCOUNT_QUERIES = queries.ANSWERED - {"ReqQryExchange", "ReqQryInstrument", "ReqQryProduct",
                                         "ReqQryDepthMarketData"}
@@ -107,12 +110,16 @@ class CounterResponder(TraderResponder):
                                                     request_id, True))
             return 0
         values = values_of_field(field)
-        if name == "ReqOrderInsert":
-            counter.insert(session, values, lambda: self._echo(field, "CThostFtdcInputOrderField"), request_id,
-                           self._info, front.market)
-        else:
-            counter.action(session, values, lambda: self._echo(field, "CThostFtdcInputOrderActionField"),
-                           lambda: self._echo(field, "CThostFtdcOrderActionField"), request_id, self._info)
+        try:
+            if name == "ReqOrderInsert":
+                counter.insert(session, values, lambda: self._echo(field, "CThostFtdcInputOrderField"), request_id,
+                               self._info, front.market)
+            else:
+                counter.action(session, values, lambda: self._echo(field, "CThostFtdcInputOrderActionField"),
+                               lambda: self._echo(field, "CThostFtdcOrderActionField"), request_id, self._info)
+        except Exception:  # noqa: BLE001 - the counter's fault must not reach the program's thread
+            log.exception("%s: the simulated counter failed on %s %d", front.name, name, request_id)
+            front.post("OnRspError", self.rsp_info(INTERNAL.code, INTERNAL.message), request_id, True)
         return 0
 
     def _info(self, failure: CtpError, message: str) -> Any:

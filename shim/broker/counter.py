@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from ..ctp import clock, rates
-from ..ctp.calendar import yyyymmdd
+from ..messages import os_error_words
 from ..ctp.error_codes import CtpError
 from ..ctp.exchanges import FUTURES_EXCHANGES
 from ..ctp.fields import default_values, from_values, member_names, values_of
@@ -131,9 +131,11 @@ class TraderSession:
     refs: checks.OrderRefs = field(default_factory=checks.OrderRefs)
     resume_key: str = ""
     market: Any = None  # the market it logged in on
+    closed: bool = False  # its API was released: nothing more is posted or written for it
 
     def post(self, callback: str, *args: Any) -> None:
-        self.front.post(callback, *args)
+        if not self.closed:
+            self.front.post(callback, *args)
 
     @property
     def wants_private(self) -> bool:
@@ -142,7 +144,7 @@ class TraderSession:
     def received(self, trading_day: str, seq: int) -> None:
         """Note in the flow path's file the last private sequence this API was sent (RESUME)."""
         path = _resume_path(self.front)
-        if not path or not self.resume_key:
+        if not path or not self.resume_key or self.closed:
             return
         try:
             known = _read_resume(path)
@@ -151,7 +153,8 @@ class TraderSession:
                 json.dump(known, out)
             os.replace(path + ".tmp", path)
         except OSError as exc:
-            log.warning("%s: cannot note the private flow's position in %s: %s", self.front.name, path, exc)
+            log.warning("%s: cannot note the private flow's position (RESUME replays from the last one noted): %s",
+                        self.front.name, os_error_words(exc, path))
 
 
 def _resume_path(front: Any) -> str:
@@ -372,7 +375,10 @@ class Counter:
         listed = tuple(getattr(market, "instruments", ()) or ()) if market is not None else ()
         if listed:
             info = next((i for i in listed if i.instrument_id == instrument_id), None)
-        elif instrument_id:
+        recorded = market is not None and str(getattr(market, "url", "")).lower().startswith("replay:")
+        if info is None and instrument_id and not recorded:
+            # Any contract a live or simulated source can tick, as SimNow takes every listed one;
+            # a recording has only what it recorded.
             info = parse_info(instrument_id)
         terms = terms_for(info, self.rate_table, self.settings.rate_level) if info is not None else None
         if terms is not None or listed:
@@ -395,16 +401,20 @@ class Counter:
             made = self.books[instrument] = (tick, matching.Book.from_tick(tick), {})
         return made[1], made[2]
 
-    def mark(self, account: Account) -> None:
-        """Mark the account's positions to the latest ticks (done when its figures are read)."""
+    def mark(self, account: Account, also: str = "") -> None:
+        """Mark the account's positions (and ``also``, an instrument about to be traded) to the
+        latest ticks: done when the account's figures are read or change."""
         ledger = account.ledger
-        for instrument in ledger.instruments():
+        instruments = ledger.instruments()
+        if also and also not in instruments:
+            instruments.append(also)
+        for instrument in instruments:
             tick = self.ticks.get(instrument)
             if tick is None or tick.TradingDay != account.trading_day:
                 continue  # an earlier day's tick: the settlement price marks the position now
             terms = self.terms_of(instrument)
             if terms is not None:
-                ledger.mark(terms, tick.LastPrice, tick.PreSettlementPrice)
+                ledger.mark(terms, tick.LastPrice, tick.PreSettlementPrice, trading_day=tick.TradingDay)
 
     def _track(self, account: Account, order: Order) -> None:
         """Keep the index of alive orders by instrument up to date."""
@@ -473,9 +483,12 @@ class Counter:
 
             self.after_commit(after)
 
-    def leave(self, session: TraderSession) -> None:
-        """The API was released, or logged out."""
+    def leave(self, session: TraderSession, released: bool = False) -> None:
+        """The API logged out, or (``released``) was released: then nothing more is posted to it
+        or written under its flow path."""
         with self.lock:
+            if released:
+                session.closed = True
             if session.account is not None and session in session.account.sessions:
                 session.account.sessions.remove(session)
             session.account = None
@@ -494,15 +507,16 @@ class Counter:
     def confirm(self, account: Account) -> tuple[str, str]:
         """ReqSettlementInfoConfirm: (ConfirmDate, ConfirmTime)."""
         with self.lock:
-            now = clock.now()
+            # ConfirmDate is the trading day confirmed (what programs compare with GetTradingDay),
+            # in the Rsp, the query and the store alike; the time is the feed's.
             account.confirmed = account.trading_day
-            account.confirm_time = now.strftime("%H:%M:%S")
+            account.confirm_time = self.now().strftime("%H:%M:%S")
             box = Outbox(self)
             box.changed(account)
             box.ops.append(self.put("confirmations", (*account.key, account.trading_day),
-                                    {"ConfirmDate": yyyymmdd(now.date()), "ConfirmTime": account.confirm_time}))
+                                    {"ConfirmDate": account.confirmed, "ConfirmTime": account.confirm_time}))
             box.send()
-            return yyyymmdd(now.date()), account.confirm_time
+            return account.confirmed, account.confirm_time
 
     def after_commit(self, post: Callable[[], None]) -> None:
         """Run ``post`` once everything queued so far is committed (answers that must follow the
@@ -566,7 +580,7 @@ class Counter:
                 self._follow(market, instrument)
             book, consumed = self.book_of(instrument)
             market_price = _market_price(values.get("Direction", ""), book)
-            self.mark(account)
+            self.mark(account, instrument if terms is not None else "")
             box = Outbox(self)
             reject = checks.check_insert(
                 values, confirmed=account.confirmed == account.trading_day, session_refs=refs, terms=terms,

@@ -79,7 +79,7 @@ class CounterResponder(TraderResponder):
     def closed(self, front: "SessionBackend") -> None:
         """The API was released: the counter forgets its session."""
         if self.counter is not None and self.session is not None:
-            self.counter.leave(self.session)
+            self.counter.leave(self.session, released=True)
 
     # -- requests ---------------------------------------------------------------------------------
 

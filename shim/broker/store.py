@@ -311,6 +311,11 @@ def _close_all() -> None:
         store.close()
 
 
+# Files up to this size are checked page by page at open (quick_check reads the whole file: about
+# a second for 256 MB); larger ones only by their header, schema and the reads that follow.
+QUICK_CHECK_LIMIT = 256 * 1024 * 1024
+
+
 class Store:
     """The counter's SQLite database (see the module docstring).  Build it with :meth:`open`."""
 
@@ -325,6 +330,9 @@ class Store:
         self._read_lock = self._write_lock if self._memory else threading.Lock()
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._failure: StoreError | None = None
+        # Called once, on the writer thread, with the StoreError of the first failed commit (the
+        # counter stops taking requests and tells its sessions); set it right after open().
+        self.on_failure: Callable[[StoreError], None] | None = None
         self._closed = False
         self._close_lock = threading.Lock()  # guards _closed, _pending and the order of what is queued
         self._pending = 0  # writes queued whose after has not run yet
@@ -432,6 +440,8 @@ class Store:
             if missing:
                 raise StoreError(f"{path}: the database is damaged (missing tables: {', '.join(missing)}); "
                                  "move it aside (the counter then starts a new database) or restore it from a copy")
+            if path != MEMORY and os.path.getsize(path) > QUICK_CHECK_LIMIT:
+                return  # damage in a large file shows at the first read that meets it, as a StoreError
             check = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
             if check != "ok":
                 check = " ".join(str(check).replace("*** in database main ***", "").split())
@@ -569,6 +579,11 @@ class Store:
                                  else StoreError(f"{self.path}: writing failed: {type(exc).__name__}: {exc}"))
                 log.error("%s; %d queued writes were not committed and the store accepts no more",
                           self._failure, len(writes))
+                if self.on_failure is not None:
+                    try:
+                        self.on_failure(self._failure)
+                    except BaseException:  # the writer must still stop cleanly
+                        log.exception("%s: the failure callback raised", self.path)
 
     def _apply(self, op: Op) -> None:
         execute = self._conn.execute

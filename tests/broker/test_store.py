@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from ctpshim.broker import store as store_module
 from ctpshim.broker.store import (SCHEMA_VERSION, Store, StoreError, delete, delete_account, equity_point, flow,
                                   put)
 from tests.conftest import file_cannot_grow
@@ -491,7 +492,9 @@ def test_a_full_disk_stops_the_store_loudly_and_keeps_what_was_committed(db: Pat
         first.write([put("accounts", ACCOUNT, {"n": 1})])
         assert first.flush()
     ran: list[int] = []
+    failures: list[StoreError] = []
     full = Store.open(db)
+    full.on_failure = failures.append
     with file_cannot_grow(db):
         full.write([put("statements", (*ACCOUNT, DAY), {"text": "x" * 400_000})], after=lambda: ran.append(1))
         with pytest.raises(StoreError) as raised:
@@ -499,6 +502,7 @@ def test_a_full_disk_stops_the_store_loudly_and_keeps_what_was_committed(db: Pat
     full.close()
     assert str(db) in str(raised.value) and "cannot be written" in str(raised.value)
     assert ran == []
+    assert failures == [raised.value]  # the counter is told once, on the writer thread
     with Store.open(db) as again:
         assert again.account(*ACCOUNT) == {"n": 1}
         assert again.statements(*ACCOUNT) == []
@@ -532,3 +536,13 @@ def test_write_refuses_what_is_not_an_op(store: Store) -> None:
         store.write([], after="post")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bad timeout 0"):
         Store.open("memory", timeout=0)
+
+
+def test_a_large_file_skips_the_page_check_at_open_but_damage_is_still_a_clear_error(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _pages_overwritten(db)
+    monkeypatch.setattr(store_module, "QUICK_CHECK_LIMIT", 0)  # every file counts as large
+    with pytest.raises(StoreError) as raised:
+        with Store.open(db) as damaged:
+            damaged.orders(*ACCOUNT)
+    assert str(db) in str(raised.value) and "corrupt" in str(raised.value)

@@ -20,8 +20,9 @@ prints is what ``ReqQryTradingAccount`` and ``ReqQryInvestorPosition`` answer.  
 above the WithdrawQuota is refused) and add a point to its equity curve; ``reset`` deletes the account with its orders, trades,
 statements and private flow: the next login opens it again with ``trader.balance``.  These three
 are refused while another process has the database open (a running counter keeps its own copy of
-the accounts and would write it back over the change: :func:`open_elsewhere`); the others read what
-was stored so far.
+the accounts and would write it back over the change: :func:`open_elsewhere`; the check is made
+once, before the change, so a program started during it is not seen); the others read what was
+stored so far.
 
 Exit status: 0 done; 1 refused (a withdrawal above the WithdrawQuota, a reset not confirmed, the
 database open in another process); 2 usage: a bad argument, an unknown account, a database that

@@ -674,6 +674,22 @@ class Counter:
             return
         self.markets[id(market)] = (market, market.observe(self.observe))
         self.feeds[id(market)] = _Feed(market)
+        # Ticks the programs were handed before the counter watched: the newest of each is the
+        # book an order sent now meets (a program may have started its md API first).
+        for dispatcher in market.delivering():
+            dispatcher.post_mark(self._seed)
+
+    def _seed(self, latest: dict[str, Any] | None) -> None:
+        """On an md API's dispatcher: the newest ticks it had handed on when the counter began
+        watching its market; kept where the counter has observed no tick since."""
+        if not latest:
+            return
+        with self.lock:
+            for instrument, tick in latest.items():
+                if instrument not in self.ticks and tick.TradingDay >= self.trading_day:
+                    self.ticks[instrument] = tick
+                    if self.latest is None:
+                        self.latest = tick
 
     def when_ticked(self, instrument: str, market: Any, callback: Callable[[], None], timeout: float) -> bool:
         """Call ``callback()`` (once) when the first tick of ``instrument`` is observed, or after

@@ -282,6 +282,18 @@ class Market:
 
     # -- observers (any thread) -----------------------------------------------------------------
 
+    def delivering(self) -> list[Any]:
+        """The dispatchers of the attached sinks that hand ticks on (any thread; a snapshot, which
+        may miss a sink attaching at that moment): an observer that starts late asks them, with
+        ``post_mark``, for the newest tick of each instrument they have handed on."""
+        for _ in range(3):
+            try:
+                sinks = list(self._sinks)
+            except RuntimeError:  # changed on the IO thread while copied
+                continue
+            return [d for d in (getattr(s, "dispatcher", None) for s in sinks if s.wants_ticks) if d is not None]
+        return []
+
     def observe(self, callback: Callable[[Any], None], only: Any = None) -> Observation:
         """Call ``callback(tick)`` on an API object's dispatcher thread just before that object's
         ``OnRtnDepthMarketData(tick)``: for every API object on this market (a tick handed to two

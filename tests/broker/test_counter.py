@@ -529,3 +529,46 @@ def test_a_second_run_in_the_same_process_starts_from_its_own_market(traders, tm
         times.append(trade.TradeTime)
         trader.api.Release()
     assert times[0] == times[1] and "09:34:59" <= times[0] < "09:35:10"  # the start, not where run 1 left off
+
+
+class FirstTick(mdapi.CThostFtdcMdSpi):
+    def __init__(self) -> None:
+        super().__init__()
+        self.api: Any = None
+        self.ticks: list[Any] = []
+        self.first = threading.Event()
+
+    def OnFrontConnected(self) -> None:
+        self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+    def OnRspUserLogin(self, *args: Any) -> None:
+        self.api.SubscribeMarketData([b"rb2701"], 1)
+
+    def OnRtnDepthMarketData(self, tick: Any) -> None:
+        self.ticks.append({name: getattr(tick, name) for name in ("AskPrice1", "AskVolume1", "UpdateTime")})
+        if tick.UpdateTime >= "09:35:00":  # the snapshot before the start, then the start's tick
+            self.first.set()
+
+
+def test_an_order_meets_the_tick_the_program_was_given_before_the_trader_logged_in(traders, tmp_path, flow_dir):
+    # One snapshot a minute in real time: the next tick is far away, so the order must meet the
+    # one the md API handed on before the counter was watching the market.
+    address = front(tmp_path / "t.sqlite", "interval=60", speed="1")
+    watcher = FirstTick()
+    md = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow_dir + "md_")
+    watcher.api = md
+    md.RegisterSpi(watcher)
+    md.RegisterFront(address)
+    md.Init()
+    try:
+        assert watcher.first.wait(WAIT)
+        trader = traders(address)
+        trader.login()
+        trader.confirm()
+        given = watcher.ticks[-1]
+        trader.order(given["AskPrice1"] + 5, ref="1")
+        trade = trader.spi.wait("OnRtnTrade")[0][0]
+        assert watcher.ticks[-1] is given  # no later tick came meanwhile
+        assert (trade.Price, trade.TradeTime) == (given["AskPrice1"], given["UpdateTime"])
+    finally:
+        md.Release()

@@ -191,9 +191,14 @@ class CounterResponder(TraderResponder):
         counter, session, gate = self.counter, self.session, self.gate
         assert gate is not None
         if name == "ReqQryInstrument":
-            found = [self._instrument_with_terms(counter, info, front) for info in front.instruments()
-                     if _instrument_matches(query, info)]
-            answers = [record for record in found if record is not None]
+            listed = [info for info in front.instruments() if _instrument_matches(query, info)]
+            asked = query.get("InstrumentID") or ""
+            if not listed and asked and counter is not None:
+                # Not in the source's list but tradable here (sim:// takes any contract it knows).
+                terms = counter.terms_of(asked, front.market)
+                if terms is not None and _instrument_matches(query, terms.info):
+                    listed = [terms.info]
+            answers = [self._instrument_with_terms(counter, info, front) for info in listed]
         elif name in queries.ANSWERED and counter is not None:
             account = session.account if session is not None else None
             if account is None and name in _ACCOUNT_QUERIES:

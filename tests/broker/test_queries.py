@@ -130,3 +130,12 @@ def test_a_td_only_program_gets_the_first_tick_of_an_instrument_no_program_subsc
     ticks = trader.query("DepthMarketData", InstrumentID="m2701")
     assert len(ticks) == 1 and ticks[0].InstrumentID == "m2701" and ticks[0].TradingDay == "20261120"
     assert "09:34" <= ticks[0].UpdateTime < "09:36" and ticks[0].AskPrice1 > ticks[0].BidPrice1 > 0
+
+
+def test_a_contract_sim_does_not_list_can_be_queried(traders, tmp_path):
+    # The front lists rb2701 and m2701 only; sim:// ticks any contract of a known product.
+    trader = traders(front(tmp_path / "t.sqlite"))
+    trader.login()
+    (au,) = trader.query("Instrument", InstrumentID="au2612")
+    assert (au.ExchangeID, au.ProductID, au.VolumeMultiple, au.PriceTick) == ("SHFE", "au", 1000, 0.02)
+    assert trader.query("Instrument", InstrumentID="zz9999") == [None]

@@ -6,7 +6,9 @@ trading day carries (the exchange's figure, when the day's close was not observe
 across the day end, a recording that stops at 15:00); else the volume-weighted price of the whole trading
 day (night session included) on the commodity exchanges, of the last hour on CFFEX (the hour
 before that when the last hour had no trade, and so on; the whole day when it traded less
-than that); the previous settlement when nothing traded.  The rounding to the tick is
+than that); the previous settlement when nothing traded.  When the ticks begin inside the day
+(a program started at 14:30), the earliest hour observed counts from the first tick seen, and
+the settlement logs that the hour was only partly observed.  The rounding to the tick is
 :func:`ctpshim.ctp.products.settlement_price`'s.  A stock settles at its last price.
 
 :class:`SettlementPrices` keeps what it needs per instrument (cumulative volume and turnover,
@@ -17,16 +19,18 @@ once per account with :meth:`SettlementPrices.prices`.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 from ..ctp import calendar, products
+from .terms import LAST_HOUR_SETTLEMENT_EXCHANGES
+from .terms import LAST_HOUR_SETTLEMENT_EXCHANGES as LAST_HOUR_EXCHANGES  # noqa: F401 (counter.py reads it)
 
 HOUR = timedelta(hours=1)
-# Exchanges that settle on the last hour's volume-weighted price (SIM_TRADING.md 4.1).
-LAST_HOUR_EXCHANGES = frozenset({"CFFEX"})
+log = logging.getLogger("ctpshim.broker.settlement")
 
 
 def valid_price(price: Any) -> bool:
@@ -37,8 +41,8 @@ def valid_price(price: Any) -> bool:
 
 def _day(text: str) -> date | None:
     try:
-        return datetime.strptime(text, "%Y%m%d").date()
-    except (TypeError, ValueError):
+        return calendar.parse_day(text)
+    except ValueError:
         return None
 
 
@@ -52,6 +56,7 @@ class _Seen:
     volume: int = 0  # cumulative Volume of the trading day
     turnover: float = 0.0  # cumulative Turnover of the trading day
     hours: dict[int, tuple[int, float]] = field(default_factory=dict)  # k -> (volume, turnover) at the end of hour k
+    first: tuple[int, int, float] | None = None  # (k, volume, turnover) where the hours observed start
 
 
 class SettlementPrices:
@@ -61,7 +66,7 @@ class SettlementPrices:
     def __init__(self, trading_day: str | None = None) -> None:
         self.trading_day = trading_day
         self._seen: dict[str, _Seen] = {}
-        self._close: dict[str, datetime | None] = {}
+        self._close: dict[str, tuple[datetime, int] | None] = {}
         self._next_pre: dict[str, float] = {}  # PreSettlementPrice of a tick of a later trading day
 
     def reset(self, trading_day: str) -> None:
@@ -101,22 +106,30 @@ class SettlementPrices:
         seen.volume, seen.turnover = volume, turnover
         close = self._close_of(instrument_id)
         if close is not None:
-            moment = _moment(tick)
-            if moment is not None:
-                hour = max(1, math.ceil((close - moment) / HOUR))
-                seen.hours[hour] = (volume, turnover)
+            try:
+                moment = calendar.tick_moment(tick)
+            except ValueError:
+                return True
+            hour = max(1, math.ceil((close[0] - moment) / HOUR))
+            if seen.first is None:
+                # From the day's first hour on, the day's totals start at 0; later, at this tick's.
+                seen.first = (hour, 0, 0.0) if hour >= close[1] else (hour, volume, turnover)
+            seen.hours[hour] = (volume, turnover)
         return True
 
-    def _close_of(self, instrument_id: str) -> datetime | None:
-        """The end of the day's last session for a last-hour exchange, else None."""
+    def _close_of(self, instrument_id: str) -> tuple[datetime, int] | None:
+        """For a last-hour exchange: the end of the day's last session and the number of the
+        day's first hour (hours are counted back from the close, 1 = the last); else None."""
         if instrument_id in self._close:
             return self._close[instrument_id]
         close = None
         info = products.parse_instrument(instrument_id)
         day = _day(self.trading_day or "")
-        if info is not None and day is not None and info.product.exchange in LAST_HOUR_EXCHANGES:
+        if info is not None and day is not None and info.product.exchange in LAST_HOUR_SETTLEMENT_EXCHANGES:
             sessions = products.trading_day_sessions(info.product, day)
-            close = sessions[-1][1] if sessions else None
+            if sessions:
+                end = sessions[-1][1]
+                close = end, max(1, math.ceil((end - sessions[0][0]) / HOUR))
         self._close[instrument_id] = close
         return close
 
@@ -136,7 +149,10 @@ class SettlementPrices:
             return seen.last or pre  # a stock: its close
         volume, turnover = seen.volume, seen.turnover
         if seen.hours and self._close_of(instrument_id) is not None:
-            volume, turnover = _last_traded_hour(seen.hours, volume, turnover)
+            volume, turnover, partly = _last_traded_hour(seen.hours, volume, turnover, seen.first)
+            if partly is not None:
+                log.info("%s settles on the volume-weighted price of hour %d before the close, observed only "
+                         "from the first tick seen (%d lots)", instrument_id, partly, volume)
         return products.settlement_price(info.product, turnover, volume, pre)
 
     def prices(self, pre_settlements: dict[str, float] | Iterable[str]) -> dict[str, float]:
@@ -167,31 +183,34 @@ class SettlementPrices:
         for instrument_id, row in state.get("seen", {}).items():
             row = dict(row)
             hours = {int(k): (int(v), float(t)) for k, v, t in row.pop("hours")}
-            tracker._seen[instrument_id] = _Seen(**row, hours=hours)
+            first = row.pop("first", None)  # absent in states before it
+            first = None if first is None else (int(first[0]), int(first[1]), float(first[2]))
+            tracker._seen[instrument_id] = _Seen(**row, hours=hours, first=first)
         tracker._next_pre = {i: float(p) for i, p in state.get("next_pre", {}).items()}
         return tracker
 
 
-def _last_traded_hour(hours: dict[int, tuple[int, float]], volume: int, turnover: float) -> tuple[int, float]:
-    """(volume, turnover) of the latest hour (counted back from the close) that traded; the
-    whole day's when the first hour observed is the only one that traded."""
+def _last_traded_hour(hours: dict[int, tuple[int, float]], volume: int, turnover: float,
+                      first: tuple[int, int, float] | None) -> tuple[int, float, int | None]:
+    """(volume, turnover, partly) of the latest hour (counted back from the close) that traded.
+    The earliest hour observed starts at ``first`` (the first tick's totals, or 0 when the ticks
+    began in the day's first hour); ``partly`` is that hour's number when it is the one taken and
+    was observed only from inside it, else None.  The whole day's totals when no hour observed
+    traded (the contract traded less than that, SIM_TRADING.md 4.1)."""
     ordered = sorted(hours)  # 1 = the last hour
     for position, hour in enumerate(ordered):
         end_volume, end_turnover = hours[hour]
         earlier = ordered[position + 1:]
-        if not earlier:
-            return end_volume, end_turnover  # traded less than that: the whole day so far
-        start_volume, start_turnover = hours[earlier[0]]
+        if earlier:
+            start_volume, start_turnover = hours[earlier[0]]
+        elif first is not None and first[0] == hour:
+            start_volume, start_turnover = first[1], first[2]
+        else:
+            return end_volume, end_turnover, None  # a state from before `first`: the whole day so far
         if end_volume > start_volume:
-            return end_volume - start_volume, end_turnover - start_turnover
-    return volume, turnover
-
-
-def _moment(tick: Any) -> datetime | None:
-    try:
-        return datetime.strptime(f"{tick.ActionDay} {tick.UpdateTime}", "%Y%m%d %H:%M:%S")
-    except (TypeError, ValueError, AttributeError):
-        return None
+            partly = hour if not earlier and start_volume else None
+            return end_volume - start_volume, end_turnover - start_turnover, partly
+    return volume, turnover, None
 
 
 def next_trading_day(trading_day: str) -> str:

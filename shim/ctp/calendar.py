@@ -117,4 +117,44 @@ def night_of(moment: datetime) -> date | None:
 
 
 def yyyymmdd(day: date) -> str:
+    """``day`` as CTP writes dates (TradingDay, ActionDay ...): YYYYMMDD."""
     return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _digits(text: object, size: int) -> bool:
+    return isinstance(text, str) and len(text) == size and text.isascii() and text.isdigit()
+
+
+def parse_day(text: str) -> date:
+    """The date a CTP date member (YYYYMMDD: TradingDay, ActionDay, OpenDate ...) holds.
+    Anything else raises ValueError naming the value."""
+    if _digits(text, 8):
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            pass
+    raise ValueError(f"date {text!r}: expected a calendar date written YYYYMMDD, e.g. 20261120")
+
+
+def tick_moment(tick: object) -> datetime:
+    """The China time a tick (``CThostFtdcDepthMarketDataField`` or anything with its members)
+    stamps: ``ActionDay`` (the calendar date) + ``UpdateTime`` (HH:MM:SS) + ``UpdateMillisec``.
+    A missing or malformed member raises ValueError naming it."""
+    action_day = getattr(tick, "ActionDay", None)
+    try:
+        day = parse_day(action_day)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"ActionDay {action_day!r}: expected the calendar date written YYYYMMDD") from None
+    clock = getattr(tick, "UpdateTime", None)
+    if isinstance(clock, str) and len(clock) == 8 and clock[2] == clock[5] == ":" \
+            and _digits(clock[:2] + clock[3:5] + clock[6:], 6):
+        millisecond = getattr(tick, "UpdateMillisec", 0) or 0
+        if isinstance(millisecond, int) and not isinstance(millisecond, bool) and 0 <= millisecond < 1000:
+            try:
+                return datetime(day.year, day.month, day.day, int(clock[:2]), int(clock[3:5]), int(clock[6:]),
+                                millisecond * 1000)
+            except ValueError:
+                pass
+        else:
+            raise ValueError(f"UpdateMillisec {millisecond!r}: expected a whole number from 0 to 999")
+    raise ValueError(f"UpdateTime {clock!r}: expected a time of day written HH:MM:SS, e.g. 09:30:00")

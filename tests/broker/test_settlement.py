@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date, datetime
 
 import pytest
 
 from ctpshim.broker.settlement import SettlementPrices, next_trading_day
+from ctpshim.ctp import calendar
 from ctpshim.ctp.market_data import DBL_MAX, blank_values, depth_index, make_tick
 
 
@@ -118,3 +121,46 @@ def test_the_next_days_pre_settlement_is_the_days_settlement_when_the_close_was_
     assert prices.price("cu2306", 68_100) == 68_100
     prices.reset("20230216")
     assert prices.price("au2308", 412.98) == 412.98  # forgotten with the day
+
+
+def test_cffex_observed_from_inside_the_last_hour_settles_on_what_was_seen_of_it(caplog):
+    # A program started at 14:30: the first tick already carries the day's 150 lots.  The last
+    # hour's VWAP is what traded after it: 20 lots at 4020 (the whole day's would be 4006.4).
+    prices = SettlementPrices("20230215")
+    morning = 100 * 4000 * 300 + 50 * 4010 * 300
+    prices.observe(tick("IF2303", "CFFEX", "14:30:00", 150, morning))
+    prices.observe(tick("IF2303", "CFFEX", "14:59:58", 170, morning + 20 * 4020 * 300))
+    with caplog.at_level("INFO", logger="ctpshim.broker.settlement"):
+        assert prices.price("IF2303", 3990.0) == pytest.approx(4020.0)
+    assert "IF2303" in caplog.text and "observed only from the first tick" in caplog.text
+    copy = SettlementPrices.from_state(json.loads(json.dumps(prices.to_state())))
+    assert copy.price("IF2303", 3990.0) == pytest.approx(4020.0)
+
+
+def test_cffex_observed_from_the_open_counts_the_first_hour_from_zero(caplog):
+    # Ticks from 09:31 (the first hour, 09:30-10:00 counted back from 15:00): nothing traded
+    # after 10:00, so the first hour settles, with the 10 lots the first tick carried:
+    # (10 x 3995 + 20 x 4005) / 30 = 4001.67 -> 4001.6 on a 0.2 tick.
+    prices = SettlementPrices("20230215")
+    prices.observe(tick("IF2303", "CFFEX", "09:31:00", 10, 10 * 3995 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "09:50:00", 30, 10 * 3995 * 300 + 20 * 4005 * 300))
+    prices.observe(tick("IF2303", "CFFEX", "14:30:00", 30, 10 * 3995 * 300 + 20 * 4005 * 300))
+    with caplog.at_level("INFO", logger="ctpshim.broker.settlement"):
+        assert prices.price("IF2303", 3990.0) == pytest.approx(4001.6)
+    assert "observed only" not in caplog.text
+
+
+def test_dates_and_tick_times_parse_in_one_place_with_errors_that_name_the_value():
+    assert calendar.parse_day("20261120") == date(2026, 11, 20)
+    for bad in ("2026112", "20261320", "2026-11-20", "２０２６１１２０", None):
+        with pytest.raises(ValueError, match=re.escape(repr(bad)) + ".*YYYYMMDD"):
+            calendar.parse_day(bad)
+    night = tick("rb2701", "SHFE", "21:00:01", 0, 0.0, trading_day="20261123", action_day="20261120")
+    night.UpdateMillisec = 500
+    assert calendar.tick_moment(night) == datetime(2026, 11, 20, 21, 0, 1, 500_000)
+    night.UpdateTime = "25:00:00"
+    with pytest.raises(ValueError, match="UpdateTime '25:00:00'.*HH:MM:SS"):
+        calendar.tick_moment(night)
+    night.UpdateTime, night.ActionDay = "21:00:01", ""
+    with pytest.raises(ValueError, match="ActionDay ''.*YYYYMMDD"):
+        calendar.tick_moment(night)

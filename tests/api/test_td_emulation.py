@@ -95,7 +95,7 @@ def test_query_filters_like_ctp(trader):
     query.ExchangeID = "CZCE"
     api.ReqQryInstrument(query, 6)
     missing = tdapi.CThostFtdcQryInstrumentField()
-    missing.InstrumentID = "cu2612"
+    missing.InstrumentID = "cu2699"  # no such contract
     api.ReqQryInstrument(missing, 7)
     wait_for(lambda: len(spi.get("OnRspQryInstrument")) == 2)
     first, second = spi.get("OnRspQryInstrument")

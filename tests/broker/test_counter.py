@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ def front(db: Path, *extra: str, speed: str = "max") -> str:
     """A sim:// front (rb starts at 3100: its limits are 2883 and 3317).  A td-only program at
     speed=max lets the counter's feed run the market as fast as it goes (days pass in a blink):
     tests that wait on a td-only program use real time."""
+    # Its own seed per database: a test never meets a market a previous test left behind.
+    seed = zlib.crc32(str(db.parent).encode())
     settings = "&".join((f"start={FRIDAY_MORNING}", "instruments=rb2701,m2701", "price=rb2701:3100",
-                         f"speed={speed}", f"trader.db={db}", "trader.flow_control=false", *extra))
+                         f"speed={speed}", f"seed={seed}", f"trader.db={db}", "trader.flow_control=false", *extra))
     return f"sim://?{settings}"
 
 

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
+from ..ctp.rates import MARGIN_COLUMNS, Rates
 from .terms import Terms
 
 # CTP's codes (ThostFtdcUserApiDataType.h names in the comments).
@@ -113,35 +114,55 @@ class LedgerParams:
 
 
 @dataclass
-class _Facts:
-    """What the ledger keeps of an instrument's terms (so that a reloaded ledger can value its
-    positions before the counter hands it the terms again)."""
+class InstrumentFacts:
+    """The part of an instrument's :class:`~ctpshim.broker.terms.Terms` the ledger stores with
+    its state: enough to value and margin the positions of a reloaded ledger before the counter
+    hands it the terms again (exchange, product, multiplier, position rules and the rates)."""
 
     ExchangeID: str
     ProductID: str
     multiplier: int
     split: bool
     single_side: bool
-    LongMarginRatioByMoney: float
-    LongMarginRatioByVolume: float
-    ShortMarginRatioByMoney: float
-    ShortMarginRatioByVolume: float
+    rates: Rates
 
     @classmethod
-    def of(cls, terms: Terms) -> _Facts:
-        r = terms.rates
+    def of(cls, terms: Terms) -> InstrumentFacts:
+        """The facts of ``terms``."""
         return cls(terms.ExchangeID, terms.ProductID, terms.VolumeMultiple, terms.split_positions,
-                   terms.single_side_margin, r.LongMarginRatioByMoney, r.LongMarginRatioByVolume,
-                   r.ShortMarginRatioByMoney, r.ShortMarginRatioByVolume)
+                   terms.single_side_margin, terms.rates)
 
     def ratios(self, long: bool) -> tuple[float, float]:
+        """(MarginRateByMoney, MarginRateByVolume) of the long or the short side."""
+        r = self.rates
         if long:
-            return self.LongMarginRatioByMoney, self.LongMarginRatioByVolume
-        return self.ShortMarginRatioByMoney, self.ShortMarginRatioByVolume
+            return r.LongMarginRatioByMoney, r.LongMarginRatioByVolume
+        return r.ShortMarginRatioByMoney, r.ShortMarginRatioByVolume
 
     def margin(self, lots: int, price: float, long: bool) -> float:
-        money, volume = self.ratios(long)
-        return lots * price * self.multiplier * money + lots * volume
+        """The margin of ``lots`` at ``price`` (:meth:`ctpshim.ctp.rates.Rates.margin`)."""
+        return self.rates.margin(lots, price, "long" if long else "short")
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able values (:meth:`from_state` reads them back)."""
+        return {"ExchangeID": self.ExchangeID, "ProductID": self.ProductID, "multiplier": self.multiplier,
+                "split": self.split, "single_side": self.single_side, "rates": asdict(self.rates)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> InstrumentFacts:
+        """The facts :meth:`to_state` wrote; a state of version 1 or 2 kept only the four margin
+        ratios, so its rates carry no commission (the ledger charges commission from the terms
+        the counter hands in, never from stored facts)."""
+        state = dict(state)
+        rates = state.pop("rates", None)
+        if rates is None:
+            margins = {name: float(state.pop(name)) for name in MARGIN_COLUMNS}
+            rates = Rates(state["ExchangeID"], state["ProductID"], "stored", int(state["multiplier"]),
+                          *(margins[name] for name in MARGIN_COLUMNS), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                          False, "margin ratios stored by an earlier ledger state")
+        else:
+            rates = Rates(**rates)
+        return cls(**state, rates=rates)
 
 
 @dataclass
@@ -252,7 +273,7 @@ def _check_volume(volume: Any, what: str = "volume") -> None:
         raise LedgerError(f"{what} {volume!r}: expected a whole number of lots above 0")
 
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 _RECORD_FIELDS = tuple(f.name for f in fields(_Record) if f.name != "details")
 _DETAIL_FIELDS = tuple(f.name for f in fields(_Detail))
 
@@ -302,7 +323,7 @@ class Ledger:
         self.PreMargin = 0.0
         self.Deposit = 0.0
         self.Withdraw = 0.0
-        self._facts: dict[str, _Facts] = {}
+        self._facts: dict[str, InstrumentFacts] = {}
         self._terms: dict[str, Terms] = {}  # the last terms seen per instrument (not persisted)
         self._last: dict[str, float] = {}  # latest price per instrument
         self._pre: dict[str, float] = {}  # pre-settlement price per instrument
@@ -314,15 +335,15 @@ class Ledger:
 
     # ---------------------------------------------------------------- prices and facts
 
-    def _learn(self, terms: Terms) -> _Facts:
+    def _learn(self, terms: Terms) -> InstrumentFacts:
         """The facts of ``terms``, refreshed when the counter hands in other terms (rates)."""
         if self._terms.get(terms.InstrumentID) is terms:
             return self._facts[terms.InstrumentID]
-        facts = self._facts[terms.InstrumentID] = _Facts.of(terms)
+        facts = self._facts[terms.InstrumentID] = InstrumentFacts.of(terms)
         self._terms[terms.InstrumentID] = terms
         return facts
 
-    def _facts_of(self, instrument_id: str) -> _Facts:
+    def _facts_of(self, instrument_id: str) -> InstrumentFacts:
         try:
             return self._facts[instrument_id]
         except KeyError:
@@ -380,7 +401,7 @@ class Ledger:
 
     # ---------------------------------------------------------------- records
 
-    def _record_key(self, terms_or_facts: Terms | _Facts, instrument_id: str, posi: str, hedge: str,
+    def _record_key(self, terms_or_facts: Terms | InstrumentFacts, instrument_id: str, posi: str, hedge: str,
                     today: bool) -> tuple[str, str, str, str]:
         split = terms_or_facts.split_positions if isinstance(terms_or_facts, Terms) else terms_or_facts.split
         return instrument_id, posi, hedge, (TODAY if today or not split else HISTORY)
@@ -970,7 +991,7 @@ class Ledger:
             "version": STATE_VERSION, "BrokerID": self.BrokerID, "InvestorID": self.InvestorID,
             "params": asdict(self.params), "TradingDay": self.TradingDay, "PreBalance": self.PreBalance,
             "PreMargin": self.PreMargin, "Deposit": self.Deposit, "Withdraw": self.Withdraw,
-            "facts": {k: asdict(v) for k, v in self._facts.items()},
+            "facts": {k: v.to_state() for k, v in self._facts.items()},
             "last": dict(self._last), "pre": dict(self._pre), "settled": sorted(self._settled),
             "record_fields": list(_RECORD_FIELDS), "detail_fields": list(_DETAIL_FIELDS),
             "records": [[*(getattr(r, name) for name in _RECORD_FIELDS),
@@ -986,14 +1007,14 @@ class Ledger:
         not one raises :class:`LedgerError` naming what is wrong."""
         try:
             version = state.get("version")
-            if version not in (1, STATE_VERSION):
-                raise LedgerError(f"ledger state version {version!r}: expected 1 or {STATE_VERSION}")
+            if version not in (1, 2, STATE_VERSION):
+                raise LedgerError(f"ledger state version {version!r}: expected 1 to {STATE_VERSION}")
             ledger = cls(state["BrokerID"], state["InvestorID"], balance=float(state["PreBalance"]),
                          trading_day=state["TradingDay"], params=LedgerParams(**state["params"]))
             ledger.PreMargin = float(state["PreMargin"])
             ledger.Deposit = float(state["Deposit"])
             ledger.Withdraw = float(state["Withdraw"])
-            ledger._facts = {k: _Facts(**v) for k, v in state["facts"].items()}
+            ledger._facts = {k: InstrumentFacts.from_state(v) for k, v in state["facts"].items()}
             ledger._last = {k: float(v) for k, v in state["last"].items()}
             ledger._pre = {k: float(v) for k, v in state["pre"].items()}
             ledger._settled = {str(i) for i in state.get("settled", ())}  # absent in states before it

@@ -18,6 +18,7 @@ import pytest
 from ctpshim.broker.ledger import Ledger, LedgerError, LedgerParams, cents
 from ctpshim.broker.orders import Trade
 from ctpshim.broker.terms import parse_info, terms_for
+from ctpshim.ctp.rates import MARGIN_COLUMNS
 
 AG, AU, SC = (terms_for(parse_info(i)) for i in ("ag2306", "au2308", "sc2306"))
 
@@ -255,11 +256,32 @@ def test_state_round_trips_through_json():
         ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
 
 
+def flat_facts(state: dict) -> dict:
+    """The facts as versions 1 and 2 stored them: the four margin ratios beside the terms."""
+    return {i: {**{k: v for k, v in f.items() if k != "rates"}, **{k: f["rates"][k] for k in MARGIN_COLUMNS}}
+            for i, f in state["facts"].items()}
+
+
+def test_a_state_of_the_second_version_still_loads():
+    # Version 2 kept only the margin ratios of each instrument's rates, not the whole row.
+    ledger = simnow_day()
+    state = json.loads(json.dumps(ledger.to_state()))
+    assert state["version"] == 3
+    assert state["facts"]["ag2306"]["rates"]["LongMarginRatioByMoney"] == AG.rates.LongMarginRatioByMoney
+    copy = Ledger.from_state(dict(state, version=2, facts=flat_facts(state)))
+    assert (copy.account_values(), copy.position_values(), copy.detail_values()) == \
+        (ledger.account_values(), ledger.position_values(), ledger.detail_values())
+    # Commission still comes from the terms handed in: a close of the reloaded au lots charges au's close-today fee.
+    assert book(copy, 6, AU, trade(AU, "170000", "0", "3", 413.0, 2)) == \
+        pytest.approx(AU.rates.commission(2, 413.0, "3"), abs=1e-12)
+    assert copy.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")["account"]["CurrMargin"] > 0
+
+
 def test_a_state_of_the_first_version_still_loads():
     # Version 1 (accounts stored before the compact state) kept every row as a dict of its names.
     ledger = simnow_day()
     state = json.loads(json.dumps(ledger.to_state()))
-    assert state["version"] == 2
+    state["facts"] = flat_facts(state)
     record_fields, detail_fields = state.pop("record_fields"), state.pop("detail_fields")
     old = dict(state, version=1, records=[
         {**dict(zip(record_fields, values)), "details": [dict(zip(detail_fields, d)) for d in details]}

@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from ..ctp import clock, rates
+from ..ctp.calendar import parse_day, tick_moment
 from ..messages import os_error_words
 from ..ctp.error_codes import CtpError
 from ..ctp.exchanges import FUTURES_EXCHANGES
@@ -114,10 +115,9 @@ def make_field(module: Any, class_name: str, values: dict[str, Any]) -> Any:
 
 def _tick_moment(tick: Any) -> datetime | None:
     try:
-        moment = datetime.strptime(f"{tick.ActionDay} {tick.UpdateTime}", "%Y%m%d %H:%M:%S")
-    except (TypeError, ValueError, AttributeError):
+        return tick_moment(tick)
+    except ValueError:
         return None
-    return moment.replace(microsecond=int(getattr(tick, "UpdateMillisec", 0) or 0) % 1000 * 1000)
 
 
 @dataclass(eq=False)
@@ -781,7 +781,8 @@ class Counter:
             if prices is not None:
                 hourly = self.hourly.get(instrument)
                 if hourly is None:
-                    hourly = self.hourly[instrument] = _settles_by_the_hour(instrument)
+                    terms = self.terms_of(instrument)
+                    hourly = self.hourly[instrument] = terms is not None and terms.settles_on_last_hour
                 if hourly:
                     prices.observe(tick)
             resting = self.resting.get(instrument)
@@ -1005,19 +1006,9 @@ class _Feed:
             self.dispatcher.stop()
 
 
-def _settles_by_the_hour(instrument: str) -> bool:
-    """Whether the instrument's settlement price needs its ticks through the day (CFFEX's last
-    hour), not only the day's last one."""
-    from .settlement import LAST_HOUR_EXCHANGES
-    from ..ctp.products import parse_instrument
-
-    info = parse_instrument(instrument)
-    return info is not None and info.product.exchange in LAST_HOUR_EXCHANGES
-
-
 def _date_of(day: str) -> Any:
     try:
-        return datetime.strptime(day, "%Y%m%d").date()
+        return parse_day(day)
     except ValueError:
         return None
 

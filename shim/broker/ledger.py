@@ -438,14 +438,14 @@ class Ledger:
         old = min(volume, free_history)
         return old, volume - old
 
-    def _order_price(self, terms: Terms, price: float) -> float:
-        """An order's price, or for a market order (no price) the latest, else pre-settlement."""
-        if _valid_price(price):
-            return float(price)
-        return self._last.get(terms.InstrumentID) or self._pre.get(terms.InstrumentID) or 0.0
+    @staticmethod
+    def _order_price(price: float) -> float:
+        """The price an order is costed at, as the caller reckoned it (``checks.cost_price``, the
+        one rule for a market order's price); a price that is not present costs 0."""
+        return float(price) if _valid_price(price) else 0.0
 
     def _close_commission(self, terms: Terms, key: tuple[str, str, str, str], price: float, volume: int) -> float:
-        price = self._order_price(terms, price)
+        price = self._order_price(price)
         old, new = self._close_split(terms, key, volume)
         fee = terms.rates.commission(old, price, CLOSE) if old else 0.0
         return fee + (terms.rates.commission(new, price, CLOSE_TODAY) if new else 0.0)
@@ -455,19 +455,21 @@ class Ledger:
             pre = self._pre.get(terms.InstrumentID)
             if pre:
                 return pre
-        return self._order_price(terms, price)
+        return self._order_price(price)
 
-    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int) -> tuple[float, float]:
-        """(margin, commission) an order would freeze now: for an open order the margin it adds
-        to the account (only the excess over the larger side for a single-side product) and the
-        open commission at the order price; for a close order no margin and the close commission
-        of the lots it would consume (of the speculation record: the commission does not depend
-        on the hedge flag).  A market order (price 0) is priced at the latest price."""
+    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int,
+                   hedge: str = "1") -> tuple[float, float]:
+        """(margin, commission) an order would freeze now, what :meth:`freeze` then freezes: for
+        an open order the margin it adds to the account (only the excess over the larger side for
+        a single-side product) and the open commission at ``price``; for a close order no margin
+        and the close commission of the lots it would consume from the record of its ``hedge``
+        flag (yesterday's at the close rate, today's at the close-today rate).  ``price`` is the
+        caller's costing price (a market order's: ``checks.cost_price``); absent, it costs 0."""
         _check_direction(direction)
         _check_offset(offset)
         _check_volume(volume)
         if offset != OPEN:
-            key = self._close_key(terms, direction, offset, "1")
+            key = self._close_key(terms, direction, offset, hedge)
             return 0.0, self._close_commission(terms, key, price, volume)
         facts = self._learn(terms)
         frozen_price = self._frozen_price(terms, price)

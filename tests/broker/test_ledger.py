@@ -471,3 +471,36 @@ def test_a_lot_opened_before_the_pre_settlement_was_known_takes_it_from_the_next
     # The statement's Prev. Sttl of the lot is then the pre-settlement, as on SimNow's (4941).
     summary = ledger.settle({"ag2306": 4928}, "20230216")
     assert [r["LastSettlementPrice"] for r in summary["positions"]] == [4941]
+
+
+def test_a_hedge_orders_close_is_costed_on_its_own_records_lots():
+    # DCE m (one record per direction and hedge flag): 0.2 a lot to close, 0.1 to close today
+    # (broker table).  Hedge '3' holds 2 yesterday lots and 2 of today's; a 3-lot close takes the
+    # 2 yesterday lots first, then 1 of today's: 2 x 0.2 + 1 x 0.1 = 0.5 (not 3 x 0.2).
+    m = terms_for(parse_info("m2309"))
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    book(ledger, 1, m, trade(m, "1", "0", "0", 3000, 2, day="20230420", hedge="3"))
+    ledger.settle({"m2309": 3010}, "20230421")
+    book(ledger, 2, m, trade(m, "2", "0", "0", 3020, 2, day="20230421", hedge="3"))
+    margin, commission = ledger.order_cost(m, "1", "1", 3030.0, 3, hedge="3")
+    assert (margin, commission) == (0.0, pytest.approx(2 * 0.2 + 1 * 0.1))
+    before = ledger.account_values()["FrozenCommission"]
+    ledger.freeze(3, m, "1", "1", "3", 3030.0, 3)
+    assert ledger.account_values()["FrozenCommission"] - before == pytest.approx(commission)
+
+
+def test_an_order_is_costed_at_the_price_it_is_handed_and_nothing_else():
+    # The costing price of a market order is the caller's rule (checks.cost_price); the ledger
+    # adds no fallback of its own, so the check (order_cost) and the freeze agree whatever it is.
+    # sc (INE, 1000 barrels): open 1 lot at 500 = 500 x 1000 x the long margin ratio.
+    ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")
+    ledger.mark(SC, 510.0, pre_settlement=505.0)
+    assert ledger.order_cost(SC, "0", "0", 500.0, 1) == \
+        (pytest.approx(500 * 1000 * SC.rates.LongMarginRatioByMoney + SC.rates.LongMarginRatioByVolume),
+         pytest.approx(SC.rates.commission(1, 500.0, "0")))
+    # No price: no margin and only the per-lot fee (sc: 20 yuan a lot), not the last (510) nor
+    # the pre-settlement (505).
+    assert ledger.order_cost(SC, "0", "0", 0.0, 1) == (0.0, SC.rates.OpenRatioByVolume) == (0.0, 20.0)
+    ledger.freeze(1, SC, "0", "0", "1", 0.0, 1)
+    a = ledger.account_values()
+    assert (a["FrozenMargin"], a["FrozenCommission"]) == (0.0, 20.0)

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable
 
 from ..ctp import clock, rates
 from ..ctp.calendar import parse_day, tick_moment
+from ..errors import REASON_READ_FAILED
 from ..messages import os_error_words
 from ..ctp.error_codes import CtpError
 from ..ctp.exchanges import FUTURES_EXCHANGES
@@ -306,6 +307,7 @@ class Counter:
         self.feeds: dict[int, "_Feed"] = {}
         self.prices = _settlement_prices()
         self.failure: Exception | None = None
+        self.store.on_failure = self.failed
         self.waiters: dict[str, list[_Waiter]] = {}  # instrument -> who waits for its first tick
         # Orders that arrived before any tick of their instrument: the first tick meets them as
         # arriving orders (level by level at the book's prices), not as resting ones.
@@ -359,11 +361,16 @@ class Counter:
             self.store.close()
 
     def failed(self, exc: Exception) -> None:
-        """The store cannot write any more: say so once (nothing more is acknowledged)."""
-        if self.failure is None:
-            self.failure = exc
-            log.error("counter %s: %s; from now on nothing is acknowledged to the programs (their orders are "
-                      "not on disk): stop them, fix the database and start again", self.book, exc)
+        """The store cannot write any more (any thread, once): from now on every request is
+        refused as by a lost front (-1) and no tick is matched; each session is told with
+        ``OnFrontDisconnected``, as when a front goes away."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        log.error("counter %s: %s; the trader's sessions are disconnected and nothing more is taken: stop the "
+                  "programs, fix the database and start again", self.book, exc)
+        for session in list(self.sessions):
+            session.post("OnFrontDisconnected", REASON_READ_FAILED)
 
     def terms_of(self, instrument_id: str, market: Any = None) -> Terms | None:
         """The terms of ``instrument_id`` if the source lists it (or, when the source lists
@@ -489,8 +496,16 @@ class Counter:
         with self.lock:
             if released:
                 session.closed = True
-            if session.account is not None and session in session.account.sessions:
-                session.account.sessions.remove(session)
+            account = session.account
+            if account is not None and session in account.sessions:
+                account.sessions.remove(session)
+                if not account.sessions:
+                    # Its last session: the stored state is marked to the latest ticks (what
+                    # `ctpshim account show` reads).
+                    self.mark(account)
+                    box = Outbox(self)
+                    box.changed(account)
+                    box.send()
             session.account = None
             if session in self.sessions:
                 self.sessions.remove(session)
@@ -598,7 +613,8 @@ class Counter:
             assert order_ref is not None
             refs.use(order_ref)
             account.max_order_ref = max(account.max_order_ref, int(order_ref.strip()))
-            values = dict(values, RequestID=request_id)
+            # The order is the session's account's, whatever the input's members say (CTP_SEMANTICS 7.3).
+            values = dict(values, RequestID=request_id, BrokerID=account.BrokerID, InvestorID=account.InvestorID)
             now = self.now()
             order = orders.new_order(values, front_id=session.front.front_id, session_id=session.front.session_id,
                                      order_ref=order_ref, trading_day=account.trading_day, now=now, terms=terms,
@@ -743,7 +759,7 @@ class Counter:
                     with self.lock:  # the program's ticks from now on, even if behind the feed's
                         self.ticks.pop(instrument, None)
                         self.books.pop(instrument, None)
-        if self.settings.lockstep:
+        if self.settings.lockstep and self.failure is None:
             if self.writes != self.quiet_at:
                 self._wait_quiet()
             if self._match(tick):
@@ -755,6 +771,8 @@ class Counter:
         """Take the tick as the instrument's latest, settle a new day, match the resting orders;
         whether anything was reported.  Cheap when the instrument has no resting order."""
         with self.lock:
+            if self.failure is not None:
+                return False
             instrument = tick.InstrumentID
             latest = self.ticks.get(instrument)
             if latest is tick:

@@ -20,7 +20,9 @@
 A request before the login is answered with 6 NOT_LOGIN_YET (orders, cancels, queries of the
 account).  A database that cannot be used fails the login with 89 and the reason in the log.  Should
 the counter itself fail on an order or a cancel, the traceback is logged and the program gets
-``OnRspError`` (2) instead of an exception on its own thread.
+``OnRspError`` (2) instead of an exception on its own thread.  Once the database fails (a commit
+could not be made), every request returns -1 as with a lost front, and the sessions got
+``OnFrontDisconnected``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..api.trader_emulation import LOGINS, TraderResponder
 from ..ctp.error_codes import CtpError, error
 from ..errors import FrontAddressError
 from ..fronts import registry
+from ..runtime.backends import NOT_SENT
 from . import queries, settings
 from .counter import FIRST_TICK_WAIT, TraderSession, counter_for, make_field, values_of_field
 
@@ -92,6 +95,8 @@ class CounterResponder(TraderResponder):
             return self.logout(front, field, request_id)
         if name == "ReqAuthenticate":
             return super().request(front, name, field, request_id)
+        if self.counter is not None and self.counter.failure is not None and name != "ReqUserLogout":
+            return NOT_SENT  # the counter's database failed: as a lost front
         if name.startswith("ReqQry"):
             return self._query(front, name, field, request_id)
         if name not in ("ReqOrderInsert", "ReqOrderAction", "ReqSettlementInfoConfirm"):

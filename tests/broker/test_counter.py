@@ -575,3 +575,19 @@ def test_an_order_meets_the_tick_the_program_was_given_before_the_trader_logged_
         assert (trade.Price, trade.TradeTime) == (given["AskPrice1"], given["UpdateTime"])
     finally:
         md.Release()
+
+
+def test_a_database_that_cannot_be_written_disconnects_the_sessions_and_refuses_requests(traders, tmp_path):
+    from ..conftest import file_cannot_grow
+
+    db = tmp_path / "t.sqlite"
+    trader = traders(front(db, speed="1"))
+    trader.login()
+    trader.confirm()
+    wal = Path(str(db) + "-wal")
+    with file_cannot_grow(wal):  # the next commit fails (EFBIG, as a full disk)
+        trader.order(3000.0, ref="1")
+        trader.spi.wait("OnFrontDisconnected")
+    assert trader.spi.all("OnRtnOrder") == []  # nothing of what was not committed is told
+    assert trader.api.ReqOrderInsert(tdapi.CThostFtdcInputOrderField(), 99) == -1
+    assert trader.api.ReqQryTradingAccount(tdapi.CThostFtdcQryTradingAccountField(), 100) == -1

@@ -259,7 +259,8 @@ def _max_volume(counter: "Counter", account: "Account", query: dict[str, Any], _
         else:
             book, _ = counter.book_of(terms.InstrumentID)
             price = (book.last if book is not None else None) or 0.0
-            margin, commission = account.ledger.order_cost(terms, direction, offset, price, 1) if price else (0, 0)
+            margin, commission = (account.ledger.order_cost(terms, direction, offset, price, 1, hedge=hedge)
+                                  if price else (0.0, 0.0))
             per_lot = margin + commission
             if per_lot > 0:
                 volume = int(max(account.ledger.available(), 0.0) // per_lot)

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from ...ctp.calendar import LAST_DAY, NIGHT_CUTOFF, next_trading_day, previous_trading_day, trading_day_of, yyyymmdd
-from ...ctp.products import Product, settlement_price, trading_day_sessions
+from ...ctp.products import Product, price_limits, settlement_price, trading_day_sessions
 
 SEGMENT = timedelta(minutes=5)  # session time between two knots of a day's coarse path
 AUCTION_LEAD = timedelta(minutes=1)  # the opening auction's snapshot: 20:59, 08:59, CFFEX 09:29
@@ -226,9 +226,8 @@ class DayPath:
         self.pre_interest = pre_interest
         self.size = max(1, int(SEGMENT / schedule.step))
         tick = contract.tick
-        steps = round(pre_settlement / tick)
-        self.upper = math.floor(steps * (1 + contract.limit))
-        self.lower = math.ceil(steps * (1 - contract.limit))
+        upper, lower = price_limits(contract.product, pre_settlement)
+        self.upper, self.lower = round(upper / tick), round(lower / tick)
         rnd = random.Random(f"{contract.seed}:{contract.instrument_id}:{self.key}")
         lower, upper = self.lower, self.upper
         sigma = contract.sigma_per_round * math.sqrt(self.size) * pre_settlement / contract.start_price

@@ -12,6 +12,8 @@ Two layers, as on a real front (SIM_TRADING.md 0.1, 2.4, 6.1):
 The CTP layer checks in this order (SIM_TRADING.md 6.1, following SimNow; the first failure
 answers):
 
+0. 146 INVESTOR_ID_IS_MISSING (blank InvestorID), 3 INVALID_LOGIN "CTP:不合法的登录" (a BrokerID or
+   InvestorID other than the login's: a session trades only its own account);
 1. 15 BAD_FIELD: Direction, offset, hedge, price type, time and volume conditions, volume > 0,
    a finite price, MinVolume for MV, an immediate ContingentCondition;
 2. 147 EXCHANGE_ID_IS_MISSING (empty ExchangeID), 148 EXCHANGE_ID_IS_INVALID (not an exchange);
@@ -32,7 +34,7 @@ limit order is taken in the order-entry minutes of the opening auction and waits
 order type the exchange does not take (GFS, GTD, GTC, GFA; GFD with CV), 48 a price off the
 tick, 49 above the upper limit, 50 below the lower limit.
 
-Cancels: 15 BAD_FIELD for an ActionFlag other than delete ('0'), 25 ORDER_NOT_FOUND, 26
+Cancels: 146 / 3 as for an order, 15 BAD_FIELD for an ActionFlag other than delete ('0'), 25 ORDER_NOT_FOUND, 26
 INSUITABLE_ORDER_STATUS (traded or cancelled already).  An accepted cancel is carried out at once
 (``orders.cancel``), so a second cancel finds the order finished (26); 24 is never sent.
 
@@ -114,19 +116,23 @@ class OrderRefs:
         text = (order_ref or "").strip()
         if not text:
             return padded(self.highest + 1)
-        if not text.isdigit() or int(text) <= self.highest:
+        # isascii: str.isdigit also takes '²' and full-width digits, which int() refuses or reads.
+        if not (text.isascii() and text.isdigit()) or int(text) <= self.highest:
             return None
         return order_ref
 
     def use(self, order_ref: str) -> None:
+        """Record ``order_ref`` (one :meth:`resolve` allowed) as used: later ones must be above it."""
         number = int(order_ref.strip())
         self.highest = max(self.highest, number)
 
     def to_state(self) -> dict[str, Any]:
+        """A JSON-able copy (for the store)."""
         return {"highest": self.highest}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OrderRefs:
+        """The OrderRefs :meth:`to_state` gave ``state``."""
         return cls(highest=int(state.get("highest", 0)))
 
 
@@ -182,22 +188,53 @@ def close_volume_error(terms: Terms, offset: str) -> str:
     return "OVER_CLOSETODAY_POSITION" if offset == "3" else "OVER_CLOSEYESTERDAY_POSITION"
 
 
-def cost_price(values: dict[str, Any], market_price: float | None) -> float:
-    """The price an order's margin and commission are reckoned at: its limit price, for a market
-    order ``market_price`` (the counter passes the limit price of the order's side from the
-    latest tick, or its last price) or 0 when there is none."""
-    if _char(values, "OrderPriceType") == "1":
-        return market_price or 0.0
-    return float(values.get("LimitPrice", 0.0))
+def cost_price(values: dict[str, Any], book: Book | float | None, terms: Terms | None = None) -> float:
+    """The price an order's margin and commission are reckoned at (the check and the freeze
+    both use it): a limit order's LimitPrice; a market order's the limit price of its side from
+    ``book`` (a buy the upper, a sell the lower; the tick's, else the band around pre-settlement
+    when ``terms`` are given), else the last price, else pre-settlement, else 0 (nothing known).
+
+    A float ``book`` is taken as the market price itself (the counter's former call)."""
+    if _char(values, "OrderPriceType") != "1":
+        return float(values.get("LimitPrice", 0.0))
+    if book is None or isinstance(book, (int, float)):
+        return float(book or 0.0)
+    if terms is not None:
+        upper, lower = price_limits(terms, book)
+    else:
+        upper, lower = book.upper, book.lower
+    side_limit = upper if _char(values, "Direction") == "0" else lower
+    return side_limit or book.last or book.pre_settlement or 0.0
+
+
+def account_problem(values: dict[str, Any], account: tuple[str, str] | None) -> Reject | None:
+    """146 INVESTOR_ID_IS_MISSING for a blank InvestorID; 3 INVALID_LOGIN for a BrokerID or
+    InvestorID that is not the logged-in session's ``account`` (BrokerID, InvestorID); None
+    when ``account`` is None (not checked) or the request names it."""
+    if account is None:
+        return None
+    broker_id = values.get("BrokerID", "") or ""
+    investor_id = values.get("InvestorID", "") or ""
+    if not isinstance(investor_id, str) or not investor_id.strip():
+        return _reject("INVESTOR_ID_IS_MISSING", f"InvestorID is empty; fill in the login's {account[1]!r}")
+    if (broker_id, investor_id) != tuple(account):
+        return _reject("INVALID_LOGIN", f"BrokerID {broker_id!r} InvestorID {investor_id!r} is not the logged-in "
+                                        f"account (BrokerID {account[0]!r} InvestorID {account[1]!r})")
+    return None
 
 
 def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs: OrderRefs, terms: Terms | None,
-                 ledger: LedgerView, exchange_ids: set[str] | frozenset[str],
-                 market_price: float | None = None, trading_day: date | None = None) -> Reject | None:
+                 ledger: LedgerView, exchange_ids: set[str] | frozenset[str], account: tuple[str, str] | None = None,
+                 book: Book | None = None, market_price: float | None = None,
+                 trading_day: date | None = None) -> Reject | None:
     """The CTP-layer checks of a ``CThostFtdcInputOrderField`` (``input_values``), in the order
     of the module docstring: the first failure, or None when CTP accepts the order.
-    ``market_price`` is what a market order is costed at (:func:`cost_price`); ``trading_day``,
-    when given, refuses a contract past its last trading day (17)."""
+    ``account`` is the session's (BrokerID, InvestorID) (:func:`account_problem`, first of all);
+    a market order is costed at :func:`cost_price` of ``book`` (``market_price``, when given,
+    instead); ``trading_day``, when given, refuses a contract past its last trading day (17)."""
+    refused = account_problem(input_values, account)
+    if refused is not None:
+        return refused
     problem = _field_problem(input_values)
     if problem:
         return _reject("BAD_FIELD", problem)
@@ -240,7 +277,7 @@ def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs:
         if volume > held:
             return _reject(close_volume_error(terms, offset),
                            f"closing {volume} lots of {instrument_id} ({OFFSETS[offset]}) but {held} can be closed")
-    price = cost_price(input_values, market_price)
+    price = cost_price(input_values, market_price if market_price is not None else book, terms)
     margin, commission = ledger.order_cost(terms, direction, offset, price, volume)
     needed = commission + (margin if offset == "0" else 0.0)
     available = ledger.available()
@@ -270,9 +307,13 @@ def order_keys(order: Order) -> list[tuple]:
     return keys
 
 
-def check_action(action_values: dict[str, Any], *, order: Order | None) -> Reject | None:
+def check_action(action_values: dict[str, Any], *, order: Order | None,
+                 account: tuple[str, str] | None = None) -> Reject | None:
     """The CTP-layer checks of a cancel of ``order`` (None when none was found): None when the
-    cancel is accepted (then ``orders.cancel``)."""
+    cancel is accepted (then ``orders.cancel``).  ``account`` as in :func:`check_insert`."""
+    refused = account_problem(action_values, account)
+    if refused is not None:
+        return refused
     flag = action_values.get("ActionFlag", "0")
     if flag != "0":
         return _reject("BAD_FIELD", f"ActionFlag {flag!r}: only '0' (delete) is taken; orders cannot be modified")
@@ -294,13 +335,11 @@ def price_limits(terms: Terms, book: Book | None) -> tuple[float | None, float |
     if book is None:
         return None, None
     upper, lower = book.upper, book.lower
-    band = getattr(getattr(terms.info, "product", None), "limit", None)
-    if book.pre_settlement and band and (upper is None or lower is None):
-        tick = terms.PriceTick
-        if upper is None:
-            upper = math.floor(book.pre_settlement * (1 + band) / tick + TICK_TOLERANCE) * tick
-        if lower is None:
-            lower = math.ceil(book.pre_settlement * (1 - band) / tick - TICK_TOLERANCE) * tick
+    product = getattr(terms.info, "product", None)
+    if book.pre_settlement and product is not None and (upper is None or lower is None):
+        band_upper, band_lower = products.price_limits(product, book.pre_settlement)
+        upper = band_upper if upper is None else upper
+        lower = band_lower if lower is None else lower
     return upper, lower
 
 
@@ -310,9 +349,8 @@ def in_opening_auction(terms: Terms, moment: datetime) -> bool:
     product = getattr(terms.info, "product", None)
     if terms.is_stock or product is None or terms.is_trading(moment):
         return False
-    try:
-        start = products.next_open(product, moment)
-    except AssertionError:
+    start = products.next_open(product, moment)
+    if start is None:
         return False
     if not start - AUCTION_ENTRY <= moment < start - AUCTION_MATCH:
         return False

@@ -7,17 +7,23 @@ every level after it.
 
 On arrival (:func:`on_insert`), after the exchange-layer checks (:func:`.checks.exchange_reject`):
 
-* a marketable order takes the opposite side level by level at each level's price, never worse
-  than its limit (a market order: no limit); with ``FillRules.partial`` each level gives at most
-  its displayed volume, less what earlier fills on the same tick took (``consumed``); without it
-  the whole order fills at the best opposite price once that price crosses (SimNow, LocalCTP);
+* a marketable order takes the opposite side level by level, never worse than its limit (a
+  market order: no limit); with ``FillRules.partial`` each level gives at most its displayed
+  volume, less what earlier fills on the same tick took (``consumed``); without it the whole
+  order fills at the best opposite level once that crosses (SimNow, LocalCTP);
+* the price is the exchange's rule, the median of the order's limit, the level's price and the
+  previous trade (SIM_TRADING.md 1.4, 6.6): at the first level the median with the tick's
+  ``LastPrice`` (the level's price, or the last price when that lies between the level and the
+  limit), at each later level its own price (the median with the fill before, which lies on the
+  near side of it);
 * FOK (VolumeCondition CV) fills all or nothing, MinVolume (MV) at least MinVolume or nothing;
 * the rest rests (GFD) or is cancelled (IOC, market); no opposite side (a locked market) means
   no fill;
 * a GFD limit order taken in the opening auction's order-entry minutes (``hours`` on) does not
   match the pre-open book: it rests, its queue unknown, until the ticks of the open reach it.
 
-A resting order (:func:`on_tick`) fills at ITS OWN price, never better:
+Resting orders (:func:`on_tick`) are served in price priority (higher buys, lower sells first),
+then time (``BrokerOrderSeq``), and each fills at ITS OWN price, never better:
 
 * when a later book crosses it (best ask <= its buy price, best bid >= its sell price), up to the
   displayed volume at prices that cross it (``partial``), else entirely;
@@ -32,10 +38,11 @@ A resting order (:func:`on_tick`) fills at ITS OWN price, never better:
 
 Level-1 feeds (one level a side, no trade list): all the volume traded between two ticks is
 taken to have traded at the later tick's ``LastPrice``; depth beyond level 1 is unknown, so an
-order priced behind the best level waits until its price becomes the best.  Volume traded is
-shared: two resting orders at one price never fill from the same traded lots, and two orders on
-one tick never take the same displayed lots (``consumed``, which the counter starts empty for
-each new tick of an instrument).
+order priced behind the best level waits until its price becomes the best.  Volume traded is one
+budget a tick and side: the resting buys of an instrument together never fill more lots from
+trades than traded since the previous tick (the sells likewise), whatever their prices, and two
+orders on one tick never take the same displayed lots (``consumed``, a :class:`TickUse` the
+counter starts empty for each new tick of an instrument).
 
 Pure: no clock reads, no threads, no I/O.
 """
@@ -49,18 +56,36 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from ..ctp.fields import values_of
-from ..ctp.market_data import depth_class, depth_index
+from ..ctp.market_data import depth_class, depth_index, present_price
 from . import checks, orders
 from .orders import Event, Order
 from .terms import Terms
 
 LEVELS = 5
-ABSENT_PRICE = 1e300  # at or above: CTP's DBL_MAX, "no price"
 PRICE_EPSILON = 1e-9
 QUEUE_UNSEEN = -1.0  # queue_ahead when the order's price lies beyond the displayed depth
 
-# consumed: (side "Bid"/"Ask", price) -> displayed lots taken; ("Traded", price) -> traded lots used.
-Consumed = dict
+
+@dataclass
+class TickUse:
+    """What our orders took of one tick, so that no two orders take the same lots: ``displayed``
+    the lots of a displayed level, by (side "Bid"/"Ask", price); ``traded`` the lots of the volume
+    traded since the previous tick given to resting orders, by the resting orders' Direction (one
+    budget a side, whatever their prices)."""
+
+    displayed: dict[tuple[str, float], int] = field(default_factory=dict)
+    traded: dict[str, int] = field(default_factory=dict)
+
+
+
+def tick_use(consumed: TickUse | dict) -> TickUse:
+    """``consumed`` as a :class:`TickUse`; a plain dict (empty at the tick's start) keeps one inside."""
+    if isinstance(consumed, TickUse):
+        return consumed
+    use = consumed.get("use")
+    if use is None:
+        use = consumed["use"] = TickUse()
+    return use
 
 
 def _number(value: Any) -> float:
@@ -80,21 +105,6 @@ def _positions() -> tuple[tuple[int, ...], tuple[tuple[tuple[int, int], ...], ..
     sides = tuple(tuple((index[f"{side}Price{level}"], index[f"{side}Volume{level}"]) for level in range(1, LEVELS + 1))
                   for side in ("Bid", "Ask"))
     return singles, sides
-
-
-def _present(price: float) -> float | None:
-    return price if 0 < price < ABSENT_PRICE else None
-
-
-def _price(value: Any) -> float | None:
-    """A tick's price, or None where CTP means "absent" (DBL_MAX, not finite, not positive)."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return _present(number)
 
 
 @dataclass
@@ -123,7 +133,7 @@ class Book:
         sides: dict[str, list[tuple[float, float]]] = {"Bid": [], "Ask": []}
         for side, levels in sides.items():
             for level in range(1, LEVELS + 1):
-                price = _price(member(f"{side}Price{level}"))
+                price = present_price(member(f"{side}Price{level}"))
                 volume = _number(member(f"{side}Volume{level}", 0))
                 if price is None or volume <= 0:
                     break
@@ -131,35 +141,36 @@ class Book:
         return cls(
             InstrumentID=str(member("InstrumentID", "") or ""),
             bids=sides["Bid"], asks=sides["Ask"],
-            last=_price(member("LastPrice")),
+            last=present_price(member("LastPrice")),
             volume=_number(member("Volume", 0)),
-            upper=_price(member("UpperLimitPrice")),
-            lower=_price(member("LowerLimitPrice")),
-            pre_settlement=_price(member("PreSettlementPrice")),
+            upper=present_price(member("UpperLimitPrice")),
+            lower=present_price(member("LowerLimitPrice")),
+            pre_settlement=present_price(member("PreSettlementPrice")),
         )
 
     @classmethod
     def _from_values(cls, values: tuple[Any, ...]) -> Book:
         """The fast path for a tick object: its members are typed and checked already (prices
-        floats, volumes ints), so a price is absent when not in (0, 1e300) (DBL_MAX, inf, nan)."""
+        floats, volumes ints)."""
         (instrument, last, volume, upper, lower, pre_settlement), sides = _positions()
         books: list[list[tuple[float, float]]] = []
         for side in sides:
             levels: list[tuple[float, float]] = []
             for price_at, volume_at in side:
-                price, size = values[price_at], values[volume_at]
-                if not 0 < price < ABSENT_PRICE or not size > 0:
+                price, size = present_price(values[price_at]), values[volume_at]
+                if price is None or not size > 0:
                     break
                 levels.append((price, size))
             books.append(levels)
-        return cls(values[instrument], books[0], books[1], _present(values[last]), float(values[volume]),
-                   _present(values[upper]), _present(values[lower]), _present(values[pre_settlement]))
+        return cls(values[instrument], books[0], books[1], present_price(values[last]), float(values[volume]),
+                   present_price(values[upper]), present_price(values[lower]), present_price(values[pre_settlement]))
 
     def opposite(self, direction: str) -> list[tuple[float, float]]:
         """The levels an order of ``direction`` ('0' buy, '1' sell) trades against."""
         return self.asks if direction == "0" else self.bids
 
     def own(self, direction: str) -> list[tuple[float, float]]:
+        """The levels on the side an order of ``direction`` joins (its own side: bids for a buy)."""
         return self.bids if direction == "0" else self.asks
 
     def displayed_at(self, direction: str, price: float) -> float | None:
@@ -194,7 +205,7 @@ def _side_key(direction: str) -> str:
     return "Ask" if direction == "0" else "Bid"
 
 
-def _available(order: Order, book: Book, rules: FillRules, consumed: Consumed,
+def _available(order: Order, book: Book, rules: FillRules, use: TickUse,
                limit: float | None) -> list[tuple[float, int]]:
     """(level price, lots) the order could take now, best first, without taking them."""
     taken: list[tuple[float, int]] = []
@@ -205,7 +216,7 @@ def _available(order: Order, book: Book, rules: FillRules, consumed: Consumed,
             break
         if not rules.partial:
             return [(price, wanted)]
-        free = int(volume - consumed.get((side, price), 0))
+        free = int(volume - use.displayed.get((side, price), 0))
         if free <= 0:
             continue
         lots = min(free, wanted)
@@ -214,10 +225,10 @@ def _available(order: Order, book: Book, rules: FillRules, consumed: Consumed,
     return taken
 
 
-def _take(order: Order, takes: list[tuple[float, int]], consumed: Consumed) -> None:
+def _take(order: Order, takes: list[tuple[float, int]], use: TickUse) -> None:
     side = _side_key(order.Direction)
     for price, lots in takes:
-        consumed[(side, price)] = consumed.get((side, price), 0) + lots
+        use.displayed[(side, price)] = use.displayed.get((side, price), 0) + lots
 
 
 def _meets_volume_condition(order: Order, lots: int) -> bool:
@@ -228,21 +239,40 @@ def _meets_volume_condition(order: Order, lots: int) -> bool:
     return lots > 0
 
 
-def aggressive_fills(order: Order, book: Book | None, rules: FillRules, consumed: Consumed) -> list[tuple[float, int]]:
-    """What an arriving order trades at once: (price, lots) per level, taken from ``consumed``."""
+def trade_price(direction: str, limit: float | None, level_price: float, last: float | None) -> float:
+    """The exchange's continuous-auction price of an arriving order meeting a level: the median of
+    its limit (a market order: none), the level's price and the previous trade (SIM_TRADING.md
+    1.4, 6.6).  So the level's price, or the last price when that lies between the level and the
+    limit; never worse than the limit."""
+    if last is None:
+        return level_price
+    if limit is None:
+        limit = math.inf if direction == "0" else -math.inf
+    return sorted((limit, level_price, last))[1]
+
+
+def aggressive_fills(order: Order, book: Book | None, rules: FillRules,
+                     consumed: TickUse | dict) -> list[tuple[float, int]]:
+    """What an arriving order trades at once: (price, lots) per level, taken from ``consumed``.
+    The first level trades at :func:`trade_price` with the tick's last price; each later one at
+    its own price (the median with the previous fill, which lies on the near side of it)."""
     if book is None:
         return []
+    use = tick_use(consumed)
     limit = None if order.is_market else order.LimitPrice
-    takes = _available(order, book, rules, consumed, limit)
+    takes = _available(order, book, rules, use, limit)
     if not _meets_volume_condition(order, sum(lots for _, lots in takes)):
         return []
     if rules.partial:
-        _take(order, takes, consumed)
+        _take(order, takes, use)
+    if takes:
+        first_price, first_lots = takes[0]
+        takes[0] = (trade_price(order.Direction, limit, first_price, book.last), first_lots)
     return takes
 
 
 def on_insert(order: Order, book: Book | None, terms: Terms, rules: FillRules, ids: orders.Ids, now: datetime,
-              consumed: Consumed, *, hours: bool = True) -> list[Event]:
+              consumed: TickUse | dict, *, hours: bool = True) -> list[Event]:
     """The events of an order the CTP layer accepted (``orders.new_order``): the exchange-layer
     checks first (session only when ``hours``), then the fills against ``book`` and the
     per-exchange sequence (``orders.insert_events``)."""
@@ -280,16 +310,17 @@ def _traded_since(book: Book, previous: Book | None) -> float:
     return max(book.volume - previous.volume, 0.0)
 
 
-def _queue_fill(order: Order, book: Book, traded: float, rules: FillRules, consumed: Consumed) -> int:
-    """Lots the traded volume gives the order (updating its queue); 0 if none reach it.  Lots
-    already given to an earlier order at the same price on this tick are not given again."""
+def _queue_fill(order: Order, book: Book, traded: float, rules: FillRules, use: TickUse) -> int:
+    """Lots the traded volume gives the order (updating its queue); 0 if none reach it.  The
+    traded volume is one budget per side: lots given to a better-priced or earlier resting order
+    on this tick, or standing in the queue ahead at this price, are not given again."""
     if book.last is None or traded <= 0:
         return 0
     limit = order.LimitPrice
-    key = ("Traded", limit)
+    left = traded - use.traded.get(order.Direction, 0)
     if _through(order.Direction, limit, book.last):
         order.queue_ahead = 0.0
-        free = traded - consumed.get(key, 0)
+        free = left
     elif abs(book.last - limit) <= PRICE_EPSILON:
         if not rules.queue:
             ahead = 0.0
@@ -297,15 +328,15 @@ def _queue_fill(order: Order, book: Book, traded: float, rules: FillRules, consu
             return 0  # behind every displayed lot, position unknown: these trades do not reach it
         else:
             ahead = order.queue_ahead
-        used = min(ahead, traded)
+        used = min(ahead, max(left, 0.0))
         order.queue_ahead = ahead - used
-        free = traded - used - consumed.get(key, 0)
+        free = left - used
     else:
         return 0
     if free < 1:
         return 0
     lots = order.VolumeTotal if not rules.partial else min(order.VolumeTotal, int(free))
-    consumed[key] = consumed.get(key, 0) + lots
+    use.traded[order.Direction] = use.traded.get(order.Direction, 0) + lots
     return lots
 
 
@@ -317,23 +348,30 @@ def _shrink_queue(order: Order, book: Book) -> None:
         order.queue_ahead = shown
 
 
+def priority(order: Order) -> tuple[str, float, int]:
+    """The order resting orders are served in: price (higher buys, lower sells first), then time."""
+    price = -order.LimitPrice if order.Direction == "0" else order.LimitPrice
+    return order.Direction, price, order.key
+
+
 def on_tick(resting: Iterable[Order], book: Book, previous: Book | None, terms: Terms, rules: FillRules,
-            ids: orders.Ids, now: datetime, consumed: Consumed) -> list[Event]:
-    """The fills a new tick gives the resting orders of its instrument (earliest first), at
+            ids: orders.Ids, now: datetime, consumed: TickUse | dict) -> list[Event]:
+    """The fills a new tick gives the resting orders of its instrument (in :func:`priority`), at
     their own prices; updates their queues."""
     events: list[Event] = []
+    use = tick_use(consumed)
     traded = _traded_since(book, previous)
-    for order in sorted(resting, key=lambda o: o.key):
+    for order in sorted(resting, key=priority):
         if not order.alive or order.is_market:
             continue
-        takes = _available(order, book, rules, consumed, order.LimitPrice)
+        takes = _available(order, book, rules, use, order.LimitPrice)
         lots = sum(volume for _, volume in takes)
         if lots > 0:
             if rules.partial:
-                _take(order, takes, consumed)
+                _take(order, takes, use)
             order.queue_ahead = 0.0
         else:
-            lots = _queue_fill(order, book, traded, rules, consumed)
+            lots = _queue_fill(order, book, traded, rules, use)
         if order.alive and rules.queue:
             _shrink_queue(order, book)
         if lots > 0:

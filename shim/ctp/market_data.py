@@ -39,9 +39,23 @@ from .exchanges import STOCK_EXCHANGES
 from .fields import INT32_MAX, INT32_MIN, char_limit, default_values, field_class, from_values, load_spec, member_index
 
 DBL_MAX = sys.float_info.max
+# A price at or above this is CTP's DBL_MAX ("no price"), whatever rounding it went through.
+ABSENT_PRICE_FROM = 1e300
 DATE_CONVENTIONS = ("correct", "exchange")
 
 _tick_class: type | None = None
+
+
+def present_price(value: Any) -> float | None:
+    """``value`` as a price, or None where CTP means "no price": DBL_MAX (or anything from
+    1e300), not finite, not above 0, or not a number at all (None, a string, a bool)."""
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 < number < ABSENT_PRICE_FROM else None
 
 
 def depth_class() -> type:

@@ -31,6 +31,7 @@ SESSIONS: dict[str, tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]] 
 
 MIN_BAND_TICKS = 5
 MAX_PRICE_FACTOR = 10
+PRICE_LIMIT_TOLERANCE = 1e-6  # of a tick: a band edge that is a whole tick in exact arithmetic counts
 
 
 @dataclass(frozen=True)
@@ -419,15 +420,25 @@ def is_open(product: Product, moment: datetime) -> bool:
     return session_window(product, moment) is not None
 
 
-def next_open(product: Product, moment: datetime) -> datetime:
-    """``moment`` if the product trades then, else the start of its next session."""
+def next_open(product: Product, moment: datetime) -> datetime | None:
+    """``moment`` if the product trades then, else the start of its next session; None when no
+    session starts within the 30 days after ``moment`` (past the calendar's years)."""
     if is_open(product, moment):
         return moment
     for offset in range(0, 30):
         for start, _ in _session_windows(product, moment.date() + timedelta(days=offset)):
             if start > moment:
                 return start
-    raise AssertionError(f"{product.code}: no session in the 30 days after {moment}")
+    return None
+
+
+def price_limits(product: Product, pre_settlement: float) -> tuple[float, float]:
+    """(upper, lower) limit prices of a day: pre-settlement x (1 +- the product's limit ratio),
+    rounded inwards to the tick (SIM_TRADING.md 1.4)."""
+    steps = pre_settlement / product.tick
+    upper = math.floor(steps * (1 + product.limit) + PRICE_LIMIT_TOLERANCE)
+    lower = math.ceil(steps * (1 - product.limit) - PRICE_LIMIT_TOLERANCE)
+    return round(upper * product.tick, product.decimals), round(lower * product.tick, product.decimals)
 
 
 def trading_day_sessions(product: Product, day: date) -> list[tuple[datetime, datetime]]:

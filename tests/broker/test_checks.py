@@ -42,11 +42,16 @@ class FakeLedger:
         return self._available
 
 
+ACCOUNT = ("9999", "000001")  # the session's login (order_input's BrokerID, InvestorID)
+
+
 def run(values: dict[str, Any], *, confirmed: bool = True, refs: OrderRefs | None = None,
-        ledger: FakeLedger | None = None, known: bool = True, market_price: float | None = None):
+        ledger: FakeLedger | None = None, known: bool = True, market_price: float | None = None,
+        quote=None, account: tuple[str, str] | None = ACCOUNT):
     terms = terms_of(values["InstrumentID"]) if known else None
     return check_insert(values, confirmed=confirmed, session_refs=refs or OrderRefs(), terms=terms,
-                        ledger=ledger or FakeLedger(), exchange_ids=EXCHANGES, market_price=market_price)
+                        ledger=ledger or FakeLedger(), exchange_ids=EXCHANGES, market_price=market_price,
+                        book=quote, account=account)
 
 
 def code_and_text(reject: checks.Reject | None) -> tuple[int, str] | None:
@@ -143,6 +148,38 @@ def test_a_duplicate_or_lower_order_ref_is_22() -> None:
     assert run(order_input(ref="9"), refs=refs) is None
 
 
+def test_an_order_ref_of_digits_that_are_not_ascii_is_22_not_a_crash() -> None:
+    refs = OrderRefs()
+    for ref in ("²", "１", "٣", "1²"):  # str.isdigit() takes them all; int() refuses '²', reads '１' as 1
+        assert refs.resolve(ref) is None, ref
+        reject = run(order_input(ref=ref), refs=refs)
+        assert code_and_text(reject) == (22, "CTP:报单错误：不允许重复报单") and repr(ref) in reject.detail
+    assert refs.highest == 0 and run(order_input(ref="1"), refs=refs) is None
+
+
+def test_a_blank_investor_id_is_146_and_another_account_is_3() -> None:
+    blank = {**order_input(), "InvestorID": ""}
+    reject = run(blank)
+    assert code_and_text(reject) == (146, "CTP:缺少InvestorID字段，请填入InvestorID") and "000001" in reject.detail
+    assert run({**order_input(), "InvestorID": "   "}).error.code == 146
+    for other in ({"InvestorID": "someone_else"}, {"BrokerID": "8888"}, {"BrokerID": ""}):
+        reject = run({**order_input(), **other})
+        assert code_and_text(reject) == (3, "CTP:不合法的登录"), other
+        assert "9999" in reject.detail and "000001" in reject.detail
+    # before any other check: even a bad field answers the account first
+    assert run({**order_input(), "InvestorID": "x", "Direction": "7"}, confirmed=False).error.code == 3
+    assert run(order_input()) is None
+
+
+def test_a_cancel_of_another_account_is_3_and_a_blank_investor_146() -> None:
+    order = make_order(Ids())
+    action = {"BrokerID": "9999", "InvestorID": "000001", "ActionFlag": "0", "OrderRef": "1"}
+    assert checks.check_action(action, order=order, account=ACCOUNT) is None
+    assert checks.check_action({**action, "InvestorID": ""}, order=order, account=ACCOUNT).error.code == 146
+    assert checks.check_action({**action, "InvestorID": "000002"}, order=order, account=ACCOUNT).error.code == 3
+    assert checks.check_action({**action, "BrokerID": "1"}, order=None, account=ACCOUNT).error.code == 3  # before 25
+
+
 def test_closing_more_than_held_is_30_off_shfe_and_50_or_51_on_shfe_and_ine() -> None:
     held = FakeLedger(closable={"1": 2, "3": 1, "4": 2})
     for instrument in ("m2705", "MA705", "lc2705", "IF2612"):
@@ -176,6 +213,24 @@ def test_market_orders_are_costed_at_the_price_the_counter_gives() -> None:
     assert run(values, ledger=FakeLedger(available=3301.0), market_price=3300.0) is None
     assert code_and_text(run(values, ledger=FakeLedger(available=3300.0), market_price=3300.0))[0] == 31
     assert checks.cost_price(values, 3300.0) == 3300.0 and checks.cost_price(order_input(price=3001.0), 9.0) == 3001.0
+
+
+def test_a_market_order_is_costed_at_its_sides_limit_else_the_band_else_last_else_pre_settlement() -> None:
+    buy = order_input("m2705", price_type="1", price=0.0, time_condition="1")
+    sell = {**buy, "Direction": "1"}
+    m = terms_of("m2705")
+    quoted = book("m2705", last=3010.0, upper=3300.0, lower=2700.0, pre_settlement=3000.0)
+    assert checks.cost_price(buy, quoted, m) == 3300.0 and checks.cost_price(sell, quoted, m) == 2700.0
+    # no limits on the tick: m's 7 % band around 3001: floor(3211.07) = 3211, ceil(2790.93) = 2791
+    banded = book("m2705", last=3010.0, pre_settlement=3001.0)
+    assert checks.cost_price(buy, banded, m) == 3211.0 and checks.cost_price(sell, banded, m) == 2791.0
+    assert checks.cost_price(buy, banded) == 3010.0  # without terms: no band, the last price
+    assert checks.cost_price(buy, book("m2705", pre_settlement=3001.0)) == 3001.0
+    assert checks.cost_price(buy, book("m2705"), m) == 0.0 and checks.cost_price(buy, None, m) == 0.0
+    assert checks.cost_price(order_input("m2705", price=3005.0), quoted, m) == 3005.0  # a limit order: its price
+    # the check costs the order at that price: margin 3300 x 10 x 10 % + 1 commission = 3301
+    assert run(buy, ledger=FakeLedger(available=3301.0), quote=quoted) is None
+    assert run(buy, ledger=FakeLedger(available=3300.5), quote=quoted).error.code == 31
 
 
 def test_the_first_failing_check_answers_in_the_documented_order() -> None:

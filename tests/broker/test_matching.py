@@ -9,7 +9,7 @@ from datetime import datetime
 from hypothesis import given, settings, strategies as st
 
 from ctpshim.broker import orders as order_life
-from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, on_insert, on_tick
+from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, TickUse, on_insert, on_tick
 from ctpshim.broker.orders import Ids, Release, TradeReport
 from ctpshim.ctp import fields
 from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, set_level
@@ -134,6 +134,67 @@ def test_two_orders_on_one_tick_never_take_the_same_lots() -> None:
     assert trades(insert(second, quote, ids, consumed=consumed)) == [(3002.0, 2)]
     third = make_order(ids, price=3002.0, volume=5, ref="3")
     assert trades(insert(third, quote, ids, consumed=consumed)) == []  # the displayed 7 lots are gone
+
+
+def test_an_aggressive_order_trades_at_the_median_of_its_limit_the_level_and_the_last_price() -> None:
+    # SIM_TRADING.md 1.4: median(limit, level, last).  A buy at 3005 meets asks 3000 (2 lots) and
+    # 3003 (5 lots) with the last trade at 3002: the first level prints median(3005, 3000, 3002)
+    # = 3002, the next one its own 3003 (median(3005, 3003, 3002)).
+    ids = Ids()
+    quote = book(bids=[(2999.0, 5)], asks=[(3000.0, 2), (3003.0, 5)], last=3002.0)
+    assert trades(insert(make_order(ids, price=3005.0, volume=4), quote, ids)) == [(3002.0, 2), (3003.0, 2)]
+    # a last beyond the limit: the limit (median(3001, 3000, 3004) = 3001), never worse
+    high_last = book(bids=[(2999.0, 5)], asks=[(3000.0, 9)], last=3004.0)
+    assert trades(insert(make_order(ids, price=3001.0, volume=1, ref="2"), high_last, ids)) == [(3001.0, 1)]
+    # a last on the near side of the level: the level's price (median(3005, 3000, 2998) = 3000)
+    low_last = book(bids=[(2999.0, 5)], asks=[(3000.0, 9)], last=2998.0)
+    assert trades(insert(make_order(ids, price=3005.0, volume=1, ref="3"), low_last, ids)) == [(3000.0, 1)]
+    # a sell at 2995 against bids 3000 with last 2997: median(2995, 3000, 2997) = 2997
+    sell_quote = book(bids=[(3000.0, 3)], asks=[(3001.0, 5)], last=2997.0)
+    sell = make_order(ids, direction="1", price=2995.0, volume=1, ref="4")
+    assert trades(insert(sell, sell_quote, ids)) == [(2997.0, 1)]
+    # a market buy (no limit) on DCE: median(+inf, 3001, 3004) = 3004
+    market = make_order(ids, "m2705", price_type="1", price=0.0, volume=1, time_condition="1", ref="5")
+    m_quote = book("m2705", bids=[(3000.0, 5)], asks=[(3001.0, 3)], last=3004.0, upper=3300.0, lower=2700.0)
+    assert trades(insert(market, m_quote, ids, terms=terms_of("m2705"))) == [(3004.0, 1)]
+
+
+def test_resting_orders_at_different_prices_never_fill_more_than_traded() -> None:
+    # 10 lots trade at 2999, through two resting buys at 3000 and 3001 (10 lots each): the buys
+    # together get the 10 lots, the better price (3001) first.
+    ids = Ids()
+    quote = book(bids=[(2998.0, 5)], asks=[(3002.0, 6)], last=3000.0, volume=100)
+    low = make_order(ids, price=3000.0, volume=10)
+    high = make_order(ids, price=3001.0, volume=10, ref="2")
+    insert(low, quote, ids)
+    insert(high, quote, ids)
+    tick2 = book(bids=[(2998.0, 5)], asks=[(3002.0, 6)], last=2999.0, volume=110)
+    events = on_tick([low, high], tick2, quote, RB, FillRules(), ids, LATER, TickUse())
+    assert [(e.order.key, e.trade.Price, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [
+        (2, 3001.0, 10)]
+    assert low.VolumeTraded == 0
+
+
+def test_the_better_priced_resting_order_takes_the_displayed_lots_first() -> None:
+    # A buy at 3000 (earlier) and one at 3001 (later) rest; then the ask drops to 3000 for 5 lots:
+    # the 3001 buy takes all 5 (at its own price), the 3000 buy none.
+    ids = Ids()
+    quote = book(bids=[(2998.0, 5)], asks=[(3002.0, 6)], last=3000.0, volume=100)
+    early = make_order(ids, price=3000.0, volume=5)
+    late = make_order(ids, price=3001.0, volume=5, ref="2")
+    insert(early, quote, ids)
+    insert(late, quote, ids)
+    tick2 = book(bids=[(2998.0, 5)], asks=[(3000.0, 5)], last=3000.0, volume=100)
+    events = on_tick([early, late], tick2, quote, RB, FillRules(), ids, LATER, TickUse())
+    assert [(e.order.key, e.trade.Price, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [
+        (2, 3001.0, 5)]
+    # sells likewise: the lower price first
+    sells = [make_order(ids, direction="1", price=p, volume=3, ref=str(r)) for p, r in ((3006.0, 3), (3005.0, 4))]
+    for order in sells:
+        insert(order, quote, ids)
+    tick3 = book(bids=[(3006.0, 3)], asks=[(3008.0, 6)], last=3004.0, volume=100)
+    events = on_tick(sells, tick3, tick2, RB, FillRules(), ids, LATER, TickUse())
+    assert [(e.trade.Price, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [(3005.0, 3)]
 
 
 def test_an_order_with_no_book_yet_rests() -> None:
@@ -286,18 +347,17 @@ def test_every_lot_is_traded_or_released_once_and_never_at_a_worse_price(
         quotes.append(_book_of(bid_steps, ask_steps, last, cumulative))
     events = on_insert(order, quotes[0], RB, rules, ids, NOW, {})
     sign = 1 if direction == "0" else -1
-    for event in events:  # on arrival: each level's price, never worse than the limit
+    for event in events:  # on arrival: never worse than the limit
         if isinstance(event, TradeReport):
             assert sign * (price - event.trade.Price) >= 0
     for previous, quote in zip(quotes, quotes[1:]):
-        consumed: dict = {}
+        consumed = TickUse()
         later = on_tick([order], quote, previous, RB, rules, ids, LATER, consumed)
         assert all(e.trade.Price == price for e in later if isinstance(e, TradeReport))  # its own price
         if partial:
-            for (side, level_price), lots in consumed.items():
-                if side in ("Bid", "Ask"):
-                    shown = dict(quote.bids if side == "Bid" else quote.asks)
-                    assert lots <= shown[level_price]
+            for (side, level_price), lots in consumed.displayed.items():
+                shown = dict(quote.bids if side == "Bid" else quote.asks)
+                assert lots <= shown[level_price]
         events += later
     if order.alive:
         events += order_life.cancel(order, LATER, ids)
@@ -309,3 +369,42 @@ def test_every_lot_is_traded_or_released_once_and_never_at_a_worse_price(
     if kind == "MV":
         assert traded == 0 or traded >= max(1, volume // 2)
     assert not order.alive and order.OrderStatus in ("0", "5")
+
+
+@settings(max_examples=60, deadline=None)
+@given(direction=st.sampled_from("01"), limits=st.lists(prices, min_size=2, max_size=4),
+       volumes=st.lists(st.integers(1, 8), min_size=4, max_size=4), partial=st.booleans(), queue=st.booleans(),
+       books=st.lists(st.tuples(levels, levels, prices, st.integers(0, 12)), min_size=2, max_size=5))
+def test_resting_orders_together_fill_at_most_the_traded_volume_better_prices_first(
+        direction, limits, volumes, partial, queue, books) -> None:
+    """Several resting orders at different prices: on each tick, the lots filled from trades are at
+    most that tick's traded volume, and a worse-priced order never fills while a better one stays
+    unfilled on the same tick."""
+    ids, rules = Ids(), FillRules(partial=partial, queue=queue)
+    quotes, cumulative = [], 100
+    for bid_steps, ask_steps, last, traded in books:
+        cumulative += traded
+        quotes.append(_book_of(bid_steps, ask_steps, last, cumulative))
+    resting = []
+    for n, limit in enumerate(limits):
+        order = make_order(ids, direction=direction, price=limit, volume=volumes[n], ref=str(n + 1))
+        on_insert(order, quotes[0], RB, rules, ids, NOW, TickUse())
+        resting.append(order)
+    better = (lambda a, b: a > b) if direction == "0" else (lambda a, b: a < b)
+    for previous, quote in zip(quotes, quotes[1:]):
+        before = {o.key: (o.alive, o.VolumeTotal) for o in resting}
+        use = TickUse()
+        events = on_tick(resting, quote, previous, RB, rules, ids, LATER, use)
+        filled = {}
+        for e in events:
+            if isinstance(e, TradeReport):
+                filled[e.order.key] = filled.get(e.order.key, 0) + e.trade.Volume
+        from_trades = sum(use.traded.values())
+        if partial:
+            assert from_trades <= quote.volume - previous.volume
+        for worse in resting:
+            if not filled.get(worse.key):
+                continue
+            for best in resting:
+                if before[best.key][0] and better(best.LimitPrice, worse.LimitPrice):
+                    assert best.VolumeTotal == 0 or filled.get(best.key, 0) > 0, (best.LimitPrice, worse.LimitPrice)

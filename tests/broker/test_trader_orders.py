@@ -389,8 +389,6 @@ def test_orders_sent_from_on_rtn_trade_meet_the_same_tick_in_lockstep(program):
     assert [(t.Price, t.TradeTime) for t in trades] == \
         [(tick.AskPrice1 if n % 2 == 0 else tick.BidPrice1, tick.UpdateTime) for n in range(chain)]
 
-@pytest.mark.xfail(strict=True, reason="requests.md [orders2] counter: the counter's own feed runs ahead of the "
-                   "program's md API on an instrument both take")
 def test_an_order_placed_before_market_data_still_meets_the_programs_tick(program):
     trader = program(FRIDAY_MORNING, ("rb2701",))
     early = trader.order("rb2701", "SHFE", 3000.0)  # before any md API: the counter watches rb2701 itself
@@ -516,8 +514,6 @@ def test_on_a_level_one_recording_an_order_takes_only_the_recorded_best_level(tm
         assert (trade.TradeDate, trade.TradingDay, trade.TradeTime) == ("20170320", "20170320", tick.UpdateTime)
 
 
-@pytest.mark.xfail(strict=True, reason="requests.md [orders2] counter: before the first tick an order gets the wall "
-                   "clock's date and time")
 def test_an_order_before_the_first_tick_carries_the_markets_date(program):
     trader = program(FRIDAY_MORNING, ("rb2701",))  # no md API: the counter has seen no tick yet
     ref = trader.order("rb2701", "SHFE", 3000.0)

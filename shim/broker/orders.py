@@ -67,11 +67,6 @@ MSG_ALL_TRADED = "全部成交"
 MSG_ALL_TRADED_SUBMITTED = "全部成交报单已提交"
 MSG_CANCELED = "已撤单"
 
-# Callback styles (SIM_TRADING.md 1.4): which exchanges answer an insert with the state after
-# matching, and which do not repeat the previous state before a fill.
-ANSWER_AFTER_MATCH_EXCHANGES = frozenset({"SHFE", "INE", "CFFEX"})
-NO_REPEAT_ON_FILL_EXCHANGES = frozenset({"DCE", "GFEX"})
-
 ID_WIDTH = 12
 
 
@@ -138,10 +133,12 @@ class Order:
 
     @property
     def offset(self) -> str:
+        """The order's offset flag: the first character of ``CombOffsetFlag``."""
         return self.CombOffsetFlag[:1]
 
     @property
     def hedge(self) -> str:
+        """The order's hedge flag: the first character of ``CombHedgeFlag``."""
         return self.CombHedgeFlag[:1]
 
     @property
@@ -151,6 +148,7 @@ class Order:
 
     @property
     def is_market(self) -> bool:
+        """Whether it is a market (any price) order, OrderPriceType '1'."""
         return self.OrderPriceType == "1"
 
     @property
@@ -176,11 +174,7 @@ class Order:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Order:
         """The order :meth:`to_state` gave ``state``; unknown keys are an error (a newer store)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(state) - names)
-        if unknown:
-            raise ValueError(f"an order's state has unknown members {unknown}; known: {sorted(names)}")
-        return cls(**state)
+        return _from_state(cls, state, "an order")
 
 
 @dataclass(slots=True)
@@ -217,15 +211,22 @@ class Trade:
         return values
 
     def to_state(self) -> dict[str, Any]:
+        """A JSON-able copy of everything (for the store)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Trade:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(state) - names)
-        if unknown:
-            raise ValueError(f"a trade's state has unknown members {unknown}; known: {sorted(names)}")
-        return cls(**state)
+        """The trade :meth:`to_state` gave ``state``; unknown keys are an error (a newer store)."""
+        return _from_state(cls, state, "a trade")
+
+
+def _from_state(cls: type, state: dict[str, Any], what: str) -> Any:
+    """``cls(**state)`` after checking that ``state`` names only ``cls``'s members."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(state) - names)
+    if unknown:
+        raise ValueError(f"{what}'s state has unknown members {unknown}; known: {sorted(names)}")
+    return cls(**state)
 
 
 # The keys of Trade.trade_values(), in its order (e.g. the columns of a trades CSV).
@@ -246,26 +247,33 @@ class Ids:
         return numbers[exchange_id]
 
     def next_order_seq(self) -> int:
+        """The next ``BrokerOrderSeq`` of the counter (1, 2, ...)."""
         self._order_seq += 1
         return self._order_seq
 
     def next_sys_id(self, exchange_id: str) -> str:
+        """The next ``OrderSysID`` of ``exchange_id`` (from 1 for each exchange), padded to 12."""
         return padded(self._next("sys", exchange_id))
 
     def next_local_id(self, exchange_id: str) -> str:
+        """The next ``OrderLocalID`` of ``exchange_id`` (from 1 for each exchange), padded to 12."""
         return padded(self._next("local", exchange_id))
 
     def next_trade_id(self, exchange_id: str) -> str:
+        """The next ``TradeID`` of ``exchange_id`` (from 1 for each exchange), padded to 12."""
         return padded(self._next("trade", exchange_id))
 
     def next_sequence_no(self, exchange_id: str) -> int:
+        """The next ``SequenceNo`` of ``exchange_id`` (from 1 for each exchange)."""
         return self._next("seq", exchange_id)
 
     def to_state(self) -> dict[str, Any]:
+        """A JSON-able copy of every sequence (for the store)."""
         return {"order_seq": self._order_seq, **{kind: dict(numbers) for kind, numbers in self._counters.items()}}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ids:
+        """The sequences :meth:`to_state` gave ``state``: each goes on from where it was."""
         ids = cls()
         ids._order_seq = int(state.get("order_seq", 0))
         for kind in ids._counters:
@@ -391,7 +399,7 @@ def fill_events(order: Order, price: float, volume: int, now: datetime, terms: T
     """A later fill of a resting order (queue or a crossing book): the previous state repeated
     (except on DCE/GFEX), the new state, the trade."""
     events: list[Event] = []
-    if order.ExchangeID not in NO_REPEAT_ON_FILL_EXCHANGES:
+    if terms.repeats_state_on_fill:
         events.append(report(order))
     _book_fill(order, volume)
     status, message = _traded_state(order)
@@ -407,7 +415,7 @@ def insert_events(order: Order, fills: list[tuple[float, int]], *, rests: bool, 
     market).  Starts with the Unknown report (see the module docstring for the sequences)."""
     unknown = report(order)
     events: list[Event] = [unknown]
-    if order.ExchangeID not in ANSWER_AFTER_MATCH_EXCHANGES:
+    if not terms.answers_after_match:
         _accept(order, now, ids)
         events.append(_exchange_report(order, NO_TRADE_QUEUEING, ACCEPTED, MSG_NO_TRADE, now, ids))
         for price, volume in fills:

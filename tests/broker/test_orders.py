@@ -177,6 +177,10 @@ def test_a_state_with_unknown_members_is_refused_by_name() -> None:
     state["Colour"] = "red"
     with pytest.raises(ValueError, match="Colour"):
         Order.from_state(state)
+    ids = Ids()
+    trade = orders.new_trade(make_order(ids), 3001.0, 1, NOW, terms_of("rb2701"), ids).to_state()
+    with pytest.raises(ValueError, match="a trade's state has unknown members \\['Shape'\\]"):
+        Trade.from_state({**trade, "Shape": "round"})
 
 
 def test_cancel_repeats_the_state_as_cancel_submitted_then_cancels_and_releases_the_rest() -> None:

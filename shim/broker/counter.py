@@ -135,11 +135,13 @@ class TraderSession:
     closed: bool = False  # its API was released: nothing more is posted or written for it
 
     def post(self, callback: str, *args: Any) -> None:
+        """Queue a callback for the API's program (nothing once the API was released)."""
         if not self.closed:
             self.front.post(callback, *args)
 
     @property
     def wants_private(self) -> bool:
+        """Whether it takes the private flow (not THOST_TERT_NONE)."""
         return self.resume != NONE
 
     def received(self, trading_day: str, seq: int) -> None:
@@ -192,13 +194,16 @@ class Account:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(BrokerID, InvestorID)."""
         return (self.BrokerID, self.InvestorID)
 
     def state(self) -> dict[str, Any]:
+        """The ``accounts`` row: the ledger's state and the counter's own members."""
         return {"ledger": self.ledger.to_state(), "trading_day": self.trading_day, "confirmed": self.confirmed,
                 "confirm_time": self.confirm_time, "max_order_ref": self.max_order_ref}
 
     def add_order(self, order: Order) -> None:
+        """Keep a day's order, findable by the keys a cancel names it by."""
         self.orders[order.key] = order
         for key in checks.order_keys(order):
             self.index[key] = order
@@ -215,6 +220,7 @@ class Outbox:
         self.accounts: dict[int, Account] = {}
 
     def to(self, sessions: list[TraderSession], callback: str, *args: Any) -> None:
+        """A callback for these sessions only (a CTP-layer answer to its requester)."""
         self.posts.append((list(sessions), callback, args))
 
     def report(self, account: Account, callback: str, values: dict[str, Any]) -> None:
@@ -228,6 +234,7 @@ class Outbox:
         self.changed(account)
 
     def changed(self, account: Account) -> None:
+        """The account's state is written with the rest."""
         self.accounts[id(account)] = account
 
     def equity(self, account: Account, moment: str, trading_day: str = "") -> None:
@@ -295,7 +302,7 @@ class Counter:
         # The latest observed tick per instrument (the book orders meet), and the Book made of it
         # with the lots already taken from it (made only when orders need it).
         self.ticks: dict[str, Any] = {}
-        self.books: dict[str, tuple[Any, matching.Book, dict]] = {}  # instrument -> (tick, book, consumed)
+        self.books: dict[str, tuple[Any, matching.Book, matching.TickUse]] = {}  # instrument -> (tick, book, use)
         self.resting: dict[str, dict[int, Order]] = {}  # instrument -> alive orders by key
         self.hourly: dict[str, bool] = {}  # instrument -> its settlement needs every tick (CFFEX)
         self.trading_day = ""
@@ -346,6 +353,7 @@ class Counter:
         return self.store_ops.put(table, (self.book, *key), state)
 
     def close(self) -> None:
+        """Stop observing, let the feeds go, write what is queued and close the store."""
         with self.lock:
             for market, observation in self.markets.values():
                 observation.close()
@@ -398,14 +406,14 @@ class Counter:
         moment = _tick_moment(latest) if latest is not None else None
         return moment or clock.now()
 
-    def book_of(self, instrument: str) -> tuple[matching.Book, dict] | tuple[None, None]:
+    def book_of(self, instrument: str) -> tuple[matching.Book, matching.TickUse] | tuple[None, None]:
         """The Book of the instrument's latest tick and the lots orders took from it (None before a tick)."""
         tick = self.ticks.get(instrument)
         if tick is None:
             return None, None
         made = self.books.get(instrument)
         if made is None or made[0] is not tick:
-            made = self.books[instrument] = (tick, matching.Book.from_tick(tick), {})
+            made = self.books[instrument] = (tick, matching.Book.from_tick(tick), matching.TickUse())
         return made[1], made[2]
 
     def mark(self, account: Account, also: str = "") -> None:
@@ -594,12 +602,11 @@ class Counter:
             if terms is not None:
                 self._follow(market, instrument)
             book, consumed = self.book_of(instrument)
-            market_price = _market_price(values.get("Direction", ""), book)
             self.mark(account, instrument if terms is not None else "")
             box = Outbox(self)
             reject = checks.check_insert(
                 values, confirmed=account.confirmed == account.trading_day, session_refs=refs, terms=terms,
-                ledger=account.ledger, exchange_ids=EXCHANGE_IDS, market_price=market_price,
+                ledger=account.ledger, exchange_ids=EXCHANGE_IDS, account=account.key, book=book,
                 trading_day=_date_of(account.trading_day) if self.settings.real_dates else None)
             if reject is not None:
                 log.info("counter: order refused (%d %s): %s", reject.error.code, reject.error.name, reject.detail)
@@ -620,10 +627,10 @@ class Counter:
                                      order_ref=order_ref, trading_day=account.trading_day, now=now, terms=terms,
                                      ids=self.ids)
             account.ledger.freeze(order.key, terms, order.Direction, order.offset, order.hedge,
-                                  checks.cost_price(values, market_price), order.VolumeTotalOriginal)
+                                  checks.cost_price(values, book, terms), order.VolumeTotalOriginal)
             # Before the first tick the feed's time is unknown: the session is not checked then.
             events = matching.on_insert(order, book, terms, self.rules, self.ids, now,
-                                        consumed if consumed is not None else {},
+                                        consumed if consumed is not None else matching.TickUse(),
                                         hours=self.settings.hours and self.latest is not None)
             account.add_order(order)
             if book is None and order.alive:
@@ -640,7 +647,7 @@ class Counter:
             key = checks.action_lookup(values, front_id=session.front.front_id, session_id=session.front.session_id)
             order = account.index.get(key)
             box = Outbox(self)
-            reject = checks.check_action(values, order=order)
+            reject = checks.check_action(values, order=order, account=account.key)
             if reject is not None:
                 info = rsp_info(reject.error, reject.message)
                 box.to([session], "OnRspOrderAction", echo(), info, request_id, True)
@@ -935,6 +942,7 @@ class Counter:
     # -- reading for the queries ----------------------------------------------------------------
 
     def read(self, reader: Callable[[], Any]) -> Any:
+        """``reader()`` under the counter's lock (a consistent view for a query)."""
         with self.lock:
             return reader()
 
@@ -948,6 +956,7 @@ class _Waiter:
         self._fired = False
 
     def fire(self) -> None:
+        """Run the callback unless it ran already."""
         with self._lock:
             if self._fired:
                 return
@@ -996,6 +1005,7 @@ class _Feed:
 
     @property
     def thread_id(self) -> int | None:
+        """The ident of the feed's dispatcher thread (None before it starts)."""
         thread = self.dispatcher._thread
         return thread.ident if thread is not None else None
 
@@ -1019,6 +1029,7 @@ class _Feed:
             self._call(self.market.subscribe, self.sink, new)
 
     def close(self) -> None:
+        """Leave the market."""
         if self._started:
             self._call(self.market.detach, self.sink)
             self.dispatcher.stop()
@@ -1029,14 +1040,6 @@ def _date_of(day: str) -> Any:
         return parse_day(day)
     except ValueError:
         return None
-
-
-def _market_price(direction: str, book: matching.Book | None) -> float | None:
-    """The price a market order's margin is reckoned at: its side's limit price, else the last."""
-    if book is None:
-        return None
-    limit = book.upper if direction == "0" else book.lower
-    return limit or book.last
 
 
 def _settlement_prices() -> Any:

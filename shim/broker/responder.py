@@ -87,6 +87,7 @@ class CounterResponder(TraderResponder):
     # -- requests ---------------------------------------------------------------------------------
 
     def request(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> int:
+        """Answer the trader request ``name`` (see the module docstring); returns CTP's send code."""
         if name in LOGINS:
             return self.login(front, field, request_id)
         if name == "ReqUserLogout":

@@ -36,6 +36,7 @@ def home() -> Path:
 
 
 def default_db() -> str:
+    """The default ``trader.db``: ``trader.sqlite`` in :func:`home`."""
     return str(home() / "trader.sqlite")
 
 

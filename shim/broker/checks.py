@@ -96,7 +96,8 @@ class LedgerView(Protocol):
 
     def closable(self, terms: Terms, direction: str, offset: str, hedge: str) -> int: ...
 
-    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int) -> tuple[float, float]: ...
+    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int,
+                   hedge: str = "1") -> tuple[float, float]: ...
 
     def available(self) -> float: ...
 
@@ -278,7 +279,7 @@ def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs:
             return _reject(close_volume_error(terms, offset),
                            f"closing {volume} lots of {instrument_id} ({OFFSETS[offset]}) but {held} can be closed")
     price = cost_price(input_values, market_price if market_price is not None else book, terms)
-    margin, commission = ledger.order_cost(terms, direction, offset, price, volume)
+    margin, commission = ledger.order_cost(terms, direction, offset, price, volume, hedge=hedge)
     needed = commission + (margin if offset == "0" else 0.0)
     available = ledger.available()
     if needed > available + 1e-9:

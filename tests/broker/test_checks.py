@@ -29,12 +29,15 @@ class FakeLedger:
         self._available = available
         self._closable = closable or {}
         self.asked: list[tuple] = []
+        self.costed: list[tuple] = []
 
     def closable(self, terms: Terms, direction: str, offset: str, hedge: str) -> int:
         self.asked.append((direction, offset, hedge))
         return self._closable.get(offset, 0)
 
-    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int) -> tuple[float, float]:
+    def order_cost(self, terms: Terms, direction: str, offset: str, price: float, volume: int,
+                   hedge: str = "1") -> tuple[float, float]:
+        self.costed.append((direction, offset, hedge))
         margin = price * terms.VolumeMultiple * volume * 0.1 if offset == "0" else 0.0
         return margin, 1.0 * volume
 
@@ -231,6 +234,15 @@ def test_a_market_order_is_costed_at_its_sides_limit_else_the_band_else_last_els
     # the check costs the order at that price: margin 3300 x 10 x 10 % + 1 commission = 3301
     assert run(buy, ledger=FakeLedger(available=3301.0), quote=quoted) is None
     assert run(buy, ledger=FakeLedger(available=3300.5), quote=quoted).error.code == 31
+
+
+def test_a_close_order_is_costed_on_its_own_hedge_flag() -> None:
+    held = FakeLedger(closable={"1": 2, "3": 2})
+    for hedge in ("1", "2", "3"):
+        values = {**order_input("m2705", direction="1", offset="1"), "CombHedgeFlag": hedge}
+        assert run(values, ledger=held) is None
+    assert held.costed == [("1", "1", "1"), ("1", "1", "2"), ("1", "1", "3")]
+    assert [hedge for *_, hedge in held.asked] == ["1", "2", "3"]  # the same record the close volume is checked on
 
 
 def test_the_first_failing_check_answers_in_the_documented_order() -> None:

@@ -448,6 +448,23 @@ def test_ctp_layer_rejects_answer_the_requester_and_freeze_nothing(program):
     assert account.Available == pytest.approx(5000 - 4800 - account.FrozenCommission)
 
 
+def test_an_order_of_another_or_a_blank_investor_or_a_non_ascii_ref_is_refused_and_freezes_nothing(program):
+    trader = program(FRIDAY_MORNING, ("rb2701",))
+    before = trader.account()
+    message = refused(trader, 146, "rb2701", "SHFE", 3000.0, investor="")[0]
+    assert message == "CTP:缺少InvestorID字段，请填入InvestorID"
+    assert refused(trader, 3, "rb2701", "SHFE", 3000.0, investor="someone_else")[0] == "CTP:不合法的登录"
+    assert refused(trader, 3, "rb2701", "SHFE", 3000.0, broker="8888")[0] == "CTP:不合法的登录"
+    # '²' and '１' pass str.isdigit(); CTP's OrderRef is ASCII digits: 22, not an exception
+    for ref in ("²", "１"):
+        assert refused(trader, 22, "rb2701", "SHFE", 3000.0, ref=ref)[0] == "CTP:报单错误：不允许重复报单"
+    after = trader.account()
+    assert (after.FrozenMargin, after.FrozenCommission, after.Available) == (0.0, 0.0, before.Available)
+    taken = trader.order("rb2701", "SHFE", 3000.0)  # the login's own order still goes through
+    trader.wait_for(lambda: len(trader.reports(taken)) >= 2, f"order {taken} answered")
+    assert trader.reports(taken)[-1].InvestorID == before.AccountID
+
+
 def test_exchange_rejects_come_as_order_reports_with_the_code_in_the_status_message(program):
     trader = program(FRIDAY_MORNING, ("rb2701",))
     refs: dict[int, str] = {}

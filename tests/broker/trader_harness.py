@@ -136,8 +136,9 @@ class Program:
 
     def order(self, instrument: str, exchange: str, price: float, volume: int = 1, *, direction: str = "0",
               offset: str = "0", ref: str | None = None, price_type: str = "2", time_condition: str = "3",
-              volume_condition: str = "1", min_volume: int = 1) -> str:
-        """ReqOrderInsert (by default a GFD limit buy to open, speculation); returns its OrderRef."""
+              volume_condition: str = "1", min_volume: int = 1, broker: str = BROKER, investor: str = USER) -> str:
+        """ReqOrderInsert (by default a GFD limit buy to open, speculation, of the login's
+        account); returns its OrderRef."""
         with self.cond:
             if ref is None:
                 self.next_ref += 1
@@ -145,7 +146,7 @@ class Program:
             self.request += 1
             request_id = self.request
         field = tdapi.CThostFtdcInputOrderField()
-        field.BrokerID, field.InvestorID, field.UserID = BROKER, USER, USER
+        field.BrokerID, field.InvestorID, field.UserID = broker, investor, USER
         field.InstrumentID, field.ExchangeID, field.OrderRef = instrument, exchange, ref
         field.OrderPriceType, field.Direction, field.CombOffsetFlag = price_type, direction, offset
         field.CombHedgeFlag, field.LimitPrice, field.VolumeTotalOriginal = "1", price, volume

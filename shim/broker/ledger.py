@@ -36,6 +36,7 @@ pre-settlement price of the tick); positions are marked at the latest price, and
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
@@ -59,6 +60,8 @@ ALGORITHMS = {"1": "floating profit and loss", "2": "floating loss only", "3": "
               "4": "neither"}
 AVAIL_INCLUDE_CLOSE_PROFIT = {"0": "include", "2": "exclude"}
 FROZEN_MARGIN_PRICES = ("order", "pre_settlement")
+
+log = logging.getLogger("ctpshim.broker.ledger")
 
 
 class LedgerError(ValueError):
@@ -328,6 +331,8 @@ class Ledger:
         self._last: dict[str, float] = {}  # latest price per instrument
         self._pre: dict[str, float] = {}  # pre-settlement price per instrument
         self._settled: set[str] = set()  # instruments whose pre-settlement is this ledger's settlement
+        self._estimated: set[str] = set()  # of those, settled at the ledger's own fallback (no price given)
+        self._told: set[tuple[str, float]] = set()  # settlement differences already logged (not persisted)
         self._records: dict[tuple[str, str, str, str], _Record] = {}
         self._pending: dict[int, _Pending] = {}
         self._trades: list[dict[str, Any]] = []  # today's trades, for the statement
@@ -360,7 +365,9 @@ class Ledger:
         the settlement price until a tick of the new day.  Lots opened before the pre-settlement
         was known take it then.  An instrument this ledger settled keeps its settlement price as
         the day's pre-settlement (SIM_TRADING.md 4.2 step 7): the figures rolled from it, and
-        the balance, rest on that price."""
+        the balance, rest on that price.  When a tick of that day carries another
+        PreSettlementPrice (the exchange's, where the ledger had to settle without it), the
+        ledger re-bases on the exchange's price (:meth:`_rebase`)."""
         self._learn(terms)
         if trading_day is not None and not isinstance(trading_day, str):
             raise LedgerError(f"trading_day {trading_day!r}: expected the tick's TradingDay, YYYYMMDD")
@@ -368,7 +375,11 @@ class Ledger:
             return
         if _valid_price(price):
             self._last[terms.InstrumentID] = float(price)
-        if pre_settlement is not None and _valid_price(pre_settlement) and terms.InstrumentID not in self._settled:
+        if terms.InstrumentID in self._settled:
+            if pre_settlement is not None and _valid_price(pre_settlement) \
+                    and trading_day in (None, self.TradingDay) and float(pre_settlement) != self._pre.get(terms.InstrumentID):
+                self._rebase(terms.InstrumentID, float(pre_settlement))
+        elif pre_settlement is not None and _valid_price(pre_settlement):
             pre = float(pre_settlement)
             if self._pre.get(terms.InstrumentID) != pre:
                 self._pre[terms.InstrumentID] = pre
@@ -377,6 +388,70 @@ class Ledger:
                         for detail in record.details:
                             if not detail.LastSettlementPrice:  # opened before the price was known
                                 detail.LastSettlementPrice = pre
+
+    def _rebase(self, instrument_id: str, exchange: float) -> None:
+        """The exchange's settlement price ``exchange`` of yesterday differs from the price the
+        ledger settled ``instrument_id`` at.  When that price was the ledger's own fallback (no
+        settlement price was handed to :meth:`settle`: a restart across the day end settles at
+        the last price seen), settling at the exchange's price would have given each lot held
+        dir x (exchange - own) x lots x multiplier more: PreBalance takes it, the lots' last
+        settlement and PreMargin move to that price.  That only while nothing of the product
+        traded or is pending today (the day's figures then still rest on the old price alone).
+        Otherwise (a price the caller settled at, from the feed or its VWAP rule, or a product
+        already traded) the ledger keeps its price and logs the difference once.  Yesterday's
+        statement keeps the old price."""
+        own = self._pre.get(instrument_id, 0.0)
+        facts = self._facts_of(instrument_id)
+        product = (facts.ExchangeID, facts.ProductID)
+
+        def of_product(other: str) -> bool:
+            other_facts = self._facts.get(other)
+            return other_facts is not None and (other_facts.ExchangeID, other_facts.ProductID) == product
+
+        if instrument_id not in self._estimated:
+            why = "it settled at the price it was given"
+        elif any(of_product(t["InstrumentID"]) for t in self._trades) \
+                or any(of_product(p.InstrumentID) for p in self._pending.values()):
+            why = "the account already traded the product today"
+        else:
+            why = ""
+        if why:
+            if (instrument_id, exchange) not in self._told:
+                self._told.add((instrument_id, exchange))
+                log.warning("%s %s: the ledger settled %s at %s but the tick's PreSettlementPrice is %s; %s, "
+                            "so it stays on %s", self.BrokerID, self.InvestorID, instrument_id, own, exchange,
+                            why, own)
+            return
+        self._estimated.discard(instrument_id)
+        held = [(r, d) for r in self._records.values() if r.InstrumentID == instrument_id for d in r.details]
+        before = self._pre_margin()
+        change = sum((1.0 if d.long else -1.0) * (exchange - own) * d.Volume * facts.multiplier for _, d in held)
+        for record, detail in held:
+            detail.LastSettlementPrice = exchange
+        for record in {id(r): r for r, _ in held}.values():
+            record.PreMargin = sum(self._detail_margin(d) for d in record.details if d.Volume)
+        self._pre[instrument_id] = exchange
+        self.PreBalance += change
+        self.PreMargin += self._pre_margin() - before
+        log.warning("%s %s: the ledger settled %s at %s but the exchange's settlement (the tick's "
+                    "PreSettlementPrice) is %s: re-based on it, PreBalance %+.2f (the statement of the "
+                    "previous day still shows %s)", self.BrokerID, self.InvestorID, instrument_id, own, exchange,
+                    change, own)
+
+    def _pre_margin(self) -> float:
+        """The margin of yesterday's lots at their last settlement, single-side products netted."""
+        sides: dict[tuple[str, str] | str, list[float]] = {}
+        single: set[tuple[str, str] | str] = set()
+        for record in self._records.values():
+            facts = self._facts_of(record.InstrumentID)
+            key: tuple[str, str] | str = (facts.ExchangeID, facts.ProductID) if facts.single_side \
+                else record.InstrumentID
+            if facts.single_side:
+                single.add(key)
+            margin = sum(facts.margin(d.Volume, d.LastSettlementPrice, d.long) for d in record.details
+                         if d.Volume and not d.today)
+            sides.setdefault(key, [0.0, 0.0])[0 if record.long else 1] += margin
+        return sum(max(v) if k in single else sum(v) for k, v in sides.items())
 
     def instruments(self) -> list[str]:
         """The instruments this account holds or has pending orders in (to mark and settle)."""
@@ -833,12 +908,14 @@ class Ledger:
                     self._learn(terms)
         self._pending.clear()
         settle_at: dict[str, float] = {}
+        estimated: set[str] = set()
         for record in self._records.values():
             instrument_id = record.InstrumentID
             given = prices.get(instrument_id)
             if given is not None and _valid_price(given):
                 settle_at[instrument_id] = float(given)
             else:
+                estimated.add(instrument_id)
                 settle_at[instrument_id] = self._last.get(instrument_id) or self._pre.get(instrument_id) or next(
                     (d.LastSettlementPrice or d.OpenPrice for d in record.details), 0.0)
         self._close_expired(settle_at, terms_of)
@@ -881,6 +958,7 @@ class Ledger:
         summary = {"account": account, "trades": [dict(t) for t in self._trades],
                    "closed": [dict(c) for c in self._closed], "details": details, "positions": positions}
         self._roll(settle_at, balance, margin, next_trading_day)
+        self._estimated = estimated
         return summary
 
     def _close_expired(self, settle_at: dict[str, float], terms_of: Callable[[str], Terms | None] | None) -> None:
@@ -995,6 +1073,7 @@ class Ledger:
             "PreMargin": self.PreMargin, "Deposit": self.Deposit, "Withdraw": self.Withdraw,
             "facts": {k: v.to_state() for k, v in self._facts.items()},
             "last": dict(self._last), "pre": dict(self._pre), "settled": sorted(self._settled),
+            "estimated": sorted(self._estimated),
             "record_fields": list(_RECORD_FIELDS), "detail_fields": list(_DETAIL_FIELDS),
             "records": [[*(getattr(r, name) for name in _RECORD_FIELDS),
                          [[getattr(d, name) for name in _DETAIL_FIELDS] for d in r.details]]
@@ -1020,6 +1099,7 @@ class Ledger:
             ledger._last = {k: float(v) for k, v in state["last"].items()}
             ledger._pre = {k: float(v) for k, v in state["pre"].items()}
             ledger._settled = {str(i) for i in state.get("settled", ())}  # absent in states before it
+            ledger._estimated = {str(i) for i in state.get("estimated", ())}
             if version == 1:  # each record and detail a dict of its names
                 for row in state["records"]:
                     row = dict(row)

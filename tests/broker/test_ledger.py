@@ -441,18 +441,29 @@ def test_a_tick_of_the_old_day_handed_in_after_settlement_is_ignored():
     assert ledger.account_values()["PositionProfit"] == pytest.approx((4 - 2) * (4930 - 4928) * 15)
 
 
-def test_the_settlement_price_stays_the_new_days_pre_settlement():
+def test_a_settlement_at_the_ledgers_fallback_is_rebased_on_the_exchanges_price(caplog):
+    # No ag settlement price reached the ledger (a restart across the day end): it settles ag at
+    # its last mark, 4942.  The new day's first ag tick carries the exchange's 4928 (the SimNow
+    # statement's): re-based on it, the account is the statement's to the cent.
     ledger = simnow_day()
-    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
-    # The feed's PreSettlementPrice may differ from the price the ledger settled at (a VWAP
-    # computed from the ticks): the balance was settled at 4928, so the positions stay based on it.
-    ledger.mark(AG, 4930, pre_settlement=4925, trading_day="20230216")
+    ledger.settle({"au2308": 413.8}, "20230216")
+    ledger = Ledger.from_state(json.loads(json.dumps(ledger.to_state())))  # stored, then a new process
+    assert ledger.account_values()["PreBalance"] == pytest.approx(9_998_858.59 - 4 * (4928 - 4942) * 15
+                                                                  + 2 * (4928 - 4942) * 15, abs=0.005)
+    with caplog.at_level("WARNING", logger="ctpshim.broker.ledger"):
+        ledger.mark(AG, 4930, pre_settlement=4928, trading_day="20230216")
+    assert "ag2306 at 4942" in caplog.text and "4928" in caplog.text and "re-based" in caplog.text
+    a = ledger.account_values()
+    assert round(a["PreBalance"], 2) == 9_998_858.59  # Balance c/f of the statement
+    assert round(a["PreMargin"], 2) == 172_043.20  # its Margin Occupied
     long = next(p for p in ledger.position_values() if p["InstrumentID"] == "ag2306" and p["PosiDirection"] == "2")
     assert long["PreSettlementPrice"] == 4928 and long["PositionProfit"] == pytest.approx(4 * (4930 - 4928) * 15)
+    assert round(long["PreMargin"], 2) == 56_179.20
     assert all(d["LastSettlementPrice"] == 4928 for d in ledger.detail_values() if d["InstrumentID"] == "ag2306")
+    assert a["Balance"] == pytest.approx(a["PreBalance"] + 4 * 2 * 15 - 2 * 2 * 15)  # au marked at 413.8
     again = Ledger.from_state(json.loads(json.dumps(ledger.to_state())))
-    again.mark(AG, 4930, pre_settlement=4925, trading_day="20230216")
-    assert again.position_values() == ledger.position_values()
+    again.mark(AG, 4930, pre_settlement=4928, trading_day="20230216")
+    assert (again.position_values(), again.account_values()) == (ledger.position_values(), ledger.account_values())
     # An instrument the ledger did not settle takes the feed's pre-settlement for its new lots.
     ledger.mark(SC, 575.0, pre_settlement=571.8, trading_day="20230216")
     book(ledger, 9, SC, trade(SC, "9", "0", "0", 575.0, 1, day="20230216"))
@@ -504,3 +515,29 @@ def test_an_order_is_costed_at_the_price_it_is_handed_and_nothing_else():
     ledger.freeze(1, SC, "0", "0", "1", 0.0, 1)
     a = ledger.account_values()
     assert (a["FrozenMargin"], a["FrozenCommission"]) == (0.0, 20.0)
+
+
+def test_a_pre_settlement_difference_is_only_logged_when_rebasing_would_not_be_sound(caplog):
+    # A price the counter settled at (the feed's, or its VWAP rule) is kept: ag settled at 4928.
+    ledger = simnow_day()
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    before = ledger.account_values()
+    with caplog.at_level("WARNING", logger="ctpshim.broker.ledger"):
+        ledger.mark(AG, 4930, pre_settlement=4925, trading_day="20230216")
+        ledger.mark(AG, 4931, pre_settlement=4925, trading_day="20230216")
+    assert caplog.text.count("ag2306") == 1 and "stays on 4928" in caplog.text
+    assert ledger.account_values()["PreBalance"] == before["PreBalance"]
+    long = next(p for p in ledger.position_values() if p["InstrumentID"] == "ag2306" and p["PosiDirection"] == "2")
+    assert long["PreSettlementPrice"] == 4928 and long["PositionProfit"] == pytest.approx(4 * (4931 - 4928) * 15)
+    # A fallback settlement of a product the account already traded today: its close profit and
+    # fees rest on the ledger's 4942, so it is kept too.
+    caplog.clear()
+    ledger = simnow_day()
+    ledger.settle({"au2308": 413.8}, "20230216")
+    book(ledger, 1, AG, trade(AG, "200001", "1", "1", 4931, 1, day="20230216"))  # sell-close a yesterday lot
+    before = ledger.account_values()["PreBalance"]
+    with caplog.at_level("WARNING", logger="ctpshim.broker.ledger"):
+        ledger.mark(AG, 4930, pre_settlement=4928, trading_day="20230216")
+    assert "already traded" in caplog.text and "stays on 4942" in caplog.text
+    assert ledger.account_values()["PreBalance"] == before
+    assert all(d["LastSettlementPrice"] == 4942 for d in ledger.detail_values() if d["InstrumentID"] == "ag2306")

@@ -465,6 +465,24 @@ def test_an_order_of_another_or_a_blank_investor_or_a_non_ascii_ref_is_refused_a
     assert trader.reports(taken)[-1].InvestorID == before.AccountID
 
 
+def test_the_sims_price_limits_are_the_ones_the_exchange_check_applies(program):
+    # TL (CFFEX, 3.5 % band, tick 0.01) at pre-settlement 74.00: 74 x 1.035 = 76.59 and
+    # 74 x 0.965 = 71.41 exactly; both edges are valid prices (SIM_TRADING.md 1.4).
+    trader = program(FRIDAY_MORNING, ("TL2703",), "price=TL2703:74")
+    refs: dict[str, str] = {}
+
+    def send(tick: Tick) -> None:
+        refs["up"] = trader.order("TL2703", "CFFEX", 76.59)
+        refs["above"] = trader.order("TL2703", "CFFEX", 76.60)
+
+    used = once_per_instrument(trader, send)["TL2703"]
+    assert (used.UpperLimitPrice, used.LowerLimitPrice) == (76.59, 71.41)
+    trader.wait_for(lambda: trader.finished(refs["above"]), "the order above the limit refused")
+    assert trader.reports(refs["above"])[-1].StatusMsg.startswith("49:")
+    trader.wait_for(lambda: len(trader.reports(refs["up"])) >= 2, "the order at the limit answered")
+    assert not trader.reports(refs["up"])[-1].StatusMsg.startswith("49:")
+
+
 def test_exchange_rejects_come_as_order_reports_with_the_code_in_the_status_message(program):
     trader = program(FRIDAY_MORNING, ("rb2701",))
     refs: dict[int, str] = {}

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
+from ..ctp.market_data import present_price
 from ..ctp.rates import MARGIN_COLUMNS, Rates
 from .terms import Terms
 
@@ -72,10 +73,6 @@ class LedgerError(ValueError):
 def cents(amount: float) -> float:
     """``amount`` rounded half-up to the cent, as a statement prints money (2.9562 -> 2.96)."""
     return float(Decimal(repr(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _valid_price(price: Any) -> bool:
-    return isinstance(price, (int, float)) and math.isfinite(price) and 0 < price < 1e300
 
 
 @dataclass
@@ -373,21 +370,21 @@ class Ledger:
             raise LedgerError(f"trading_day {trading_day!r}: expected the tick's TradingDay, YYYYMMDD")
         if trading_day and trading_day < self.TradingDay:
             return
-        if _valid_price(price):
-            self._last[terms.InstrumentID] = float(price)
+        last, pre = present_price(price), present_price(pre_settlement)
+        if last is not None:
+            self._last[terms.InstrumentID] = last
+        if pre is None or pre == self._pre.get(terms.InstrumentID):
+            return
         if terms.InstrumentID in self._settled:
-            if pre_settlement is not None and _valid_price(pre_settlement) \
-                    and trading_day in (None, self.TradingDay) and float(pre_settlement) != self._pre.get(terms.InstrumentID):
-                self._rebase(terms.InstrumentID, float(pre_settlement))
-        elif pre_settlement is not None and _valid_price(pre_settlement):
-            pre = float(pre_settlement)
-            if self._pre.get(terms.InstrumentID) != pre:
-                self._pre[terms.InstrumentID] = pre
-                for record in self._records.values():
-                    if record.InstrumentID == terms.InstrumentID:
-                        for detail in record.details:
-                            if not detail.LastSettlementPrice:  # opened before the price was known
-                                detail.LastSettlementPrice = pre
+            if trading_day in (None, self.TradingDay):
+                self._rebase(terms.InstrumentID, pre)
+        else:
+            self._pre[terms.InstrumentID] = pre
+            for record in self._records.values():
+                if record.InstrumentID == terms.InstrumentID:
+                    for detail in record.details:
+                        if not detail.LastSettlementPrice:  # opened before the price was known
+                            detail.LastSettlementPrice = pre
 
     def _rebase(self, instrument_id: str, exchange: float) -> None:
         """The exchange's settlement price ``exchange`` of yesterday differs from the price the
@@ -517,7 +514,7 @@ class Ledger:
     def _order_price(price: float) -> float:
         """The price an order is costed at, as the caller reckoned it (``checks.cost_price``, the
         one rule for a market order's price); a price that is not present costs 0."""
-        return float(price) if _valid_price(price) else 0.0
+        return present_price(price) or 0.0
 
     def _close_commission(self, terms: Terms, key: tuple[str, str, str, str], price: float, volume: int) -> float:
         price = self._order_price(price)
@@ -616,7 +613,7 @@ class Ledger:
         _check_direction(direction)
         _check_offset(offset)
         _check_volume(volume, "trade Volume")
-        if not _valid_price(price):
+        if not present_price(price):
             raise LedgerError(f"trade {trade.TradeID!r} Price {trade.Price!r}: expected a finite price above 0")
         facts = self._learn(terms)
         m = facts.multiplier
@@ -911,9 +908,9 @@ class Ledger:
         estimated: set[str] = set()
         for record in self._records.values():
             instrument_id = record.InstrumentID
-            given = prices.get(instrument_id)
-            if given is not None and _valid_price(given):
-                settle_at[instrument_id] = float(given)
+            given = present_price(prices.get(instrument_id))
+            if given is not None:
+                settle_at[instrument_id] = given
             else:
                 estimated.add(instrument_id)
                 settle_at[instrument_id] = self._last.get(instrument_id) or self._pre.get(instrument_id) or next(

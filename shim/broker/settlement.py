@@ -26,17 +26,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 from ..ctp import calendar, products
+from ..ctp.market_data import present_price
 from .terms import LAST_HOUR_SETTLEMENT_EXCHANGES
-from .terms import LAST_HOUR_SETTLEMENT_EXCHANGES as LAST_HOUR_EXCHANGES  # noqa: F401 (counter.py reads it)
 
 HOUR = timedelta(hours=1)
 log = logging.getLogger("ctpshim.broker.settlement")
-
-
-def valid_price(price: Any) -> bool:
-    """Whether a tick's price is present: finite, above 0, not DBL_MAX."""
-    return isinstance(price, (int, float)) and not isinstance(price, bool) and math.isfinite(price) \
-        and 0 < price < 1e300
 
 
 def _day(text: str) -> date | None:
@@ -87,19 +81,16 @@ class SettlementPrices:
             self.trading_day = trading_day
         if trading_day != self.trading_day:
             if self.trading_day and _day(trading_day) is not None and trading_day > self.trading_day \
-                    and valid_price(getattr(tick, "PreSettlementPrice", None)):
-                self._next_pre[tick.InstrumentID] = float(tick.PreSettlementPrice)
+                    and present_price(getattr(tick, "PreSettlementPrice", None)):
+                self._next_pre[tick.InstrumentID] = present_price(tick.PreSettlementPrice)
             return False
         instrument_id = tick.InstrumentID
         seen = self._seen.get(instrument_id)
         if seen is None:
             seen = self._seen[instrument_id] = _Seen()
-        if valid_price(tick.SettlementPrice):
-            seen.feed = float(tick.SettlementPrice)
-        if valid_price(tick.PreSettlementPrice):
-            seen.pre = float(tick.PreSettlementPrice)
-        if valid_price(tick.LastPrice):
-            seen.last = float(tick.LastPrice)
+        seen.feed = present_price(tick.SettlementPrice) or seen.feed
+        seen.pre = present_price(tick.PreSettlementPrice) or seen.pre
+        seen.last = present_price(tick.LastPrice) or seen.last
         volume, turnover = int(tick.Volume), float(tick.Turnover)
         if volume < seen.volume or not math.isfinite(turnover):
             return True  # a stale or broken tick: keep the totals already seen
@@ -143,7 +134,7 @@ class SettlementPrices:
             return self._next_pre[instrument_id]
         if seen is None:
             return pre_settlement
-        pre = pre_settlement if valid_price(pre_settlement) else seen.pre
+        pre = present_price(pre_settlement) or seen.pre
         info = products.parse_instrument(instrument_id)
         if info is None:
             return seen.last or pre  # a stock: its close

@@ -461,8 +461,12 @@ class Counter:
                 box.equity(account, self.now().strftime("%H:%M:%S"))  # the curve starts at the balance
                 log.info("counter %s: new account %s/%s with %.2f", self.settings.book, broker_id, investor_id,
                          self.settings.balance)
-            elif account.trading_day != self.trading_day:
-                self._settle_account(account, self.trading_day, box)
+            elif account.trading_day < self.trading_day:
+                held = account.ledger.instruments()
+                if held and market is not None and not any(i in self.ticks for i in held):
+                    self._settle_on_ticks(account, self.trading_day, held, market)
+                else:
+                    self._settle_account(account, self.trading_day, box)
             if session.account is not None and session in session.account.sessions:
                 session.account.sessions.remove(session)
             session.account = account
@@ -473,7 +477,7 @@ class Counter:
             if session not in self.sessions:
                 self.sessions.append(session)
             box.send()
-            return account, max(account.max_order_ref, 1)
+            return account, max(account.max_order_ref, 1), max(account.trading_day, self.trading_day)
 
     def replay(self, session: TraderSession) -> None:
         """Post the private flow of the day per the session's SubscribePrivateTopic mode (after
@@ -532,7 +536,7 @@ class Counter:
         with self.lock:
             # ConfirmDate is the trading day confirmed (what programs compare with GetTradingDay),
             # in the Rsp, the query and the store alike; the time is the feed's.
-            account.confirmed = account.trading_day
+            account.confirmed = max(account.trading_day, self.trading_day)  # also while its day end waits
             account.confirm_time = self.now().strftime("%H:%M:%S")
             box = Outbox(self)
             box.changed(account)
@@ -893,9 +897,47 @@ class Counter:
         if self.prices is not None:
             self.prices.reset(day)
 
-    def _settle_account(self, account: Account, next_day: str, box: Outbox) -> None:
+    def _settle_on_ticks(self, account: Account, next_day: str, held: list[str], market: Any) -> None:
+        """An account loaded on an earlier day than the market's, with no tick of what it holds
+        yet (a restart across the day end): its day end waits (at most ``FIRST_TICK_WAIT``) for
+        the new day's first tick of each instrument it holds, whose PreSettlementPrice is the
+        exchange's settlement of the old day (SIM_TRADING.md 4.1)."""
+        waiting = set(held)
+
+        def settle() -> None:
+            with self.lock:
+                if account.trading_day >= next_day:
+                    return
+                tracker = _settlement_prices(account.trading_day)
+                for instrument in held:
+                    tick = self.ticks.get(instrument)
+                    if tick is not None and tracker is not None:
+                        tracker.observe(tick)
+                prices = tracker.prices(held) if tracker is not None else {}
+                box = Outbox(self)
+                self._settle_account(account, next_day, box, prices)
+                box.send()
+
+        def one_more(instrument: str) -> Callable[[], None]:
+            def arrived() -> None:
+                waiting.discard(instrument)
+                if not waiting:
+                    settle()
+            return arrived
+
+        self._watch(market)
+        for instrument in held:
+            self._follow(market, instrument)
+            self.waiters.setdefault(instrument, []).append(_Waiter(one_more(instrument)))
+        timer = threading.Timer(FIRST_TICK_WAIT, settle)
+        timer.daemon = True
+        timer.start()
+
+    def _settle_account(self, account: Account, next_day: str, box: Outbox,
+                        prices: dict[str, float] | None = None) -> None:
         """End of ``account``'s trading day (SIM_TRADING.md 4.2): expire GFD orders, settle at
-        the day's settlement prices, keep the statement, start ``next_day`` unconfirmed."""
+        the day's settlement prices (``prices``, else the day's tracker's), keep the statement,
+        start ``next_day`` unconfirmed."""
         day = account.trading_day
         if next_day < day:
             log.warning("counter %s: the market's trading day %s is before account %s/%s's %s; the account is "
@@ -908,7 +950,8 @@ class Counter:
                 events = orders.expire(order, now, report_it=self.settings.expire_report, ids=self.ids)
                 self._apply(events, self.terms_of(order.InstrumentID), box)
         self.mark(account)
-        prices = self.prices.prices(account.ledger.instruments()) if self.prices is not None else {}
+        if prices is None:
+            prices = self.prices.prices(account.ledger.instruments()) if self.prices is not None else {}
         summary = account.ledger.settle(prices, next_day, self.terms_of)
         text = _statement_text(summary)
         box.ops.append(self.put("statements", (account.BrokerID, account.InvestorID, day),
@@ -1042,12 +1085,10 @@ def _date_of(day: str) -> Any:
         return None
 
 
-def _settlement_prices() -> Any:
-    try:
-        from .settlement import SettlementPrices
-    except ImportError:
-        return None
-    return SettlementPrices()
+def _settlement_prices(trading_day: str | None = None) -> Any:
+    from .settlement import SettlementPrices
+
+    return SettlementPrices(trading_day)
 
 
 def _statement_text(summary: dict[str, Any]) -> str:

@@ -155,12 +155,13 @@ class CounterResponder(TraderResponder):
             return 0
         session = self._session(front)
         day = front.source_trading_day()
-        account, max_order_ref = counter.login(session, request.BrokerID, request.UserID, day, front.market)
-        response = self._login_response(front, request, account.trading_day)
+        account, max_order_ref, trading_day = counter.login(session, request.BrokerID, request.UserID, day,
+                                                            front.market)
+        response = self._login_response(front, request, trading_day)
         response.MaxOrderRef = str(max_order_ref)
         counter.after_commit(lambda: front.post("OnRspUserLogin", response, self.rsp_info(), request_id, True))
         counter.replay(session)
-        front.logged_in(account.trading_day)
+        front.logged_in(trading_day)
         return 0
 
     # -- queries ----------------------------------------------------------------------------------

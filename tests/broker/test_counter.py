@@ -293,7 +293,7 @@ def _rest_one_and_cancel(trader: Trader, ref: str) -> None:
 
 
 def test_a_new_api_finds_the_days_orders_and_the_topic_modes_replay_as_ctp(traders, tmp_path):
-    address = front(tmp_path / "t.sqlite", speed="1")
+    address = front(tmp_path / "t.sqlite", "interval=60", speed="1")  # a market that holds still
     first = traders(address, "a/")
     first.login()
     first.confirm()

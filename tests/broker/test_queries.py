@@ -90,7 +90,8 @@ def test_products_exchanges_and_filters(traders, tmp_path):
 
 
 def test_depth_market_data_max_volume_and_details_after_a_fill(traders, tmp_path):
-    trader = traders(front(tmp_path / "t.sqlite", "trader.balance=100000"))
+    # One snapshot a minute in real time: the price holds still while the queries are answered.
+    trader = traders(front(tmp_path / "t.sqlite", "trader.balance=100000", "interval=60", speed="1"))
     trader.login()
     trader.confirm()
     trader.order(3300.0, ref="1")  # crosses (below the upper limit 3317): fills at the ask

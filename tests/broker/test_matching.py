@@ -12,7 +12,7 @@ from ctpshim.broker import orders as order_life
 from ctpshim.broker.matching import QUEUE_UNSEEN, Book, FillRules, TickUse, on_insert, on_tick
 from ctpshim.broker.orders import Ids, Release, TradeReport
 from ctpshim.ctp import fields
-from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, set_level
+from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick, present_price, set_level
 
 from .test_orders import NOW, book, compact, make_order, terms_of
 
@@ -39,6 +39,17 @@ def test_a_ticks_book_skips_absent_levels_and_everything_after_them() -> None:
     assert quote.bids == [(3000.0, 4)] and quote.asks == [(3001.0, 2), (3002.0, 6)]
     assert quote.last is None and quote.upper is None  # DBL_MAX is "absent"
     assert Book.from_tick({"InstrumentID": "x", "AskPrice1": DBL_MAX, "AskVolume1": 5}).asks == []
+
+
+def test_an_absent_price_is_dbl_max_not_finite_not_positive_or_not_a_number() -> None:
+    for absent in (DBL_MAX, 1e300, float("inf"), float("-inf"), float("nan"), 0.0, -3000.0, None, "3000", True):
+        assert present_price(absent) is None, absent
+    assert present_price(3000) == 3000.0 and present_price(0.2) == 0.2
+    quote = Book.from_tick({"InstrumentID": "x", "LastPrice": float("nan"), "UpperLimitPrice": -1.0,
+                            "LowerLimitPrice": 0.0, "PreSettlementPrice": 3000.0,
+                            "BidPrice1": float("inf"), "BidVolume1": 5, "AskPrice1": 3001.0, "AskVolume1": 2})
+    assert (quote.last, quote.upper, quote.lower, quote.pre_settlement) == (None, None, None, 3000.0)
+    assert quote.bids == [] and quote.asks == [(3001.0, 2)]
 
 
 def test_a_tick_object_a_dict_and_any_object_with_the_members_give_the_same_book() -> None:

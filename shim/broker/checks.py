@@ -189,17 +189,15 @@ def close_volume_error(terms: Terms, offset: str) -> str:
     return "OVER_CLOSETODAY_POSITION" if offset == "3" else "OVER_CLOSEYESTERDAY_POSITION"
 
 
-def cost_price(values: dict[str, Any], book: Book | float | None, terms: Terms | None = None) -> float:
+def cost_price(values: dict[str, Any], book: Book | None, terms: Terms | None = None) -> float:
     """The price an order's margin and commission are reckoned at (the check and the freeze
     both use it): a limit order's LimitPrice; a market order's the limit price of its side from
     ``book`` (a buy the upper, a sell the lower; the tick's, else the band around pre-settlement
-    when ``terms`` are given), else the last price, else pre-settlement, else 0 (nothing known).
-
-    A float ``book`` is taken as the market price itself (the counter's former call)."""
+    when ``terms`` are given), else the last price, else pre-settlement, else 0 (nothing known)."""
     if _char(values, "OrderPriceType") != "1":
         return float(values.get("LimitPrice", 0.0))
-    if book is None or isinstance(book, (int, float)):
-        return float(book or 0.0)
+    if book is None:
+        return 0.0
     if terms is not None:
         upper, lower = price_limits(terms, book)
     else:
@@ -226,13 +224,11 @@ def account_problem(values: dict[str, Any], account: tuple[str, str] | None) -> 
 
 def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs: OrderRefs, terms: Terms | None,
                  ledger: LedgerView, exchange_ids: set[str] | frozenset[str], account: tuple[str, str] | None = None,
-                 book: Book | None = None, market_price: float | None = None,
-                 trading_day: date | None = None) -> Reject | None:
+                 book: Book | None = None, trading_day: date | None = None) -> Reject | None:
     """The CTP-layer checks of a ``CThostFtdcInputOrderField`` (``input_values``), in the order
     of the module docstring: the first failure, or None when CTP accepts the order.
     ``account`` is the session's (BrokerID, InvestorID) (:func:`account_problem`, first of all);
-    a market order is costed at :func:`cost_price` of ``book`` (``market_price``, when given,
-    instead); ``trading_day``, when given, refuses a contract past its last trading day (17)."""
+    a market order is costed at :func:`cost_price` of ``book``; ``trading_day``, when given, refuses a contract past its last trading day (17)."""
     refused = account_problem(input_values, account)
     if refused is not None:
         return refused
@@ -278,7 +274,7 @@ def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs:
         if volume > held:
             return _reject(close_volume_error(terms, offset),
                            f"closing {volume} lots of {instrument_id} ({OFFSETS[offset]}) but {held} can be closed")
-    price = cost_price(input_values, market_price if market_price is not None else book, terms)
+    price = cost_price(input_values, book, terms)
     margin, commission = ledger.order_cost(terms, direction, offset, price, volume, hedge=hedge)
     needed = commission + (margin if offset == "0" else 0.0)
     available = ledger.available()

@@ -9,7 +9,7 @@ On arrival (:func:`on_insert`), after the exchange-layer checks (:func:`.checks.
 
 * a marketable order takes the opposite side level by level, never worse than its limit (a
   market order: no limit); with ``FillRules.partial`` each level gives at most its displayed
-  volume, less what earlier fills on the same tick took (``consumed``); without it the whole
+  volume, less what earlier fills on the same tick took (a :class:`TickUse`); without it the whole
   order fills at the best opposite level once that crosses (SimNow, LocalCTP);
 * the price is the exchange's rule, the median of the order's limit, the level's price and the
   previous trade (SIM_TRADING.md 1.4, 6.6): at the first level the median with the tick's
@@ -41,8 +41,8 @@ taken to have traded at the later tick's ``LastPrice``; depth beyond level 1 is 
 order priced behind the best level waits until its price becomes the best.  Volume traded is one
 budget a tick and side: the resting buys of an instrument together never fill more lots from
 trades than traded since the previous tick (the sells likewise), whatever their prices, and two
-orders on one tick never take the same displayed lots (``consumed``, a :class:`TickUse` the
-counter starts empty for each new tick of an instrument).
+orders on one tick never take the same displayed lots (the :class:`TickUse` the counter starts
+empty for each new tick of an instrument).
 
 Pure: no clock reads, no threads, no I/O.
 """
@@ -78,14 +78,6 @@ class TickUse:
 
 
 
-def tick_use(consumed: TickUse | dict) -> TickUse:
-    """``consumed`` as a :class:`TickUse`; a plain dict (empty at the tick's start) keeps one inside."""
-    if isinstance(consumed, TickUse):
-        return consumed
-    use = consumed.get("use")
-    if use is None:
-        use = consumed["use"] = TickUse()
-    return use
 
 
 def _number(value: Any) -> float:
@@ -252,13 +244,12 @@ def trade_price(direction: str, limit: float | None, level_price: float, last: f
 
 
 def aggressive_fills(order: Order, book: Book | None, rules: FillRules,
-                     consumed: TickUse | dict) -> list[tuple[float, int]]:
-    """What an arriving order trades at once: (price, lots) per level, taken from ``consumed``.
+                     use: TickUse) -> list[tuple[float, int]]:
+    """What an arriving order trades at once: (price, lots) per level, taken from ``use``.
     The first level trades at :func:`trade_price` with the tick's last price; each later one at
     its own price (the median with the previous fill, which lies on the near side of it)."""
     if book is None:
         return []
-    use = tick_use(consumed)
     limit = None if order.is_market else order.LimitPrice
     takes = _available(order, book, rules, use, limit)
     if not _meets_volume_condition(order, sum(lots for _, lots in takes)):
@@ -272,7 +263,7 @@ def aggressive_fills(order: Order, book: Book | None, rules: FillRules,
 
 
 def on_insert(order: Order, book: Book | None, terms: Terms, rules: FillRules, ids: orders.Ids, now: datetime,
-              consumed: TickUse | dict, *, hours: bool = True) -> list[Event]:
+              use: TickUse, *, hours: bool = True) -> list[Event]:
     """The events of an order the CTP layer accepted (``orders.new_order``): the exchange-layer
     checks first (session only when ``hours``), then the fills against ``book`` and the
     per-exchange sequence (``orders.insert_events``)."""
@@ -280,7 +271,7 @@ def on_insert(order: Order, book: Book | None, terms: Terms, rules: FillRules, i
     if message is not None:
         return orders.reject_events(order, message, now)
     waits_for_open = hours and not terms.is_trading(now)  # taken in the opening auction
-    fills = [] if waits_for_open else aggressive_fills(order, book, rules, consumed)
+    fills = [] if waits_for_open else aggressive_fills(order, book, rules, use)
     events = orders.insert_events(order, fills, rests=not order.immediate, now=now, terms=terms, ids=ids)
     if order.alive:
         order.queue_ahead = (QUEUE_UNSEEN if waits_for_open and rules.queue
@@ -355,11 +346,10 @@ def priority(order: Order) -> tuple[str, float, int]:
 
 
 def on_tick(resting: Iterable[Order], book: Book, previous: Book | None, terms: Terms, rules: FillRules,
-            ids: orders.Ids, now: datetime, consumed: TickUse | dict) -> list[Event]:
+            ids: orders.Ids, now: datetime, use: TickUse) -> list[Event]:
     """The fills a new tick gives the resting orders of its instrument (in :func:`priority`), at
     their own prices; updates their queues."""
     events: list[Event] = []
-    use = tick_use(consumed)
     traded = _traded_since(book, previous)
     for order in sorted(resting, key=priority):
         if not order.alive or order.is_market:

@@ -12,7 +12,7 @@ import pytest
 
 from ctpshim.broker import checks, orders
 from ctpshim.broker.checks import OrderRefs, check_insert
-from ctpshim.broker.matching import FillRules, on_insert
+from ctpshim.broker.matching import FillRules, TickUse, on_insert
 from ctpshim.broker.orders import Ids
 from ctpshim.broker.terms import Terms
 
@@ -49,12 +49,10 @@ ACCOUNT = ("9999", "000001")  # the session's login (order_input's BrokerID, Inv
 
 
 def run(values: dict[str, Any], *, confirmed: bool = True, refs: OrderRefs | None = None,
-        ledger: FakeLedger | None = None, known: bool = True, market_price: float | None = None,
-        quote=None, account: tuple[str, str] | None = ACCOUNT):
+        ledger: FakeLedger | None = None, known: bool = True, quote=None, account: tuple[str, str] | None = ACCOUNT):
     terms = terms_of(values["InstrumentID"]) if known else None
     return check_insert(values, confirmed=confirmed, session_refs=refs or OrderRefs(), terms=terms,
-                        ledger=ledger or FakeLedger(), exchange_ids=EXCHANGES, market_price=market_price,
-                        book=quote, account=account)
+                        ledger=ledger or FakeLedger(), exchange_ids=EXCHANGES, book=quote, account=account)
 
 
 def code_and_text(reject: checks.Reject | None) -> tuple[int, str] | None:
@@ -113,7 +111,8 @@ def test_market_orders_are_refused_on_shfe_and_ine_with_15_and_taken_on_dce() ->
     for instrument in ("rb2701", "sc2702"):
         reject = run(order_input(instrument, price_type="1", price=0.0, time_condition="1"))
         assert code_and_text(reject) == BAD_FIELD and "market" in reject.detail
-    assert run(order_input("m2705", price_type="1", price=0.0, time_condition="1"), market_price=3100.0) is None
+    assert run(order_input("m2705", price_type="1", price=0.0, time_condition="1"),
+               quote=book("m2705", last=3100.0)) is None
 
 
 def test_more_lots_than_the_instrument_allows_is_15() -> None:
@@ -210,14 +209,6 @@ def test_insufficient_money_is_31_for_open_margin_and_commission_and_for_a_close
     assert code_and_text(run(order_input(direction="1", offset="1"), ledger=closing)) == (31, "CTP:资金不足")
 
 
-def test_market_orders_are_costed_at_the_price_the_counter_gives() -> None:
-    values = order_input("m2705", price_type="1", price=0.0, time_condition="1")
-    # 1 lot m at the upper limit 3300: margin 3300 x 10 x 10 % = 3300 + 1 commission.
-    assert run(values, ledger=FakeLedger(available=3301.0), market_price=3300.0) is None
-    assert code_and_text(run(values, ledger=FakeLedger(available=3300.0), market_price=3300.0))[0] == 31
-    assert checks.cost_price(values, 3300.0) == 3300.0 and checks.cost_price(order_input(price=3001.0), 9.0) == 3001.0
-
-
 def test_a_market_order_is_costed_at_its_sides_limit_else_the_band_else_last_else_pre_settlement() -> None:
     buy = order_input("m2705", price_type="1", price=0.0, time_condition="1")
     sell = {**buy, "Direction": "1"}
@@ -267,7 +258,7 @@ def exchange_events(instrument: str = "rb2701", *, now: datetime = NOW, hours: b
     order = make_order(ids, instrument, now=now, **kwargs)
     quote = tick_book if tick_book is not None else book(instrument, bids=[(2999.0, 5)], asks=[(3001.0, 5)],
                                                          upper=3200.0, lower=2800.0)
-    return order, on_insert(order, quote, terms_of(instrument), FillRules(), ids, now, {}, hours=hours)
+    return order, on_insert(order, quote, terms_of(instrument), FillRules(), ids, now, TickUse(), hours=hours)
 
 
 def rejected(message: str, volume: int = 1) -> list[tuple]:

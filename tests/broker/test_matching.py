@@ -25,7 +25,7 @@ def trades(events) -> list[tuple[float, int]]:
 
 
 def insert(order, quote, ids, rules=FillRules(), consumed=None, terms=RB):
-    return on_insert(order, quote, terms, rules, ids, NOW, {} if consumed is None else consumed)
+    return on_insert(order, quote, terms, rules, ids, NOW, TickUse() if consumed is None else consumed)
 
 
 def test_a_ticks_book_skips_absent_levels_and_everything_after_them() -> None:
@@ -131,14 +131,14 @@ def test_a_locked_market_fills_nothing() -> None:
     order = make_order(ids, price=3200.0, volume=1)
     assert trades(insert(order, locked, ids)) == [] and order.OrderStatus == "3"
     market = make_order(ids, "m2705", price_type="1", price=0.0, time_condition="1", ref="2")
-    events = on_insert(market, book("m2705", bids=[(3000.0, 9)]), terms_of("m2705"), FillRules(), ids, NOW, {})
+    events = on_insert(market, book("m2705", bids=[(3000.0, 9)]), terms_of("m2705"), FillRules(), ids, NOW, TickUse())
     assert trades(events) == [] and market.OrderStatus == "5"
 
 
 def test_two_orders_on_one_tick_never_take_the_same_lots() -> None:
     ids = Ids()
     quote = book(bids=[(3000.0, 5)], asks=[(3001.0, 3), (3002.0, 4)])
-    consumed: dict = {}
+    consumed = TickUse()
     first = make_order(ids, price=3002.0, volume=5)
     second = make_order(ids, price=3002.0, volume=5, ref="2")
     assert trades(insert(first, quote, ids, consumed=consumed)) == [(3001.0, 3), (3002.0, 2)]
@@ -226,7 +226,7 @@ def rested(price: float = 3000.0, volume: int = 4, *, direction: str = "0", rule
 def test_a_resting_order_crossed_by_a_later_book_fills_at_its_own_price() -> None:
     order, ids, previous = rested()
     crossing = book(bids=[(2997.0, 5)], asks=[(2998.0, 2), (2999.0, 1), (3001.0, 7)], last=2999.0, volume=100)
-    events = on_tick([order], crossing, previous, RB, FillRules(), ids, LATER, {})
+    events = on_tick([order], crossing, previous, RB, FillRules(), ids, LATER, TickUse())
     # asks at 2998 and 2999 cross the buy at 3000: 3 lots, all at 3000 (no price improvement).
     assert trades(events) == [(3000.0, 3)] and order.VolumeTotal == 1
 
@@ -235,7 +235,7 @@ def test_a_resting_sell_crossed_by_the_bid_fills_at_its_own_price_entirely_witho
     rules = FillRules(partial=False)
     order, ids, previous = rested(3002.0, 5, direction="1", rules=rules,
                                   quote=book(bids=[(3000.0, 5)], asks=[(3002.0, 6)], volume=10))
-    events = on_tick([order], book(bids=[(3003.0, 1)], asks=[(3004.0, 1)], volume=10), previous, RB, rules, ids, LATER, {})
+    events = on_tick([order], book(bids=[(3003.0, 1)], asks=[(3004.0, 1)], volume=10), previous, RB, rules, ids, LATER, TickUse())
     assert trades(events) == [(3002.0, 5)] and order.OrderStatus == "0"
 
 
@@ -243,18 +243,18 @@ def test_the_queue_ahead_is_traded_away_before_the_order_fills() -> None:
     order, ids, previous = rested()  # joins behind the 5 lots bid at 3000
     assert order.queue_ahead == 5
     tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == []
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == []
     assert order.queue_ahead == 2  # 3 lots traded at 3000 took 3 of the 5 ahead
     tick3 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=107)
     # 4 more: 2 finish the queue, 2 reach the order.
-    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(3000.0, 2)]
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, TickUse())) == [(3000.0, 2)]
     assert (order.queue_ahead, order.VolumeTotal) == (0.0, 2)
 
 
 def test_trades_at_another_price_do_not_move_the_queue() -> None:
     order, ids, previous = rested()
     tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3001.0, volume=150)
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [] and order.queue_ahead == 5
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == [] and order.queue_ahead == 5
 
 
 def test_a_trade_through_the_price_fills_up_to_the_traded_volume_whatever_the_queue() -> None:
@@ -262,19 +262,19 @@ def test_a_trade_through_the_price_fills_up_to_the_traded_volume_whatever_the_qu
     tick2 = book(bids=[(2998.0, 5)], asks=[(2999.0, 6)], last=2999.0, volume=103)
     # A buy at 3000 was crossed by trades at 2999: 3 lots traded, the ask 2999 also crosses it (6 lots):
     # the crossing book fills up to the 4 the order wants.
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [(3000.0, 4)]
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == [(3000.0, 4)]
     order, ids, previous = rested()
     tick2 = book(bids=[(2998.0, 5)], asks=[(3001.0, 6)], last=2999.0, volume=103)  # traded through, book not crossed
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == [(3000.0, 3)]
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == [(3000.0, 3)]
 
 
 def test_the_queue_shrinks_to_the_displayed_volume_when_orders_ahead_are_cancelled() -> None:
     order, ids, previous = rested()
     tick2 = book(bids=[(3000.0, 1)], asks=[(3001.0, 6)], last=3000.0, volume=100)
-    on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})
+    on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())
     assert order.queue_ahead == 1
     tick3 = book(bids=[(3000.0, 1)], asks=[(3001.0, 6)], last=3000.0, volume=103)
-    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(3000.0, 2)]
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, TickUse())) == [(3000.0, 2)]
 
 
 def test_without_the_queue_the_first_trade_at_the_price_fills_the_order() -> None:
@@ -282,7 +282,7 @@ def test_without_the_queue_the_first_trade_at_the_price_fills_the_order() -> Non
     order, ids, previous = rested(rules=rules)
     assert order.queue_ahead == 0.0
     tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
-    assert trades(on_tick([order], tick2, previous, RB, rules, ids, LATER, {})) == [(3000.0, 3)]
+    assert trades(on_tick([order], tick2, previous, RB, rules, ids, LATER, TickUse())) == [(3000.0, 3)]
 
 
 def test_an_order_behind_the_displayed_depth_waits_until_its_price_is_shown() -> None:
@@ -290,10 +290,10 @@ def test_an_order_behind_the_displayed_depth_waits_until_its_price_is_shown() ->
     order, ids, previous = rested(2998.0, 2, quote=quote)  # level-1 feed: 2998's queue is unknown
     assert order.queue_ahead == QUEUE_UNSEEN
     tick2 = book(bids=[(2998.0, 7)], asks=[(2999.0, 6)], last=2998.0, volume=104)
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, {})) == []
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == []
     assert order.queue_ahead == 7  # now displayed: behind the 7 lots shown
     tick3 = book(bids=[(2998.0, 7)], asks=[(2999.0, 6)], last=2998.0, volume=112)
-    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, {})) == [(2998.0, 1)]
+    assert trades(on_tick([order], tick3, tick2, RB, FillRules(), ids, LATER, TickUse())) == [(2998.0, 1)]
 
 
 def test_an_order_improving_the_best_price_has_no_queue() -> None:
@@ -309,7 +309,7 @@ def test_two_resting_orders_at_one_price_share_the_traded_volume_earliest_first(
     insert(first, quote, ids)
     insert(second, quote, ids)
     tick2 = book(bids=[(2999.0, 5)], asks=[(3001.0, 6)], last=3000.0, volume=103)
-    events = on_tick([second, first], tick2, quote, RB, FillRules(), ids, LATER, {})
+    events = on_tick([second, first], tick2, quote, RB, FillRules(), ids, LATER, TickUse())
     # 3 lots traded at 3000 and no queue ahead of either: 2 to the first, 1 to the second.
     assert [(e.order.key, e.trade.Volume) for e in events if isinstance(e, TradeReport)] == [(1, 2), (2, 1)]
 
@@ -319,9 +319,9 @@ def test_an_order_taken_in_the_opening_auction_fills_when_the_open_reaches_it() 
     auction, opening = datetime(2026, 11, 30, 20, 57), datetime(2026, 11, 30, 21, 0, 1)
     order = make_order(ids, price=3000.0, volume=2, now=auction)
     pre_open = book(bids=[(2990.0, 5)], asks=[(2995.0, 5)], last=2992.0, volume=0)  # yesterday's close book
-    assert trades(on_insert(order, pre_open, RB, FillRules(), ids, auction, {})) == []
+    assert trades(on_insert(order, pre_open, RB, FillRules(), ids, auction, TickUse())) == []
     opened = book(bids=[(2999.0, 5)], asks=[(3000.0, 1)], last=3000.0, volume=0)
-    assert trades(on_tick([order], opened, pre_open, RB, FillRules(), ids, opening, {})) == [(3000.0, 1)]
+    assert trades(on_tick([order], opened, pre_open, RB, FillRules(), ids, opening, TickUse())) == [(3000.0, 1)]
 
 prices = st.integers(min_value=2990, max_value=3010).map(float)
 levels = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 6)), max_size=5)
@@ -356,7 +356,7 @@ def test_every_lot_is_traded_or_released_once_and_never_at_a_worse_price(
     for bid_steps, ask_steps, last, traded in books:
         cumulative += traded
         quotes.append(_book_of(bid_steps, ask_steps, last, cumulative))
-    events = on_insert(order, quotes[0], RB, rules, ids, NOW, {})
+    events = on_insert(order, quotes[0], RB, rules, ids, NOW, TickUse())
     sign = 1 if direction == "0" else -1
     for event in events:  # on arrival: never worse than the limit
         if isinstance(event, TradeReport):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ctpshim.broker import orders
-from ctpshim.broker.matching import Book, FillRules, on_insert, on_tick
+from ctpshim.broker.matching import Book, FillRules, TickUse, on_insert, on_tick
 from ctpshim.broker.orders import Ids, Order, OrderReport, Release, Trade, TradeReport
 from ctpshim.broker.terms import Terms, parse_info, terms_for
 from ctpshim.ctp import fields
@@ -131,8 +131,8 @@ def test_night_orders_carry_the_calendar_date_on_shfe_and_the_trading_day_on_dce
     assert (dce.InsertDate, dce.TradingDay) == ("20261201", "20261201")
     rules = FillRules()
     crossing = {"asks": [(3000.0, 5)], "bids": [(2999.0, 5)]}
-    dce_events = on_insert(dce, book("m2705", **crossing), terms_of("m2705"), rules, ids, night, {})
-    shfe_events = on_insert(shfe, book("rb2701", **crossing), terms_of("rb2701"), rules, ids, night, {})
+    dce_events = on_insert(dce, book("m2705", **crossing), terms_of("m2705"), rules, ids, night, TickUse())
+    shfe_events = on_insert(shfe, book("rb2701", **crossing), terms_of("rb2701"), rules, ids, night, TickUse())
     dce_trade = next(event.trade for event in dce_events if isinstance(event, TradeReport))
     shfe_trade = next(event.trade for event in shfe_events if isinstance(event, TradeReport))
     assert (shfe_trade.TradeDate, shfe_trade.TradingDay, shfe_trade.TradeTime) == ("20261130", "20261201", "21:30:00")
@@ -165,7 +165,7 @@ def test_trade_values_are_members_of_the_ctp_trade_field() -> None:
 def test_order_and_trade_state_round_trips_through_json() -> None:
     ids = Ids()
     order = make_order(ids, price=3001.0, volume=3)
-    on_insert(order, book(asks=[(3001.0, 1)], bids=[(3000.0, 1)]), terms_of("rb2701"), FillRules(), ids, NOW, {})
+    on_insert(order, book(asks=[(3001.0, 1)], bids=[(3000.0, 1)]), terms_of("rb2701"), FillRules(), ids, NOW, TickUse())
     again = Order.from_state(json.loads(json.dumps(order.to_state())))
     assert again == order and again.VolumeTraded == 1 and again.alive
     trade = orders.new_trade(order, 3001.0, 1, NOW, terms_of("rb2701"), ids)
@@ -187,8 +187,8 @@ def test_cancel_repeats_the_state_as_cancel_submitted_then_cancels_and_releases_
     ids = Ids()
     terms = terms_of("rb2701")
     order = make_order(ids, price=3000.0, volume=10)
-    on_insert(order, book(asks=[(3001.0, 5)], bids=[(3000.0, 5)]), terms, FillRules(), ids, NOW, {})
-    on_tick([order], book(asks=[(3000.0, 4)], bids=[(2999.0, 5)]), None, terms, FillRules(), ids, NOW, {})
+    on_insert(order, book(asks=[(3001.0, 5)], bids=[(3000.0, 5)]), terms, FillRules(), ids, NOW, TickUse())
+    on_tick([order], book(asks=[(3000.0, 4)], bids=[(2999.0, 5)]), None, terms, FillRules(), ids, NOW, TickUse())
     later = datetime(2026, 12, 1, 10, 5, 0)
     events = orders.cancel(order, later, ids)
     assert compact(events) == [("order", "1", "1", "部分成交", 4), ("release", 6), ("order", "5", "3", "已撤单", 4)]
@@ -199,7 +199,7 @@ def test_expiry_at_settlement_cancels_without_a_callback_unless_asked() -> None:
     ids = Ids()
     quiet, told = make_order(ids, volume=2), make_order(ids, volume=3, ref="2")
     for order in (quiet, told):
-        on_insert(order, book(asks=[(3001.0, 5)], bids=[(3000.0, 5)]), terms_of("rb2701"), FillRules(), ids, NOW, {})
+        on_insert(order, book(asks=[(3001.0, 5)], bids=[(3000.0, 5)]), terms_of("rb2701"), FillRules(), ids, NOW, TickUse())
     close = datetime(2026, 12, 1, 15, 0, 0)
     assert compact(orders.expire(quiet, close)) == [("release", 2)]
     assert compact(orders.expire(told, close, report_it=True, ids=ids)) == [("release", 3), ("order", "5", "3", "已撤单", 0)]

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from ctpshim.broker import checks, orders
-from ctpshim.broker.matching import FillRules, on_insert, on_tick
+from ctpshim.broker.matching import FillRules, TickUse, on_insert, on_tick
 from ctpshim.broker.orders import Ids, OrderReport, TradeReport
 
 from .test_orders import NOW, book, compact, make_order, terms_of
@@ -35,7 +35,7 @@ def resting_buy(exchange: str, volume: int):
     ids = Ids()
     order = make_order(ids, instrument, price=price, volume=volume)
     events = on_insert(order, book(instrument, bids=[(price, 2)], asks=[(price + terms.PriceTick, 5)]), terms,
-                       FillRules(), ids, NOW, {})
+                       FillRules(), ids, NOW, TickUse())
     return order, ids, terms, events
 
 
@@ -49,7 +49,7 @@ def offer_at(exchange: str, lots: int):
 def test_accepted_then_filled_repeats_no_trade_before_all_traded(exchange: str) -> None:
     order, ids, terms, events = resting_buy(exchange, 1)
     assert compact(events) == [UNKNOWN, NO_TRADE]
-    fill = compact(on_tick([order], offer_at(exchange, 3), None, terms, FillRules(), ids, LATER, {}))
+    fill = compact(on_tick([order], offer_at(exchange, 3), None, terms, FillRules(), ids, LATER, TickUse()))
     price = INSTRUMENTS[exchange][1]
     if exchange in ("DCE", "GFEX"):  # CTP synthesises the all-traded report, no repeat
         assert fill == [("order", "0", "3", "全部成交", 1), ("trade", price, 1)]
@@ -63,7 +63,7 @@ def test_immediate_full_fill_on_shfe_repeats_unknown_then_all_traded_submitted(e
     terms = terms_of(instrument)
     ids = Ids()
     order = make_order(ids, instrument, price=price, volume=1)
-    events = on_insert(order, offer_at(exchange, 5), terms, FillRules(), ids, NOW, {})
+    events = on_insert(order, offer_at(exchange, 5), terms, FillRules(), ids, NOW, TickUse())
     assert compact(events) == [UNKNOWN, UNKNOWN, ("order", "0", "0", "全部成交报单已提交", 1), ("trade", price, 1)]
     assert events[0].values["OrderSysID"] == "" and events[2].values["OrderSysID"] == "           1"
     assert events[3].trade.SequenceNo > events[2].values["SequenceNo"]  # the exchange sends the trade after
@@ -75,7 +75,7 @@ def test_dce_gfex_czce_report_no_trade_first_even_for_an_immediate_fill(exchange
     terms = terms_of(instrument)
     ids = Ids()
     order = make_order(ids, instrument, price=price, volume=1)
-    events = compact(on_insert(order, offer_at(exchange, 5), terms, FillRules(), ids, NOW, {}))
+    events = compact(on_insert(order, offer_at(exchange, 5), terms, FillRules(), ids, NOW, TickUse()))
     if exchange == "CZCE":
         assert events == [UNKNOWN, NO_TRADE, NO_TRADE, ("order", "0", "3", "全部成交", 1), ("trade", price, 1)]
     else:
@@ -94,9 +94,9 @@ def test_ten_lots_three_then_seven() -> None:
     order, ids, terms, events = resting_buy("SHFE", 10)
     price = INSTRUMENTS["SHFE"][1]
     assert compact(events) == [UNKNOWN, NO_TRADE]
-    assert compact(on_tick([order], offer_at("SHFE", 3), None, terms, FillRules(), ids, LATER, {})) == [
+    assert compact(on_tick([order], offer_at("SHFE", 3), None, terms, FillRules(), ids, LATER, TickUse())) == [
         NO_TRADE, ("order", "1", "3", "部分成交", 3), ("trade", price, 3)]
-    assert compact(on_tick([order], offer_at("SHFE", 20), None, terms, FillRules(), ids, LATER, {})) == [
+    assert compact(on_tick([order], offer_at("SHFE", 20), None, terms, FillRules(), ids, LATER, TickUse())) == [
         ("order", "1", "3", "部分成交", 3), ("order", "0", "3", "全部成交", 10), ("trade", price, 7)]
     assert not order.alive
 
@@ -104,7 +104,7 @@ def test_ten_lots_three_then_seven() -> None:
 def test_ten_lots_four_then_cancel() -> None:
     order, ids, terms, events = resting_buy("SHFE", 10)
     price = INSTRUMENTS["SHFE"][1]
-    assert compact(on_tick([order], offer_at("SHFE", 4), None, terms, FillRules(), ids, LATER, {})) == [
+    assert compact(on_tick([order], offer_at("SHFE", 4), None, terms, FillRules(), ids, LATER, TickUse())) == [
         NO_TRADE, ("order", "1", "3", "部分成交", 4), ("trade", price, 4)]
     assert compact(orders.cancel(order, LATER, ids)) == [
         ("order", "1", "1", "部分成交", 4), ("release", 6), ("order", "5", "3", "已撤单", 4)]
@@ -126,7 +126,7 @@ def fak_partial(exchange: str):
     terms = terms_of(instrument)
     ids = Ids()
     order = make_order(ids, instrument, price=price, volume=5, time_condition="1")
-    return order, on_insert(order, offer_at(exchange, 2), terms, FillRules(), ids, NOW, {}), price
+    return order, on_insert(order, offer_at(exchange, 2), terms, FillRules(), ids, NOW, TickUse()), price
 
 
 @pytest.mark.parametrize("exchange", AFTER_MATCH)
@@ -156,14 +156,14 @@ def test_fak_with_nothing_to_take_is_cancelled_at_once(exchange: str) -> None:
     terms = terms_of(instrument)
     ids = Ids()
     order = make_order(ids, instrument, price=price - terms.PriceTick, volume=2, time_condition="1")
-    events = compact(on_insert(order, offer_at(exchange, 9), terms, FillRules(), ids, NOW, {}))
+    events = compact(on_insert(order, offer_at(exchange, 9), terms, FillRules(), ids, NOW, TickUse()))
     cancelled = [("release", 2), ("order", "5", "3", "已撤单", 0)]
     assert events == ([UNKNOWN] if exchange in AFTER_MATCH else [UNKNOWN, NO_TRADE]) + cancelled
 
 
 def test_reports_and_trades_carry_increasing_sequence_numbers_and_the_orders_ids() -> None:
     order, ids, terms, events = resting_buy("SHFE", 2)
-    fills = on_tick([order], offer_at("SHFE", 9), None, terms, FillRules(), ids, LATER, {})
+    fills = on_tick([order], offer_at("SHFE", 9), None, terms, FillRules(), ids, LATER, TickUse())
     reports = [e.values for e in events + fills if isinstance(e, OrderReport)]
     trade = next(e.trade for e in fills if isinstance(e, TradeReport))
     exchange_numbers = [v["SequenceNo"] for v in reports if v["OrderSysID"]]

@@ -68,6 +68,12 @@ def once_per_instrument(program: Program, send: Any, after: int = 3) -> dict[str
     return used
 
 
+def first_fill(limit: float, level: float, last: float) -> float:
+    """The price an arriving order trades at on the first level it meets: the median of its limit,
+    the level's price and the last price (SIM_TRADING.md 1.4; a market order: limit +inf)."""
+    return sorted((limit, level, last))[1]
+
+
 def orders_only(story: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [entry for entry in story if entry[0] == "order"]
 
@@ -88,7 +94,8 @@ def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(p
     for ref in refs.values():
         trader.wait_for(lambda: trader.finished(ref), f"order {ref} filled")
     told = {instrument: trader.story(ref) for instrument, ref in refs.items()}
-    one_lot = {instrument: ("trade", used[instrument].AskPrice1, 1) for instrument in instruments}
+    one_lot = {i: ("trade", first_fill(used[i].AskPrice1 + 2 * TICK_SIZE[i], used[i].AskPrice1, used[i].LastPrice), 1)
+               for i in instruments}
     # SHFE answers after matching: Unknown, Unknown, 全部成交报单已提交 (submit status still 0), trade.
     assert told["rb2701"] == [("order", "a", "0", "报单已提交", 0), ("order", "a", "0", "报单已提交", 0),
                               ("order", "0", "0", "全部成交报单已提交", 1), one_lot["rb2701"]]
@@ -132,7 +139,9 @@ def test_ine_and_cffex_answer_a_crossing_order_like_shfe_and_gfex_like_dce(progr
                    ("order", "0", "0", "全部成交报单已提交", 1)]
     no_repeat = [("order", "a", "0", "报单已提交", 0), ("order", "3", "3", "未成交", 0), ("order", "0", "3", "全部成交", 1)]
     for instrument, expected in (("sc2701", after_match), ("IF2612", after_match), ("si2701", no_repeat)):
-        assert trader.story(refs[instrument]) == expected + [("trade", used[instrument].AskPrice1, 1)], instrument
+        tick = used[instrument]
+        price = first_fill(tick.AskPrice1 + TICK_SIZE[instrument], tick.AskPrice1, tick.LastPrice)
+        assert trader.story(refs[instrument]) == expected + [("trade", price, 1)], instrument
 
 
 def test_after_midnight_on_friday_night_shfe_dates_the_trade_saturday_for_mondays_trading_day(program):
@@ -149,7 +158,8 @@ def test_after_midnight_on_friday_night_shfe_dates_the_trade_saturday_for_monday
     (trade,) = trader.trades(ref)
     assert (tick.TradingDay, trade.TradingDay) == ("20261123", "20261123")
     assert trade.TradeDate == "20261121" and {r.InsertDate for r in trader.reports(ref)} == {"20261121"}
-    assert (trade.Price, trade.TradeTime) == (tick.AskPrice1, tick.UpdateTime)
+    assert (trade.Price, trade.TradeTime) == (first_fill(tick.AskPrice1 + 0.06, tick.AskPrice1, tick.LastPrice),
+                                              tick.UpdateTime)
 
 # -- resting orders: filled later, cancelled ---------------------------------------------------------
 
@@ -258,7 +268,8 @@ def test_fok_fills_all_across_levels_or_nothing(program):
     tick = once_per_instrument(trader, send)["rb2701"]
     for ref in refs.values():
         trader.wait_for(lambda: trader.finished(ref), f"FOK {ref} finished")
-    assert [(t.Price, t.Volume) for t in trader.trades(refs["all"])] == [(tick.AskPrice1, tick.AskVolume1),
+    first = first_fill(tick.AskPrice2, tick.AskPrice1, tick.LastPrice)
+    assert [(t.Price, t.Volume) for t in trader.trades(refs["all"])] == [(first, tick.AskVolume1),
                                                                          (tick.AskPrice2, 1)]
     assert trader.reports(refs["all"])[-1].OrderStatus == "0"
     assert trader.trades(refs["none"]) == []
@@ -282,7 +293,8 @@ def test_a_market_order_walks_the_book_on_dce_and_is_refused_with_15_on_shfe(pro
     used = once_per_instrument(trader, send)
     trader.wait_for(lambda: trader.finished(refs["dce"]), "the DCE market order")
     tick = used["m2701"]
-    assert [(t.Price, t.Volume) for t in trader.trades(refs["dce"])] == [(tick.AskPrice1, tick.AskVolume1),
+    first = first_fill(float("inf"), tick.AskPrice1, tick.LastPrice)
+    assert [(t.Price, t.Volume) for t in trader.trades(refs["dce"])] == [(first, tick.AskVolume1),
                                                                         (tick.AskPrice2, 1)]
     reports = trader.reports(refs["dce"])
     assert [(r.OrderStatus, r.StatusMsg) for r in reports[:2]] == [("a", "报单已提交"), ("3", "未成交")]
@@ -290,7 +302,7 @@ def test_a_market_order_walks_the_book_on_dce_and_is_refused_with_15_on_shfe(pro
     # Frozen at the limit price, booked at the fills' prices: m's 14% margin of the turnover and
     # 0.2 yuan a lot to open (SIM_TRADING.md 3.3).
     account = trader.account()
-    turnover = (tick.AskPrice1 * tick.AskVolume1 + tick.AskPrice2) * 10
+    turnover = (first * tick.AskVolume1 + tick.AskPrice2) * 10
     assert account.FrozenMargin == 0 and account.FrozenCommission == 0
     assert account.CurrMargin == pytest.approx(turnover * 0.14)
     assert account.Commission == pytest.approx(0.2 * (tick.AskVolume1 + 1))
@@ -312,23 +324,33 @@ def test_a_gfd_order_takes_level_after_level_and_rests_with_the_rest(program):
         volume = int(tick.AskVolume1) + int(tick.AskVolume2) + 1
         refs.append(trader.order("rb2701", "SHFE", tick.AskPrice2, volume))
 
+    rested: list[Any] = []
+
+    def on_trade(trade: Any) -> None:
+        # Cancel from the callback of the second trade: in lockstep it is handled before the next
+        # tick, which could otherwise fill the resting lot first.
+        if len(trader.trades(refs[0])) == 2 and not rested:
+            rested.append(trader.reports(refs[0])[-1])
+            trader.cancel("rb2701", "SHFE", refs[0])
+
+    trader.trade_hook = on_trade
     tick = once_per_instrument(trader, send)["rb2701"]
     (ref,) = refs
     shown = int(tick.AskVolume1) + int(tick.AskVolume2)
-    trader.wait_for(lambda: len(trader.trades(ref)) == 2, "two trades")
-    # Each level at its own price up to its displayed volume; never beyond the limit (AskPrice2).
-    assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(tick.AskPrice1, tick.AskVolume1),
-                                                                (tick.AskPrice2, tick.AskVolume2)]
-    last = trader.reports(ref)[-1]
-    assert (last.OrderStatus, last.StatusMsg, last.VolumeTraded, last.VolumeTotal) == ("1", "部分成交", shown, 1)
-    trader.cancel("rb2701", "SHFE", ref)
     trader.wait_for(lambda: trader.finished(ref), "the rest cancelled")
+    # The first level at the median of the limit (AskPrice2), the level and the last price (SIM_TRADING.md
+    # 1.4), the second at its own price, each up to its displayed volume; never beyond the limit.
+    first = first_fill(tick.AskPrice2, tick.AskPrice1, tick.LastPrice)
+    assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(first, tick.AskVolume1),
+                                                                (tick.AskPrice2, tick.AskVolume2)]
+    last = rested[0]
+    assert (last.OrderStatus, last.StatusMsg, last.VolumeTraded, last.VolumeTotal) == ("1", "部分成交", shown, 1)
     assert [(r.OrderStatus, r.OrderSubmitStatus, r.StatusMsg) for r in trader.reports(ref)[-2:]] == \
         [("1", "1", "部分成交"), ("5", "3", "已撤单")]
     account = trader.account()
     assert account.FrozenMargin == 0 and account.FrozenCommission == 0
     # Margin of what was bought: SimNow's rb rate 16% of the open price x 10 (SIM_TRADING.md 3.3).
-    turnover = (tick.AskPrice1 * tick.AskVolume1 + tick.AskPrice2 * tick.AskVolume2) * 10
+    turnover = (first * tick.AskVolume1 + tick.AskPrice2 * tick.AskVolume2) * 10
     assert account.CurrMargin == pytest.approx(turnover * 0.16)
 
 
@@ -541,10 +563,11 @@ def test_on_a_level_one_recording_an_order_takes_only_the_recorded_best_level(tm
         trader.wait_for(lambda: trader.finished(ref), "the FAK")
         shown = int(tick.AskVolume1)
         # Depth beyond the recorded level is unknown: nothing is invented behind it.
-        assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(tick.AskPrice1, shown)]
+        price = first_fill(tick.AskPrice1 + 10, tick.AskPrice1, tick.LastPrice)
+        assert [(t.Price, t.Volume) for t in trader.trades(ref)] == [(price, shown)]
         assert [(e[1], e[3], e[4]) if e[0] == "order" else e for e in trader.story(ref)] == [
             ("a", "报单已提交", 0), ("3", "未成交", 0), ("3", "未成交", 0), ("1", "部分成交", shown),
-            ("trade", tick.AskPrice1, shown), ("5", "已撤单", shown)]
+            ("trade", price, shown), ("5", "已撤单", shown)]
         trade = trader.trades(ref)[0]
         assert (trade.TradeDate, trade.TradingDay, trade.TradeTime) == ("20170320", "20170320", tick.UpdateTime)
 

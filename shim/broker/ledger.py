@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
+from ..ctp import calendar
 from ..ctp.market_data import present_price
 from ..ctp.rates import MARGIN_COLUMNS, Rates
 from .terms import Terms
@@ -295,6 +296,14 @@ def _unpack_rows(data: Any) -> list[dict[str, Any]]:
     return [dict(zip(keys[row[0]], row[1:], strict=True)) for row in data["rows"]]
 
 
+def _is_day(text: Any) -> bool:
+    try:
+        calendar.parse_day(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_amount(amount: Any, what: str) -> float:
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount <= 0:
         raise LedgerError(f"{what} {amount!r}: expected a finite amount of yuan above 0")
@@ -313,7 +322,7 @@ class Ledger:
         if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance) \
                 or balance < 0:
             raise LedgerError(f"balance {balance!r}: expected a finite amount of yuan from 0")
-        if not (isinstance(trading_day, str) and len(trading_day) == 8 and trading_day.isdigit()):
+        if not _is_day(trading_day):
             raise LedgerError(f"trading_day {trading_day!r}: expected YYYYMMDD")
         self.BrokerID = BrokerID
         self.InvestorID = InvestorID
@@ -895,8 +904,7 @@ class Ledger:
         Returns the day's summary (plain values, JSON-able) that the statement is made of:
         ``account`` (statement figures), ``trades``, ``closed``, ``details``, ``positions``.
         """
-        if not (isinstance(next_trading_day, str) and len(next_trading_day) == 8 and next_trading_day.isdigit()
-                and next_trading_day > self.TradingDay):
+        if not (_is_day(next_trading_day) and next_trading_day > self.TradingDay):
             raise LedgerError(f"next_trading_day {next_trading_day!r}: expected YYYYMMDD after {self.TradingDay}")
         if terms_of is not None:
             for instrument_id in {r.InstrumentID for r in self._records.values()}:

@@ -305,6 +305,8 @@ def test_a_state_of_the_first_version_still_loads():
     (lambda l: l.freeze(1, SC, "0", "0", "1", 500.0, 0), "volume 0"),
     (lambda l: l.fill(1, SC, trade(SC, "1", "1", "1", 500.0, 1)), "holds 0"),
     (lambda l: l.settle({}, "20230101"), "next_trading_day '20230101'"),
+    (lambda l: l.settle({}, "20231399"), "next_trading_day '20231399'"),  # eight digits, not a date
+    (lambda l: Ledger("9999", "1", balance=1, trading_day="20230230"), "trading_day '20230230'"),
 ])
 def test_bad_requests_name_the_value(call, match):
     ledger = Ledger("9999", "1", balance=1_000_000, trading_day="20230420")

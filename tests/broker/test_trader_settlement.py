@@ -861,17 +861,15 @@ def restart_across(tmp_path_factory) -> tuple[str, Any]:
     return text, account
 
 
-def test_a_restart_across_the_day_end_rebases_the_account_on_the_exchanges_settlement(restart_across):
-    # The counter settled Friday at login with no tick (at the last price seen, 3158); the first
-    # night tick's PreSettlementPrice 3161 re-bases the account: bought 1 at 3160, 10 a point,
-    # fee 3160 x 10 x 1e-4 to the cent.
+def test_a_restart_across_the_day_end_books_the_account_at_the_exchanges_settlement(restart_across):
+    # Friday's settlement is the first night tick's PreSettlementPrice 3161, not the last price
+    # seen (3158): bought 1 at 3160, 10 a point, fee 3160 x 10 x 1e-4 to the cent.
     _, account = restart_across
     assert account.PreBalance == pytest.approx(10_000_000 + (3161 - 3160) * 10 - cents(3160 * 10 * 1e-4))
     assert account.PositionProfit == pytest.approx((3166 - 3161) * 10)
 
 
-@pytest.mark.xfail(strict=True, reason="the counter settles at login before any tick of the new day, so "
-                   "Friday's statement shows the last price (requests.md: [ledger2] counter: a restart across the day end)")
 def test_a_restart_across_the_day_end_states_the_exchanges_settlement(restart_across):
+    # The counter settles when the new day's first tick comes: Friday's statement has 3161.
     text, _ = restart_across
     assert float(table_rows(text, "持仓汇总 Positions")[0][9]) == 3161.0

@@ -167,10 +167,10 @@ def test_an_order_before_confirming_is_refused_with_42_to_the_requester_only(tra
     first, second = traders(address, "a/"), traders(address, "b/")
     first.login()
     second.login()
-    request_id = first.order(3000.0, ref="1")
+    request_id = first.order(2900.0, ref="1")
     rsp, info, got_id, last = first.spi.wait("OnRspOrderInsert")[0]
     assert (info.ErrorID, info.ErrorMsg, got_id, last) == (42, "CTP:结算结果未确认", request_id, True)
-    assert rsp.OrderRef == "1" and rsp.LimitPrice == 3000.0
+    assert rsp.OrderRef == "1" and rsp.LimitPrice == 2900.0
     assert first.spi.wait("OnErrRtnOrderInsert")[0][1].ErrorID == 42
     # CTP-layer rejects are the requester's alone; the other session hears nothing of it.
     second.confirm()
@@ -184,7 +184,7 @@ def test_a_resting_order_then_a_cancel_reach_every_session_of_the_account(trader
     login = first.login()
     second.login()
     first.confirm()
-    first.order(3000.0, ref="7")  # far below the market: rests (SHFE: answered after matching)
+    first.order(2900.0, ref="7")  # far below the market: rests (SHFE: answered after matching)
     first.spi.wait("OnRtnOrder", 2)
     assert statuses(first.spi) == [("a", "报单已提交"), ("3", "未成交")]
     resting = first.spi.all("OnRtnOrder")[-1][0]
@@ -286,7 +286,7 @@ def test_a_crossing_order_fills_at_the_ask_of_the_tick_the_program_was_given(tra
 
 def _rest_one_and_cancel(trader: Trader, ref: str) -> None:
     count = len(trader.spi.all("OnRtnOrder"))
-    trader.order(3000.0, ref=ref)
+    trader.order(2900.0, ref=ref)
     trader.spi.wait("OnRtnOrder", count + 2)
     trader.cancel(ref)
     trader.spi.wait("OnRtnOrder", count + 4)
@@ -331,10 +331,10 @@ def test_order_refs_must_increase_within_a_session(traders, tmp_path):
     trader.login()
     trader.confirm()
     _rest_one_and_cancel(trader, "10")
-    trader.order(3000.0, ref="10")
+    trader.order(2900.0, ref="10")
     info = trader.spi.wait("OnRspOrderInsert")[0][1]
     assert (info.ErrorID, info.ErrorMsg) == (22, "CTP:报单错误：不允许重复报单")
-    trader.order(3000.0, ref="")  # blank: assigned, right-aligned in 12 characters
+    trader.order(2900.0, ref="")  # blank: assigned, right-aligned in 12 characters
     trader.spi.wait("OnRtnOrder", 6)
     assert trader.spi.all("OnRtnOrder")[-1][0].OrderRef == "          11"
 
@@ -505,14 +505,14 @@ def test_the_day_end_settles_expires_gfd_orders_and_asks_for_a_new_confirmation(
         held = [p for p in trader.query("InvestorPosition") if p is not None and p.Position]
         assert [(p.PosiDirection, p.PositionDate, p.Position, p.YdPosition, p.TodayPosition) for p in held] == \
             [("2", "2", 1, 1, 0)]  # SHFE: yesterday's record
-        trader.order(3000.0, ref="3")
+        trader.order(2900.0, ref="3")
         assert trader.spi.wait("OnRspOrderInsert")[-1][1].ErrorID == 42
         pieces = trader.query("SettlementInfo", TradingDay="20261120")
         assert pieces and [p.SequenceNo for p in pieces] == list(range(1, len(pieces) + 1))
         text = b"".join(p.Content for p in pieces).decode("gb18030")
         assert "20261120" in text and "rb2701" in text
         trader.confirm()
-        trader.order(3000.0, ref="4")
+        trader.order(2900.0, ref="4")
         trader.spi.wait("OnRtnOrder", reports + 2)
         assert trader.spi.all("OnRtnOrder")[-1][0].TradingDay == "20261123"
     finally:
@@ -586,7 +586,7 @@ def test_a_database_that_cannot_be_written_disconnects_the_sessions_and_refuses_
     trader.confirm()
     wal = Path(str(db) + "-wal")
     with file_cannot_grow(wal):  # the next commit fails (EFBIG, as a full disk)
-        trader.order(3000.0, ref="1")
+        trader.order(2900.0, ref="1")
         trader.spi.wait("OnFrontDisconnected")
     assert trader.spi.all("OnRtnOrder") == []  # nothing of what was not committed is told
     assert trader.api.ReqOrderInsert(tdapi.CThostFtdcInputOrderField(), 99) == -1

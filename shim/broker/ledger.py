@@ -385,7 +385,7 @@ class Ledger:
         if pre is None or pre == self._pre.get(terms.InstrumentID):
             return
         if terms.InstrumentID in self._settled:
-            if trading_day in (None, self.TradingDay):
+            if trading_day == self.TradingDay:  # only a tick known to be of the new day
                 self._rebase(terms.InstrumentID, pre)
         else:
             self._pre[terms.InstrumentID] = pre
@@ -432,7 +432,7 @@ class Ledger:
         held = [(r, d) for r in self._records.values() if r.InstrumentID == instrument_id for d in r.details]
         before = self._pre_margin()
         change = sum((1.0 if d.long else -1.0) * (exchange - own) * d.Volume * facts.multiplier for _, d in held)
-        for record, detail in held:
+        for _, detail in held:
             detail.LastSettlementPrice = exchange
         for record in {id(r): r for r, _ in held}.values():
             record.PreMargin = sum(self._detail_margin(d) for d in record.details if d.Volume)

@@ -34,9 +34,10 @@ limit order is taken in the order-entry minutes of the opening auction and waits
 order type the exchange does not take (GFS, GTD, GTC, GFA; GFD with CV), 48 a price off the
 tick, 49 above the upper limit, 50 below the lower limit.
 
-Cancels: 146 / 3 as for an order, 15 BAD_FIELD for an ActionFlag other than delete ('0'), 25 ORDER_NOT_FOUND, 26
-INSUITABLE_ORDER_STATUS (traded or cancelled already).  An accepted cancel is carried out at once
-(``orders.cancel``), so a second cancel finds the order finished (26); 24 is never sent.
+Cancels: 146 / 3 as for an order, 15 BAD_FIELD for an ActionFlag other than delete ('0'), 25
+ORDER_NOT_FOUND, 26 INSUITABLE_ORDER_STATUS (traded or cancelled already).  An accepted cancel is
+carried out at once (``orders.cancel``), so a second cancel finds the order finished (26); 24 is
+never sent.
 
 Pure: no clock reads, no threads, no I/O.
 """
@@ -228,7 +229,8 @@ def check_insert(input_values: dict[str, Any], *, confirmed: bool, session_refs:
     """The CTP-layer checks of a ``CThostFtdcInputOrderField`` (``input_values``), in the order
     of the module docstring: the first failure, or None when CTP accepts the order.
     ``account`` is the session's (BrokerID, InvestorID) (:func:`account_problem`, first of all);
-    a market order is costed at :func:`cost_price` of ``book``; ``trading_day``, when given, refuses a contract past its last trading day (17)."""
+    a market order is costed at :func:`cost_price` of ``book``; ``trading_day``, when given,
+    refuses a contract past its last trading day (17)."""
     refused = account_problem(input_values, account)
     if refused is not None:
         return refused

@@ -77,9 +77,6 @@ class TickUse:
     traded: dict[str, int] = field(default_factory=dict)
 
 
-
-
-
 def _number(value: Any) -> float:
     """A tick's volume as a float; anything not a finite number is 0."""
     try:

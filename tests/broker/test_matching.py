@@ -235,7 +235,8 @@ def test_a_resting_sell_crossed_by_the_bid_fills_at_its_own_price_entirely_witho
     rules = FillRules(partial=False)
     order, ids, previous = rested(3002.0, 5, direction="1", rules=rules,
                                   quote=book(bids=[(3000.0, 5)], asks=[(3002.0, 6)], volume=10))
-    events = on_tick([order], book(bids=[(3003.0, 1)], asks=[(3004.0, 1)], volume=10), previous, RB, rules, ids, LATER, TickUse())
+    crossing = book(bids=[(3003.0, 1)], asks=[(3004.0, 1)], volume=10)
+    events = on_tick([order], crossing, previous, RB, rules, ids, LATER, TickUse())
     assert trades(events) == [(3002.0, 5)] and order.OrderStatus == "0"
 
 
@@ -254,7 +255,8 @@ def test_the_queue_ahead_is_traded_away_before_the_order_fills() -> None:
 def test_trades_at_another_price_do_not_move_the_queue() -> None:
     order, ids, previous = rested()
     tick2 = book(bids=[(3000.0, 5)], asks=[(3001.0, 6)], last=3001.0, volume=150)
-    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == [] and order.queue_ahead == 5
+    assert trades(on_tick([order], tick2, previous, RB, FillRules(), ids, LATER, TickUse())) == []
+    assert order.queue_ahead == 5
 
 
 def test_a_trade_through_the_price_fills_up_to_the_traded_volume_whatever_the_queue() -> None:

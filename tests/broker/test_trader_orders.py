@@ -85,17 +85,18 @@ def test_a_crossing_order_at_night_tells_each_exchanges_sequence_ids_and_dates(p
     instruments = ("rb2701", "m2701", "TA701")
     trader = program(THURSDAY_NIGHT, instruments)
     refs: dict[str, str] = {}
+    refs_price: dict[str, float] = {}
 
     def send(tick: Tick) -> None:
         instrument = tick.InstrumentID
-        refs[instrument] = trader.order(instrument, EXCHANGE[instrument], tick.AskPrice1 + 2 * TICK_SIZE[instrument])
+        refs_price[instrument] = tick.AskPrice1 + 2 * TICK_SIZE[instrument]
+        refs[instrument] = trader.order(instrument, EXCHANGE[instrument], refs_price[instrument])
 
     used = once_per_instrument(trader, send)
     for ref in refs.values():
         trader.wait_for(lambda: trader.finished(ref), f"order {ref} filled")
     told = {instrument: trader.story(ref) for instrument, ref in refs.items()}
-    one_lot = {i: ("trade", first_fill(used[i].AskPrice1 + 2 * TICK_SIZE[i], used[i].AskPrice1, used[i].LastPrice), 1)
-               for i in instruments}
+    one_lot = {i: ("trade", first_fill(refs_price[i], used[i].AskPrice1, used[i].LastPrice), 1) for i in instruments}
     # SHFE answers after matching: Unknown, Unknown, 全部成交报单已提交 (submit status still 0), trade.
     assert told["rb2701"] == [("order", "a", "0", "报单已提交", 0), ("order", "a", "0", "报单已提交", 0),
                               ("order", "0", "0", "全部成交报单已提交", 1), one_lot["rb2701"]]

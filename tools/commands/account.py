@@ -104,10 +104,14 @@ def account_name(text: str) -> AccountName:
 
 
 def trading_day(text: str) -> str:
-    """A trading day as CTP writes it, YYYYMMDD."""
+    """A trading day as CTP writes it, YYYYMMDD (a real date)."""
+    from ...ctp.calendar import parse_day
+
     value = text.strip()
-    if len(value) != 8 or not value.isdigit():
-        raise ValueError("expected a trading day as YYYYMMDD, e.g. 20261120")
+    try:
+        parse_day(value)
+    except ValueError:
+        raise ValueError("expected a trading day as YYYYMMDD, e.g. 20261120") from None
     return value
 
 

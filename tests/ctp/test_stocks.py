@@ -83,7 +83,7 @@ def stock_front():
 
 def test_stocks_answer_req_qry_instrument_as_spot_instruments(make_td, stock_front):
     spi = RecordingTraderSpi()
-    api = make_td(spi, stock_front)
+    api = make_td(spi, stock_front + "?trader.flow_control=false")  # two queries back to back
     wait_for(lambda: spi.get("OnFrontConnected"))
     query = tdapi.CThostFtdcQryInstrumentField()
     query.ProductID = "SSE_fund"

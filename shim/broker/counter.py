@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -67,6 +68,7 @@ EXCHANGE_IDS = frozenset(FUTURES_EXCHANGES) | frozenset({"SSE", "SZSE"})
 ORDER_CLASS = "CThostFtdcOrderField"
 TRADE_CLASS = "CThostFtdcTradeField"
 RESUME_FILE = "ctpshim-private.json"
+RESUME_NOTE_EVERY = 0.5  # s: how often the RESUME file is rewritten while reports flow
 FIRST_TICK_WAIT = 5.0  # s: how long an order or a depth query waits for its instrument's first tick  # under the API's flow path: the last private sequence it received
 
 _counters: dict[tuple[str, str], "Counter"] = {}
@@ -133,6 +135,8 @@ class TraderSession:
     resume_key: str = ""
     market: Any = None  # the market it logged in on
     closed: bool = False  # its API was released: nothing more is posted or written for it
+    noted: tuple[str, int] | None = None  # the last private sequence sent (RESUME)
+    noted_at: float = -math.inf
 
     def post(self, callback: str, *args: Any) -> None:
         """Queue a callback for the API's program (nothing once the API was released)."""
@@ -145,16 +149,31 @@ class TraderSession:
         return self.resume != NONE
 
     def received(self, trading_day: str, seq: int) -> None:
-        """Note in the flow path's file the last private sequence this API was sent (RESUME)."""
-        path = _resume_path(self.front)
-        if not path or not self.resume_key or self.closed:
+        """The last private sequence this API was sent (RESUME): noted in the flow path's file at
+        most every ``RESUME_NOTE_EVERY`` seconds and when the API leaves (a killed program may
+        then get the last few reports again, never miss one)."""
+        if self.closed:
             return
+        self.noted = (trading_day, seq)
+        now = time.monotonic()
+        if now - self.noted_at >= RESUME_NOTE_EVERY:
+            self.noted_at = now
+            self.write_note()
+
+    def write_note(self) -> None:
+        """Write the last noted sequence to the flow path's file now."""
+        noted = self.noted
+        path = _resume_path(self.front)
+        if noted is None or not path or not self.resume_key:
+            return
+        trading_day, seq = noted
         try:
             known = _read_resume(path)
             known[self.resume_key] = {"trading_day": trading_day, "seq": seq}
-            with open(path + ".tmp", "w", encoding="utf-8") as out:
+            spare = f"{path}.{threading.get_ident()}.tmp"  # the store's thread or the API's own
+            with open(spare, "w", encoding="utf-8") as out:
                 json.dump(known, out)
-            os.replace(path + ".tmp", path)
+            os.replace(spare, path)
         except OSError as exc:
             log.warning("%s: cannot note the private flow's position (RESUME replays from the last one noted): %s",
                         self.front.name, os_error_words(exc, path))
@@ -312,6 +331,7 @@ class Counter:
         self.sessions: list[TraderSession] = []
         self.markets: dict[int, tuple[Any, Any]] = {}  # id(market) -> (market, observation)
         self.feeds: dict[int, "_Feed"] = {}
+        self.fed: dict[str, "_Feed"] = {}  # instrument -> the feed of the counter's that takes it
         self.prices = _settlement_prices()
         self.failure: Exception | None = None
         self.store.on_failure = self.failed
@@ -355,6 +375,8 @@ class Counter:
     def close(self) -> None:
         """Stop observing, let the feeds go, write what is queued and close the store."""
         with self.lock:
+            for session in self.sessions:
+                session.write_note()
             for market, observation in self.markets.values():
                 observation.close()
             self.markets.clear()
@@ -506,6 +528,7 @@ class Counter:
         """The API logged out, or (``released``) was released: then nothing more is posted to it
         or written under its flow path."""
         with self.lock:
+            session.write_note()
             if released:
                 session.closed = True
             account = session.account
@@ -741,12 +764,15 @@ class Counter:
         feed = self.feeds.pop(id(market), None)
         if feed is not None:
             feed.close()
+            self.fed = {i: f for i, f in self.fed.items() if f is not feed}
 
     def _follow(self, market: Any, instrument: str) -> None:
         """Make sure the counter sees ``instrument``'s ticks on ``market``."""
         feed = self.feeds.get(id(market)) if market is not None else None
         if feed is not None:
             feed.want([instrument])
+            if instrument in feed.ids:
+                self.fed[instrument] = feed
 
     def observe(self, tick: Any) -> None:
         """A tick an API object is about to hand its program (on that object's dispatcher thread).
@@ -757,19 +783,17 @@ class Counter:
         In lockstep the reports of what this tick filled are handled by the programs (and what
         they sent in answer) before the tick itself is delivered: the two threads of a program
         then meet in the same order on every run."""
-        if self.feeds:
+        if self.fed:  # some feed of the counter's takes instruments
             instrument = tick.InstrumentID
-            ident = threading.get_ident()
-            for feed in list(self.feeds.values()):
-                if feed.thread_id == ident:
-                    if instrument not in feed.ids:
-                        return  # a program's md API has it now
-                    break
-                if instrument in feed.ids:
-                    feed.drop(instrument)
-                    with self.lock:  # the program's ticks from now on, even if behind the feed's
-                        self.ticks.pop(instrument, None)
-                        self.books.pop(instrument, None)
+            feed = self.fed.get(instrument)
+            if feed is not None and feed.thread_id != threading.get_ident():
+                feed.drop(instrument)
+                self.fed.pop(instrument, None)
+                with self.lock:  # the program's ticks from now on, even if behind the feed's
+                    self.ticks.pop(instrument, None)
+                    self.books.pop(instrument, None)
+            elif feed is None and self._from_a_feed():
+                return  # a feed's tick of an instrument a program's md API has now
         if self.settings.lockstep and self.failure is None:
             if self.writes != self.quiet_at:
                 self._wait_quiet()
@@ -777,6 +801,10 @@ class Counter:
                 self._wait_quiet()
         else:
             self._match(tick)
+
+    def _from_a_feed(self) -> bool:
+        ident = threading.get_ident()
+        return any(feed.thread_id == ident for feed in list(self.feeds.values()))
 
     def _match(self, tick: Any) -> bool:
         """Take the tick as the instrument's latest, settle a new day, match the resting orders;

@@ -332,6 +332,7 @@ class Counter:
         self.markets: dict[int, tuple[Any, Any]] = {}  # id(market) -> (market, observation)
         self.feeds: dict[int, "_Feed"] = {}
         self.fed: dict[str, "_Feed"] = {}  # instrument -> the feed of the counter's that takes it
+        self.feeding = False  # a feed started: its late ticks of a dropped instrument are ignored
         self.prices = _settlement_prices()
         self.failure: Exception | None = None
         self.store.on_failure = self.failed
@@ -773,6 +774,7 @@ class Counter:
             feed.want([instrument])
             if instrument in feed.ids:
                 self.fed[instrument] = feed
+                self.feeding = True
 
     def observe(self, tick: Any) -> None:
         """A tick an API object is about to hand its program (on that object's dispatcher thread).
@@ -783,7 +785,7 @@ class Counter:
         In lockstep the reports of what this tick filled are handled by the programs (and what
         they sent in answer) before the tick itself is delivered: the two threads of a program
         then meet in the same order on every run."""
-        if self.fed:  # some feed of the counter's takes instruments
+        if self.feeding:  # a feed of the counter's has started on some market
             instrument = tick.InstrumentID
             feed = self.fed.get(instrument)
             if feed is not None and feed.thread_id != threading.get_ident():

@@ -53,7 +53,7 @@ from ..errors import REASON_READ_FAILED
 from ..messages import os_error_words
 from ..ctp.error_codes import CtpError
 from ..ctp.exchanges import FUTURES_EXCHANGES
-from ..ctp.fields import default_values, from_values, member_names, values_of
+from ..ctp.fields import default_values, from_values, member_index, member_names, values_of
 from . import checks, matching, orders
 from .orders import Order, OrderReport, Release, Trade, TradeReport
 from .settings import MEMORY, TraderSettings
@@ -820,8 +820,7 @@ class Counter:
                 return False  # the same tick handed to a second program
             day = tick.TradingDay
             if latest is not None and day == latest.TradingDay:
-                stamp = (tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec, tick.Volume)
-                seen = (latest.ActionDay, latest.UpdateTime, latest.UpdateMillisec, latest.Volume)
+                stamp, seen = _stamp(tick), _stamp(latest)
                 if stamp < seen:
                     return False  # an API object behind another one hands on an older tick
                 if stamp == seen:
@@ -1106,6 +1105,25 @@ class _Feed:
         if self._started:
             self._call(self.market.detach, self.sink)
             self.dispatcher.stop()
+
+
+_STAMP_AT: dict[type, tuple[int, int, int, int]] = {}
+
+
+def _stamp(tick: Any) -> tuple[Any, ...]:
+    """(ActionDay, UpdateTime, UpdateMillisec, Volume): orders the ticks of an instrument (read by
+    position: this runs for every observed tick)."""
+    cls = type(tick)
+    at = _STAMP_AT.get(cls)
+    if at is None:
+        try:
+            index = member_index(cls)
+            at = _STAMP_AT[cls] = (index["ActionDay"], index["UpdateTime"], index["UpdateMillisec"],
+                                   index["Volume"])
+        except (KeyError, TypeError, AttributeError):  # not a field class: by name
+            return (tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec, tick.Volume)
+    values = values_of(tick)
+    return (values[at[0]], values[at[1]], values[at[2]], values[at[3]])
 
 
 def _date_of(day: str) -> Any:

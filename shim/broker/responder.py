@@ -234,12 +234,9 @@ class CounterResponder(TraderResponder):
             post()
 
     def _instrument_with_terms(self, counter: "Counter | None", info: Any, front: "SessionBackend") -> Any:
-        instrument = self._instrument(info)
+        """The instrument with the counter's terms of it (its rate table), else the built-in ones."""
         terms = counter.terms_of(info.instrument_id, front.market) if counter is not None else None
-        if terms is not None:
-            for name, value in queries.instrument_members(terms).items():
-                setattr(instrument, name, value)
-        return instrument
+        return self._instrument(info, terms)
 
 
 def _instrument_matches(query: dict[str, Any], info: Any) -> bool:

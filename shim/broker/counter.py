@@ -221,6 +221,14 @@ class Account:
         return {"ledger": self.ledger.to_state(), "trading_day": self.trading_day, "confirmed": self.confirmed,
                 "confirm_time": self.confirm_time, "max_order_ref": self.max_order_ref}
 
+    def state_json(self) -> str:
+        """:meth:`state` as JSON text (the ledger's part serialised by the ledger, which does not
+        serialise again the day's trades it serialised before)."""
+        rest = json.dumps({"trading_day": self.trading_day, "confirmed": self.confirmed,
+                           "confirm_time": self.confirm_time, "max_order_ref": self.max_order_ref},
+                          ensure_ascii=False, separators=(",", ":"))
+        return '{"ledger":' + self.ledger.to_json() + "," + rest[1:]
+
     def add_order(self, order: Order) -> None:
         """Keep a day's order, findable by the keys a cancel names it by."""
         self.orders[order.key] = order
@@ -270,7 +278,8 @@ class Outbox:
         """Queue the ops; post the callbacks once they are committed.  Whether there was any."""
         counter = self.counter
         for account in self.accounts.values():
-            self.ops.append(counter.put("accounts", account.key, account.state()))
+            self.ops.append(counter.store_ops.put_json("accounts", (counter.book, *account.key),
+                                                       account.state_json()))
         if self.accounts:
             self.ops.append(counter.put("ids", (), counter.ids.to_state()))
         posts, private = self.posts, list(self.private.values())

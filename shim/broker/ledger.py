@@ -36,9 +36,11 @@ pre-settlement price of the tick); positions are marked at the latest price, and
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields
+import operator
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
@@ -147,7 +149,7 @@ class InstrumentFacts:
     def to_state(self) -> dict[str, Any]:
         """JSON-able values (:meth:`from_state` reads them back)."""
         return {"ExchangeID": self.ExchangeID, "ProductID": self.ProductID, "multiplier": self.multiplier,
-                "split": self.split, "single_side": self.single_side, "rates": asdict(self.rates)}
+                "split": self.split, "single_side": self.single_side, "rates": _flat(self.rates)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> InstrumentFacts:
@@ -277,6 +279,8 @@ def _check_volume(volume: Any, what: str = "volume") -> None:
 STATE_VERSION = 3
 _RECORD_FIELDS = tuple(f.name for f in fields(_Record) if f.name != "details")
 _DETAIL_FIELDS = tuple(f.name for f in fields(_Detail))
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+_detail_values = operator.attrgetter(*_DETAIL_FIELDS)
 
 
 def _pack_rows(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -287,6 +291,45 @@ def _pack_rows(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         names = tuple(row)
         packed.append([schemas.setdefault(names, len(schemas)), *row.values()])
     return {"keys": [list(names) for names in schemas], "rows": packed}
+
+
+_getters: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+
+
+def _flat(obj: Any) -> dict[str, Any]:
+    """``asdict`` of a dataclass whose fields are all scalars (without its deep copy)."""
+    known = _getters.get(type(obj))
+    if known is None:
+        names = tuple(f.name for f in fields(obj))
+        known = _getters[type(obj)] = (names, operator.attrgetter(*names))
+    return dict(zip(known[0], known[1](obj)))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class _PackedText:
+    """The JSON text of :func:`_pack_rows` of an append-only list of rows, extended row by row:
+    the rows already written are not serialised again (a new list starts over)."""
+
+    __slots__ = ("rows", "count", "schemas", "text")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] | None = None
+        self.count = 0
+        self.schemas: dict[tuple[str, ...], int] = {}
+        self.text: list[str] = []
+
+    def of(self, rows: list[dict[str, Any]]) -> str:
+        if rows is not self.rows or len(rows) < self.count:
+            self.rows, self.count, self.schemas, self.text = rows, 0, {}, []
+        schemas = self.schemas
+        for row in rows[self.count:]:
+            names = tuple(row)
+            self.text.append(_dumps([schemas.setdefault(names, len(schemas)), *row.values()]))
+        self.count = len(rows)
+        return '{"keys":' + _dumps([list(names) for names in schemas]) + ',"rows":[' + ",".join(self.text) + "]}"
 
 
 def _unpack_rows(data: Any) -> list[dict[str, Any]]:
@@ -343,6 +386,9 @@ class Ledger:
         self._pending: dict[int, _Pending] = {}
         self._trades: list[dict[str, Any]] = []  # today's trades, for the statement
         self._closed: list[dict[str, Any]] = []  # today's closed lots, for the statement
+        self._packed = (_PackedText(), _PackedText())  # the JSON of _trades and _closed so far
+        # id(record) -> (record, its details' values, their JSON): what _records_json wrote last
+        self._detail_text: dict[int, tuple[_Record, list[tuple[Any, ...]], list[str]]] = {}
 
     # ---------------------------------------------------------------- prices and facts
 
@@ -1067,25 +1113,54 @@ class Ledger:
 
     # ---------------------------------------------------------------- state
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything the ledger holds, as JSON-able values (:meth:`from_state` rebuilds it).
+    def to_state(self, rows: bool = True) -> dict[str, Any]:
+        """Everything the ledger holds, as JSON-able values (:meth:`from_state` rebuilds it);
+        without the records, the day's trades and closed lots when ``rows`` is false.
 
         Compact, because the counter writes it at every order event: the day's details, trades
         and closed lots are lists of values under their column names, given once."""
-        return {
+        state = {
             "version": STATE_VERSION, "BrokerID": self.BrokerID, "InvestorID": self.InvestorID,
-            "params": asdict(self.params), "TradingDay": self.TradingDay, "PreBalance": self.PreBalance,
+            "params": _flat(self.params), "TradingDay": self.TradingDay, "PreBalance": self.PreBalance,
             "PreMargin": self.PreMargin, "Deposit": self.Deposit, "Withdraw": self.Withdraw,
             "facts": {k: v.to_state() for k, v in self._facts.items()},
             "last": dict(self._last), "pre": dict(self._pre), "settled": sorted(self._settled),
             "estimated": sorted(self._estimated),
             "record_fields": list(_RECORD_FIELDS), "detail_fields": list(_DETAIL_FIELDS),
-            "records": [[*(getattr(r, name) for name in _RECORD_FIELDS),
-                         [[getattr(d, name) for name in _DETAIL_FIELDS] for d in r.details]]
-                        for r in self._records.values()],
-            "pending": [{"key": k, **asdict(p), "record": list(p.record)} for k, p in self._pending.items()],
-            "trades": _pack_rows(self._trades), "closed": _pack_rows(self._closed),
+            "pending": [{"key": k, **_flat(p), "record": list(p.record)} for k, p in self._pending.items()],
         }
+        if rows:
+            state["records"] = [[*_record_values(r), [list(_detail_values(d)) for d in r.details]]
+                                for r in self._records.values()]
+            state["trades"], state["closed"] = _pack_rows(self._trades), _pack_rows(self._closed)
+        return state
+
+    def _records_json(self) -> str:
+        """The JSON of ``to_state()["records"]``, each detail serialised again only when it changed."""
+        known, seen = self._detail_text, {}
+        parts = []
+        for record in self._records.values():
+            values = list(map(_detail_values, record.details))
+            cached = known.get(id(record))
+            if cached is None or cached[0] is not record:
+                texts = [_dumps(v) for v in values]
+            else:
+                old_values, old_texts = cached[1], cached[2]
+                texts = [old_texts[i] if i < len(old_values) and old_values[i] == v else _dumps(v)
+                         for i, v in enumerate(values)]
+            seen[id(record)] = (record, values, texts)
+            head = _dumps(_record_values(record))
+            parts.append(head[:-1] + ",[" + ",".join(texts) + "]]")
+        self._detail_text = seen
+        return "[" + ",".join(parts) + "]"
+
+    def to_json(self) -> str:
+        """:meth:`to_state` as JSON text; the day's trades and closed lots already serialised by
+        an earlier call are not serialised again."""
+        state = self.to_state(rows=False)
+        trades, closed = self._packed
+        return (_dumps(state)[:-1] + ',"records":' + self._records_json() + ',"trades":' + trades.of(self._trades)
+                + ',"closed":' + closed.of(self._closed) + "}")
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ledger:

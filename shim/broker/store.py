@@ -11,7 +11,7 @@ committed transaction (a power cut may lose the last ones), readers never block 
 second process writing the same file waits up to ``timeout`` seconds for the lock
 (SIM_TRADING.md §6.22).
 
-Ops are built by :func:`put`, :func:`delete`, :func:`flow`, :func:`equity_point` and
+Ops are built by :func:`put` (or :func:`put_json`), :func:`delete`, :func:`flow`, :func:`equity_point` and
 :func:`delete_account`, in the caller's thread: a bad table, key or a state that is not JSON is a
 ``ValueError`` there, and the state is copied (serialised) at that moment, so the caller may change
 its objects afterwards.  A put replaces the row with the same key.
@@ -205,6 +205,17 @@ def put(table: str, key: Key, state: dict[str, Any]) -> Put:
         raise ValueError(f"the state of {table} {key!r} must be a dict, not {type(state).__name__}")
     indexed = tuple(str(state.get(member, "")) for member in INDEXED.get(table, ()))
     return Put(table, key, _json(state, f"the state of {table} {key!r}"), indexed)
+
+
+def put_json(table: str, key: Key, text: str) -> Put:
+    """:func:`put` of a state already serialised as the JSON text of a dict (checked to be one
+    only by its braces: the caller serialised it), for a table without indexed columns."""
+    key = _key(table, key)
+    if table in INDEXED:
+        raise ValueError(f"{table} has indexed columns ({', '.join(INDEXED[table])}): write its states with put")
+    if not isinstance(text, str) or not text.startswith("{") or not text.endswith("}"):
+        raise ValueError(f"the state of {table} {key!r} must be the JSON text of a dict, not {text!r:.80}")
+    return Put(table, key, text)
 
 
 def delete(table: str, key: Key) -> Delete:

@@ -62,6 +62,7 @@ APPLICATION = "ctpshim trader"
 MEMORY = "memory"
 DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 512  # queued writes committed in one transaction at most
+CHECKPOINT_EVERY = 32  # commits between two checkpoints of the WAL (on the checkpointer's thread)
 
 # table -> its key columns, the book first (INTEGER_KEYS are ints, the others str)
 TABLES: dict[str, tuple[str, ...]] = {
@@ -331,7 +332,7 @@ class Store:
     """The counter's SQLite database (see the module docstring).  Build it with :meth:`open`."""
 
     def __init__(self, path: str, connection: sqlite3.Connection, reader: sqlite3.Connection,
-                 timeout: float) -> None:
+                 timeout: float, checkpointer: sqlite3.Connection | None = None) -> None:
         self.path = path
         self.timeout = timeout
         self._conn = connection
@@ -349,6 +350,18 @@ class Store:
         self._pending = 0  # writes queued whose after has not run yet
         self._thread = threading.Thread(target=self._run, name=f"ctpshim-store {os.path.basename(path)}",
                                         daemon=True)
+        # The WAL is copied into the file by a thread of its own (the copy syncs the file: a
+        # commit does not wait for it); the writer only says when.
+        self._checkpoint_due = threading.Event()
+        self._checkpointing = checkpointer is not None
+        self._commits = 0
+        self._checkpointer: threading.Thread | None = None
+        if checkpointer is not None:
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint, args=(checkpointer,), daemon=True,
+                name=f"ctpshim-store checkpoint {os.path.basename(path)}")
+            self._checkpointer.start()
         self._thread.start()
         _open_stores.add(self)
 
@@ -389,7 +402,13 @@ class Store:
         except BaseException:
             connection.close()
             raise
-        return cls(path, connection, reader, timeout)
+        try:
+            checkpointer = cls._connect(path, path, timeout)
+        except BaseException:
+            connection.close()
+            reader.close()
+            raise
+        return cls(path, connection, reader, timeout, checkpointer)
 
     @staticmethod
     def _connect(target: str, path: str, timeout: float) -> sqlite3.Connection:
@@ -551,6 +570,9 @@ class Store:
             stopping = any(item is _STOP for item in batch)
             if writes and self._failure is None:
                 self._commit(writes)
+                self._commits += 1
+                if self._checkpointing and self._commits % CHECKPOINT_EVERY == 0:
+                    self._checkpoint_due.set()
             if self._failure is None:
                 for item in writes:
                     if item.after is not None:
@@ -563,6 +585,10 @@ class Store:
             for item in batch:
                 if isinstance(item, _Mark):
                     item.done.set()
+        if self._checkpointer is not None:
+            self._checkpointing = False
+            self._checkpoint_due.set()
+            self._checkpointer.join(self.timeout)
         try:
             with self._write_lock:
                 self._conn.close()
@@ -571,6 +597,23 @@ class Store:
                     self._reader.close()
         except sqlite3.Error:
             log.exception("%s: closing the database failed", self.path)
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+        """The checkpointer's thread: a passive checkpoint whenever the writer asks (it never
+        blocks the writer or readers; a failed one loses nothing, the WAL keeps the commits)."""
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if not self._checkpointing:
+                    return
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("%s: a checkpoint of the WAL failed (the commits stay in the WAL): %s",
+                                self.path, exc)
+        finally:
+            connection.close()
 
     def _commit(self, writes: list[_Write]) -> None:
         with self._write_lock:

@@ -256,6 +256,19 @@ def test_state_round_trips_through_json():
         ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
 
 
+def test_the_incremental_json_is_the_state_through_a_day_a_settlement_and_a_reload():
+    ledger = simnow_day()
+    assert json.loads(ledger.to_json()) == ledger.to_state()  # rows serialised as they were added
+    ledger.mark(AG, 4931.0)  # a detail's values change: it is serialised again
+    ledger.freeze(9, AU, "0", "3", "1", 413.0, 2)
+    assert json.loads(ledger.to_json()) == ledger.to_state()
+    ledger.release(9, 2)
+    ledger.settle({"ag2306": 4928, "au2308": 413.8}, "20230216")
+    assert json.loads(ledger.to_json()) == ledger.to_state()
+    reloaded = Ledger.from_state(json.loads(ledger.to_json()))
+    assert json.loads(reloaded.to_json()) == reloaded.to_state() == ledger.to_state()
+
+
 def flat_facts(state: dict) -> dict:
     """The facts as versions 1 and 2 stored them: the four margin ratios beside the terms."""
     return {i: {**{k: v for k, v in f.items() if k != "rates"}, **{k: f["rates"][k] for k in MARGIN_COLUMNS}}

@@ -17,6 +17,7 @@ import pytest
 from ctpshim import mdapi, tdapi
 from ctpshim.broker import counter as counter_module
 from ctpshim.runtime.dispatcher import Dispatcher
+from tests.broker.spis import WaitingTraderSpi
 
 FRIDAY_MORNING = "2026-11-20T09:35"
 BROKER, USER = "9999", "000001"
@@ -40,46 +41,13 @@ def _fresh_counters():
     counter_module.forget_counters()
 
 
-class TraderSpi(tdapi.CThostFtdcTraderSpi):
-    """Records every callback; waits for them with a condition and a timeout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[tuple[str, tuple[Any, ...]]] = []
-        self.cond = threading.Condition()
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith(("OnRsp", "OnErrRtn", "OnRtn", "OnFront")):
-            def record(*args: Any) -> None:
-                cond = object.__getattribute__(self, "cond")
-                with cond:
-                    object.__getattribute__(self, "events").append((name, args))
-                    cond.notify_all()
-            return record
-        return object.__getattribute__(self, name)
-
-    def all(self, name: str) -> list[tuple[Any, ...]]:
-        with self.cond:
-            return [args for event, args in self.events if event == name]
-
-    def names(self) -> list[str]:
-        with self.cond:
-            return [event for event, _ in self.events]
-
-    def wait(self, name: str, count: int = 1) -> list[tuple[Any, ...]]:
-        with self.cond:
-            if not self.cond.wait_for(lambda: sum(event == name for event, _ in self.events) >= count, WAIT):
-                raise AssertionError(f"timed out waiting for {count} {name}; got {[e for e, _ in self.events]}")
-            return [args for event, args in self.events if event == name]
-
-
 class Trader:
     """One tdapi object: created, logged in and (optionally) confirmed; released by the fixture."""
 
     def __init__(self, flow: str, address: str, resume: int | None = None) -> None:
         os.makedirs(os.path.dirname(flow), exist_ok=True)
         self.api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow)
-        self.spi = TraderSpi()
+        self.spi = WaitingTraderSpi()
         self.api.RegisterSpi(self.spi)
         if resume is not None:
             self.api.SubscribePrivateTopic(resume)
@@ -155,7 +123,7 @@ def traders(tmp_path):
         trader.api.Release()
 
 
-def statuses(spi: TraderSpi) -> list[tuple[str, str]]:
+def statuses(spi: WaitingTraderSpi) -> list[tuple[str, str]]:
     return [(o[0].OrderStatus, o[0].StatusMsg) for o in spi.all("OnRtnOrder")]
 
 
@@ -394,7 +362,7 @@ def test_an_unusable_database_is_refused_at_registerfront_naming_the_file(tmp_pa
 def test_a_database_spoilt_after_registerfront_fails_the_login_with_89(tmp_path, flow_dir, caplog):
     bad = tmp_path / "t.sqlite"
     api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir)
-    spi = TraderSpi()
+    spi = WaitingTraderSpi()
     api.RegisterSpi(spi)
     try:
         api.RegisterFront(front(bad))  # no file yet: fine

@@ -30,6 +30,7 @@ import pytest
 
 from ctpshim import mdapi, tdapi
 from ctpshim.broker import counter as counter_module
+from tests.broker.spis import WaitingTraderSpi
 
 BROKER, USER = "9999", "000001"
 FRIDAY, MONDAY = "20261120", "20261123"
@@ -50,47 +51,13 @@ def front(db: Path, start: str, *extra: str) -> str:
 # -- a program ----------------------------------------------------------------------------------
 
 
-class TdSpi(tdapi.CThostFtdcTraderSpi):
-    """Records every td callback; waits for them with a condition and a timeout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[tuple[str, tuple[Any, ...]]] = []
-        self.cond = threading.Condition()
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith(("OnRsp", "OnErrRtn", "OnRtn", "OnFront")):
-            def record(*args: Any) -> None:
-                cond = object.__getattribute__(self, "cond")
-                with cond:
-                    object.__getattribute__(self, "events").append((name, args))
-                    cond.notify_all()
-            return record
-        return object.__getattribute__(self, name)
-
-    def all(self, name: str) -> list[tuple[Any, ...]]:
-        with self.cond:
-            return [args for event, args in self.events if event == name]
-
-    def wait_for(self, found: Callable[[], Any], what: str) -> Any:
-        with self.cond:
-            result = self.cond.wait_for(found, WAIT)
-            if not result:
-                raise AssertionError(f"timed out waiting for {what}; got {[e for e, _ in self.events]}")
-            return result
-
-    def wait(self, name: str, count: int = 1) -> list[tuple[Any, ...]]:
-        self.wait_for(lambda: sum(event == name for event, _ in self.events) >= count, f"{count} {name}")
-        return self.all(name)
-
-
 class Trader:
     """One td API object, connected; every request is answered within WAIT or the test fails."""
 
     def __init__(self, flow: Path, address: str, resume: int | None = None) -> None:
         flow.mkdir(parents=True, exist_ok=True)
         self.api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(str(flow) + os.sep)
-        self.spi = TdSpi()
+        self.spi = WaitingTraderSpi()
         self.api.RegisterSpi(self.spi)
         if resume is not None:
             self.api.SubscribePrivateTopic(resume)

@@ -53,27 +53,18 @@ class MdResponder:
     def login(self, front: "SessionBackend", request: Any, request_id: int) -> int:
         """``OnRspUserLogin`` with the source's trading day, China time and the front's session."""
         day = front.source_trading_day()
-        now = clock.now().strftime("%H:%M:%S")
-        response = self.field(
-            "CThostFtdcRspUserLoginField",
-            TradingDay=day,
-            LoginTime=now,
-            BrokerID=request.BrokerID,
-            UserID=request.UserID,
-            SystemName="ctpshim",
-            FrontID=front.front_id,
-            SessionID=front.session_id,
-            MaxOrderRef="1",
-            SHFETime=now,
-            DCETime=now,
-            CZCETime=now,
-            FFEXTime=now,
-            INETime=now,
-            GFEXTime=now,
-        )
-        front.post("OnRspUserLogin", response, self.rsp_info(), request_id, True)
+        front.post("OnRspUserLogin", self.login_response(front, request, day), self.rsp_info(), request_id, True)
         front.logged_in(day)
         return 0
+
+    def login_response(self, front: "SessionBackend", request: Any, trading_day: str) -> Any:
+        """The ``CThostFtdcRspUserLoginField`` of a login to ``front`` on ``trading_day``."""
+        now = clock.now().strftime("%H:%M:%S")
+        return self.field(
+            "CThostFtdcRspUserLoginField", TradingDay=trading_day, LoginTime=now, BrokerID=request.BrokerID,
+            UserID=request.UserID, SystemName="ctpshim", FrontID=front.front_id, SessionID=front.session_id,
+            MaxOrderRef="1", SHFETime=now, DCETime=now, CZCETime=now, FFEXTime=now, INETime=now, GFEXTime=now,
+        )
 
     def logout(self, front: "SessionBackend", request: Any, request_id: int) -> int:
         response = self.field("CThostFtdcUserLogoutField", BrokerID=request.BrokerID, UserID=request.UserID)

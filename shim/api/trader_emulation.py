@@ -20,7 +20,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ..ctp import clock
 from ..ctp.calendar import yyyymmdd
 from ..ctp.error_codes import error
 from ..ctp.fields import char_limit, default_values, from_values, load_spec, member_index, member_names, values_of
@@ -108,15 +107,6 @@ class TraderResponder(MdResponder):
             CombinationType="0",  # THOST_FTDC_COMBT_Future
         )
         return self.field("CThostFtdcInstrumentField", **members, **instrument_members(terms or terms_for(info)))
-
-    def _login_response(self, front: "SessionBackend", request: Any, trading_day: str) -> Any:
-        """The ``CThostFtdcRspUserLoginField`` of a login to ``front`` on ``trading_day``."""
-        now = clock.now().strftime("%H:%M:%S")
-        return self.field(
-            "CThostFtdcRspUserLoginField", TradingDay=trading_day, LoginTime=now, BrokerID=request.BrokerID,
-            UserID=request.UserID, SystemName="ctpshim", FrontID=front.front_id, SessionID=front.session_id,
-            MaxOrderRef="1", SHFETime=now, DCETime=now, CZCETime=now, FFEXTime=now, INETime=now, GFEXTime=now,
-        )
 
     def _refuse(self, front: "SessionBackend", name: str, field: Any, request_id: int) -> None:
         """Refuse ``name`` with 27 (and its OnErrRtn* where CTP has one), saying why."""

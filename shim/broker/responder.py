@@ -157,7 +157,7 @@ class CounterResponder(TraderResponder):
         day = front.source_trading_day()
         account, max_order_ref, trading_day = counter.login(session, request.BrokerID, request.UserID, day,
                                                             front.market)
-        response = self._login_response(front, request, trading_day)
+        response = self.login_response(front, request, trading_day)
         response.MaxOrderRef = str(max_order_ref)
         counter.after_commit(lambda: front.post("OnRspUserLogin", response, self.rsp_info(), request_id, True))
         counter.replay(session)

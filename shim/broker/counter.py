@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from ..ctp import clock, rates
-from ..ctp.calendar import parse_day, tick_moment
+from ..ctp.calendar import day_or_none, tick_moment
 from ..errors import REASON_READ_FAILED
 from ..messages import os_error_words
 from ..ctp.error_codes import CtpError
@@ -644,7 +644,7 @@ class Counter:
             reject = checks.check_insert(
                 values, confirmed=account.confirmed == account.trading_day, session_refs=refs, terms=terms,
                 ledger=account.ledger, exchange_ids=EXCHANGE_IDS, account=account.key, book=book,
-                trading_day=_date_of(account.trading_day) if self.settings.real_dates else None)
+                trading_day=day_or_none(account.trading_day) if self.settings.real_dates else None)
             if reject is not None:
                 log.info("counter: order refused (%d %s): %s", reject.error.code, reject.error.name, reject.detail)
                 info = rsp_info(reject.error, reject.message)
@@ -1133,13 +1133,6 @@ def _stamp(tick: Any) -> tuple[Any, ...]:
             return (tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec, tick.Volume)
     values = values_of(tick)
     return (values[at[0]], values[at[1]], values[at[2]], values[at[3]])
-
-
-def _date_of(day: str) -> Any:
-    try:
-        return parse_day(day)
-    except ValueError:
-        return None
 
 
 def _settlement_prices(trading_day: str | None = None) -> Any:

@@ -339,13 +339,6 @@ def _unpack_rows(data: Any) -> list[dict[str, Any]]:
     return [dict(zip(keys[row[0]], row[1:], strict=True)) for row in data["rows"]]
 
 
-def _is_day(text: Any) -> bool:
-    try:
-        calendar.parse_day(text)
-    except ValueError:
-        return False
-    return True
-
 
 def _check_amount(amount: Any, what: str) -> float:
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount <= 0:
@@ -365,7 +358,7 @@ class Ledger:
         if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance) \
                 or balance < 0:
             raise LedgerError(f"balance {balance!r}: expected a finite amount of yuan from 0")
-        if not _is_day(trading_day):
+        if calendar.day_or_none(trading_day) is None:
             raise LedgerError(f"trading_day {trading_day!r}: expected YYYYMMDD")
         self.BrokerID = BrokerID
         self.InvestorID = InvestorID
@@ -950,7 +943,7 @@ class Ledger:
         Returns the day's summary (plain values, JSON-able) that the statement is made of:
         ``account`` (statement figures), ``trades``, ``closed``, ``details``, ``positions``.
         """
-        if not (_is_day(next_trading_day) and next_trading_day > self.TradingDay):
+        if not (calendar.day_or_none(next_trading_day) is not None and next_trading_day > self.TradingDay):
             raise LedgerError(f"next_trading_day {next_trading_day!r}: expected YYYYMMDD after {self.TradingDay}")
         if terms_of is not None:
             for instrument_id in {r.InstrumentID for r in self._records.values()}:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ..ctp import calendar, products
@@ -32,12 +32,6 @@ from .terms import LAST_HOUR_SETTLEMENT_EXCHANGES
 HOUR = timedelta(hours=1)
 log = logging.getLogger("ctpshim.broker.settlement")
 
-
-def _day(text: str) -> date | None:
-    try:
-        return calendar.parse_day(text)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -65,7 +59,7 @@ class SettlementPrices:
 
     def reset(self, trading_day: str) -> None:
         """Forget everything: a new trading day begins."""
-        if _day(trading_day) is None:
+        if calendar.day_or_none(trading_day) is None:
             raise ValueError(f"trading_day {trading_day!r}: expected YYYYMMDD")
         self.trading_day = trading_day
         self._seen.clear()
@@ -77,10 +71,10 @@ class SettlementPrices:
         whether it counted (False for another trading day's tick: of a later day, only its
         PreSettlementPrice is kept, as this day's settlement)."""
         trading_day = getattr(tick, "TradingDay", "")
-        if self.trading_day is None and _day(trading_day) is not None:
+        if self.trading_day is None and calendar.day_or_none(trading_day) is not None:
             self.trading_day = trading_day
         if trading_day != self.trading_day:
-            if self.trading_day and _day(trading_day) is not None and trading_day > self.trading_day \
+            if self.trading_day and calendar.day_or_none(trading_day) is not None and trading_day > self.trading_day \
                     and present_price(getattr(tick, "PreSettlementPrice", None)):
                 self._next_pre[tick.InstrumentID] = present_price(tick.PreSettlementPrice)
             return False
@@ -115,7 +109,7 @@ class SettlementPrices:
             return self._close[instrument_id]
         close = None
         info = products.parse_instrument(instrument_id)
-        day = _day(self.trading_day or "")
+        day = calendar.day_or_none(self.trading_day or "")
         if info is not None and day is not None and info.product.exchange in LAST_HOUR_SETTLEMENT_EXCHANGES:
             sessions = products.trading_day_sessions(info.product, day)
             if sessions:
@@ -206,7 +200,7 @@ def _last_traded_hour(hours: dict[int, tuple[int, float]], volume: int, turnover
 
 def next_trading_day(trading_day: str) -> str:
     """The trading day after ``trading_day`` (YYYYMMDD) by the exchange calendar."""
-    day = _day(trading_day)
+    day = calendar.day_or_none(trading_day)
     if day is None:
         raise ValueError(f"trading_day {trading_day!r}: expected YYYYMMDD")
     return calendar.yyyymmdd(calendar.next_trading_day(day))

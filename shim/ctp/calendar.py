@@ -136,6 +136,14 @@ def parse_day(text: str) -> date:
     raise ValueError(f"date {text!r}: expected a calendar date written YYYYMMDD, e.g. 20261120")
 
 
+def day_or_none(text: object) -> date | None:
+    """:func:`parse_day` of ``text``, or ``None`` when it holds no date (a blank or damaged member)."""
+    try:
+        return parse_day(text)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
 def tick_moment(tick: object) -> datetime:
     """The China time a tick (``CThostFtdcDepthMarketDataField`` or anything with its members)
     stamps: ``ActionDay`` (the calendar date) + ``UpdateTime`` (HH:MM:SS) + ``UpdateMillisec``.

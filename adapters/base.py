@@ -122,7 +122,10 @@ class Capabilities:
     backend with a classmethod ``open_backend(context: ctpshim.runtime.backends.BackendContext)
     -> ctpshim.runtime.backends.Backend`` (the openctp bridge), which
     :func:`ctpshim.runtime.backends.open_backend` calls instead of attaching a session; its hooks
-    are never driven (they raise ``UpstreamUnavailable``).
+    are never driven (they raise ``UpstreamUnavailable``).  ``remote_trader``: a source whose own
+    server keeps the accounts (``ctpshim://``): its md side is an ordinary adapter, and the scheme's
+    class makes the backend of each tdapi object with a classmethod ``open_trader_backend(context)``,
+    so orders go to the server's simulated trader instead of a counter in this process.
     """
 
     depth_levels: int = 1
@@ -130,6 +133,7 @@ class Capabilities:
     has_instruments: bool = False
     can_trade: bool = False
     pass_through: bool = False
+    remote_trader: bool = False
 
 
 def missing_hooks(cls: type) -> list[str]:
@@ -146,6 +150,8 @@ def verify_adapter_class(cls: Any, scheme: str = "") -> None:
     missing = missing_hooks(cls)
     if cls.capabilities.pass_through and not callable(getattr(cls, "open_backend", None)):
         missing.append("open_backend (capabilities.pass_through)")
+    if cls.capabilities.remote_trader and not callable(getattr(cls, "open_trader_backend", None)):
+        missing.append("open_trader_backend (capabilities.remote_trader)")
     if missing:
         raise AdapterContractError(
             f"adapter {name}{where} does not implement {', '.join(missing)} "

@@ -29,13 +29,13 @@ BUILTIN: dict[str, str] = {
     "tencent": "ctpshim.adapters.tencent:TencentAdapter",
     "tcp": "ctpshim.adapters.tcp:TcpFront",
     "ssl": "ctpshim.adapters.tcp:SslFront",
+    "ctpshim": "ctpshim.adapters.ctpshim:CtpshimAdapter",
+    "redis": "ctpshim.adapters.redis:RedisAdapter",
 }
 
 # Schemes that belong to ctpshim but are not in this version: named in the error so users know
 # the address is right and what to do instead.
-PLANNED: dict[str, str] = {
-    "ctpshim": "the ctpshim front server",
-}
+PLANNED: dict[str, str] = {}
 
 _extra: dict[str, str | type] = {}
 _loaded: dict[str, type] = {}

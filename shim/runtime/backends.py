@@ -253,12 +253,16 @@ class SessionBackend(Backend):
 
 def open_backend(context: BackendContext) -> Backend:
     """The backend for ``context.fronts`` (not started): the scheme's own when it is a pass-through
-    (a real CTP front), else a ctpshim session."""
+    (a real CTP front) or, for a tdapi object, when the source keeps its own accounts (a ctpshim
+    server); else a ctpshim session."""
     url = parse_front_url(context.fronts[0])
     cls: Any = registry.adapter_class(url.scheme, url.raw)
     if cls.capabilities.pass_through:
         backend: Backend = cls.open_backend(context)
         return backend
+    if context.flavour == "tdapi" and cls.capabilities.remote_trader:
+        remote: Backend = cls.open_trader_backend(context)
+        return remote
     return SessionBackend(context)
 
 

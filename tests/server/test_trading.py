@@ -191,3 +191,20 @@ def test_an_unknown_source_and_a_bad_resume_mode_are_named(tmp_path):
 def test_flow_directory_names_are_made_safe(tmp_path):
     assert flow_directory(tmp_path, "../../etc").startswith(str(tmp_path / "flow") + "/")
     assert flow_directory(tmp_path, "a/b") == str(tmp_path / "flow" / "a_b") + "/"
+
+
+def test_a_server_trader_on_a_real_server_trades_on_its_source(serve_factory, tmp_path):
+    server = serve_factory(f"main={sim_front(tmp_path)}", http=None)
+    forwarded = Forwarded()
+    trader = ServerTrader(server, "main", "erin", forwarded)
+    try:
+        trader.start(tdapi.THOST_TERT_QUICK, tdapi.THOST_TERT_QUICK)
+        forwarded.wait("OnFrontConnected")
+        field = tdapi.CThostFtdcReqUserLoginField()
+        field.BrokerID, field.UserID = BROKER, USER
+        assert trader.call("ReqUserLogin", field, 1).result(WAIT) == 0
+        login = forwarded.wait("OnRspUserLogin")[0][0]
+        assert login.UserID == USER and len(login.TradingDay) == 8
+        assert (server.home / "flow" / "erin").is_dir()
+    finally:
+        trader.close()

@@ -140,8 +140,11 @@ class SourceFeed:
         event = self._up_event
         if event is None:
             return False
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(event.wait()), timeout)
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait([waiter], timeout=timeout)
+        finally:
+            waiter.cancel()
         return self.up
 
     async def _run(self) -> None:

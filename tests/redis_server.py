@@ -7,8 +7,9 @@ Use the ``redis_server`` fixture (import it into the test module)::
     def test_something(redis_server):
         ...  redis_server.url  (redis://127.0.0.1:PORT), redis_server.restart()
 
-No persistence unless a test asks (``RedisServer(..., persist=True)`` turns the append-only file
-on).  Where ``redis-server`` is not installed the tests skip and say so; with
+No persistence unless a test asks (``RedisServer(..., persist=True)`` or the ``persistent_redis_server``
+fixture turn the append-only file on).  ``DEBUG`` is enabled for local clients (``DEBUG SLEEP`` makes
+a slow Redis).  Where ``redis-server`` is not installed the tests skip and say so; with
 ``CTPSHIM_REQUIRE_REDIS=1`` (set in CI) they fail instead.
 """
 
@@ -20,7 +21,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -83,7 +84,7 @@ class RedisServer:
     def _command(self) -> list[str]:
         return [self.executable, "--port", str(self.port), "--bind", self.host, "--dir", str(self.directory),
                 "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-                "--logfile", str(self.log), "--databases", "16"]
+                "--logfile", str(self.log), "--databases", "16", "--enable-debug-command", "local"]
 
     def start(self, port: int | None = None) -> None:
         """Start on ``port`` (a free one when None; tried again on another if it was taken meanwhile)."""
@@ -132,6 +133,12 @@ class RedisServer:
             time.sleep(down_for)
         self.start(port)
 
+    def client(self) -> Any:
+        """A synchronous redis-py client of this server (bytes replies)."""
+        import redis
+
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=10)
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -141,6 +148,17 @@ class RedisServer:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A running ``redis-server`` for this test, stopped afterwards."""
     server = RedisServer(require_redis_server(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def persistent_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """Like ``redis_server``, with the append-only file on: a restart keeps the streams."""
+    server = RedisServer(require_redis_server(), tmp_path_factory.mktemp("redis"), persist=True)
     server.start()
     try:
         yield server

@@ -1,0 +1,183 @@
+"""``serve --redis``: every source's ticks in Redis Streams (a real redis-server, tests/redis_server.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from ctpshim.ctp.fields import values_of
+from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, unpack_tick
+from tests.conftest import wait_for
+from tests.redis_server import RedisServer, free_port, persistent_redis_server, redis_server  # noqa: F401
+
+SIM = "sim://?start=2026-11-20T09:35&hours=always&instruments=rb2701,TA701"
+TIMEOUT = 20.0
+
+
+def key(instrument: str, source: str = "sim", namespace: str = "ctpshim") -> str:
+    return f"{namespace}:{source}:md:{instrument}"
+
+
+def entries(client: Any, stream: str) -> list[tuple[bytes, Any]]:
+    """(id, tick) of every entry of ``stream``, checking each entry's fields."""
+    found = []
+    for entry_id, fields in client.xrange(stream):
+        assert set(fields) == {b"b", b"v"}
+        assert fields[b"v"].decode() == LAYOUT_ID and len(fields[b"b"]) == TICK_SIZE
+        found.append((entry_id, unpack_tick(fields[b"b"])))
+    return found
+
+
+def publisher(server: Any) -> Any:
+    return server._redis
+
+
+def test_every_listed_instrument_has_a_stream_and_the_index_info_and_default_keys(redis_server, serve_factory):
+    server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("rb2701"), key("TA701")) == 2, TIMEOUT, "both streams")
+    assert client.smembers("ctpshim:sim:instruments") == {b"rb2701", b"TA701"}
+    assert client.get("ctpshim:default") == b"sim"
+    info = client.hgetall("ctpshim:sim:info")
+    assert info[b"layout"].decode() == LAYOUT_ID and info[b"trading_day"] == b"20261120"
+    assert abs(float(info[b"updated"]) - time.time()) < 10
+    assert client.type(key("rb2701")) == b"stream"
+    assert publisher(server).up and publisher(server).published > 0
+
+
+def test_each_entry_decodes_to_a_tick_the_source_gave_in_order(redis_server, serve_factory, make_md):
+    server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+    # An API object on the same front shares the server's market: it sees the source's ticks.
+    api, spi = make_md(SIM + "&speed=20", subscribe=["rb2701", "TA701"])
+    client = redis_server.client()
+    wait_for(lambda: client.xlen(key("rb2701")) >= 10 and client.xlen(key("TA701")) >= 10, TIMEOUT, "10 entries each")
+    with spi.lock:
+        seen = {(t.InstrumentID, t.UpdateTime, t.UpdateMillisec): list(values_of(t)) for t in spi.ticks}
+    for instrument in ("rb2701", "TA701"):
+        published = entries(client, key(instrument))
+        assert all(tick.InstrumentID == instrument for _, tick in published)
+        stamps = [(t.TradingDay, t.UpdateTime, t.UpdateMillisec) for _, t in published]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "entries in time order, none twice"
+        first = min(stamp for stamp in seen if stamp[0] == instrument)[1:]
+        # From the program's first tick on (the server had ticks before it subscribed), up to the
+        # last few (they may reach Redis before the program's dispatcher hands them on).
+        compared = [t for _, t in published if (t.UpdateTime, t.UpdateMillisec) >= first][:-3]
+        assert len(compared) >= 5
+        for tick in compared:
+            assert list(values_of(tick)) == seen.get((tick.InstrumentID, tick.UpdateTime, tick.UpdateMillisec))
+    assert publisher(server).failures == 0
+
+
+def test_streams_are_trimmed_to_about_maxlen(redis_server, serve_factory):
+    serve_factory(f"{SIM}&speed=max", redis={"url": redis_server.url, "maxlen": 50}, http=None)
+    client = redis_server.client()
+
+    def added() -> int:
+        if not client.exists(key("rb2701")):
+            return 0
+        return int(client.xinfo_stream(key("rb2701"))["entries-added"])
+
+    wait_for(lambda: added() >= 1000, TIMEOUT, "1000 entries added")
+    length = client.xlen(key("rb2701"))
+    # MAXLEN ~ trims whole macro nodes (100 entries each by default): at least maxlen are kept.
+    assert 50 <= length <= 50 + 100 + 50, length
+
+
+def test_only_the_configured_instruments_are_published(redis_server, serve_factory):
+    serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url, "instruments": ["TA701"],
+                                            "namespace": "team1"}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.xlen(key("TA701", namespace="team1")) >= 3, TIMEOUT, "TA701 entries")
+    assert client.smembers("team1:sim:instruments") == {b"TA701"}
+    assert not client.exists(key("rb2701", namespace="team1"))
+    assert not client.keys("ctpshim:*")
+
+
+def test_every_source_is_published_under_its_own_name(redis_server, serve_factory):
+    serve_factory({"day": f"{SIM}&speed=20", "other": "sim://?start=2026-11-20T09:35&hours=always&speed=20"
+                   "&instruments=cu2701&seed=5"}, redis={"url": redis_server.url}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("rb2701", "day"), key("cu2701", "other")) == 2, TIMEOUT, "both sources")
+    assert client.get("ctpshim:default") == b"day"
+    assert client.smembers("ctpshim:other:instruments") == {b"cu2701"}
+    assert not client.exists(key("cu2701", "day"))
+
+
+def test_an_instrument_a_reader_registers_interest_in_is_published_too(redis_server, serve_factory):
+    serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url, "instruments": ["rb2701"]}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701")
+    assert not client.exists(key("TA701"))
+    client.hset("ctpshim:sim:interest", "TA701", str(time.time() + 30))
+    wait_for(lambda: client.xlen(key("TA701")) >= 2, TIMEOUT, "TA701 published for the reader's interest")
+    assert b"TA701" in client.smembers("ctpshim:sim:instruments")
+
+
+def test_a_slow_redis_is_conflated_and_holds_nothing_else_up(redis_server, serve_factory, make_md):
+    server = serve_factory(f"{SIM}&speed=max", redis={"url": redis_server.url}, http=None)
+    api, spi = make_md(SIM + "&speed=max", subscribe=["rb2701"])
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701")
+    before = publisher(server).conflated
+    client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # every XADD waits 1.5 s from now
+    paused = time.monotonic()
+    with spi.lock:
+        ticks_then = len(spi.ticks)
+    wait_for(lambda: len(spi.ticks) > ticks_then + 100, 1.0, "ticks to the in-process program while Redis waits")
+    assert time.monotonic() - paused < 1.5
+    wait_for(lambda: publisher(server).conflated > before + 100, TIMEOUT, "newer ticks replacing waiting ones")
+    added = int(client.xinfo_stream(key("rb2701"))["entries-added"])
+    wait_for(lambda: int(client.xinfo_stream(key("rb2701"))["entries-added"]) > added, TIMEOUT, "publishing again")
+    assert publisher(server).failures == 0
+
+
+def test_a_redis_restart_is_logged_once_and_publishing_resumes(redis_server, serve_factory, fast_reconnect,
+                                                                caplog):
+    server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701")
+    with caplog.at_level(logging.WARNING, logger="ctpshim.server.redis"):
+        redis_server.stop()
+        wait_for(lambda: publisher(server).failures >= 3, TIMEOUT, "failed writes while Redis is down")
+        redis_server.start(redis_server.port)  # empty: no persistence
+        client = redis_server.client()
+        wait_for(lambda: client.exists(key("rb2701"), key("TA701")) == 2, TIMEOUT, "streams again")
+        wait_for(lambda: client.get("ctpshim:default") == b"sim", TIMEOUT, "the default key again")
+    assert client.smembers("ctpshim:sim:instruments") == {b"rb2701", b"TA701"}
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "cannot publish" in m]) == 1, messages
+    assert any("reachable again" in m for m in messages), messages
+    assert publisher(server).up
+
+
+def test_a_redis_down_at_start_does_not_stop_the_server(serve_factory, tmp_path_factory, fast_reconnect, caplog):
+    from tests.redis_server import redis_executable, require_redis_server
+
+    require_redis_server()
+    later = RedisServer(redis_executable(), tmp_path_factory.mktemp("redis"))  # type: ignore[arg-type]
+    port = free_port()
+    with caplog.at_level(logging.WARNING, logger="ctpshim.server.redis"):
+        server = serve_factory(f"{SIM}&speed=20", redis={"url": f"redis://127.0.0.1:{port}"}, http=None)
+    assert any("cannot publish" in r.getMessage() and f"127.0.0.1:{port}" in r.getMessage() for r in caplog.records)
+    try:
+        later.start(port)
+        client = later.client()
+        wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "published once Redis is up")
+        assert publisher(server).up
+    finally:
+        later.stop()
+
+
+def test_a_password_in_the_url_is_not_logged(redis_server, serve_factory, caplog):
+    redis_server.client().config_set("requirepass", "s3cret")
+    with caplog.at_level(logging.INFO, logger="ctpshim.server.redis"):
+        serve_factory(f"{SIM}&speed=20", redis={"url": f"redis://:s3cret@127.0.0.1:{redis_server.port}"}, http=None)
+    import redis
+
+    client = redis.Redis(port=redis_server.port, password="s3cret")
+    wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "published with AUTH")
+    assert not [r for r in caplog.records if "s3cret" in r.getMessage()]
+    assert any(":***@" in r.getMessage() for r in caplog.records)

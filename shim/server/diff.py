@@ -1,0 +1,548 @@
+"""TianQin's DIFF protocol (shinnytech) for quotes, on ``/diff`` (SERVER_PROTOCOLS.md section 2).
+
+What a DIFF client (tqsdk's TqApi, the TianQin terminal) sees:
+
+* every server packet is ``{"aid": "rtn_data", "data": [patch, ...]}``: JSON Merge Patches
+  against the snapshot the client keeps; the first one of a connection carries
+  ``"mdhis_more_data": false`` (tqsdk's start-up barrier);
+* ``{"aid": "peek_message"}`` is answered at once when something changed since the last packet,
+  else held until something does: one packet per peek.  Between peeks the changes are merged per
+  client (a quote changed five times goes out once, with its latest values): client-paced
+  conflation, so a slow client gets fewer, larger packets and never holds others back;
+* ``{"aid": "subscribe_quote", "ins_list": "SHFE.rb2510,DCE.m2601"}`` replaces the subscribed
+  set (not additive) and is reflected as the root field ``ins_list``.  Ids carry the exchange
+  prefix (``SHFE.``, ``DCE.``, ``CZCE.``, ``CFFEX.``, ``INE.``, ``GFEX.``, ``SSE.``, ``SZSE.``);
+  the part after the first dot is the source's InstrumentID.  An id in ``ins_list`` that never
+  shows under ``quotes`` does not exist on the source;
+* quotes: tqsdk's field names (``last_price``, ``bid_price1``, ``volume``, ``datetime``
+  ``YYYY-MM-DD HH:MM:SS.ffffff`` from ActionDay, UpdateTime and UpdateMillisec ...); a number
+  without a value (CTP's DBL_MAX) is the string ``"-"``, which tqsdk's merge turns into NaN; never
+  ``null`` (tqsdk would keep the stale value), never NaN or Infinity.  The first patch of each
+  quote also carries the static fields of ``/symbols.json`` (``price_tick``, ``volume_multiple``,
+  ``trading_time`` ...);
+* errors travel as ``{"notify": {"<n>": {"type": "MESSAGE", "level": "WARNING"|"ERROR", "code": n,
+  "content": "..."}}}``: an unknown command, ids past ``limits.max_subscriptions`` (code 27), too
+  many commands per second (code -3; a client that keeps on is closed with 1008).  A packet that
+  is not a JSON object with an ``aid`` closes the client (1008, with the reason after a notify);
+* ``{"aid": "set_chart", "chart_id": ..., "ins_list": "SHFE.rb2510", "duration": ns,
+  "view_width": n}``: ``duration`` 0 sends the ticks the server sees from then on under
+  ``ticks.<symbol>.data.<id>``, 60000000000 one-minute bars built from them under
+  ``klines.<symbol>.60000000000.data.<id>``; both with ``last_id``, and ``charts.<chart_id>``
+  carries ``left_id``/``right_id``/``state`` (``ready``).  There is no history: the chart
+  starts with the first tick after the request.  Other durations are answered with a notify.
+* token: ``?token=`` in the URL, or a first packet ``{"aid": "auth", "token": "..."}``.  tqsdk's
+  ``Authorization`` header carries Shinny's token, so it is ignored here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from ..ctp.fields import values_of
+from ..ctp.market_data import AVERAGE_PRICE_ON_TICK_GRID, depth_index, present_price
+from .limits import AuthError, RateLimiter
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger("ctpshim.server")
+
+NO_VALUE = "-"
+MINUTE_NS = 60_000_000_000
+CHART_DURATIONS = (0, MINUTE_NS)
+MAX_CHART_ITEMS = 10_000  # ticks or bars kept per chart; older ones leave the window
+SUBSCRIPTION_LIMIT_CODE = 27  # CTP's "unsupported function", as webctp answers the same limit
+RATE_LIMIT_CODE = -3
+
+_PRICES = (("last_price", "LastPrice"), ("highest", "HighestPrice"), ("lowest", "LowestPrice"),
+           ("open", "OpenPrice"), ("close", "ClosePrice"), ("settlement", "SettlementPrice"),
+           ("pre_close", "PreClosePrice"), ("pre_settlement", "PreSettlementPrice"),
+           ("upper_limit", "UpperLimitPrice"), ("lower_limit", "LowerLimitPrice"))
+_STATIC_NAMES = {"class": "ins_class", "ins_name": "instrument_name"}
+_STATIC_SKIP = frozenset({"instrument_id", "ins_id"})
+
+
+def dumps(packet: dict[str, Any]) -> str:
+    return json.dumps(packet, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def split_symbol(symbol: str) -> str:
+    """``SHFE.rb2510`` -> ``rb2510``; ``ValueError`` for an id without an exchange prefix."""
+    exchange, dot, instrument = symbol.partition(".")
+    if not dot or not exchange or not instrument:
+        raise ValueError(f"{symbol!r} has no exchange prefix (write it as SHFE.rb2510, DCE.m2601, CZCE.SR601 ...)")
+    return instrument
+
+
+@lru_cache(maxsize=4096)
+def _static(instrument: str) -> tuple[dict[str, Any], float]:
+    """The static quote fields of an instrument and the divisor that makes its AveragePrice a price."""
+    from ..broker.terms import parse_info
+    from .web import symbol_entry
+    from ..ctp import clock
+
+    info = parse_info(instrument)
+    if info is None:
+        return {}, 1.0
+    entry = symbol_entry(info, clock.today())
+    if entry is None:
+        return {}, 1.0
+    fields = {_STATIC_NAMES.get(k, k): v for k, v in entry[1].items() if k not in _STATIC_SKIP}
+    multiplier = fields.get("volume_multiple") or 1
+    divisor = 1.0 if fields.get("exchange_id") in AVERAGE_PRICE_ON_TICK_GRID else float(multiplier)
+    return fields, divisor
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and value - value == 0 else NO_VALUE
+
+
+def _volume(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value - value == 0 else 0
+    return value
+
+
+@lru_cache(maxsize=1)
+def _positions() -> dict[str, int]:
+    return dict(depth_index())
+
+
+def datetime_of(action_day: str, update_time: str, millisec: int) -> str:
+    """DIFF's ``datetime``: ``2025-09-18 21:15:02.500000`` (exchange time, calendar date)."""
+    day = action_day if len(action_day) == 8 else ""
+    if not day or not update_time:
+        return ""
+    return f"{day[:4]}-{day[4:6]}-{day[6:]} {update_time}.{int(millisec) * 1000:06d}"
+
+
+def quote_of(tick: Any) -> dict[str, Any]:
+    """A tick as a DIFF quote's dynamic fields (the "diff" format of an EncodedTick; shared,
+    never modified)."""
+    v = values_of(tick)
+    at = _positions()
+    _fields, divisor = _static(v[at["InstrumentID"]])
+    action_day = v[at["ActionDay"]] or v[at["TradingDay"]]
+    quote: dict[str, Any] = {"datetime": datetime_of(action_day, v[at["UpdateTime"]], v[at["UpdateMillisec"]])}
+    for level in range(1, 6):
+        for side, name in (("ask", "Ask"), ("bid", "Bid")):
+            price = present_price(v[at[f"{name}Price{level}"]])
+            quote[f"{side}_price{level}"] = NO_VALUE if price is None else price
+            quote[f"{side}_volume{level}"] = _volume(v[at[f"{name}Volume{level}"]])
+    for key, member in _PRICES:
+        price = present_price(v[at[member]])
+        quote[key] = NO_VALUE if price is None else price
+    average = present_price(v[at["AveragePrice"]])
+    quote["average"] = NO_VALUE if average is None else average / divisor
+    quote["volume"] = _volume(v[at["Volume"]])
+    quote["amount"] = _number(v[at["Turnover"]])
+    quote["open_interest"] = _volume(v[at["OpenInterest"]])
+    quote["pre_open_interest"] = _volume(v[at["PreOpenInterest"]])
+    return quote
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386 merge of ``patch`` into ``target`` (our own pending diff; no nulls are sent)."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+class _Chart:
+    """One ``set_chart``: ticks (duration 0) or one-minute bars of one symbol, built from the feed."""
+
+    def __init__(self, chart_id: str, symbol: str, instrument: str, duration: int, width: int) -> None:
+        self.chart_id, self.symbol, self.instrument = chart_id, symbol, instrument
+        self.duration, self.width = duration, width
+        self.last_id = -1
+        self.bar: dict[str, Any] | None = None
+        self.bar_minute = ""
+        self.bar_volume0 = 0
+        self.bar_oi0 = 0
+
+    def path(self) -> dict[str, Any]:
+        return {"charts": {self.chart_id: {"left_id": max(0, self.last_id - self.width + 1) if self.last_id >= 0 else -1,
+                                           "right_id": self.last_id, "more_data": False, "ready": True,
+                                           "state": {"ins_list": self.symbol, "duration": self.duration}}}}
+
+    def on_tick(self, quote: dict[str, Any]) -> dict[str, Any] | None:
+        """The patch this tick makes to the chart's series (``None`` when it makes none)."""
+        moment = quote["datetime"]
+        if not moment:
+            return None
+        if self.duration == 0:
+            self.last_id += 1
+            row = {"datetime": _epoch_ns(moment)}
+            for key in ("last_price", "average", "highest", "lowest", "ask_price1", "ask_volume1", "bid_price1",
+                        "bid_volume1", "volume", "amount", "open_interest"):
+                row[key] = quote[key]
+            return {"ticks": {self.symbol: {"last_id": self.last_id, "data": {str(self.last_id): row}}}}
+        price = quote["last_price"]
+        if price == NO_VALUE:
+            return None
+        minute = moment[:16]
+        volume, interest = quote["volume"], quote["open_interest"]
+        if minute != self.bar_minute or self.bar is None:
+            if self.bar is not None:
+                self.bar_volume0 = self.bar_volume0 + self.bar["volume"]
+            else:
+                self.bar_volume0 = volume
+            self.bar_minute = minute
+            self.last_id += 1
+            self.bar_oi0 = self.bar["close_oi"] if self.bar is not None else interest
+            self.bar = {"datetime": _epoch_ns(minute + ":00.000000"), "open": price, "high": price, "low": price,
+                        "close": price, "volume": 0, "open_oi": self.bar_oi0, "close_oi": interest}
+        bar = self.bar
+        bar["high"] = max(bar["high"], price)
+        bar["low"] = min(bar["low"], price)
+        bar["close"] = price
+        bar["volume"] = max(0, volume - self.bar_volume0)
+        bar["close_oi"] = interest
+        return {"klines": {self.symbol: {str(self.duration): {"last_id": self.last_id,
+                                                                "data": {str(self.last_id): dict(bar)}}}}}
+
+
+def _epoch_ns(moment: str) -> int:
+    """``2025-09-18 21:15:02.500000`` (China time) as epoch nanoseconds, as tqsdk's series carry."""
+    from datetime import datetime
+
+    from ..ctp import clock
+
+    parsed = datetime.strptime(moment, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=clock.CHINA)
+    seconds = int(parsed.timestamp())
+    return seconds * 1_000_000_000 + parsed.microsecond * 1000
+
+
+class DiffConnection:
+    """One DIFF client: its subscriptions, its pending merged diff, its charts."""
+
+    protocol = "diff"
+
+    def __init__(self, server: "Server", request: web.Request, ws: web.WebSocketResponse,
+                 name: str | None, source: str | None) -> None:
+        from .web import client_info
+
+        self.server = server
+        self.ws = ws
+        self.name = name or "anonymous"
+        self.authenticated = name is not None
+        self.feed = server.feed(source)
+        self.limits = server.settings.limits
+        self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
+        self.strikes = 0
+        self.closing: str | None = None
+        self.info = client_info(server, self.name, self.protocol, request, self.feed.name, subscriber=self,
+                                close=self._server_close)
+        self.symbols: dict[str, str] = {}  # InstrumentID -> the client's symbol (quotes and charts)
+        self.quoted: dict[str, str] = {}  # what subscribe_quote asked
+        self.pending_quotes: dict[str, Any] = {}  # symbol -> the latest EncodedTick not yet sent
+        self.pending: dict[str, Any] = {"mdhis_more_data": False}  # other patches, merged
+        self.sent: dict[str, dict[str, Any]] = {}  # symbol -> the quote fields last sent
+        self.charts: dict[str, _Chart] = {}
+        self.peeking = False
+        self.notices = 0
+        self._wake = asyncio.Event()
+        self._first = True
+
+    # -- the feed's side (Subscriber)
+    def deliver(self, tick: Any, charts: bool = True) -> None:
+        symbol = self.symbols.get(tick.instrument)
+        if symbol is None:
+            return
+        if symbol in self.pending_quotes:
+            self.info.conflated += 1
+            self.server.metrics.conflated += 1
+        self.pending_quotes[symbol] = tick
+        if charts and self.charts:
+            quote = tick.get("diff", quote_of)
+            for chart in self.charts.values():
+                if chart.instrument == tick.instrument:
+                    patch = chart.on_tick(quote)
+                    if patch is not None:
+                        _merge(self.pending, patch)
+                        _merge(self.pending, chart.path())
+        if self.peeking:
+            self._wake.set()
+
+    def source_down(self, reason: int) -> None:
+        self.notify("WARNING", reason, f"source {self.feed.name} went down (reason {reason:#x}); reconnecting")
+
+    # -- queueing
+    def notify(self, level: str, code: int, content: str) -> None:
+        self.notices += 1
+        _merge(self.pending, {"notify": {str(self.notices): {"type": "MESSAGE", "level": level, "code": code,
+                                                              "content": content}}})
+        if self.peeking:
+            self._wake.set()
+
+    def _packet(self) -> dict[str, Any] | None:
+        data: list[dict[str, Any]] = []
+        quotes: dict[str, Any] = {}
+        for symbol, tick in self.pending_quotes.items():
+            full = tick.get("diff", quote_of)
+            last = self.sent.get(symbol)
+            if last is None:
+                patch = dict(_static(tick.instrument)[0])
+                patch.update(full)
+                patch["instrument_id"] = symbol
+            else:
+                patch = {key: value for key, value in full.items() if last.get(key) != value}
+            self.sent[symbol] = full
+            if patch:
+                quotes[symbol] = patch
+        delivered = len(self.pending_quotes)
+        self.pending_quotes = {}
+        if quotes:
+            data.append({"quotes": quotes})
+        if self.pending:
+            data.append(self.pending)
+            self.pending = {}
+        if delivered:
+            self.info.delivered += delivered
+            self.server.metrics.delivered += delivered
+        return {"aid": "rtn_data", "data": data} if data else None
+
+    async def _writer(self) -> None:
+        while not self.ws.closed and self.closing is None:
+            if not (self.peeking and (self.pending_quotes or self.pending)):
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            packet = self._packet()
+            if packet is None:
+                continue
+            self.peeking = False
+            try:
+                await asyncio.wait_for(self.ws.send_str(dumps(packet)), self.limits.write_deadline)
+            except asyncio.TimeoutError:
+                reason = f"no write progress for {self.limits.write_deadline:g} s (limits.write_deadline)"
+                log.warning("diff client %s (%s) cut off: %s", self.name, self.info.peer, reason)
+                self.server.metrics.cut_off += 1
+                self.close(1008, reason)
+                return
+            except (ConnectionError, OSError):
+                return
+            self.server.metrics.count_messages(1)
+
+    # -- closing
+    def close(self, code: int, reason: str, notice: str | None = None) -> None:
+        if self.closing is None:
+            self.closing = reason
+            self._wake.set()
+            asyncio.ensure_future(self._close(code, reason, notice))
+
+    async def _close(self, code: int, reason: str, notice: str | None) -> None:
+        from .webctp import close_reason
+
+        if notice is not None and not self.ws.closed:
+            packet = {"aid": "rtn_data", "data": [{"notify": {"close": {
+                "type": "MESSAGE", "level": "ERROR", "code": code, "content": notice}}}]}
+            try:
+                await asyncio.wait_for(self.ws.send_str(dumps(packet)), self.limits.write_deadline)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                pass
+        await self.ws.close(code=code, message=close_reason(reason))
+
+    async def _server_close(self) -> None:
+        self.closing = self.closing or "the server is shutting down"
+        self._wake.set()
+        await self.ws.close(code=1001, message=b"the server is shutting down")
+
+    # -- reading
+    async def run(self) -> None:
+        writer = asyncio.ensure_future(self._writer())
+        try:
+            async for msg in self.ws:
+                if self.closing is not None:
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._on_text(msg.data.decode("utf-8", "replace"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            writer.cancel()
+            self.feed.drop(self)
+
+    def _malformed(self, reason: str) -> None:
+        log.info("diff client %s (%s) closed: %s", self.name, self.info.peer, reason)
+        self.close(1008, f"malformed packet: {reason}", reason)
+
+    def _on_text(self, text: str) -> None:
+        try:
+            packet = json.loads(text)
+        except ValueError as exc:
+            self._malformed(f"not JSON ({exc})")
+            return
+        if not isinstance(packet, dict) or not isinstance(packet.get("aid"), str):
+            self._malformed("a packet must be a JSON object with a string aid")
+            return
+        aid = packet["aid"]
+        if self._first:
+            self._first = False
+            if not self.authenticated:
+                token = packet.get("token") if aid == "auth" else None
+                try:
+                    self.name = self.server.authenticate(token if isinstance(token, str) else None)
+                except AuthError as exc:
+                    reason = (f"{exc}" if token is not None
+                              else "a token is required: ?token= in the URL or a first packet {\"aid\":\"auth\",\"token\":...}")
+                    self.close(1008, reason, reason)
+                    return
+                self.info.name = self.name
+                self.authenticated = True
+                if aid == "auth":
+                    return
+        if aid == "peek_message":
+            self.peeking = True
+            self._wake.set()
+            return
+        if not self.rate.allow():
+            self.strikes += 1
+            if self.strikes > self.limits.control_burst:
+                reason = f"more than {self.limits.control_rate:g} commands per second (limits.control_rate)"
+                self.close(1008, reason, reason)
+            else:
+                self.notify("ERROR", RATE_LIMIT_CODE, f"{aid}: too many commands per second; ignored")
+            return
+        self.strikes = 0
+        try:
+            if aid == "subscribe_quote":
+                self._subscribe_quote(packet)
+            elif aid == "set_chart":
+                self._set_chart(packet)
+            elif aid == "auth":
+                pass
+            else:
+                self.notify("WARNING", 27, f"aid {aid!r} is not supported by this server (it answers "
+                                           "subscribe_quote, set_chart, peek_message)")
+        except _BadPacket as exc:
+            self._malformed(str(exc))
+
+    def _ids(self, packet: dict[str, Any]) -> tuple[str, list[str]]:
+        text = packet.get("ins_list", "")
+        if text is None:
+            text = ""
+        if isinstance(text, list) and all(isinstance(s, str) for s in text):
+            text = ",".join(text)
+        if not isinstance(text, str):
+            raise _BadPacket(f"ins_list={text!r}: must be a comma-separated string of ids")
+        return text, [s.strip() for s in text.split(",") if s.strip()]
+
+    def _subscribe_quote(self, packet: dict[str, Any]) -> None:
+        text, wanted = self._ids(packet)
+        chosen: dict[str, str] = {}
+        bad: list[str] = []
+        for symbol in dict.fromkeys(wanted):
+            try:
+                instrument = split_symbol(symbol)
+            except ValueError as exc:
+                bad.append(str(exc))
+                continue
+            chosen.setdefault(instrument, symbol)
+        if bad:
+            self.notify("WARNING", 16, "; ".join(bad))
+        cap = self.limits.max_subscriptions
+        if len(chosen) > cap:
+            over = list(chosen)[cap:]
+            self.notify("ERROR", SUBSCRIPTION_LIMIT_CODE,
+                        f"{len(chosen)} instruments asked, more than {cap} per client (limits.max_subscriptions): "
+                        f"{', '.join(chosen[i] for i in over[:5])}{' ...' if len(over) > 5 else ''} not subscribed")
+            chosen = dict(list(chosen.items())[:cap])
+        self.quoted = chosen
+        self._resync()
+        _merge(self.pending, {"ins_list": text, "mdhis_more_data": False})
+        if self.peeking:
+            self._wake.set()
+
+    def _resync(self) -> None:
+        """Subscribe the feed to what the quotes and the charts need, no more."""
+        wanted = {chart.instrument: chart.symbol for chart in self.charts.values()}
+        wanted.update(self.quoted)
+        old = self.symbols
+        for instrument, symbol in old.items():
+            if wanted.get(instrument) != symbol:
+                self.pending_quotes.pop(symbol, None)
+                self.sent.pop(symbol, None)
+        self.symbols = wanted
+        gone = [i for i in old if i not in wanted]
+        if gone:
+            self.feed.unsubscribe(self, gone)
+        new = [i for i in wanted if i not in old]
+        if new:
+            self.feed.subscribe(self, new)
+        for instrument in wanted:  # a late subscriber gets the snapshot at once
+            if instrument in old and old[instrument] == wanted[instrument]:
+                continue
+            latest = self.feed.latest(instrument)
+            if latest is not None:
+                self.deliver(latest, charts=False)
+
+    def _set_chart(self, packet: dict[str, Any]) -> None:
+        chart_id = packet.get("chart_id")
+        if not isinstance(chart_id, str) or not chart_id:
+            raise _BadPacket(f"chart_id={chart_id!r}: must be a non-empty string")
+        _text, symbols = self._ids(packet)
+        old = self.charts.pop(chart_id, None)
+        if old is not None:
+            _merge(self.pending, {"charts": {chart_id: {"ready": False}}})
+        if not symbols:
+            self._resync()
+            return
+        duration = packet.get("duration", 0)
+        width = packet.get("view_width", 500)
+        if type(width) is not int or width < 1:
+            raise _BadPacket(f"view_width={width!r}: must be a positive integer")
+        if type(duration) is not int or duration not in CHART_DURATIONS:
+            self.notify("ERROR", 27, f"set_chart {chart_id}: duration={duration!r} is not served; this server "
+                                     f"builds ticks (0) and one-minute bars ({MINUTE_NS}) from the live feed")
+            self._resync()
+            return
+        symbol = symbols[0]
+        if len(symbols) > 1:
+            self.notify("WARNING", 27, f"set_chart {chart_id}: one instrument per chart here; charting {symbol} only")
+        try:
+            instrument = split_symbol(symbol)
+        except ValueError as exc:
+            self.notify("ERROR", 16, f"set_chart {chart_id}: {exc}")
+            self._resync()
+            return
+        chart = _Chart(chart_id, symbol, instrument, duration, min(width, MAX_CHART_ITEMS))
+        self.charts[chart_id] = chart
+        self._resync()
+        _merge(self.pending, chart.path())
+        if self.peeking:
+            self._wake.set()
+
+
+class _BadPacket(Exception):
+    pass
+
+
+async def serve(server: "Server", request: web.Request) -> web.StreamResponse:
+    """The handler of ``/diff``."""
+    from .web import authenticate_request, open_socket, register
+
+    name = authenticate_request(server, request, bearer=False)
+    source = request.query.get("source") or None
+    try:
+        server.feed(source)
+    except KeyError as exc:
+        raise web.HTTPNotFound(text=f"{exc.args[0] if exc.args else exc}\n") from None
+    connection = DiffConnection(server, request, web.WebSocketResponse(), name, source)
+    register(server, connection.info)
+    try:
+        connection.ws = await open_socket(server, request)
+        await connection.run()
+    finally:
+        server.unregister(connection.info)
+    return connection.ws

@@ -1,0 +1,276 @@
+"""The server's HTTP endpoint (aiohttp), on ``settings.http``.
+
+========================  =======================================================================
+``GET /``                 the web page (``page/index.html``)
+``GET /static/<file>``    the page's other files (``page/``: ``app.js``, ``style.css`` ...)
+``/md/``, ``/td/``        webctp JSON over WebSocket (:mod:`.webctp`)
+``/diff``                 TianQin's DIFF over WebSocket (:mod:`.diff`)
+``GET /symbols.json``     the source's instruments in tqsdk's ``_stock=False`` format
+                          (``?source=<name>``; :func:`symbols`)
+``GET /health``           JSON: status, sources, clients per protocol, counters
+``GET /metrics``          Prometheus text (``ctpshim_clients{protocol=...}`` ...)
+========================  =======================================================================
+
+A WebSocket message larger than ``limits.max_frame`` closes that connection (1009).  Tokens:
+``?token=`` or ``Authorization: Bearer`` (not on ``/diff``: tqsdk sends Shinny's token there), or
+the protocol's first message; a bad token in the URL or header is refused before the handshake with
+HTTP 403.  ``/health``, ``/metrics``, ``/symbols.json`` and the page need no token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+
+from ..ctp import clock, products
+from .channel import ClientChannel
+from .limits import AuthError, LimitError
+
+if TYPE_CHECKING:
+    from .server import ClientInfo, Server
+
+log = logging.getLogger("ctpshim.server")
+
+PAGE = Path(__file__).with_name("page")
+SERVER_KEY: web.AppKey["Server"] = web.AppKey("server")
+SOURCE_UP_WAIT = 5.0  # s /symbols.json waits for a source that is still connecting
+WS_PING_INTERVAL = 20.0  # s between WebSocket pings; a pong missing for half of it closes the socket
+
+
+# ---- shared by the WebSocket protocols ------------------------------------------------------
+
+def request_token(request: web.Request, bearer: bool) -> str | None:
+    """The token a client gave in the URL (``?token=``) or, when ``bearer``, in
+    ``Authorization: Bearer``; ``None`` when neither is there."""
+    token = request.query.get("token")
+    if token is None and bearer:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            token = value.strip()
+    return token
+
+
+def authenticate_request(server: "Server", request: web.Request, bearer: bool) -> str | None:
+    """The client's name from the URL's or header's token; ``None`` when none was given and the
+    server needs one (it must come in the first message).  A bad token: HTTP 403 before accept."""
+    token = request_token(request, bearer)
+    try:
+        return server.authenticate(token)
+    except AuthError as exc:
+        if token is None:
+            return None
+        log.info("refused %s on %s: %s", request.remote, request.path, exc)
+        raise web.HTTPForbidden(text=f"{exc}\n") from None
+
+
+def client_channel(server: "Server", name: str, send: Callable[[list[Any], list[Any]], Awaitable[None]],
+                   on_cut_off: Callable[[str], None]) -> ClientChannel:
+    return ClientChannel(name, send, server.settings.limits, server.metrics, on_cut_off)
+
+
+def client_info(server: "Server", name: str, protocol: str, request: web.Request, source: str,
+                **extra: Any) -> "ClientInfo":
+    from .server import ClientInfo
+
+    peer = request.remote or ""
+    if request.transport is not None:
+        address = request.transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            peer = f"{address[0]}:{address[1]}"
+    if "subscriber" in extra:
+        extra.setdefault("feed", server.feed(source))
+    return ClientInfo(name, protocol, peer, source, **extra)
+
+
+def register(server: "Server", info: "ClientInfo") -> None:
+    """List the client; past ``limits.max_clients`` (or while stopping) HTTP 503 before accept."""
+    try:
+        server.register(info)
+    except LimitError as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+
+
+async def open_socket(server: "Server", request: web.Request) -> web.WebSocketResponse:
+    """Accept the WebSocket handshake with the server's frame limit and WebSocket pings."""
+    ws = web.WebSocketResponse(max_msg_size=server.settings.limits.max_frame, heartbeat=WS_PING_INTERVAL,
+                               autoping=True)
+    await ws.prepare(request)
+    return ws
+
+
+# ---- /symbols.json ---------------------------------------------------------------------------
+
+def _clock_text(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+_STOCK_HOURS = {"day": [["09:30:00", "11:30:00"], ["13:00:00", "15:00:00"]], "night": []}
+_HK_HOURS = {"day": [["09:30:00", "12:00:00"], ["13:00:00", "16:00:00"]], "night": []}
+
+
+def _trading_time(product: products.Product) -> dict[str, list[list[str]]]:
+    """tqsdk's ``trading_time``: day and night spans as "HH:MM:SS"; past midnight 24+ hours."""
+    day, night = products.SESSIONS[product.session]
+    return {"day": [[_clock_text(a), _clock_text(b)] for a, b in day],
+            "night": [[_clock_text(night[0]), _clock_text(night[1])]] if night else []}
+
+
+def _expire_timestamp(day: Any) -> float:
+    """tqsdk's ``expire_datetime``: the last trading day's 15:00 China time, as epoch seconds."""
+    moment = datetime(day.year, day.month, day.day, 15, 0, tzinfo=clock.CHINA)
+    return moment.timestamp()
+
+
+def symbol_of(exchange_id: str, instrument_id: str) -> str:
+    """tqsdk's instrument id: ``SHFE.rb2510``."""
+    return f"{exchange_id}.{instrument_id}" if exchange_id else instrument_id
+
+
+def symbol_entry(info: Any, today: Any) -> tuple[str, dict[str, Any]] | None:
+    """One instrument in tqsdk's ``_stock=False`` format: (``"SHFE.rb2510"``, its object)."""
+    from ..broker.terms import terms_for
+
+    try:
+        terms = terms_for(info)
+    except Exception:  # noqa: BLE001 - an instrument the rate table cannot describe is left out
+        log.debug("symbols.json: no terms for %r", info, exc_info=True)
+        return None
+    symbol = symbol_of(terms.ExchangeID, terms.InstrumentID)
+    tick = terms.PriceTick
+    decimals = f"{tick:.10f}".rstrip("0").split(".")[1] if "." in f"{tick:.10f}".rstrip("0") else ""
+    entry: dict[str, Any] = {
+        "class": "STOCK" if terms.is_stock else "FUTURE",
+        "instrument_id": symbol,
+        "exchange_id": terms.ExchangeID,
+        "ins_id": terms.InstrumentID,
+        "product_id": terms.ProductID,
+        "price_tick": tick,
+        "price_decs": len(decimals),
+        "volume_multiple": terms.VolumeMultiple,
+        "max_limit_order_volume": terms.MaxLimitOrderVolume,
+        "max_market_order_volume": terms.MaxMarketOrderVolume,
+        "min_limit_order_volume": 1,
+        "min_market_order_volume": 1 if terms.MaxMarketOrderVolume else 0,
+        "expired": False,
+    }
+    if terms.is_stock:
+        entry["ins_name"] = info.name
+        entry["trading_time"] = _HK_HOURS if terms.ExchangeID == "HKEX" else _STOCK_HOURS
+    else:
+        entry["ins_name"] = info.name
+        entry["trading_time"] = _trading_time(info.product)
+        entry["delivery_year"] = info.delivery_year
+        entry["delivery_month"] = info.delivery_month
+        expire = info.expire_date
+        entry["expire_datetime"] = _expire_timestamp(expire)
+        entry["expired"] = expire < today
+        margin = _money_per_lot(terms)
+        if margin is not None:
+            entry["margin"], entry["commission"] = margin
+    return symbol, entry
+
+
+def _money_per_lot(terms: Any) -> tuple[float, float] | None:
+    """An indicative margin and open commission per lot (TqSim needs both), at the product's
+    typical price, from the rate table (``None`` when the table lacks a rate)."""
+    rates = terms.rates
+    try:
+        price = terms.info.product.price
+        value = price * terms.VolumeMultiple
+        margin = value * max(rates.LongMarginRatioByMoney, rates.ShortMarginRatioByMoney) + max(
+            rates.LongMarginRatioByVolume, rates.ShortMarginRatioByVolume)
+        commission = value * rates.OpenRatioByMoney + rates.OpenRatioByVolume
+    except AttributeError:
+        return None
+    if not (math.isfinite(margin) and math.isfinite(commission)):
+        return None
+    return round(margin, 2), round(commission, 2)
+
+
+def symbols(infos: list[Any], today: Any) -> dict[str, dict[str, Any]]:
+    """``/symbols.json``: every listed instrument keyed ``EXCHANGE.InstrumentID``."""
+    out: dict[str, dict[str, Any]] = {}
+    for info in infos:
+        entry = symbol_entry(info, today)
+        if entry is not None:
+            out[entry[0]] = entry[1]
+    return out
+
+
+# ---- handlers ----------------------------------------------------------------------------------
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    page = PAGE / "index.html"
+    if not page.is_file():
+        return web.Response(text="ctpshim serve: the web page is not installed (no page/index.html)\n",
+                            status=404)
+    return web.FileResponse(page)
+
+
+async def _health(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    body = server.metrics.health(server)
+    return web.json_response(body, dumps=lambda value: json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    return web.Response(text=server.metrics.render_prometheus(server),
+                        content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"},
+                        charset="utf-8")
+
+
+async def _symbols(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    try:
+        feed = server.feed(request.query.get("source") or None)
+    except KeyError as exc:
+        raise web.HTTPNotFound(text=f"{exc.args[0]}\n") from None
+    await feed.wait_up(SOURCE_UP_WAIT)
+    body = symbols(feed.instruments(), clock.today())
+    return web.json_response(body, dumps=lambda value: json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+async def start_web(server: "Server") -> web.AppRunner:
+    """Start the HTTP endpoint on ``server.settings.http``; the runner (``await runner.cleanup()``
+    stops it).  ``OSError`` when the address is in use."""
+    from . import diff, webctp
+
+    app = web.Application(client_max_size=server.settings.limits.max_frame)
+    app[SERVER_KEY] = server
+
+    async def md(request: web.Request) -> web.StreamResponse:
+        return await webctp.serve(server, request, "md")
+
+    async def td(request: web.Request) -> web.StreamResponse:
+        return await webctp.serve(server, request, "td")
+
+    async def diff_socket(request: web.Request) -> web.StreamResponse:
+        return await diff.serve(server, request)
+
+    app.router.add_get("/", _index)
+    if PAGE.is_dir():
+        app.router.add_static("/static/", PAGE, show_index=False, follow_symlinks=False)
+    for path, handler in (("/md/", md), ("/md", md), ("/td/", td), ("/td", td), ("/diff", diff_socket),
+                          ("/diff/", diff_socket)):
+        app.router.add_get(path, handler)
+    app.router.add_get("/symbols.json", _symbols)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/metrics", _metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    host, port = server.settings.http or ("127.0.0.1", 0)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(exc.errno, f"the HTTP endpoint cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return runner

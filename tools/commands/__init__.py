@@ -32,6 +32,7 @@ COMMANDS = {
     "quote": "a live table of quotes from any front, through the CTP API",
     "schemes": "list the front schemes and their settings, then the trader.* settings of every front",
     "account": "the simulated counter's accounts: list, show, deposit, withdraw, reset, export, report",
+    "serve": "serve sources to many clients: binary ctpshim://, WebSocket (webctp, DIFF), a web page, Redis",
 }
 """Every command and its one-line help, in the order ``ctpshim --help`` lists them."""
 

@@ -119,7 +119,7 @@ class CtpshimAdapter(Adapter):
         hello.update(extra or {})
         return await Link.open(self.host, self.port, hello, connect_timeout=self.config["connect_timeout"],
                                heartbeat=self.config["heartbeat"], timeout=self.config["timeout"],
-                               label=f"ctpshim://{self.host}:{self.port}/{self.source}")
+                               label=f"ctpshim://{self.host}:{self.port}" + (f"/{self.source}" if self.source else ""))
 
     async def connect(self) -> None:
         link = await self.open_link("md")

@@ -48,7 +48,8 @@ class Link:
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ack: dict[str, Any],
-                 flavour: str, heartbeat: float, timeout: float, label: str) -> None:
+                 flavour: str, heartbeat: float, timeout: float, label: str,
+                 frame_reader: frames.FrameReader | None = None) -> None:
         self.ack = ack
         self.flavour = flavour
         self.label = label
@@ -58,6 +59,7 @@ class Link:
         self.lost: asyncio.Future[int] = self.loop.create_future()
         self.last_received = time.monotonic()
         self._reader = reader
+        self._frame_reader = frame_reader or frames.FrameReader()
         self._writer = writer
         self._heartbeat = heartbeat
         self._timeout = timeout
@@ -66,6 +68,7 @@ class Link:
         self._last_sent = time.monotonic()
         self._closed = False
         self._paused = False
+        self._leftover: list[Any] = []
         self._tasks = [self.loop.create_task(self._read()), self.loop.create_task(self._keep_alive())]
 
     # -- making one --------------------------------------------------------------------------
@@ -76,7 +79,7 @@ class Link:
         """Connect, send HELLO, wait for HELLO_ACK.  ``UpstreamUnavailable`` when the server cannot
         be reached or does not answer in ``connect_timeout``; :class:`ServerRefused` when it answers
         with an ERROR (its text included); ``UpstreamProtocolError`` for anything else."""
-        where = f"{label} ({host}:{port})"
+        where = label
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -84,7 +87,8 @@ class Link:
             raise errors.UpstreamUnavailable(f"{where}: cannot connect: {cause}") from None
         try:
             writer.write(frames.encode_frame(frames.FrameType.HELLO, frames.encode_json(hello), seq=1))
-            frame, leftover = await asyncio.wait_for(_first_frame(reader), connect_timeout)
+            frame_reader = frames.FrameReader()
+            frame, leftover = await asyncio.wait_for(_first_frame(reader, frame_reader), connect_timeout)
         except asyncio.TimeoutError:
             writer.close()
             raise errors.UpstreamUnavailable(
@@ -108,9 +112,9 @@ class Link:
         except ValueError:
             writer.close()
             raise errors.UpstreamProtocolError(f"{where}: HELLO_ACK is not JSON") from None
-        link = cls(reader, writer, ack, hello.get("api") == "md" and "mdapi" or "tdapi", heartbeat, timeout, where)
-        if leftover:
-            link._handle_many(leftover)
+        link = cls(reader, writer, ack, "mdapi" if hello.get("api") == "md" else "tdapi", heartbeat, timeout, where,
+                   frame_reader)
+        link._leftover = leftover  # dispatched first by the reading task, once the caller set the handlers
         return link
 
     # -- calls -----------------------------------------------------------------------------------
@@ -224,8 +228,11 @@ class Link:
         self._last_sent = time.monotonic()
 
     async def _read(self) -> None:
-        reader = frames.FrameReader()
+        reader = self._frame_reader
         try:
+            leftover, self._leftover = self._leftover, []
+            if leftover:
+                self._dispatch(leftover)
             while True:
                 data = await self._reader.read(1 << 16)
                 if not data:
@@ -237,9 +244,6 @@ class Link:
             self._fail(errors.REASON_BAD_MESSAGE, f"malformed frame from the server: {exc}")
         except (OSError, asyncio.IncompleteReadError) as exc:
             self._fail(errors.REASON_READ_FAILED, f"read failed: {exc}")
-
-    def _handle_many(self, data: list[Any]) -> None:
-        self._dispatch(data)
 
     def _dispatch(self, got: list[Any]) -> None:
         kind = frames.FrameType
@@ -281,9 +285,9 @@ class Link:
                 self.send_heartbeat()
 
 
-async def _first_frame(reader: asyncio.StreamReader) -> tuple[Any, list[Any]]:
-    """The first frame the server sends, and any that came in the same reads."""
-    frame_reader = frames.FrameReader()
+async def _first_frame(reader: asyncio.StreamReader, frame_reader: frames.FrameReader) -> tuple[Any, list[Any]]:
+    """The first frame the server sends, and any that came in the same reads (``frame_reader``
+    keeps a partial one)."""
     while True:
         data = await reader.read(1 << 16)
         if not data:

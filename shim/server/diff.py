@@ -251,6 +251,7 @@ class DiffConnection:
         self.notices = 0
         self._wake = asyncio.Event()
         self._first = True
+        self._closer: asyncio.Future[None] | None = None
 
     # -- the feed's side (Subscriber)
     def deliver(self, tick: Any, charts: bool = True) -> None:
@@ -337,7 +338,7 @@ class DiffConnection:
         if self.closing is None:
             self.closing = reason
             self._wake.set()
-            asyncio.ensure_future(self._close(code, reason, notice))
+            self._closer = asyncio.ensure_future(self._close(code, reason, notice))
 
     async def _close(self, code: int, reason: str, notice: str | None) -> None:
         from .webctp import close_reason
@@ -372,6 +373,8 @@ class DiffConnection:
         finally:
             writer.cancel()
             self.feed.drop(self)
+            if self._closer is not None:  # the close this side started: its code and reason
+                await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
 
     def _malformed(self, reason: str) -> None:
         log.info("diff client %s (%s) closed: %s", self.name, self.info.peer, reason)

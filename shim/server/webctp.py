@@ -79,8 +79,6 @@ TD_CALLS = frozenset({
     "ReqQryInstrumentCommissionRate", "ReqQrySettlementInfoConfirm",
 })
 LOGIN_TIMEOUT = 10.0  # s for each step of the td login (connect, authenticate, login, confirm)
-WS_PING_INTERVAL = 20.0  # s between WebSocket pings (a missing pong closes after half of it)
-MAX_RATE_STRIKES_FACTOR = 1  # refused messages in a row, in units of control_burst, before close
 
 
 class ProtocolError(Exception):
@@ -295,6 +293,7 @@ class WebctpConnection:
         self.info = client_info(server, self.name, self.protocol, request, self.feed.name, channel=self.channel,
                                 subscriber=self, close=self._server_close)
         self._first = True
+        self._closer: asyncio.Future[None] | None = None
 
     # -- sending
     async def _send(self, replies: list[Any], ticks: list[Any]) -> None:
@@ -317,7 +316,7 @@ class WebctpConnection:
         """Close with ``code`` and ``reason``, sending ``final`` (the error that explains it) first."""
         if self.closing is None:
             self.closing = reason
-            asyncio.ensure_future(self._close(code, reason, final))
+            self._closer = asyncio.ensure_future(self._close(code, reason, final))
 
     async def _close(self, code: int, reason: str, final: dict[str, Any] | None) -> None:
         self.channel.close()
@@ -364,6 +363,8 @@ class WebctpConnection:
             self.closed()
             self.channel.close()
             writer.cancel()
+            if self._closer is not None:  # the close this side started: its code and reason
+                await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
 
     def closed(self) -> None:
         """The socket is gone: release what the connection holds."""
@@ -392,7 +393,7 @@ class WebctpConnection:
             if not self.rate.allow():
                 self.strikes += 1
                 refusal = response(response_type(msg_type), rsp_info(-3), _safe_request_id(message))
-                if self.strikes > self.limits.control_burst * MAX_RATE_STRIKES_FACTOR:
+                if self.strikes > self.limits.control_burst:
                     self.close(1008, f"more than {self.limits.control_rate:g} control messages per second "
                                      "(limits.control_rate)", refusal)
                 else:
@@ -473,7 +474,7 @@ class MdConnection(WebctpConnection):
             self.info.subscriptions = 0
             self.send(response("RspUserLogout", rsp_info(0, OK.message), request_id, True, UserLogout={
                 "BrokerID": "", "UserID": ""}))
-        elif not self.logged_in:
+        elif msg_type == "ReqUserLogout":
             self.send(response(response_type(msg_type), rsp_info(-401), request_id))
         else:
             self.send(response(msg_type, rsp_info(-404, f"{ERRORS[-404]}: {msg_type}"), request_id))
@@ -678,11 +679,11 @@ class TdConnection(WebctpConnection):
         if msg_type == "ReqUserLogin":
             await self._login(message, request_id)
             return
-        if not self.logged_in:
-            self.send(response(response_type(msg_type), rsp_info(-401), request_id))
-            return
         if msg_type not in TD_CALLS:
             self.send(response(msg_type, rsp_info(-404, f"{ERRORS[-404]}: {msg_type}"), request_id))
+            return
+        if not self.logged_in:
+            self.send(response(response_type(msg_type), rsp_info(-401), request_id))
             return
         class_name = _request_classes()[msg_type]
         key = body_key(class_name)

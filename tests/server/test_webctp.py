@@ -1,0 +1,302 @@
+"""webctp JSON on /md/: transcripts with aiohttp's WebSocket client against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any, Callable
+
+import aiohttp
+import pytest
+
+from ctpshim.ctp.fields import load_spec
+from ctpshim.runtime import io_loop
+from ctpshim.server import webctp
+
+SIM = "sim://?hours=always&interval=0.02"
+WAIT = 10.0
+SECRET = "s3cret-token"
+DEPTH_MEMBERS = [m[0] for m in load_spec()["fields"]["CThostFtdcDepthMarketDataField"]]
+
+
+def run(coro: Any, timeout: float = 60.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def url(server: Any, path: str) -> str:
+    host, port = server.http_address
+    return f"http://{host}:{port}{path}"
+
+
+def _no_constants(name: str) -> Any:
+    raise AssertionError(f"the server sent the non-JSON token {name}")
+
+
+def strict(text: str) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+async def recv(ws: aiohttp.ClientWebSocketResponse, pings: bool = False) -> dict[str, Any]:
+    """The next message (Pings skipped unless ``pings``)."""
+    for _ in range(1000):
+        msg = await ws.receive(timeout=WAIT)
+        assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg.type} {msg.data!r} {msg.extra!r}"
+        message = strict(msg.data)
+        if pings or message.get("MsgType") != "Ping":
+            return message
+    raise AssertionError("only Pings")
+
+
+async def until(ws: aiohttp.ClientWebSocketResponse, found: Callable[[dict[str, Any]], bool],
+                limit: int = 2000) -> dict[str, Any]:
+    for _ in range(limit):
+        message = await recv(ws)
+        if found(message):
+            return message
+    raise AssertionError("the message never came")
+
+
+async def closed(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """Read until the server closes; the close message."""
+    for _ in range(1000):
+        msg = await ws.receive(timeout=WAIT)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return msg
+    raise AssertionError("the server did not close")
+
+
+def instruments(server: Any, count: int = 2) -> list[str]:
+    async def ids() -> list[str]:
+        feed = server.feed(None)
+        assert await feed.wait_up(WAIT)
+        return [i.instrument_id for i in feed.instruments()[:count]]
+
+    return io_loop.submit(ids()).result(WAIT)
+
+
+async def login(ws: aiohttp.ClientWebSocketResponse, **extra: Any) -> dict[str, Any]:
+    await ws.send_json({"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": "demo01", "Password": ""}, **extra})
+    return await until(ws, lambda m: m["MsgType"] == "RspUserLogin")
+
+
+def test_md_transcript_login_subscribe_ticks_unsubscribe(serve_factory: Any) -> None:
+    server = serve_factory(SIM)
+    a, b = instruments(server)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            first = await recv(ws, pings=True)
+            assert first["MsgType"] == "Ping" and isinstance(first["Timestamp"], int)
+            reply = await login(ws)
+            assert reply["RspInfo"] == {"ErrorID": 0, "ErrorMsg": "CTP:正确"}
+            assert reply["IsLast"] is True and "RequestID" not in reply  # login without RequestID
+            assert reply["RspUserLogin"]["TradingDay"] == io_loop.submit(_day(server)).result(WAIT)
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a, b], "RequestID": 3})
+            first_rsp = await recv(ws)
+            second_rsp = await recv(ws)
+            assert first_rsp == {"MsgType": "RspSubMarketData", "RspInfo": {"ErrorID": 0, "ErrorMsg": "CTP:正确"},
+                                 "RequestID": 3, "SpecificInstrument": {"InstrumentID": a}}
+            assert second_rsp["IsLast"] is True and second_rsp["SpecificInstrument"] == {"InstrumentID": b}
+            seen: dict[str, dict[str, Any]] = {}
+            while len(seen) < 2:
+                message = await until(ws, lambda m: m["MsgType"] == "RtnDepthMarketData")
+                body = message["DepthMarketData"]
+                assert list(body) == sorted(DEPTH_MEMBERS)  # all 48, alphabetical
+                assert set(message) == {"MsgType", "DepthMarketData"}
+                seen[body["InstrumentID"]] = body
+            assert set(seen) == {a, b}
+            for body in seen.values():
+                assert body["LastPrice"] > 0 and isinstance(body["Volume"], int)
+                assert body["CurrDelta"] == 1.7976931348623157e308  # other doubles raw
+                assert body["SettlementPrice"] == 0  # an absent price is 0
+            await ws.send_json({"MsgType": "UnSubscribeMarketData", "InstrumentID": [a]})
+            unsub = await until(ws, lambda m: m["MsgType"] == "RspUnSubMarketData")
+            assert unsub == {"MsgType": "RspUnSubMarketData", "RspInfo": {"ErrorID": 0, "ErrorMsg": "CTP:正确"},
+                             "IsLast": True, "SpecificInstrument": {"InstrumentID": a}}
+            later = [(await until(ws, lambda m: m["MsgType"] == "RtnDepthMarketData"))["DepthMarketData"]["InstrumentID"]
+                     for _ in range(12)]
+            assert later[-8:] == [b] * 8  # at most a tick already queued before the unsubscribe
+        # the server forgot the client
+        for _ in range(200):
+            if not server.clients:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.clients
+
+    run(scenario())
+
+
+async def _day(server: Any) -> str:
+    return server.feed(None).trading_day()
+
+
+def test_md_errors_400_401_404(serve_factory: Any) -> None:
+    server = serve_factory(SIM)
+    a, = instruments(server, 1)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
+            before = await recv(ws)
+            assert before["MsgType"] == "RspSubMarketData" and before["RspInfo"]["ErrorID"] == -401
+            await ws.send_str("{not json")
+            bad = await recv(ws)
+            assert bad["MsgType"] == "" and bad["RspInfo"]["ErrorID"] == -400 and bad["RspInfo"]["ErrorMsg"]
+            assert "Expecting" in bad["Detail"]
+            await ws.send_json({"MsgType": "ReqNoSuchThing", "RequestID": 4})
+            unknown = await recv(ws)
+            assert unknown["RspInfo"]["ErrorID"] == -404 and unknown["RequestID"] == 4
+            assert (await login(ws))["RspInfo"]["ErrorID"] == 0  # the connection survived all three
+            await ws.send_json({"MsgType": "Pong"})  # accepted, never required
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
+            assert (await recv(ws))["RspInfo"]["ErrorID"] == 0
+
+    run(scenario())
+
+
+def test_md_ping_repeats_each_heartbeat(serve_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"heartbeat": 0.1})
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            stamps = [(await recv(ws, pings=True))["Timestamp"] for _ in range(3)]
+            assert stamps == sorted(stamps)
+
+    run(scenario())
+
+
+def test_malformed_message_closes_only_that_client(serve_factory: Any) -> None:
+    server = serve_factory(SIM)
+    a, = instruments(server, 1)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            good = await session.ws_connect(url(server, "/md/"))
+            bad = await session.ws_connect(url(server, "/md/"))
+            for ws in (good, bad):
+                await login(ws)
+            await good.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
+            await until(good, lambda m: m["MsgType"] == "RtnDepthMarketData")
+            await bad.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": "rb"[0:0] or 5})
+            error = await recv(bad)
+            assert error["RspInfo"]["ErrorID"] == -400 and "InstrumentID=5" in error["Detail"]
+            close = await closed(bad)
+            assert bad.close_code == 1008 and "malformed message" in (close.extra or "")
+            for _ in range(3):  # the other client goes on
+                await until(good, lambda m: m["MsgType"] == "RtnDepthMarketData")
+            await good.close()
+
+    run(scenario())
+
+
+def test_tokens_in_url_header_and_first_message(serve_factory: Any) -> None:
+    server = serve_factory(SIM, tokens=[f"{SECRET}:alice"])
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(url(server, "/md/?token=wrong-token"))
+            assert refused.value.status == 403
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(url(server, "/md/"), headers={"Authorization": "Bearer wrong-token"})
+            assert refused.value.status == 403
+            async with session.ws_connect(url(server, f"/md/?token={SECRET}")) as ws:
+                assert (await login(ws))["RspInfo"]["ErrorID"] == 0
+                assert [c.name for c in server.clients] == ["alice"]
+            async with session.ws_connect(url(server, "/md/"), headers={"Authorization": f"Bearer {SECRET}"}) as ws:
+                assert (await login(ws))["RspInfo"]["ErrorID"] == 0
+            async with session.ws_connect(url(server, "/md/")) as ws:
+                assert (await login(ws, Token=SECRET))["RspInfo"]["ErrorID"] == 0
+            async with session.ws_connect(url(server, "/md/")) as ws:  # md: the login's Password
+                await ws.send_json({"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": "u", "Password": SECRET}})
+                assert (await recv(ws))["RspInfo"]["ErrorID"] == 0
+            async with session.ws_connect(url(server, "/md/")) as ws:
+                await ws.send_json({"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": "u", "Password": "nope"}})
+                refusal = await recv(ws)
+                assert refusal["RspInfo"]["ErrorID"] == -401
+                close = await closed(ws)
+                assert ws.close_code == 1008 and close.extra == "bad token"
+            async with session.ws_connect(url(server, "/md/")) as ws:
+                await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": ["rb2701"]})
+                assert (await recv(ws))["RspInfo"]["ErrorID"] == -401
+                close = await closed(ws)
+                assert ws.close_code == 1008 and "token is required" in close.extra
+
+    run(scenario())
+
+
+def test_rate_limit_answers_minus_3_then_closes(serve_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"control_rate": 0.01, "control_burst": 2})
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            await login(ws)  # one of the burst of two
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": []})
+            assert (await recv(ws))["RspInfo"]["ErrorID"] == 0
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [], "RequestID": 9})
+            refused = await recv(ws)
+            assert refused == {"MsgType": "RspSubMarketData", "RspInfo": {"ErrorID": -3, "ErrorMsg": webctp.ERRORS[-3]},
+                               "RequestID": 9}
+            for _ in range(3):
+                await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": []})
+            close = await closed(ws)
+            assert ws.close_code == 1008 and "control messages per second" in close.extra
+
+    run(scenario())
+
+
+def test_subscription_cap_answers_an_error_per_extra_instrument(serve_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"max_subscriptions": 1})
+    a, b = instruments(server)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            await login(ws)
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a, b]})
+            first, second = await recv(ws), await recv(ws)
+            assert first["RspInfo"]["ErrorID"] == 0
+            assert second["RspInfo"]["ErrorID"] == webctp.SUBSCRIPTION_LIMIT_ERROR.code
+            assert "more than 1 instruments" in second["RspInfo"]["ErrorMsg"]
+            ticks = {(await until(ws, lambda m: m["MsgType"] == "RtnDepthMarketData"))["DepthMarketData"]["InstrumentID"]
+                     for _ in range(6)}
+            assert ticks == {a}
+
+    run(scenario())
+
+
+def test_late_subscriber_gets_the_snapshot_first(serve_factory: Any) -> None:
+    server = serve_factory("sim://?hours=always&interval=5")  # a slow source: the snapshot comes from the feed
+    a, = instruments(server, 1)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            early = await session.ws_connect(url(server, "/md/"))
+            await login(early)
+            await early.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
+            tick = await until(early, lambda m: m["MsgType"] == "RtnDepthMarketData")
+            async with session.ws_connect(url(server, "/md/")) as late:
+                await login(late)
+                await late.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
+                assert (await recv(late))["MsgType"] == "RspSubMarketData"
+                snapshot = await recv(late)
+                assert snapshot["MsgType"] == "RtnDepthMarketData"
+                assert snapshot["DepthMarketData"]["UpdateTime"] >= tick["DepthMarketData"]["UpdateTime"]
+            await early.close()
+
+    run(scenario())
+
+
+def test_encoding_rules() -> None:
+    from ctpshim.ctp.market_data import DBL_MAX, blank_values, make_tick
+
+    values = blank_values("rb2701", "SHFE")
+    tick = make_tick(values)
+    body = webctp.depth_body(tick)
+    assert body["LastPrice"] == 0 and body["BidPrice1"] == 0 and body["AveragePrice"] == 0
+    assert body["CurrDelta"] == DBL_MAX
+    strict(webctp.encode_tick(tick))
+    message = webctp.response("RspQryOrder", None, 0, False, Order=None)
+    assert message == {"MsgType": "RspQryOrder", "RspInfo": None, "Order": None}
+    assert not math.isnan(webctp._finite(float("nan")))
+    assert webctp.close_reason("é" * 100).decode("utf-8") == "é" * 61

@@ -100,6 +100,7 @@ class HelloAck:
     front_id: int
     session_id: int
     limits: dict[str, Any] = field(default_factory=dict)
+    instruments: list[dict[str, str]] = field(default_factory=list)  # InstrumentID, ExchangeID, InstrumentName
     version: int = PROTOCOL_VERSION
 
     def encode(self) -> bytes:
@@ -107,6 +108,7 @@ class HelloAck:
             "version": self.version, "layout": self.layout, "heartbeat": self.heartbeat,
             "server_time": self.server_time, "trading_day": self.trading_day, "source": self.source,
             "front_id": self.front_id, "session_id": self.session_id, "limits": self.limits,
+            "instruments": self.instruments,
         })
 
     @classmethod
@@ -121,6 +123,7 @@ class HelloAck:
             source=_get(values, "source", str, "HELLO_ACK", ""),
             front_id=_get(values, "front_id", int, "HELLO_ACK", 0),
             session_id=_get(values, "session_id", int, "HELLO_ACK", 0), limits=limits,
+            instruments=_get(values, "instruments", list, "HELLO_ACK", []),
         )
 
 

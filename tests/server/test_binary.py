@@ -1,0 +1,353 @@
+"""The ``ctpshim://`` endpoint over a real loopback socket on a real Server: handshake, login,
+subscribe, ticks, unsubscribe, limits, errors, heartbeats, one bad client among good ones."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Any
+
+import pytest
+
+from ctpshim import mdapi
+from ctpshim.wire import calls, handshake
+from ctpshim.wire.frames import FLAG_LAST, Frame, FrameReader, FrameType, decode_json, encode_frame, encode_json
+from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, unpack_tick, unpack_ticks
+from tests.conftest import wait_for
+
+SIM = "sim://?hours=always&interval=0.02"
+TIMEOUT = 10.0
+
+
+class WireClient:
+    """A blocking test client speaking the protocol frame by frame (every wait bounded)."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=TIMEOUT)
+        self.reader = FrameReader()
+        self.inbox: list[Frame] = []
+        self.seq = 0
+        self.closed = False
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, frame_type: int, payload: bytes = b"", **header: Any) -> int:
+        self.seq += 1
+        self.sock.sendall(encode_frame(frame_type, payload, seq=self.seq, **header))
+        return self.seq
+
+    def hello(self, api: str = "md", **keys: Any) -> Frame:
+        values = {"magic": "CTPS", "version": 1, "api": api, "source": "", "token": "", "layout": LAYOUT_ID,
+                  "client": "test"}
+        values.update(keys)
+        self.send(FrameType.HELLO, encode_json(values))
+        return self.next()
+
+    def call(self, method: str, args: tuple[Any, ...]) -> int:
+        self.seq += 1
+        self.sock.sendall(calls.call_frame(method, args, self.seq))
+        return self.seq
+
+    def _fill(self, deadline: float) -> bool:
+        if self.closed:
+            return False
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            return True
+        except ConnectionError:
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self.inbox.extend(self.reader.feed(data))
+        return True
+
+    def next(self, timeout: float = TIMEOUT, skip_heartbeats: bool = True) -> Frame:
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.inbox:
+                frame = self.inbox.pop(0)
+                if skip_heartbeats and frame.type == FrameType.HEARTBEAT:
+                    continue
+                return frame
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no frame within {timeout} s")
+            if not self._fill(deadline):
+                raise AssertionError("the connection closed")
+
+    def until(self, predicate: Any, timeout: float = TIMEOUT) -> list[Frame]:
+        """Frames up to and including the first that ``predicate`` accepts."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.next(max(0.01, deadline - time.monotonic()))
+            seen.append(frame)
+            if predicate(frame):
+                return seen
+
+    def wait_closed(self, timeout: float = TIMEOUT) -> list[Frame]:
+        """Every frame until the server closes the connection."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not close within {timeout} s")
+            self._fill(deadline)
+        frames, self.inbox = self.inbox, []
+        return frames
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def callback_of(frame: Frame) -> tuple[str, tuple[Any, ...]]:
+    assert frame.type == FrameType.CALLBACK, frame
+    return calls.decode_callback(frame.payload, "mdapi", frame.request_id, frame.flags)
+
+
+def ticks_of(frame: Frame) -> list[Any]:
+    if frame.type == FrameType.TICK:
+        return [unpack_tick(frame.payload)]
+    assert frame.type == FrameType.TICK_BATCH, frame
+    count = struct.unpack_from("<H", frame.payload)[0]
+    assert len(frame.payload) == 2 + count * TICK_SIZE
+    return unpack_ticks(frame.payload, count, 2)
+
+
+def error_of(frame: Frame) -> handshake.ErrorInfo:
+    assert frame.type == FrameType.ERROR, frame
+    return handshake.ErrorInfo.decode(frame.payload)
+
+
+@pytest.fixture
+def client_factory(serve_factory: Any) -> Any:
+    made: list[WireClient] = []
+
+    def make(server: Any) -> WireClient:
+        client = WireClient(server.binary_address)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def _ids(server: Any, count: int = 2) -> list[str]:
+    feed = server.feed(None)
+    listed = wait_for(feed.instruments, what="the source's instruments")
+    return [i.instrument_id for i in listed[:count]]
+
+
+def test_md_transcript_handshake_login_subscribe_ticks_unsubscribe(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    ack = client.hello()
+    assert ack.type == FrameType.HELLO_ACK and ack.seq == 1
+    values = decode_json(ack.payload, "HELLO_ACK")
+    assert values["layout"] == LAYOUT_ID and values["version"] == 1 and values["source"] == "sim"
+    assert len(values["trading_day"]) == 8 and values["heartbeat"] == server.settings.limits.heartbeat
+    assert values["instruments"] and {"InstrumentID", "ExchangeID", "InstrumentName"} <= set(values["instruments"][0])
+    assert values["session_id"] > 0 and values["front_id"] == 1
+
+    login = mdapi.CThostFtdcReqUserLoginField()
+    login.BrokerID, login.UserID = "9999", "alice"
+    seq = client.call("ReqUserLogin", (login, 7))
+    result = client.next()
+    assert result.type == FrameType.RESULT and result.request_id == 7
+    assert calls.decode_result(result.payload) == 0 and calls.result_seq(result) == seq
+    name, args = callback_of(client.next())
+    assert name == "OnRspUserLogin" and args[2:] == (7, True)
+    assert args[0].TradingDay == values["trading_day"] and args[0].UserID == "alice"
+    assert args[0].SessionID == values["session_id"] and args[1].ErrorID == 0
+
+    ids = _ids(server)
+    client.call("SubscribeMarketData", ([i.encode() for i in ids], len(ids)))
+    result = client.next()
+    assert result.type == FrameType.RESULT and calls.decode_result(result.payload) == 0
+    replies = [callback_of(client.next()) for _ in ids]
+    assert [(n, a[0].InstrumentID, a[1].ErrorID, a[2], a[3]) for n, a in replies] == [
+        ("OnRspSubMarketData", ids[0], 0, 0, False), ("OnRspSubMarketData", ids[1], 0, 0, True)]
+    seen: set[str] = set()
+    frames = client.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH)
+                          and seen.update(t.InstrumentID for t in ticks_of(f)) is None and seen == set(ids))
+    assert all(f.type in (FrameType.TICK, FrameType.TICK_BATCH) for f in frames)
+    tick = ticks_of(frames[-1])[-1]
+    assert tick.InstrumentID in ids and tick.LastPrice > 0 and tick.TradingDay == values["trading_day"]
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+    client.call("UnSubscribeMarketData", ([ids[0].encode()], 1))
+    frames = client.until(lambda f: f.type == FrameType.CALLBACK)
+    name, args = callback_of(frames[-1])
+    assert name == "OnRspUnSubMarketData" and args[0].InstrumentID == ids[0] and args[3] is True
+    later: list[str] = []
+    for frame in client.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH)
+                              and any(t.InstrumentID == ids[1] for t in ticks_of(f))):
+        later.extend(t.InstrumentID for t in ticks_of(frame))
+    assert ids[0] not in later
+    assert server.clients and server.clients[0].protocol == "binary" and server.clients[0].subscriptions == 1
+
+
+def test_late_subscriber_gets_the_snapshot_after_its_replies(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    ids = _ids(server, 1)
+    first, second = client_factory(server), client_factory(server)
+    for client in (first, second):
+        assert client.hello().type == FrameType.HELLO_ACK
+    first.call("SubscribeMarketData", ([ids[0].encode()], 1))
+    first.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+    second.call("SubscribeMarketData", ([ids[0].encode()], 1))
+    kinds = [f.type for f in second.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))]
+    assert kinds[:2] == [FrameType.RESULT, FrameType.CALLBACK]
+
+
+def test_empty_subscribe_is_a_round_trip(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    seq = client.call("SubscribeMarketData", ([], 0))
+    result = client.next()
+    assert result.type == FrameType.RESULT and calls.result_seq(result) == seq
+    assert calls.decode_result(result.payload) == 0
+
+
+def test_subscription_cap_answers_6000_for_the_ids_over_it(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"max_subscriptions": 2})
+    client = client_factory(server)
+    client.hello()
+    ids = ["a1", "a2", "a3"]
+    client.call("SubscribeMarketData", ([i.encode() for i in ids], 3))
+    assert client.next().type == FrameType.RESULT
+    replies = [callback_of(client.next())[1] for _ in ids]
+    assert [(a[0].InstrumentID, a[1].ErrorID) for a in replies] == [("a1", 0), ("a2", 0), ("a3", 6000)]
+    assert replies[2][1].ErrorMsg == "CTP:sub too many insts" and replies[2][3] is True
+    assert server.clients[0].subscriptions == 2
+
+
+def test_calls_over_the_rate_get_result_minus_3(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"control_rate": 0.01, "control_burst": 2})
+    client = client_factory(server)
+    client.hello()
+    for _ in range(3):
+        client.call("SubscribeMarketData", ([], 0))
+    codes = [calls.decode_result(client.next().payload) for _ in range(3)]
+    assert codes == [0, 0, -3]
+
+
+def test_bad_token_wrong_layout_unknown_source_and_version_are_refused(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM, tokens=["s3cret-alice:alice"])
+    cases = [
+        ({"token": "nope"}, handshake.E_BAD_TOKEN, "bad token"),
+        ({"token": "s3cret-alice", "layout": "ctp6.3.15-0000"}, handshake.E_MISMATCH, "ctp6.3.15-0000"),
+        ({"token": "s3cret-alice", "source": "nosuch"}, handshake.E_UNKNOWN_SOURCE, "this server has: sim"),
+        ({"token": "s3cret-alice", "version": 2}, handshake.E_MISMATCH, "protocol version 2"),
+        ({"token": "s3cret-alice", "api": "xx"}, handshake.E_BAD_FRAME, "expected 'md' or 'td'"),
+    ]
+    for keys, code, words in cases:
+        client = client_factory(server)
+        info = error_of(client.hello(**keys))
+        assert info.ErrorID == code and words in info.ErrorMsg, (keys, info)
+        assert client.wait_closed() == []
+    good = client_factory(server)
+    assert good.hello(token="s3cret-alice").type == FrameType.HELLO_ACK
+    assert server.clients[0].name == "alice"
+
+
+@pytest.mark.parametrize("garbage, words", [
+    (encode_frame(77, b""), "unknown frame type 77"),
+    (struct.pack("<IHBBII", 1 << 30, 10, 0, 0, 2, 0), "frame length 1073741824"),
+    (encode_frame(FrameType.CALL, b"\x03Foo", seq=2), "CThostFtdcMdApi has no method 'Foo'"),
+    (encode_frame(FrameType.CALL, b"\x0cReqUserLogin\x01\x00", seq=2), "ends inside pReqUserLoginField"),
+    (encode_frame(FrameType.TICK, b"", seq=2), "may not send TICK"),
+    (encode_frame(FrameType.CALL, calls.encode_call("Init", ()), seq=2), "CALL Init cannot be called on a server"),
+    (encode_frame(FrameType.HELLO, b"{", seq=2), "may not send HELLO"),
+])
+def test_a_malformed_frame_closes_only_that_client(serve_factory: Any, client_factory: Any, garbage: bytes,
+                                                   words: str) -> None:
+    server = serve_factory(SIM)
+    ids = _ids(server, 1)
+    good, bad = client_factory(server), client_factory(server)
+    for client in (good, bad):
+        assert client.hello().type == FrameType.HELLO_ACK
+    good.call("SubscribeMarketData", ([ids[0].encode()], 1))
+    good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+    bad.send_raw(garbage)
+    frames = bad.wait_closed()
+    assert frames and frames[-1].type == FrameType.ERROR, frames
+    info = error_of(frames[-1])
+    assert info.ErrorID == handshake.E_BAD_FRAME and words in info.ErrorMsg, info
+    assert info.Reason == 0x2003
+    # the good client keeps receiving
+    good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+    good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+    assert len(server.clients) == 1
+
+
+def test_bad_json_hello_and_a_first_frame_that_is_not_hello(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.send(FrameType.HELLO, b"{not json")
+    info = error_of(client.next())
+    assert info.ErrorID == handshake.E_BAD_FRAME and "HELLO payload is not JSON" in info.ErrorMsg
+    other = client_factory(server)
+    other.send(FrameType.HEARTBEAT)
+    info = error_of(other.next())
+    assert "the first frame must be HELLO, got HEARTBEAT" in info.ErrorMsg
+    assert other.wait_closed() == []
+
+
+def test_heartbeats_flow_when_idle_and_a_silent_client_is_closed(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"heartbeat": 0.2})
+    client = client_factory(server)
+    client.hello()
+    beat = client.next(timeout=5, skip_heartbeats=False)
+    assert beat.type == FrameType.HEARTBEAT and beat.payload == b""
+    frames = client.wait_closed(timeout=5)
+    info = error_of(frames[-1])
+    assert info.ErrorID == handshake.E_TIMEOUT and info.Reason == 0x2001
+
+
+def test_a_client_that_heartbeats_stays(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"heartbeat": 0.2})
+    client = client_factory(server)
+    client.hello()
+    deadline = time.monotonic() + 1.5  # over 3 heartbeats of 0.2 s
+    while time.monotonic() < deadline:
+        client.send(FrameType.HEARTBEAT)
+        assert client.next(timeout=1, skip_heartbeats=False).type == FrameType.HEARTBEAT
+    assert len(server.clients) == 1
+
+
+def test_bye_closes_and_server_stop_says_bye(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    client.send(FrameType.BYE, handshake.encode_bye("done"))
+    assert client.wait_closed() == []
+    other = client_factory(server)
+    other.hello()
+    server.stop()
+    frames = other.wait_closed()
+    assert [f.type for f in frames] == [FrameType.BYE]
+    assert "stopping" in handshake.decode_bye(frames[0].payload)
+
+
+def test_logout_and_multicast_query(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    logout = mdapi.CThostFtdcUserLogoutField()
+    logout.UserID = "bob"
+    client.call("ReqUserLogout", (logout, 3))
+    assert client.next().type == FrameType.RESULT
+    name, args = callback_of(client.next())
+    assert name == "OnRspUserLogout" and args[0].UserID == "bob" and args[2:] == (3, True)
+    client.call("ReqQryMulticastInstrument", (mdapi.CThostFtdcQryMulticastInstrumentField(), 4))
+    assert client.next().type == FrameType.RESULT
+    frame = client.next()
+    assert frame.flags & FLAG_LAST
+    assert callback_of(frame) == ("OnRspQryMulticastInstrument", (None, None, 4, True))

@@ -207,7 +207,10 @@ class SourceFeed:
 
     def subscribe(self, client: Subscriber, ids: list[str]) -> list[EncodedTick]:
         """Count ``ids`` for ``client``; the hub is asked for the ones no client had.  Returns the
-        latest snapshots of the ids other clients already had (send them after the reply)."""
+        latest snapshots of the ids other clients already had (send them after the reply).
+
+        From its first call (``ids`` may be empty: a protocol calls ``subscribe(client, [])`` when
+        the client connects) until :meth:`drop`, the client is told when the source goes down."""
         mine = self._clients.setdefault(client, set())
         first: list[str] = []
         snapshots: list[EncodedTick] = []
@@ -235,11 +238,9 @@ class SourceFeed:
             return
         self._release(client, [i for i in dict.fromkeys(ids) if i in mine])
         mine.difference_update(ids)
-        if not mine:
-            del self._clients[client]
 
     def drop(self, client: Subscriber) -> None:
-        """All of ``client``'s instruments (it is gone)."""
+        """All of ``client``'s instruments; it is no longer told about the source (it is gone)."""
         mine = self._clients.pop(client, None)
         if mine:
             self._release(client, list(mine))

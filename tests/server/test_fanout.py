@@ -291,3 +291,25 @@ def test_a_real_sim_source_feeds_clients(serve_factory: Any) -> None:
         assert feed.counts == {}
 
     on_io(run())
+
+
+def test_a_client_without_subscriptions_is_told_when_the_source_goes_down(churn: Any, fast_reconnect: None) -> None:
+    async def run() -> None:
+        feed = await started("churn://")
+        idle, was_subscribed, gone = Client("idle"), Client("was"), Client("gone")
+        try:
+            assert feed.subscribe(idle, []) == []
+            feed.subscribe(was_subscribed, ["i1"])
+            feed.unsubscribe(was_subscribed, ["i1"])
+            feed.subscribe(gone, ["i2"])
+            feed.drop(gone)
+            assert feed.counts == {}
+            assert set(feed.clients()) == {idle, was_subscribed}
+            await settle(feed)
+            ChurnAdapter.made[-1].fail()
+            await idle.wait(lambda: idle.downs and was_subscribed.downs, "source_down")
+            assert gone.downs == []
+        finally:
+            await feed.stop()
+
+    on_io(run())

@@ -97,6 +97,10 @@
         this.retry();
       };
     }
+    restart() {
+      if (this.ws) this.ws.close(1000, "a new session");
+      else this.connect();
+    }
     retry() {
       const delay = this.delay;
       this.delay = Math.min(this.delay * 2, 10000);
@@ -371,11 +375,15 @@
       }
       case "RspUnSubMarketData":
         break;
+      case "FrontDisconnected":
+        md.link.setState("closed", `the source is down (${m.Reason}); the server reconnects`);
+        break;
       case "RtnDepthMarketData": {
         const q = m.DepthMarketData;
         if (!q || !q.InstrumentID || !board.rows.has(q.InstrumentID)) break;
         const id = q.InstrumentID;
         md.ticksReceived += 1;
+        if ($("#md-status").dataset.state !== "online") md.link.setState("online");
         for (const field of ["LastPrice", "BidPrice1", "AskPrice1", "PreSettlementPrice"]) {
           if (hasPrice(q[field])) {
             board.decimals.set(id, Math.max(board.decimals.get(id) || 0, decimalsOf(q[field])));
@@ -747,15 +755,15 @@
         td.link.setState("online");
         tdMessage("");
         renderLogin();
-        // confirming the day's settlement is the first thing a CTP program does; again is harmless
-        td.link.request({ MsgType: "ReqSettlementInfoConfirm", SettlementInfoConfirm: { ...investor() } });
+        // the server has confirmed the day's settlement before answering (as both webctp dialects do)
         refreshAccount();
         refreshPositions();
         refreshOrders();
         return;
-      case "RspSettlementInfoConfirm":
+      case "FrontDisconnected":
+        td.link.setState("closed", `the source's trader front is down (${m.Reason}); the server reconnects`);
         return;
-      case "RspUserLogout":
+      case "FrontConnected":
         return;
       case "RspQryTradingAccount":
         onQueryAnswer(m, "TradingAccount");
@@ -796,7 +804,6 @@
         return;
       default:
         if (m.RspInfo && m.RspInfo.ErrorID) {
-          if (m.RspInfo.ErrorID === -404 && /Settlement/.test(m.MsgType || "")) return;
           tdMessage(`${m.MsgType || "server"}: ${infoText(m.RspInfo)}`);
         }
     }
@@ -999,8 +1006,8 @@
       }
       sendLogin();
     });
+    // webctp has no logout: a new connection is a new session
     $("#logout-button").addEventListener("click", () => {
-      td.link.request({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: investor().BrokerID, UserID: investor().InvestorID } });
       td.loggedIn = false;
       td.login = null;
       td.credentials = null;
@@ -1012,6 +1019,7 @@
       renderAccount();
       renderPositions();
       renderOrders();
+      td.link.restart();
     });
     $("#order-form").addEventListener("submit", (event) => {
       event.preventDefault();

@@ -13,7 +13,8 @@
 * td: a :class:`~ctpshim.server.trading.ServerTrader` per connection; HELLO_ACK once its API is
   connected; each CALL goes to ``trader.call``; every callback comes back as a CALLBACK, never
   dropped;
-* RESULTs leave in CALL order; CALLs past the rate limit get RESULT -3 (and nothing else);
+* RESULTs leave in CALL order, each before the callbacks that follow its CALL (td callbacks that
+  arrive while a RESULT is due wait for it); CALLs past the rate limit get RESULT -3 (and nothing else);
 * HEARTBEAT after ``limits.heartbeat`` seconds without sending; a client silent for three
   heartbeats is closed (ERROR -408);
 * a malformed frame: ERROR -400 naming the problem, logged, and that client (only) is closed;
@@ -122,6 +123,7 @@ class BinaryClient:
         self._last_sent = self.loop.time()
         self._last_received = self.loop.time()
         self._results: collections.deque[list[Any]] = collections.deque()
+        self._held: list[tuple[str, tuple[bytes, int, int]]] = []  # td callbacks waiting for RESULTs due before them
         self._tasks: list[asyncio.Task[Any]] = []
         self._td_connected: asyncio.Future[None] | None = None
 
@@ -423,6 +425,9 @@ class BinaryClient:
     def _forwarded(self, name: str, parts: tuple[bytes, int, int]) -> None:
         if self.closed or self.channel is None:
             return
+        if self._results:  # a RESULT still to come goes first (see _flush_results)
+            self._held.append((name, parts))
+            return
         payload, request_id, flags = parts
         self.queue(FrameType.CALLBACK, payload, flags, request_id)
         if name == "OnFrontDisconnected":
@@ -459,6 +464,9 @@ class BinaryClient:
                     after()
                 except Exception:  # noqa: BLE001 - logged; the client still gets its RESULT
                     log.exception("%s: answering CALL %s failed", self.name, call.seq)
+        held, self._held = self._held, []
+        for name, parts in held:
+            self._forwarded(name, parts)
 
     def callback(self, name: str, args: tuple[Any, ...]) -> None:
         """Queue CALLBACK ``name(*args)``."""

@@ -64,6 +64,8 @@ _PRICES = (("last_price", "LastPrice"), ("highest", "HighestPrice"), ("lowest", 
            ("open", "OpenPrice"), ("close", "ClosePrice"), ("settlement", "SettlementPrice"),
            ("pre_close", "PreClosePrice"), ("pre_settlement", "PreSettlementPrice"),
            ("upper_limit", "UpperLimitPrice"), ("lower_limit", "LowerLimitPrice"))
+_TICK_KEYS = ("last_price", "average", "highest", "lowest", "volume", "amount", "open_interest") + tuple(
+    f"{side}_{kind}{level}" for level in range(1, 6) for side in ("ask", "bid") for kind in ("price", "volume"))
 _STATIC_NAMES = {"class": "ins_class", "ins_name": "instrument_name"}
 _STATIC_SKIP = frozenset({"instrument_id", "ins_id"})
 
@@ -181,8 +183,7 @@ class _Chart:
         if self.duration == 0:
             self.last_id += 1
             row = {"datetime": _epoch_ns(moment)}
-            for key in ("last_price", "average", "highest", "lowest", "ask_price1", "ask_volume1", "bid_price1",
-                        "bid_volume1", "volume", "amount", "open_interest"):
+            for key in _TICK_KEYS:
                 row[key] = quote[key]
             return {"ticks": {self.symbol: {"last_id": self.last_id, "data": {str(self.last_id): row}}}}
         price = quote["last_price"]

@@ -135,6 +135,9 @@ class ClientChannel:
         except (ConnectionError, OSError) as exc:
             log.debug("%s: send failed: %s", self.name, exc)
             self.closed = True
+        except Exception as exc:  # noqa: BLE001 - a protocol's fault ends this client only
+            log.error("client %s: sending failed", self.name, exc_info=exc)
+            self.cut_off(f"sending failed: {type(exc).__name__}: {exc}")
         finally:
             self._task = None
 

@@ -259,3 +259,27 @@ def test_replies_go_first_then_ticks_in_first_dirty_order() -> None:
         assert channel.delivered == 4 and channel.replies_sent == 2
 
     run(main())
+
+
+def test_a_send_that_raises_cuts_that_client_off_only() -> None:
+    async def main() -> None:
+        reasons: list[str] = []
+        told = asyncio.Event()
+
+        async def send(replies: list[Any], ticks: list[EncodedTick]) -> None:
+            raise ValueError("cannot encode")
+
+        def on_cut_off(reason: str) -> None:
+            reasons.append(reason)
+            told.set()
+
+        metrics = Metrics()
+        channel = ClientChannel("bad", send, Limits(), metrics, on_cut_off)
+        writer = asyncio.ensure_future(channel.run())
+        channel.reply("r", 1)
+        await asyncio.wait_for(told.wait(), WAIT)
+        await asyncio.wait([writer], timeout=WAIT)
+        assert writer.done() and writer.exception() is None
+        assert reasons == ["sending failed: ValueError: cannot encode"] and metrics.cut_off == 1
+
+    run(main())

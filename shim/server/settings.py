@@ -158,7 +158,7 @@ def parse_token(value: Any, key: str = "token") -> Token:
         raise ValueError(f"{key} = {value!r}: expected 'SECRET' or 'SECRET:NAME'")
     if not isinstance(secret, str) or len(secret) < MIN_TOKEN_LENGTH or any(c.isspace() for c in secret):
         raise ValueError(f"{key}: the secret must be at least {MIN_TOKEN_LENGTH} characters without spaces "
-                         f"(got {len(secret) if isinstance(secret, str) else type(secret).__name__})")
+                         f"(got {f'{len(secret)} characters' if isinstance(secret, str) else type(secret).__name__})")
     if not name:
         name = f"token-{_digest(secret)}"
     if not isinstance(name, str) or not TOKEN_NAME.match(name):
@@ -178,19 +178,27 @@ def parse_limit(name: str, value: Any, key: str | None = None) -> int | float:
     if rule is None:
         raise ValueError(f"{key}: unknown limit {name!r}; valid limits: {', '.join(_LIMIT_RULES)}")
     kind, low, high = rule
+    valid = f"{'an integer' if kind is int else 'a number'} from {_plain(low)} to {_plain(high)}"
     if isinstance(value, bool):
-        raise ValueError(f"{key} = {value!r}: expected a number from {low:g} to {high:g}")
+        raise ValueError(f"{key} = {value!r}: expected {valid}")
     try:
         number = kind(value) if not isinstance(value, str) else kind(float(value)) if kind is float else int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} = {value!r}: expected {'an integer' if kind is int else 'a number'} "
-                         f"from {low:g} to {high:g}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{key} = {value!r}: expected {valid}") from None
     if kind is int and isinstance(value, float) and value != int(value):
-        raise ValueError(f"{key} = {value!r}: expected an integer from {low:g} to {high:g}")
+        raise ValueError(f"{key} = {value!r}: expected {valid}")
     if not low <= number <= high or number != number:
-        raise ValueError(f"{key} = {value!r}: expected {'an integer' if kind is int else 'a number'} "
-                         f"from {low:g} to {high:g}")
+        raise ValueError(f"{key} = {value!r}: expected {valid}")
     return number
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if number == int(number) else f"{number:g}"
+
+
+def limit_flag(name: str) -> str:
+    """The command-line flag of a limit: ``max_subscriptions`` -> ``--max-subscriptions``."""
+    return "--" + name.replace("_", "-")
 
 
 def parse_limits(values: Mapping[str, Any], base: Limits | None = None, key: str = "limits") -> Limits:
@@ -355,7 +363,12 @@ def load_settings(toml_path: str | Path | None = None, *, fronts: Iterable[str] 
                            + [parse_token(t, "--token") for t in tokens])
         chosen = parse_limits(data.get("limits", {}), key="limits")
         if limits:
-            chosen = parse_limits({k: v for k, v in limits.items() if v is not None}, chosen, key="--limit")
+            given = {k: v for k, v in limits.items() if v is not None}
+            for name in given:
+                if name not in _LIMIT_RULES:
+                    raise ValueError(f"unknown limit {name!r}; valid limits: {', '.join(_LIMIT_RULES)}")
+            chosen = dataclasses.replace(chosen, **{name: parse_limit(name, value, limit_flag(name))
+                                                    for name, value in given.items()})
         redis_settings = None
         if redis is not None:
             redis_settings = parse_redis(redis, "--redis")

@@ -115,9 +115,9 @@ def test_limits_from_flags() -> None:
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("max_subscriptions", 0, "--limit.max_subscriptions = 0: expected an integer from 1 to"),
+    ("max_subscriptions", 0, "--max-subscriptions = 0: expected an integer from 1 to 1000000"),
     ("max_subscriptions", 1.5, "expected an integer"),
-    ("control_rate", "fast", "--limit.control_rate = 'fast': expected a number"),
+    ("control_rate", "fast", "--control-rate = 'fast': expected a number"),
     ("max_frame", 10, "from 1024 to"),
     ("heartbeat", True, "expected a number"),
     ("nonsense", 1, "unknown limit 'nonsense'; valid limits: max_subscriptions"),

@@ -173,8 +173,8 @@ def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("args, message", [
     (["--listen", "7780"], "--listen = '7780': expected HOST:PORT"),
     (["--listen", "0.0.0.0:0", "--http", "off"], "binding beyond loopback needs at least one token"),
-    (["--max-subscriptions", "0"], "max_subscriptions = '0': expected an integer from 1"),
-    (["--write-deadline", "soon"], "write_deadline = 'soon': expected a number"),
+    (["--max-subscriptions", "0"], "--max-subscriptions = '0': expected an integer from 1 to 1000000"),
+    (["--write-deadline", "soon"], "--write-deadline = 'soon': expected a number from 0.05 to 3600"),
     (["--token", "short"], "at least 8 characters"),
     (["--config", "/nonexistent/serve.toml"], "no such file"),
     (["nosuchscheme://x", "--listen", "127.0.0.1:0", "--http", "off"], "nosuchscheme"),

@@ -35,9 +35,11 @@ LIMIT_FLAGS = {
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     command = commands.add_parser(
-        "serve", help=HELP, description=HELP,
-        epilog="examples: ctpshim serve;  ctpshim serve sim:// fast=sim://?speed=10 --listen 127.0.0.1:7780;  "
-               "ctpshim serve --config examples/serve.toml --token s3cret-alice:alice --listen 0.0.0.0:7780")
+        "serve", help=HELP, description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  ctpshim serve\n"
+               "  ctpshim serve sim:// fast='sim://?speed=10' --listen 127.0.0.1:7780\n"
+               "  ctpshim serve --config examples/serve.toml --token s3cret-alice:alice --listen 0.0.0.0:7780")
     command.add_argument("fronts", nargs="*", metavar="FRONT|NAME=FRONT",
                          help="sources to serve (default: the config file's, else sim://); a source without "
                               "a name is named by its scheme (sim, sim-2, ...); the first is the default")

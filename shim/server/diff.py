@@ -21,8 +21,9 @@ What a DIFF client (tqsdk's TqApi, the TianQin terminal) sees:
   quote also carries the static fields of ``/symbols.json`` (``price_tick``, ``volume_multiple``,
   ``trading_time`` ...);
 * errors travel as ``{"notify": {"<n>": {"type": "MESSAGE", "level": "WARNING"|"ERROR", "code": n,
-  "content": "..."}}}``: an unknown command, ids past ``limits.max_subscriptions`` (code 27), too
-  many commands per second (code -3; a client that keeps on is closed with 1008).  A packet that
+  "content": "..."}}}``: an unknown command, ids past ``limits.max_subscriptions`` (code 6000), too
+  many commands per second (code -3; a client that keeps on is closed with 1008), the source down
+  (WARNING with CTP's reason code; the server reconnects it).  A packet that
   is not a JSON object with an ``aid`` closes the client (1008, with the reason after a notify);
 * ``{"aid": "set_chart", "chart_id": ..., "ins_list": "SHFE.rb2510", "duration": ns,
   "view_width": n}``: ``duration`` 0 sends the ticks the server sees from then on under
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from ..ctp import error_codes
 from ..ctp.fields import values_of
 from ..ctp.market_data import AVERAGE_PRICE_ON_TICK_GRID, depth_index, present_price
 from .limits import AuthError, RateLimiter
@@ -57,7 +59,9 @@ NO_VALUE = "-"
 MINUTE_NS = 60_000_000_000
 CHART_DURATIONS = (0, MINUTE_NS)
 MAX_CHART_ITEMS = 10_000  # ticks or bars kept per chart; older ones leave the window
-SUBSCRIPTION_LIMIT_CODE = 27  # CTP's "unsupported function", as webctp answers the same limit
+SUBSCRIPTION_LIMIT_CODE = error_codes.error("OVER_SUB_INST_LIMIT").code  # as webctp and ctpshim:// answer
+UNSUPPORTED_CODE = error_codes.error("UNSUPPORTED_FUNCTION").code
+NOT_FOUND_CODE = error_codes.error("INSTRUMENT_NOT_FOUND").code
 RATE_LIMIT_CODE = -3
 
 _PRICES = (("last_price", "LastPrice"), ("highest", "HighestPrice"), ("lowest", "LowestPrice"),
@@ -360,6 +364,7 @@ class DiffConnection:
 
     # -- reading
     async def run(self) -> None:
+        self.feed.subscribe(self, [])  # told when the source goes down, subscribed or not
         writer = asyncio.ensure_future(self._writer())
         try:
             async for msg in self.ws:
@@ -427,7 +432,7 @@ class DiffConnection:
             elif aid == "auth":
                 pass
             else:
-                self.notify("WARNING", 27, f"aid {aid!r} is not supported by this server (it answers "
+                self.notify("WARNING", UNSUPPORTED_CODE, f"aid {aid!r} is not supported by this server (it answers "
                                            "subscribe_quote, set_chart, peek_message)")
         except _BadPacket as exc:
             self._malformed(str(exc))
@@ -454,7 +459,7 @@ class DiffConnection:
                 continue
             chosen.setdefault(instrument, symbol)
         if bad:
-            self.notify("WARNING", 16, "; ".join(bad))
+            self.notify("WARNING", NOT_FOUND_CODE, "; ".join(bad))
         cap = self.limits.max_subscriptions
         if len(chosen) > cap:
             over = list(chosen)[cap:]
@@ -507,17 +512,17 @@ class DiffConnection:
         if type(width) is not int or width < 1:
             raise _BadPacket(f"view_width={width!r}: must be a positive integer")
         if type(duration) is not int or duration not in CHART_DURATIONS:
-            self.notify("ERROR", 27, f"set_chart {chart_id}: duration={duration!r} is not served; this server "
+            self.notify("ERROR", UNSUPPORTED_CODE, f"set_chart {chart_id}: duration={duration!r} is not served; this server "
                                      f"builds ticks (0) and one-minute bars ({MINUTE_NS}) from the live feed")
             self._resync()
             return
         symbol = symbols[0]
         if len(symbols) > 1:
-            self.notify("WARNING", 27, f"set_chart {chart_id}: one instrument per chart here; charting {symbol} only")
+            self.notify("WARNING", UNSUPPORTED_CODE, f"set_chart {chart_id}: one instrument per chart here; charting {symbol} only")
         try:
             instrument = split_symbol(symbol)
         except ValueError as exc:
-            self.notify("ERROR", 16, f"set_chart {chart_id}: {exc}")
+            self.notify("ERROR", NOT_FOUND_CODE, f"set_chart {chart_id}: {exc}")
             self._resync()
             return
         chart = _Chart(chart_id, symbol, instrument, duration, min(width, MAX_CHART_ITEMS))

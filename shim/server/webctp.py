@@ -30,7 +30,9 @@ trading day; ``SubscribeMarketData`` / ``UnSubscribeMarketData`` answer one
 latest snapshot of each instrument another client already had; every tick is a
 ``RtnDepthMarketData`` with all 48 members (prices DBL_MAX -> 0, other doubles raw), encoded once
 for all clients.  Past ``limits.max_subscriptions`` the extra instruments are answered with
-ErrorID 27 (CTP's "unsupported function" is the closest code CTP has) and not subscribed.
+ErrorID 6000 (CTP's ``OVER_SUB_INST_LIMIT``, as on ``ctpshim://``) and not subscribed.  A source that
+goes down is told as ``{"MsgType": "FrontDisconnected", "Reason": n}``; the server reconnects it and
+the subscriptions stay.
 
 ``/td/``: ``ReqUserLogin`` creates a :class:`~ctpshim.server.trading.ServerTrader` on the
 source's simulated counter, connects, authenticates, logs in and confirms the settlement, and only
@@ -67,7 +69,7 @@ ERRORS = {
     -1: "CTP请求失败", -2: "未处理请求超过许可数", -3: "每秒发送请求数超过许可数",
     -400: "参数有误", -401: "未登录", -404: "未实现",
 }
-SUBSCRIPTION_LIMIT_ERROR = error_codes.error("UNSUPPORTED_FUNCTION")
+SUBSCRIPTION_LIMIT_ERROR = error_codes.error("OVER_SUB_INST_LIMIT")  # 6000, as the binary protocol answers
 
 # webctp's td call map (both dialects), plus Homalos' ReqQrySettlementInfoConfirm.
 TD_CALLS = frozenset({
@@ -448,6 +450,10 @@ class MdConnection(WebctpConnection):
 
     def source_down(self, reason: int) -> None:
         self.send({"MsgType": "FrontDisconnected", "Reason": reason})
+
+    async def run(self) -> None:
+        self.feed.subscribe(self, [])  # told when the source goes down, subscribed or not
+        await super().run()
 
     def closed(self) -> None:
         self.feed.drop(self)

@@ -28,9 +28,10 @@ functions below, nowhere else):
 
 Reading: ``subscribe`` takes each stream's last entry (``XREVRANGE key + - COUNT 1``) as the owed
 snapshot, then one connection reads every subscribed stream with ``XREAD BLOCK`` from the id seen
-last.  The last id of each stream is kept in :attr:`carry`, so after a lost connection (a Redis
-restart) the next connection resumes every stream after it: no entry published meanwhile is
-missed (unless trimmed away), none is delivered twice.
+last.  The last id of each stream is kept in :attr:`carry` (and, after a lost link, for
+``RESUME_WINDOW_S`` in this process), so after a lost connection (a Redis restart) the next
+connection resumes every stream after it: no entry published meanwhile is missed (unless trimmed
+away), none is delivered twice.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ REFRESH_S = 2.0  # instruments, trading day and interest are read / renewed this
 INTEREST_TTL_S = 30.0  # a reader's interest lapses this long after its last renewal
 CONTROL_TTL_S = 60
 _CARRY_KEY = "redis.last_ids"  # in carry: instrument -> the id of the last entry delivered
+# The market's carry ends when its last API object lets go, which a failed reconnect attempt does
+# (the front was unreachable: Redis still down).  A link lost leaves its last ids here for that long,
+# for the next connection to the same streams in this process.
+RESUME_WINDOW_S = 300.0
+_resume: dict[str, tuple[float, dict[str, bytes]]] = {}
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.:{}-]+$")
 NAME_VALID = "letters, digits, '_' and '-'"
@@ -202,6 +208,8 @@ class RedisAdapter(Adapter):
         self._refresher: asyncio.Task[None] | None = None
         self._layout_warned: set[str] = set()
         self._size_warned: set[str] = set()
+        self._link_lost = False
+        self._connected = False
 
     @property
     def where(self) -> str:
@@ -228,9 +236,21 @@ class RedisAdapter(Adapter):
             raise
         except Exception as exc:  # noqa: BLE001 - redis-py's errors, a refused AUTH among them
             raise UpstreamUnavailable(f"{self.where}: {describe_failure(exc)}") from None
+        self._connected = True
         self._refresher = asyncio.ensure_future(self._keep_fresh())
 
+    @property
+    def streams_key(self) -> str:
+        """Which streams this adapter reads (the memory of :data:`_resume`)."""
+        return f"{self.host}:{self.port}/{self.config['db']}/{self.namespace}/{self.source}"
+
     async def close(self) -> None:
+        if self._connected:  # a failed connect leaves what an earlier connection left
+            carried = dict(self.carry.get(_CARRY_KEY, {}))
+            if self._link_lost and carried:
+                _resume[self.streams_key] = (time.monotonic(), carried)
+            else:
+                _resume.pop(self.streams_key, None)
         refresher, self._refresher = self._refresher, None
         if refresher is not None:
             refresher.cancel()
@@ -249,6 +269,11 @@ class RedisAdapter(Adapter):
         if not fresh:
             return
         carried: dict[str, bytes] = self.carry.setdefault(_CARRY_KEY, {})
+        lost_at, left = _resume.get(self.streams_key, (0.0, {}))
+        if left and time.monotonic() - lost_at < RESUME_WINDOW_S:
+            for instrument in fresh:
+                if instrument not in carried and instrument in left:
+                    carried[instrument] = left.pop(instrument)
         keys = [stream_key(self.namespace, self.source, i) for i in fresh]
         try:
             async with self._client.pipeline(transaction=False) as pipe:
@@ -364,7 +389,8 @@ class RedisAdapter(Adapter):
                                    "namespace": self.namespace, "instruments": len(self._known),
                                    "rtt_ms": round(rtt * 1000, 2), "trading_day": self.trading_day()}
         with contextlib.suppress(ValueError):
-            details["age_s"] = round(max(0.0, time.time() - float(info.get("updated", ""))), 1)
+            # Not ``age_s``: the server writes while its source ticks, a quiet market is not stale data.
+            details["last_write_s"] = round(max(0.0, time.time() - float(info.get("updated", ""))), 1)
         return details
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -372,6 +398,7 @@ class RedisAdapter(Adapter):
     def _lost(self, exc: BaseException) -> UpstreamDisconnected:
         import redis.exceptions as rx
 
+        self._link_lost = True
         reason = REASON_HEARTBEAT_TIMEOUT if isinstance(exc, (rx.TimeoutError, asyncio.TimeoutError)) \
             else REASON_READ_FAILED
         return UpstreamDisconnected(f"{self.where}: connection lost ({describe_failure(exc)})", reason)

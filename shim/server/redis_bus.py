@@ -223,8 +223,7 @@ class RedisPublisher:
     async def _flush_loop(self) -> None:
         failed_before = False
         while True:
-            await self._dirty.wait()
-            await asyncio.sleep(0)  # the rest of this loop turn's deliveries join the batch
+            await self._dirty.wait()  # resumes at the next loop turn: this turn's deliveries are in
             self._dirty.clear()
             try:
                 await self._write()

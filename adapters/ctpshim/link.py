@@ -102,7 +102,7 @@ class Link:
             raise errors.UpstreamProtocolError(f"{where}: not a ctpshim server: {exc}") from None
         if frame.type == frames.FrameType.ERROR:
             writer.close()
-            error_id, message = _error_of(frame)
+            error_id, message, _ = _error_of(frame)
             raise ServerRefused(f"{where}: the server refused the connection: {message} (ErrorID {error_id})", error_id)
         if frame.type != frames.FrameType.HELLO_ACK:
             writer.close()
@@ -258,12 +258,17 @@ class Link:
                     return
                 self.on_callback(name, args)
             elif frame.type == kind.RESULT:
-                future = self._pending.pop(_result_for(frame), None)
+                try:
+                    seq, code = calls.result_seq(frame), calls.decode_result(frame.payload)
+                except frames.WireError as exc:
+                    self._fail(errors.REASON_BAD_MESSAGE, f"malformed RESULT: {exc}")
+                    return
+                future = self._pending.pop(seq, None)
                 if future is not None and not future.done():
-                    future.set_result(_result_code(frame))
+                    future.set_result(code)
             elif frame.type == kind.ERROR:
-                error_id, message = _error_of(frame)
-                self._fail(errors.REASON_READ_FAILED, f"the server sent an error: {message} (ErrorID {error_id})")
+                error_id, message, reason = _error_of(frame)
+                self._fail(reason, f"the server sent an error: {message} (ErrorID {error_id})")
                 return
             elif frame.type == kind.BYE:
                 self._fail(errors.REASON_READ_FAILED, "the server said goodbye")
@@ -297,17 +302,10 @@ async def _first_frame(reader: asyncio.StreamReader, frame_reader: frames.FrameR
             return got[0], got[1:]
 
 
-def _error_of(frame: Any) -> tuple[int, str]:
+def _error_of(frame: Any) -> tuple[int, str, int]:
+    """An ERROR frame's ErrorID, ErrorMsg and the nReason to report."""
     try:
         info = handshake.ErrorInfo.decode(frame.payload)
-        return info.ErrorID, info.ErrorMsg
+        return info.ErrorID, info.ErrorMsg, info.Reason
     except frames.WireError:
-        return -1, frame.payload[:200].decode("utf-8", "replace")
-
-
-def _result_for(frame: Any) -> int:
-    return calls.result_seq(frame)
-
-
-def _result_code(frame: Any) -> int:
-    return calls.decode_result(frame.payload)
+        return -1, frame.payload[:200].decode("utf-8", "replace"), errors.REASON_READ_FAILED

@@ -11,8 +11,9 @@ shares that account.
   dispatcher, so a callback may call a request too.
 * Every callback the server's trader makes comes back as a CALLBACK and is posted to this API
   object's dispatcher, in order, with the field objects of the API's own module.
-* ``OnFrontConnected``: when the server's trader is connected (its ``OnFrontConnected``
-  arrives on a fresh connection).  The link lost: ``OnFrontDisconnected`` with CTP's reason
+* ``OnFrontConnected``: at HELLO_ACK, which the server sends once its trader is connected to
+  the source.  The server's source going down: its ``OnFrontDisconnected(reason)``, then the
+  server closes.  The link lost: ``OnFrontDisconnected`` with CTP's reason
   (0x1001 read failure or the server closed, 0x2001 heartbeat timeout, 0x2003 a malformed
   frame), then reconnecting after ``reconnect.RETRY_AFTER_DROP`` s, as CTP's library does; a
   server that cannot be reached (or refuses the token) is tried again every
@@ -151,7 +152,6 @@ class RemoteTrader(Backend):
 
     async def _open(self, url: str) -> Link:
         adapter = self.adapter_class.from_url(url)
-        self._settings = adapter.config
         return await adapter.open_link("td", extra={"private_resume": self.private_resume,
                                                     "public_resume": self.public_resume})
 
@@ -164,7 +164,8 @@ class RemoteTrader(Backend):
         log.warning("%s: front %s cannot be reached (%s); next try in %.0f s", self.context.name, url, text, delay)
 
     async def _serve(self, url: str, link: Link) -> int:
-        """Deliver the link's callbacks until it is lost; the reason code."""
+        """Deliver the link's callbacks until it is lost; the reason code.  The server sends
+        HELLO_ACK once its trader is connected to the source: that is OnFrontConnected."""
         with self._lock:
             if self._closed:
                 await link.close()
@@ -172,28 +173,25 @@ class RemoteTrader(Backend):
             self.link = link
             self.front_url = url
             self._down_posted = False
+            self._connected = True
         link.on_callback = self._callback
+        self.dispatcher.post("OnFrontConnected")
         try:
             return await link.lost
         finally:
             with self._lock:
-                was_connected, self._connected = self._connected, False
+                self._connected = False
             self.link = None
-            if not self._closed and not was_connected:
-                log.debug("%s: the link ended before the server's trader connected", self.context.name)
 
     def _callback(self, name: str, args: tuple[Any, ...]) -> None:
         """A CALLBACK from the server's trader, on the IO loop."""
         if self._closed:
             return
         if name in _LINK_EVENTS:
-            with self._lock:
-                if name == "OnFrontConnected":
-                    if self._connected:
-                        return
-                    self._connected = True
-                    self._down_posted = False
-                elif name == "OnFrontDisconnected":
+            if name == "OnFrontConnected":
+                return  # the link's own (HELLO_ACK) was posted
+            if name == "OnFrontDisconnected":  # the server's source went down; the server closes next
+                with self._lock:
                     if not self._connected:
                         return
                     self._connected = False

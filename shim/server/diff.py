@@ -383,6 +383,7 @@ class DiffConnection:
                 await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
 
     def _malformed(self, reason: str) -> None:
+        self.server.metrics.dropped += 1
         log.info("diff client %s (%s) closed: %s", self.name, self.info.peer, reason)
         self.close(1008, f"malformed packet: {reason}", reason)
 
@@ -416,6 +417,7 @@ class DiffConnection:
             self._wake.set()
             return
         if not self.rate.allow():
+            self.server.metrics.dropped += 1
             self.strikes += 1
             if self.strikes > self.limits.control_burst:
                 reason = f"more than {self.limits.control_rate:g} commands per second (limits.control_rate)"

@@ -371,8 +371,8 @@ class WebctpConnection:
     def closed(self) -> None:
         """The socket is gone: release what the connection holds."""
 
-    @staticmethod
-    def _bad_json(detail: str) -> dict[str, Any]:
+    def _bad_json(self, detail: str) -> dict[str, Any]:
+        self.server.metrics.dropped += 1
         return {"MsgType": "", "RspInfo": rsp_info(-400), "Detail": detail}
 
     async def _on_text(self, text: str) -> None:
@@ -394,6 +394,7 @@ class WebctpConnection:
                 return
             if not self.rate.allow():
                 self.strikes += 1
+                self.server.metrics.dropped += 1
                 refusal = response(response_type(msg_type), rsp_info(-3), _safe_request_id(message))
                 if self.strikes > self.limits.control_burst:
                     self.close(1008, f"more than {self.limits.control_rate:g} control messages per second "
@@ -404,6 +405,7 @@ class WebctpConnection:
             self.strikes = 0
             await self.handle(msg_type, message)
         except ProtocolError as exc:
+            self.server.metrics.dropped += 1
             reason = str(exc)
             log.info("webctp %s client %s (%s) closed: %s", self.protocol, self.name, self.info.peer, reason)
             self.close(1008, f"malformed message: {reason}", {

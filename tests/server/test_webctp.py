@@ -300,3 +300,44 @@ def test_encoding_rules() -> None:
     assert message == {"MsgType": "RspQryOrder", "RspInfo": None, "Order": None}
     assert not math.isnan(webctp._finite(float("nan")))
     assert webctp.close_reason("é" * 100).decode("utf-8") == "é" * 61
+
+
+def test_slow_consumer_is_conflated_then_cut_off_with_the_reason(serve_factory: Any) -> None:
+    server = serve_factory("sim://?hours=always&interval=0.01", limits={"write_deadline": 0.5})
+    ids = instruments(server, 100)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
+            await login(ws)
+            await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": ids})
+            for _ in range(3000):  # not reading: the socket fills, ticks are conflated, then the cut-off
+                if server.metrics.cut_off:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.metrics.cut_off == 1 and server.metrics.conflated > 0
+            for _ in range(100_000):
+                msg = await ws.receive(timeout=WAIT)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert ws.close_code == 1008 and "limits.write_deadline" in msg.extra
+
+    run(scenario(), timeout=90)
+
+
+def test_server_stop_closes_the_clients(serve_factory: Any) -> None:
+    server = serve_factory(SIM)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            md = await session.ws_connect(url(server, "/md/"))
+            dif = await session.ws_connect(url(server, "/diff"))
+            await login(md)
+            await dif.send_json({"aid": "peek_message"})
+            await dif.receive(timeout=WAIT)
+            stopping = asyncio.ensure_future(asyncio.to_thread(server.stop))
+            for ws in (md, dif):
+                await closed(ws)
+                assert ws.close_code == 1001
+            await stopping
+
+    run(scenario())

@@ -84,8 +84,12 @@ class StatusLine:
             "cut_off": server.metrics.cut_off,
         }
 
-    def text(self) -> str:
+    def text(self, compact: bool = False) -> str:
         v = self.values()
+        if compact:  # for an 80-column terminal
+            return (f"{v['clients']} clients · {v['up']}/{v['upstreams']} up · {v['subscriptions']:,} subs · "
+                    f"in {v['ticks_in_per_second']:,.0f}/s · out {v['messages_per_second']:,.0f} msg/s · "
+                    f"conflated {v['conflated']:,} · cut {v['cut_off']:,}")
         protocols = ", ".join(f"{name} {n}" for name, n in sorted(v["by_protocol"].items()))
         clients = f"{v['clients']} client{'s' if v['clients'] != 1 else ''}" + (f" ({protocols})" if protocols else "")
         return (f"{clients} · upstreams {v['up']}/{v['upstreams']} up · {v['subscriptions']:,} subscriptions "
@@ -130,11 +134,14 @@ class StatusLine:
         from rich.live import Live
         from rich.text import Text
 
-        with Live(Text(self.text()), console=self.console, refresh_per_second=4, transient=True,
+        def line() -> Text:  # one line, cut to the terminal's width
+            return Text(self.text(compact=True), style="bold", no_wrap=True, overflow="ellipsis")
+
+        with Live(line(), console=self.console, refresh_per_second=4, transient=True,
                   redirect_stdout=False, redirect_stderr=False) as live:
             while not self._stop.wait(self.interval):
                 try:
-                    live.update(Text(self.text(), style="bold"))
+                    live.update(line())
                 except Exception:  # noqa: BLE001 - the status line must never stop the server
                     log.debug("status line failed", exc_info=True)
 

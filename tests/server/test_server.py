@@ -229,7 +229,7 @@ def test_the_live_status_line_draws_on_a_terminal(serve_factory: Any) -> None:
     status.start()
     try:
         deadline = time.monotonic() + 10
-        while "upstreams" not in stream.getvalue():
+        while "msg/s" not in stream.getvalue():
             assert time.monotonic() < deadline, "the live line was never drawn"
             time.sleep(0.02)
     finally:

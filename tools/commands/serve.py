@@ -122,6 +122,7 @@ def serve(settings: Any, status_mode: str, interval: float | None, verbose: bool
         status.start()
         while not stop.wait(0.5):
             pass
+        status.stop()  # before printing: the live line is cleared first
         print(f"stopping ({received[0] if received else 'stop'}): disconnecting "
               f"{len(server.clients)} client(s)", file=sys.stderr, flush=True)
     finally:

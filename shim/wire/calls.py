@@ -210,8 +210,9 @@ def _decode_args(sig: Signature, cursor: _Cursor, flavour: str, request_id: int,
             count = _I32.unpack(cursor.take(4, f"{param}'s count"))[0]
             if count < 0:
                 raise WireError(f"{cursor.what} {sig.name}: {param}'s count is {count}, expected 0 or more")
-            if count > len(cursor.data):
-                raise WireError(f"{cursor.what} {sig.name}: {param}'s count {count} exceeds the payload")
+            if count > len(cursor.data) - cursor.position:  # each ID takes at least its length byte
+                raise WireError(f"{cursor.what} {sig.name}: {param}'s count {count} exceeds the payload "
+                                f"({len(cursor.data) - cursor.position} bytes left)")
             ids = []
             for index in range(count):
                 size = cursor.byte(f"the length of {param}[{index}]")

@@ -188,6 +188,9 @@ class CtpshimAdapter(Adapter):
         if not ticks:
             return
         self._newest = time.monotonic()
+        day = ticks[-1].TradingDay
+        if day and day != self._day:  # the source's day moved on during this connection
+            self._day = day
         self._batches.append(ticks)
         if self._wake is not None:
             self._wake.set()

@@ -202,6 +202,27 @@ def test_the_server_stopped_and_restarted_gives_a_disconnect_then_connect_login_
     assert names.index("OnFrontDisconnected") < len(names) - 1 - names[::-1].index("OnFrontConnected")
 
 
+def test_the_server_process_killed_and_started_again_md_and_td_programs_carry_on(
+        serve_process, make_md, make_td, tmp_path, fast_reconnect):
+    served = serve_process(sim_front(tmp_path))
+    api, spi = make_md(served.address, subscribe=["rb2701"])
+    trader = TdProgram()
+    make_td(trader, served.address)
+    wait_for(lambda: spi.ticks, WAIT, "ticks before the kill")
+    trader.wait("OnRspUserLogin")
+    served.kill()  # SIGKILL: no BYE, the sockets are reset by the kernel
+    wait_for(lambda: "OnFrontDisconnected" in spi.names(), WAIT, "md OnFrontDisconnected")
+    assert [e[1][0] for e in spi.events if e[0] == "OnFrontDisconnected"] == [0x1001]
+    assert trader.wait("OnFrontDisconnected")[0] == (0x1001,)
+    with spi.lock:
+        before = len(spi.ticks)
+    served.start()
+    wait_for(lambda: spi.names().count("OnRspUserLogin") == 2, WAIT, "the md program's new login")
+    wait_for(lambda: len(spi.ticks) > before, WAIT, "ticks after the restart (subscriptions restored)")
+    trader.wait("OnRspUserLogin", 2)
+    assert trader.names().count("OnFrontConnected") == 2
+
+
 def test_a_bad_token_is_refused_with_a_clear_error(serve, make_md, tmp_path, caplog):
     server = serve(sim_front(tmp_path), tokens=["s3cret-token:alice"])
     caplog.set_level(logging.WARNING, "ctpshim")
@@ -326,7 +347,9 @@ def test_a_td_program_moved_to_the_server_gets_the_same_callbacks(serve, make_td
     remote = TdProgram()
     api = make_td(remote, address(server))
     remote_account = remote.trade()
-    assert td_names(remote) == td_names(direct)
+    assert td_names(remote) == td_names(direct), (td_names(remote), td_names(direct))
+    assert td_names(direct)[:3] == ["OnFrontConnected", "OnRspUserLogin", "OnRspSettlementInfoConfirm"]
+    assert {"OnRtnOrder", "OnRtnTrade", "OnRspQryTradingAccount"} <= set(td_names(direct)), td_names(direct)
     assert type(remote_account) is tdapi.CThostFtdcTradingAccountField
     assert remote_account.CurrMargin > 0 and remote_account.Available < 10_000_000
     assert len(api.GetTradingDay()) == 8 and api.GetTradingDay() != "19800100"

@@ -1,0 +1,341 @@
+"""``ctpshim serve`` over the binary protocol (ctpshim://): delivered ticks/s to 100 clients, and latency.
+
+    python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--seconds S]
+                                 [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
+
+One ``sim://`` source with every client subscribed to every one of its instruments, a real
+``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
+other processes (default 2: the server needs a core of the two), and in the same run the baseline:
+one in-process md API object on the same front address.  Each figure is the median of R runs.
+
+throughput  ``sim://?instruments=<N>&speed=max``: the simulator as fast as the server takes its ticks.
+            Delivered ticks/s = the ticks the clients received inside a common window of S seconds,
+            summed over the clients (a client that falls behind gets the latest tick per instrument:
+            what was conflated away is not counted, and the server's conflated count is printed).
+            The clients are ``N - real`` light asyncio clients that speak the protocol with
+            ctpshim.wire (HELLO, ReqUserLogin and SubscribeMarketData CALLs, heartbeats), parse every
+            frame with FrameReader and count the ticks of each TICK / TICK_BATCH, without unpacking
+            each tick into an object; and ``real`` ordinary md API programs on
+            ``ctpshim://127.0.0.1:PORT/sim`` (H3's adapter, every tick an object and a callback).
+            Baseline: one md API object on the same ``sim://`` address, ticks/s to a no-op callback.
+latency     the same clients at a paced ``--rate`` delivered ticks/s in total (default 20,000: with 100
+            clients, 200 ticks/s from the source: ``--latency-instruments`` contracts (default 600) every
+            ``interval`` = instruments x clients / rate seconds of market time, at speed=1).  Latency =
+            the client's clock when its handler has the tick, less the tick's own stamp (see
+            bench/serve_common.py for why that stamp is the upstream's time): every tick of the light
+            clients (read from the struct's bytes at the layout's offsets), every callback of the
+            real ones.  Baseline: one md API object on the same ``sim://`` address.  Note the
+            simulator's shape: every contract ticks at each interval mark, so each mark is a burst of
+            instruments x clients deliveries; the latency figures are those of draining such bursts.
+``--profile DIR`` samples the server process with py-spy during each window and prints its hot spots.
+sim:// lists at most the contracts its calendar lists on a trading day (about 730 over every
+product's months): ``--instruments`` above that is cut to it, and the figures say how many were used.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine,  # noqa: E402
+                          counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
+                          sim_url, split, wait_closed)
+
+HERE = Path(__file__).resolve()
+SOURCE = "sim"
+HEARTBEAT = 2.0  # s between the light clients' heartbeats
+
+
+def tick_offsets() -> tuple[int, int, int, int]:
+    """(struct size, offset of ActionDay, of UpdateTime, of UpdateMillisec) in a packed tick, found by
+    packing a tick with recognisable values (so this needs nothing of the layout but pack_tick)."""
+    import struct
+
+    from ctpshim import mdapi
+    from ctpshim.wire.structs import pack_tick
+
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec = "20991231", "12:34:56", 4321
+    data = pack_tick(tick)
+    offsets = (data.find(b"20991231"), data.find(b"12:34:56"), data.find(struct.pack("<i", 4321)))
+    if min(offsets) < 0:
+        raise SystemExit(f"cannot find the stamp members in a packed tick (offsets {offsets})")
+    return (len(data), *offsets)
+
+
+class LightClient:
+    """One protocol client that parses frames and counts ticks (and, if asked, their latency)."""
+
+    def __init__(self, host: str, port: int, source: str, ids: list[str], latency: bool, offsets: tuple[int, ...],
+                 window: list[float]) -> None:
+        self.host, self.port, self.source, self.ids = host, port, source, ids
+        self.latency = latency
+        self.size, self.o_day, self.o_time, self.o_ms = offsets
+        self.counter = WindowCounter(window)
+        self.samples: list[int] = []
+        self.first = asyncio.Event()
+        self.stamps = StampClock()
+        self.error: str | None = None
+
+    async def run(self) -> None:
+        from ctpshim import mdapi
+        from ctpshim.wire.calls import call_frame
+        from ctpshim.wire.frames import CODEC_JSON, MAGIC, PROTOCOL_VERSION, FrameReader, FrameType, encode_frame
+        from ctpshim.wire.structs import LAYOUT_ID
+
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        hello = {"magic": MAGIC, "version": PROTOCOL_VERSION, "api": "md", "source": self.source, "token": "",
+                 "layout": LAYOUT_ID, "client": "bench/serve_binary.py"}
+        writer.write(encode_frame(FrameType.HELLO, json.dumps(hello).encode(), codec=CODEC_JSON, seq=1))
+        frames = FrameReader()
+        acked = False
+        while not acked:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection during the handshake")
+            for frame in frames.feed(data):
+                if frame.type == FrameType.ERROR:
+                    raise ConnectionError(f"refused: {frame.payload[:300]!r}")
+                acked = acked or frame.type == FrameType.HELLO_ACK
+        ids = [i.encode() for i in self.ids]
+        writer.write(call_frame("ReqUserLogin", (mdapi.CThostFtdcReqUserLoginField(), 1), seq=2))
+        writer.write(call_frame("SubscribeMarketData", (ids, len(ids)), seq=3))
+        heartbeat = asyncio.ensure_future(self._heartbeats(writer, lambda seq: encode_frame(FrameType.HEARTBEAT, seq=seq)))
+        tick, batch = int(FrameType.TICK), int(FrameType.TICK_BATCH)
+        add = self.counter.add
+        try:
+            while True:
+                data = await reader.read(1 << 20)
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                for frame in frames.feed(data):
+                    kind = frame.type
+                    if kind != batch and kind != tick:
+                        continue
+                    payload = frame.payload
+                    n = int.from_bytes(payload[:2], "little") if kind == batch else 1
+                    if add(n, time.time()) and self.latency:
+                        self._stamp(payload, 2 if kind == batch else 0, n)
+                    self.first.set()
+        finally:
+            heartbeat.cancel()
+            writer.close()
+
+    def _stamp(self, payload: bytes, base: int, n: int) -> None:
+        epoch, size, o_day, o_time, o_ms = self.stamps.epoch, self.size, self.o_day, self.o_time, self.o_ms
+        append = self.samples.append
+        for k in range(n):
+            at = base + k * size
+            now = time.time()
+            sent = epoch(payload[at + o_day:at + o_day + 8], payload[at + o_time:at + o_time + 8],
+                         int.from_bytes(payload[at + o_ms:at + o_ms + 4], "little", signed=True))
+            append(int((now - sent) * 1_000_000))
+
+    @staticmethod
+    async def _heartbeats(writer: asyncio.StreamWriter, frame: Any) -> None:
+        seq = 3
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            seq += 1
+            writer.write(frame(seq))
+
+
+def clients_main(host: str, port: str, source: str, count: str, ids_file: str, latency: str) -> None:
+    """A process of ``count`` light clients (see LightClient); the Child protocol of serve_common."""
+    ids = json.loads(Path(ids_file).read_text())
+    offsets = tick_offsets()
+    window = [float("inf"), float("inf")]
+
+    async def clients() -> None:
+        light = [LightClient(host, int(port), source, ids, latency == "1", offsets, window) for _ in range(int(count))]
+        tasks = [asyncio.ensure_future(client.run()) for client in light]
+        firsts = asyncio.ensure_future(asyncio.gather(*(client.first.wait() for client in light)))
+        await asyncio.wait([*tasks, firsts], timeout=90, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done() and task.exception() is not None:
+                raise SystemExit(f"a client failed before the window: {task.exception()!r}")
+        if not all(client.first.is_set() for client in light):
+            raise SystemExit(f"{sum(not c.first.is_set() for c in light)} clients saw no tick within 90 s")
+        start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
+        window[0], window[1] = start, end
+        await wait_closed([c.counter for c in light], end)
+        failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
+        print(counted([c.counter for c in light], end - start, failed=failed,
+                      latencies_us=[s for c in light for s in c.samples]), flush=True)
+        os._exit(0)
+
+    asyncio.run(clients())
+
+
+def source_for(kind: str, args: argparse.Namespace, ids: list[str]) -> tuple[str, str]:
+    """The sim:// address of a run and a line saying what it offers."""
+    if kind == "throughput":
+        if args.source_rate == "max":
+            return sim_url(ids, interval=0.5, speed="max"), f"{len(ids)} instruments at speed=max"
+        rate = float(args.source_rate)
+        speed = rate * 0.5 / len(ids)
+        return (sim_url(ids, interval=0.5, speed=f"{speed:.6g}"),
+                f"{len(ids)} instruments every 0.5 s of market time at speed={speed:.4g}: {rate:,.0f} ticks/s from "
+                f"the source, {rate * args.clients:,.0f} ticks/s offered to {args.clients} clients")
+    interval = latency_interval(len(ids), args)
+    return (sim_url(ids, interval=interval, speed="1"),
+            f"{len(ids)} instruments every {interval:g} s at speed=1: {len(ids) / interval:,.0f} ticks/s from the source, "
+            f"x {args.clients} clients = {args.rate:,.0f} delivered ticks/s, in bursts of {len(ids) * args.clients:,} "
+            f"deliveries every {interval:g} s")
+
+
+def latency_interval(instruments: int, args: argparse.Namespace) -> float:
+    interval = instruments * args.clients / args.rate
+    hundredths = round(interval * 100)
+    if abs(hundredths - interval * 100) > 1e-6 or not hundredths or 6000 % hundredths:
+        raise SystemExit(f"{instruments} instruments x {args.clients} clients / {args.rate:g} ticks/s = an interval of "
+                         f"{interval:g} s, which sim:// does not take (whole hundredths dividing a minute)")
+    return interval
+
+
+def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
+    """One run: the server with its clients, then the baseline on the same front address."""
+    latency = kind == "latency"
+    server = ServerProcess({SOURCE: front})
+    profile_file = ""
+    sampler = None
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    try:
+        host, port = server.binary
+        light = args.clients - args.real
+        children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
+                          f"clients-{number}") for number, n in enumerate(split(light, args.procs)) if n]
+        children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}")
+                     for number in range(args.real)]
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            profile_file = str(Path(args.profile) / f"serve_binary-{kind}-{len(ids)}-{run}.txt")
+
+        def window_metrics(start: float) -> None:
+            nonlocal sampler
+            time.sleep(max(0.0, start - time.time()))
+            before.update(server.metrics())
+            if profile_file:
+                sampler = py_spy(server.pid, args.seconds, profile_file)
+            time.sleep(args.seconds)
+            after.update(server.metrics())
+
+        results = measure(children, args.seconds, ready_timeout=120, during=window_metrics)
+        light_results = [r for r, c in zip(results, children) if c.name.startswith("clients")]
+        real_results = [r for r, c in zip(results, children) if c.name.startswith("real")]
+        figures = combine(results)
+        figures["light"] = combine(light_results) if light_results else None
+        figures["real"] = combine(real_results) if real_results else None
+        figures["failed"] = [f for r in light_results for f in r.get("failed", ())]
+        figures["server"] = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in SERVER_COUNTERS}
+        if sampler is not None:
+            sampler.wait(60)
+            figures["hot_spots"] = hot_spots(profile_file)
+    finally:
+        server.stop()
+    figures["baseline"] = combine(measure([mdapi_child(front, ids, latency, "baseline")], args.seconds))
+    return figures
+
+
+SERVER_COUNTERS = ("source_ticks_in", "ctpshim_ticks_delivered_total", "ctpshim_ticks_conflated_total",
+                   "ctpshim_clients_cut_off_total", "ctpshim_messages_dropped_total")
+
+
+def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, instruments: int) -> None:
+    import statistics
+
+    rates = [run["rate"] for run in runs]
+    base = [run["baseline"]["rate"] for run in runs]
+    middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+    print(f"{kind}: {args.clients} clients ({args.clients - args.real} light, {args.real} real md API) x "
+          f"{instruments} instruments, {len(runs)} runs of {args.seconds:g} s")
+    print(f"  delivered    {statistics.median(rates):>12,.0f} ticks/s in total (median; runs "
+          + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+    if middle["light"] and middle["real"]:
+        real = middle["real"]["rate"]
+        print(f"    median run: light clients {middle['light']['rate']:,.0f}/s in all; real md API clients "
+              f"{real:,.0f}/s in all, {real / max(1, args.real):,.0f}/s each")
+    per_client = middle["light"]["rates"] if middle["light"] else []
+    if per_client:
+        print(f"    per light client (median run): min {min(per_client):,.0f}, median {statistics.median(per_client):,.0f}, "
+              f"max {max(per_client):,.0f} ticks/s")
+    server = middle["server"]
+    print("    server counters over the window (median run): "
+          + ", ".join(f"{key.removeprefix('ctpshim_')} {server[key]:,.0f}" for key in SERVER_COUNTERS))
+    print(f"  baseline     {statistics.median(base):>12,.0f} ticks/s to one in-process md API object on the same "
+          f"sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
+    if kind == "latency":
+        p99s = [r["latency"]["p99"] for r in runs if r["latency"]]
+        middle = sorted(runs, key=lambda r: r["latency"]["p99"] if r["latency"] else 0)[len(runs) // 2]
+        print(f"  latency p99  {statistics.median(p99s):.2f} ms, stamp to handler (median of runs: "
+              + ", ".join(f"{p:.2f}" for p in p99s) + ")")
+        print(f"    every client, median run: {show_spread(middle['latency'])}")
+        if middle["light"] and middle["light"]["latency"]:
+            print(f"    light clients: {show_spread(middle['light']['latency'])}")
+        if middle["real"] and middle["real"]["latency"]:
+            print(f"    real md API clients (OnRtnDepthMarketData): {show_spread(middle['real']['latency'])}")
+        base_p99 = [r["baseline"]["latency"]["p99"] for r in runs if r["baseline"]["latency"]]
+        print(f"  baseline p99 {statistics.median(base_p99):.2f} ms (runs " + ", ".join(f"{p:.2f}" for p in base_p99)
+              + f"); median run: {show_spread(middle['baseline']['latency'])}")
+    failures = [f for run in runs for f in run["failed"]]
+    if failures:
+        print(f"  client failures: {len(failures)}, e.g. {failures[0]}")
+    if runs[-1].get("hot_spots"):
+        print("  server hot spots (py-spy, own samples of the leaf function, last run):\n    "
+              + runs[-1]["hot_spots"].replace("\n", "\n    "))
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--instruments", type=int, default=1000, help="throughput (cut to what sim:// lists)")
+    parser.add_argument("--source-rate", default="2500",
+                        help="throughput: ticks/s from the source (default 2,500: 250,000 offered to 100 clients), or max")
+    parser.add_argument("--latency-instruments", default="600,20",
+                        help="latency: comma-separated instrument counts, one measurement each (default 600,20)")
+    parser.add_argument("--rate", type=float, default=20_000, help="latency: delivered ticks/s in total (default 20,000)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="measuring window per run (default 6)")
+    parser.add_argument("--procs", type=int, default=2, help="processes for the light clients (default 2)")
+    parser.add_argument("--real", type=int, default=1,
+                        help="ordinary md API programs over ctpshim:// among the clients (default 1)")
+    parser.add_argument("--only", choices=("throughput", "latency"), action="append")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server during each window, files in DIR")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print("reproduce: python bench/serve_binary.py " + " ".join(sys.argv[1:]))
+    import tempfile
+
+    plans = []
+    if not args.only or "throughput" in args.only:
+        plans.append(("throughput", listed_ids(args.instruments)))
+    if not args.only or "latency" in args.only:
+        plans += [("latency", listed_ids(int(n))) for n in args.latency_instruments.split(",")]
+    for kind, ids in plans:
+        front, offered = source_for(kind, args, ids)
+        print(f"\n{kind} source: {offered}")
+        ids_file = tempfile.mktemp(prefix="ctpshim-bench-ids-", suffix=".json")
+        Path(ids_file).write_text(json.dumps(ids))
+        started = time.monotonic()
+        runs = [run_once(kind, front, args, ids, ids_file, number) for number in range(args.runs)]
+        report(kind, runs, args, len(ids))
+        print(f"  ({time.monotonic() - started:.0f} s)")
+        os.unlink(ids_file)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "clients":
+        clients_main(*sys.argv[2:])
+    else:
+        main()

@@ -1,0 +1,471 @@
+"""What the ``ctpshim serve`` benchmarks share (bench/serve_binary.py, serve_websocket.py, serve_redis.py).
+
+Every measurement runs in processes of its own, started by the bench's driver:
+
+* the server: ``python bench/serve_common.py server SETTINGS_JSON``: a real ``ctpshim.server.Server`` with
+  the given sources, on free loopback ports; prints its addresses as one JSON line, then answers
+  ``metrics`` (one JSON line of Prometheus counters) and ``stop`` on its standard input;
+* clients and the baseline: each prints ``ready`` once its clients are subscribed and have seen
+  ticks, waits for ``go START END`` (epoch seconds of the shared measuring window) and prints one
+  JSON line: ticks counted inside the window and, when asked, latencies in microseconds.
+
+Latency is the time from the upstream tick to the client's handler: the client's ``time.time()``
+when its handler sees the tick, less the moment the tick stands for.  That moment is the tick's own
+``ActionDay UpdateTime.UpdateMillisec`` (China time) from ``sim://`` paced at ``speed=1`` without a
+``start``: the simulator's market clock starts at the machine's clock and runs at the monotonic
+clock's pace, and a tick of market time T is made when that clock reaches T, so the stamp is the
+wall-clock time at which the upstream produced it.  Server and clients share the machine's clock.
+What the latency then holds: the simulator's own lateness (the sleep until T, making the round),
+the hub, the server's fan-out and writes, loopback TCP, the client's read and parse; the baseline,
+one in-process API object on the same source, has the same stamp and the same simulator, so the
+difference is what the server adds.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import platform
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+CHINA_OFFSET = 8 * 3600  # China time has no daylight saving
+
+
+# -- the machine and the figures -------------------------------------------------------------------
+
+def machine() -> str:
+    """CPU model, cores, Python, the commit: the line every bench prints first."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()} ({platform.python_implementation()}), "
+            f"{platform.system()} {platform.release()}, commit {commit}, load average {load}")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by the nearest-rank method; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def spread(samples_us: Sequence[float]) -> dict[str, float]:
+    """p50/p90/p99/max in milliseconds of latencies given in microseconds."""
+    ordered = sorted(samples_us)
+    return {"n": len(ordered), **{f"p{q}": percentile(ordered, q) / 1000 for q in (50, 90, 99)},
+            "max": (ordered[-1] / 1000) if ordered else float("nan")}
+
+
+def show_spread(figures: dict[str, float]) -> str:
+    return (f"p50 {figures['p50']:.2f} ms, p90 {figures['p90']:.2f} ms, p99 {figures['p99']:.2f} ms, "
+            f"max {figures['max']:.2f} ms over {figures['n']:,} ticks")
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+# -- the source --------------------------------------------------------------------------------------
+
+def listed_ids(limit: int) -> list[str]:
+    """Up to ``limit`` contracts listed on the current trading day, spread over the products
+    (round robin over each product's listed months, so a smaller count still covers every exchange)."""
+    import logging
+
+    logging.getLogger("ctpshim").setLevel(logging.ERROR)  # the calendar's far-year notice
+    from ctpshim.ctp import clock, products
+    from ctpshim.ctp.calendar import trading_day_of
+
+    day = trading_day_of(clock.now())
+    per_product = [[info.instrument_id for info in products.listed_contracts(product, day)]
+                   for product in products.PRODUCTS.values()]
+    ids: list[str] = []
+    depth = 0
+    while len(ids) < limit and any(depth < len(months) for months in per_product):
+        ids += [months[depth] for months in per_product if depth < len(months)]
+        depth += 1
+    return ids[:limit]
+
+
+def sim_url(ids: Iterable[str], *, interval: float = 0.5, speed: str = "1", seed: int = 1,
+            start: str | None = None) -> str:
+    """A ``sim://`` address for these contracts, open around the clock."""
+    url = f"sim://?instruments={','.join(ids)}&interval={interval:g}&speed={speed}&seed={seed}&hours=always"
+    return url + (f"&start={start}" if start else "")
+
+
+# -- stamps --------------------------------------------------------------------------------------------
+
+class StampClock:
+    """Epoch seconds of a tick's ``ActionDay UpdateTime.UpdateMillisec`` (China time), cached per second."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[tuple[Any, Any], float] = {}
+
+    def epoch(self, day: Any, update_time: Any, millisec: int) -> float:
+        key = (day, update_time)
+        base = self._seconds.get(key)
+        if base is None:
+            d = day.decode() if isinstance(day, bytes) else day
+            t = update_time.decode() if isinstance(update_time, bytes) else update_time
+            base = calendar.timegm((int(d[:4]), int(d[4:6]), int(d[6:8]), int(t[:2]), int(t[3:5]), int(t[6:8]),
+                                    0, 0, 0)) - CHINA_OFFSET
+            if len(self._seconds) > 100_000:
+                self._seconds.clear()
+            self._seconds[key] = base
+        return base + millisec / 1000
+
+
+# -- counting --------------------------------------------------------------------------------------------
+
+class WindowCounter:
+    """One client's ticks in the measuring window, as a rate that whole rounds do not skew.
+
+    The window opens at ``window[0]`` and closes at ``window[1]`` (a list shared by a process's
+    clients, set when the driver says ``go``).  The count runs from the client's first tick at or
+    after the opening to its first tick at or after the closing, and the rate is that count over
+    that time: with a paced source whose ticks come in rounds (every contract at each interval
+    mark), that is k whole rounds over k periods, however the window falls between rounds.
+    """
+
+    __slots__ = ("window", "first", "last", "count")
+
+    def __init__(self, window: list[float]) -> None:
+        self.window = window
+        self.first: float | None = None
+        self.last: float | None = None
+        self.count = 0
+
+    def add(self, n: int, now: float) -> bool:
+        """Count ``n`` ticks that arrived at ``now``; True when they are inside the window."""
+        window = self.window
+        if now < window[0]:
+            return False
+        if now >= window[1]:
+            if self.last is None:
+                self.last = now
+            return False
+        if self.first is None:
+            self.first = now
+        self.count += n
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self.last is not None
+
+    def rate(self) -> float:
+        if self.first is None:
+            return 0.0
+        last = self.last if self.last is not None else self.window[1]
+        return self.count / (last - self.first) if last > self.first else 0.0
+
+
+async def wait_closed(counters: list[WindowCounter], end: float, grace: float = 3.0) -> None:
+    """Sleep until the window has closed and every counter saw its closing tick (at most ``grace`` s more)."""
+    import asyncio
+
+    await asyncio.sleep(max(0.0, end - time.time()))
+    deadline = time.monotonic() + grace
+    while not all(counter.closed for counter in counters) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def counted(counters: list[WindowCounter], seconds: float, **more: Any) -> str:
+    """A client process's result line."""
+    return json.dumps({"count": sum(c.count for c in counters), "seconds": seconds,
+                       "rates": [c.rate() for c in counters], **more})
+
+
+# -- processes -----------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Child:
+    """A measuring process of this bench: ``ready``, then ``go START END``, then one JSON line."""
+
+    def __init__(self, argv: list[str], name: str) -> None:
+        self.name = name
+        self.process = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=str(REPO))
+        self._stderr: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
+            del self._stderr[:-40]
+
+    def readline(self, timeout: float) -> str:
+        """The next line of output; RuntimeError (with its stderr) on timeout or exit."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.kill()
+            raise RuntimeError(f"{self.name}: no answer within {timeout:g} s (exit {self.process.poll()}):\n"
+                               + "".join(self._stderr[-25:]))
+        return line.strip()
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def wait_ready(self, timeout: float) -> None:
+        line = self.readline(timeout)
+        if line != "ready":
+            raise RuntimeError(f"{self.name}: expected 'ready', got {line[:300]!r}")
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        return json.loads(self.readline(timeout))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+WARMUP = 3.0  # s from every client's first tick to the window: the subscriptions' snapshots drain first
+
+
+def measure(children: list[Child], seconds: float, ready_timeout: float = 60.0,
+            during: Callable[[float], None] | None = None, warmup: float = WARMUP) -> list[dict[str, Any]]:
+    """Wait until every child is ready, give them one window starting in ``warmup`` s, collect their
+    results; ``during(start)`` runs on a thread of its own from the moment the window is given."""
+    try:
+        for child in children:
+            child.wait_ready(ready_timeout)
+        start = time.time() + warmup
+        for child in children:
+            child.send(f"go {start:.6f} {start + seconds:.6f}")
+        watcher = threading.Thread(target=during, args=(start,), daemon=True) if during else None
+        if watcher:
+            watcher.start()
+        results = [child.result(warmup + seconds + 60) for child in children]
+        if watcher:
+            watcher.join(warmup + seconds + 30)
+        return results
+    finally:
+        for child in children:
+            child.kill()
+
+
+def child_handshake() -> tuple[float, float]:
+    """In a child: say ``ready``, read ``go START END``."""
+    print("ready", flush=True)
+    line = sys.stdin.readline().split()
+    if len(line) != 3 or line[0] != "go":
+        raise SystemExit(f"expected 'go START END', got {line!r}")
+    return float(line[1]), float(line[2])
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` clients over ``parts`` processes, as evenly as can be."""
+    parts = max(1, min(parts, total))
+    return [total // parts + (1 if number < total % parts else 0) for number in range(parts)]
+
+
+# -- the server process ------------------------------------------------------------------------------------
+
+class ServerProcess:
+    """A ``ctpshim.server.Server`` in a process of its own (see :func:`server_main`)."""
+
+    def __init__(self, sources: dict[str, str], *, http: bool = False, redis: dict[str, Any] | None = None) -> None:
+        settings = {"sources": sources, "http": http, "redis": redis}
+        argv = [str(HERE), "server", json.dumps(settings)]
+        self.child = Child(argv, "server")
+        started = json.loads(self.child.readline(60))
+        self.binary: tuple[str, int] = tuple(started["binary"] or ("", 0))  # type: ignore[assignment]
+        self.http: tuple[str, int] | None = tuple(started["http"]) if started["http"] else None  # type: ignore[assignment]
+        self.pid = self.child.process.pid
+
+    def metrics(self) -> dict[str, float]:
+        self.child.send("metrics")
+        return json.loads(self.child.readline(30))
+
+    def stop(self) -> None:
+        if self.child.process.poll() is None:
+            try:
+                self.child.send("stop")
+                self.child.process.wait(20)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.child.kill()
+
+
+def prometheus_totals(text: str) -> dict[str, float]:
+    """Sum each Prometheus metric over its labels."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_part, _, value = line.rpartition(" ")
+        name = name_part.split("{", 1)[0]
+        try:
+            totals[name] = totals.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return totals
+
+
+def server_main(settings_json: str) -> None:
+    """The server process: start, print the addresses, then obey ``metrics`` / ``stop`` on stdin."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from ctpshim.server.server import Server
+    from ctpshim.server.settings import RedisSettings, ServeSettings
+
+    given = json.loads(settings_json)
+    options: dict[str, Any] = {"sources": given["sources"], "listen": ("127.0.0.1", 0),
+                               "http": ("127.0.0.1", 0) if given["http"] else None}
+    if given.get("redis"):
+        redis = dict(given["redis"])
+        redis["instruments"] = tuple(redis.get("instruments", ()))
+        options["redis"] = RedisSettings(**redis)
+    server = Server(ServeSettings(**options))
+    server.start()
+    print(json.dumps({"binary": list(server.binary_address) if server.binary_address else None,
+                      "http": list(server.http_address) if server.http_address else None}), flush=True)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "metrics":
+                totals = prometheus_totals(server.metrics.render_prometheus(server))
+                totals["source_ticks_in"] = sum(getattr(server.feed(name), "ticks_in", 0) for name in given["sources"])
+                print(json.dumps(totals), flush=True)
+            elif command == "stop":
+                break
+    finally:
+        server.stop()
+
+
+# -- the baseline and real clients: an ordinary md API object ---------------------------------------------------
+
+def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
+    """One ordinary ``ctpshim.mdapi`` program on ``front``: its OnRtnDepthMarketData counts the ticks
+    inside the window and, with ``want_latency`` = 1, each one's latency from its stamp."""
+    import logging
+    import tempfile
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from ctpshim import mdapi
+
+    ids = [i.encode() for i in json.loads(ids_json)]
+    latency = want_latency == "1"
+    stamps = StampClock()
+    window = [float("inf"), float("inf")]
+    seen_first = threading.Event()
+    logged_in = threading.Event()
+    samples: list[int] = []
+    counter = WindowCounter(window)
+
+    class Spi(mdapi.CThostFtdcMdSpi):
+        def OnFrontConnected(self) -> None:
+            api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+        def OnRspUserLogin(self, *args: object) -> None:
+            logged_in.set()
+            api.SubscribeMarketData(ids, len(ids))
+
+        def OnRtnDepthMarketData(self, tick: Any) -> None:
+            now = time.time()
+            seen_first.set()
+            if counter.add(1, now):
+                if latency:
+                    samples.append(int((now - stamps.epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec))
+                                       * 1_000_000))
+
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(tempfile.mkdtemp(prefix="ctpshim-bench-serve-") + os.sep)
+    spi = Spi()
+    api.RegisterSpi(spi)
+    api.RegisterFront(front)
+    api.Init()
+    if not seen_first.wait(60):
+        raise SystemExit(f"no tick from {front[:80]} within 60 s (logged in: {logged_in.is_set()})")
+    start, end = child_handshake()
+    window[0], window[1] = start, end
+    time.sleep(max(0.0, end - time.time()))
+    deadline = time.monotonic() + 3.0
+    while not counter.closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    api.RegisterSpi(None)
+    print(counted([counter], end - start, latencies_us=samples), flush=True)
+    os._exit(0)  # the API's threads need no orderly end here
+
+
+def mdapi_child(front: str, ids: list[str], latency: bool, name: str) -> Child:
+    return Child([str(HERE), "mdapi", front, json.dumps(ids), "1" if latency else "0"], name)
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results of several client processes over one window: total ticks/s and all latencies."""
+    samples = [s for result in results for s in result.get("latencies_us", ())]
+    rates = [rate for result in results for rate in result["rates"]]
+    return {"rate": sum(rates), "latency": spread(samples) if samples else None, "rates": rates,
+            "count": sum(result["count"] for result in results), "seconds": results[0]["seconds"]}
+
+
+def py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes] | None:
+    """Sample the process ``pid`` (every thread) with py-spy for ``seconds``, into ``out`` (flame-graph
+    text, collapsed stacks: one line per stack with its count); None when py-spy is not installed."""
+    import shutil
+
+    if shutil.which("py-spy") is None:
+        print("py-spy is not installed (pip install py-spy): no profile", file=sys.stderr)
+        return None
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+                             "--format", "raw", "--output", out, "--nonblocking", "--rate", "200"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hot_spots(collapsed: str, top: int = 20) -> str:
+    """The functions with the most samples on top of the stack, from py-spy's raw output."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in Path(collapsed).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + n
+    rows = sorted(own.items(), key=lambda item: -item[1])[:top]
+    return "\n".join(f"{n / total:6.1%}  {leaf}" for leaf, n in rows) if total else "(no samples)"
+
+
+COMMANDS: dict[str, Callable[..., None]] = {"server": server_main, "mdapi": mdapi_main}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

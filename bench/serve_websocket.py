@@ -1,0 +1,198 @@
+"""``ctpshim serve`` over WebSocket (webctp JSON on ``/md/``): messages/s in total to 100 clients.
+
+    python bench/serve_websocket.py [--runs R] [--clients N] [--instruments N] [--source-rate R|max]
+                                    [--seconds S] [--procs P] [--latency] [--profile DIR]
+
+One ``sim://`` source, every client subscribed to every one of its instruments, a real
+``ctpshim.server.Server`` with its HTTP endpoint in a process of its own (bench/serve_common.py), the
+clients in ``--procs`` other processes (default 2; the server needs a core of the two).  Each figure is
+the median of R runs, and each run ends with the baseline on the same front address: one
+in-process md API object (its ticks/s to a no-op OnRtnDepthMarketData).
+
+Clients: aiohttp WebSocket clients speaking webctp as a webctp program does (ReqUserLogin, then one
+SubscribeMarketData with every ID); every text message is received whole (aiohttp parses the
+WebSocket frames, checks UTF-8 and hands over a str) and counted when it is an RtnDepthMarketData;
+the JSON of a tick is decoded only with ``--latency``, where every tick's latency from its stamp to
+the handler is measured (see bench/serve_common.py).  A client that falls behind gets the latest
+tick per instrument: what was conflated away is not counted (the server's counters are printed).
+The source is paced (``--source-rate``, default 700 ticks/s: 70,000 messages/s offered to 100
+clients) or ``max``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine,  # noqa: E402
+                          counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
+                          sim_url, split, wait_closed)
+
+HERE = Path(__file__).resolve()
+SOURCE = "sim"
+COUNTERS = ("source_ticks_in", "ctpshim_ticks_delivered_total", "ctpshim_ticks_conflated_total",
+            "ctpshim_clients_cut_off_total", "ctpshim_messages_dropped_total")
+
+
+def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
+    """A process of ``count`` WebSocket clients; the Child protocol of serve_common."""
+    import aiohttp
+
+    ids = json.loads(Path(ids_file).read_text())
+    want_latency = latency == "1"
+    window = [float("inf"), float("inf")]
+    stamps = StampClock()
+    counters = [WindowCounter(window) for _ in range(int(count))]
+    samples: list[int] = []
+    firsts = [asyncio.Event() for _ in counters]
+
+    async def client(number: int, session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(url, max_msg_size=0, heartbeat=None) as ws:
+            await ws.send_str(json.dumps({"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": f"bench{number}",
+                                                                                      "Password": ""}}))
+            await ws.send_str(json.dumps({"MsgType": "SubscribeMarketData", "InstrumentID": ids}))
+            first = firsts[number]
+            add = counters[number].add
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        raise ConnectionError(f"closed: {message.data!r} {message.extra!r}")
+                    continue
+                text = message.data
+                if "RtnDepthMarketData" not in text[:40]:
+                    continue
+                first.set()
+                if add(1, time.time()):
+                    if want_latency:
+                        tick = json.loads(text)["DepthMarketData"]
+                        samples.append(int((time.time() - stamps.epoch(tick["ActionDay"], tick["UpdateTime"],
+                                                                       tick["UpdateMillisec"])) * 1_000_000))
+            raise ConnectionError("the server closed the WebSocket")
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.ensure_future(client(number, session)) for number in range(len(counters))]
+            gathered = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
+            await asyncio.wait([*tasks, gathered], timeout=90, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise SystemExit(f"a client failed before the window: {task.exception()!r}")
+            if not gathered.done():
+                raise SystemExit(f"{sum(not f.is_set() for f in firsts)} clients saw no tick within 90 s")
+            start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
+            window[0], window[1] = start, end
+            await wait_closed(counters, end)
+            failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
+            print(counted(counters, end - start, failed=failed, latencies_us=samples), flush=True)
+            os._exit(0)
+
+    asyncio.run(main())
+
+
+def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
+    server = ServerProcess({SOURCE: front}, http=True)
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    sampler = None
+    profile_file = str(Path(args.profile) / f"serve_websocket-{run}.txt") if args.profile else ""
+    try:
+        assert server.http is not None, "the server has no HTTP endpoint"
+        host, port = server.http
+        url = f"http://{host}:{port}/md/"
+        children = [Child([str(HERE), "clients", url, str(n), ids_file, "1" if args.latency else "0"], f"clients-{k}")
+                    for k, n in enumerate(split(args.clients, args.procs))]
+
+        def window_metrics(start: float) -> None:
+            nonlocal sampler
+            time.sleep(max(0.0, start - time.time()))
+            before.update(server.metrics())
+            if profile_file:
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                sampler = py_spy(server.pid, args.seconds, profile_file)
+            time.sleep(args.seconds)
+            after.update(server.metrics())
+
+        results = measure(children, args.seconds, ready_timeout=120, during=window_metrics)
+        figures = combine(results)
+        figures["failed"] = [f for r in results for f in r.get("failed", ())]
+        figures["server"] = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in COUNTERS}
+        if sampler is not None:
+            sampler.wait(60)
+            figures["hot_spots"] = hot_spots(profile_file)
+    finally:
+        server.stop()
+    figures["baseline"] = combine(measure([mdapi_child(front, ids, args.latency, "baseline")], args.seconds))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--instruments", type=int, default=1000, help="cut to what sim:// lists (about 730)")
+    parser.add_argument("--source-rate", default="700", help="ticks/s from the source (default 700), or max")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--latency", action="store_true", help="decode every tick and measure its latency")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server during each window, files in DIR")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print("reproduce: python bench/serve_websocket.py " + " ".join(sys.argv[1:]))
+    ids = listed_ids(args.instruments)
+    if args.source_rate == "max":
+        front, offered = sim_url(ids, interval=0.5, speed="max"), "speed=max"
+    else:
+        rate = float(args.source_rate)
+        speed = rate * 0.5 / len(ids)
+        front = sim_url(ids, interval=0.5, speed=f"{speed:.6g}")
+        offered = f"{rate:,.0f} ticks/s from the source, {rate * args.clients:,.0f} messages/s offered"
+    print(f"source: {len(ids)} instruments, {offered}")
+    ids_file = tempfile.mktemp(prefix="ctpshim-bench-ids-", suffix=".json")
+    Path(ids_file).write_text(json.dumps(ids))
+    started = time.monotonic()
+    try:
+        runs = [run_once(front, args, ids, ids_file, number) for number in range(args.runs)]
+    finally:
+        os.unlink(ids_file)
+    rates = [r["rate"] for r in runs]
+    middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+    print(f"webctp /md/: {args.clients} clients x {len(ids)} instruments, {len(runs)} runs of {args.seconds:g} s")
+    print(f"  delivered    {statistics.median(rates):>10,.0f} RtnDepthMarketData messages/s in total (median; runs "
+          + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+    per_client = middle["rates"]
+    print(f"    per client (median run): min {min(per_client):,.0f}, median {statistics.median(per_client):,.0f}, "
+          f"max {max(per_client):,.0f} messages/s")
+    print("    server counters over the window (median run): "
+          + ", ".join(f"{k.removeprefix('ctpshim_')} {middle['server'][k]:,.0f}" for k in COUNTERS))
+    base = [r["baseline"]["rate"] for r in runs]
+    print(f"  baseline     {statistics.median(base):>10,.0f} ticks/s to one in-process md API object on the same "
+          "sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
+    if args.latency and middle["latency"]:
+        print(f"  latency (stamp to handler, median run): {show_spread(middle['latency'])}")
+        if middle["baseline"]["latency"]:
+            print(f"  baseline latency: {show_spread(middle['baseline']['latency'])}")
+    failures = [f for r in runs for f in r["failed"]]
+    if failures:
+        print(f"  client failures: {len(failures)}, e.g. {failures[0]}")
+    if runs[-1].get("hot_spots"):
+        print("  server hot spots (py-spy, own samples of the leaf function, last run):\n    "
+              + runs[-1]["hot_spots"].replace("\n", "\n    "))
+    print(f"  ({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "clients":
+        clients_main(*sys.argv[2:])
+    else:
+        main()

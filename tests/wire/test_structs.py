@@ -18,6 +18,8 @@ from ctpshim.wire import structs
 from ctpshim.wire.frames import WireError
 from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, layout, pack_tick, unpack_tick, unpack_ticks
 
+from .vectors import known_tick
+
 SPEC = load_spec()["fields"]
 CLASSES = sorted(SPEC)
 DBL_MAX = sys.float_info.max
@@ -134,25 +136,6 @@ def test_tdapi_settlement_content_stays_bytes() -> None:
     back = shape.unpack(shape.pack(info), "tdapi")
     assert back.Content == info.Content
     assert shape.unpack(shape.pack(info), "mdapi").Content == "结算单"
-
-
-def known_tick() -> Any:
-    """The tick of the golden vector ``tick.hex`` (docs/PROTOCOL.md's worked example)."""
-    tick = mdapi.CThostFtdcDepthMarketDataField()
-    tick.TradingDay, tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec = "20261120", "20261120", "09:35:01", 500
-    tick.InstrumentID, tick.ExchangeID = "rb2701", "SHFE"
-    tick.LastPrice, tick.PreSettlementPrice, tick.PreClosePrice, tick.OpenPrice = 3100.0, 3090.0, 3088.0, 3095.0
-    tick.HighestPrice, tick.LowestPrice, tick.Volume, tick.Turnover = 3105.0, 3092.0, 1234, 38254000.0
-    tick.PreOpenInterest, tick.OpenInterest = 150000.0, 150321.0
-    tick.ClosePrice, tick.SettlementPrice, tick.PreDelta, tick.CurrDelta = DBL_MAX, DBL_MAX, 0.0, DBL_MAX
-    tick.UpperLimitPrice, tick.LowerLimitPrice = 3337.0, 2843.0
-    tick.BidPrice1, tick.BidVolume1, tick.AskPrice1, tick.AskVolume1 = 3099.0, 12, 3100.0, 7
-    for level in range(2, 6):
-        for side in ("Bid", "Ask"):
-            setattr(tick, f"{side}Price{level}", DBL_MAX)
-    tick.AveragePrice = 31000.0
-    tick.BandingUpperPrice = tick.BandingLowerPrice = 0.0
-    return tick
 
 
 def test_the_known_tick_round_trips_and_keeps_dbl_max() -> None:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -101,6 +102,10 @@ def test_page_quotes_chart_and_orders(serve_factory: Callable[..., Any], browser
     with failure_screenshot(page, tmp_path / "failure.png"):
         page.goto(url_of(server))
         assert page.evaluate("document.title") == "ctpshim serve"
+        # the server's source, and what it lists (from /health and /symbols.json)
+        page.wait_for("document.getElementById('source-select').value === 'sim'", WAIT, "the source name")
+        page.wait_for(f"[...document.querySelectorAll('#listed-ids button')].map(b => b.dataset.listed).sort().join()"
+                      f" === {js(','.join(sorted(ids)))}", WAIT, "the source's instruments listed")
 
         # the quote board: two IDs typed, both rows fill and change, highlighted
         subscribe(page, ids)
@@ -178,7 +183,10 @@ def test_page_reconnects_and_subscribes_again(serve_factory: Callable[..., Any],
     page = browser.new_page()
     with failure_screenshot(page, tmp_path / "failure.png"):
         page.goto(url_of(first))
-        subscribe(page, ids)
+        page.wait_for("ctpshimPage.state().md.online", WAIT, "the md socket to log in")
+        page.wait_for(f"document.querySelector('#listed-ids button[data-listed={js(ids[0])}]')", WAIT, "the chip")
+        page.click(f"#listed-ids button[data-listed={js(ids[0])}]")
+        page.wait_for(f"document.querySelector({js(row(ids[0]))})", 5, "the row the chip added")
         page.wait_for(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks) > 0", WAIT, "a tick")
         page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
         page.click("#login-button")
@@ -306,3 +314,45 @@ def test_page_shows_missing_prices_as_dashes(browser: Browser, tmp_path: Path) -
             page.check_errors()
     finally:
         stand_in.stop()
+
+
+def test_page_passes_the_token_through(serve_factory: Callable[..., Any], browser: Browser, tmp_path: Path) -> None:
+    ids = two_instruments()[:1]
+    server = serve_factory(sim_front(ids), tokens=("page-s3cret:dashboard",))
+    page = browser.new_page()
+    with failure_screenshot(page, tmp_path / "failure.png"):
+        page.goto(url_of(server))  # no token: refused, and the page says how to give one
+        page.wait_for("document.getElementById('md-status').dataset.state === 'closed' &&"
+                      " /token/.test(document.getElementById('board-message').textContent)", WAIT,
+                      "the refusal and the hint")
+        assert "?token=" in page.evaluate("document.getElementById('board-message').textContent")
+
+        page.goto(url_of(server) + "?token=page-s3cret")
+        subscribe(page, ids)
+        page.wait_for(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks) > 0", WAIT, "a tick")
+        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
+        page.click("#login-button")
+        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login with the token")
+        # the token's name on every client (the first page's sockets are gone once the server sees them close)
+        deadline = time.monotonic() + WAIT
+        while {info.name for info in server.clients} != {"dashboard"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {info.name for info in server.clients} == {"dashboard"}, [(i.name, i.protocol) for i in server.clients]
+        page.check_errors()
+
+        # leaving the page releases its sessions even when the browser keeps it (back-forward cache);
+        # coming back connects, subscribes and logs in again
+        page.call("Page.navigate", {"url": url_of(server) + "health"})
+        deadline = time.monotonic() + WAIT
+        while server.clients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not server.clients, [(i.name, i.protocol) for i in server.clients]
+        page.wait_for("location.pathname === '/health'", WAIT)
+        page.evaluate("history.back()")
+        page.wait_for("location.pathname === '/' && typeof ctpshimPage === 'object' && ctpshimPage.state().md.online",
+                      WAIT, "the page back, online")
+        before = page.evaluate(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks)")
+        page.wait_for(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks) > {before}", WAIT,
+                      "ticks again")
+        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login again")
+        page.check_errors()

@@ -53,6 +53,8 @@
       this.opened = 0;     // connections that reached "open"
       this.failures = 0;   // connection attempts in a row that never opened
       this.requestId = 1;
+      this.suspended = false;
+      this.timer = 0;
       this.connect();
     }
     connect() {
@@ -93,9 +95,21 @@
         this.ws = null;
         if (!wasOpen) this.failures += 1;
         this.setState("closed", event.reason || (wasOpen ? `closed (${event.code})` : "cannot connect"));
-        this.handlers.close(wasOpen);
-        this.retry();
+        this.handlers.close(wasOpen, event);
+        if (!this.suspended) this.retry();
       };
+    }
+    // A page put in the back-forward cache must not keep its sessions on the server.
+    suspend() {
+      this.suspended = true;
+      clearTimeout(this.timer);
+      if (this.ws) this.ws.close(1000, "page hidden");
+    }
+    resume() {
+      if (!this.suspended) return;
+      this.suspended = false;
+      this.delay = 1000;
+      if (!this.ws) this.connect();
     }
     restart() {
       if (this.ws) this.ws.close(1000, "a new session");
@@ -104,7 +118,7 @@
     retry() {
       const delay = this.delay;
       this.delay = Math.min(this.delay * 2, 10000);
-      setTimeout(() => this.connect(), delay);
+      this.timer = setTimeout(() => this.connect(), delay);
     }
     send(message) {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
@@ -816,7 +830,12 @@
     td.link.request({ MsgType: "ReqUserLogin", ReqUserLogin: { BrokerID: c.BrokerID, UserID: c.UserID, Password: c.Password } });
   }
 
-  function onTdClose() {
+  const tokenHint = (reason) => (pageQuery.get("token")
+    ? `the server refused the token in this page's address (${reason})`
+    : `this server needs a token (${reason}): open the page as ${location.pathname}?token=YOUR_TOKEN`);
+
+  function onTdClose(wasOpen, event) {
+    if (/token/i.test(event.reason || "")) tdMessage(tokenHint(event.reason));
     td.loggedIn = false;
     td.inFlight = null;
     clearTimeout(td.queryTimer);
@@ -977,7 +996,87 @@
   function refreshOrderInstruments() {
     const list = $("#order-instruments");
     list.textContent = "";
-    for (const id of board.ids) list.append(el("option", { value: id }));
+    for (const id of new Set([...board.ids, ...listed.ids])) list.append(el("option", { value: id }));
+    for (const chip of document.querySelectorAll("#listed-ids button")) {
+      chip.classList.toggle("on", board.ids.includes(chip.dataset.listed));
+    }
+  }
+
+  // ---------------------------------------------------------------- the server's sources and instruments
+  const MAX_CHIPS = 60;
+  const listed = { ids: [], decimals: new Map(), exchanges: new Map() };
+
+  function sourceName() {
+    return pageQuery.get("source") || "";
+  }
+
+  async function loadSources() {
+    let health;
+    try {
+      const answer = await fetch("/health", { cache: "no-store" });
+      if (!answer.ok) return;
+      health = await answer.json();
+    } catch (error) {
+      return; // a server without /health: no picker
+    }
+    const names = Object.keys((health && health.sources) || {});
+    if (!names.length) return;
+    const select = $("#source-select");
+    select.textContent = "";
+    const current = sourceName() || names[0];
+    for (const name of names) {
+      const option = el("option", { value: name }, name);
+      if (name === current) option.selected = true;
+      select.append(option);
+    }
+    $("#source-box").hidden = false;
+    select.disabled = names.length < 2;
+    select.addEventListener("change", () => {
+      const query = new URLSearchParams(location.search);
+      query.set("source", select.value);
+      location.search = query.toString();
+    });
+  }
+
+  async function loadSymbols() {
+    const query = sourceName() ? `?source=${encodeURIComponent(sourceName())}` : "";
+    let table;
+    try {
+      const answer = await fetch(`/symbols.json${query}`, { cache: "no-store" });
+      if (!answer.ok) return;
+      table = await answer.json();
+    } catch (error) {
+      return;
+    }
+    for (const entry of Object.values(table || {})) {
+      if (!entry || typeof entry.ins_id !== "string" || entry.expired) continue;
+      listed.ids.push(entry.ins_id);
+      if (Number.isInteger(entry.price_decs)) listed.decimals.set(entry.ins_id, entry.price_decs);
+      if (entry.exchange_id) listed.exchanges.set(entry.ins_id, entry.exchange_id);
+    }
+    for (const [id, decimals] of listed.decimals) {
+      board.decimals.set(id, Math.max(board.decimals.get(id) || 0, decimals));
+    }
+    for (const [id, exchange] of listed.exchanges) if (!td.exchanges.has(id)) td.exchanges.set(id, exchange);
+    renderListed();
+    refreshOrderInstruments();
+  }
+
+  // A short list of what the source lists, one click to add (a long one, like a stock feed's, is left out).
+  function renderListed() {
+    const box = $("#listed-ids");
+    box.textContent = "";
+    if (!listed.ids.length || listed.ids.length > MAX_CHIPS) {
+      $("#listed").hidden = true;
+      return;
+    }
+    for (const id of listed.ids) {
+      const chip = el("button", { type: "button", "data-listed": id, title: `subscribe ${id}` }, id);
+      chip.classList.toggle("on", board.ids.includes(id));
+      chip.addEventListener("click", () => (board.ids.includes(id) ? selectInstrument(id) : addInstruments([id])));
+      box.append(chip);
+    }
+    $("#listed").hidden = false;
   }
 
   // ---------------------------------------------------------------- start
@@ -1033,8 +1132,9 @@
         md.link.send({ MsgType: "ReqUserLogin", RequestID: md.link.requestId++, ReqUserLogin: { UserID: "", Password: "" } });
       },
       message: onMdMessage,
-      close() {
+      close(wasOpen, event) {
         md.online = false;
+        if (/token/i.test(event.reason || "")) boardMessage(tokenHint(event.reason));
       },
     });
     td.link = new Link("td", "/td/", {
@@ -1044,6 +1144,15 @@
       },
       message: onTdMessage,
       close: onTdClose,
+    });
+    window.addEventListener("pagehide", () => {
+      md.link.suspend();
+      td.link.suspend();
+    });
+    window.addEventListener("pageshow", (event) => {
+      if (!event.persisted) return;
+      md.link.resume();
+      td.link.resume();
     });
     setInterval(() => {
       if (td.loggedIn && !td.queue.length && !td.inFlight) refreshAccount();
@@ -1055,6 +1164,8 @@
     renderPositions();
     renderOrders();
     chart.schedule();
+    loadSources();
+    loadSymbols();
   }
 
   // For tests and the console: a snapshot of what the page holds.

@@ -28,11 +28,13 @@ import json
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 
 from ...ctp.products import parse_instrument
 from ...ctp.stocks import StockInfo
-from ...errors import UpstreamDisconnected, UpstreamProtocolError, UpstreamUnavailable
+from ...errors import (
+    REASON_BAD_MESSAGE, REASON_READ_FAILED, UpstreamDisconnected, UpstreamProtocolError, UpstreamUnavailable,
+)
 from ...fronts.url import FrontURL, Setting, number
 from ...wire import frames, structs
 from ..base import Adapter, Capabilities
@@ -49,6 +51,30 @@ log = logging.getLogger("ctpshim")
 DEFAULT_PORT = 7780
 _SOURCE = re.compile(r"^[A-Za-z0-9_-]+$")
 QUEUED_BATCHES = 64  # batches waiting for the hub before the socket stops being read (the server conflates)
+COALESCE = 4096  # ticks: frames that arrive while the hub has not taken the last batch join it up to this
+_TRADING_DAY_AT = structs.layout(structs.TICK_CLASS).offsets[structs.layout(structs.TICK_CLASS).members.index("TradingDay")]
+
+
+class PackedTicks:
+    """A batch of ticks as the frames brought them: ``len()`` at once, the tick objects made when
+    it is iterated (on the consuming thread, not the IO loop)."""
+
+    __slots__ = ("_parts", "_count")
+
+    def __init__(self, payload: bytes, offset: int, count: int) -> None:
+        self._parts = [(payload, offset, count)]
+        self._count = count
+
+    def add(self, payload: bytes, offset: int, count: int) -> None:
+        self._parts.append((payload, offset, count))
+        self._count += count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        for payload, offset, count in self._parts:
+            yield from structs.unpack_ticks(payload, count, offset)
 
 
 def _token(text: str) -> str:
@@ -105,10 +131,11 @@ class CtpshimAdapter(Adapter):
         self._day: str | None = None
         self._instruments: list[Any] = []
         self._wanted: set[str] = set()
-        self._batches: collections.deque[list[Any]] = collections.deque()
+        self._batches: collections.deque[Any] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._paused = False
         self._newest = 0.0  # monotonic time of the newest tick received
+        self._day_bytes = b""
 
     # -- the connection ------------------------------------------------------------------------
 
@@ -129,6 +156,7 @@ class CtpshimAdapter(Adapter):
         link.on_callback = self._on_callback
         link.lost.add_done_callback(lambda _: self._wake.set() if self._wake is not None else None)
         self._day = str(self.ack.get("trading_day") or "") or None
+        self._day_bytes = (self._day or "").encode()
         self._instruments = [i for i in (_instrument(item, self._day) for item in self.ack.get("instruments", ()))
                              if i is not None]
 
@@ -151,6 +179,10 @@ class CtpshimAdapter(Adapter):
         gone = list(dict.fromkeys(ids))
         self._wanted.difference_update(gone)
         await self._subscription("UnSubscribeMarketData", gone)
+        # None come after the RESULT; the ones already queued are taken out here (made now, rarely).
+        dropped = set(gone)
+        self._batches = collections.deque(
+            kept for kept in ([t for t in batch if t.InstrumentID not in dropped] for batch in self._batches) if kept)
 
     async def _subscription(self, method: str, ids: list[str]) -> None:
         link = self._live()
@@ -172,37 +204,45 @@ class CtpshimAdapter(Adapter):
     # -- ticks -------------------------------------------------------------------------------------
 
     def _on_ticks(self, frame: Any) -> None:
-        """A TICK or TICK_BATCH frame, on the IO loop: its ticks of the instruments still wanted."""
-        try:
-            if frame.type == frames.FrameType.TICK:
-                ticks = [structs.unpack_tick(frame.payload)]
-            else:
-                count = int.from_bytes(frame.payload[:2], "little")
-                ticks = structs.unpack_ticks(frame.payload, count, 2)
-        except Exception as exc:  # noqa: BLE001 - a malformed tick ends the link as a bad message
+        """A TICK or TICK_BATCH frame, on the IO loop: checked for size and queued unpacked (the
+        ticks are made when the consuming thread iterates the batch)."""
+        payload = frame.payload
+        if frame.type == frames.FrameType.TICK:
+            count, offset = 1, 0
+        else:
+            count, offset = int.from_bytes(payload[:2], "little"), 2
+        if len(payload) != offset + count * structs.TICK_SIZE:
             assert self.link is not None
-            self.link._fail(0x2003, f"malformed {frame.type_name} frame: {exc}")
+            self.link._fail(REASON_BAD_MESSAGE, f"{frame.type_name} frame of {len(payload)} bytes does not hold "
+                            f"{count} tick(s) of {structs.TICK_SIZE} bytes")
             return
-        wanted = self._wanted
-        ticks = [t for t in ticks if t.InstrumentID in wanted]
-        if not ticks:
+        if not count:
             return
         self._newest = time.monotonic()
-        day = ticks[-1].TradingDay
-        if day and day != self._day:  # the source's day moved on during this connection
-            self._day = day
-        self._batches.append(ticks)
+        last = offset + (count - 1) * structs.TICK_SIZE + _TRADING_DAY_AT
+        day = payload[last:last + 8]
+        if day != self._day_bytes and day.isdigit():  # the source's day moved on during this connection
+            self._day_bytes, self._day = day, day.decode()
+        queued = self._batches
+        if queued and isinstance(queued[-1], PackedTicks) and len(queued[-1]) < COALESCE:
+            queued[-1].add(payload, offset, count)  # not taken yet: one batch for the consumer
+        else:
+            queued.append(PackedTicks(payload, offset, count))
         if self._wake is not None:
             self._wake.set()
-        if len(self._batches) >= QUEUED_BATCHES and not self._paused and self.link is not None:
+        if len(queued) >= QUEUED_BATCHES and not self._paused and self.link is not None:
             self._paused = True
             self.link.pause_reading()
 
     def _on_callback(self, name: str, args: tuple[Any, ...]) -> None:
         if name == "OnFrontDisconnected" and self.link is not None:  # the server's source went down
-            self.link._fail(int(args[0]) if args else 0x1001, "the server's source is down")
+            self.link._fail(int(args[0]) if args else REASON_READ_FAILED, "the server's source is down")
+        elif name == "OnRspSubMarketData" and len(args) > 1 and args[1] is not None and args[1].ErrorID:
+            instrument = args[0].InstrumentID if args[0] is not None else "?"
+            log.warning("%s: the server refused the subscription of %s: %s (ErrorID %d)", self.link.label
+                        if self.link else self.url.raw, instrument, args[1].ErrorMsg, args[1].ErrorID)
 
-    async def ticks(self) -> AsyncIterator[list[Any]]:
+    async def ticks(self) -> AsyncIterator[Any]:
         while True:
             link = self.link
             wake = self._wake

@@ -245,6 +245,7 @@ class BinaryClient:
         if hello.api == "td" and not await self._start_trader(client_name, hello):
             return False
         self.session_id = next(_sessions)
+        feed.subscribe(self, [])  # told when the source goes down, subscribed or not
         self._tasks.append(asyncio.ensure_future(self.channel.run()))
         ack = handshake.HelloAck(
             layout=LAYOUT_ID, heartbeat=self.limits.heartbeat, server_time=clock.now().isoformat(timespec="milliseconds"),

@@ -3,6 +3,7 @@ subscribe, ticks, unsubscribe, limits, errors, heartbeats, one bad client among 
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import pytest
 
 from ctpshim import mdapi
+from ctpshim.runtime import io_loop
 from ctpshim.wire import calls, handshake
 from ctpshim.wire.frames import FLAG_LAST, Frame, FrameType, decode_json, encode_frame
 from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, unpack_tick, unpack_ticks
 from tests.conftest import wait_for
-from tests.wire.client import WireClient
+from tests.wire.client import TIMEOUT, WireClient
 
 SIM = "sim://?hours=always&interval=0.02"
 
@@ -267,3 +269,37 @@ def test_logout_and_multicast_query(serve_factory: Any, client_factory: Any) -> 
     frame = client.next()
     assert frame.flags & FLAG_LAST
     assert callback_of(frame) == ("OnRspQryMulticastInstrument", (None, None, 4, True))
+
+
+def test_the_source_going_down_sends_on_front_disconnected_then_closes(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    feed = server.feed(None)
+    io_loop.get_loop().call_soon_threadsafe(feed._on_down, 0x1001)  # what the hub calls when the link breaks
+    frames = [f for f in client.wait_closed() if f.type not in (FrameType.TICK, FrameType.TICK_BATCH)]
+    assert [callback_of(f) for f in frames] == [("OnFrontDisconnected", (0x1001,))]
+    wait_for(lambda: not server.clients, what="the client to be unregistered")
+
+
+def test_a_slow_consumer_is_conflated_then_cut_off_and_others_keep_receiving(serve_factory: Any,
+                                                                           client_factory: Any) -> None:
+    server = serve_factory("sim://?hours=always&interval=0.01&speed=max", limits={"write_deadline": 0.5})
+    ids = _ids(server, 20)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(TIMEOUT)
+    slow.connect(server.binary_address)
+    try:
+        slow.sendall(encode_frame(FrameType.HELLO, handshake.Hello("md", LAYOUT_ID).encode(), seq=1))
+        slow.sendall(calls.call_frame("SubscribeMarketData", ([i.encode() for i in ids], len(ids)), seq=2))
+        good = client_factory(server)
+        good.hello()
+        good.call("SubscribeMarketData", ([ids[0].encode()], 1))
+        wait_for(lambda: server.metrics.cut_off >= 1, timeout=30, what="the slow client to be cut off")
+        wait_for(lambda: len(server.clients) == 1, what="the slow client to be unregistered")
+        assert server.metrics.conflated > 0
+        good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+        good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
+    finally:
+        slow.close()

@@ -6,8 +6,9 @@ Every front is pinged at the same time, so many fronts take about as long as one
   openctp-ctp installed, one CTP login round trip as openctp's ``ctpping`` measures it
   (connected -> empty ``ReqUserLogin`` -> any ``OnRspUserLogin``) and the API version;
 * every other scheme: the adapter connects once, then ``count`` calls of its ``probe()`` are the
-  samples (one HTTP request for ``sina://`` and ``tencent://``, reading the files for ``replay://``, nothing for
-  ``sim://``).  A quote older than ``stale`` seconds while its market is open is stale data.
+  samples (one HTTP request for ``sina://`` and ``tencent://``, reading the files for ``replay://``, one CALL
+  and its RESULT for ``ctpshim://``, after the handshake that checks the server's protocol version, layout,
+  token and source; nothing for ``sim://``).  A quote older than ``stale`` seconds while its market is open is stale data.
 
 Each front ends with one status: ``ok`` (at least one sample answered and nothing failed
 outright, as ping(8) counts a host that answers some of its packets as up); ``FAIL``; ``damaged``
@@ -280,6 +281,8 @@ def _detail(result: PingResult) -> str:
     if result.tcp_only is not None:
         return f"TCP connect only, the CTP login was not checked: {result.tcp_only}"
     details = result.details
+    if result.scheme == "ctpshim":
+        return _server_detail(details)
     if "login_ms" in details:
         error = f", login error {details['login_error']}" if details.get("login_error") else ""
         return f"CTP login {details['login_ms']:.1f} ms, API {details['api_version']}{error}"
@@ -290,6 +293,19 @@ def _detail(result: PingResult) -> str:
         return (f"{details['files']} file(s), {details['ticks']:,} ticks, {details['instruments']} instruments, "
                 f"{details['first']} .. {details['last']}")
     return "; ".join(f"{k} {v}" for k, v in details.items()) or "answering"
+
+
+def _server_detail(details: dict[str, Any]) -> str:
+    """A ``ctpshim://`` server's answer: its protocol, the source, its trading day and instruments."""
+    parts = [f"ctpshim server, protocol v{details.get('protocol_version', '?')}",
+             f"source {details.get('source') or 'default'}"]
+    if details.get("trading_day"):
+        parts.append(f"trading day {details['trading_day']}")
+    if details.get("instruments") is not None:
+        parts.append(f"{details['instruments']} instruments")
+    if details.get("age_s") is not None:
+        parts.append(f"newest tick {_duration(details['age_s'])} old")
+    return ", ".join(parts)
 
 
 def rows(results: list[PingResult]) -> list[list[str]]:
@@ -402,11 +418,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "ping", help=HELP,
         description="Ping fronts concurrently. tcp:// and ssl://: TCP connect times, then (with openctp-ctp) "
                     "a CTP login round trip and the API version; sina:// and tencent://: HTTP round trips, whether quotes "
-                    "parse and how old the newest is; replay://: the files; sim://: trivially healthy. "
+                    "parse and how old the newest is; replay://: the files; ctpshim://: the server's handshake, then "
+                    "call round trips; sim://: trivially healthy. "
                     "Status per front: ok, FAIL, damaged (a recording with damage) or tcp-only (a real front whose "
                     "CTP login could not be checked here). Exit status 0 when every front is ok, 1 when any "
                     "failed or is damaged, 2 for usage errors, 3 when the others are ok but some are tcp-only.")
-    command.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent://")
+    command.add_argument("fronts", nargs="+", metavar="FRONT", help="front addresses, e.g. tcp://host:port sina:// tencent:// ctpshim://host:port/source")
     command.add_argument("-c", "--count", type=argument(integer(1, MAX_PING_COUNT)), default=3, metavar="N",
                          help=f"samples per front, 1 to {MAX_PING_COUNT:,} (default 3)")
     command.add_argument("-i", "--interval", type=argument(number(0, 3600, low_included=True)), default=1.0, metavar="S",

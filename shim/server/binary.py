@@ -324,6 +324,10 @@ class BinaryClient:
             return
         responder = _md_responder()
         request_id = frame.request_id
+        if method != "ReqQryMulticastInstrument" and method not in SUBSCRIPTIONS and args[0] is None:
+            # a NULL request (CTP itself would crash): answered as an empty one
+            args = (responder.field("CThostFtdcReqUserLoginField" if method == "ReqUserLogin"
+                                    else "CThostFtdcUserLogoutField"),) + args[1:]
         if method in SUBSCRIPTIONS:
             try:
                 ids = instrument_ids(args[0], args[1], f"CThostFtdcMdApi_{method}")

@@ -303,3 +303,16 @@ def test_a_slow_consumer_is_conflated_then_cut_off_and_others_keep_receiving(ser
         good.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH))
     finally:
         slow.close()
+
+
+def test_a_null_login_struct_is_answered_as_an_empty_one(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    client.call("ReqUserLogin", (None, 5))
+    assert client.next().type == FrameType.RESULT
+    name, args = callback_of(client.next())
+    assert name == "OnRspUserLogin" and args[0].UserID == "" and args[2:] == (5, True)
+    client.call("ReqUserLogout", (None, 6))
+    assert client.next().type == FrameType.RESULT
+    assert callback_of(client.next())[0] == "OnRspUserLogout"

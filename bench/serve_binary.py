@@ -1,34 +1,39 @@
 """``ctpshim serve`` over the binary protocol (ctpshim://): delivered ticks/s to 100 clients, and latency.
 
-    python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--seconds S]
+    python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--source-rate max,2500]
+                                 [--latency-instruments 600,20] [--rate 20000] [--seconds S]
                                  [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
 
 One ``sim://`` source with every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
 other processes (default 2: the server needs a core of the two), and in the same run the baseline:
-one in-process md API object on the same front address.  Each figure is the median of R runs.
+one in-process md API object on the same front address.  Each figure is the median of R runs
+(default 3), each run a fresh server, fresh clients and a fresh baseline process.
 
-throughput  ``sim://?instruments=<N>&speed=max``: the simulator as fast as the server takes its ticks.
-            Delivered ticks/s = the ticks the clients received inside a common window of S seconds,
-            summed over the clients (a client that falls behind gets the latest tick per instrument:
-            what was conflated away is not counted, and the server's conflated count is printed).
-            The clients are ``N - real`` light asyncio clients that speak the protocol with
-            ctpshim.wire (HELLO, ReqUserLogin and SubscribeMarketData CALLs, heartbeats), parse every
-            frame with FrameReader and count the ticks of each TICK / TICK_BATCH, without unpacking
-            each tick into an object; and ``real`` ordinary md API programs on
-            ``ctpshim://127.0.0.1:PORT/sim`` (H3's adapter, every tick an object and a callback).
-            Baseline: one md API object on the same ``sim://`` address, ticks/s to a no-op callback.
-latency     the same clients at a paced ``--rate`` delivered ticks/s in total (default 20,000: with 100
-            clients, 200 ticks/s from the source: ``--latency-instruments`` contracts (default 600) every
-            ``interval`` = instruments x clients / rate seconds of market time, at speed=1).  Latency =
-            the client's clock when its handler has the tick, less the tick's own stamp (see
-            bench/serve_common.py for why that stamp is the upstream's time): every tick of the light
-            clients (read from the struct's bytes at the layout's offsets), every callback of the
-            real ones.  Baseline: one md API object on the same ``sim://`` address.  Note the
-            simulator's shape: every contract ticks at each interval mark, so each mark is a burst of
-            instruments x clients deliveries; the latency figures are those of draining such bursts.
+Clients: ``N - real`` light asyncio clients that speak the protocol with ctpshim.wire (HELLO,
+ReqUserLogin and SubscribeMarketData CALLs, heartbeats), parse every frame with FrameReader and count
+the ticks of each TICK / TICK_BATCH without unpacking each into an object; and ``real`` (default 1)
+ordinary md API programs on ``ctpshim://127.0.0.1:PORT/sim`` (the ctpshim:// adapter: every tick an
+object and an OnRtnDepthMarketData).  Counting (serve_common.WindowCounter): each client counts from
+its first tick after the window opens to its first tick after it closes, over that time; the total is
+the sum over the clients.  A client that falls behind gets the latest tick per instrument: what was
+conflated away is not counted (the server's counters over the window are printed).
+
+throughput  ``--source-rate max`` (default): ``sim://?instruments=<N>&speed=max``, the simulator as fast
+            as the server takes its ticks (the hub holds the source back while the server's IO loop is
+            busy, so this is the server's capacity); a number paces the source at that many ticks/s
+            (speed = rate x interval / instruments), offering rate x clients.
+            Baseline: one md API object on the same ``sim://`` address, ticks/s to its no-op callback.
+latency     at a paced ``--rate`` delivered ticks/s in total (default 20,000: with 100 clients, 200
+            ticks/s from the source): each of ``--latency-instruments`` (default 600 and 20) ticks every
+            instruments x clients / rate seconds (3 s and 0.1 s) at speed=1.  Latency = the client's
+            clock when its handler has the tick, less the tick's own stamp (see bench/serve_common.py for
+            why that stamp is the upstream's time): every tick of the light clients (stamp read from the
+            struct's bytes), every callback of the real one.  Baseline: one md API object on the same
+            ``sim://`` address, its stamp-to-callback latency.  The simulator's shape: every contract
+            ticks at each interval mark, so each mark is a burst of instruments x clients deliveries.
 ``--profile DIR`` samples the server process with py-spy during each window and prints its hot spots.
-sim:// lists at most the contracts its calendar lists on a trading day (about 730 over every
+sim:// lists at most the contracts its calendar lists on a trading day (731 on 2026-12-03 over every
 product's months): ``--instruments`` above that is cut to it, and the figures say how many were used.
 """
 
@@ -176,12 +181,13 @@ def clients_main(host: str, port: str, source: str, count: str, ids_file: str, l
     asyncio.run(clients())
 
 
-def source_for(kind: str, args: argparse.Namespace, ids: list[str]) -> tuple[str, str]:
+def source_for(kind: str, args: argparse.Namespace, ids: list[str], source_rate: str = "max") -> tuple[str, str]:
     """The sim:// address of a run and a line saying what it offers."""
     if kind == "throughput":
-        if args.source_rate == "max":
-            return sim_url(ids, interval=0.5, speed="max"), f"{len(ids)} instruments at speed=max"
-        rate = float(args.source_rate)
+        if source_rate == "max":
+            return (sim_url(ids, interval=0.5, speed="max"),
+                    f"{len(ids)} instruments at speed=max: the simulator as fast as the server takes its ticks")
+        rate = float(source_rate)
         speed = rate * 0.5 / len(ids)
         return (sim_url(ids, interval=0.5, speed=f"{speed:.6g}"),
                 f"{len(ids)} instruments every 0.5 s of market time at speed={speed:.4g}: {rate:,.0f} ticks/s from "
@@ -301,12 +307,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--instruments", type=int, default=1000, help="throughput (cut to what sim:// lists)")
-    parser.add_argument("--source-rate", default="2500",
-                        help="throughput: ticks/s from the source (default 2,500: 250,000 offered to 100 clients), or max")
+    parser.add_argument("--source-rate", default="max",
+                        help="throughput: comma-separated ticks/s from the source, one measurement each: max (as fast "
+                             "as the server takes them; the default) or a number (2500: 250,000 offered to 100 clients)")
     parser.add_argument("--latency-instruments", default="600,20",
                         help="latency: comma-separated instrument counts, one measurement each (default 600,20)")
     parser.add_argument("--rate", type=float, default=20_000, help="latency: delivered ticks/s in total (default 20,000)")
-    parser.add_argument("--seconds", type=float, default=6.0, help="measuring window per run (default 6)")
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="measuring window per run (default 6: two of the 600-instrument latency bursts)")
     parser.add_argument("--procs", type=int, default=2, help="processes for the light clients (default 2)")
     parser.add_argument("--real", type=int, default=1,
                         help="ordinary md API programs over ctpshim:// among the clients (default 1)")
@@ -319,11 +327,11 @@ def main() -> None:
 
     plans = []
     if not args.only or "throughput" in args.only:
-        plans.append(("throughput", listed_ids(args.instruments)))
+        plans += [("throughput", listed_ids(args.instruments), rate) for rate in args.source_rate.split(",")]
     if not args.only or "latency" in args.only:
-        plans += [("latency", listed_ids(int(n))) for n in args.latency_instruments.split(",")]
-    for kind, ids in plans:
-        front, offered = source_for(kind, args, ids)
+        plans += [("latency", listed_ids(int(n)), "") for n in args.latency_instruments.split(",")]
+    for kind, ids, source_rate in plans:
+        front, offered = source_for(kind, args, ids, source_rate)
         print(f"\n{kind} source: {offered}")
         ids_file = tempfile.mktemp(prefix="ctpshim-bench-ids-", suffix=".json")
         Path(ids_file).write_text(json.dumps(ids))

@@ -126,6 +126,7 @@ class BinaryClient:
         self._held: list[tuple[str, tuple[bytes, int, int]]] = []  # td callbacks waiting for RESULTs due before them
         self._tasks: list[asyncio.Task[Any]] = []
         self._td_connected: asyncio.Future[None] | None = None
+        self._acked = False
 
     def __repr__(self) -> str:
         return f"<BinaryClient {self.name} {self.api or 'before HELLO'}>"
@@ -257,6 +258,8 @@ class BinaryClient:
             instruments=_instruments(feed),
         )
         self.queue(FrameType.HELLO_ACK, ack.encode())
+        self._acked = True
+        self._release_held()
         log.info("%s: %s client %r on source %s", self.name, hello.api, hello.client, feed.name)
         early, self._early = self._early, []
         for frame in early:
@@ -430,7 +433,7 @@ class BinaryClient:
     def _forwarded(self, name: str, parts: tuple[bytes, int, int]) -> None:
         if self.closed or self.channel is None:
             return
-        if self._results:  # a RESULT still to come goes first (see _flush_results)
+        if self._results or not self._acked:  # HELLO_ACK and any RESULT still due go first
             self._held.append((name, parts))
             return
         payload, request_id, flags = parts
@@ -469,6 +472,9 @@ class BinaryClient:
                     after()
                 except Exception:  # noqa: BLE001 - logged; the client still gets its RESULT
                     log.exception("%s: answering CALL %s failed", self.name, call.seq)
+        self._release_held()
+
+    def _release_held(self) -> None:
         held, self._held = self._held, []
         for name, parts in held:
             self._forwarded(name, parts)

@@ -249,7 +249,8 @@ class BinaryClient:
         feed.subscribe(self, [])  # told when the source goes down, subscribed or not
         self._tasks.append(asyncio.ensure_future(self.channel.run()))
         ack = handshake.HelloAck(
-            layout=LAYOUT_ID, heartbeat=self.limits.heartbeat, server_time=clock.now().isoformat(timespec="milliseconds"),
+            layout=LAYOUT_ID, heartbeat=self.limits.heartbeat,
+            server_time=clock.now().isoformat(timespec="milliseconds"),
             trading_day=feed.trading_day(), source=feed.name, front_id=FRONT_ID if hello.api == "md" else 0,
             session_id=self.session_id if hello.api == "md" else 0,
             limits={"max_subscriptions": self.limits.max_subscriptions, "control_rate": self.limits.control_rate,
@@ -342,10 +343,12 @@ class BinaryClient:
             front = SimpleNamespace(front_id=FRONT_ID, session_id=self.session_id)
             assert self.feed is not None
             login = responder.login_response(front, args[0], self.feed.trading_day())
-            self._result(frame, 0, lambda: self.callback("OnRspUserLogin", (login, responder.rsp_info(), request_id, True)))
+            reply = (login, responder.rsp_info(), request_id, True)
+            self._result(frame, 0, lambda: self.callback("OnRspUserLogin", reply))
         elif method == "ReqUserLogout":
             logout = responder.field("CThostFtdcUserLogoutField", BrokerID=args[0].BrokerID, UserID=args[0].UserID)
-            self._result(frame, 0, lambda: self.callback("OnRspUserLogout", (logout, responder.rsp_info(), request_id, True)))
+            reply = (logout, responder.rsp_info(), request_id, True)
+            self._result(frame, 0, lambda: self.callback("OnRspUserLogout", reply))
         else:  # ReqQryMulticastInstrument: no records
             self._result(frame, 0, lambda: self.callback("OnRspQryMulticastInstrument", (None, None, request_id, True)))
 

@@ -35,8 +35,12 @@ _U32 = 1 << 32
 MAX_ID_BYTES = 255  # an ID in a char *[] is u8-length-prefixed (CTP's are at most 80 bytes)
 
 # parameter encodings
-STRUCT, IDS, COUNT, TEXT, INT, BOOL, REQUEST_ID, IS_LAST = "struct", "ids", "count", "text", "int", "bool", "request_id", "is_last"
-FLAVOUR_CLASSES = {"mdapi": ("CThostFtdcMdApi", "CThostFtdcMdSpi"), "tdapi": ("CThostFtdcTraderApi", "CThostFtdcTraderSpi")}
+STRUCT, IDS, COUNT, TEXT, INT, BOOL = "struct", "ids", "count", "text", "int", "bool"
+REQUEST_ID, IS_LAST = "request_id", "is_last"
+FLAVOUR_CLASSES = {
+    "mdapi": ("CThostFtdcMdApi", "CThostFtdcMdSpi"),
+    "tdapi": ("CThostFtdcTraderApi", "CThostFtdcTraderSpi"),
+}
 
 
 class Signature(NamedTuple):

@@ -150,7 +150,8 @@ class FrameReader:
                     raise self._error(position, f"unknown frame type {frame_type} (known: "
                                       + ", ".join(f"{m.name}={m.value}" for m in FrameType) + ")")
                 if codec != expected:
-                    raise self._error(position, f"{type_name(frame_type)} frame with codec {codec}: expected {expected}")
+                    raise self._error(position, f"{type_name(frame_type)} frame with codec {codec}: "
+                                      f"expected {expected}")
                 if flags & FLAG_COMPRESSED:
                     raise self._error(position, f"{type_name(frame_type)} frame has the compression flag, "
                                       "which protocol version 1 does not support")

@@ -42,7 +42,8 @@ def test_td_transcript_login_confirm_order_fill(serve_factory: Any, tmp_path: Pa
         results = [f for f in frames if f.type == FrameType.RESULT]
         assert [calls.result_seq(f) for f in results] == [seq] and calls.decode_result(results[0].payload) == 0
         name, args = td_callback(frames[-1])
-        assert args[0].UserID == USER and args[2:] == (1, True) and isinstance(args[0], tdapi.CThostFtdcRspUserLoginField)
+        assert args[0].UserID == USER and args[2:] == (1, True)
+        assert isinstance(args[0], tdapi.CThostFtdcRspUserLoginField)
 
         confirm = tdapi.CThostFtdcSettlementInfoConfirmField()
         confirm.BrokerID, confirm.InvestorID = BROKER, USER

@@ -21,7 +21,8 @@ def arguments(flavour: str, sig: calls.Signature, salt: int) -> tuple[Any, ...]:
     for position, encoding in enumerate(sig.encodings):
         if encoding == calls.STRUCT:
             name = sig.classes[position]
-            args.append(None if salt % 3 == 2 else from_values(field_class(flavour, name), sample_values(name, flavour, salt)))
+            values = sample_values(name, flavour, salt)
+            args.append(None if salt % 3 == 2 else from_values(field_class(flavour, name), values))
         elif encoding == calls.IDS:
             args.append([f"rb27{n:02d}".encode() for n in range(salt % 4)] + ["螺纹".encode("gb18030")] * (salt % 2))
         elif encoding == calls.COUNT:

@@ -116,7 +116,8 @@ def hello(**keys: Any) -> bytes:
 
 def test_hello_is_checked_key_by_key() -> None:
     parsed = handshake.Hello.decode(hello(token="t", source="a", client="c++ 1.0", extra="ignored"))
-    assert (parsed.api, parsed.token, parsed.source, parsed.client, parsed.private_resume) == ("md", "t", "a", "c++ 1.0", 1)
+    assert (parsed.api, parsed.token, parsed.source, parsed.client) == ("md", "t", "a", "c++ 1.0")
+    assert parsed.private_resume == 1
     assert handshake.Hello.decode(parsed.encode()) == parsed
     td = handshake.Hello("td", LAYOUT_ID, private_resume=2, public_resume=0)
     assert handshake.Hello.decode(td.encode()) == td

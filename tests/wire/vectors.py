@@ -130,9 +130,9 @@ def build() -> dict[str, tuple[bytes, str]]:
                 "CALL=10, RESULT=11, CALLBACK=12, TICK=30, TICK_BATCH=31, ERROR=90) (frame at byte 52)",
                 0x2003).encode(), seq=15),
             "server -> client: ERROR -400 naming a malformed frame, Reason 8195 (0x2003); the server closes"),
-        "24_error_bad_token": (encode_frame(FrameType.ERROR, handshake.ErrorInfo(handshake.E_BAD_TOKEN, "bad token").encode(),
-                                            seq=1),
-                               "server -> client: ERROR -401 'bad token' in answer to a HELLO; the server closes"),
+        "24_error_bad_token": (
+            encode_frame(FrameType.ERROR, handshake.ErrorInfo(handshake.E_BAD_TOKEN, "bad token").encode(), seq=1),
+            "server -> client: ERROR -401 'bad token' in answer to a HELLO; the server closes"),
         "30_tick_struct": (pack_tick(known_tick()),
                            "no frame: the bare 584-byte CThostFtdcDepthMarketDataField of 09_tick, for a memcmp "
                            "against a struct filled by a C++ or Rust client"),

@@ -90,6 +90,22 @@ def test_sizes_and_offsets_match_openctp_ctp_s_c_structs(openctp: Any) -> None:
     assert checked > 5000  # every member of every class (5,463)
 
 
+def test_openctp_allocates_584_bytes_for_a_tick(openctp: Any) -> None:
+    """sizeof: the members end at byte 584 (checked above) and glibc's usable size of the C++
+    ``new`` block bounds sizeof from above; sizeof is a multiple of 8, so it is 584."""
+    from openctp_ctp import thostmduserapi as real
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        usable = libc.malloc_usable_size
+    except (OSError, AttributeError):
+        pytest.skip("not glibc: no malloc_usable_size")
+    usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    ticks = [real.CThostFtdcDepthMarketDataField() for _ in range(8)]  # kept alive: 8 distinct blocks
+    smallest = min(usable(int(tick.this)) for tick in ticks)
+    assert 584 <= smallest < 584 + 8
+
+
 @pytest.mark.parametrize("flavour", ["mdapi", "tdapi"])
 def test_every_field_class_round_trips(flavour: str) -> None:
     for name in CLASSES:

@@ -127,6 +127,7 @@ class BinaryClient:
         self._tasks: list[asyncio.Task[Any]] = []
         self._td_connected: asyncio.Future[None] | None = None
         self._acked = False
+        self._early: list[Frame] = []  # frames that came with the HELLO
 
     def __repr__(self) -> str:
         return f"<BinaryClient {self.name} {self.api or 'before HELLO'}>"
@@ -167,6 +168,10 @@ class BinaryClient:
             except WireError as exc:
                 self.fail(handshake.E_BAD_FRAME, str(exc), 0x2003)
                 return
+            except Exception as exc:  # noqa: BLE001 - a server bug: this client only, and said so
+                log.exception("%s: failed to handle a frame", self.name)
+                self.fail(handshake.E_INTERNAL, f"internal server error: {type(exc).__name__}: {exc}")
+                return
 
     async def _next_frame(self, timeout: float) -> Frame | None:
         """The first frame (the HELLO), or None when the connection ends or times out."""
@@ -190,7 +195,6 @@ class BinaryClient:
     # -- handshake -----------------------------------------------------------------------------
 
     async def _handshake(self) -> bool:
-        self._early: list[Frame] = []
         try:
             frame = await self._next_frame(HELLO_TIMEOUT)
         except WireError as exc:

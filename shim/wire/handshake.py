@@ -24,11 +24,12 @@ E_UNKNOWN_SOURCE = -404  # HELLO names a source the server does not have
 E_TIMEOUT = -408  # nothing received for 3 heartbeat intervals, or no HELLO within one
 E_MISMATCH = -409  # another protocol version or struct layout id than the server's
 E_TOO_SLOW = -429  # the client does not read fast enough (replies over budget / no write progress)
+E_INTERNAL = -500  # the server failed handling a frame (a bug; logged)
 E_SOURCE_DOWN = -503  # the source is not connected (after HELLO: it went down), or the server is full/stopping
 ERROR_NAMES = {
     E_BAD_FRAME: "bad frame", E_BAD_TOKEN: "bad token", E_UNKNOWN_SOURCE: "unknown source",
     E_TIMEOUT: "timeout", E_MISMATCH: "version or layout mismatch", E_TOO_SLOW: "too slow",
-    E_SOURCE_DOWN: "unavailable",
+    E_INTERNAL: "internal error", E_SOURCE_DOWN: "unavailable",
 }
 
 

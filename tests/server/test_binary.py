@@ -316,3 +316,20 @@ def test_a_null_login_struct_is_answered_as_an_empty_one(serve_factory: Any, cli
     client.call("ReqUserLogout", (None, 6))
     assert client.next().type == FrameType.RESULT
     assert callback_of(client.next())[0] == "OnRspUserLogout"
+
+
+def test_a_server_failure_on_one_frame_closes_that_client_with_error_500(serve_factory: Any, client_factory: Any,
+                                                                         monkeypatch: Any) -> None:
+    from ctpshim.server import binary
+
+    def broken(self: Any, frame: Any, method: str, args: Any) -> None:
+        raise RuntimeError("boom")
+
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.hello()
+    monkeypatch.setattr(binary.BinaryClient, "_md_call", broken)
+    client.call("SubscribeMarketData", ([], 0))
+    info = error_of(client.wait_closed()[-1])
+    assert info.ErrorID == handshake.E_INTERNAL and "RuntimeError: boom" in info.ErrorMsg
+    wait_for(lambda: not server.clients, what="the client to be unregistered")

@@ -141,6 +141,16 @@ def measure_rate(source_rate: str, args: argparse.Namespace, ids: list[str], ids
     """The runs at one source rate, and their figures."""
     if source_rate == "max":
         front, offered = sim_url(ids, interval=0.5, speed="max"), "speed=max (as fast as the server takes them)"
+    elif args.latency:  # the stamps are wall-clock times only at speed=1
+        rate = float(source_rate)
+        interval = len(ids) / rate
+        hundredths = round(interval * 100)
+        if abs(hundredths - interval * 100) > 1e-6 or not hundredths or 6000 % hundredths:
+            raise SystemExit(f"--latency: {len(ids)} instruments / {rate:g} ticks/s = an interval of {interval:g} s, which "
+                             "sim:// does not take (whole hundredths dividing a minute); change --instruments or the rate")
+        front = sim_url(ids, interval=interval, speed="1")
+        offered = (f"every {interval:g} s at speed=1: {rate:,.0f} ticks/s, {rate * args.clients:,.0f} messages/s "
+                   "offered")
     else:
         rate = float(source_rate)
         speed = rate * 0.5 / len(ids)
@@ -185,9 +195,13 @@ def main() -> None:
                         help="comma-separated ticks/s from the source, one measurement each: max (the default) or a number")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--latency", action="store_true", help="decode every tick and measure its latency")
+    parser.add_argument("--latency", action="store_true",
+                        help="decode every tick and measure its latency (needs a numeric --source-rate: the source "
+                             "then runs at speed=1, each instrument every instruments / rate seconds)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server during each window, files in DIR")
     args = parser.parse_args()
+    if args.latency and "max" in args.source_rate.split(","):
+        parser.error("--latency needs a numeric --source-rate (e.g. --source-rate 500 --instruments 100)")
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_websocket.py " + " ".join(sys.argv[1:]))
     ids = listed_ids(args.instruments)

@@ -1,6 +1,6 @@
 """``ctpshim serve --redis``: ticks/s published to Redis Streams, and latency end to end through ``redis://``.
 
-    python bench/serve_redis.py [--runs R] [--instruments N] [--source-rate R|max] [--seconds S]
+    python bench/serve_redis.py [--runs R] [--instruments N] [--source-rate max,5000] [--seconds S]
                                 [--latency-instruments N] [--latency-interval S] [--readers N]
                                 [--only publish|latency] [--profile DIR]
 
@@ -12,8 +12,9 @@ API object.
 
 publish   ticks/s the server wrote to Redis: the sum over every instrument's stream of ``XINFO STREAM``'s
           ``entries-added`` (entries ever added, whatever MAXLEN trimmed) at the end of the window less
-          at its start, over the window.  The source is paced at ``--source-rate`` (default 20,000 ticks/s)
-          or ``max``; what the publisher conflated while a write was in flight is not counted.
+          at its start, over the window.  The source runs at ``--source-rate`` (default: max, as fast as the
+          server takes its ticks, and paced at 5,000 ticks/s); what the publisher conflated while a write
+          was in flight is not counted (the ticks/s from the source into the server are printed).
 latency   ``--readers`` ordinary md API programs (default 1) on ``redis://127.0.0.1:PORT/sim`` (the
           redis:// front: XREAD BLOCK), each subscribed to every instrument of ``sim://`` at speed=1
           (``--latency-instruments`` contracts every ``--latency-interval`` s, default 100 every 0.5 s = 200
@@ -105,11 +106,11 @@ class RedisProcess:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def publish_run(args: argparse.Namespace, ids: list[str], run: int) -> dict[str, Any]:
-    if args.source_rate == "max":
+def publish_run(args: argparse.Namespace, ids: list[str], run: int, source_rate: str) -> dict[str, Any]:
+    if source_rate == "max":
         front = sim_url(ids, interval=0.5, speed="max")
     else:
-        front = sim_url(ids, interval=0.5, speed=f"{float(args.source_rate) * 0.5 / len(ids):.6g}")
+        front = sim_url(ids, interval=0.5, speed=f"{float(source_rate) * 0.5 / len(ids):.6g}")
     redis = RedisProcess()
     try:
         server = ServerProcess({SOURCE: front}, redis={"url": redis.url, "namespace": NAMESPACE})
@@ -160,7 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--instruments", type=int, default=1000, help="publish: cut to what sim:// lists (about 730)")
-    parser.add_argument("--source-rate", default="20000", help="publish: ticks/s from the source (default 20,000), or max")
+    parser.add_argument("--source-rate", default="max,5000",
+                        help="publish: comma-separated ticks/s from the source, one measurement each (default max,5000)")
     parser.add_argument("--latency-instruments", type=int, default=100)
     parser.add_argument("--latency-interval", type=float, default=0.5)
     parser.add_argument("--readers", type=int, default=1)
@@ -172,21 +174,24 @@ def main() -> None:
     print(subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip())
     print("reproduce: python bench/serve_redis.py " + " ".join(sys.argv[1:]))
     if not args.only or "publish" in args.only:
-        started = time.monotonic()
-        ids = listed_ids(args.instruments)
-        runs = [publish_run(args, ids, n) for n in range(args.runs)]
-        rates = [r["rate"] for r in runs]
-        print(f"\npublish: {len(ids)} instruments, source paced at {args.source_rate} ticks/s, {len(runs)} runs of "
-              f"{args.seconds:g} s")
-        print(f"  published    {statistics.median(rates):>10,.0f} ticks/s to Redis Streams (median; runs "
-              + ", ".join(f"{r:,.0f}" for r in rates) + ")")
-        print("    source ticks/s into the server: " + ", ".join(f"{r['source']:,.0f}" for r in runs))
-        base = [r["baseline"]["rate"] for r in runs]
-        print(f"  baseline     {statistics.median(base):>10,.0f} ticks/s to one in-process md API object on the same "
-              "sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
-        if runs[-1].get("hot_spots"):
-            print("  server hot spots (py-spy, last run):\n    " + runs[-1]["hot_spots"].replace("\n", "\n    "))
-        print(f"  ({time.monotonic() - started:.0f} s)")
+        for source_rate in args.source_rate.split(","):
+            started = time.monotonic()
+            ids = listed_ids(args.instruments)
+            runs = [publish_run(args, ids, n, source_rate) for n in range(args.runs)]
+            rates = [r["rate"] for r in runs]
+            paced = "as fast as the server takes them" if source_rate == "max" else f"paced at {source_rate} ticks/s"
+            print(f"\npublish: {len(ids)} instruments, the source {paced}, {len(runs)} runs of {args.seconds:g} s")
+            print(f"  published    {statistics.median(rates):>10,.0f} ticks/s to Redis Streams (median; runs "
+                  + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+            print("    ticks/s from the source into the server (the rest conflated while a write was in flight): "
+                  + ", ".join(f"{r['source']:,.0f}" for r in runs))
+            base = [r["baseline"]["rate"] for r in runs]
+            print(f"  baseline     {statistics.median(base):>10,.0f} ticks/s to one in-process md API object on the same "
+                  "sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
+            if runs[-1].get("hot_spots"):
+                print("  server hot spots (py-spy, last run):\n    " + runs[-1]["hot_spots"].replace("\n", "\n    "))
+            print(f"  ({time.monotonic() - started:.0f} s)")
+            sys.stdout.flush()
     if not args.only or "latency" in args.only:
         started = time.monotonic()
         ids = listed_ids(args.latency_instruments)

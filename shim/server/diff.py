@@ -58,7 +58,8 @@ log = logging.getLogger("ctpshim.server")
 NO_VALUE = "-"
 MINUTE_NS = 60_000_000_000
 CHART_DURATIONS = (0, MINUTE_NS)
-MAX_CHART_ITEMS = 10_000  # ticks or bars kept per chart; older ones leave the window
+MAX_CHART_ITEMS = 10_000  # the largest view_width served
+MAX_PENDING_NOTICES = 100  # notices waiting for a client that does not peek: the oldest go first
 SUBSCRIPTION_LIMIT_CODE = error_codes.error("OVER_SUB_INST_LIMIT").code  # as webctp and ctpshim:// answer
 UNSUPPORTED_CODE = error_codes.error("UNSUPPORTED_FUNCTION").code
 NOT_FOUND_CODE = error_codes.error("INSTRUMENT_NOT_FOUND").code
@@ -153,6 +154,14 @@ def quote_of(tick: Any) -> dict[str, Any]:
     return quote
 
 
+def _trim(items: dict[str, Any] | None, keep: int) -> None:
+    """Drop the oldest entries of ``items`` (insertion order) past ``keep``: what waits for a client
+    that does not peek stays bounded."""
+    if items is not None and len(items) > keep:
+        for key in list(items)[:len(items) - keep]:
+            del items[key]
+
+
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
     """RFC 7386 merge of ``patch`` into ``target`` (our own pending diff; no nulls are sent)."""
     for key, value in patch.items():
@@ -178,6 +187,12 @@ class _Chart:
         return {"charts": {self.chart_id: {"left_id": max(0, self.last_id - self.width + 1) if self.last_id >= 0 else -1,
                                            "right_id": self.last_id, "more_data": False, "ready": True,
                                            "state": {"ins_list": self.symbol, "duration": self.duration}}}}
+
+    def series(self, pending: dict[str, Any]) -> dict[str, Any] | None:
+        """This chart's rows waiting in a pending diff."""
+        if self.duration == 0:
+            return pending.get("ticks", {}).get(self.symbol, {}).get("data")
+        return pending.get("klines", {}).get(self.symbol, {}).get(str(self.duration), {}).get("data")
 
     def on_tick(self, quote: dict[str, Any]) -> dict[str, Any] | None:
         """The patch this tick makes to the chart's series (``None`` when it makes none)."""
@@ -275,6 +290,7 @@ class DiffConnection:
                     if patch is not None:
                         _merge(self.pending, patch)
                         _merge(self.pending, chart.path())
+                        _trim(chart.series(self.pending), chart.width)
         if self.peeking:
             self._wake.set()
 
@@ -286,6 +302,7 @@ class DiffConnection:
         self.notices += 1
         _merge(self.pending, {"notify": {str(self.notices): {"type": "MESSAGE", "level": level, "code": code,
                                                               "content": content}}})
+        _trim(self.pending["notify"], MAX_PENDING_NOTICES)
         if self.peeking:
             self._wake.set()
 

@@ -479,7 +479,7 @@ class MdConnection(WebctpConnection):
         elif msg_type == "ReqUserLogout" and self.logged_in:
             self.logged_in = False
             self.feed.drop(self)
-            self.info.subscriptions = 0
+            self.feed.subscribe(self, [])
             self.send(response("RspUserLogout", rsp_info(0, OK.message), request_id, True, UserLogout={
                 "BrokerID": "", "UserID": ""}))
         elif msg_type == "ReqUserLogout":
@@ -529,7 +529,6 @@ class MdConnection(WebctpConnection):
                                SpecificInstrument={"InstrumentID": instrument}))
         if not ordered:
             self.send(response("RspSubMarketData", rsp_info(0, OK.message), request_id, True, SpecificInstrument=None))
-        self.info.subscriptions = len(self.feed.subscriptions(self))
         for snapshot in snapshots:
             self.channel.tick(snapshot)
 
@@ -545,7 +544,6 @@ class MdConnection(WebctpConnection):
         if not ids:
             self.send(response("RspUnSubMarketData", rsp_info(0, OK.message), request_id, True,
                                SpecificInstrument=None))
-        self.info.subscriptions = len(self.feed.subscriptions(self))
 
 
 class _LoginFailed(Exception):

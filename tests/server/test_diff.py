@@ -325,3 +325,30 @@ def test_set_chart_ticks_and_minute_bars_merge_in_tqsdk(serve_factory: Any) -> N
             assert view.data["charts"]["t"]["ready"] is True
 
     run(scenario())
+
+
+def test_what_waits_for_a_client_that_does_not_peek_stays_bounded(serve_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"control_rate": 10000.0, "control_burst": 1000})
+    ids, symbols = symbols_of(server, 1)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/diff")) as ws:
+            await ws.send_json({"aid": "set_chart", "chart_id": "t", "ins_list": symbols[0], "duration": 0,
+                                "view_width": 3})
+            for _ in range(120):
+                await ws.send_json({"aid": "no_such_command"})
+            for _ in range(2000):
+                chart = server.clients[0].subscriber.charts.get("t") if server.clients else None
+                if chart is not None and chart.last_id >= 10:
+                    break
+                await asyncio.sleep(0.01)
+            packet = await peek(ws)
+            view = TqView()
+            view.merge(packet)
+            series = view.data["ticks"][symbols[0]]
+            assert series["last_id"] >= 10 and len(series["data"]) == 3
+            assert sorted(int(k) for k in series["data"]) == list(range(series["last_id"] - 2, series["last_id"] + 1))
+            notices = [n for p in packet["data"] for n in p.get("notify", {}).values()]
+            assert len(notices) == diff.MAX_PENDING_NOTICES
+
+    run(scenario())

@@ -241,6 +241,16 @@ def test_a_bad_token_is_refused_with_a_clear_error(serve, make_md, tmp_path, cap
     wait_for(lambda: spi.ticks, WAIT, "ticks with the right token")
 
 
+def test_an_unknown_source_is_refused_naming_the_valid_ones(serve, make_md, tmp_path, caplog):
+    server = serve(f"main={sim_front(tmp_path)}")
+    caplog.set_level(logging.WARNING, "ctpshim")
+    api, spi = make_md(address(server, "/nope"), subscribe=["rb2701"])
+    wait_for(lambda: "refused" in caplog.text, WAIT, "the refusal in the log")
+    assert "nope" in caplog.text and "main" in caplog.text
+    api, spi = make_md(address(server, "/main"), subscribe=["rb2701"])
+    wait_for(lambda: spi.ticks, WAIT, "ticks of the named source")
+
+
 def test_probe_answers_a_round_trip_and_what_the_server_said(serve, tmp_path):
     import asyncio
 

@@ -97,10 +97,11 @@ def register(server: "Server", info: "ClientInfo") -> None:
         raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
 
 
-async def open_socket(server: "Server", request: web.Request) -> web.WebSocketResponse:
-    """Accept the WebSocket handshake with the server's frame limit and WebSocket pings."""
+async def open_socket(server: "Server", request: web.Request, compress: bool = True) -> web.WebSocketResponse:
+    """Accept the WebSocket handshake with the server's frame limit and WebSocket pings;
+    ``compress``: accept permessage-deflate when the client offers it."""
     ws = web.WebSocketResponse(max_msg_size=server.settings.limits.max_frame, heartbeat=WS_PING_INTERVAL,
-                               autoping=True)
+                               autoping=True, compress=compress)
     await ws.prepare(request)
     return ws
 

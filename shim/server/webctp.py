@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .server import Server
 
 log = logging.getLogger("ctpshim.server")
+TEXT = WSMsgType.TEXT
 
 OK = error_codes.error("NONE")
 ERRORS = {
@@ -216,9 +217,10 @@ def depth_body(tick: Any) -> dict[str, Any]:
     return body
 
 
-def encode_tick(tick: Any) -> str:
-    """A tick's ``RtnDepthMarketData`` message (the "webctp" format of an EncodedTick)."""
-    return dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": depth_body(tick)})
+def encode_tick(tick: Any) -> bytes:
+    """A tick's ``RtnDepthMarketData`` message as UTF-8 (the "webctp" format of an EncodedTick: made
+    once per tick, sent as it is in a text frame to every client)."""
+    return dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": depth_body(tick)}).encode("utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -299,16 +301,16 @@ class WebctpConnection:
 
     # -- sending
     async def _send(self, replies: list[Any], ticks: list[Any]) -> None:
-        ws = self.ws
-        for text in replies:
-            await ws.send_str(text)
+        send = self.ws.send_frame
+        for data in replies:
+            await send(data, TEXT)
         for tick in ticks:
-            await ws.send_str(tick.get("webctp", encode_tick))
+            await send(tick.get("webctp", encode_tick), TEXT)
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue one message (never dropped; the channel cuts off a client past its reply budget)."""
-        text = dumps(message)
-        self.channel.reply(text, len(text))
+        data = dumps(message).encode("utf-8")
+        self.channel.reply(data, len(data))
 
     def _cut_off(self, reason: str) -> None:
         log.warning("webctp %s client %s (%s) cut off: %s", self.protocol, self.name, self.info.peer, reason)
@@ -721,7 +723,7 @@ async def serve(server: "Server", request: web.Request, kind: str) -> web.Stream
     connection = (MdConnection if kind == "md" else TdConnection)(server, request, ws, name, source)
     register(server, connection.info)
     try:
-        connection.ws = await open_socket(server, request)
+        connection.ws = await open_socket(server, request, compress=False)  # ticks: CPU over bandwidth
         await connection.run()
     finally:
         server.unregister(connection.info)

@@ -295,7 +295,7 @@ def test_encoding_rules() -> None:
     body = webctp.depth_body(tick)
     assert body["LastPrice"] == 0 and body["BidPrice1"] == 0 and body["AveragePrice"] == 0
     assert body["CurrDelta"] == DBL_MAX
-    strict(webctp.encode_tick(tick))
+    strict(webctp.encode_tick(tick).decode("utf-8"))
     message = webctp.response("RspQryOrder", None, 0, False, Order=None)
     assert message == {"MsgType": "RspQryOrder", "RspInfo": None, "Order": None}
     assert not math.isnan(webctp._finite(float("nan")))

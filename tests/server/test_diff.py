@@ -352,3 +352,29 @@ def test_what_waits_for_a_client_that_does_not_peek_stays_bounded(serve_factory:
             assert len(notices) == diff.MAX_PENDING_NOTICES
 
     run(scenario())
+
+
+def test_a_websockets_client_as_tqsdk_connects(serve_factory: Any) -> None:
+    """tqsdk's connect.py: websockets.connect(url, max_size=None) with its three headers and
+    permessage-deflate offered (the websockets default)."""
+    websockets = pytest.importorskip("websockets")
+    server = serve_factory(SIM)
+    ids, symbols = symbols_of(server, 1)
+    headers = {"User-Agent": "tqsdk-python 3.10.4", "Accept": "application/json",
+               "Authorization": "Bearer a-shinny-jwt"}
+
+    async def scenario() -> None:
+        view = TqView()
+        address = url(server, "/diff").replace("http://", "ws://")
+        async with websockets.connect(address, max_size=None, additional_headers=headers) as ws:
+            assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+            await ws.send(json.dumps({"aid": "subscribe_quote", "ins_list": symbols[0]}))
+            for _ in range(200):
+                await ws.send(json.dumps({"aid": "peek_message"}))
+                view.merge(strict(await asyncio.wait_for(ws.recv(), WAIT)))
+                if view.data.get("quotes", {}).get(symbols[0], {}).get("datetime"):
+                    break
+            quote = view.data["quotes"][symbols[0]]
+            assert quote["last_price"] > 0 and quote["price_tick"] > 0
+
+    run(scenario())

@@ -341,3 +341,17 @@ def test_server_stop_closes_the_clients(serve_factory: Any) -> None:
             await stopping
 
     run(scenario())
+
+
+def test_a_message_past_max_frame_closes_that_connection(serve_factory: Any) -> None:
+    server = serve_factory(SIM, limits={"max_frame": 4096})
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/md/", "/diff"):
+                async with session.ws_connect(url(server, path)) as ws:
+                    await ws.send_str(json.dumps({"MsgType": "SubscribeMarketData", "InstrumentID": ["x" * 5000]}))
+                    await closed(ws)
+                    assert ws.close_code == 1009
+
+    run(scenario())

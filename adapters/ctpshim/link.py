@@ -6,8 +6,8 @@ runs on the IO loop; :meth:`Link.call_blocking` lets another thread make a call 
 code.  The frames and payloads are :mod:`ctpshim.wire`'s (``docs/PROTOCOL.md``).
 
 Liveness as SERVER_PROTOCOLS.md 5.2 maps it to CTP: a HEARTBEAT goes out after ``heartbeat``
-seconds with nothing sent; ``timeout`` seconds with nothing received ends the link with reason
-0x2001; a read failure or the server closing gives 0x1001, a write failure 0x1002, a malformed
+seconds with nothing sent (at most the server's interval from HELLO_ACK); ``timeout`` seconds
+with nothing received (at least three of the server's intervals) ends the link with reason 0x2001; a read failure or the server closing gives 0x1001, a write failure 0x1002, a malformed
 frame 0x2003.
 """
 
@@ -61,6 +61,12 @@ class Link:
         self._reader = reader
         self._frame_reader = frame_reader or frames.FrameReader()
         self._writer = writer
+        # The server's interval rules both ways: it counts a client silent for 3 of its intervals
+        # as gone, and sends its own heartbeat only after one idle interval.
+        server_heartbeat = ack.get("heartbeat")
+        if isinstance(server_heartbeat, (int, float)) and not isinstance(server_heartbeat, bool) and server_heartbeat > 0:
+            heartbeat = min(heartbeat, float(server_heartbeat))
+            timeout = max(timeout, 3 * float(server_heartbeat))
         self._heartbeat = heartbeat
         self._timeout = timeout
         self._seq = 1  # HELLO was frame 1

@@ -24,9 +24,9 @@ async def hello_of(reader: asyncio.StreamReader) -> frames.Frame:
             return got[0]
 
 
-def ack() -> bytes:
+def ack(heartbeat: float = 5.0) -> bytes:
     return frames.encode_frame(frames.FrameType.HELLO_ACK, handshake.HelloAck(
-        layout=structs.LAYOUT_ID, heartbeat=5.0, server_time="2026-11-20T09:35:00", trading_day="20261120",
+        layout=structs.LAYOUT_ID, heartbeat=heartbeat, server_time="2026-11-20T09:35:00", trading_day="20261120",
         source="sim", front_id=1, session_id=7).encode(), seq=1)
 
 
@@ -77,11 +77,38 @@ def test_an_error_at_hello_is_refused_with_the_servers_words():
 def test_silence_after_the_handshake_is_a_heartbeat_timeout_8193():
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await hello_of(reader)
-        writer.write(ack())
+        writer.write(ack(heartbeat=0.1))
         await writer.drain()
         await asyncio.sleep(5)
 
     assert asyncio.run(run(silent, lambda front: lost_reason(front + "?timeout=0.3&heartbeat=0.1"))) == 0x2001
+
+
+def test_the_client_heartbeats_at_the_servers_interval_and_waits_three_of_them():
+    got: list[int] = []
+
+    async def listening(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hello_of(reader)
+        writer.write(ack(heartbeat=0.2))
+        await writer.drain()
+        frame_reader = frames.FrameReader()
+        while not got:
+            got.extend(f.type for f in frame_reader.feed(await reader.read(65536)))
+        await asyncio.sleep(5)
+
+    async def client(front: str) -> Any:
+        adapter = await connected(front + "?timeout=0.1")  # the server's 3 x 0.2 s wins over 0.1 s
+        try:
+            await asyncio.sleep(0.45)
+            assert adapter.link is not None and not adapter.link.lost.done()
+            for _ in range(100):  # bounded: 5 s
+                if got:
+                    return got
+                await asyncio.sleep(0.05)
+        finally:
+            await adapter.close()
+
+    assert asyncio.run(run(listening, client)) == [frames.FrameType.HEARTBEAT]
 
 
 def test_garbage_after_the_handshake_is_8195_and_a_close_is_4097():

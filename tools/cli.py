@@ -9,11 +9,14 @@
     ctpshim quote FRONT [ID...] [--once [--json]] [-W S]
     ctpshim schemes
     ctpshim account list|show|deposit|withdraw|reset|export|report [ACCOUNT ...] [--db FILE] [--book B]
+    ctpshim serve [FRONT|NAME=FRONT ...] [--listen HOST:PORT] [--http HOST:PORT|off] [--config FILE]
+                  [--token SECRET[:NAME]]... [--redis URL]
 
 Exit status: the program's own for ``run``; 1 when a recording cannot be read or written, when a
 pinged front failed or is damaged, when ``quote --once`` got no tick for an instrument, or when
 ``account`` refused a change (a withdrawal above the quota, a reset not confirmed, the database in
-use by a running program); 2 for
+use by a running program), or when ``serve`` cannot listen; 0 from ``serve`` after a clean stop
+(Ctrl-C, SIGTERM); 2 for
 usage errors (a bad front address or a missing path included); 3 from ``ping`` when only the TCP
 connect of a real front could be checked.
 

@@ -50,6 +50,8 @@ log = logging.getLogger("ctpshim")
 
 DEFAULT_PORT = 7780
 _SOURCE = re.compile(r"^[A-Za-z0-9_-]+$")
+RATE_LIMITED = -3  # RESULT of a CALL over the server's control_rate (not executed)
+RATE_RETRY_FIRST = 0.05  # s before the first retry of a rate-limited subscription, doubling to 1 s
 QUEUED_BATCHES = 64  # batches waiting for the hub before the socket stops being read (the server conflates)
 COALESCE = 4096  # ticks: frames that arrive while the hub has not taken the last batch join it up to this
 _TRADING_DAY_AT = structs.layout(structs.TICK_CLASS).offsets[structs.layout(structs.TICK_CLASS).members.index("TradingDay")]
@@ -187,7 +189,15 @@ class CtpshimAdapter(Adapter):
     async def _subscription(self, method: str, ids: list[str]) -> None:
         link = self._live()
         encoded = [i.encode("gb18030") for i in ids]
-        code = await link.call(method, (encoded, len(encoded)), self.config["call_timeout"])
+        deadline = time.monotonic() + self.config["call_timeout"]
+        pause = RATE_RETRY_FIRST
+        while True:
+            code = await link.call(method, (encoded, len(encoded)), self.config["call_timeout"])
+            if code != RATE_LIMITED or time.monotonic() + pause > deadline:
+                break
+            # Over the server's control_rate: the CALL was not executed; try again once the bucket refills.
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
         if code != 0:
             if link.lost.done():
                 raise UpstreamDisconnected(f"{link.label}: the link was lost during {method}", link.lost.result())

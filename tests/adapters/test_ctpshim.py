@@ -172,6 +172,16 @@ def test_ticks_carry_the_sources_values_and_unsubscribe_stops_them(serve, make_m
         assert all(t.InstrumentID == "rb2701" for t in spi.ticks[seen + 1:])
 
 
+def test_subscriptions_over_the_servers_control_rate_are_retried_not_lost(serve, make_md, tmp_path):
+    server = serve(sim_front(tmp_path), limits={"control_rate": 5.0, "control_burst": 2})
+    api, spi = make_md(address(server))
+    wait_for(lambda: "OnRspUserLogin" in spi.names(), WAIT, "login")
+    for instrument in (b"rb2701", b"rb2702", b"rb2703", b"rb2704", b"rb2705", b"m2701"):
+        assert api.SubscribeMarketData([instrument], 1) == 0
+    wait_for(lambda: {t.InstrumentID for t in spi.ticks} >= {"rb2701", "m2701"}, WAIT, "ticks of the first and last")
+    assert "OnFrontDisconnected" not in spi.names()
+
+
 def test_two_md_programs_in_one_process_share_one_connection(serve, make_md, tmp_path):
     server = serve(sim_front(tmp_path))
     front = address(server)

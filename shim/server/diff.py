@@ -31,6 +31,12 @@ What a DIFF client (tqsdk's TqApi, the TianQin terminal) sees:
   ``klines.<symbol>.60000000000.data.<id>``; both with ``last_id``, and ``charts.<chart_id>``
   carries ``left_id``/``right_id``/``state`` (``ready``).  There is no history: the chart
   starts with the first tick after the request.  Other durations are answered with a notify.
+* ``{"aid": "ins_query", "query_id": ..., "query": "<GraphQL>", "variables": {...}}``: tqsdk's
+  instrument query (its default ``_stock=True`` mode).  The ids come from
+  ``variables.instrument_id`` or from the text's ``multi_symbol_info(instrument_id: [...])``; the
+  answer is ``symbols.<query_id>`` with ``result.multi_symbol_info``: one row per id the source lists
+  (the fields of ``/symbols.json``, ``expire_datetime`` in nanoseconds).  Any other query is answered
+  with an ``error`` member;
 * token: ``?token=`` in the URL, or a first packet ``{"aid": "auth", "token": "..."}``.  tqsdk's
   ``Authorization`` header carries Shinny's token, so it is ignored here.
 """
@@ -40,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +111,28 @@ def _static(instrument: str) -> tuple[dict[str, Any], float]:
     multiplier = fields.get("volume_multiple") or 1
     divisor = 1.0 if fields.get("exchange_id") in AVERAGE_PRICE_ON_TICK_GRID else float(multiplier)
     return fields, divisor
+
+
+_QUERY_IDS = re.compile(r"multi_symbol_info\s*\(\s*instrument_id\s*:\s*\[([^\]]*)\]")
+_QUOTED = re.compile(r'"([^"\\]*)"')
+
+
+def symbol_row(info: Any, instrument: str) -> dict[str, Any] | None:
+    """One ``multi_symbol_info`` row of tqsdk's instrument service for ``instrument`` (the
+    source's ``info``, or what the ID says when ``info`` is None)."""
+    from ..broker.terms import parse_info
+    from ..ctp import clock
+    from .web import symbol_entry
+
+    info = info if info is not None else parse_info(instrument)
+    entry = symbol_entry(info, clock.today()) if info is not None else None
+    if entry is None:
+        return None
+    row = {_STATIC_NAMES.get(k, k): v for k, v in entry[1].items() if k != "ins_id"}
+    row["class"] = row.pop("ins_class")
+    if "expire_datetime" in row:
+        row["expire_datetime"] = int(row["expire_datetime"]) * 1_000_000_000  # the service's nanoseconds
+    return row
 
 
 def _number(value: Any) -> Any:
@@ -448,11 +477,13 @@ class DiffConnection:
                 self._subscribe_quote(packet)
             elif aid == "set_chart":
                 self._set_chart(packet)
+            elif aid == "ins_query":
+                self._ins_query(packet)
             elif aid == "auth":
                 pass
             else:
                 self.notify("WARNING", UNSUPPORTED_CODE, f"aid {aid!r} is not supported by this server (it answers "
-                                           "subscribe_quote, set_chart, peek_message)")
+                                                         "subscribe_quote, set_chart, ins_query, peek_message)")
         except _BadPacket as exc:
             self._malformed(str(exc))
 
@@ -514,6 +545,40 @@ class DiffConnection:
             latest = self.feed.latest(instrument)
             if latest is not None:
                 self.deliver(latest, charts=False)
+
+    def _ins_query(self, packet: dict[str, Any]) -> None:
+        """tqsdk's instrument query (``_stock=True``): the ids of ``variables.instrument_id`` or of the
+        GraphQL text's ``multi_symbol_info(instrument_id: [...])``, answered under
+        ``symbols.<query_id>.result.multi_symbol_info`` with the rows of ``/symbols.json``."""
+        query_id = packet.get("query_id")
+        if not isinstance(query_id, str) or not query_id:
+            raise _BadPacket(f"query_id={query_id!r}: must be a non-empty string")
+        query = packet.get("query") or ""
+        if not isinstance(query, str):
+            raise _BadPacket(f"query={query!r}: must be a string")
+        if not query:
+            return  # tqsdk's "done with this query"
+        variables = packet.get("variables")
+        ids = variables.get("instrument_id") if isinstance(variables, dict) else None
+        if ids is None:
+            found = _QUERY_IDS.search(query)
+            ids = _QUOTED.findall(found.group(1)) if found else None
+        answer: dict[str, Any] = {"query": query, "variables": variables if isinstance(variables, dict) else {}}
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            answer["error"] = ("this server answers only multi_symbol_info(instrument_id: [...]) queries; "
+                               "or use _stock=False with its /symbols.json")
+        else:
+            listed = {info.instrument_id: info for info in self.feed.instruments()}
+            rows = []
+            for symbol in ids:
+                instrument = symbol.partition(".")[2]
+                row = symbol_row(listed.get(instrument), instrument) if listed else symbol_row(None, instrument)
+                if row is not None and row["instrument_id"] == symbol:
+                    rows.append(row)
+            answer["result"] = {"multi_symbol_info": rows}
+        _merge(self.pending, {"symbols": {query_id: answer}})
+        if self.peeking:
+            self._wake.set()
 
     def _set_chart(self, packet: dict[str, Any]) -> None:
         chart_id = packet.get("chart_id")

@@ -378,3 +378,39 @@ def test_a_websockets_client_as_tqsdk_connects(serve_factory: Any) -> None:
             assert quote["last_price"] > 0 and quote["price_tick"] > 0
 
     run(scenario())
+
+
+def test_ins_query_as_tqsdk_sends_it_is_answered_in_its_format(serve_factory: Any) -> None:
+    tqsdk_utils = pytest.importorskip("tqsdk.utils")
+    tqsdk_symbols = pytest.importorskip("tqsdk.utils_symbols")
+    server = serve_factory(SIM)
+    ids, symbols = symbols_of(server, 2)
+    batch = tqsdk_utils._query_for_quote(symbols + ["SHFE.zz9999"], set())  # ids inside the GraphQL text
+    single = tqsdk_utils._query_for_quote([symbols[0]], {symbols[0]})  # ids in variables
+    queries = batch + single
+
+    async def scenario() -> None:
+        view = TqView()
+        async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/diff")) as ws:
+            for query in queries:
+                await ws.send_json(query)
+            for _ in range(50):
+                view.merge(await peek(ws))
+                if all(q["query_id"] in view.data.get("symbols", {}) for q in queries):
+                    break
+            for query in queries:
+                answer = view.data["symbols"][query["query_id"]]
+                assert "error" not in answer
+                quotes = tqsdk_symbols._symbols_to_quotes(answer)
+                wanted = symbols if query in batch else [symbols[0]]
+                assert set(quotes) == set(wanted)  # the unknown SHFE.zz9999 is not there
+                for symbol in wanted:
+                    assert quotes[symbol]["price_tick"] > 0 and quotes[symbol]["ins_class"] == "FUTURE"
+                    assert quotes[symbol]["volume_multiple"] > 0 and quotes[symbol]["trading_time"]["day"]
+                    assert quotes[symbol]["expire_datetime"] > 1.7e9  # seconds after tqsdk's / 1e9
+            await ws.send_json({"aid": "ins_query", "query_id": queries[0]["query_id"], "query": ""})  # tqsdk's done
+            await ws.send_json({"aid": "ins_query", "query_id": "x", "query": "query { symbol_info { a } }"})
+            packet = await peek(ws)
+            assert "error" in packet["data"][0]["symbols"]["x"]
+
+    run(scenario())

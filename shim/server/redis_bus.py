@@ -29,9 +29,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.redis import (
-    default_key, describe_failure, index_key, info_key, interest_key, redis_errors, stream_key,
-)
+from ..adapters.redis import default_key, describe_failure, index_key, info_key, interest_key, stream_key
 from ..runtime import reconnect
 
 if TYPE_CHECKING:
@@ -49,17 +47,173 @@ INFO_EVERY_S = 1.0  # the info hash's `updated` is written at most this often
 INTEREST_EVERY_S = 1.0  # readers' interest and the source's instrument list are read this often
 INTEREST_GRACE_S = 60.0  # a lapsed interest field is deleted this long after it lapsed
 WAIT_UP_S = 1.0  # one bounded wait for a source to come up (the watcher loops)
+STOP_WAIT_S = 2.0  # stop() waits this long for its tasks to end
 
 
-def redis_client(url: str) -> Any:
-    """A ``redis.asyncio`` client for ``url`` (``redis://``, ``rediss://``, ``unix://``) that does
-    not retry by itself (the publisher's backoff is :mod:`ctpshim.runtime.reconnect`'s)."""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
+class RespError(Exception):
+    """An error reply of Redis (``-ERR ...``, ``-WRONGTYPE ...``): that command failed, the link is fine."""
 
-    return aioredis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT,
-                             retry=Retry(NoBackoff(), 0), decode_responses=False, client_name="ctpshim-serve")
+
+class LinkLost(ConnectionError):
+    """The connection to Redis failed (refused, reset, timed out, an unreadable reply)."""
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """One command in RESP (an array of bulk strings)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class RespLink:
+    """One connection to Redis speaking RESP2, for the publisher's pipelined writes.
+
+    The hot path is one ``XADD`` per tick: packed here from cached pieces and sent as one write,
+    the replies parsed by a small scanner.  redis-py's pipeline costs about ten times as much CPU
+    per command (its reply parser without hiredis), CPU the IO loop owes the server's clients.
+    The address is read by redis-py's ``parse_url`` (``redis://``, ``rediss://``, ``unix://``,
+    user, password, db and the ``ssl_*`` options), so it means what it means to redis-py.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._buffer = bytearray()
+        self._pos = 0
+        self.closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> "RespLink":
+        from redis.asyncio.connection import parse_url
+
+        options = parse_url(url)
+        try:
+            if "path" in options:
+                opening = asyncio.open_unix_connection(options["path"])
+            else:
+                context = None
+                if url.lower().startswith("rediss://"):
+                    import ssl
+
+                    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+                    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+                        context.check_hostname = False
+                        context.verify_mode = ssl.CERT_NONE
+                opening = asyncio.open_connection(options.get("host", "localhost"), options.get("port", 6379),
+                                                  ssl=context)
+            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise LinkLost(f"cannot connect: {describe_failure(exc)}") from None
+        link = cls(reader, writer)
+        hello = []
+        if options.get("password"):
+            user = options.get("username")
+            hello.append(pack("AUTH", user, options["password"]) if user else pack("AUTH", options["password"]))
+        if options.get("db"):
+            hello.append(pack("SELECT", int(options["db"])))
+        hello.append(pack("CLIENT", "SETNAME", "ctpshim-serve"))
+        try:
+            for reply in await link.call(b"".join(hello), len(hello)):
+                if isinstance(reply, RespError):
+                    raise LinkLost(str(reply))
+        except BaseException:
+            link.close()
+            raise
+        return link
+
+    async def call(self, packed: bytes, count: int) -> list[Any]:
+        """Send ``count`` packed commands at once; their replies, an error reply as a :class:`RespError`.
+
+        Bounded by ``COMMAND_TIMEOUT``: a watchdog closes the connection (no inner task to cancel)."""
+        if self.closed:
+            raise LinkLost("the connection is closed")
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            self.close()
+
+        watchdog = asyncio.get_running_loop().call_later(COMMAND_TIMEOUT, expire)
+        try:
+            self._writer.write(packed)
+            return await self._replies(count)
+        except (OSError, ValueError, IndexError) as exc:
+            self.close()
+            if expired:
+                raise LinkLost(f"no answer within {COMMAND_TIMEOUT:g} s") from None
+            raise LinkLost(describe_failure(exc)) from None
+        except BaseException:
+            self.close()  # cancelled mid-reply: the replies still coming would be read as the next call's
+            raise
+        finally:
+            watchdog.cancel()
+
+    async def _replies(self, count: int) -> list[Any]:
+        await self._writer.drain()
+        replies: list[Any] = []
+        while len(replies) < count:
+            reply = self._parse()
+            if reply is _INCOMPLETE:
+                data = await self._reader.read(1 << 16)
+                if not data:
+                    raise ConnectionResetError("the connection was closed by the server")
+                if self._pos:
+                    del self._buffer[:self._pos]
+                    self._pos = 0
+                self._buffer += data
+                continue
+            replies.append(reply)
+        return replies
+
+    def _parse(self) -> Any:
+        """The next reply in the buffer, or ``_INCOMPLETE`` (nothing consumed)."""
+        buffer, start = self._buffer, self._pos
+        reply, end = self._parse_at(buffer, start)
+        if reply is not _INCOMPLETE:
+            self._pos = end
+        return reply
+
+    def _parse_at(self, buffer: bytearray, pos: int) -> tuple[Any, int]:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return _INCOMPLETE, pos
+        kind, line = buffer[pos], bytes(buffer[pos + 1:line_end])
+        after = line_end + 2
+        if kind == 36:  # $ bulk string
+            size = int(line)
+            if size < 0:
+                return None, after
+            if len(buffer) < after + size + 2:
+                return _INCOMPLETE, pos
+            return bytes(buffer[after:after + size]), after + size + 2
+        if kind == 43:  # + simple string
+            return line, after
+        if kind == 58:  # : integer
+            return int(line), after
+        if kind == 45:  # - error
+            return RespError(line.decode(errors="replace")), after
+        if kind == 42:  # * array
+            size = int(line)
+            items = []
+            for _ in range(max(size, 0)):
+                item, after = self._parse_at(buffer, after)
+                if item is _INCOMPLETE:
+                    return _INCOMPLETE, pos
+                items.append(item)
+            return (items if size >= 0 else None), after
+        raise ValueError(f"an unreadable reply from Redis (type byte {kind!r})")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self._writer.close()
+
+
+_INCOMPLETE = object()
 
 
 class _SourceTap:
@@ -103,7 +257,7 @@ class _SourceTap:
         configured = list(self.publisher.settings.instruments)
         if configured:
             self.add(configured)
-        while True:
+        while not self.publisher._stopping:
             if not await self.feed.wait_up(WAIT_UP_S):
                 continue
             if not configured:
@@ -112,15 +266,17 @@ class _SourceTap:
             await asyncio.sleep(INTEREST_EVERY_S)
 
     async def _follow_interest(self) -> None:
-        client = self.publisher._client
-        key = interest_key(self.publisher.settings.namespace, self.source)
+        publisher = self.publisher
+        key = interest_key(publisher.settings.namespace, self.source)
         try:
-            fields = await client.hgetall(key)
-        except Exception:  # noqa: BLE001 - Redis away: the flusher reports it
+            reply = (await publisher._call(pack("HGETALL", key), 1))[0]
+        except LinkLost:
+            return  # Redis away: the flusher reports it
+        if not isinstance(reply, list):
             return
         now = time.time()
         wanted, stale = [], []
-        for raw, until in fields.items():
+        for raw, until in zip(reply[0::2], reply[1::2]):
             instrument = raw.decode(errors="replace")
             try:
                 expiry = float(until)
@@ -134,8 +290,8 @@ class _SourceTap:
         lapsed = [i for i in self.interest if i not in wanted]
         self.remove(lapsed)
         if stale:
-            with contextlib.suppress(Exception):
-                await client.hdel(key, *stale)
+            with contextlib.suppress(LinkLost):
+                await publisher._call(pack("HDEL", key, *stale), 1)
 
 
 class RedisPublisher:
@@ -143,7 +299,7 @@ class RedisPublisher:
 
     ``start`` and ``stop`` run on the IO loop.  Counters: ``published`` (entries written),
     ``conflated`` (ticks replaced by a newer one before they were written), ``failures`` (writes
-    that failed), ``up`` (the last write succeeded)."""
+    that failed), ``up`` (the last write succeeded); :meth:`stats` has them all."""
 
     def __init__(self, server: "Server", settings: "RedisSettings") -> None:
         self.server = server
@@ -152,7 +308,8 @@ class RedisPublisher:
         self.conflated = 0
         self.failures = 0
         self.up = False
-        self._client: Any = None
+        self._link: RespLink | None = None
+        self._lock = asyncio.Lock()  # one command batch on the link at a time
         self._taps: list[_SourceTap] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[tuple[str, str], "EncodedTick"] = {}
@@ -162,21 +319,34 @@ class RedisPublisher:
         self._info_written = 0.0
         self._down_logged = False
         self._skipped: set[tuple[str, str]] = set()
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._tail = b""
+        self._stopping = False
 
     @property
     def where(self) -> str:
         return f"redis {_shown(self.settings.url)}"
 
+    def stats(self) -> dict[str, Any]:
+        """For ``/health`` and the status line: plain JSON values."""
+        return {"url": _shown(self.settings.url), "namespace": self.settings.namespace, "up": self.up,
+                "published": self.published, "conflated": self.conflated, "failures": self.failures,
+                "waiting": len(self._pending)}
+
     async def start(self) -> None:
-        """Connect (one bounded PING: an unreachable Redis is logged and tried again later, the
-        server starts anyway) and subscribe every source."""
-        self._client = redis_client(self.settings.url)
+        """Connect (bounded: an unreachable Redis is logged and tried again later, the server
+        starts anyway) and subscribe every source."""
+        from ..wire.structs import LAYOUT_ID
+
+        self._tail = b"\r\n$1\r\nv\r\n$%d\r\n%s\r\n" % (len(LAYOUT_ID), LAYOUT_ID.encode())
         try:
-            await asyncio.wait_for(self._client.ping(), CONNECT_TIMEOUT + 1.0)
+            reply = (await self._call(pack("PING"), 1))[0]
+            if isinstance(reply, RespError):
+                raise LinkLost(str(reply))
             self.up = True
             log.info("%s: publishing %s under namespace %r", self.where,
                      ", ".join(self.server.settings.sources), self.settings.namespace)
-        except Exception as exc:  # noqa: BLE001 - a refused AUTH among them
+        except LinkLost as exc:
             self._log_down(exc)
         for name in self.server.settings.sources:
             tap = _SourceTap(self, name, self.server.feed(name))
@@ -186,23 +356,22 @@ class RedisPublisher:
         self._dirty.set()  # the index and info keys, at once
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
         self._tasks.clear()
         for tap in self._taps:
             with contextlib.suppress(Exception):
                 tap.feed.drop(tap)
-        self._taps.clear()
-        client, self._client = self._client, None
-        if client is not None:
-            if self._pending and self.up:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._write(), 1.0)
+        if self._pending and self.up and self._link is not None and not self._link.closed:
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await self._write()  # bounded by the link's COMMAND_TIMEOUT
+        self._taps.clear()
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
 
     # -- ticks in ---------------------------------------------------------------------------------
 
@@ -220,16 +389,25 @@ class RedisPublisher:
 
     # -- writing ----------------------------------------------------------------------------------
 
+    async def _call(self, packed: bytes, count: int) -> list[Any]:
+        """Commands on the link, (re)connected if need be; raises :class:`LinkLost`."""
+        async with self._lock:
+            if self._link is None or self._link.closed:
+                self._link = await RespLink.open(self.settings.url)
+            return await self._link.call(packed, count)
+
     async def _flush_loop(self) -> None:
         failed_before = False
-        while True:
+        while not self._stopping:
             await self._dirty.wait()  # resumes at the next loop turn: this turn's deliveries are in
             self._dirty.clear()
             try:
                 await self._write()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - redis-py's errors: the link is down
+            except Exception as exc:  # noqa: BLE001 - LinkLost, or a fault of ours: never the server's end
+                if not isinstance(exc, LinkLost):
+                    log.exception("%s: writing failed", self.where)
                 self.failures += 1
                 self.up = False
                 self._meta_dirty = True
@@ -245,45 +423,56 @@ class RedisPublisher:
                     log.warning("%s: reachable again; publishing", self.where)
                 self._down_logged = False
 
+    def _head(self, source: str, instrument: str) -> bytes:
+        """``XADD <key> MAXLEN ~ <maxlen> * b`` and the blob's length prefix, packed once per stream."""
+        from ..wire.structs import TICK_SIZE
+
+        head = self._heads.get((source, instrument))
+        if head is None:
+            key = stream_key(self.settings.namespace, source, instrument).encode()
+            maxlen = str(self.settings.maxlen).encode()
+            head = self._heads[(source, instrument)] = (
+                b"*10\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$%d\r\n%s\r\n"
+                b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % (len(key), key, len(maxlen), maxlen, TICK_SIZE))
+        return head
+
     async def _write(self) -> None:
-        """Write what waits, in chunks of one pipeline each; on a lost link, what was not written
+        """Write what waits, in chunks of one round trip each; on a lost link, what was not written
         goes back under the ticks that arrived meanwhile, and the error is raised."""
-        from ..wire.structs import LAYOUT_ID, pack_tick
+        from ..wire.structs import TICK_SIZE, pack_tick
 
         items = list(self._pending.items())
         self._pending = {}
-        namespace, maxlen = self.settings.namespace, self.settings.maxlen
-        layout = LAYOUT_ID.encode()
         start = 0
+        tail = self._tail
         try:
             first = True
             while first or start < len(items):
                 chunk = items[start:start + CHUNK]
-                async with self._client.pipeline(transaction=False) as pipe:
-                    if first:
-                        self._queue_meta(pipe)
-                    written = []
-                    for (source, instrument), tick in chunk:
-                        try:
-                            blob = tick.get(TICK_FORMAT, pack_tick)
-                        except Exception as exc:  # noqa: BLE001 - one bad tick, not the feed
-                            self._skip(source, instrument, f"cannot be packed: {exc}")
-                            continue
-                        pipe.xadd(stream_key(namespace, source, instrument), {b"b": blob, b"v": layout},
-                                  maxlen=maxlen, approximate=True)
-                        written.append((source, instrument))
-                    results = await pipe.execute(raise_on_error=False)
-                failed = [r for r in results if isinstance(r, BaseException)]
-                for result in failed:
-                    if isinstance(result, redis_errors()):
-                        raise result
-                if failed:
-                    for (source, instrument), result in zip(written, results[-len(written):] if written else []):
-                        if isinstance(result, BaseException):
-                            self._skip(source, instrument, f"Redis refused it: {result}")
-                    log.debug("%s: %d commands refused", self.where, len(failed))
-                self.published += len(written) - sum(isinstance(r, BaseException)
-                                                     for r in (results[-len(written):] if written else []))
+                parts = self._meta_commands() if first else []
+                meta = len(parts)
+                written = []
+                for (source, instrument), tick in chunk:
+                    try:
+                        blob = tick.get(TICK_FORMAT, pack_tick)
+                    except Exception as exc:  # noqa: BLE001 - one bad tick, not the feed
+                        self._skip(source, instrument, f"cannot be packed: {exc}")
+                        continue
+                    if len(blob) != TICK_SIZE:
+                        self._skip(source, instrument, f"packed to {len(blob)} bytes, not {TICK_SIZE}")
+                        continue
+                    parts += (self._head(source, instrument), blob, tail)
+                    written.append((source, instrument))
+                if parts:
+                    replies = await self._call(b"".join(parts), meta + len(written))
+                    for reply in replies[:meta]:
+                        if isinstance(reply, RespError):
+                            self._skip("", "the index or info keys", f"Redis refused it: {reply}")
+                    for (source, instrument), reply in zip(written, replies[meta:]):
+                        if isinstance(reply, RespError):
+                            self._skip(source, instrument, f"Redis refused it: {reply}")
+                        else:
+                            self.published += 1
                 start += len(chunk)
                 first = False
                 if start < len(items):
@@ -294,7 +483,7 @@ class RedisPublisher:
             self._pending = unwritten
             raise
 
-    def _queue_meta(self, pipe: Any) -> None:
+    def _meta_commands(self) -> list[bytes]:
         """The index sets, the info hashes and the default source: all of them after a (re)connect
         or a subscription change, else only the info hashes, at most every ``INFO_EVERY_S``."""
         from ..wire.structs import LAYOUT_ID
@@ -303,27 +492,30 @@ class RedisPublisher:
         now = time.time()
         full = self._meta_dirty
         if not full and now - self._info_written < INFO_EVERY_S:
-            return
+            return []
+        commands = []
         if full and self._taps:
-            pipe.set(default_key(namespace), self._taps[0].source)
+            commands.append(pack("SET", default_key(namespace), self._taps[0].source))
         for tap in self._taps:
             if full:
                 if not self._index_reset:
-                    pipe.delete(index_key(namespace, tap.source))
+                    commands.append(pack("DEL", index_key(namespace, tap.source)))
                 if tap.ids:
-                    pipe.sadd(index_key(namespace, tap.source), *sorted(tap.ids))
-            pipe.hset(info_key(namespace, tap.source), mapping={
-                "layout": LAYOUT_ID, "trading_day": tap.feed.trading_day(), "updated": f"{now:.3f}",
-                "maxlen": str(self.settings.maxlen)})
+                    commands.append(pack("SADD", index_key(namespace, tap.source), *sorted(tap.ids)))
+            commands.append(pack("HSET", info_key(namespace, tap.source), "layout", LAYOUT_ID,
+                                 "trading_day", tap.feed.trading_day(), "updated", f"{now:.3f}",
+                                 "maxlen", self.settings.maxlen))
         if full:
             self._index_reset = True
             self._meta_dirty = False
         self._info_written = now
+        return commands
 
     def _skip(self, source: str, instrument: str, why: str) -> None:
         if (source, instrument) not in self._skipped:
             self._skipped.add((source, instrument))
-            log.error("%s: a tick of %s (source %s) was not published: %s", self.where, instrument, source, why)
+            what = f"a tick of {instrument} (source {source})" if source else instrument
+            log.error("%s: %s was not written: %s", self.where, what, why)
 
     def _log_down(self, exc: BaseException) -> None:
         if self._down_logged:
@@ -345,4 +537,4 @@ def _shown(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-__all__ = ["RedisPublisher", "TICK_FORMAT", "redis_client"]
+__all__ = ["RedisPublisher", "RespLink", "RespError", "LinkLost", "TICK_FORMAT", "pack"]

@@ -159,8 +159,9 @@ class CtpshimAdapter(Adapter):
         link.lost.add_done_callback(lambda _: self._wake.set() if self._wake is not None else None)
         self._day = str(self.ack.get("trading_day") or "") or None
         self._day_bytes = (self._day or "").encode()
-        self._instruments = [i for i in (_instrument(item, self._day) for item in self.ack.get("instruments", ()))
-                             if i is not None]
+        listed = self.ack.get("instruments")
+        self._instruments = [i for i in (_instrument(item, self._day) for item in
+                                         (listed if isinstance(listed, list) else [])) if i is not None]
 
     async def close(self) -> None:
         link, self.link = self.link, None

@@ -106,6 +106,9 @@ class Link:
         except frames.WireError as exc:
             writer.close()
             raise errors.UpstreamProtocolError(f"{where}: not a ctpshim server: {exc}") from None
+        except BaseException:  # cancelled (Release() during the handshake)
+            writer.close()
+            raise
         if frame.type == frames.FrameType.ERROR:
             writer.close()
             error_id, message, _ = _error_of(frame)
@@ -115,9 +118,11 @@ class Link:
             raise errors.UpstreamProtocolError(f"{where}: expected HELLO_ACK, got frame type {frame.type}")
         try:
             ack = json.loads(frame.payload)
+            if not isinstance(ack, dict):
+                raise ValueError
         except ValueError:
             writer.close()
-            raise errors.UpstreamProtocolError(f"{where}: HELLO_ACK is not JSON") from None
+            raise errors.UpstreamProtocolError(f"{where}: HELLO_ACK is not a JSON object") from None
         link = cls(reader, writer, ack, "mdapi" if hello.get("api") == "md" else "tdapi", heartbeat, timeout, where,
                    frame_reader)
         link._leftover = leftover  # dispatched first by the reading task, once the caller set the handlers

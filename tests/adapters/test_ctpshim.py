@@ -182,6 +182,16 @@ def test_subscriptions_over_the_servers_control_rate_are_retried_not_lost(serve,
     assert "OnFrontDisconnected" not in spi.names()
 
 
+def test_a_subscription_past_the_servers_limit_is_logged_naming_it(serve, make_md, tmp_path, caplog):
+    server = serve(sim_front(tmp_path), limits={"max_subscriptions": 1})
+    caplog.set_level(logging.WARNING, "ctpshim")
+    api, spi = make_md(address(server), subscribe=["rb2701", "m2701"])
+    wait_for(lambda: "6000" in caplog.text, WAIT, "the refusal in the log")
+    assert "m2701" in caplog.text and "sub too many insts" in caplog.text
+    wait_for(lambda: spi.ticks, WAIT, "ticks of the first")
+    assert {t.InstrumentID for t in spi.ticks} == {"rb2701"}
+
+
 def test_two_md_programs_in_one_process_share_one_connection(serve, make_md, tmp_path):
     server = serve(sim_front(tmp_path))
     front = address(server)

@@ -292,3 +292,25 @@ def test_unsubscribe_then_subscribe_again_gives_a_fresh_snapshot(redis_server, s
 
     first, again = run(scenario())
     assert stamp(again[0]) > stamp(first[-1])
+
+
+def test_a_reader_on_another_database_and_namespace(redis_server, serve_factory, make_md) -> None:  # noqa: F811
+    serve_factory(f"{SIM}&speed=20", redis={"url": f"{redis_server.url}/5", "namespace": "team1"}, http=None)
+    api, spi = make_md(f"{redis_server.url}/sim?db=5&namespace=team1", subscribe=["TA701"])
+    wait_for(lambda: len(spi.ticks) >= 3, TIMEOUT, "ticks from db 5, namespace team1")
+    assert {t.InstrumentID for t in spi.ticks} == {"TA701"}
+
+
+def test_a_server_restarted_behind_redis_is_no_disconnect_for_the_reader(redis_server, serve_factory,  # noqa: F811
+                                                                        make_md) -> None:
+    first = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists("ctpshim:sim:md:rb2701"), TIMEOUT, "entries")
+    api, spi = make_md(f"{redis_server.url}/sim", subscribe=["rb2701"])
+    wait_for(lambda: len(spi.ticks) >= 3, TIMEOUT, "ticks from the first server")
+    first.stop()
+    with spi.lock:
+        before = len(spi.ticks)
+    serve_factory(f"{SIM}&speed=20&seed=7", redis={"url": redis_server.url}, http=None)
+    wait_for(lambda: len(spi.ticks) >= before + 3, TIMEOUT, "ticks from the second server")
+    assert "OnFrontDisconnected" not in spi.names()

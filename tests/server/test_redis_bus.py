@@ -181,3 +181,24 @@ def test_a_password_in_the_url_is_not_logged(redis_server, serve_factory, caplog
     wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "published with AUTH")
     assert not [r for r in caplog.records if "s3cret" in r.getMessage()]
     assert any(":***@" in r.getMessage() for r in caplog.records)
+
+
+def test_a_key_of_another_type_is_reported_once_and_the_others_go_on(redis_server, serve_factory, caplog):
+    client = redis_server.client()
+    client.set(key("rb2701"), "not a stream")
+    with caplog.at_level(logging.ERROR, logger="ctpshim.server.redis"):
+        server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+        wait_for(lambda: client.xlen(key("TA701")) >= 5, TIMEOUT, "TA701 entries")
+    errors = [r.getMessage() for r in caplog.records if "rb2701" in r.getMessage()]
+    assert len(errors) == 1 and "WRONGTYPE" in errors[0], errors
+    assert client.get(key("rb2701")) == b"not a stream"
+    assert publisher(server).up and publisher(server).failures == 0
+
+
+def test_the_url_selects_the_database(redis_server, serve_factory):
+    serve_factory(f"{SIM}&speed=20", redis={"url": f"{redis_server.url}/3"}, http=None)
+    import redis
+
+    third = redis.Redis(port=redis_server.port, db=3)
+    wait_for(lambda: third.exists(key("rb2701")), TIMEOUT, "rb2701 in db 3")
+    assert not redis_server.client().exists(key("rb2701"))

@@ -202,3 +202,15 @@ def test_the_url_selects_the_database(redis_server, serve_factory):
     third = redis.Redis(port=redis_server.port, db=3)
     wait_for(lambda: third.exists(key("rb2701")), TIMEOUT, "rb2701 in db 3")
     assert not redis_server.client().exists(key("rb2701"))
+
+
+def test_without_redis_server_the_tests_skip_saying_so_or_fail_in_ci(monkeypatch):
+    import tests.redis_server as fixture
+
+    monkeypatch.setattr(fixture, "redis_executable", lambda: None)
+    monkeypatch.setattr(fixture, "REQUIRE_REDIS", False)
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        fixture.require_redis_server()
+    monkeypatch.setattr(fixture, "REQUIRE_REDIS", True)
+    with pytest.raises(pytest.fail.Exception, match="CTPSHIM_REQUIRE_REDIS=1"):
+        fixture.require_redis_server()

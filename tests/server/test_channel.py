@@ -283,3 +283,44 @@ def test_a_send_that_raises_cuts_that_client_off_only() -> None:
         assert reasons == ["sending failed: ValueError: cannot encode"] and metrics.cut_off == 1
 
     run(main())
+
+
+def test_a_client_that_keeps_up_is_written_without_waking_its_writer_task() -> None:
+    async def main() -> None:
+        in_writer: list[bool] = []
+        channel: ClientChannel
+
+        async def send(replies: list[Any], ticks: list[EncodedTick]) -> None:
+            in_writer.append(asyncio.current_task() is channel._task)
+
+        channel = ClientChannel("fast", send, Limits(), Metrics(), lambda reason: None)
+        writer = asyncio.ensure_future(channel.run())
+        await asyncio.sleep(0)  # the writer is waiting
+        for price in range(1, 51):
+            channel.tick(tick("a", price))
+            channel.tick(tick("b", price))
+            channel.reply(b"r", 1)
+            await asyncio.sleep(0)
+        assert in_writer == [False] * 50  # one send per loop turn, from the loop's flush
+        assert channel.delivered == 100 and channel.replies_sent == 50 and channel.conflated == 0
+        channel.close()
+        await asyncio.wait([writer], timeout=WAIT)
+
+    run(main())
+
+
+def test_a_send_that_waits_without_a_writer_task_is_still_cut_off_at_the_deadline() -> None:
+    async def main() -> None:
+        told = asyncio.Event()
+        never = asyncio.get_running_loop().create_future()
+
+        async def send(replies: list[Any], ticks: list[EncodedTick]) -> None:
+            await never
+
+        channel = ClientChannel("stuck", send, Limits(write_deadline=0.1), Metrics(), lambda reason: told.set())
+        channel.tick(tick("a", 1))
+        await asyncio.wait_for(told.wait(), WAIT)
+        assert channel.cut_off_reason == "no write progress for 0.1 s (limits.write_deadline)"
+        assert channel._inflight is None
+
+    run(main())

@@ -254,8 +254,9 @@ def parse_sources(items: Iterable[str] | Mapping[str, str], key: str = "sources"
 def parse_redis(value: Any, key: str = "redis") -> RedisSettings:
     if isinstance(value, RedisSettings):
         return value
+    url_key = f"{key}.url"
     if isinstance(value, str):
-        value = {"url": value}
+        value, url_key = {"url": value}, key
     if not isinstance(value, Mapping):
         raise ValueError(f"{key} = {value!r}: expected a redis:// URL or a table (url, namespace, maxlen, instruments)")
     valid = {"url", "namespace", "maxlen", "instruments"}
@@ -264,7 +265,7 @@ def parse_redis(value: Any, key: str = "redis") -> RedisSettings:
         raise ValueError(f"{key}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
     url = value.get("url")
     if not isinstance(url, str) or not url.lower().startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"{key}.url = {url!r}: expected redis://host:port[/db] (or rediss://, unix://)")
+        raise ValueError(f"{url_key} = {url!r}: expected redis://host:port[/db] (or rediss://, unix://)")
     namespace = value.get("namespace", "ctpshim")
     if not isinstance(namespace, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", namespace):
         raise ValueError(f"{key}.namespace = {namespace!r}: 1-64 of letters, digits, _ . -")

@@ -214,3 +214,8 @@ def test_rate_limiter_bucket() -> None:
     assert sum(limiter.allow() for _ in range(10)) == 3
     with pytest.raises(ValueError):
         RateLimiter(0, 1)
+
+
+def test_a_bad_redis_url_on_the_command_line() -> None:
+    with pytest.raises(ValueError, match=r"^--redis = 'http://x': expected redis://host:port"):
+        load_settings(redis="http://x")

@@ -214,6 +214,8 @@ class RespLink:
 
 
 _INCOMPLETE = object()
+_MULTI = pack("MULTI")
+_EXEC = pack("EXEC")
 
 
 class _SourceTap:
@@ -423,6 +425,19 @@ class RedisPublisher:
                     log.warning("%s: reachable again; publishing", self.where)
                 self._down_logged = False
 
+    async def _transaction(self, parts: list[bytes], count: int) -> list[Any]:
+        """``count`` packed commands (``parts`` joined) as one ``MULTI`` ... ``EXEC``: Redis wakes the
+        readers blocked in ``XREAD`` once, after the whole batch, so a reader gets the batch in one
+        reply instead of one entry at a time.  Returns each command's reply."""
+        replies = await self._call(_MULTI + b"".join(parts) + _EXEC, count + 2)
+        result = replies[-1]
+        if isinstance(result, RespError):
+            queued = [r for r in replies[1:-1] if isinstance(r, RespError)]
+            raise LinkLost(f"the transaction failed: {queued[0] if queued else result}")
+        if not isinstance(result, list) or len(result) != count:
+            raise LinkLost(f"EXEC answered {result!r:.80}, not {count} replies")
+        return result
+
     def _head(self, source: str, instrument: str) -> bytes:
         """``XADD <key> MAXLEN ~ <maxlen> * b`` and the blob's length prefix, packed once per stream."""
         from ..wire.structs import TICK_SIZE
@@ -464,7 +479,7 @@ class RedisPublisher:
                     parts += (self._head(source, instrument), blob, tail)
                     written.append((source, instrument))
                 if parts:
-                    replies = await self._call(b"".join(parts), meta + len(written))
+                    replies = await self._transaction(parts, meta + len(written))
                     for reply in replies[:meta]:
                         if isinstance(reply, RespError):
                             self._skip("", "the index or info keys", f"Redis refused it: {reply}")

@@ -13,7 +13,10 @@ description.  ``b`` is :func:`ctpshim.wire.structs.pack_tick`'s bytes (what the 
 sends), ``v`` is :data:`ctpshim.wire.structs.LAYOUT_ID`.
 
 Writes never hold up the IO loop or the server's other clients: ticks wait in a dict keyed by
-(source, instrument), written by one task as pipelined ``XADD``s once per loop turn.  While a
+(source, instrument), written by one task once per loop turn: the ``XADD``s of the batch in one
+``MULTI``/``EXEC``, sent in one write over a small RESP link (:class:`RespLink`), so readers blocked
+in ``XREAD`` wake once per batch.  Each entry is its own: a publisher restarted, or a Redis
+restarted with its data, continues the streams with larger ids.  While a
 write is in flight (a slow Redis) newer ticks replace the waiting tick of the same instrument
 (counted in :attr:`RedisPublisher.conflated`).  When Redis cannot be reached, that is logged once;
 the latest tick of each instrument is kept, the write is tried again after

@@ -68,10 +68,11 @@ def ping(port: int, timeout: float = 0.5) -> bool:
 class RedisServer:
     """One ``redis-server`` process; :meth:`restart` brings it back on the same port."""
 
-    def __init__(self, executable: str, directory: Path, persist: bool = False) -> None:
+    def __init__(self, executable: str, directory: Path, persist: bool = False, extra: tuple[str, ...] = ()) -> None:
         self.executable = executable
         self.directory = directory
         self.persist = persist
+        self.extra = extra  # more redis-server options, e.g. ("--unixsocket", PATH)
         self.host = "127.0.0.1"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -84,7 +85,7 @@ class RedisServer:
     def _command(self) -> list[str]:
         return [self.executable, "--port", str(self.port), "--bind", self.host, "--dir", str(self.directory),
                 "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-                "--logfile", str(self.log), "--databases", "16", "--enable-debug-command", "local"]
+                "--logfile", str(self.log), "--databases", "16", "--enable-debug-command", "local", *self.extra]
 
     def start(self, port: int | None = None) -> None:
         """Start on ``port`` (a free one when None; tried again on another if it was taken meanwhile)."""

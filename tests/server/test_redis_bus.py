@@ -214,3 +214,51 @@ def test_without_redis_server_the_tests_skip_saying_so_or_fail_in_ci(monkeypatch
     monkeypatch.setattr(fixture, "REQUIRE_REDIS", True)
     with pytest.raises(pytest.fail.Exception, match="CTPSHIM_REQUIRE_REDIS=1"):
         fixture.require_redis_server()
+
+
+def test_a_unix_socket_url_with_a_user_and_password(serve_factory, tmp_path_factory):
+    from tests.redis_server import require_redis_server
+
+    folder = tmp_path_factory.mktemp("redis")
+    socket_path = folder / "redis.sock"
+    server = RedisServer(require_redis_server(), folder, extra=("--unixsocket", str(socket_path)))
+    server.start()
+    try:
+        server.client().acl_setuser("feeder", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+        serve_factory(f"{SIM}&speed=20", redis={"url": f"unix://feeder:pw@{socket_path}?db=2"}, http=None)
+        import redis
+
+        second = redis.Redis(port=server.port, db=2)
+        wait_for(lambda: second.exists(key("rb2701")), TIMEOUT, "rb2701 in db 2 over the unix socket")
+    finally:
+        server.stop()
+
+
+def test_a_rediss_url_publishes_over_tls(serve_factory, tmp_path_factory):
+    import shutil
+    import subprocess
+
+    from tests.redis_server import require_redis_server
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS test")
+    folder = tmp_path_factory.mktemp("redis")
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(private), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    tls_port = free_port()
+    server = RedisServer(require_redis_server(), folder,
+                         extra=("--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file",
+                                str(private), "--tls-auth-clients", "no"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(f"this redis-server does not start with TLS: {exc}")
+    try:
+        serve_factory(f"{SIM}&speed=20", redis={"url": f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={cert}"},
+                      http=None)
+        client = server.client()
+        wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701 over TLS")
+    finally:
+        server.stop()

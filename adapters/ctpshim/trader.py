@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ...ctp.fields import Field, from_values, values_of
 from ...errors import UpstreamError
 from ...runtime import io_loop, reconnect
+from ...wire import handshake
 from ...runtime.backends import NOT_SENT, TRADING_DAY_BEFORE_LOGIN, Backend, BackendContext, _fill_front_info
 from .link import Link, ServerRefused
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ctpshim")
 
+_CONFIGURATION_ERRORS = (handshake.E_BAD_TOKEN, handshake.E_UNKNOWN_SOURCE, handshake.E_MISMATCH)
 _LINK_EVENTS = ("OnFrontConnected", "OnFrontDisconnected", "OnHeartBeatWarning")
 
 
@@ -157,9 +159,14 @@ class RemoteTrader(Backend):
 
     def _log_unreachable(self, url: str, exc: UpstreamError, delay: float) -> None:
         text = str(exc)
-        if isinstance(exc, ServerRefused) and text not in self._warned:
-            self._warned.add(text)
-            log.error("%s: %s; retrying every %.0f s", self.context.name, text, reconnect.RETRY_UNREACHABLE)
+        if isinstance(exc, ServerRefused):
+            if text not in self._warned:  # once: it stays refused until the server or the address changes
+                self._warned.add(text)
+                # a bad token, an unknown source, another protocol: the address needs fixing
+                level = logging.ERROR if exc.error_id in _CONFIGURATION_ERRORS else logging.WARNING
+                log.log(level, "%s: %s; retrying every %.0f s", self.context.name, text, reconnect.RETRY_UNREACHABLE)
+            else:
+                log.debug("%s: %s", self.context.name, text)
             return
         log.warning("%s: front %s cannot be reached (%s); next try in %.0f s", self.context.name, url, text, delay)
 
@@ -167,13 +174,15 @@ class RemoteTrader(Backend):
         """Deliver the link's callbacks until it is lost; the reason code.  The server sends
         HELLO_ACK once its trader is connected to the source: that is OnFrontConnected."""
         with self._lock:
-            if self._closed:
-                await link.close()
-                return 0
-            self.link = link
-            self.front_url = url
-            self._down_posted = False
-            self._connected = True
+            closed = self._closed
+            if not closed:
+                self.link = link
+                self.front_url = url
+                self._down_posted = False
+                self._connected = True
+        if closed:
+            await link.close()
+            return 0
         link.on_callback = self._callback
         self.dispatcher.post("OnFrontConnected")
         try:

@@ -209,6 +209,40 @@ def test_page_reconnects_and_subscribes_again(serve_factory: Callable[..., Any],
         page.check_errors()
 
 
+@pytest.mark.xfail(reason="the server's counter sees no ticks of an instrument a server client subscribes "
+                          "(counter._Feed.want skips the server's FeedSink ids); see /tmp/coord/requests.md",
+                   strict=False)
+def test_page_order_fills_into_a_position(serve_factory: Callable[..., Any], browser: Browser,
+                                          tmp_path: Path) -> None:
+    ids = two_instruments()[:1]
+    server = serve_factory(sim_front(ids))
+    page = browser.new_page()
+    with failure_screenshot(page, tmp_path / "failure.png"):
+        page.goto(url_of(server))
+        subscribe(page, ids)
+        page.wait_for(f"ctpshimPage.quote({js(ids[0])})", WAIT, "a tick")
+        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
+        page.click("#login-button")
+        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login")
+        # a buy at the upper limit crosses the book at once
+        page.type("#order-instrument", ids[0])
+        page.type("#order-price", repr(page.evaluate(f"ctpshimPage.quote({js(ids[0])}).UpperLimitPrice")))
+        page.type("#order-volume", "1")
+        page.click("#order-submit")
+        page.wait_for(f"document.querySelector('#order-rows tr[data-instrument={js(ids[0])}][data-status=\"0\"]')",
+                      10, "the order filled")
+        position = f"#position-rows tr[data-instrument={js(ids[0])}]"
+        page.wait_for(f"document.querySelector({js(position + ' [data-field=Position]')})?.textContent === '1'", WAIT,
+                      "the long position")
+        # its close button fills the form (sell, close today on SHFE/INE); a sell at the lower limit closes it
+        page.click(position + " button[data-action=close-position]")
+        assert page.evaluate("document.getElementById('order-direction').value") == "1"
+        page.type("#order-price", repr(page.evaluate(f"ctpshimPage.quote({js(ids[0])}).LowerLimitPrice")))
+        page.click("#order-submit")
+        page.wait_for("!document.getElementById('positions-empty').hidden", WAIT, "the position closed")
+        page.check_errors()
+
+
 # ---- missing prices: a stand-in /md/ that sends exactly what webctp sends for them --------------
 
 DBL_MAX = sys.float_info.max

@@ -42,6 +42,8 @@
     return `${scheme}//${location.host}${path}${text ? "?" + text : ""}`;
   };
 
+  const recent = [];  // the last messages other than ticks, for the console: ctpshimPage.messages()
+
   // A WebSocket that reconnects after a drop (1 s, doubling to 10 s) and answers homalos' Ping.
   class Link {
     constructor(name, path, handlers) {
@@ -83,6 +85,10 @@
         } catch (error) {
           console.warn(`${this.name}: not JSON: ${String(event.data).slice(0, 200)}`);
           return;
+        }
+        if (message.MsgType !== "RtnDepthMarketData") {
+          recent.push([this.name, message]);
+          if (recent.length > 200) recent.shift();
         }
         if (message.MsgType === "Ping") {
           this.send({ MsgType: "Pong" });
@@ -876,8 +882,8 @@
     const grouped_ = new Map();
     for (const p of td.positions) {
       const key = `${p.InstrumentID}:${p.PosiDirection}:${p.HedgeFlag}`;
-      const g = grouped_.get(key) || { InstrumentID: p.InstrumentID, PosiDirection: p.PosiDirection, Position: 0,
-        TodayPosition: 0, UseMargin: 0, PositionProfit: 0 };
+      const g = grouped_.get(key) || { InstrumentID: p.InstrumentID, ExchangeID: p.ExchangeID, PosiDirection: p.PosiDirection,
+        Position: 0, TodayPosition: 0, UseMargin: 0, PositionProfit: 0 };
       g.Position += p.Position || 0;
       g.TodayPosition += p.TodayPosition || 0;
       g.UseMargin += hasNumber(p.UseMargin) ? p.UseMargin : 0;
@@ -899,8 +905,10 @@
       close.addEventListener("click", () => {
         $("#order-instrument").value = p.InstrumentID;
         $("#order-direction").value = p.PosiDirection === "3" ? "0" : "1";
-        $("#order-offset").value = "1";
-        $("#order-volume").value = String(p.Position);
+        // SHFE and INE keep today's lots apart: they are closed with CloseToday
+        const today = ["SHFE", "INE"].includes(p.ExchangeID) && p.TodayPosition > 0;
+        $("#order-offset").value = today ? "3" : "1";
+        $("#order-volume").value = String(today ? p.TodayPosition : p.Position);
         const q = board.quotes.get(p.InstrumentID);
         if (q) {
           const price = p.PosiDirection === "3" ? q.AskPrice1 : q.BidPrice1;
@@ -1186,6 +1194,7 @@
           OrderStatus: o.OrderStatus, OrderSysID: o.OrderSysID, StatusMsg: o.StatusMsg })),
       };
     },
+    messages: () => recent.map(([link, message]) => ({ link, ...message })),
     quote: (id) => (board.quotes.has(id) ? { ...board.quotes.get(id) } : null),
     bars: (id) => (bars.get(id || chart.instrument) || []).map((b) => ({ ...b })),
   };

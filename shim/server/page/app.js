@@ -925,9 +925,9 @@
   function renderOrders() {
     const body = $("#order-rows");
     body.textContent = "";
-    const orders = [...td.orders.values()].sort((a, b) =>
-      `${b.InsertDate || ""}${b.InsertTime || ""}${String(b.OrderRef || "").padStart(13)}`
-        .localeCompare(`${a.InsertDate || ""}${a.InsertTime || ""}${String(a.OrderRef || "").padStart(13)}`));
+    // newest first, in the order the page learnt of them (InsertDate is the trading day on DCE and
+    // CZCE, the calendar day elsewhere: no order across exchanges)
+    const orders = [...td.orders.values()].reverse();
     for (const o of orders) {
       const key = orderKey(o);
       const status = o.OrderStatus || "a";
@@ -1163,7 +1163,9 @@
       td.link.resume();
     });
     setInterval(() => {
-      if (td.loggedIn && !td.queue.length && !td.inFlight) refreshAccount();
+      if (!td.loggedIn || td.queue.length || td.inFlight) return;
+      refreshAccount();
+      if (td.positions.length) refreshPositions(); // their P/L follows the market
     }, 5000);
 
     const fromUrl = splitIds(pageQuery.get("instruments") || "");

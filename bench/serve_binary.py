@@ -51,7 +51,7 @@ import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine,  # noqa: E402
+from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine, ids_path,  # noqa: E402
                           counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
                           sim_url, split, wait_closed)
 
@@ -323,7 +323,6 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_binary.py " + " ".join(sys.argv[1:]))
-    import tempfile
 
     plans = []
     if not args.only or "throughput" in args.only:
@@ -333,7 +332,7 @@ def main() -> None:
     for kind, ids, source_rate in plans:
         front, offered = source_for(kind, args, ids, source_rate)
         print(f"\n{kind} source: {offered}")
-        ids_file = tempfile.mktemp(prefix="ctpshim-bench-ids-", suffix=".json")
+        ids_file = ids_path()
         Path(ids_file).write_text(json.dumps(ids))
         started = time.monotonic()
         runs = [run_once(kind, front, args, ids, ids_file, number) for number in range(args.runs)]

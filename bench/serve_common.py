@@ -289,6 +289,15 @@ def child_handshake() -> tuple[float, float]:
     return float(line[1]), float(line[2])
 
 
+def ids_path() -> str:
+    """A new temporary file's path for the instrument list the client processes read."""
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix="ctpshim-bench-ids-", suffix=".json")
+    os.close(handle)
+    return path
+
+
 def split(total: int, parts: int) -> list[int]:
     """``total`` clients over ``parts`` processes, as evenly as can be."""
     parts = max(1, min(parts, total))

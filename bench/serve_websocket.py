@@ -32,11 +32,10 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine,  # noqa: E402
+from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine, ids_path,  # noqa: E402
                           counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
                           sim_url, split, wait_closed)
 
@@ -205,7 +204,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_websocket.py " + " ".join(sys.argv[1:]))
     ids = listed_ids(args.instruments)
-    ids_file = tempfile.mktemp(prefix="ctpshim-bench-ids-", suffix=".json")
+    ids_file = ids_path()
     Path(ids_file).write_text(json.dumps(ids))
     try:
         for source_rate in args.source_rate.split(","):

@@ -65,6 +65,35 @@ def ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def server_pid(port: int, timeout: float = 2.0) -> int | None:
+    """The process id of the Redis answering on 127.0.0.1:``port`` (``INFO server``)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as link:
+            link.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.split(b"process_id:", 1)[1].count(b"\r\n"):
+                data = link.recv(65536)
+                if not data:
+                    return None
+                reply += data
+    except OSError:
+        return None
+    return int(reply.split(b"process_id:", 1)[1].split(b"\r\n", 1)[0])
+
+
+class PortHold:
+    """A port kept bound (not listening: connections are refused) until :meth:`release`, so that
+    no other process takes it while a test wants it free but unanswered."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+
+    def release(self) -> None:
+        self._socket.close()
+
+
 class RedisServer:
     """One ``redis-server`` process; :meth:`restart` brings it back on the same port."""
 
@@ -99,11 +128,16 @@ class RedisServer:
                 if self.process.poll() is not None:
                     break
                 if ping(self.port):
-                    return
+                    owner = server_pid(self.port)
+                    if owner == self.process.pid:
+                        return
+                    if self.process.poll() is not None or owner is not None:
+                        break  # another process's Redis holds this port
+                    continue
                 time.sleep(0.01)
             self.stop()
-        raise RuntimeError(f"redis-server did not answer PING on 127.0.0.1:{self.port} within {START_TIMEOUT:g} s; "
-                           f"its log: {self.log_tail()}")
+        raise RuntimeError(f"redis-server did not answer PING on 127.0.0.1:{self.port} within {START_TIMEOUT:g} s "
+                           f"(or another process's Redis holds that port); its log: {self.log_tail()}")
 
     def log_tail(self) -> str:
         try:

@@ -18,7 +18,7 @@ from ctpshim.errors import FrontAddressError, UpstreamProtocolError, UpstreamUna
 from ctpshim.testing import AdapterConformance
 from ctpshim.wire.structs import unpack_tick
 from tests.conftest import wait_for
-from tests.redis_server import free_port, persistent_redis_server, redis_server  # noqa: F401
+from tests.redis_server import PortHold, persistent_redis_server, redis_server  # noqa: F401
 from tests.server.conftest import serve_factory  # noqa: F401
 
 SIM = "sim://?start=2026-11-20T09:35&hours=always&instruments=rb2701,TA701"
@@ -45,7 +45,17 @@ class TestRedisConformance(AdapterConformance):
 
     @property
     def unreachable_front(self) -> str:  # type: ignore[override]
-        return f"redis://127.0.0.1:{free_port()}/sim?timeout=2"
+        return f"redis://127.0.0.1:{_refusing().port}/sim?timeout=2"
+
+
+_hold: list[PortHold] = []
+
+
+def _refusing() -> PortHold:
+    """A port that refuses connections for the whole session (bound, never listening)."""
+    if not _hold:
+        _hold.append(PortHold())
+    return _hold[0]
 
 
 def run(coro: Any) -> Any:

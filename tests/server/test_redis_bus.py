@@ -11,7 +11,9 @@ import pytest
 from ctpshim.ctp.fields import values_of
 from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, unpack_tick
 from tests.conftest import wait_for
-from tests.redis_server import RedisServer, free_port, persistent_redis_server, redis_server  # noqa: F401
+from tests.redis_server import (  # noqa: F401
+    PortHold, RedisServer, free_port, persistent_redis_server, redis_server,
+)
 
 SIM = "sim://?start=2026-11-20T09:35&hours=always&instruments=rb2701,TA701"
 TIMEOUT = 20.0
@@ -45,7 +47,8 @@ def test_every_listed_instrument_has_a_stream_and_the_index_info_and_default_key
     assert info[b"layout"].decode() == LAYOUT_ID and info[b"trading_day"] == b"20261120"
     assert abs(float(info[b"updated"]) - time.time()) < 10
     assert client.type(key("rb2701")) == b"stream"
-    assert publisher(server).up and publisher(server).published > 0
+    wait_for(lambda: publisher(server).published > 0, TIMEOUT, "the publisher's count (after the replies)")
+    assert publisher(server).up
 
 
 def test_each_entry_decodes_to_a_tick_the_source_gave_in_order(redis_server, serve_factory, make_md):
@@ -158,11 +161,13 @@ def test_a_redis_down_at_start_does_not_stop_the_server(serve_factory, tmp_path_
 
     require_redis_server()
     later = RedisServer(redis_executable(), tmp_path_factory.mktemp("redis"))  # type: ignore[arg-type]
-    port = free_port()
+    hold = PortHold()  # refused, and no other process's Redis can take the port meanwhile
+    port = hold.port
     with caplog.at_level(logging.WARNING, logger="ctpshim.server.redis"):
         server = serve_factory(f"{SIM}&speed=20", redis={"url": f"redis://127.0.0.1:{port}"}, http=None)
     assert any("cannot publish" in r.getMessage() and f"127.0.0.1:{port}" in r.getMessage() for r in caplog.records)
     try:
+        hold.release()
         later.start(port)
         client = later.client()
         wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "published once Redis is up")

@@ -282,6 +282,8 @@ class RedisAdapter(Adapter):
                 latest = await pipe.execute()
         except redis_errors() as exc:
             raise self._lost(exc) from None
+        except Exception as exc:  # noqa: BLE001 - an error reply: a key of another type, an ACL
+            raise UpstreamProtocolError(f"{self.where}: XREVRANGE failed: {describe_failure(exc)}") from None
         snapshot, unknown = [], []
         for instrument, key, entries in zip(fresh, keys, latest):
             last = entries[0] if entries else None

@@ -324,3 +324,28 @@ def test_a_server_restarted_behind_redis_is_no_disconnect_for_the_reader(redis_s
     serve_factory(f"{SIM}&speed=20&seed=7", redis={"url": redis_server.url}, http=None)
     wait_for(lambda: len(spi.ticks) >= before + 3, TIMEOUT, "ticks from the second server")
     assert "OnFrontDisconnected" not in spi.names()
+
+
+def test_a_key_of_another_type_is_a_protocol_error_naming_it(redis_server) -> None:  # noqa: F811
+    redis_server.client().set("ctpshim:sim:md:rb2701", "not a stream")
+
+    async def scenario() -> None:
+        adapter = RedisAdapter.from_url(f"{redis_server.url}/sim")
+        await adapter.connect()
+        try:
+            with pytest.raises(UpstreamProtocolError, match="WRONGTYPE"):
+                await adapter.subscribe(["rb2701"])
+        finally:
+            await adapter.close()
+
+    run(scenario())
+
+
+def test_a_read_only_redis_user_can_read(redis_server, serve_factory, make_md) -> None:  # noqa: F811
+    client = redis_server.client()
+    client.acl_setuser("reader", enabled=True, passwords=["+ro"], keys=["*"], commands=["+@read", "+@connection"])
+    serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url}, http=None)
+    wait_for(lambda: client.exists("ctpshim:sim:md:TA701"), TIMEOUT, "entries")
+    api, spi = make_md(f"redis://reader:ro@127.0.0.1:{redis_server.port}/sim", subscribe=["TA701"])
+    wait_for(lambda: len(spi.ticks) >= 3, TIMEOUT, "ticks for a read-only user")
+    assert "OnFrontDisconnected" not in spi.names()

@@ -415,7 +415,8 @@ def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
                     samples.append(int((now - stamps.epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec))
                                        * 1_000_000))
 
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(tempfile.mkdtemp(prefix="ctpshim-bench-serve-") + os.sep)
+    flow = tempfile.mkdtemp(prefix="ctpshim-bench-serve-")
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
     spi = Spi()
     api.RegisterSpi(spi)
     api.RegisterFront(front)
@@ -430,6 +431,9 @@ def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
         time.sleep(0.05)
     api.RegisterSpi(None)
     print(counted([counter], end - start, latencies_us=samples), flush=True)
+    import shutil
+
+    shutil.rmtree(flow, ignore_errors=True)
     os._exit(0)  # the API's threads need no orderly end here
 
 

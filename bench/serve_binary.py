@@ -32,7 +32,9 @@ latency     at a paced ``--rate`` delivered ticks/s in total (default 20,000: wi
             struct's bytes), every callback of the real one.  Baseline: one md API object on the same
             ``sim://`` address, its stamp-to-callback latency.  The simulator's shape: every contract
             ticks at each interval mark, so each mark is a burst of instruments x clients deliveries.
-``--profile DIR`` samples the server process with py-spy during each window and prints its hot spots.
+``--profile DIR`` samples the server process with py-spy during each window and prints its hot spots;
+``--probe`` (latency) times each tick inside the server too: from its stamp to the fan-out, to the end of
+the fan-out, and to each client's write (the "ticks" in the probe's lines are ticks, batches and writes).
 sim:// lists at most the contracts its calendar lists on a trading day (731 on 2026-12-03 over every
 product's months): ``--instruments`` above that is cut to it, and the figures say how many were used.
 """
@@ -211,7 +213,7 @@ def latency_interval(instruments: int, args: argparse.Namespace) -> float:
 def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
     """One run: the server with its clients, then the baseline on the same front address."""
     latency = kind == "latency"
-    server = ServerProcess({SOURCE: front})
+    server = ServerProcess({SOURCE: front}, probe=args.probe and latency)
     profile_file = ""
     sampler = None
     before: dict[str, float] = {}
@@ -247,6 +249,8 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
         if sampler is not None:
             sampler.wait(60)
             figures["hot_spots"] = hot_spots(profile_file)
+        if args.probe and latency:
+            figures["probe"] = server.probe()
     finally:
         server.stop()
     figures["baseline"] = combine(measure([mdapi_child(front, ids, latency, "baseline")], args.seconds))
@@ -290,6 +294,10 @@ def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, inst
             print(f"    light clients: {show_spread(middle['light']['latency'])}")
         if middle["real"] and middle["real"]["latency"]:
             print(f"    real md API clients (OnRtnDepthMarketData): {show_spread(middle['real']['latency'])}")
+        if middle.get("probe"):
+            for name, figures in middle["probe"].items():
+                if figures["n"]:
+                    print(f"    server probe, stamp to {name}: {show_spread(figures)}")
         base_p99 = [r["baseline"]["latency"]["p99"] for r in runs if r["baseline"]["latency"]]
         print(f"  baseline p99 {statistics.median(base_p99):.2f} ms (runs " + ", ".join(f"{p:.2f}" for p in base_p99)
               + f"); median run: {show_spread(middle['baseline']['latency'])}")
@@ -320,6 +328,9 @@ def main() -> None:
                         help="ordinary md API programs over ctpshim:// among the clients (default 1)")
     parser.add_argument("--only", choices=("throughput", "latency"), action="append")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server during each window, files in DIR")
+    parser.add_argument("--probe", action="store_true",
+                        help="latency: also time each tick inside the server (stamp to fan-out, to each client's "
+                             "write; serve_common.install_probe, which costs the server time of its own)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_binary.py " + " ".join(sys.argv[1:]))

@@ -309,8 +309,9 @@ def split(total: int, parts: int) -> list[int]:
 class ServerProcess:
     """A ``ctpshim.server.Server`` in a process of its own (see :func:`server_main`)."""
 
-    def __init__(self, sources: dict[str, str], *, http: bool = False, redis: dict[str, Any] | None = None) -> None:
-        settings = {"sources": sources, "http": http, "redis": redis}
+    def __init__(self, sources: dict[str, str], *, http: bool = False, redis: dict[str, Any] | None = None,
+                 probe: bool = False) -> None:
+        settings = {"sources": sources, "http": http, "redis": redis, "probe": probe}
         argv = [str(HERE), "server", json.dumps(settings)]
         self.child = Child(argv, "server")
         started = json.loads(self.child.readline(60))
@@ -320,6 +321,11 @@ class ServerProcess:
 
     def metrics(self) -> dict[str, float]:
         self.child.send("metrics")
+        return json.loads(self.child.readline(30))
+
+    def probe(self) -> dict[str, Any]:
+        """The timing probe's spreads (a server started with ``probe=True``; see :func:`install_probe`)."""
+        self.child.send("probe")
         return json.loads(self.child.readline(30))
 
     def stop(self) -> None:
@@ -347,6 +353,49 @@ def prometheus_totals(text: str) -> dict[str, float]:
     return totals
 
 
+def install_probe() -> Callable[[], dict[str, Any]]:
+    """Wrap the server's fan-out and the binary protocol's send to time each tick from its stamp
+    (microseconds): when its batch reaches ``SourceFeed._dispatch``, when that batch has been handed to
+    every client, and when a client's ``BinaryClient._send`` starts with it.  The wrappers cost the
+    server time of their own (a clock read and a list append per tick and client).  Returns a function
+    giving the spreads so far, each without its first quarter (warming up)."""
+    from ctpshim.server import binary, fanout
+
+    stamps = StampClock()
+    entered: list[int] = []
+    handed: list[int] = []
+    sending: list[int] = []
+    dispatch = fanout.SourceFeed._dispatch
+    send = binary.BinaryClient._send
+
+    def timed_dispatch(self: Any, batch: Any, wanted: Any) -> None:
+        ticks = list(batch)
+        if not ticks:
+            return dispatch(self, ticks, wanted)
+        first = ticks[0]
+        sent = stamps.epoch(first.ActionDay, first.UpdateTime, first.UpdateMillisec)
+        entered.append(int((time.time() - sent) * 1_000_000))
+        dispatch(self, ticks, wanted)
+        handed.append(int((time.time() - sent) * 1_000_000))
+
+    async def timed_send(self: Any, replies: list[Any], ticks: list[Any]) -> None:
+        now = time.time()
+        epoch = stamps.epoch
+        for encoded in ticks:
+            tick = encoded.tick
+            sending.append(int((now - epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec)) * 1_000_000))
+        await send(self, replies, ticks)
+
+    fanout.SourceFeed._dispatch = timed_dispatch  # type: ignore[method-assign]
+    binary.BinaryClient._send = timed_send  # type: ignore[method-assign]
+
+    def spreads() -> dict[str, Any]:
+        return {name: spread(values[len(values) // 4:]) for name, values in
+                (("fan-out start", entered), ("fan-out end", handed), ("client write", sending))}
+
+    return spreads
+
+
 def server_main(settings_json: str) -> None:
     """The server process: start, print the addresses, then obey ``metrics`` / ``stop`` on stdin."""
     import logging
@@ -356,6 +405,7 @@ def server_main(settings_json: str) -> None:
     from ctpshim.server.settings import RedisSettings, ServeSettings
 
     given = json.loads(settings_json)
+    probe = install_probe() if given.get("probe") else None
     options: dict[str, Any] = {"sources": given["sources"], "listen": ("127.0.0.1", 0),
                                "http": ("127.0.0.1", 0) if given["http"] else None}
     if given.get("redis"):
@@ -373,6 +423,8 @@ def server_main(settings_json: str) -> None:
                 totals = prometheus_totals(server.metrics.render_prometheus(server))
                 totals["source_ticks_in"] = sum(getattr(server.feed(name), "ticks_in", 0) for name in given["sources"])
                 print(json.dumps(totals), flush=True)
+            elif command == "probe":
+                print(json.dumps(probe() if probe else {}), flush=True)
             elif command == "stop":
                 break
     finally:

@@ -415,6 +415,9 @@
         row.dataset.ticks = String(Number(row.dataset.ticks) + 1);
         renderRow(id);
         if (recordTick(id, q) && id === chart.instrument) chart.schedule();
+        if (id === $("#order-instrument").value && !$("#order-price").value && hasPrice(q.LastPrice)) {
+          $("#order-price").value = q.LastPrice;
+        }
         break;
       }
       default:

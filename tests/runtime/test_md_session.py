@@ -395,7 +395,7 @@ def test_front_environment_variable_replaces_the_programs_front(make_md, monkeyp
 @pytest.mark.parametrize("front, words", [
     ("nonsense", ["no scheme"]),
     ("foo://x", ["unknown scheme 'foo'", "sim://"]),
-    ("ctpshim://127.0.0.1:1", ["not available in this version", "CTPSHIM_FRONT"]),
+    ("ctpshim://127.0.0.1", ["has no port", "7780"]),
     ("sim://?speed=fast", ["speed='fast'", "max"]),
     ("sim://?sped=2", ["unknown setting 'sped'", "speed"]),
     ("sim://?seed=1&seed=2", ["given twice"]),

@@ -14,7 +14,7 @@ sends), ``v`` is :data:`ctpshim.wire.structs.LAYOUT_ID`.
 
 Writes never hold up the IO loop or the server's other clients: ticks wait in a dict keyed by
 (source, instrument), written by one task once per loop turn: the ``XADD``s of the batch in one
-``MULTI``/``EXEC``, sent in one write over a small RESP link (:class:`RespLink`), so readers blocked
+``MULTI``/``EXEC``, sent in one write over a small RESP link (:class:`ctpshim.adapters.redis.RespLink`), so readers blocked
 in ``XREAD`` wake once per batch.  Each entry is its own: a publisher restarted, or a Redis
 restarted with its data, continues the streams with larger ids.  While a
 write is in flight (a slow Redis) newer ticks replace the waiting tick of the same instrument
@@ -32,7 +32,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.redis import default_key, describe_failure, index_key, info_key, interest_key, stream_key
+from ..adapters.redis import (
+    LinkLost, RespError, RespLink, default_key, describe_failure, index_key, info_key, interest_key, pack, stream_key,
+)
 from ..runtime import reconnect
 
 if TYPE_CHECKING:
@@ -53,170 +55,6 @@ WAIT_UP_S = 1.0  # one bounded wait for a source to come up (the watcher loops)
 STOP_WAIT_S = 2.0  # stop() waits this long for its tasks to end
 
 
-class RespError(Exception):
-    """An error reply of Redis (``-ERR ...``, ``-WRONGTYPE ...``): that command failed, the link is fine."""
-
-
-class LinkLost(ConnectionError):
-    """The connection to Redis failed (refused, reset, timed out, an unreadable reply)."""
-
-
-def pack(*args: bytes | str | int) -> bytes:
-    """One command in RESP (an array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-class RespLink:
-    """One connection to Redis speaking RESP2, for the publisher's pipelined writes.
-
-    The hot path is one ``XADD`` per tick: packed here from cached pieces and sent as one write,
-    the replies parsed by a small scanner.  redis-py's pipeline costs about ten times as much CPU
-    per command (its reply parser without hiredis), CPU the IO loop owes the server's clients.
-    The address is read by redis-py's ``parse_url`` (``redis://``, ``rediss://``, ``unix://``,
-    user, password, db and the ``ssl_*`` options), so it means what it means to redis-py.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._buffer = bytearray()
-        self._pos = 0
-        self.closed = False
-
-    @classmethod
-    async def open(cls, url: str) -> "RespLink":
-        from redis.asyncio.connection import parse_url
-
-        options = parse_url(url)
-        try:
-            if "path" in options:
-                opening = asyncio.open_unix_connection(options["path"])
-            else:
-                context = None
-                if url.lower().startswith("rediss://"):
-                    import ssl
-
-                    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-                    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
-                        context.check_hostname = False
-                        context.verify_mode = ssl.CERT_NONE
-                opening = asyncio.open_connection(options.get("host", "localhost"), options.get("port", 6379),
-                                                  ssl=context)
-            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise LinkLost(f"cannot connect: {describe_failure(exc)}") from None
-        link = cls(reader, writer)
-        hello = []
-        if options.get("password"):
-            user = options.get("username")
-            hello.append(pack("AUTH", user, options["password"]) if user else pack("AUTH", options["password"]))
-        if options.get("db"):
-            hello.append(pack("SELECT", int(options["db"])))
-        hello.append(pack("CLIENT", "SETNAME", "ctpshim-serve"))
-        try:
-            for reply in await link.call(b"".join(hello), len(hello)):
-                if isinstance(reply, RespError):
-                    raise LinkLost(str(reply))
-        except BaseException:
-            link.close()
-            raise
-        return link
-
-    async def call(self, packed: bytes, count: int) -> list[Any]:
-        """Send ``count`` packed commands at once; their replies, an error reply as a :class:`RespError`.
-
-        Bounded by ``COMMAND_TIMEOUT``: a watchdog closes the connection (no inner task to cancel)."""
-        if self.closed:
-            raise LinkLost("the connection is closed")
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            self.close()
-
-        watchdog = asyncio.get_running_loop().call_later(COMMAND_TIMEOUT, expire)
-        try:
-            self._writer.write(packed)
-            return await self._replies(count)
-        except (OSError, ValueError, IndexError) as exc:
-            self.close()
-            if expired:
-                raise LinkLost(f"no answer within {COMMAND_TIMEOUT:g} s") from None
-            raise LinkLost(describe_failure(exc)) from None
-        except BaseException:
-            self.close()  # cancelled mid-reply: the replies still coming would be read as the next call's
-            raise
-        finally:
-            watchdog.cancel()
-
-    async def _replies(self, count: int) -> list[Any]:
-        await self._writer.drain()
-        replies: list[Any] = []
-        while len(replies) < count:
-            reply = self._parse()
-            if reply is _INCOMPLETE:
-                data = await self._reader.read(1 << 16)
-                if not data:
-                    raise ConnectionResetError("the connection was closed by the server")
-                if self._pos:
-                    del self._buffer[:self._pos]
-                    self._pos = 0
-                self._buffer += data
-                continue
-            replies.append(reply)
-        return replies
-
-    def _parse(self) -> Any:
-        """The next reply in the buffer, or ``_INCOMPLETE`` (nothing consumed)."""
-        buffer, start = self._buffer, self._pos
-        reply, end = self._parse_at(buffer, start)
-        if reply is not _INCOMPLETE:
-            self._pos = end
-        return reply
-
-    def _parse_at(self, buffer: bytearray, pos: int) -> tuple[Any, int]:
-        line_end = buffer.find(b"\r\n", pos)
-        if line_end < 0:
-            return _INCOMPLETE, pos
-        kind, line = buffer[pos], bytes(buffer[pos + 1:line_end])
-        after = line_end + 2
-        if kind == 36:  # $ bulk string
-            size = int(line)
-            if size < 0:
-                return None, after
-            if len(buffer) < after + size + 2:
-                return _INCOMPLETE, pos
-            return bytes(buffer[after:after + size]), after + size + 2
-        if kind == 43:  # + simple string
-            return line, after
-        if kind == 58:  # : integer
-            return int(line), after
-        if kind == 45:  # - error
-            return RespError(line.decode(errors="replace")), after
-        if kind == 42:  # * array
-            size = int(line)
-            items = []
-            for _ in range(max(size, 0)):
-                item, after = self._parse_at(buffer, after)
-                if item is _INCOMPLETE:
-                    return _INCOMPLETE, pos
-                items.append(item)
-            return (items if size >= 0 else None), after
-        raise ValueError(f"an unreadable reply from Redis (type byte {kind!r})")
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(Exception):
-                self._writer.close()
-
-
-_INCOMPLETE = object()
 _MULTI = pack("MULTI")
 _EXEC = pack("EXEC")
 
@@ -398,8 +236,8 @@ class RedisPublisher:
         """Commands on the link, (re)connected if need be; raises :class:`LinkLost`."""
         async with self._lock:
             if self._link is None or self._link.closed:
-                self._link = await RespLink.open(self.settings.url)
-            return await self._link.call(packed, count)
+                self._link = await RespLink.open(self.settings.url, CONNECT_TIMEOUT, "ctpshim-serve")
+            return await self._link.call(packed, count, COMMAND_TIMEOUT)
 
     async def _flush_loop(self) -> None:
         failed_before = False
@@ -555,4 +393,4 @@ def _shown(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-__all__ = ["RedisPublisher", "RespLink", "RespError", "LinkLost", "TICK_FORMAT", "pack"]
+__all__ = ["RedisPublisher", "TICK_FORMAT"]

@@ -1099,7 +1099,7 @@ class _Feed:
 
     def want(self, ids: Iterable[str]) -> None:
         """Subscribe these instruments (once each) unless a program's md API already does."""
-        wanted = self.market.wanted_ids()
+        wanted = self.market.delivered_ids()
         new = [i for i in ids if i not in self.ids and i not in wanted]
         if new:
             if not self._started:

@@ -230,6 +230,22 @@ class Market:
         """The union of what the sinks want (the reference-counted instruments)."""
         return frozenset(self._counts)
 
+    def delivered_ids(self) -> frozenset[str]:
+        """The instruments some API object's dispatcher hands to its program (any thread; a
+        snapshot): the ticks :meth:`observe` sees.  Sinks without a dispatcher (a front server's
+        clients) are left out: what they take is never observed."""
+        for _ in range(3):
+            try:
+                sinks = list(self._sinks)
+            except RuntimeError:  # changed on the IO thread while copied
+                continue
+            held: set[str] = set()
+            for sink in sinks:
+                if sink.wants_ticks and getattr(sink, "dispatcher", None) is not None:
+                    held.update(sink.ids)
+            return frozenset(held)
+        return frozenset()
+
     def _release(self, ids: Any) -> None:
         gone = []
         for instrument in ids:

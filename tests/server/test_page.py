@@ -209,9 +209,6 @@ def test_page_reconnects_and_subscribes_again(serve_factory: Callable[..., Any],
         page.check_errors()
 
 
-@pytest.mark.xfail(reason="the server's counter sees no ticks of an instrument a server client subscribes "
-                          "(counter._Feed.want skips the server's FeedSink ids); see /tmp/coord/requests.md",
-                   strict=False)
 def test_page_order_fills_into_a_position(serve_factory: Callable[..., Any], browser: Browser,
                                           tmp_path: Path) -> None:
     ids = two_instruments()[:1]

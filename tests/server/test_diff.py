@@ -5,6 +5,7 @@ must equal what the source sent."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import copy
 import json
 import math
@@ -23,9 +24,15 @@ try:
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
     from test_webctp import closed, instruments, run, strict, url  # type: ignore[no-redef]
 
+# Importing tqsdk replaces logging.getLogger and the logger class (shinny_structlog) for the whole
+# process, after which ctpshim's log records no longer reach the handlers other tests read: put both back.
+_GET_LOGGER, _LOGGER_CLASS = logging.getLogger, logging.getLoggerClass()
 tqsdk_diff = pytest.importorskip("tqsdk.diff")
 tqsdk_objs = pytest.importorskip("tqsdk.objs")
 from tqsdk.entity import Entity  # noqa: E402
+
+logging.getLogger = _GET_LOGGER
+logging.setLoggerClass(_LOGGER_CLASS)
 
 SIM = "sim://?hours=always&interval=0.02"
 WAIT = 10.0

@@ -5,7 +5,6 @@ must equal what the source sent."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import copy
 import json
 import math
@@ -18,21 +17,16 @@ from ctpshim.ctp.market_data import DBL_MAX, blank_values, depth_index, make_tic
 from ctpshim.runtime import io_loop
 from ctpshim.server import diff
 from ctpshim.server.fanout import EncodedTick
+from tests.tqsdk_code import tqsdk_module
 
 try:
     from .test_webctp import closed, instruments, run, strict, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
     from test_webctp import closed, instruments, run, strict, url  # type: ignore[no-redef]
 
-# Importing tqsdk replaces logging.getLogger and the logger class (shinny_structlog) for the whole
-# process, after which ctpshim's log records no longer reach the handlers other tests read: put both back.
-_GET_LOGGER, _LOGGER_CLASS = logging.getLogger, logging.getLoggerClass()
-tqsdk_diff = pytest.importorskip("tqsdk.diff")
-tqsdk_objs = pytest.importorskip("tqsdk.objs")
-from tqsdk.entity import Entity  # noqa: E402
-
-logging.getLogger = _GET_LOGGER
-logging.setLoggerClass(_LOGGER_CLASS)
+tqsdk_diff = tqsdk_module("tqsdk.diff")
+tqsdk_objs = tqsdk_module("tqsdk.objs")
+Entity = tqsdk_module("tqsdk.entity").Entity
 
 SIM = "sim://?hours=always&interval=0.02"
 WAIT = 10.0
@@ -388,8 +382,8 @@ def test_a_websockets_client_as_tqsdk_connects(serve_factory: Any) -> None:
 
 
 def test_ins_query_as_tqsdk_sends_it_is_answered_in_its_format(serve_factory: Any) -> None:
-    tqsdk_utils = pytest.importorskip("tqsdk.utils")
-    tqsdk_symbols = pytest.importorskip("tqsdk.utils_symbols")
+    tqsdk_utils = tqsdk_module("tqsdk.utils")
+    tqsdk_symbols = tqsdk_module("tqsdk.utils_symbols")
     server = serve_factory(SIM)
     ids, symbols = symbols_of(server, 2)
     batch = tqsdk_utils._query_for_quote(symbols + ["SHFE.zz9999"], set())  # ids inside the GraphQL text

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from ctpshim.server import web
+from tests.tqsdk_code import tqsdk_module
 
 try:
     from .test_webctp import instruments, login, run, url
@@ -81,7 +82,7 @@ def test_symbols_json_is_what_tqsdk_reads(serve_factory: Any) -> None:
         assert math.isfinite(value["expire_datetime"]) and value["margin"] > 0
 
     # tqsdk's own reader of an _ins_url (TqApi._fetch_symbol_info), on this very text
-    tqsdk_api = pytest.importorskip("tqsdk.api")
+    tqsdk_api = tqsdk_module("tqsdk.api")
     address = url(server, "/symbols.json")
     quotes = tqsdk_api.TqApi._fetch_symbol_info(SimpleNamespace(_base_headers={}), address)
     key = f"SHFE.{rb['ins_id']}"

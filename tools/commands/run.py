@@ -1,5 +1,7 @@
 """``ctpshim run [--front URL | --own-fronts] [-m] PROGRAM [ARGS...]``: an unmodified openctp-ctp
-program on another source.
+program on another source.  ``ctpshim run --native [--front URL] [--serve HOST:PORT] PROGRAM``: any
+program (a Python script or module run by this interpreter, or an executable) on the real CTP API
+through ctpshim's native libraries (:func:`ctpshim.tools.commands.native.run_native`).
 
 :func:`install_aliases` makes ``openctp_ctp`` (and ``openctp_ctp.mdapi`` / ``.tdapi`` /
 ``.thostmduserapi`` / ``.thosttraderapi``) and the bare SWIG module names ``thostmduserapi`` /
@@ -72,6 +74,7 @@ def run_program(target: str, args: list[str], as_module: bool = False) -> None:
 # -- the command line -----------------------------------------------------------------------------
 
 DEFAULT_FRONT = "sim://?hours=always"
+DEFAULT_SERVE = "127.0.0.1:7780"
 HELP = COMMANDS["run"]
 
 
@@ -90,8 +93,17 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     fronts.add_argument("--front", metavar="URL", help="the front every API object of the program uses")
     fronts.add_argument("--own-fronts", action="store_true",
                         help="keep the fronts the program registers itself (tcp:// ones go through openctp-ctp)")
+    command.add_argument("--native", action="store_true",
+                         help="run PROGRAM (a .py file, a module with -m, or any executable) as a child process "
+                              "on the real openctp-ctp (or any CTP program) over ctpshim's native libraries "
+                              "(LD_PRELOAD), talking to a `ctpshim serve` of --front: the one answering at "
+                              "--serve, else one started for the run")
+    command.add_argument("--serve", metavar="HOST:PORT",
+                         help=f"with --native: the server's address (default {DEFAULT_SERVE}; port 0: always "
+                              "start one on a free port)")
     command.add_argument("-m", dest="module", action="store_true", help="PROGRAM is a module name, as with python -m")
-    command.add_argument("program", help="the program (a .py file, or a module name with -m)")
+    command.add_argument("program", help="the program (a .py file, or a module name with -m; with --native "
+                                         "also an executable)")
     command.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the program")
     return command
 
@@ -101,6 +113,12 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ...errors import FrontAddressError
     from ...fronts import registry
 
+    if args.native:
+        from .native import run_native
+
+        return run_native(args, parser, DEFAULT_FRONT, DEFAULT_SERVE)
+    if args.serve is not None:
+        parser.exit(2, "ctpshim run: --serve goes with --native (the server the native libraries talk to)\n")
     if args.own_fronts:
         os.environ.pop(FRONT_ENV, None)
     elif args.front:

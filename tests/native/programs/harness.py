@@ -44,6 +44,7 @@ class Program:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.name = name
+        self.env = env
         self.args = [sys.executable, str(PROGRAMS / name), *args]
         self.stderr_path = cwd / f"{Path(name).stem}-{time.monotonic_ns()}.stderr"
         self._stderr = open(self.stderr_path, "wb")
@@ -141,10 +142,10 @@ def run_program(native_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
 
 
 def check_real_openctp(program: Program) -> None:
-    """The program ran the real openctp-ctp SWIG module, and the CTP libraries mapped are ctpshim's."""
+    """The program ran the real openctp-ctp SWIG module, and the CTP libraries mapped into it are the
+    preloaded ctpshim builds (the official ones never were)."""
     start = program.events("start")[0]
     assert "site-packages" in start["module"] and "openctp_ctp" in start["module"], start
-    libraries = program.events("libraries")
-    if libraries:
-        paths = libraries[0]["paths"]
-        assert paths and not any("openctp_ctp.libs" in p for p in paths), f"the official library was loaded: {paths}"
+    preloaded = {os.path.realpath(p) for p in program.env.get("LD_PRELOAD", "").replace(":", " ").split()}
+    mapped = {os.path.realpath(p) for p in program.events("libraries")[0]["paths"]}
+    assert mapped and mapped <= preloaded, f"mapped CTP libraries {sorted(mapped)}, preloaded {sorted(preloaded)}"

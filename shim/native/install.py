@@ -408,30 +408,35 @@ def install(name: str, built: Any = None, path: str | os.PathLike[str] | None = 
                     f"{library.name} is a ctpshim build with no kept original: uninstall cannot restore it; "
                     f"pip install --force-reinstall {target.info.package}=={target.info.tested_version} does")
             plan.append((kind, library, current, False))
+    manifest_base = {"format": MANIFEST_FORMAT, "target": name, "package": target.info.package}
     try:
+        # first the originals and a manifest naming them, so that a failure halfway leaves a state
+        # uninstall can restore; then the libraries
         for kind, library, current, keep in plan:
-            entry = dict(entries.get(library.name) or {})
             if keep:
                 target.originals.mkdir(exist_ok=True)
                 backup = target.originals / library.name
                 if not backup.exists() or sha256_of(backup) != current.sha256:
                     _place(library, backup)
+                entry = dict(entries.get(library.name) or {})
                 entry.update(kind=kind, original_sha256=current.sha256, original=current.description,
                              mode=library.stat().st_mode & 0o777)
+                entries[library.name] = entry
+        if entries:
+            _write_manifest(target, {**manifest_base, "files": entries})
+        for kind, library, current, keep in plan:
             new = news[kind]
             if current.sha256 == new.sha256:
                 action = "unchanged"
             else:
                 _place(sources[kind], library, library.stat().st_mode & 0o777)
                 action = "replaced"
-            if entry:
-                entry.update(installed_sha256=new.sha256, installed_from=str(sources[kind]),
-                             installed=f"ctpshim {new.version} {new.layout}")
-                entries[library.name] = entry
+            if library.name in entries:
+                entries[library.name].update(installed_sha256=new.sha256, installed_from=str(sources[kind]),
+                                             installed=f"ctpshim {new.version} {new.layout}")
             outcome.changes.append(Change(library, current, identify(library), action))
         if entries:
-            _write_manifest(target, {"format": MANIFEST_FORMAT, "target": name,
-                                     "package": target.info.package, "files": entries})
+            _write_manifest(target, {**manifest_base, "files": entries})
     except PermissionError as exc:
         raise _permission(target, exc) from None
     return outcome
@@ -550,11 +555,12 @@ def preload_sonames(target: Target) -> tuple[str, str]:
 
 
 def preload_environment(name: str, path: str | os.PathLike[str] | None = None, *,
-                        force: bool = False) -> dict[str, str]:
+                        out_dir: str | os.PathLike[str] | None = None, force: bool = False) -> dict[str, str]:
     """The environment variables of the preload route for target ``name``: ``LD_PRELOAD`` naming
     ctpshim's md and td builds (built on first use, cached) whose sonames are the target's library
     names (openctp's hashed ones), followed by any ``LD_PRELOAD`` already set.  A program started with
-    them loads ctpshim's libraries instead of the official ones, which stay untouched.
+    them loads ctpshim's libraries instead of the official ones, which stay untouched.  ``out_dir`` and
+    ``force`` go to :func:`ctpshim.native.build.build` (default: its cache directory).
 
     Raises :class:`TargetNotFound` when the target is not installed, and
     :class:`ctpshim.native.build.NativeBuildError` when the libraries cannot be built."""
@@ -562,7 +568,8 @@ def preload_environment(name: str, path: str | os.PathLike[str] | None = None, *
     from .build import build
 
     md_soname, td_soname = preload_sonames(target)
-    built = build(md_soname=md_soname, td_soname=td_soname, force=force)
+    built = build(Path(out_dir) if out_dir is not None else None, md_soname=md_soname, td_soname=td_soname,
+                  force=force)
     value = f"{Path(built.md).resolve()}:{Path(built.td).resolve()}"
     previous = os.environ.get("LD_PRELOAD", "").strip()
     if previous:

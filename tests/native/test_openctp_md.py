@@ -11,6 +11,9 @@ Volume) and compared on all 48 members.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from ctpshim import mdapi
@@ -141,3 +144,18 @@ def test_the_front_from_ctpshim_native_front_replaces_the_simnow_address_the_pro
     assert len(ticks_of(program)) >= 5
     assert program.events("GetTradingDay")[0]["value"] == "20181009"
     assert {t["InstrumentID"] for t in ticks_of(program)} == {INSTRUMENT}
+
+
+def test_the_md_program_of_the_ctpshim_run_tests_runs_unmodified_on_the_native_library(
+        serve_factory, native_env, tmp_path):  # noqa: F811
+    """tests/programs/openctp_md_program.py (SimNow's address, rb2701 and TA701) moved by CTPSHIM_NATIVE_FRONT."""
+    server = serve_factory({"sim": "sim://?start=2026-11-20T09:35&instruments=rb2701,TA701&speed=20"}, http=None)
+    program = Path(__file__).parents[1] / "programs" / "openctp_md_program.py"
+    environment = {**native_env, "CTPSHIM_NATIVE_FRONT": binary_front(server)}
+    done = subprocess.run([sys.executable, str(program), "6"], capture_output=True, text=True, timeout=60,
+                          env=environment, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "trading day 20261120" and lines[-1].startswith("done ")
+    ticks = [line.split() for line in lines if line.startswith("tick ")]
+    assert len(ticks) >= 6 and {t[1] for t in ticks} <= {"rb2701", "TA701"} and {t[2] for t in ticks} <= {"SHFE", "CZCE"}

@@ -8,6 +8,9 @@ answer (CTP's ErrorIDs and GB18030 texts, order and trade reports, queries, flow
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
@@ -139,3 +142,16 @@ def test_queries_too_fast_get_the_counters_flow_control_codes(serve_factory, run
     assert len(answered(program, 50)) == 1 and answered(program, 51) == []
     assert answered(program, 60)[0][0]["Balance"] == BALANCE  # sent again a second later: answered
     assert answered(program, 61) == [[None, None, 61, True]]
+
+
+def test_the_td_program_of_the_ctpshim_run_tests_runs_unmodified_on_the_native_library(
+        serve_factory, native_env, tmp_path):  # noqa: F811
+    """tests/programs/openctp_td_program.py (SimNow's address; it checks every answer itself) moved by
+    CTPSHIM_NATIVE_FRONT: authenticate, login, confirm, queries, a fill, a cancel, orders, trades, account."""
+    server = serve_factory({"day": trader_source(tmp_path)}, http=None)
+    program = Path(__file__).parents[1] / "programs" / "openctp_td_program.py"
+    environment = {**native_env, "CTPSHIM_NATIVE_FRONT": binary_front(server)}
+    done = subprocess.run([sys.executable, str(program), INSTRUMENT], capture_output=True, text=True, timeout=90,
+                          env=environment, cwd=str(tmp_path))
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ok", done.stdout[-3000:] + done.stderr[-2000:]
+    assert "connected" in done.stdout.splitlines()[0]

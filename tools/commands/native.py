@@ -348,16 +348,6 @@ def run_native(args: argparse.Namespace, parser: argparse.ArgumentParser, defaul
     command = program_command(args.program, list(args.args), args.module)
     if isinstance(command, str):
         parser.exit(2, f"ctpshim run: {command}\n")
-    try:
-        variables = preload_environment("openctp")
-    except NativeInstallError as exc:
-        print(f"ctpshim run --native: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        if type(exc).__name__ == "NativeBuildError":
-            print(f"ctpshim run --native: cannot build the native libraries: {exc}", file=sys.stderr)
-            return 1
-        raise
     server = None
     try:
         answer = probe_server(host, port) if port else None
@@ -377,7 +367,20 @@ def run_native(args: argparse.Namespace, parser: argparse.ArgumentParser, defaul
         note = f"; --front {front} is not used (it is the source of a server this command starts)" if args.front else ""
         print(f"ctpshim run --native: using the ctpshim server at {host}:{port} (source {answer.source!r}){note}",
               file=sys.stderr, flush=True)
-    else:
+    try:
+        variables = preload_environment("openctp")
+    except NativeInstallError as exc:
+        print(f"ctpshim run --native: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"ctpshim run --native: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if type(exc).__name__ == "NativeBuildError":
+            print(f"ctpshim run --native: cannot build the native libraries: {exc}", file=sys.stderr)
+            return 1
+        raise
+    if answer is None:
         try:
             server, (host, port) = _start_server(front, host, port)
         except RuntimeError as exc:
@@ -388,8 +391,12 @@ def run_native(args: argparse.Namespace, parser: argparse.ArgumentParser, defaul
         child = subprocess.Popen(command, env=env)
         try:
             code = child.wait()
-        except KeyboardInterrupt:  # the program got the same SIGINT: let it finish
-            code = child.wait(timeout=SERVE_STOP_TIMEOUT)
+        except KeyboardInterrupt:  # the program got the same SIGINT: let it finish, bounded
+            try:
+                code = child.wait(timeout=SERVE_STOP_TIMEOUT)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                child.kill()
+                code = child.wait()
     except OSError as exc:
         print(f"ctpshim run --native: cannot start {command[0]!r}: {exc}", file=sys.stderr)
         code = 2

@@ -364,7 +364,8 @@ def run_native(args: argparse.Namespace, parser: argparse.ArgumentParser, defaul
         print(f"ctpshim run --native: using the ctpshim server at {host}:{port} (its default source answers "
               f"{answer.ErrorID} {answer.ErrorMsg} for now)", file=sys.stderr)
     elif answer is not None:
-        note = f"; --front {front} is not used (it is the source of a server this command starts)" if args.front else ""
+        note = (f"; --front {front} is not used: it names the source of a server started when none answers"
+                if args.front else "")
         print(f"ctpshim run --native: using the ctpshim server at {host}:{port} (source {answer.source!r}){note}",
               file=sys.stderr, flush=True)
     try:

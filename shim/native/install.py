@@ -353,10 +353,17 @@ def _unlink_quietly(path: Path) -> None:
 
 
 def _permission(target: Target, exc: OSError) -> NativeInstallError:
+    """A failed write as a NativeInstallError naming the file (and, for no permission or a read-only file
+    system, the preload route, which needs no write)."""
+    import errno
+
     where = exc.filename or target.directory
-    return NativeInstallError(f"cannot write {where}: {exc.strerror or exc}; run as the user who owns "
-                              f"{target.site_packages} (or a venv of your own), or use the preload route, which "
-                              f"changes no file: ctpshim native env --target {target.name}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return NativeInstallError(f"cannot write {where}: {exc.strerror or exc}; run as the user who owns "
+                                  f"{target.site_packages} (or a venv of your own), or use the preload route, "
+                                  f"which changes no file: ctpshim native env --target {target.name}")
+    return NativeInstallError(f"cannot write {where}: {exc.strerror or exc}; "
+                              f"ctpshim native status --path {target.site_packages} shows what is in place")
 
 
 # -- install / uninstall ----------------------------------------------------------------------------
@@ -437,7 +444,7 @@ def install(name: str, built: Any = None, path: str | os.PathLike[str] | None = 
             outcome.changes.append(Change(library, current, identify(library), action))
         if entries:
             _write_manifest(target, {**manifest_base, "files": entries})
-    except PermissionError as exc:
+    except OSError as exc:
         raise _permission(target, exc) from None
     return outcome
 
@@ -497,7 +504,7 @@ def uninstall(name: str, path: str | os.PathLike[str] | None = None) -> Outcome:
                                          f"expected {entry['original_sha256']}; the original is still in {backup}")
             outcome.changes.append(Change(library, current, restored, "restored"))
         shutil.rmtree(target.originals)
-    except PermissionError as exc:
+    except OSError as exc:
         raise _permission(target, exc) from None
     return outcome
 

@@ -2,6 +2,7 @@
 
     ctpshim run [--front URL | --own-fronts] program.py [args...]
     ctpshim run [--front URL] -m package.module [args...]
+    ctpshim run --native [--front URL] [--serve HOST:PORT] PROGRAM [args...]
     ctpshim record FRONT -i ID [ID ...] -o DIR [--duration S] [--count N]
     ctpshim convert IN -o OUT [--format ctp|vnpy1|tqsdk] [--skip-bad]
     ctpshim info PATH [--json]
@@ -11,6 +12,9 @@
     ctpshim account list|show|deposit|withdraw|reset|export|report [ACCOUNT ...] [--db FILE] [--book B]
     ctpshim serve [FRONT|NAME=FRONT ...] [--listen HOST:PORT] [--http HOST:PORT|off] [--config FILE]
                   [--token SECRET[:NAME]]... [--redis URL]
+    ctpshim native build [--out DIR] [--force]
+    ctpshim native install --into openctp|vnpy [--path DIR] | uninstall --from openctp|vnpy [--path DIR]
+    ctpshim native status [--path DIR] | env [--target openctp|vnpy] [-- PROGRAM ARGS...]
 
 Exit status: the program's own for ``run``; 1 when a recording cannot be read or written, when a
 pinged front failed or is damaged, when ``quote --once`` got no tick for an instrument, or when

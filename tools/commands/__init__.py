@@ -33,6 +33,7 @@ COMMANDS = {
     "schemes": "list the front schemes and their settings, then the trader.* settings of every front",
     "account": "the simulated counter's accounts: list, show, deposit, withdraw, reset, export, report",
     "serve": "serve sources to many clients: binary ctpshim://, WebSocket (webctp, DIFF), a web page, Redis",
+    "native": "ctpshim's native CTP libraries: build, install into openctp-ctp/vnpy_ctp, uninstall, status, env",
 }
 """Every command and its one-line help, in the order ``ctpshim --help`` lists them."""
 

@@ -55,7 +55,8 @@ from aiohttp import WSMsgType, web
 from ..ctp import error_codes
 from ..ctp.fields import values_of
 from ..ctp.market_data import AVERAGE_PRICE_ON_TICK_GRID, depth_index, present_price
-from .limits import AuthError, RateLimiter
+from .limits import AuthError
+from .web import WebSocketClient, dumps, serve_socket
 
 if TYPE_CHECKING:
     from .server import Server
@@ -80,10 +81,6 @@ _TICK_KEYS = ("last_price", "average", "highest", "lowest", "volume", "amount", 
     f"{side}_{kind}{level}" for level in range(1, 6) for side in ("ask", "bid") for kind in ("price", "volume"))
 _STATIC_NAMES = {"class": "ins_class", "ins_name": "instrument_name"}
 _STATIC_SKIP = frozenset({"instrument_id", "ins_id"})
-
-
-def dumps(packet: dict[str, Any]) -> str:
-    return json.dumps(packet, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def split_symbol(symbol: str) -> str:
@@ -270,26 +267,14 @@ def _epoch_ns(moment: str) -> int:
     return seconds * 1_000_000_000 + parsed.microsecond * 1000
 
 
-class DiffConnection:
+class DiffConnection(WebSocketClient):
     """One DIFF client: its subscriptions, its pending merged diff, its charts."""
 
     protocol = "diff"
 
     def __init__(self, server: "Server", request: web.Request, ws: web.WebSocketResponse,
                  name: str | None, source: str | None) -> None:
-        from .web import client_info
-
-        self.server = server
-        self.ws = ws
-        self.name = name or "anonymous"
-        self.authenticated = name is not None
-        self.feed = server.feed(source)
-        self.limits = server.settings.limits
-        self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
-        self.strikes = 0
-        self.closing: str | None = None
-        self.info = client_info(server, self.name, self.protocol, request, self.feed.name, subscriber=self,
-                                close=self._server_close)
+        super().__init__(server, request, ws, name, source)
         self.symbols: dict[str, str] = {}  # InstrumentID -> the client's symbol (quotes and charts)
         self.quoted: dict[str, str] = {}  # what subscribe_quote asked
         self.pending_quotes: dict[str, Any] = {}  # symbol -> the latest EncodedTick not yet sent
@@ -299,8 +284,6 @@ class DiffConnection:
         self.peeking = False
         self.notices = 0
         self._wake = asyncio.Event()
-        self._first = True
-        self._closer: asyncio.Future[None] | None = None
 
     # -- the feed's side (Subscriber)
     def deliver(self, tick: Any, charts: bool = True) -> None:
@@ -386,27 +369,13 @@ class DiffConnection:
 
     # -- closing
     def close(self, code: int, reason: str, notice: str | None = None) -> None:
-        if self.closing is None:
-            self.closing = reason
-            self._wake.set()
-            self._closer = asyncio.ensure_future(self._close(code, reason, notice))
+        """Close with ``code`` and ``reason``, telling ``notice`` first as an ERROR notify."""
+        final = None if notice is None else dumps({"aid": "rtn_data", "data": [{"notify": {"close": {
+            "type": "MESSAGE", "level": "ERROR", "code": code, "content": notice}}}]})
+        super().close(code, reason, final)
 
-    async def _close(self, code: int, reason: str, notice: str | None) -> None:
-        from .webctp import close_reason
-
-        if notice is not None and not self.ws.closed:
-            packet = {"aid": "rtn_data", "data": [{"notify": {"close": {
-                "type": "MESSAGE", "level": "ERROR", "code": code, "content": notice}}}]}
-            try:
-                await asyncio.wait_for(self.ws.send_str(dumps(packet)), self.limits.write_deadline)
-            except (asyncio.TimeoutError, ConnectionError, OSError):
-                pass
-        await self.ws.close(code=code, message=close_reason(reason))
-
-    async def _server_close(self) -> None:
-        self.closing = self.closing or "the server is shutting down"
-        self._wake.set()
-        await self.ws.close(code=1001, message=b"the server is shutting down")
+    def _stop_writer(self) -> None:
+        self._wake.set()  # the writer sees ``closing`` and ends
 
     # -- reading
     async def run(self) -> None:
@@ -425,8 +394,7 @@ class DiffConnection:
         finally:
             writer.cancel()
             self.feed.drop(self)
-            if self._closer is not None:  # the close this side started: its code and reason
-                await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
+            await self._closed_by_us()
 
     def _malformed(self, reason: str) -> None:
         self.server.metrics.dropped += 1
@@ -448,30 +416,26 @@ class DiffConnection:
             if not self.authenticated:
                 token = packet.get("token") if aid == "auth" else None
                 try:
-                    self.name = self.server.authenticate(token if isinstance(token, str) else None)
+                    self.accept_token(token if isinstance(token, str) else None)
                 except AuthError as exc:
                     reason = (f"{exc}" if token is not None
                               else "a token is required: ?token= in the URL or a first packet {\"aid\":\"auth\",\"token\":...}")
                     self.close(1008, reason, reason)
                     return
-                self.info.name = self.name
-                self.authenticated = True
                 if aid == "auth":
                     return
         if aid == "peek_message":
             self.peeking = True
             self._wake.set()
             return
-        if not self.rate.allow():
-            self.server.metrics.dropped += 1
-            self.strikes += 1
-            if self.strikes > self.limits.control_burst:
-                reason = f"more than {self.limits.control_rate:g} commands per second (limits.control_rate)"
-                self.close(1008, reason, reason)
-            else:
-                self.notify("ERROR", RATE_LIMIT_CODE, f"{aid}: too many commands per second; ignored")
+        verdict = self.check_rate()
+        if verdict == "close":
+            reason = f"more than {self.limits.control_rate:g} commands per second (limits.control_rate)"
+            self.close(1008, reason, reason)
             return
-        self.strikes = 0
+        if verdict == "refuse":
+            self.notify("ERROR", RATE_LIMIT_CODE, f"{aid}: too many commands per second; ignored")
+            return
         try:
             if aid == "subscribe_quote":
                 self._subscribe_quote(packet)
@@ -623,19 +587,4 @@ class _BadPacket(Exception):
 
 async def serve(server: "Server", request: web.Request) -> web.StreamResponse:
     """The handler of ``/diff``."""
-    from .web import authenticate_request, open_socket, register
-
-    name = authenticate_request(server, request, bearer=False)
-    source = request.query.get("source") or None
-    try:
-        server.feed(source)
-    except KeyError as exc:
-        raise web.HTTPNotFound(text=f"{exc.args[0] if exc.args else exc}\n") from None
-    connection = DiffConnection(server, request, web.WebSocketResponse(), name, source)
-    register(server, connection.info)
-    try:
-        connection.ws = await open_socket(server, request)
-        await connection.run()
-    finally:
-        server.unregister(connection.info)
-    return connection.ws
+    return await serve_socket(server, request, DiffConnection, bearer=False, compress=True)

@@ -19,6 +19,7 @@ HTTP 403.  ``/health``, ``/metrics``, ``/symbols.json`` and the page need no tok
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from ..ctp import clock, products
 from .channel import ClientChannel
-from .limits import AuthError, LimitError
+from .limits import AuthError, LimitError, RateLimiter
 
 if TYPE_CHECKING:
     from .server import ClientInfo, Server
@@ -104,6 +105,117 @@ async def open_socket(server: "Server", request: web.Request, compress: bool = T
                                autoping=True, compress=compress)
     await ws.prepare(request)
     return ws
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """One message as JSON text: UTF-8 as is, never NaN or Infinity (ValueError if one slipped in)."""
+    return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def close_reason(reason: str) -> bytes:
+    """A WebSocket close reason: at most 123 bytes of UTF-8, cut on a character boundary."""
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+
+
+class WebSocketClient:
+    """What every WebSocket client (webctp, DIFF) holds, and how it is closed.
+
+    ``feed``: its source's shared feed; ``limits``: the server's; ``rate``: its control-message
+    budget (``limits.control_rate``, ``limits.control_burst``); ``info``: its listing (subscriber
+    itself, closed by :meth:`_server_close` when the server stops); ``name``: the client's name from
+    its token, ``"anonymous"`` while the token is still owed (``authenticated`` false).  ``closing``
+    is the reason once a close has started.  A subclass sets ``protocol`` and writes :meth:`run`,
+    which ends by awaiting :meth:`_closed_by_us`; :meth:`_stop_writer` ends its writer.
+    """
+
+    protocol = ""
+
+    def __init__(self, server: "Server", request: web.Request, ws: web.WebSocketResponse,
+                 name: str | None, source: str | None) -> None:
+        self.server = server
+        self.request = request
+        self.ws = ws
+        self.name = name or "anonymous"
+        self.authenticated = name is not None
+        self.feed = server.feed(source)
+        self.limits = server.settings.limits
+        self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
+        self.strikes = 0
+        self.closing: str | None = None
+        self.info = client_info(server, self.name, self.protocol, request, self.feed.name, subscriber=self,
+                                close=self._server_close)
+        self._first = True  # the next message is the first (it may carry the token)
+        self._closer: asyncio.Future[None] | None = None
+
+    def accept_token(self, token: str | None) -> None:
+        """Take the token of the first message; ``AuthError`` when it is bad or missing."""
+        self.name = self.server.authenticate(token)
+        self.info.name = self.name
+        self.authenticated = True
+
+    def check_rate(self) -> str | None:
+        """``None`` when a control message is within ``limits.control_rate`` (strikes start again);
+        else it is dropped (counted) and the verdict is ``"refuse"``, or ``"close"`` once the client
+        has been over the rate more than ``limits.control_burst`` times in a row."""
+        if self.rate.allow():
+            self.strikes = 0
+            return None
+        self.strikes += 1
+        self.server.metrics.dropped += 1
+        return "close" if self.strikes > self.limits.control_burst else "refuse"
+
+    def _stop_writer(self) -> None:
+        """End the connection's writer: nothing more is sent but the close's last message."""
+
+    def close(self, code: int, reason: str, final: str | None = None) -> None:
+        """Close with ``code`` and ``reason`` (once), sending the text ``final`` first when given."""
+        if self.closing is None:
+            self.closing = reason
+            self._closer = asyncio.ensure_future(self._close(code, reason, final))
+
+    async def _close(self, code: int, reason: str, final: str | None) -> None:
+        self._stop_writer()
+        if final is not None and not self.ws.closed:
+            try:
+                await asyncio.wait_for(self.ws.send_str(final), self.limits.write_deadline)
+            except (asyncio.TimeoutError, ConnectionError, OSError):
+                pass
+        await self.ws.close(code=code, message=close_reason(reason))
+
+    async def _server_close(self) -> None:
+        """The server stops: the client sees the socket close (1001, going away)."""
+        self.closing = self.closing or "the server is shutting down"
+        self._stop_writer()
+        await self.ws.close(code=1001, message=b"the server is shutting down")
+
+    async def _closed_by_us(self) -> None:
+        """Wait (bounded) for the close this side started, so the client gets its code and reason."""
+        if self._closer is not None:
+            await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+
+async def serve_socket(server: "Server", request: web.Request, connection_class: type[WebSocketClient],
+                       bearer: bool, compress: bool) -> web.StreamResponse:
+    """A WebSocket protocol's handler: the URL's token (``bearer``: also ``Authorization: Bearer``),
+    ``?source=`` (an unknown one: HTTP 404), the client listed, the handshake (``compress``: accept
+    permessage-deflate), then ``connection_class``'s :meth:`~WebSocketClient.run` until it ends."""
+    name = authenticate_request(server, request, bearer)
+    source = request.query.get("source") or None
+    try:
+        server.feed(source)
+    except KeyError as exc:
+        raise web.HTTPNotFound(text=f"{exc.args[0] if exc.args else exc}\n") from None
+    connection = connection_class(server, request, web.WebSocketResponse(), name, source)  # ws: set on accept
+    register(server, connection.info)
+    try:
+        connection.ws = await open_socket(server, request, compress)
+        await connection.run()
+    finally:
+        server.unregister(connection.info)
+    return connection.ws
 
 
 # ---- /symbols.json ---------------------------------------------------------------------------

@@ -57,7 +57,8 @@ from aiohttp import WSMsgType, web
 from ..ctp import clock, error_codes
 from ..ctp.fields import field_class, load_spec, member_names, values_of
 from ..ctp.market_data import DBL_MAX
-from .limits import AuthError, RateLimiter
+from .limits import AuthError
+from .web import WebSocketClient, client_channel, dumps, serve_socket
 
 if TYPE_CHECKING:
     from .server import Server
@@ -86,16 +87,6 @@ LOGIN_TIMEOUT = 10.0  # s for each step of the td login (connect, authenticate, 
 
 class ProtocolError(Exception):
     """A message of the wrong shape: the client is answered -400 and closed (1008)."""
-
-
-def dumps(message: dict[str, Any]) -> str:
-    """One message as JSON text: UTF-8 as is, never NaN or Infinity (ValueError if one slipped in)."""
-    return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def close_reason(reason: str) -> bytes:
-    """A WebSocket close reason: at most 123 bytes of UTF-8, cut on a character boundary."""
-    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 def rsp_info(code: int, message: str | None = None) -> dict[str, Any]:
@@ -273,31 +264,15 @@ def _int_request_id(message: dict[str, Any]) -> int:
     return value
 
 
-class WebctpConnection:
+class WebctpConnection(WebSocketClient):
     """One webctp WebSocket client: the reader loop, the writer channel, the heartbeat."""
-
-    protocol = ""
 
     def __init__(self, server: "Server", request: web.Request, ws: web.WebSocketResponse,
                  name: str | None, source: str | None) -> None:
-        from .web import client_channel, client_info  # the shared per-client plumbing
-
-        self.server = server
-        self.request = request
-        self.ws = ws
-        self.name = name or "anonymous"
-        self.authenticated = name is not None
-        self.feed = server.feed(source)
-        self.limits = server.settings.limits
-        self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
-        self.strikes = 0
+        super().__init__(server, request, ws, name, source)
         self.logged_in = False
-        self.closing: str | None = None
         self.channel = client_channel(server, self.name, self._send, self._cut_off)
-        self.info = client_info(server, self.name, self.protocol, request, self.feed.name, channel=self.channel,
-                                subscriber=self, close=self._server_close)
-        self._first = True
-        self._closer: asyncio.Future[None] | None = None
+        self.info.channel = self.channel
 
     # -- sending
     async def _send(self, replies: list[Any], ticks: list[Any]) -> None:
@@ -318,24 +293,10 @@ class WebctpConnection:
 
     def close(self, code: int, reason: str, final: dict[str, Any] | None = None) -> None:
         """Close with ``code`` and ``reason``, sending ``final`` (the error that explains it) first."""
-        if self.closing is None:
-            self.closing = reason
-            self._closer = asyncio.ensure_future(self._close(code, reason, final))
+        super().close(code, reason, None if final is None else dumps(final))
 
-    async def _close(self, code: int, reason: str, final: dict[str, Any] | None) -> None:
+    def _stop_writer(self) -> None:
         self.channel.close()
-        try:
-            if final is not None and not self.ws.closed:
-                await asyncio.wait_for(self.ws.send_str(dumps(final)), self.limits.write_deadline)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
-            pass
-        await self.ws.close(code=code, message=close_reason(reason))
-
-    async def _server_close(self) -> None:
-        """The server stops: the client sees the socket close (1001, going away)."""
-        self.closing = self.closing or "the server is shutting down"
-        self.channel.close()
-        await self.ws.close(code=1001, message=b"the server is shutting down")
 
     async def _heartbeat(self) -> None:
         interval = self.limits.heartbeat
@@ -367,8 +328,7 @@ class WebctpConnection:
             self.closed()
             self.channel.close()
             writer.cancel()
-            if self._closer is not None:  # the close this side started: its code and reason
-                await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
+            await self._closed_by_us()
 
     def closed(self) -> None:
         """The socket is gone: release what the connection holds."""
@@ -394,17 +354,15 @@ class WebctpConnection:
                 return
             if not self._authenticate(message):
                 return
-            if not self.rate.allow():
-                self.strikes += 1
-                self.server.metrics.dropped += 1
+            verdict = self.check_rate()
+            if verdict is not None:
                 refusal = response(response_type(msg_type), rsp_info(-3), _safe_request_id(message))
-                if self.strikes > self.limits.control_burst:
+                if verdict == "close":
                     self.close(1008, f"more than {self.limits.control_rate:g} control messages per second "
                                      "(limits.control_rate)", refusal)
                 else:
                     self.send(refusal)
                 return
-            self.strikes = 0
             await self.handle(msg_type, message)
         except ProtocolError as exc:
             self.server.metrics.dropped += 1
@@ -426,9 +384,7 @@ class WebctpConnection:
         reason = "a token is required (?token=, Authorization: Bearer, or Token in the first message)"
         if isinstance(token, str) and first:
             try:
-                self.name = self.server.authenticate(token)
-                self.info.name = self.name
-                self.authenticated = True
+                self.accept_token(token)
                 return True
             except AuthError as exc:
                 reason = str(exc) or "bad token"
@@ -711,20 +667,6 @@ class TdConnection(WebctpConnection):
 
 async def serve(server: "Server", request: web.Request, kind: str) -> web.StreamResponse:
     """The handler of ``/md/`` (``kind`` "md") and ``/td/`` ("td")."""
-    from .web import authenticate_request, open_socket, register
-
-    name = authenticate_request(server, request, bearer=True)
-    source = request.query.get("source") or None
-    try:
-        server.feed(source)
-    except KeyError as exc:
-        raise web.HTTPNotFound(text=str(exc.args[0] if exc.args else exc))
-    ws = web.WebSocketResponse()  # replaced by open_socket once the client is listed
-    connection = (MdConnection if kind == "md" else TdConnection)(server, request, ws, name, source)
-    register(server, connection.info)
-    try:
-        connection.ws = await open_socket(server, request, compress=False)  # ticks: CPU over bandwidth
-        await connection.run()
-    finally:
-        server.unregister(connection.info)
-    return connection.ws
+    connection_class = MdConnection if kind == "md" else TdConnection
+    # ticks: CPU over bandwidth, so no permessage-deflate
+    return await serve_socket(server, request, connection_class, bearer=True, compress=False)

@@ -12,7 +12,7 @@ import pytest
 
 from ctpshim.ctp.fields import load_spec
 from ctpshim.runtime import io_loop
-from ctpshim.server import webctp
+from ctpshim.server import web, webctp
 
 SIM = "sim://?hours=always&interval=0.02"
 WAIT = 10.0
@@ -299,7 +299,7 @@ def test_encoding_rules() -> None:
     message = webctp.response("RspQryOrder", None, 0, False, Order=None)
     assert message == {"MsgType": "RspQryOrder", "RspInfo": None, "Order": None}
     assert not math.isnan(webctp._finite(float("nan")))
-    assert webctp.close_reason("é" * 100).decode("utf-8") == "é" * 61
+    assert web.close_reason("é" * 100).decode("utf-8") == "é" * 61
 
 
 def test_slow_consumer_is_conflated_then_cut_off_with_the_reason(serve_factory: Any) -> None:

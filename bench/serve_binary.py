@@ -3,6 +3,7 @@
     python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--source-rate max,2500]
                                  [--latency-instruments 600,20] [--rate 20000] [--seconds S]
                                  [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
+                                 [--probe] [--against REVISION]
 
 One ``sim://`` source with every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
@@ -32,9 +33,13 @@ latency     at a paced ``--rate`` delivered ticks/s in total (default 20,000: wi
             struct's bytes), every callback of the real one.  Baseline: one md API object on the same
             ``sim://`` address, its stamp-to-callback latency.  The simulator's shape: every contract
             ticks at each interval mark, so each mark is a burst of instruments x clients deliveries.
+Every figure comes with the server process's CPU time per delivered tick over the window (user + system,
+less noisy than latency on a shared machine).  ``--against REVISION`` measures the server's tick path
+(shim/server/fanout.py, channel.py, binary.py) at that git revision too, alternating run for run with the
+current one, and prints both and their medians side by side.
 ``--profile DIR`` samples the server process with py-spy during each window and prints its hot spots;
-``--probe`` (latency) times each tick inside the server too: from its stamp to the fan-out, to the end of
-the fan-out, and to each client's write (the "ticks" in the probe's lines are ticks, batches and writes).
+``--probe`` (latency) times the ticks inside the server too: from the stamp to the fan-out, to the end of
+the fan-out, and to the start and the end of each client's write (one sample per batch or write).
 sim:// lists at most the contracts its calendar lists on a trading day (731 on 2026-12-03 over every
 product's months): ``--instruments`` above that is cut to it, and the figures say how many were used.
 """
@@ -53,9 +58,10 @@ import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine, ids_path,  # noqa: E402
-                          counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
-                          sim_url, split, wait_closed)
+from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
+                          combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
+                          modules_at, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
+                          show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
 SOURCE = "sim"
@@ -210,14 +216,14 @@ def latency_interval(instruments: int, args: argparse.Namespace) -> float:
     return interval
 
 
-def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
-    """One run: the server with its clients, then the baseline on the same front address."""
+def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int,
+             modules_from: str | None = None, baseline: bool = True) -> dict[str, Any]:
+    """One run: the server with its clients, then (``baseline``) the baseline on the same front address.
+    ``modules_from``: the server's tick path from there (``--against``; serve_common.modules_at)."""
     latency = kind == "latency"
-    server = ServerProcess({SOURCE: front}, probe=args.probe and latency)
-    profile_file = ""
-    sampler = None
-    before: dict[str, float] = {}
-    after: dict[str, float] = {}
+    server = ServerProcess({SOURCE: front}, probe=args.probe and latency, modules_from=modules_from)
+    variant = "against" if modules_from else "current"
+    profile_file = str(Path(args.profile) / f"serve_binary-{kind}-{len(ids)}-{variant}-{run}.txt") if args.profile else ""
     try:
         host, port = server.binary
         light = args.clients - args.real
@@ -225,89 +231,67 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
                           f"clients-{number}") for number, n in enumerate(split(light, args.procs)) if n]
         children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}")
                      for number in range(args.real)]
-        if args.profile:
-            Path(args.profile).mkdir(parents=True, exist_ok=True)
-            profile_file = str(Path(args.profile) / f"serve_binary-{kind}-{len(ids)}-{run}.txt")
-
-        def window_metrics(start: float) -> None:
-            nonlocal sampler
-            time.sleep(max(0.0, start - time.time()))
-            before.update(server.metrics())
-            if profile_file:
-                sampler = py_spy(server.pid, args.seconds, profile_file)
-            time.sleep(args.seconds)
-            after.update(server.metrics())
-
-        results = measure(children, args.seconds, ready_timeout=120, during=window_metrics)
+        window = ServerWindow(server, args.seconds, profile_file)
+        results = measure(children, args.seconds, ready_timeout=120, during=window)
         light_results = [r for r, c in zip(results, children) if c.name.startswith("clients")]
         real_results = [r for r, c in zip(results, children) if c.name.startswith("real")]
         figures = combine(results)
         figures["light"] = combine(light_results) if light_results else None
         figures["real"] = combine(real_results) if real_results else None
         figures["failed"] = [f for r in light_results for f in r.get("failed", ())]
-        figures["server"] = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in SERVER_COUNTERS}
-        if sampler is not None:
-            sampler.wait(60)
-            figures["hot_spots"] = hot_spots(profile_file)
+        figures.update(window.figures())
         if args.probe and latency:
             figures["probe"] = server.probe()
     finally:
         server.stop()
-    figures["baseline"] = combine(measure([mdapi_child(front, ids, latency, "baseline")], args.seconds))
+    if baseline:
+        figures["baseline"] = combine(measure([mdapi_child(front, ids, latency, "baseline")], args.seconds))
     return figures
 
 
-SERVER_COUNTERS = ("source_ticks_in", "ctpshim_ticks_delivered_total", "ctpshim_ticks_conflated_total",
-                   "ctpshim_clients_cut_off_total", "ctpshim_messages_dropped_total")
-
-
-def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, instruments: int) -> None:
+def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, instruments: int, title: str = "") -> None:
     import statistics
 
-    rates = [run["rate"] for run in runs]
-    base = [run["baseline"]["rate"] for run in runs]
-    middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
-    print(f"{kind}: {args.clients} clients ({args.clients - args.real} light, {args.real} real md API) x "
+    print(f"{kind}{title}: {args.clients} clients ({args.clients - args.real} light, {args.real} real md API) x "
           f"{instruments} instruments, {len(runs)} runs of {args.seconds:g} s")
-    print(f"  delivered    {statistics.median(rates):>12,.0f} ticks/s in total (median; runs "
-          + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+    print_delivered(runs, "ticks", lambda run: run["light"]["rates"] if run["light"] else [], "light client")
+    middle = middle_run(runs, lambda run: run["rate"])
     if middle["light"] and middle["real"]:
         real = middle["real"]["rate"]
         print(f"    median run: light clients {middle['light']['rate']:,.0f}/s in all; real md API clients "
               f"{real:,.0f}/s in all, {real / max(1, args.real):,.0f}/s each")
-    per_client = middle["light"]["rates"] if middle["light"] else []
-    if per_client:
-        print(f"    per light client (median run): min {min(per_client):,.0f}, median {statistics.median(per_client):,.0f}, "
-              f"max {max(per_client):,.0f} ticks/s")
-    server = middle["server"]
-    print("    server counters over the window (median run): "
-          + ", ".join(f"{key.removeprefix('ctpshim_')} {server[key]:,.0f}" for key in SERVER_COUNTERS))
-    print(f"  baseline     {statistics.median(base):>12,.0f} ticks/s to one in-process md API object on the same "
-          f"sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
     if kind == "latency":
         p99s = [r["latency"]["p99"] for r in runs if r["latency"]]
-        middle = sorted(runs, key=lambda r: r["latency"]["p99"] if r["latency"] else 0)[len(runs) // 2]
-        print(f"  latency p99  {statistics.median(p99s):.2f} ms, stamp to handler (median of runs: "
-              + ", ".join(f"{p:.2f}" for p in p99s) + ")")
+        middle = middle_run(runs, lambda r: r["latency"]["p99"] if r["latency"] else 0)
+        print(f"  latency p99  {statistics.median(p99s):.2f} ms, stamp to handler (median of runs: {runs_of(p99s, '.2f')})")
         print(f"    every client, median run: {show_spread(middle['latency'])}")
         if middle["light"] and middle["light"]["latency"]:
             print(f"    light clients: {show_spread(middle['light']['latency'])}")
         if middle["real"] and middle["real"]["latency"]:
             print(f"    real md API clients (OnRtnDepthMarketData): {show_spread(middle['real']['latency'])}")
-        if middle.get("probe"):
-            for name, figures in middle["probe"].items():
-                if figures["n"]:
-                    print(f"    server probe, stamp to {name}: {show_spread(figures)}")
-        base_p99 = [r["baseline"]["latency"]["p99"] for r in runs if r["baseline"]["latency"]]
-        print(f"  baseline p99 {statistics.median(base_p99):.2f} ms (runs " + ", ".join(f"{p:.2f}" for p in base_p99)
-              + f"); median run: {show_spread(middle['baseline']['latency'])}")
-    failures = [f for run in runs for f in run["failed"]]
-    if failures:
-        print(f"  client failures: {len(failures)}, e.g. {failures[0]}")
-    if runs[-1].get("hot_spots"):
-        print("  server hot spots (py-spy, own samples of the leaf function, last run):\n    "
-              + runs[-1]["hot_spots"].replace("\n", "\n    "))
+        for name, figures in (middle.get("probe") or {}).items():
+            if figures["n"]:
+                print(f"    server probe, stamp to {name}: {show_spread(figures).replace(' ticks', ' batches or writes')}")
+    print_baseline(runs, latency=kind == "latency")
+    print_failures_and_hot_spots(runs)
     sys.stdout.flush()
+
+
+def compare(kind: str, current: list[dict[str, Any]], against: list[dict[str, Any]], revision: str) -> None:
+    """The current tick path against ``revision``'s, run for run in the same run of the bench."""
+    import statistics
+
+    def line(runs: list[dict[str, Any]]) -> str:
+        cpu = statistics.median(run["server"]["cpu_us_per_tick"] for run in runs)
+        text = f"{cpu:.2f} us CPU per delivered tick"
+        if kind == "latency":
+            p99 = statistics.median(r["latency"]["p99"] for r in runs if r["latency"])
+            p50 = statistics.median(r["latency"]["p50"] for r in runs if r["latency"])
+            text += f", p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        return text + f", {statistics.median(run['rate'] for run in runs):,.0f} ticks/s"
+
+    print(f"  compared (medians of {len(current)} alternating runs): current {line(current)}; "
+          f"{revision}: {line(against)}")
 
 
 def main() -> None:
@@ -331,6 +315,9 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true",
                         help="latency: also time each tick inside the server (stamp to fan-out, to each client's "
                              "write; serve_common.install_probe, which costs the server time of its own)")
+    parser.add_argument("--against", metavar="REVISION",
+                        help="also measure the server's tick path (shim/server/fanout.py, channel.py, binary.py) at "
+                             "this git revision, alternating run for run with the current one (its baseline shared)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_binary.py " + " ".join(sys.argv[1:]))
@@ -346,8 +333,22 @@ def main() -> None:
         ids_file = ids_path()
         Path(ids_file).write_text(json.dumps(ids))
         started = time.monotonic()
-        runs = [run_once(kind, front, args, ids, ids_file, number) for number in range(args.runs)]
-        report(kind, runs, args, len(ids))
+        if args.against:
+            folder = modules_at(args.against)
+            runs: list[dict[str, Any]] = []
+            against: list[dict[str, Any]] = []
+            for number in range(args.runs):  # alternating which goes first
+                first, second = (runs, None), (against, folder)
+                for into, modules in ((first, second) if number % 2 == 0 else (second, first)):
+                    into.append(run_once(kind, front, args, ids, ids_file, number, modules, baseline=False))
+                runs[-1]["baseline"] = combine(measure([mdapi_child(front, ids, kind == "latency", "baseline")],
+                                                       args.seconds))
+            report(kind, runs, args, len(ids), " (current)")
+            report(kind, against, args, len(ids), f" ({args.against})")
+            compare(kind, runs, against, args.against)
+        else:
+            runs = [run_once(kind, front, args, ids, ids_file, number) for number in range(args.runs)]
+            report(kind, runs, args, len(ids))
         print(f"  ({time.monotonic() - started:.0f} s)")
         os.unlink(ids_file)
 

@@ -310,8 +310,8 @@ class ServerProcess:
     """A ``ctpshim.server.Server`` in a process of its own (see :func:`server_main`)."""
 
     def __init__(self, sources: dict[str, str], *, http: bool = False, redis: dict[str, Any] | None = None,
-                 probe: bool = False) -> None:
-        settings = {"sources": sources, "http": http, "redis": redis, "probe": probe}
+                 probe: bool = False, modules_from: str | None = None) -> None:
+        settings = {"sources": sources, "http": http, "redis": redis, "probe": probe, "modules_from": modules_from}
         argv = [str(HERE), "server", json.dumps(settings)]
         self.child = Child(argv, "server")
         started = json.loads(self.child.readline(60))
@@ -338,6 +338,43 @@ class ServerProcess:
         self.child.kill()
 
 
+# -- an earlier version of the tick path, in the same run ---------------------------------------------------
+
+COMPARED_MODULES = ("fanout", "channel", "binary")  # ctpshim.server's modules on the tick path, in import order
+
+
+def modules_at(revision: str) -> str:
+    """A new temporary directory holding ``shim/server/<module>.py`` of COMPARED_MODULES at git ``revision``
+    (for ``ServerProcess(modules_from=...)``): the bench's way of measuring an earlier tick path in the
+    same run as the current one."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix=f"ctpshim-bench-{revision.replace('/', '_')}-")
+    for name in COMPARED_MODULES:
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:shim/server/{name}.py"],
+                               capture_output=True, timeout=30)
+        if shown.returncode:
+            raise SystemExit(f"--against {revision}: git show failed: {shown.stderr.decode(errors='replace')[:300]}")
+        Path(folder, f"{name}.py").write_bytes(shown.stdout)
+    return folder
+
+
+def load_modules(folder: str) -> None:
+    """In the server process, before the server is imported: COMPARED_MODULES from ``folder`` stand in
+    for ctpshim.server's own (see :func:`modules_at`)."""
+    import importlib.util
+
+    import ctpshim.server
+
+    for name in COMPARED_MODULES:
+        spec = importlib.util.spec_from_file_location(f"ctpshim.server.{name}", Path(folder, f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        setattr(ctpshim.server, name, module)
+
+
 def prometheus_totals(text: str) -> dict[str, float]:
     """Sum each Prometheus metric over its labels."""
     totals: dict[str, float] = {}
@@ -354,17 +391,19 @@ def prometheus_totals(text: str) -> dict[str, float]:
 
 
 def install_probe() -> Callable[[], dict[str, Any]]:
-    """Wrap the server's fan-out and the binary protocol's send to time each tick from its stamp
-    (microseconds): when its batch reaches ``SourceFeed._dispatch``, when that batch has been handed to
-    every client, and when a client's ``BinaryClient._send`` starts with it.  The wrappers cost the
-    server time of their own (a clock read and a list append per tick and client).  Returns a function
-    giving the spreads so far, each without its first quarter (warming up)."""
+    """Wrap the server's fan-out and the binary protocol's send to time, from the stamp of the first
+    tick concerned (microseconds): when a batch reaches ``SourceFeed._dispatch``, when that batch has
+    been handed to every client, and when each ``BinaryClient._send`` with ticks starts and returns
+    (for a write that need not wait for the socket's drain: when the bytes are with the kernel).  One
+    clock read and one stamp per batch or write (not per tick), so the probe costs little of its own.
+    Returns a function giving the spreads so far, each without its first quarter (warming up)."""
     from ctpshim.server import binary, fanout
 
     stamps = StampClock()
     entered: list[int] = []
     handed: list[int] = []
-    sending: list[int] = []
+    starting: list[int] = []
+    written: list[int] = []
     dispatch = fanout.SourceFeed._dispatch
     send = binary.BinaryClient._send
 
@@ -379,19 +418,21 @@ def install_probe() -> Callable[[], dict[str, Any]]:
         handed.append(int((time.time() - sent) * 1_000_000))
 
     async def timed_send(self: Any, replies: list[Any], ticks: list[Any]) -> None:
-        now = time.time()
-        epoch = stamps.epoch
-        for encoded in ticks:
-            tick = encoded.tick
-            sending.append(int((now - epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec)) * 1_000_000))
+        if not ticks:
+            return await send(self, replies, ticks)
+        tick = ticks[0].tick
+        sent = stamps.epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec)
+        starting.append(int((time.time() - sent) * 1_000_000))
         await send(self, replies, ticks)
+        written.append(int((time.time() - sent) * 1_000_000))
 
     fanout.SourceFeed._dispatch = timed_dispatch  # type: ignore[method-assign]
     binary.BinaryClient._send = timed_send  # type: ignore[method-assign]
 
     def spreads() -> dict[str, Any]:
         return {name: spread(values[len(values) // 4:]) for name, values in
-                (("fan-out start", entered), ("fan-out end", handed), ("client write", sending))}
+                (("fan-out start", entered), ("fan-out end", handed), ("client write start", starting),
+                 ("client write end", written))}
 
     return spreads
 
@@ -401,10 +442,12 @@ def server_main(settings_json: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    given = json.loads(settings_json)
+    if given.get("modules_from"):
+        load_modules(given["modules_from"])  # before the server imports them
     from ctpshim.server.server import Server
     from ctpshim.server.settings import RedisSettings, ServeSettings
 
-    given = json.loads(settings_json)
     probe = install_probe() if given.get("probe") else None
     options: dict[str, Any] = {"sources": given["sources"], "listen": ("127.0.0.1", 0),
                                "http": ("127.0.0.1", 0) if given["http"] else None}
@@ -422,6 +465,7 @@ def server_main(settings_json: str) -> None:
             if command == "metrics":
                 totals = prometheus_totals(server.metrics.render_prometheus(server))
                 totals["source_ticks_in"] = sum(getattr(server.feed(name), "ticks_in", 0) for name in given["sources"])
+                totals["cpu_seconds"] = time.process_time()
                 print(json.dumps(totals), flush=True)
             elif command == "probe":
                 print(json.dumps(probe() if probe else {}), flush=True)
@@ -528,6 +572,97 @@ def hot_spots(collapsed: str, top: int = 20) -> str:
         own[leaf] = own.get(leaf, 0) + n
     rows = sorted(own.items(), key=lambda item: -item[1])[:top]
     return "\n".join(f"{n / total:6.1%}  {leaf}" for leaf, n in rows) if total else "(no samples)"
+
+
+# -- the server over the window, and the figures every serve bench prints ----------------------------------
+
+SERVER_COUNTERS = ("source_ticks_in", "ctpshim_ticks_delivered_total", "ctpshim_ticks_conflated_total",
+                   "ctpshim_clients_cut_off_total", "ctpshim_messages_dropped_total")
+
+
+class ServerWindow:
+    """The server process over the measuring window: its counters, its CPU time and (with
+    ``profile_file``) py-spy's samples.  Pass it as ``measure(during=...)``; then :meth:`figures`."""
+
+    def __init__(self, server: ServerProcess, seconds: float, profile_file: str = "") -> None:
+        self.server, self.seconds, self.profile_file = server, seconds, profile_file
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+        self.sampler: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, start: float) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        self.before.update(self.server.metrics())
+        if self.profile_file:
+            Path(self.profile_file).parent.mkdir(parents=True, exist_ok=True)
+            self.sampler = py_spy(self.server.pid, self.seconds, self.profile_file)
+        time.sleep(self.seconds)
+        self.after.update(self.server.metrics())
+
+    def figures(self) -> dict[str, Any]:
+        """``server``: each counter's increase over the window, and ``cpu_us_per_tick``: the server
+        process's CPU time (user + system, every thread) per delivered tick; ``hot_spots`` if profiled."""
+        after, before = self.after, self.before
+        server = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in (*SERVER_COUNTERS, "cpu_seconds")}
+        delivered = server["ctpshim_ticks_delivered_total"]
+        server["cpu_us_per_tick"] = server["cpu_seconds"] / delivered * 1e6 if delivered else float("nan")
+        figures: dict[str, Any] = {"server": server}
+        if self.sampler is not None:
+            self.sampler.wait(60)
+            figures["hot_spots"] = hot_spots(self.profile_file)
+        return figures
+
+
+def runs_of(values: Sequence[float], fmt: str = ",.0f") -> str:
+    return ", ".join(format(value, fmt) for value in values)
+
+
+def middle_run(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
+    """The run with the median ``key`` (the upper one of an even count)."""
+    return sorted(runs, key=key)[len(runs) // 2]
+
+
+def print_delivered(runs: list[dict[str, Any]], unit: str, per_client: Callable[[dict[str, Any]], list[float]],
+                    client: str = "client") -> None:
+    """The total rate (median of the runs), the spread over the clients of the median run, the server's
+    counters and CPU time per delivered tick over the window."""
+    rates = [run["rate"] for run in runs]
+    middle = middle_run(runs, lambda run: run["rate"])
+    print(f"  delivered    {statistics.median(rates):>12,.0f} {unit}/s in total (median; runs {runs_of(rates)})")
+    each = per_client(middle)
+    if each:
+        print(f"    per {client} (median run): min {min(each):,.0f}, median {statistics.median(each):,.0f}, "
+              f"max {max(each):,.0f} {unit}/s")
+    server = middle["server"]
+    print("    server counters over the window (median run): "
+          + ", ".join(f"{key.removeprefix('ctpshim_')} {server[key]:,.0f}" for key in SERVER_COUNTERS))
+    cpu = [run["server"]["cpu_us_per_tick"] for run in runs]
+    print(f"  server CPU   {statistics.median(cpu):>12.2f} us per delivered tick (median; runs {runs_of(cpu, '.2f')})")
+
+
+def print_baseline(runs: list[dict[str, Any]], latency: bool = False) -> None:
+    """The baseline's rate (and latency) over the runs that measured one."""
+    measured = [run["baseline"] for run in runs if run.get("baseline")]
+    if not measured:
+        return
+    base = [b["rate"] for b in measured]
+    print(f"  baseline     {statistics.median(base):>12,.0f} ticks/s to one in-process md API object on the same "
+          f"sim:// address (runs {runs_of(base)})")
+    with_latency = [b for b in measured if b["latency"]]
+    if latency and with_latency:
+        p99s = [b["latency"]["p99"] for b in with_latency]
+        middle = middle_run(with_latency, lambda b: b["latency"]["p99"])
+        print(f"  baseline p99 {statistics.median(p99s):.2f} ms (runs {runs_of(p99s, '.2f')}); median run: "
+              f"{show_spread(middle['latency'])}")
+
+
+def print_failures_and_hot_spots(runs: list[dict[str, Any]]) -> None:
+    failures = [failure for run in runs for failure in run.get("failed", ())]
+    if failures:
+        print(f"  client failures: {len(failures)}, e.g. {failures[0]}")
+    if runs[-1].get("hot_spots"):
+        print("  server hot spots (py-spy, own samples of the leaf function, last run):\n    "
+              + runs[-1]["hot_spots"].replace("\n", "\n    "))
 
 
 COMMANDS: dict[str, Callable[..., None]] = {"server": server_main, "mdapi": mdapi_main}

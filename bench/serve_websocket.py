@@ -31,18 +31,16 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from serve_common import (Child, ServerProcess, StampClock, WindowCounter, child_handshake, combine, ids_path,  # noqa: E402
-                          counted, hot_spots, listed_ids, machine, mdapi_child, measure, py_spy, show_spread,
-                          sim_url, split, wait_closed)
+from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
+                          combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
+                          print_baseline, print_delivered, print_failures_and_hot_spots, show_spread, sim_url,
+                          split, wait_closed)
 
 HERE = Path(__file__).resolve()
 SOURCE = "sim"
-COUNTERS = ("source_ticks_in", "ctpshim_ticks_delivered_total", "ctpshim_ticks_conflated_total",
-            "ctpshim_clients_cut_off_total", "ctpshim_messages_dropped_total")
 
 
 def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
@@ -102,9 +100,6 @@ def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
 
 def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
     server = ServerProcess({SOURCE: front}, http=True)
-    before: dict[str, float] = {}
-    after: dict[str, float] = {}
-    sampler = None
     profile_file = str(Path(args.profile) / f"serve_websocket-{run}.txt") if args.profile else ""
     try:
         assert server.http is not None, "the server has no HTTP endpoint"
@@ -112,24 +107,11 @@ def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str
         url = f"http://{host}:{port}/md/"
         children = [Child([str(HERE), "clients", url, str(n), ids_file, "1" if args.latency else "0"], f"clients-{k}")
                     for k, n in enumerate(split(args.clients, args.procs))]
-
-        def window_metrics(start: float) -> None:
-            nonlocal sampler
-            time.sleep(max(0.0, start - time.time()))
-            before.update(server.metrics())
-            if profile_file:
-                Path(args.profile).mkdir(parents=True, exist_ok=True)
-                sampler = py_spy(server.pid, args.seconds, profile_file)
-            time.sleep(args.seconds)
-            after.update(server.metrics())
-
-        results = measure(children, args.seconds, ready_timeout=120, during=window_metrics)
+        window = ServerWindow(server, args.seconds, profile_file)
+        results = measure(children, args.seconds, ready_timeout=120, during=window)
         figures = combine(results)
         figures["failed"] = [f for r in results for f in r.get("failed", ())]
-        figures["server"] = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in COUNTERS}
-        if sampler is not None:
-            sampler.wait(60)
-            figures["hot_spots"] = hot_spots(profile_file)
+        figures.update(window.figures())
     finally:
         server.stop()
     figures["baseline"] = combine(measure([mdapi_child(front, ids, args.latency, "baseline")], args.seconds))
@@ -158,29 +140,15 @@ def measure_rate(source_rate: str, args: argparse.Namespace, ids: list[str], ids
     print(f"\nsource: {len(ids)} instruments, {offered}")
     started = time.monotonic()
     runs = [run_once(front, args, ids, ids_file, number) for number in range(args.runs)]
-    rates = [r["rate"] for r in runs]
-    middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
     print(f"webctp /md/: {args.clients} clients x {len(ids)} instruments, {len(runs)} runs of {args.seconds:g} s")
-    print(f"  delivered    {statistics.median(rates):>10,.0f} RtnDepthMarketData messages/s in total (median; runs "
-          + ", ".join(f"{r:,.0f}" for r in rates) + ")")
-    per_client = middle["rates"]
-    print(f"    per client (median run): min {min(per_client):,.0f}, median {statistics.median(per_client):,.0f}, "
-          f"max {max(per_client):,.0f} messages/s")
-    print("    server counters over the window (median run): "
-          + ", ".join(f"{k.removeprefix('ctpshim_')} {middle['server'][k]:,.0f}" for k in COUNTERS))
-    base = [r["baseline"]["rate"] for r in runs]
-    print(f"  baseline     {statistics.median(base):>10,.0f} ticks/s to one in-process md API object on the same "
-          "sim:// address (runs " + ", ".join(f"{r:,.0f}" for r in base) + ")")
+    print_delivered(runs, "RtnDepthMarketData messages", lambda run: run["rates"])
+    print_baseline(runs)
+    middle = middle_run(runs, lambda run: run["rate"])
     if args.latency and middle["latency"]:
         print(f"  latency (stamp to handler, median run): {show_spread(middle['latency'])}")
         if middle["baseline"]["latency"]:
             print(f"  baseline latency: {show_spread(middle['baseline']['latency'])}")
-    failures = [f for r in runs for f in r["failed"]]
-    if failures:
-        print(f"  client failures: {len(failures)}, e.g. {failures[0]}")
-    if runs[-1].get("hot_spots"):
-        print("  server hot spots (py-spy, own samples of the leaf function, last run):\n    "
-              + runs[-1]["hot_spots"].replace("\n", "\n    "))
+    print_failures_and_hot_spots(runs)
     print(f"  ({time.monotonic() - started:.0f} s)")
     sys.stdout.flush()
 

@@ -64,6 +64,7 @@ class Peer:
         self.api = ""
         self.calls: list[Call] = []
         self.heartbeats = 0
+        self.ticks_sent = 0  # by send_ticks, so far
         self.bye: str | None = None
         self.closed = threading.Event()
         self.close_reason = ""
@@ -110,6 +111,7 @@ class Peer:
                 if sent < len(header) + len(payload):
                     self.sock.sendall(memoryview(header + payload)[sent:])
             left -= n
+            self.ticks_sent += n
 
     def send_error(self, error_id: int, message: str, reason: int) -> None:
         """ERROR, then close (as the server does)."""

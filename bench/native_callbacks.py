@@ -1,0 +1,363 @@
+"""Callbacks/s into a no-op Python Spi: openctp-ctp's SWIG layer over ctpshim's native library, against
+in-process ctpshim (``from ctpshim import mdapi``) on the same source, in the same run.
+
+    python bench/native_callbacks.py [--runs R] [--ticks N] [--batch B] [--only drain|e2e]
+                                     [--instruments K] [--seconds S]
+
+Each figure is the median of R runs (default 5); within a run the variants take turns in an order that
+rotates from run to run, each in a fresh process.  The variants:
+
+* ``native pinned``: a plain openctp-ctp program (the real SWIG module) with ctpshim's libraries preloaded
+  (``ctpshim.native.install.preload_environment("openctp")``: LD_PRELOAD, nothing installed changes); the
+  library's callback thread keeps one Python thread state (NATIVE_PROBE.md);
+* ``native PIN=0``: the same with ``CTPSHIM_NATIVE_PIN=0``: a thread state made and destroyed by SWIG's
+  ``PyGILState_Ensure``/``Release`` on every callback, which is what the official library incurs;
+* ``ctpshim in-process``: ``from ctpshim import mdapi``, the same program in pure Python.
+
+drain  The callback ceiling, with the source out of the way.  The source is a scripted peer of the binary
+       protocol in this process (tests/native/scripted_server.py), not ``ctpshim serve``: it answers HELLO,
+       the subscription, and then writes N + 1 copies of one 584-byte tick as TICK_BATCH frames of B ticks,
+       built once (a ``sendmsg`` per frame, no Python per tick).  The program's first OnRtnDepthMarketData
+       blocks (on a read of its stdin, without the GIL) until the peer has written all N + 1 ticks and the
+       socket's send queue has emptied (TIOCOUTQ = 0: every byte is in the library's queue or in the
+       kernel's receive buffer), or until the send stalls because the library stopped reading (a bounded
+       queue; the line then says how many ticks were written before ``go``).  Then the program times the
+       next N callbacks, from the return of the blocked one to the N-th: the library's queue drains into
+       Python flat-out, and nothing of the source, the server or the network is in the time but what the
+       library itself does to read the rest from its socket.  The no-op handler counts (``self.n += 1``
+       and one comparison); reading fields would add the SWIG getters' cost (NATIVE_PROBE.md).  The
+       in-process variant gets the same bytes from the same peer through ctpshim's ``ctpshim://`` client.
+e2e    End to end from a source: a real ``ctpshim serve`` (bench/serve_common.ServerProcess) on
+       ``sim://`` with K instruments at speed=max, one client at a time subscribed to every instrument,
+       ticks/s counted in its handler over S seconds (serve_common.WindowCounter; the handler reads the
+       clock, like bench/serve_binary.py's); the native variants register ``tcp://HOST:PORT/sim``, and
+       the in-process rows are ctpshim's own client of the same server (``ctpshim://HOST:PORT/sim``) and
+       ``mdapi`` directly on the same ``sim://`` address (no server).  Here the server and the simulator
+       are in the figure: it says what a program gets, not what the library can take.
+
+The machine is shared while developing: run small (``--runs 2 --ticks 100000``); the published figures
+come from a quiet machine with the defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import struct  # noqa: E402
+import termios  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Iterator  # noqa: E402
+
+from serve_common import (Child, ServerProcess, WindowCounter, child_handshake, counted, ids_path,  # noqa: E402
+                          listed_ids, machine, mdapi_child, measure, sim_url)
+
+INSTRUMENT = "bench2701"
+VARIANTS = ("native pinned", "native PIN=0", "ctpshim in-process")
+_DROPPED = ("CTPSHIM_FRONT", "CTPSHIM_NATIVE_FRONT", "CTPSHIM_NATIVE_TOKEN", "CTPSHIM_NATIVE_PIN", "LD_PRELOAD")
+
+
+# -- the children ---------------------------------------------------------------------------------------------
+
+def drain_main(kind: str, front: str, ticks: str) -> None:
+    """A drain child: subscribe INSTRUMENT, block in the first tick's callback until ``go`` on stdin, then
+    time the next ``ticks`` callbacks; prints ``subscribed``, ``first`` and one JSON line."""
+    import tempfile
+
+    if kind == "openctp":
+        from openctp_ctp import mdapi
+    else:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        from ctpshim import mdapi  # type: ignore[no-redef]
+
+    wanted = int(ticks)
+    last = wanted + 1
+    done = threading.Event()
+    times: list[float] = []
+    perf = time.perf_counter
+
+    class Spi(mdapi.CThostFtdcMdSpi):  # type: ignore[misc,name-defined]
+        n = 0
+
+        def OnFrontConnected(self) -> None:
+            api.SubscribeMarketData([INSTRUMENT.encode()], 1)
+
+        def OnRspSubMarketData(self, *args: Any) -> None:
+            print("subscribed", flush=True)
+
+        def OnRtnDepthMarketData(self, tick: Any) -> None:
+            n = self.n = self.n + 1
+            if n == last:
+                times.append(perf())
+                done.set()
+            elif n == 1:
+                print("first", flush=True)
+                sys.stdin.readline()  # "go": the backlog is in place
+                times.append(perf())
+
+    flow = tempfile.mkdtemp(prefix="ctpshim-bench-native-")
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
+    spi = Spi()
+    api.RegisterSpi(spi)
+    api.RegisterFront(front)
+    api.Init()
+    cpu = time.process_time()
+    if not done.wait(600):
+        raise SystemExit(f"{spi.n} of {last} ticks within 600 s")
+    cpu = time.process_time() - cpu
+    seconds = times[1] - times[0]
+    print(json.dumps({"count": wanted, "seconds": seconds, "rate": wanted / seconds, "cpu": cpu}), flush=True)
+    import shutil
+
+    shutil.rmtree(flow, ignore_errors=True)
+    os._exit(0)
+
+
+def e2e_main(front: str, ids_file: str) -> None:
+    """An openctp-ctp program on ``front`` counting its ticks in the window (as serve_common.mdapi_main)."""
+    import tempfile
+
+    from openctp_ctp import mdapi
+
+    ids = [i.encode() for i in json.loads(Path(ids_file).read_text())]
+    window = [float("inf"), float("inf")]
+    counter = WindowCounter(window)
+    seen_first = threading.Event()
+    clock = time.time
+
+    class Spi(mdapi.CThostFtdcMdSpi):
+        def OnFrontConnected(self) -> None:
+            api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
+
+        def OnRspUserLogin(self, *args: Any) -> None:
+            api.SubscribeMarketData(ids, len(ids))
+
+        def OnRtnDepthMarketData(self, tick: Any) -> None:
+            seen_first.set()
+            counter.add(1, clock())
+
+    flow = tempfile.mkdtemp(prefix="ctpshim-bench-native-")
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
+    spi = Spi()
+    api.RegisterSpi(spi)
+    api.RegisterFront(front)
+    api.Init()
+    if not seen_first.wait(60):
+        raise SystemExit(f"no tick from {front} within 60 s")
+    start, end = child_handshake()
+    window[0], window[1] = start, end
+    time.sleep(max(0.0, end - time.time()))
+    deadline = time.monotonic() + 3.0
+    while not counter.closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(counted([counter], end - start), flush=True)
+    import shutil
+
+    shutil.rmtree(flow, ignore_errors=True)
+    os._exit(0)
+
+
+# -- the driver ------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """os.environ with ``changes`` (and without what would redirect a CTP program) while a child starts."""
+    saved = dict(os.environ)
+    for key in _DROPPED:
+        os.environ.pop(key, None)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def variant_env(variant: str, preload: dict[str, str]) -> dict[str, str]:
+    if variant == "native pinned":
+        return dict(preload)
+    if variant == "native PIN=0":
+        return {**preload, "CTPSHIM_NATIVE_PIN": "0"}
+    return {}
+
+
+def unsent(sock: Any) -> int:
+    """Bytes in the socket's send queue (written by us, not yet in the peer's receive buffer)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+
+
+def packed_tick() -> bytes:
+    from ctpshim import mdapi
+    from ctpshim.wire.structs import pack_tick
+
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    tick.TradingDay = tick.ActionDay = "20261203"
+    tick.InstrumentID, tick.ExchangeID = INSTRUMENT, "SHFE"
+    tick.UpdateTime, tick.UpdateMillisec = "09:30:00", 500
+    tick.LastPrice, tick.Volume, tick.BidPrice1, tick.AskPrice1 = 3100.0, 12, 3099.0, 3101.0
+    return pack_tick(tick)
+
+
+def drain_once(server: Any, variant: str, preload: dict[str, str], args: argparse.Namespace, tick: bytes) -> dict[str, Any]:
+    kind = "ctpshim" if variant == "ctpshim in-process" else "openctp"
+    front = server.front if kind == "openctp" else server.front.replace("tcp://", "ctpshim://", 1)
+    index = len(server.peers)
+    with environment(variant_env(variant, preload)):
+        child = Child([str(HERE), "drain", kind, front, str(args.ticks)], variant)
+    try:
+        line = child.readline(60)
+        if line != "subscribed":
+            raise RuntimeError(f"{variant}: expected 'subscribed', got {line[:300]!r}")
+        peer = server.wait_peer("md", 10, index=index)
+        sender = threading.Thread(target=peer.send_ticks, args=(tick, args.ticks + 1, args.batch), daemon=True)
+        started = time.perf_counter()
+        sender.start()
+        line = child.readline(60)
+        if line != "first":
+            raise RuntimeError(f"{variant}: expected 'first', got {line[:300]!r}")
+        # Until everything is written and out of our send queue, or the send has stalled for 0.5 s.
+        stalled_since = None
+        previous = -1
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            queued = unsent(peer.sock)
+            if not sender.is_alive() and queued == 0:
+                break
+            progress = (peer.ticks_sent, queued)
+            if progress == previous:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 0.5:
+                    break
+            else:
+                stalled_since, previous = None, progress
+            time.sleep(0.01)
+        written = peer.ticks_sent
+        filled = time.perf_counter() - started
+        child.send("go")
+        result = child.result(600)
+        sender.join(60)
+        result.update(variant=variant, held=written, fill_seconds=filled, complete=written >= args.ticks + 1)
+        return result
+    finally:
+        child.kill()
+
+
+def drain(args: argparse.Namespace, preload: dict[str, str] | None) -> None:
+    sys.path.insert(0, str(REPO))
+    from tests.native.scripted_server import ScriptedServer, md_replies
+
+    variants = [v for v in VARIANTS if preload is not None or not v.startswith("native")]
+    tick = packed_tick()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    with ScriptedServer(on_call=md_replies(), heartbeat=30.0) as server:
+        for run in range(args.runs):
+            order = variants[run % len(variants):] + variants[:run % len(variants)]
+            for variant in order:
+                runs[variant].append(drain_once(server, variant, preload or {}, args, tick))
+                print(f"  run {run + 1} {variant}: {runs[variant][-1]['rate']:,.0f} callbacks/s", file=sys.stderr)
+    print(f"\ndrain: {args.ticks:,} ticks queued in the library, then timed into a no-op Python "
+          f"OnRtnDepthMarketData ({args.runs} runs each, median; TICK_BATCH of {args.batch})")
+    for variant in variants:
+        results = runs[variant]
+        rates = [r["rate"] for r in results]
+        median = statistics.median(rates)
+        held = [r for r in results if not r["complete"]]
+        note = (f"; the library stopped reading after {min(r['held'] for r in held):,} ticks in {len(held)} runs "
+                "(a bounded queue: the rest came during the timing)") if held else ""
+        cpu = statistics.median(r["cpu"] / (r["count"] + 1) * 1e6 for r in results)
+        print(f"  {variant:<20} {median:>12,.0f} callbacks/s  {1e6 / median:6.3f} us each  (runs "
+              + ", ".join(f"{r:,.0f}" for r in rates) + f"; process CPU {cpu:.2f} us per tick{note})")
+    if "native pinned" in runs and "ctpshim in-process" in runs:
+        native = statistics.median(r["rate"] for r in runs["native pinned"])
+        python = statistics.median(r["rate"] for r in runs["ctpshim in-process"])
+        print(f"  native pinned / ctpshim in-process: {native / python:.1f}x; aim 1,500,000/s: "
+              + ("met" if native >= 1_500_000 else "NOT met"))
+    if "native PIN=0" in runs:
+        unpinned = statistics.median(r["rate"] for r in runs["native PIN=0"])
+        pinned = statistics.median(r["rate"] for r in runs["native pinned"])
+        print(f"  pinned / PIN=0: {pinned / unpinned:.1f}x")
+
+
+def e2e(args: argparse.Namespace, preload: dict[str, str] | None) -> None:
+    ids = listed_ids(args.instruments)
+    source = sim_url(ids, interval=0.5, speed="max")
+    ids_file = ids_path()
+    Path(ids_file).write_text(json.dumps(ids))
+    rows = ["native pinned", "native PIN=0"] if preload is not None else []
+    rows += ["ctpshim client of the server", "ctpshim in-process, no server"]
+    runs: dict[str, list[float]] = {row: [] for row in rows}
+    try:
+        for run in range(args.runs):
+            order = rows[run % len(rows):] + rows[:run % len(rows)]
+            for row in order:
+                if row == "ctpshim in-process, no server":
+                    child = mdapi_child(source, ids, False, row)
+                    result = measure([child], args.seconds)[0]
+                    runs[row].append(sum(result["rates"]))
+                    print(f"  run {run + 1} {row}: {runs[row][-1]:,.0f} ticks/s", file=sys.stderr)
+                    continue
+                server = ServerProcess({"sim": source})
+                try:
+                    host, port = server.binary
+                    if row.startswith("native"):
+                        with environment(variant_env(row, preload or {})):
+                            child = Child([str(HERE), "e2e", f"tcp://{host}:{port}/sim", ids_file], row)
+                    else:
+                        child = mdapi_child(f"ctpshim://{host}:{port}/sim", ids, False, row)
+                    result = measure([child], args.seconds)[0]
+                    runs[row].append(sum(result["rates"]))
+                finally:
+                    server.stop()
+                print(f"  run {run + 1} {row}: {runs[row][-1]:,.0f} ticks/s", file=sys.stderr)
+    finally:
+        os.unlink(ids_file)
+    print(f"\ne2e: sim:// with {len(ids)} instruments at speed=max, one client subscribed to all, "
+          f"{args.runs} runs of {args.seconds:g} s each, median")
+    for row in rows:
+        rates = runs[row]
+        print(f"  {row:<31} {statistics.median(rates):>10,.0f} ticks/s  (runs " + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--ticks", type=int, default=300_000, help="drain: callbacks timed per run")
+    parser.add_argument("--batch", type=int, default=1000, help="drain: ticks per TICK_BATCH frame")
+    parser.add_argument("--instruments", type=int, default=50, help="e2e: sim:// instruments")
+    parser.add_argument("--seconds", type=float, default=5.0, help="e2e: the measuring window")
+    parser.add_argument("--only", choices=("drain", "e2e"), action="append")
+    parser.add_argument("--no-native", action="store_true", help="only the in-process rows (no compiler here)")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print("reproduce: python bench/native_callbacks.py " + " ".join(sys.argv[1:]))
+    preload: dict[str, str] | None = None
+    if not args.no_native:
+        from ctpshim.native.install import preload_environment
+
+        started = time.monotonic()
+        preload = preload_environment("openctp")
+        print(f"native libraries: {preload['LD_PRELOAD']} (ready in {time.monotonic() - started:.1f} s)")
+    for part in args.only or ("drain", "e2e"):
+        (drain if part == "drain" else e2e)(args, preload)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "drain":
+        drain_main(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "e2e":
+        e2e_main(*sys.argv[2:4])
+    else:
+        main()

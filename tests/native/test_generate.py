@@ -429,8 +429,10 @@ def _zero_return(returns: str) -> str:
     return f"return zero<{returns}>();"
 
 
-def _cpp_type(ctype: str) -> str:
-    """SWIG spelling back to C++ (the parser's inverse) for the probe's own declarations."""
+def cpp_type(ctype: str) -> str:
+    """SWIG spelling back to an unnamed C++ parameter or return type (the parser's inverse)."""
+    if ctype == "char *[]":
+        return "char **"
     if ctype == "char const *":
         return "const char *"
     if ctype.startswith("CThostFtdc"):
@@ -473,12 +475,12 @@ def _probe_source(generated: Path) -> str:
         for method in classes[api]:
             if method.static or method.name in forwarded[flavour]:
                 continue
-            params = ", ".join("char **" if ctype == "char *[]" else _cpp_type(ctype) for ctype, _n in method.params)
-            lines.append(f"  {_cpp_type(method.returns)} {method.name}({params}) override "
-                         f"{{ {_zero_return(_cpp_type(method.returns))} }}")
+            params = ", ".join(cpp_type(ctype) for ctype, _name in method.params)
+            lines.append(f"  {cpp_type(method.returns)} {method.name}({params}) override "
+                         f"{{ {_zero_return(cpp_type(method.returns))} }}")
         lines += ["};", f"class Probe{spi} final : public {spi} {{", " public:"]
         for method in classes[spi]:
-            params = ", ".join(f"{_cpp_type(ctype)} a{index}" for index, (ctype, _n) in enumerate(method.params))
+            params = ", ".join(f"{cpp_type(ctype)} a{index}" for index, (ctype, _n) in enumerate(method.params))
             shows = " ".join(f"show(a{index});" for index in range(len(method.params)))
             lines.append(f'  void {method.name}({params}) override {{ std::printf("SPI {method.name}"); {shows}'
                          ' std::printf("\\n"); }')

@@ -8,6 +8,9 @@
   modules (their source text, not our spec, so a spec that drifts from the package fails).
 * Spi vtables: the vtable compiled from the generated Spi classes against the one inside
   openctp-ctp's own extension modules (slot by slot, mangled names, read from the ELF files).
+* Api vtables: the official libraries bundled with openctp-ctp (their symbol tables only): the
+  abstract Api's slot count, and their implementation class's slots against a class of the same
+  name derived from the generated Api (mangled names and parameter types, slot by slot).
 
 Tests needing openctp-ctp skip without it (fail when CTPSHIM_REQUIRE_OPENCTP=1); importing it
 needs the zh_CN.GB18030 locale, so only the memory probe imports it (through the ``openctp``
@@ -32,7 +35,7 @@ from ctpshim.wire.structs import layout
 
 from ..wire.test_structs import sample_values
 from . import test_generate
-from .test_generate import Method, compile_cpp, openctp_dir, parse_classes
+from .test_generate import Method, compile_cpp, cpp_type, openctp_dir, parse_classes
 
 CLASSES = list(load_spec()["fields"])
 SCALARS = {"char": None, "short": "<h", "int": "<i", "double": "<d"}
@@ -271,26 +274,36 @@ def _elf_tools() -> tuple[str, str]:
     return nm, readelf
 
 
-def vtable_slots(library: Path, cls: str) -> list[str]:
+def vtable_slots(library: Path, cls: str, count: int | None = None) -> list[str]:
     """The mangled function names in the virtual-function slots of ``cls``'s vtable in
-    ``library`` (a shared object exporting it), in slot order."""
+    ``library`` (a shared object exporting it), in slot order: all of them, or the first ``count``
+    (the primary base's part of a derived class's vtable)."""
     nm, readelf = _elf_tools()
     symbol = f"_ZTV{len(cls)}{cls}"
     listing = subprocess.run([nm, "-D", "-S", "--defined-only", str(library)], capture_output=True, text=True,
                              timeout=60, check=True).stdout
     entry = next((line.split() for line in listing.splitlines() if line.endswith(f" {symbol}")), None)
-    assert entry is not None, f"{library.name} exports no {symbol}"
+    if entry is None:
+        raise LookupError(f"{library.name} exports no {symbol}")
     start, size = int(entry[0], 16), int(entry[1], 16)
+    wanted = (size - 16) // 8 if count is None else count
+    functions = {int(parts[0], 16): parts[-1] for parts in map(str.split, listing.splitlines())
+                 if len(parts) == 4 and parts[2] in ("T", "W", "t", "w")}
     relocations = subprocess.run([readelf, "-rW", str(library)], capture_output=True, text=True, timeout=60,
                                  check=True).stdout
     slots: dict[int, str] = {}
     for line in relocations.splitlines():
         parts = line.split()
-        if len(parts) >= 5 and parts[2] == "R_X86_64_64" and re.fullmatch(r"[0-9a-f]+", parts[0]):
-            offset = int(parts[0], 16)
-            if start + 16 <= offset < start + size:  # after offset-to-top and the typeinfo pointer
-                slots[offset] = parts[4]
-    assert len(slots) == (size - 16) // 8, f"{symbol} in {library.name}: {len(slots)} named slots of {(size - 16) // 8}"
+        if len(parts) < 4 or not re.fullmatch(r"[0-9a-f]+", parts[0]):
+            continue
+        offset = int(parts[0], 16)
+        if not start + 16 <= offset < start + 16 + 8 * wanted:  # after offset-to-top and the typeinfo pointer
+            continue
+        if parts[2] == "R_X86_64_64" and len(parts) >= 5:
+            slots[offset] = parts[4].split("@")[0]
+        elif parts[2] == "R_X86_64_RELATIVE":  # a symbolically bound library: the addend is the function
+            slots[offset] = functions.get(int(parts[3], 16), f"<unnamed {parts[3]}>")
+    assert len(slots) == wanted, f"{symbol} in {library.name}: {len(slots)} named slots of {wanted}"
     return [slots[offset] for offset in sorted(slots)]
 
 
@@ -312,7 +325,10 @@ def test_the_spi_vtables_are_openctp_ctp_s_slot_for_slot(spi_library: Path, modu
     """openctp's SWIG directors override CThostFtdc*Spi's slots as its headers laid them out; our
     library calls those slots by our header: each slot must hold the same function."""
     _elf_tools()
-    theirs = vtable_slots(openctp_dir() / EXTENSIONS[module], SPIS[module])
+    try:
+        theirs = vtable_slots(openctp_dir() / EXTENSIONS[module], SPIS[module])
+    except LookupError as exc:
+        pytest.fail(f"openctp-ctp's extension module does not hold the Spi vtable: {exc}")
     ours = vtable_slots(spi_library, SPIS[module])
     assert len(theirs) in (13, 164)
     differences = [f"{SPIS[module]} slot {slot}: generated {a}, openctp {b}"
@@ -337,3 +353,52 @@ def test_a_swapped_pair_of_spi_slots_is_detected(generated: Path, spi_library: P
                 "the swapped Spi")
     swapped, ours = vtable_slots(library, "CThostFtdcMdSpi"), vtable_slots(spi_library, "CThostFtdcMdSpi")
     assert [slot for slot, (a, b) in enumerate(zip(swapped, ours)) if a != b] == [7, 8]
+
+
+# The official libraries' implementation classes (their vtables start with the Api's slots) and
+# openctp-ctp's file names for the libraries.
+IMPLEMENTATIONS = {"thostmduserapi": ("CThostFtdcMdApi", "CFtdcMdApiImpl", "libthostmduserapi_se-*.so"),
+                   "thosttraderapi": ("CThostFtdcTraderApi", "CFtdcTraderApiImpl", "libthosttraderapi_se-*.so")}
+
+
+def _implementation_source(include: Path, header: str, api: str, implementation: str) -> str:
+    """A class of that name overriding every virtual of ``api`` (the header's declarations)."""
+    lines = [f'#include "{header}"', "template <class T> T zero() { return T(); }",
+             f"class {implementation} final : public {api} {{", " public:"]
+    for method in parse_classes((include / header).read_text())[api]:
+        if method.static:
+            continue
+        params = ", ".join(cpp_type(ctype) for ctype, _name in method.params)
+        returns = cpp_type(method.returns)
+        lines.append(f"  {returns} {method.name}({params}) override {{ return zero<{returns}>(); }}")
+    lines += ["};", f"{api} *make_{implementation}() {{ return new {implementation}(); }}", ""]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("module", list(HEADERS))
+def test_the_api_vtables_are_the_official_libraries_slot_for_slot(generated: Path, tmp_path: Path,
+                                                                  module: str) -> None:
+    """The official library bundled with openctp-ctp: its abstract Api vtable has as many slots as
+    ours, and its implementation class's first slots are, mangled, the functions a class of the
+    same name derived from our header puts there (names and parameter types, slot by slot)."""
+    _elf_tools()
+    api, implementation, pattern = IMPLEMENTATIONS[module]
+    libraries = sorted((openctp_dir().parent / "openctp_ctp.libs").glob(pattern))
+    if not libraries:
+        pytest.fail(f"openctp-ctp has no {pattern} in openctp_ctp.libs")
+    try:
+        abstract = vtable_slots(libraries[0], api)
+        theirs = vtable_slots(libraries[0], implementation, len(abstract))
+    except LookupError as exc:  # e.g. ctpshim's own build installed into this openctp-ctp
+        pytest.skip(f"{libraries[0].name} is not the official CTP library: {exc}")
+    assert set(abstract) == {"__cxa_pure_virtual"}
+    source = tmp_path / "implementation.cpp"
+    source.write_text(_implementation_source(generated / "include", HEADERS[module], api, implementation))
+    library = tmp_path / "implementation.so"
+    compile_cpp(["-std=c++17", "-O0", "-fPIC", "-shared", "-I", str(generated / "include"), str(source),
+                 "-o", str(library)], f"a {implementation} on the generated {api}")
+    ours = vtable_slots(library, implementation)
+    assert len(ours) == len(abstract) in (15, 133)
+    differences = [f"{api} slot {slot}: generated {a}, official {b}"
+                   for slot, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    assert not differences, _misses(differences)

@@ -247,10 +247,12 @@ def test_generation_is_deterministic_and_leaves_unchanged_files_alone(tmp_path: 
 def test_the_module_runs_as_a_program(tmp_path: Path) -> None:
     import sys
 
+    environment = {**os.environ, "PYTHONHASHSEED": "4242"}  # another interpreter, another hash seed: same bytes
     done = subprocess.run([sys.executable, "-m", "ctpshim.native.generate", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=environment)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(tmp_path / "out" / relative) for relative in gen.FILES]
+    assert {relative: (tmp_path / "out" / relative).read_bytes() for relative in gen.FILES} == gen.render()
     bad = tmp_path / "file"
     bad.write_text("")
     done = subprocess.run([sys.executable, "-m", "ctpshim.native.generate", str(bad)],

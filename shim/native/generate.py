@@ -86,14 +86,10 @@ class Typedef:
 # reading the spec
 
 
-def _spec() -> dict[str, Any]:
-    return load_spec()
-
-
 def typedefs(spec: dict[str, Any] | None = None) -> dict[str, Typedef]:
     """Every typedef the structs use, by name (sorted); ``GenerateError`` when one name would
     stand for two C types (naming both members)."""
-    spec = spec or _spec()
+    spec = spec or load_spec()
     found: dict[str, tuple[Typedef, str]] = {}
     for class_name, members in spec["fields"].items():
         for member, typedef, kind, size in members:
@@ -121,7 +117,7 @@ def typedefs(spec: dict[str, Any] | None = None) -> dict[str, Typedef]:
 
 def constants(spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``THOST_*`` constants (md's and td's, which must agree), in spec order."""
-    spec = spec or _spec()
+    spec = spec or load_spec()
     merged: dict[str, Any] = {}
     for flavour in FLAVOURS.values():
         for name, value in spec["modules"][flavour]["constants"].items():
@@ -132,7 +128,7 @@ def constants(spec: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _api_methods(flavour: str, side: str) -> list[dict[str, Any]]:
-    return list(_spec()["modules"][flavour][side]["methods"])
+    return list(load_spec()["modules"][flavour][side]["methods"])
 
 
 def _class_names(flavour: str) -> tuple[str, str]:
@@ -236,7 +232,7 @@ def data_type_header() -> str:
 def struct_header() -> str:
     """``include/ThostFtdcUserApiStruct.h``."""
     body = ['#include "ThostFtdcUserApiDataType.h"']
-    for class_name, members in _spec()["fields"].items():
+    for class_name, members in load_spec()["fields"].items():
         body.append("")
         body.append(f"struct {class_name} {{")
         body += [f"  {typedef} {member};" for member, typedef, _kind, _size in members]
@@ -273,8 +269,7 @@ def _api_class(flavour: str) -> list[str]:
     methods = _api_methods(flavour, "api")
     statics = [method["name"] for method in methods if method["static"]]
     declared = STATICS[api]
-    if len(statics) != len(declared) or any(f" *{name}(" not in text and f" {name}(" not in text
-                                            for name, text in zip(statics, declared)):
+    if statics != [text[: text.index("(")].split("*")[-1].split()[-1] for text in declared]:
         raise GenerateError(f"{api}: the spec's statics {statics} are not the generator's {list(declared)}")
     lines = [f"class {EXPORT_MACRO} {api} {{", " public:"]
     lines += [f"  {text}" for text in declared]
@@ -307,7 +302,7 @@ def trader_api_header() -> str:
 
 def layout_header() -> str:
     """``gen/ctpshim_layout.h``."""
-    versions = {_spec()["modules"][flavour]["api_version"] for flavour in FLAVOURS.values()}
+    versions = {load_spec()["modules"][flavour]["api_version"] for flavour in FLAVOURS.values()}
     if len(versions) != 1:
         raise GenerateError(f"mdapi and tdapi give different api_version values: {sorted(versions)}")
     body = [
@@ -523,7 +518,7 @@ def layout_dump_cpp() -> str:
 
 
 def _struct_members() -> list[tuple[str, list[str]]]:
-    fields = _spec()["fields"]
+    fields = load_spec()["fields"]
     return [(name, list(layout(name).members)) for name in fields]
 
 

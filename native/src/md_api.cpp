@@ -1,0 +1,162 @@
+// libthostmduserapi_se.so: CThostFtdcMdApi over ctpshim serve's binary protocol.
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "ThostFtdcMdApi.h"
+#include "ctpshim_dispatch.h"
+#include "ctpshim_layout.h"
+#include "session.h"
+#include "wire.h"
+
+namespace ctpshim {
+namespace {
+
+class MdApi final : public CThostFtdcMdApi, public SessionOwner {
+ public:
+  MdApi() : session_("md", this) { std::memcpy(trading_day_, "19800100", 9); }
+
+  void Release() override {
+    spi_.store(nullptr, std::memory_order_release);
+    session_.release([this] { delete this; });
+  }
+  void Init() override { session_.start(); }
+  int Join() override { return session_.join(); }
+  const char *GetTradingDay() override { return trading_day_; }
+  void RegisterFront(char *pszFrontAddress) override { session_.register_front(pszFrontAddress); }
+  void RegisterNameServer(char *pszNsAddress) override { session_.register_front(pszNsAddress); }
+  void RegisterFensUserInfo(CThostFtdcFensUserInfoField * /*pFensUserInfo*/) override {}
+  void RegisterSpi(CThostFtdcMdSpi *pSpi) override { spi_.store(pSpi, std::memory_order_release); }
+
+  int SubscribeMarketData(char *ppInstrumentID[], int nCount) override {
+    return subscription("SubscribeMarketData", ppInstrumentID, nCount, 1);
+  }
+  int UnSubscribeMarketData(char *ppInstrumentID[], int nCount) override {
+    return subscription("UnSubscribeMarketData", ppInstrumentID, nCount, -1);
+  }
+  int SubscribeForQuoteRsp(char *ppInstrumentID[], int nCount) override {
+    return subscription("SubscribeForQuoteRsp", ppInstrumentID, nCount, 0);
+  }
+  int UnSubscribeForQuoteRsp(char *ppInstrumentID[], int nCount) override {
+    return subscription("UnSubscribeForQuoteRsp", ppInstrumentID, nCount, 0);
+  }
+
+#include "ctpshim_md_methods.inc"
+
+  int forward(CallWriter &call, int request_id) { return session_.call(call, request_id); }
+
+  void deliver(const Event &event) override;
+
+ private:
+  ~MdApi() = default;
+
+  // A (un)subscription CALL; `change` +1 adds the IDs to the set whose ticks are delivered, -1
+  // removes them first (ticks already on their way are then dropped), 0 leaves it alone.
+  int subscription(const char *method, char *ids[], int count, int change) {
+    if (!session_.connected()) return -1;
+    if (change != 0 && ids != nullptr) {
+      std::lock_guard<std::mutex> lock(ids_mutex_);
+      for (int i = 0; i < count; ++i) {
+        if (ids[i] == nullptr) continue;
+        if (change > 0) ids_.insert(ids[i]);
+        else ids_.erase(ids[i]);
+      }
+      ids_version_.fetch_add(1, std::memory_order_release);
+    }
+    CallWriter call(method);
+    call.ids(ids, count);
+    return forward(call, 0);
+  }
+
+  void clear_ids() {
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    ids_.clear();
+    ids_version_.fetch_add(1, std::memory_order_release);
+  }
+
+  void refresh_delivered_ids() {
+    const unsigned version = ids_version_.load(std::memory_order_acquire);
+    if (version == delivered_version_) return;
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    delivered_ids_ = ids_;
+    delivered_version_ = ids_version_.load(std::memory_order_relaxed);
+  }
+
+  Session session_;
+  std::atomic<CThostFtdcMdSpi *> spi_{nullptr};
+  char trading_day_[9];
+
+  std::mutex ids_mutex_;
+  std::unordered_set<std::string> ids_;
+  std::atomic<unsigned> ids_version_{0};
+  // The callback thread's copy of ids_, refreshed when ids_version_ moves.
+  std::unordered_set<std::string> delivered_ids_;
+  unsigned delivered_version_ = 0;
+  std::string key_;
+};
+
+void MdApi::deliver(const Event &event) {
+  switch (event.kind) {
+    case Event::kConnected: {
+      CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
+      if (spi != nullptr) spi->OnFrontConnected();
+      break;
+    }
+    case Event::kDisconnected: {
+      clear_ids();  // the server forgot them; the program subscribes again after reconnecting
+      CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
+      if (spi != nullptr) spi->OnFrontDisconnected(event.value);
+      break;
+    }
+    case Event::kCallback: {
+      const auto *data = reinterpret_cast<const unsigned char *>(event.payload.data());
+      std::string_view name;
+      const unsigned char *rest = nullptr;
+      std::size_t rest_size = 0;
+      if (!split_callback(data, event.payload.size(), name, rest, rest_size)) break;
+      if (name == "OnRspUserLogin" && rest_size >= 1 + sizeof(CThostFtdcRspUserLoginField) && rest[0] == 1) {
+        CThostFtdcRspUserLoginField login;
+        std::memcpy(&login, rest + 1, sizeof login);
+        if (login.TradingDay[0] != '\0') {
+          std::memcpy(trading_day_, login.TradingDay, sizeof trading_day_);
+          trading_day_[8] = '\0';
+        }
+      }
+      CallbackReader in(rest, rest_size);
+      if (!dispatch_md_callback(spi_.load(std::memory_order_acquire), name, in, event.request_id,
+                                (event.flags & kFlagLast) != 0)) {
+        session_.log_once("CALLBACK " + std::string(name) +
+                          (in.failed() ? ": its payload does not decode; dropped" : ": no such md callback; dropped"));
+      }
+      break;
+    }
+    case Event::kTicks: {
+      refresh_delivered_ids();
+      const char *p = event.payload.data();
+      const char *end = p + event.payload.size();
+      CThostFtdcDepthMarketDataField tick;
+      for (; p + sizeof tick <= end; p += sizeof tick) {
+        std::memcpy(&tick, p, sizeof tick);
+        key_.assign(tick.InstrumentID, strnlen(tick.InstrumentID, sizeof tick.InstrumentID));
+        if (delivered_ids_.count(key_) == 0) continue;
+        CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
+        if (spi == nullptr || session_.released()) break;
+        spi->OnRtnDepthMarketData(&tick);
+        refresh_delivered_ids();  // an unsubscription from inside the callback applies at once
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ctpshim
+
+CThostFtdcMdApi *CThostFtdcMdApi::CreateFtdcMdApi(const char * /*pszFlowPath*/, const bool /*bIsUsingUdp*/,
+                                                  const bool /*bIsMulticast*/, bool /*bIsProductionMode*/) {
+  return new ctpshim::MdApi();
+}
+
+const char *CThostFtdcMdApi::GetApiVersion() { return CTPSHIM_API_VERSION; }

@@ -88,7 +88,9 @@ def drain_main(kind: str, front: str, ticks: str) -> None:
     last = wanted + 1
     done = threading.Event()
     times: list[float] = []
+    cpu: list[float] = []
     perf = time.perf_counter
+    process = time.process_time
 
     class Spi(mdapi.CThostFtdcMdSpi):  # type: ignore[misc,name-defined]
         n = 0
@@ -103,10 +105,12 @@ def drain_main(kind: str, front: str, ticks: str) -> None:
             n = self.n = self.n + 1
             if n == last:
                 times.append(perf())
+                cpu.append(process())
                 done.set()
             elif n == 1:
                 print("first", flush=True)
                 sys.stdin.readline()  # "go": the backlog is in place
+                cpu.append(process())
                 times.append(perf())
 
     flow = tempfile.mkdtemp(prefix="ctpshim-bench-native-")
@@ -115,12 +119,11 @@ def drain_main(kind: str, front: str, ticks: str) -> None:
     api.RegisterSpi(spi)
     api.RegisterFront(front)
     api.Init()
-    cpu = time.process_time()
     if not done.wait(600):
         raise SystemExit(f"{spi.n} of {last} ticks within 600 s")
-    cpu = time.process_time() - cpu
     seconds = times[1] - times[0]
-    print(json.dumps({"count": wanted, "seconds": seconds, "rate": wanted / seconds, "cpu": cpu}), flush=True)
+    print(json.dumps({"count": wanted, "seconds": seconds, "rate": wanted / seconds, "cpu": cpu[1] - cpu[0]}),
+          flush=True)
     import shutil
 
     shutil.rmtree(flow, ignore_errors=True)
@@ -278,9 +281,9 @@ def drain(args: argparse.Namespace, preload: dict[str, str] | None) -> None:
         held = [r for r in results if not r["complete"]]
         note = (f"; the library stopped reading after {min(r['held'] for r in held):,} ticks in {len(held)} runs "
                 "(a bounded queue: the rest came during the timing)") if held else ""
-        cpu = statistics.median(r["cpu"] / (r["count"] + 1) * 1e6 for r in results)
+        cpu = statistics.median(r["cpu"] / r["count"] * 1e6 for r in results)
         print(f"  {variant:<20} {median:>12,.0f} callbacks/s  {1e6 / median:6.3f} us each  (runs "
-              + ", ".join(f"{r:,.0f}" for r in rates) + f"; process CPU {cpu:.2f} us per tick{note})")
+              + ", ".join(f"{r:,.0f}" for r in rates) + f"; process CPU {cpu:.2f} us per callback{note})")
     if "native pinned" in runs and "ctpshim in-process" in runs:
         native = statistics.median(r["rate"] for r in runs["native pinned"])
         python = statistics.median(r["rate"] for r in runs["ctpshim in-process"])
@@ -342,11 +345,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="e2e: the measuring window")
     parser.add_argument("--only", choices=("drain", "e2e"), action="append")
     parser.add_argument("--no-native", action="store_true", help="only the in-process rows (no compiler here)")
+    parser.add_argument("--preload", metavar="LIBS", help="LD_PRELOAD these builds (md[:td], openctp's sonames) "
+                        "instead of building with ctpshim.native.install.preload_environment('openctp')")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/native_callbacks.py " + " ".join(sys.argv[1:]))
     preload: dict[str, str] | None = None
-    if not args.no_native:
+    if args.preload:
+        preload = {"LD_PRELOAD": args.preload}
+        print(f"native libraries: {args.preload} (given)")
+    elif not args.no_native:
         from ctpshim.native.install import preload_environment
 
         started = time.monotonic()

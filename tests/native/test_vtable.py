@@ -460,12 +460,13 @@ def test_local_methods(vtable_run: Any, api: str) -> None:
 # -- the Spi side -----------------------------------------------------------------------------------------------
 
 def callback_plan(api: str) -> list[tuple[str, tuple[Any, ...], list[Any], int]]:
-    """Every Spi callback but OnFrontDisconnected: (name, Python args to send, what the program must record,
-    request id)."""
+    """Every Spi callback but the two the library makes itself (OnFrontConnected on HELLO_ACK; OnFrontDisconnected
+    when the connection ends, with the reason the server gave): (name, Python args to send, what the program
+    must record, request id)."""
     flavour = FLAVOUR_OF[api]
     plan = []
     for index, (name, sig) in enumerate(signatures(flavour, "spi").items()):
-        if name == "OnFrontDisconnected":
+        if name in ("OnFrontConnected", "OnFrontDisconnected"):
             continue
         args: list[Any] = []
         expected: list[Any] = []
@@ -495,7 +496,7 @@ def test_every_callback_arrives_under_its_own_name(vtable_run: Any, api: str) ->
     run = vtable_run(api)
     peer = run.connect()
     plan = callback_plan(api)
-    assert len(plan) + 1 == (13 if api == "md" else 164)
+    assert len(plan) + 2 == (13 if api == "md" else 164)
     for name, args, _expected, _rid in plan:
         peer.send_callback(name, args)
     records = run.program.wait_for(lambda rs: (got := [r for r in rs if r["event"] == "callback"])
@@ -510,12 +511,14 @@ def test_every_callback_arrives_under_its_own_name(vtable_run: Any, api: str) ->
     assert not wrong, f"{len(wrong)} of {len(plan)} callbacks wrong:\n" + "\n".join(wrong[:40])
     assert len(ours) == len(plan), ours[len(plan):]
 
-    # OnFrontDisconnected last: a library may take it as the end of the connection.
-    peer.send_callback("OnFrontDisconnected", (0x2003 + 7,))
+    # The server's OnFrontDisconnected(reason), then the close (PROTOCOL.md 7.3): the program gets that reason.
+    reason = 0x1001 + 0x100
+    peer.send_callback("OnFrontDisconnected", (reason,))
+    peer.close("the test: the source went down")
     run.program.wait_for(lambda rs: [r for r in rs if r["event"] == "callback" and r["name"] == "OnFrontDisconnected"],
                          "OnFrontDisconnected", WAIT)
     first = [r for r in run.program.events("callback") if r["name"] == "OnFrontDisconnected"][0]
-    assert first["args"] == [0x2003 + 7], first
+    assert first["args"] == [reason], first
 
 
 @pytest.mark.parametrize("api", ["md", "td"])

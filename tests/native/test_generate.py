@@ -145,6 +145,17 @@ def compiler() -> str:
     pytest.skip(reason)
 
 
+def binutil(name: str) -> str:
+    """``nm`` or ``readelf``; skip without it (fail when CTPSHIM_REQUIRE_NATIVE=1)."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"no {name} (binutils): apt-get install build-essential"
+        if REQUIRE_NATIVE:
+            pytest.fail(reason + " (CTPSHIM_REQUIRE_NATIVE=1)")
+        pytest.skip(reason)
+    return found
+
+
 def compile_cpp(args: list[str], what: str) -> None:
     """Run the compiler with ``args``; fail with its diagnostics."""
     done = subprocess.run([compiler(), *args], capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
@@ -396,9 +407,7 @@ def test_the_exported_statics_are_the_symbols_openctp_imports(generated: Path) -
     """A library defining the statics with -fvisibility=hidden exports exactly the four mangled
     names openctp-ctp's SWIG modules import from CTP (read from their ELF, nothing imported)."""
     package = openctp_dir()
-    nm = shutil.which("nm")
-    if nm is None:
-        pytest.skip("no nm (binutils)")
+    nm = binutil("nm")
     imported: set[str] = set()
     for module in ("_thostmduserapi.so", "_thosttraderapi.so"):
         listing = subprocess.run([nm, "-D", "--undefined-only", str(package / module)],

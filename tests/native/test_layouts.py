@@ -35,7 +35,7 @@ from ctpshim.wire.structs import layout
 
 from ..wire.test_structs import sample_values
 from . import test_generate
-from .test_generate import Method, compile_cpp, cpp_type, openctp_dir, parse_classes
+from .test_generate import Method, binutil, compile_cpp, cpp_type, openctp_dir, parse_classes
 
 CLASSES = list(load_spec()["fields"])
 SCALARS = {"char": None, "short": "<h", "int": "<i", "double": "<d"}
@@ -268,10 +268,7 @@ def test_the_structs_declare_openctp_ctp_s_members_and_typedefs(generated: Path,
 
 
 def _elf_tools() -> tuple[str, str]:
-    nm, readelf = shutil.which("nm"), shutil.which("readelf")
-    if nm is None or readelf is None:
-        pytest.skip("no nm/readelf (binutils)")
-    return nm, readelf
+    return binutil("nm"), binutil("readelf")
 
 
 def vtable_slots(library: Path, cls: str, count: int | None = None) -> list[str]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import socket
 import threading
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,7 +22,7 @@ from ctpshim.errors import FrontAddressError
 from ctpshim.fronts import registry
 from ctpshim.server.server import Server
 from ctpshim.testing import AdapterConformance
-from tests.conftest import RecordingMdSpi, wait_for
+from tests.conftest import wait_for
 from tests.server.conftest import make_settings
 
 BROKER, USER = "9999", "000001"
@@ -69,15 +68,17 @@ class ServeProcess:
     def start(self) -> None:
         self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"ctpshim serve ended: {self.process.stderr.read().decode()[-2000:]}")
+        process = self.process
+
+        def listening_or_ended() -> bool:
+            if process.poll() is not None:
+                return True
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError("ctpshim serve did not listen within 30 s")
+                return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening_or_ended, 30, "ctpshim serve to listen")
+        if process.poll() is not None:
+            raise AssertionError(f"ctpshim serve ended: {process.stderr.read().decode()[-2000:]}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -20,9 +20,9 @@ from ctpshim.server.fanout import EncodedTick
 from tests.tqsdk_code import tqsdk_module
 
 try:
-    from .test_webctp import closed, instruments, run, strict, url
+    from .test_webctp import closed, eventually, instruments, run, strict, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
-    from test_webctp import closed, instruments, run, strict, url  # type: ignore[no-redef]
+    from test_webctp import closed, eventually, instruments, run, strict, url  # type: ignore[no-redef]
 
 tqsdk_diff = tqsdk_module("tqsdk.diff")
 tqsdk_objs = tqsdk_module("tqsdk.objs")
@@ -204,11 +204,7 @@ def test_subscribe_replaces_the_set_and_peek_long_polls(serve_factory: Any) -> N
             with pytest.raises(asyncio.TimeoutError):
                 await ws.receive(timeout=0.3)
             info = server.clients[0]
-            for _ in range(500):
-                if info.conflated > 0:
-                    break
-                await asyncio.sleep(0.01)
-            assert info.conflated > 0
+            await eventually(lambda: info.conflated > 0, what="a conflated quote")
             packet = await peek(ws)
             quotes = [p["quotes"] for p in packet["data"] if "quotes" in p]
             assert quotes and set(quotes[0]) == {symbols[1]}
@@ -338,11 +334,11 @@ def test_what_waits_for_a_client_that_does_not_peek_stays_bounded(serve_factory:
                                 "view_width": 3})
             for _ in range(120):
                 await ws.send_json({"aid": "no_such_command"})
-            for _ in range(2000):
+            def ten_ticks() -> bool:
                 chart = server.clients[0].subscriber.charts.get("t") if server.clients else None
-                if chart is not None and chart.last_id >= 10:
-                    break
-                await asyncio.sleep(0.01)
+                return chart is not None and chart.last_id >= 10
+
+            await eventually(ten_ticks, 20, "ten ticks on the chart")
             packet = await peek(ws)
             view = TqView()
             view.merge(packet)

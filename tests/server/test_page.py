@@ -8,7 +8,6 @@ import contextlib
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from ctpshim.ctp import clock
 from ctpshim.ctp.products import default_sim_instruments
 from tests.browser import Browser, Page, find_browser
+from tests.conftest import wait_for
 
 PAGE_DIR = Path(__file__).resolve().parents[2] / "shim" / "server" / "page"
 WAIT = 30.0  # s for anything that needs ticks to arrive; every wait below is bounded
@@ -365,19 +365,14 @@ def test_page_passes_the_token_through(serve_factory: Callable[..., Any], browse
         page.click("#login-button")
         page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login with the token")
         # the token's name on every client (the first page's sockets are gone once the server sees them close)
-        deadline = time.monotonic() + WAIT
-        while {info.name for info in server.clients} != {"dashboard"} and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert {info.name for info in server.clients} == {"dashboard"}, [(i.name, i.protocol) for i in server.clients]
+        wait_for(lambda: {info.name for info in server.clients} == {"dashboard"}, WAIT,
+                 f"only the token's name on the clients: {[(i.name, i.protocol) for i in server.clients]}")
         page.check_errors()
 
         # leaving the page releases its sessions even when the browser keeps it (back-forward cache);
         # coming back connects, subscribes and logs in again
         page.call("Page.navigate", {"url": url_of(server) + "health"})
-        deadline = time.monotonic() + WAIT
-        while server.clients and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not server.clients, [(i.name, i.protocol) for i in server.clients]
+        wait_for(lambda: not server.clients, WAIT, "the left page's sessions to be released")
         page.wait_for("location.pathname === '/health'", WAIT)
         page.evaluate("history.back()")
         page.wait_for("location.pathname === '/' && typeof ctpshimPage === 'object' && ctpshimPage.state().md.online",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -11,6 +10,9 @@ import pytest
 from ctpshim.runtime import io_loop
 from ctpshim.server.limits import AuthError, LimitError
 from ctpshim.server.server import ClientInfo
+from tests.conftest import wait_for
+
+from .test_webctp import eventually
 
 SIM = "sim://?hours=always&interval=0.02"
 
@@ -41,10 +43,7 @@ def test_server_starts_its_feeds_and_delivers(serve_factory: Any) -> None:
         assert await feed.wait_up(10)
         ids = [i.instrument_id for i in feed.instruments()[:2]]
         feed.subscribe(client, ids)
-        for _ in range(500):
-            if {t.instrument for t in client.ticks} == set(ids):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: {t.instrument for t in client.ticks} == set(ids), 5, "a tick of each instrument")
         feed.drop(client)
         return ids
 
@@ -228,9 +227,6 @@ def test_the_live_status_line_draws_on_a_terminal(serve_factory: Any) -> None:
     assert status.mode == "live"
     status.start()
     try:
-        deadline = time.monotonic() + 10
-        while "msg/s" not in stream.getvalue():
-            assert time.monotonic() < deadline, "the live line was never drawn"
-            time.sleep(0.02)
+        wait_for(lambda: "msg/s" in stream.getvalue(), 10, "the live line to be drawn")
     finally:
         status.stop()

@@ -24,6 +24,18 @@ def run(coro: Any, timeout: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+async def eventually(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
+    """tests.conftest.wait_for inside a running loop: poll ``condition`` without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def url(server: Any, path: str) -> str:
     host, port = server.http_address
     return f"http://{host}:{port}{path}"
@@ -117,12 +129,7 @@ def test_md_transcript_login_subscribe_ticks_unsubscribe(serve_factory: Any) -> 
             later = [(await until(ws, lambda m: m["MsgType"] == "RtnDepthMarketData"))["DepthMarketData"]["InstrumentID"]
                      for _ in range(12)]
             assert later[-8:] == [b] * 8  # at most a tick already queued before the unsubscribe
-        # the server forgot the client
-        for _ in range(200):
-            if not server.clients:
-                break
-            await asyncio.sleep(0.01)
-        assert not server.clients
+        await eventually(lambda: not server.clients, what="the server to forget the client")
 
     run(scenario())
 
@@ -310,10 +317,8 @@ def test_slow_consumer_is_conflated_then_cut_off_with_the_reason(serve_factory: 
         async with aiohttp.ClientSession() as session, session.ws_connect(url(server, "/md/")) as ws:
             await login(ws)
             await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": ids})
-            for _ in range(3000):  # not reading: the socket fills, ticks are conflated, then the cut-off
-                if server.metrics.cut_off:
-                    break
-                await asyncio.sleep(0.01)
+            # not reading: the socket fills, ticks are conflated, then the cut-off
+            await eventually(lambda: server.metrics.cut_off, 30, "the cut-off")
             assert server.metrics.cut_off == 1 and server.metrics.conflated > 0
             for _ in range(100_000):
                 msg = await ws.receive(timeout=WAIT)

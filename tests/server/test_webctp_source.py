@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -11,10 +10,10 @@ from ctpshim.runtime import io_loop
 
 try:
     from .test_fanout import ChurnAdapter, churn  # noqa: F401 - the fixture
-    from .test_webctp import login, run, until, url
+    from .test_webctp import eventually, login, run, until, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
     from test_fanout import ChurnAdapter, churn  # type: ignore[no-redef]  # noqa: F401
-    from test_webctp import login, run, until, url  # type: ignore[no-redef]
+    from test_webctp import eventually, login, run, until, url  # type: ignore[no-redef]
 
 
 def on_loop(function: Any) -> None:
@@ -48,10 +47,8 @@ def test_source_down_and_back_webctp_and_diff(serve_factory: Any, churn: Any, fa
                     break
             assert "went down" in notices[0]["content"] and notices[0]["level"] == "WARNING"
             # the feed reconnects and restores the subscription: ticks flow again, nothing to redo
-            for _ in range(500):
-                if len(ChurnAdapter.made) > 1 and "rb2701" in ChurnAdapter.made[-1].subscribed:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: len(ChurnAdapter.made) > 1 and "rb2701" in ChurnAdapter.made[-1].subscribed,
+                             what="the feed to reconnect and subscribe again")
             on_loop(ChurnAdapter.made[-1].emit)
             again = await until(md, lambda m: m["MsgType"] == "RtnDepthMarketData"
                                 and m["DepthMarketData"]["LastPrice"] > 1000.0)

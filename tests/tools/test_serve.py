@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
+
 WAIT = 30.0
 
 
@@ -105,29 +107,20 @@ def get_json(address: tuple[str, int], path: str) -> Any:
         return json.loads(response.read())
 
 
-def wait_until(condition: Any, what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def websocket_sees_the_disconnect(address: tuple[str, int], process: ServeProcess, sig: int) -> Any:
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(f"http://{address[0]}:{address[1]}/md/") as ws:
-            await asyncio.to_thread(wait_until, lambda: get_json(address, "/health")["clients"].get("webctp-md"),
-                                    "the server to list the WebSocket client")
+            await asyncio.to_thread(wait_for, lambda: get_json(address, "/health")["clients"].get("webctp-md"),
+                                    WAIT, "the server to list the WebSocket client")
             process.process.send_signal(sig)
-            while True:
+            for _ in range(1000):  # pings may come first
                 message = await asyncio.wait_for(ws.receive(), WAIT)
                 if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
                                     aiohttp.WSMsgType.ERROR):
                     return message.type
+    raise AssertionError("the WebSocket client never saw the server close")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

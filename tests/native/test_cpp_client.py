@@ -1,0 +1,188 @@
+"""A plain C++ CTP program (tests/native/cpp/md_client.cpp), compiled against the generated headers
+and linked to ctpshim's libthostmduserapi_se.so, on a real server: login, subscription, ticks from
+the library's own thread, the front override, a bad front, and the server going away and coming
+back on the same port (OnFrontDisconnected, OnFrontConnected, login and ticks again)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from ctpshim.native.build import Built, find_compiler
+
+from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
+
+SOURCE = "sim://?start=2026-11-20T09:35&instruments=rb2701,m2701&speed=20"
+PROGRAM = Path(__file__).with_name("cpp") / "md_client.cpp"
+WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def md_client(native_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cpp") / "md_client"
+    command = [find_compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(native_build.include),
+               str(PROGRAM), "-o", str(out), "-L", str(native_build.directory), "-l:libthostmduserapi_se.so",
+               f"-Wl,-rpath,{native_build.directory}", "-pthread"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
+    return out
+
+
+class Running:
+    """The program as a subprocess; its stdout lines arrive in a queue."""
+
+    def __init__(self, program: Path, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CTPSHIM_NATIVE_")}
+        environment.update(env or {})
+        self.process = subprocess.Popen([str(program), *args], cwd=cwd, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=environment, text=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix: str, timeout: float = WAIT) -> str:
+        """The next line starting with ``prefix`` (earlier lines are kept in ``seen``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line {prefix!r} within {timeout} s; got {self.seen[-20:]}") from None
+            if line is None:
+                raise AssertionError(f"the program ended before {prefix!r}: {self.seen[-20:]} {self.stderr()}")
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def finish(self, timeout: float = WAIT) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+
+    def stderr(self) -> str:
+        if self.process.poll() is None:
+            return ""
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def rest(self) -> list[str]:
+        """Every line up to the end (after finish())."""
+        while True:
+            line = self.lines.get(timeout=WAIT)
+            if line is None:
+                return self.seen
+            self.seen.append(line)
+
+
+@pytest.fixture
+def running() -> Iterator[list[Running]]:
+    made: list[Running] = []
+    yield made
+    for program in made:
+        if program.process.poll() is None:
+            program.process.kill()
+            program.process.wait(5)
+
+
+def _front(server: Any) -> str:
+    host, port = server.binary_address[:2]
+    return f"tcp://{host}:{port}"
+
+
+def test_a_cpp_program_logs_in_subscribes_and_gets_ticks_on_the_librarys_thread(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None)
+    program = Running(md_client, [_front(server), "6", "30", "rb2701"], tmp_path)
+    running.append(program)
+    assert program.expect("version ") == "version v6.7.11_20250617 16:22:00.10369 [main thread]"
+    assert program.expect("trading-day-before-login") == "trading-day-before-login 19800100 [main thread]"
+    assert program.expect("connected") == "connected 1"
+    assert program.expect("login-rc") == "login-rc 0"
+    login = program.expect("login ").split()
+    assert login[1] == "0" and login[2] == login[3] and len(login[2]) == 8, login  # ErrorID 0; GetTradingDay
+    assert login[5:] == ["1", "1"], login  # nRequestID 1, bIsLast
+    assert program.expect("subscribe-rc") == "subscribe-rc 0"
+    assert program.expect("sub ") == "sub rb2701 0 1"
+    program.expect("done")
+    program.expect("released")
+    assert program.finish() == 0
+    ticks = [line.split() for line in program.seen if line.startswith("tick ")]
+    assert len(ticks) >= 6
+    for tick in ticks:
+        assert tick[1] == "rb2701" and tick[2] == login[2], tick  # only the subscribed instrument; its trading day
+        assert tick[-1] == "1", tick  # an aligned struct
+    assert float(ticks[0][3]) > 0
+    callbacks = [line for line in program.seen if line.split()[0] in {"connected", "login", "sub", "tick"}]
+    assert callbacks and not [line for line in callbacks if "[main thread]" in line]
+
+
+def test_ctpshim_native_front_replaces_the_registered_front(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None)
+    simnow = "tcp://180.168.146.187:10131"  # never dialled: the variable replaces it
+    program = Running(md_client, [simnow, "2", "30", "m2701"], tmp_path,
+                      env={"CTPSHIM_NATIVE_FRONT": _front(server) + "/sim"})
+    running.append(program)
+    program.expect("connected 1")
+    program.expect("sub m2701 0 1")
+    program.expect("done")
+    assert program.finish() == 0
+    assert "180.168.146.187" not in program.stderr()
+
+
+def test_a_bad_front_is_named_on_stderr_and_never_connects(
+        md_client: Path, running: list[Running], tmp_path: Path) -> None:
+    program = Running(md_client, ["udp://127.0.0.1:1", "1", "2", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("timeout", timeout=15)
+    assert program.finish() == 2
+    stderr = program.stderr()
+    assert 'front address "udp://127.0.0.1:1"' in stderr and "tcp://HOST:PORT" in stderr, stderr
+    assert not [line for line in program.rest() if line.startswith("connected")]
+
+
+def test_an_unknown_source_is_refused_with_the_servers_message(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None)
+    program = Running(md_client, [_front(server) + "/nosuch", "1", "3", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("timeout", timeout=15)
+    assert program.finish() == 2
+    stderr = program.stderr()
+    assert "refused the connection" in stderr and "nosuch" in stderr and "-404" in stderr, stderr
+
+
+def test_the_server_going_away_and_coming_back_on_the_same_port(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None)
+    host, port = server.binary_address[:2]
+    program = Running(md_client, [f"tcp://{host}:{port}", "3", "60", "--reconnect", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("connected 1")
+    program.expect("tick rb2701")
+    server.stop(5.0)
+    assert program.expect("disconnected") == "disconnected 4097"
+    serve_factory(SOURCE, http=None, listen=(host, port))
+    assert program.expect("connected") == "connected 2"
+    assert program.expect("login-rc") == "login-rc 0"
+    assert program.expect("login ").split()[1] == "0"
+    program.expect("sub rb2701 0 1")
+    program.expect("tick rb2701")
+    program.expect("done")
+    assert program.finish() == 0

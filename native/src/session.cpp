@@ -145,6 +145,24 @@ Front parse_front(const std::string &address) {
   return f;
 }
 
+std::string hello_payload(const char *api, const Front &front, const char *client, int private_resume,
+                          int public_resume) {
+  std::string hello = "{\"magic\":\"CTPS\",\"version\":1,\"api\":";
+  json::append_string(hello, api);
+  hello += ",\"source\":";
+  json::append_string(hello, front.source);
+  hello += ",\"token\":";
+  json::append_string(hello, front.token);
+  hello += ",\"layout\":";
+  json::append_string(hello, CTPSHIM_LAYOUT_ID);
+  hello += ",\"client\":";
+  json::append_string(hello, client);
+  if (private_resume >= 0) hello += ",\"private_resume\":" + std::to_string(private_resume);
+  if (public_resume >= 0) hello += ",\"public_resume\":" + std::to_string(public_resume);
+  hello += "}";
+  return hello;
+}
+
 // -- Session -----------------------------------------------------------------------------------
 
 Session::Session(const char *api, SessionOwner *owner) : api_(api), owner_(owner), trading_day_() {}
@@ -464,19 +482,9 @@ void Session::connection(const Front &front) {
     if (!stopping()) log_once(error + " (front " + front.text + "; retrying every second)");
     return;
   }
-  std::string hello = "{\"magic\":\"CTPS\",\"version\":1,\"api\":";
-  json::append_string(hello, api_);
-  hello += ",\"source\":";
-  json::append_string(hello, front.source);
-  hello += ",\"token\":";
-  json::append_string(hello, front.token);
-  hello += ",\"layout\":";
-  json::append_string(hello, CTPSHIM_LAYOUT_ID);
-  hello += ",\"client\":";
-  json::append_string(hello, "ctpshim native " CTPSHIM_VERSION " (C++, CTP " CTPSHIM_CTP_VERSION " ABI)");
-  if (private_resume_ >= 0) hello += ",\"private_resume\":" + std::to_string(private_resume_);
-  if (public_resume_ >= 0) hello += ",\"public_resume\":" + std::to_string(public_resume_);
-  hello += "}";
+  const std::string hello =
+      hello_payload(api_, front, "ctpshim native " CTPSHIM_VERSION " (C++, CTP " CTPSHIM_CTP_VERSION " ABI)",
+                    private_resume_, public_resume_);
   {
     std::lock_guard<std::mutex> lock(write_mutex_);
     fd_ = fd;

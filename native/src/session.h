@@ -34,6 +34,10 @@ struct Front {
 };
 Front parse_front(const std::string &address);
 
+// HELLO's JSON (PROTOCOL.md 4.1); a resume type < 0 is left out (the server's default).
+std::string hello_payload(const char *api, const Front &front, const char *client, int private_resume,
+                          int public_resume);
+
 // What the IO thread hands to the callback thread.
 struct Event {
   enum Kind : std::uint8_t { kConnected, kDisconnected, kCallback, kTicks };

@@ -186,3 +186,20 @@ def test_the_server_going_away_and_coming_back_on_the_same_port(
     program.expect("tick rb2701")
     program.expect("done")
     assert program.finish() == 0
+
+
+def test_the_codec_reads_and_writes_the_golden_vectors(native_build: Built, tmp_path: Path) -> None:
+    """native/src's frames, CALL/CALLBACK encodings, JSON, front parsing and HELLO against
+    tests/wire/vectors (tests/native/cpp/wire_test.cpp; malformed frames too)."""
+    sources = Path(__file__).resolve().parents[2] / "native" / "src"
+    gen = native_build.include.parent / "gen"
+    out = tmp_path / "wire_test"
+    command = [find_compiler(), "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-I", str(native_build.include),
+               "-I", str(gen), "-I", str(sources), '-DCTPSHIM_VERSION="test"', str(PROGRAM.with_name("wire_test.cpp")),
+               *(str(sources / name) for name in ("wire.cpp", "json.cpp", "session.cpp", "pin.cpp")),
+               str(gen / "ctpshim_md_callbacks.cpp"), "-o", str(out), "-pthread", "-ldl"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
+    vectors = Path(__file__).resolve().parents[1] / "wire" / "vectors"
+    ran = subprocess.run([str(out), str(vectors)], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "failed 0" in ran.stdout, ran.stdout + ran.stderr

@@ -537,12 +537,12 @@ def status(path: str | os.PathLike[str] | None = None, targets: Iterable[str] = 
                     entry.originals.append(f"{file_name}: kept, sha256 verified ({file_entry.get('original', '')})")
                 except NativeInstallError as exc:
                     entry.originals.append(str(exc))
-        entry.preload_available, entry.preload = _preload_route(target)
+        entry.preload_available, entry.preload = _preload_route(target, path)
         result.append(entry)
     return result
 
 
-def _preload_route(target: Target) -> tuple[bool, str]:
+def _preload_route(target: Target, path: str | os.PathLike[str] | None) -> tuple[bool, str]:
     try:
         from .build import find_compiler
     except ImportError as exc:
@@ -552,7 +552,8 @@ def _preload_route(target: Target) -> tuple[bool, str]:
     except Exception as exc:  # NativeBuildError: the message names the package to install
         return False, f"not available: {exc}"
     sonames = preload_sonames(target)
-    return True, (f"available: ctpshim native env --target {target.name} (LD_PRELOAD of builds with sonames "
+    where = f" --path {target.site_packages}" if path is not None else ""
+    return True, (f"available: ctpshim native env --target {target.name}{where} (LD_PRELOAD of builds with sonames "
                   f"{sonames[0]}, {sonames[1]}; compiler {compiler})")
 
 

@@ -115,6 +115,18 @@ def test_a_changed_original_makes_uninstall_exit_1_naming_it(site: Path, tmp_pat
     assert "ctpshim build 0.1.0" in status.stdout and str(backup) in status.stdout
 
 
+def test_no_compiler_exits_1_naming_the_package_to_install(tmp_path: Path) -> None:
+    env = {"CXX": "/no/such/g++", "CTPSHIM_NATIVE_DIR": str(tmp_path / "empty")}
+    result = ctpshim("native", "build", "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 1
+    assert "cannot build the libraries" in result.stderr and "build-essential" in result.stderr
+    program = tmp_path / "p.py"
+    program.write_text("raise SystemExit(0)\n")
+    run = ctpshim("run", "--native", "--serve", "127.0.0.1:0", str(program), env=env, cwd=tmp_path)
+    assert run.returncode == 1 and "build-essential" in run.stderr
+    assert "started" not in run.stderr  # no server is started for a program that cannot run
+
+
 # -- with the build -------------------------------------------------------------------------------
 
 

@@ -118,3 +118,16 @@ def test_once_json_is_one_object_per_instrument_with_ctp_names_and_null_for_abse
 def test_json_without_once_is_a_usage_error():
     result = ctpshim("quote", SIM, "rb2605", "--json")
     assert result.returncode == 2 and "--json needs --once" in result.stderr
+
+
+def test_only_a_front_that_never_connected_is_asked_why():
+    from types import SimpleNamespace
+
+    from ctpshim.tools.commands.quote import explain, unreachable_cause
+
+    assert unreachable_cause("sim://", 5) is None  # it connects
+    assert unreachable_cause("tcp://127.0.0.1:1", 1) is None  # a real CTP front: not the adapter's to answer
+    assert "no port" in unreachable_cause("ctpshim://127.0.0.1", 1)
+    connected = SimpleNamespace(ever_connected=True, state="disconnected: 0x1001; reconnecting")
+    explain(connected, "ctpshim://127.0.0.1", 1)
+    assert connected.state == "disconnected: 0x1001; reconnecting"

@@ -63,3 +63,34 @@ def test_a_server_that_is_not_there():
     assert f"127.0.0.1:{port}" in result.stderr
     result = ctpshim("quote", front, "rb2701", "--once", "-W", "2")
     assert result.returncode == 1 and "no tick within 2 s for rb2701" in result.stderr
+    assert f"not connected: ctpshim://127.0.0.1:{port}: cannot connect" in quote_line(result.stderr)
+
+
+def quote_line(stderr: str) -> str:
+    """quote's own verdict (the facade's retry warnings are on stderr too)."""
+    return next(line for line in stderr.splitlines() if line.startswith("ctpshim quote: "))
+
+
+def test_a_wrong_token_gives_the_servers_reason_as_ping_does(serve_factory):  # noqa: F811
+    server = serve_factory({"sim": SIM}, http=None, tokens=("s3cret-token:alice",))
+    refused = address(server, "?token=wrong-token")
+    result = ctpshim("quote", refused, "rb2701", "--once", "-W", "2")
+    line = quote_line(result.stderr)
+    assert result.returncode == 1, result.stderr  # as for a front that is not there
+    assert line.startswith("ctpshim quote: no tick within 2 s for rb2701 (not connected: ")
+    assert "the server refused the connection: bad token (ErrorID -401)" in line
+    document = json.loads(ctpshim("quote", refused, "rb2701", "--once", "--json", "-W", "1").stdout)
+    assert "bad token (ErrorID -401)" in document["state"] and document["missing"] == ["rb2701"]
+    result = ctpshim("quote", refused, "--once", "-W", "2")  # no IDs: the listing says why
+    assert result.returncode == 2 and "bad token (ErrorID -401)" in quote_line(result.stderr)
+    ping = ctpshim("ping", "-c", "1", "-W", "2", refused)
+    assert ping.returncode == 1 and "the server refused the connection: bad token (ErrorID -401)" in ping.stdout
+    result = ctpshim("quote", address(server, "?token=s3cret-token"), "rb2701", "--once", "-W", "20")
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_source_is_named_with_the_servers_sources(serve_factory):  # noqa: F811
+    server = serve_factory({"sim": SIM}, http=None)
+    result = ctpshim("quote", address(server, "/nope"), "rb2701", "--once", "-W", "2")
+    line = quote_line(result.stderr)
+    assert result.returncode == 1 and "no source 'nope'" in line and "sim" in line and "-404" in line

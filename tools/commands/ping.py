@@ -210,23 +210,37 @@ def _connect_failure(exc: BaseException, host: str, port: int, timeout: float) -
     return f"cannot connect to {host}:{port}: {exc}"
 
 
-async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
-                        stale: float) -> None:
-    _, cls, settings = registry.resolve_front(url.raw)
+async def connect_adapter(front: str, timeout: float) -> tuple[Any, str | None]:
+    """A front's adapter (not a pass-through front), connected: ``(adapter, None)``; the caller
+    closes it.  Or ``(None, cause)``: why it cannot connect, in words (a setting the scheme
+    refuses, the server's refusal and its reason, unreachable, no answer within ``timeout``)."""
+    url, cls, settings = registry.resolve_front(front)
     try:
         registry.check_front(url, cls, settings)
     except FrontAddressError as exc:
-        result.samples = [None] * count
-        result.cause = str(exc).removeprefix(f"front {url.raw!r}: ")
-        return
+        return None, str(exc).removeprefix(f"front {url.raw!r}: ")
     adapter = cls(url, settings)
     try:
-        try:
-            await asyncio.wait_for(adapter.connect(), timeout)
-        except (asyncio.TimeoutError, UpstreamError) as exc:
-            result.samples = [None] * count
-            result.cause = _adapter_failure(exc, timeout)
-            return
+        await asyncio.wait_for(adapter.connect(), timeout)
+    except (asyncio.TimeoutError, UpstreamError) as exc:
+        with contextlib.suppress(Exception):
+            await adapter.close()
+        return None, _adapter_failure(exc, timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await adapter.close()
+        raise
+    return adapter, None
+
+
+async def _ping_adapter(url: FrontURL, result: PingResult, count: int, interval: float, timeout: float,
+                        stale: float) -> None:
+    adapter, cause = await connect_adapter(url.raw, timeout)
+    if adapter is None:
+        result.samples = [None] * count
+        result.cause = cause
+        return
+    try:
         for number in range(count):
             if number:
                 await asyncio.sleep(interval)

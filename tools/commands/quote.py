@@ -3,6 +3,8 @@
 The command is an ordinary CTP program: it logs in, subscribes and reads
 ``OnRtnDepthMarketData``, so what it shows is what a program on that front would get.
 ``--once --json`` prints the newest tick of each instrument as JSON for scripts (see :func:`as_json`).
+A front that never connects is asked once why, as ``ctpshim ping`` asks it (the server's refusal
+and its reason, nothing listening, no answer), and the reason is the state shown.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ def _quote_spi() -> type:
             self.counts: dict[str, int] = dict.fromkeys(ids, 0)
             self.lock = threading.Lock()
             self.state = "connecting"
+            self.ever_connected = False
             self.changed = threading.Event()
 
         def OnFrontConnected(self) -> None:
+            self.ever_connected = True
             self.state = "connected, logging in"
             self.api.ReqUserLogin(mdapi.CThostFtdcReqUserLoginField(), 1)
 
@@ -142,11 +146,15 @@ def document(spi: Any, front: str) -> str:
 
 def known_instruments(front: str, wait: float = 2.0) -> list[str]:
     """The instruments a front's source knows (for ``quote`` without IDs); may be empty.
-    Raises ``UpstreamError`` when the source cannot be reached."""
+    Raises ``UpstreamError`` naming why when the source cannot be reached."""
+    from ...errors import UpstreamError
+    from .ping import connect_adapter
+
     async def ask() -> list[str]:
-        adapter = registry.create_adapter(front)
+        adapter, cause = await connect_adapter(front, wait)
+        if adapter is None:
+            raise UpstreamError(cause or "cannot connect")
         try:
-            await asyncio.wait_for(adapter.connect(), wait)
             deadline = time.monotonic() + wait
             while True:  # replay:// learns its instruments in the background
                 found = [info.instrument_id for info in adapter.instruments()]
@@ -157,6 +165,33 @@ def known_instruments(front: str, wait: float = 2.0) -> list[str]:
             await adapter.close()
 
     return asyncio.run(ask())
+
+
+def unreachable_cause(front: str, timeout: float) -> str | None:
+    """Why ``front`` cannot be connected to, by one connect of its adapter as ``ctpshim ping`` makes
+    it; ``None`` when it connects, or for a pass-through front (a real CTP front)."""
+    if registry.is_pass_through(front):
+        return None
+    from .ping import connect_adapter
+
+    async def ask() -> str | None:
+        adapter, cause = await connect_adapter(front, timeout)
+        if adapter is not None:
+            await adapter.close()
+        return cause
+
+    return asyncio.run(ask())
+
+
+def explain(spi: Any, front: str, timeout: float) -> None:
+    """While the front has never connected: put the reason it cannot be (see
+    :func:`unreachable_cause`) into ``spi.state``."""
+    if spi.ever_connected:
+        return
+    cause = unreachable_cause(front, timeout)
+    if cause is not None and not spi.ever_connected:
+        spi.state = f"not connected: {cause}; retrying"
+        spi.changed.set()
 
 
 def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sys.stdout,
@@ -181,6 +216,8 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
             while time.monotonic() < deadline and not all(tick is not None for _, tick, _ in spi.snapshot()):
                 spi.changed.wait(0.1)
                 spi.changed.clear()
+            if any(tick is None for _, tick, _ in spi.snapshot()):
+                explain(spi, front, min(timeout, EXPLAIN_TIMEOUT))
             if as_document:
                 print(document(spi, front), file=out)
             else:
@@ -193,6 +230,10 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
             return 0
         from rich.live import Live
 
+        # the reason a front never connects, in the title, once the first try has had its time
+        explainer = threading.Timer(EXPLAIN_AFTER, explain, (spi, front, EXPLAIN_TIMEOUT))
+        explainer.daemon = True
+        explainer.start()
         try:
             with Live(table(spi, front), console=console, refresh_per_second=4) as live:
                 while True:
@@ -201,6 +242,8 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
                     live.update(table(spi, front))
         except KeyboardInterrupt:
             return 0
+        finally:
+            explainer.cancel()
     finally:
         api.RegisterSpi(None)
         api.Release()
@@ -211,6 +254,8 @@ def run(front: str, ids: list[str], once: bool, timeout: float, out: TextIO = sy
 
 HELP = COMMANDS["quote"]
 MAX_LISTED_INSTRUMENTS = 50  # without IDs: the first this many the source lists
+EXPLAIN_AFTER = 3.0  # s: a live table whose front has not connected by then is told why
+EXPLAIN_TIMEOUT = 5.0  # s the front's adapter may take to connect when asked why
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:

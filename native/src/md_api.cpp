@@ -142,7 +142,7 @@ void MdApi::deliver(const Event &event) {
         key_.assign(tick.InstrumentID, strnlen(tick.InstrumentID, sizeof tick.InstrumentID));
         if (delivered_ids_.count(key_) == 0) continue;
         CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
-        if (spi == nullptr || session_.released()) break;
+        if (spi == nullptr || !session_.spi_allowed()) break;
         spi->OnRtnDepthMarketData(&tick);
         refresh_delivered_ids();  // an unsubscription from inside the callback applies at once
       }

@@ -13,6 +13,7 @@ using ReleaseFn = void (*)(int);
 using SaveFn = void *(*)();
 using RestoreFn = void (*)(void *);
 using InitializedFn = int (*)();
+using FinalizingFn = int (*)();
 
 struct PythonApi {
   EnsureFn ensure = nullptr;
@@ -20,6 +21,7 @@ struct PythonApi {
   SaveFn save = nullptr;
   RestoreFn restore = nullptr;
   InitializedFn initialized = nullptr;
+  FinalizingFn finalizing = nullptr;  // _Py_IsFinalizing (3.8-3.12) or Py_IsFinalizing (3.13+)
   bool complete() const { return ensure && release && save && restore && initialized; }
 };
 
@@ -36,6 +38,8 @@ PythonApi python_api() {
   api.release = lookup<ReleaseFn>("PyGILState_Release");
   api.save = lookup<SaveFn>("PyEval_SaveThread");
   api.restore = lookup<RestoreFn>("PyEval_RestoreThread");
+  api.finalizing = lookup<FinalizingFn>("Py_IsFinalizing");
+  if (api.finalizing == nullptr) api.finalizing = lookup<FinalizingFn>("_Py_IsFinalizing");
   return api;
 }
 
@@ -44,22 +48,36 @@ bool pin_wanted() {
   return value == nullptr || std::strcmp(value, "0") != 0;
 }
 
+// Looked up once (a trivially destructible static: nothing runs at process exit).
+const PythonApi &cached_api() {
+  static const PythonApi api = python_api();
+  return api;
+}
+
 }  // namespace
 
+bool PythonPin::interpreter_exiting() const {
+  if (!saw_python_) return false;
+  const PythonApi &api = cached_api();
+  return !api.initialized() || (api.finalizing != nullptr && api.finalizing());
+}
+
 void PythonPin::enter() {
-  if (tstate_ != nullptr || !pin_wanted()) return;
-  const PythonApi api = python_api();
-  if (!api.complete() || !api.initialized()) return;
+  if (tstate_ != nullptr) return;
+  const PythonApi &api = cached_api();
+  if (api.initialized == nullptr || !api.initialized()) return;
+  saw_python_ = true;
+  if (!pin_wanted() || !api.complete()) return;
   gstate_ = api.ensure();
   tstate_ = api.save();
 }
 
 void PythonPin::leave() {
   if (tstate_ == nullptr) return;
-  const PythonApi api = python_api();
+  const PythonApi &api = cached_api();
   void *tstate = tstate_;
   tstate_ = nullptr;
-  if (!api.complete() || !api.initialized()) return;  // the interpreter is gone: nothing to give back
+  if (!api.complete() || interpreter_exiting()) return;  // the interpreter is going: nothing to give back
   api.restore(tstate);
   api.release(gstate_);
 }

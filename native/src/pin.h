@@ -18,10 +18,15 @@ class PythonPin {
   // Gives the thread state back (only while the interpreter is still initialised).
   void leave();
   bool active() const { return tstate_ != nullptr; }
+  // True once the interpreter that was running when enter() was called is finalizing or gone:
+  // the program's Spi objects may already be freed (a binding deletes its directors), so no
+  // callback may be made any more.  Always false in a process without Python.
+  bool interpreter_exiting() const;
 
  private:
   int gstate_ = 0;
   void *tstate_ = nullptr;
+  bool saw_python_ = false;
 };
 
 }  // namespace ctpshim

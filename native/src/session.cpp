@@ -709,6 +709,7 @@ void Session::connection(const Front &front) {
 void Session::callback_main() {
   PythonPin pin;
   pin.enter();
+  pin_ = &pin;
   std::deque<Event> batch;
   for (;;) {
     {
@@ -724,7 +725,7 @@ void Session::callback_main() {
       if (io_waiting_) space_cv_.notify_all();
     }
     for (const Event &event : batch) {
-      if (stopping()) break;
+      if (!spi_allowed()) break;  // released, or the interpreter exits: the rest is dropped
       owner_->deliver(event);
     }
     batch.clear();
@@ -732,6 +733,7 @@ void Session::callback_main() {
   std::function<void()> destroy;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
+    pin_ = nullptr;
     callback_done_ = true;
     if (destroy_on_exit_) {
       destroy = std::move(destroy_);

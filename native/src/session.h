@@ -80,6 +80,9 @@ class Session {
   const char *api() const { return api_; }
   bool is_callback_thread() const;
   bool released() const { return stop_.load(std::memory_order_acquire); }
+  // On the callback thread: whether a Spi method may be called now (not after Release, nor once
+  // the Python interpreter that owns the Spi is exiting).
+  bool spi_allowed() const { return !released() && !(pin_ != nullptr && pin_->interpreter_exiting()); }
   void log_once(const std::string &message);
 
  private:
@@ -137,6 +140,7 @@ class Session {
   bool destroy_on_exit_ = false;      // the callback thread runs destroy_ when it leaves
   std::function<void()> destroy_;
   std::thread::id callback_id_;
+  const PythonPin *pin_ = nullptr;  // the callback thread's (on its stack while it delivers)
 
   struct JoinState {
     std::mutex mutex;

@@ -18,8 +18,6 @@ from typing import Any, Iterator
 
 import pytest
 
-from ctpshim.tools.commands import COMMANDS
-
 from ..native.test_install import MD_NAME, TD_NAME, copy_openctp, fake_build
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
 
@@ -29,22 +27,9 @@ WAIT = 120.0
 MD_PROGRAM = Path(__file__).resolve().parents[1] / "native" / "programs" / "md_program.py"
 SIM = "sim://?instruments=rb2701,TA701&start=2026-11-20T09:35&speed=20&hours=always"
 
-# `ctpshim native` through the real CLI once it is registered, else through its module's own parser
-_SHIM = ("import argparse, sys\n"
-         "from ctpshim.tools.commands import native\n"
-         "parser = argparse.ArgumentParser(prog='ctpshim')\n"
-         "native.add_parser(parser.add_subparsers(dest='command'))\n"
-         "args = parser.parse_args(sys.argv[1:])\n"
-         "sys.exit(native.main(args, parser))\n")
-
-
 def ctpshim(*args: str, env: dict[str, str] | None = None, timeout: float = WAIT,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    if args[0] == "native" and "native" not in COMMANDS:
-        command = [sys.executable, "-c", _SHIM, *args]
-    else:
-        command = [sys.executable, "-m", "ctpshim", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "ctpshim", *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
 
 
@@ -283,6 +268,11 @@ def test_run_native_names_a_missing_program(tmp_path: Path) -> None:
     result = ctpshim("run", "--native", "--serve", "127.0.0.1:0", str(tmp_path / "absent.py"), cwd=tmp_path)
     assert result.returncode == 2
     assert "absent.py' not found" in result.stderr
+
+
+def test_native_is_listed_by_ctpshim_help() -> None:
+    result = ctpshim("--help")
+    assert result.returncode == 0 and "native" in result.stdout
 
 
 def test_serve_without_native_is_a_usage_error(tmp_path: Path) -> None:

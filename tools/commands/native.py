@@ -47,11 +47,11 @@ def _directory(text: str) -> str:
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     command = commands.add_parser(
         "native", help=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="ctpshim's own CTP libraries (libthostmduserapi_se.so, libthosttraderapi_se.so): CTP "
-                    "6.7.11's ABI, talking to `ctpshim serve`. Unmodified C++ programs, openctp-ctp and "
-                    "vnpy_ctp use them by an installed swap (install/uninstall) or by LD_PRELOAD (env), "
-                    "which changes no installed file. The front the program registers names the server "
-                    "(tcp://127.0.0.1:7780); CTPSHIM_NATIVE_FRONT overrides every registered front.",
+        description="ctpshim's own CTP libraries (libthostmduserapi_se.so, libthosttraderapi_se.so): CTP 6.7.11's\n"
+                    "ABI, talking to `ctpshim serve`. Unmodified C++ programs, openctp-ctp and vnpy_ctp use them\n"
+                    "by an installed swap (install/uninstall) or by LD_PRELOAD (env), which changes no installed\n"
+                    "file. The front the program registers names the server (tcp://127.0.0.1:7780);\n"
+                    "CTPSHIM_NATIVE_FRONT overrides every registered front.",
         epilog="examples:\n"
                "  ctpshim native build\n"
                "  ctpshim native install --into openctp\n"

@@ -6,6 +6,7 @@ back on the same port (OnFrontDisconnected, OnFrontConnected, login and ticks ag
 from __future__ import annotations
 
 import os
+import sys
 import queue
 import subprocess
 import threading
@@ -203,3 +204,91 @@ def test_the_codec_reads_and_writes_the_golden_vectors(native_build: Built, tmp_
     vectors = Path(__file__).resolve().parents[1] / "wire" / "vectors"
     ran = subprocess.run([str(out), str(vectors)], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0 and "failed 0" in ran.stdout, ran.stdout + ran.stderr
+
+
+# -- the lifecycle under an unmodified openctp-ctp program (the preload route) -------------------
+
+LIFECYCLE = r'''
+import sys, threading, time
+from openctp_ctp import mdapi
+front, mode = sys.argv[1], sys.argv[2]
+got = threading.Event()
+count = [0]
+class Spi(mdapi.CThostFtdcMdSpi):
+    def OnFrontConnected(self):
+        api.SubscribeMarketData([b"rb2701", b"m2701"], 2)
+    def OnRtnDepthMarketData(self, tick):
+        count[0] += 1
+        if mode == "release-in-callback" and count[0] == 3:
+            api.Release()
+            print("released-inside", threading.current_thread() is not threading.main_thread(), flush=True)
+        if count[0] >= 3:
+            got.set()
+api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("")
+spi = Spi()
+api.RegisterSpi(spi)
+api.RegisterFront(front)
+api.Init()
+print("ticks", got.wait(30), flush=True)
+if mode == "release-in-callback":
+    seen = count[0]
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("after-release", count[0] - seen, flush=True)
+elif mode == "null-spi":
+    api.RegisterSpi(None)
+    started = time.monotonic()
+    api.Release()
+    print("release-seconds", round(time.monotonic() - started, 3), flush=True)
+elif mode == "join":
+    threading.Timer(0.2, api.Release).start()
+    started = time.monotonic()
+    print("join", api.Join(), round(time.monotonic() - started, 3), flush=True)
+print("end", flush=True)
+'''
+FAST_SOURCE = "sim://?start=2026-11-20T09:35&instruments=rb2701,m2701&speed=200"
+
+
+def _lifecycle(native_preload: Built, front: str, mode: str, tmp_path: Path, pin: str = "1") -> tuple[int, str, str]:
+    from .conftest import preload_env
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CTPSHIM_NATIVE_")}
+    environment.update(preload_env(native_preload))
+    environment["CTPSHIM_NATIVE_PIN"] = pin
+    done = subprocess.run([sys.executable, "-c", LIFECYCLE, front, mode], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env=environment)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("pin", ["1", "0"])
+def test_interpreter_exit_without_release_while_ticks_flow(
+        native_preload: Built, serve_factory: Any, tmp_path: Path, pin: str) -> None:  # noqa: F811
+    server = serve_factory(FAST_SOURCE, http=None)
+    for _ in range(3):
+        rc, out, err = _lifecycle(native_preload, _front(server), "exit", tmp_path, pin)
+        assert rc == 0 and "ticks True" in out and out.rstrip().endswith("end"), (rc, out, err)
+
+
+def test_release_from_inside_a_callback(native_preload: Built, serve_factory: Any, tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(FAST_SOURCE, http=None)
+    rc, out, err = _lifecycle(native_preload, _front(server), "release-in-callback", tmp_path)
+    assert rc == 0, (out, err)
+    assert "released-inside True" in out and "after-release 0" in out, out
+
+
+def test_release_after_a_null_spi_is_quick(native_preload: Built, serve_factory: Any, tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(FAST_SOURCE, http=None)
+    rc, out, err = _lifecycle(native_preload, _front(server), "null-spi", tmp_path)
+    assert rc == 0, (out, err)
+    seconds = float(out.split("release-seconds ")[1].split()[0])
+    assert seconds < 2.0, out
+
+
+def test_join_returns_when_another_thread_releases(native_preload: Built, serve_factory: Any,
+                                                   tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(FAST_SOURCE, http=None)
+    rc, out, err = _lifecycle(native_preload, _front(server), "join", tmp_path)
+    assert rc == 0, (out, err)
+    join = out.split("join ")[1].split()
+    assert join[0] == "0" and 0.15 <= float(join[1]) < 5.0, out

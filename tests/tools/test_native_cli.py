@@ -18,10 +18,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from ..native.conftest import native_build  # noqa: F401  (the session build of the libraries)
 from ..native.test_install import MD_NAME, TD_NAME, copy_openctp, fake_build
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
-
-from ..native.conftest import native_build  # noqa: F401  (the session build of the libraries)
 
 WAIT = 120.0
 MD_PROGRAM = Path(__file__).resolve().parents[1] / "native" / "programs" / "md_program.py"

@@ -189,6 +189,17 @@ def test_the_server_going_away_and_coming_back_on_the_same_port(
     assert program.finish() == 0
 
 
+def test_a_cpp_program_may_return_from_main_without_release(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory("sim://?start=2026-11-20T09:35&instruments=rb2701,m2701&speed=200", http=None)
+    for _ in range(3):
+        program = Running(md_client, [_front(server), "20", "30", "rb2701", "m2701"], tmp_path,
+                          env={"MD_CLIENT_NO_RELEASE": "1"})
+        running.append(program)
+        program.expect("exit-without-release")
+        assert program.finish() == 0, program.stderr()
+
+
 def test_the_codec_reads_and_writes_the_golden_vectors(native_build: Built, tmp_path: Path) -> None:
     """native/src's frames, CALL/CALLBACK encodings, JSON, front parsing and HELLO against
     tests/wire/vectors (tests/native/cpp/wire_test.cpp; malformed frames too)."""

@@ -1,7 +1,8 @@
 // A plain CTP md program, compiled against the generated headers and linked to ctpshim's
 // libthostmduserapi_se.so: logs in on OnFrontConnected, subscribes on OnRspUserLogin, prints one
 // line per callback, and ends after TICKS ticks (with --reconnect: TICKS ticks after a second
-// OnFrontConnected), or exits 2 after TIMEOUT seconds.
+// OnFrontConnected), or exits 2 after TIMEOUT seconds.  With MD_CLIENT_NO_RELEASE=1 set, main
+// returns without Release() (the API's threads still running, ticks still coming).
 //
 //   md_client FRONT TICKS TIMEOUT [--reconnect] INSTRUMENT...
 #include <chrono>
@@ -117,6 +118,11 @@ int main(int argc, char **argv) {
     });
   }
   say(done ? "done" : "timeout");
+  const char *no_release = std::getenv("MD_CLIENT_NO_RELEASE");
+  if (no_release != nullptr && std::strcmp(no_release, "1") == 0) {
+    say("exit-without-release");
+    return done ? 0 : 2;
+  }
   api->Release();
   say("released");
   return done ? 0 : 2;

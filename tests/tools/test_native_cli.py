@@ -205,14 +205,19 @@ def test_run_native_uses_a_server_already_answering(tmp_path: Path, build_env: d
     assert any('"OnRtnDepthMarketData"' in line for line in events(tmp_path))
 
 
-def test_run_native_gives_the_programs_exit_status(tmp_path: Path, build_env: dict[str, str],
+@pytest.mark.parametrize("kind", ["script", "executable"])
+def test_run_native_gives_the_programs_exit_status(tmp_path: Path, build_env: dict[str, str], kind: str,
                                                    serve_factory: Any) -> None:  # noqa: F811
     server = serve_factory(SIM)
     host, port = server.binary_address
-    program = tmp_path / "fails.py"
-    program.write_text("import os, sys\nprint(os.environ['CTPSHIM_NATIVE_FRONT'])\nsys.exit(5)\n")
-    result = ctpshim("run", "--native", "--serve", f"{host}:{port}", str(program), env=build_env, cwd=tmp_path)
-    assert result.returncode == 5
+    if kind == "script":
+        program = tmp_path / "fails.py"
+        program.write_text("import os, sys\nprint(os.environ['CTPSHIM_NATIVE_FRONT'])\nsys.exit(5)\n")
+        command = [str(program)]
+    else:  # any executable runs as it is (a C++ program, a shell script)
+        command = ["sh", "-c", 'echo "$CTPSHIM_NATIVE_FRONT"; exit 5']
+    result = ctpshim("run", "--native", "--serve", f"{host}:{port}", *command, env=build_env, cwd=tmp_path)
+    assert result.returncode == 5, result.stderr
     assert result.stdout.strip() == f"tcp://{host}:{port}"
 
 

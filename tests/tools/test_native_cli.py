@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from ..native.conftest import native_build  # noqa: F401  (the session build of the libraries)
-from ..native.test_install import MD_NAME, TD_NAME, copy_openctp, fake_build
+from ..native.test_install import MD_NAME, TD_NAME, copy_openctp, copy_vnpy, fake_build
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
 
 WAIT = 120.0
@@ -164,6 +164,15 @@ def test_env_prints_the_preload_and_runs_a_program_with_it(tmp_path: Path, build
     assert run.returncode == 7, run.stderr  # the program's own exit status
     mapped = eval(run.stdout.strip())  # a printed list of paths
     assert sorted(mapped) == sorted([md, td])  # ctpshim's builds only, never the copy's official files
+
+
+def test_env_for_vnpy_preloads_the_default_sonames(tmp_path: Path, build_env: dict[str, str],
+                                                  native_build: Any) -> None:
+    site = copy_vnpy(tmp_path / "vnpy-site")
+    result = ctpshim("native", "env", "--target", "vnpy", "--path", str(site), env={**build_env, "LD_PRELOAD": ""})
+    assert result.returncode == 0, result.stderr
+    md, td = Path(native_build.md).resolve(), Path(native_build.td).resolve()
+    assert result.stdout == f"export LD_PRELOAD={md}:{td}\n"
 
 
 # -- run --native ---------------------------------------------------------------------------------

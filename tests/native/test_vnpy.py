@@ -18,25 +18,31 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from ctpshim.native import install as native_install
 
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
+from .conftest import preload_env
 from .vnpy_env import VnpyEnv, require_vnpy_env
 
 SYMBOL, EXCHANGE = "rb2701", "SHFE"
 WAIT = 30.0  # the program's bound on each milestone
 RUN_TIMEOUT = 150.0  # the whole subprocess
 OFFICIAL_LIBS = ("libthostmduserapi_se.so", "libthosttraderapi_se.so")
+# OnFrontDisconnected reasons of a lost connection: read/write failure, heartbeat timeout, bad packet.
+CTP_NETWORK_REASONS = {0x1001, 0x1002, 0x2001, 0x2002, 0x2003}
 
 # The vnpy program. Only vnpy, vnpy_ctp and the standard library: it runs in the vnpy venv.
 PROGRAM = r'''
@@ -57,7 +63,7 @@ from vnpy.trader.object import OrderRequest, SubscribeRequest
 from vnpy_ctp import CtpGateway
 
 front, symbol, exchange = sys.argv[1], sys.argv[2], Exchange(sys.argv[3])
-wait_s, fill = float(sys.argv[4]), sys.argv[5] == "fill"
+wait_s, mode = float(sys.argv[4]), sys.argv[5]  # mode: cancel, fill (cancel, then fill), restart
 
 
 printing = threading.Lock()
@@ -82,11 +88,16 @@ class Seen:
             self.items.append((kind, data))
             self.cond.notify_all()
 
-    def wait(self, what, kind, test=lambda data: True, count=1):
+    def mark(self):
+        with self.cond:
+            return len(self.items)
+
+    def wait(self, what, kind, test=lambda data: True, count=1, start=0):
+        """The ``count``-th item of ``kind`` passing ``test`` (from item ``start`` on), within the bound."""
         deadline = time.monotonic() + wait_s
         with self.cond:
             while True:
-                found = [data for k, data in self.items if k == kind and test(data)]
+                found = [data for k, data in self.items[start:] if k == kind and test(data)]
                 if len(found) >= count:
                     return found[count - 1]
                 left = deadline - time.monotonic()
@@ -120,6 +131,14 @@ def on_event(event: Event):
         seen.put("position", data)
     elif kind == EVENT_ACCOUNT:
         seen.put("account", data)
+
+
+def report_tick(tick):
+    say("tick", symbol=tick.symbol, exchange=tick.exchange.value, datetime=tick.datetime.isoformat(),
+        last_price=tick.last_price, bid_price_1=tick.bid_price_1, ask_price_1=tick.ask_price_1,
+        bid_volume_1=tick.bid_volume_1, ask_volume_1=tick.ask_volume_1, volume=tick.volume,
+        open_interest=tick.open_interest, limit_up=tick.limit_up, limit_down=tick.limit_down,
+        name=tick.name, ticks=len([1 for k, t in seen.items if k == "tick"]))
 
 
 def ctp_libraries():
@@ -157,11 +176,17 @@ def main():
 
     gateway.subscribe(SubscribeRequest(symbol, exchange))
     tick = seen.wait("3 ticks of " + symbol, "tick", lambda t: t.symbol == symbol, count=3)
-    say("tick", symbol=tick.symbol, exchange=tick.exchange.value, datetime=tick.datetime.isoformat(),
-        last_price=tick.last_price, bid_price_1=tick.bid_price_1, ask_price_1=tick.ask_price_1,
-        bid_volume_1=tick.bid_volume_1, ask_volume_1=tick.ask_volume_1, volume=tick.volume,
-        open_interest=tick.open_interest, limit_up=tick.limit_up, limit_down=tick.limit_down,
-        name=tick.name, ticks=len([1 for k, t in seen.items if k == "tick"]))
+    report_tick(tick)
+
+    if mode == "restart":  # the test stops the server and starts another on the same port
+        say("restart_me")
+        for api in ("行情", "交易"):
+            seen.wait(api + " disconnect", "log", lambda msg: msg.startswith(api + "服务器连接断开"))
+            seen.wait(api + " login again", "log", lambda msg: msg == api + "服务器登录成功", count=2)
+        mark = seen.mark()
+        seen.wait("the contract query again", "log", lambda msg: msg == "合约信息查询成功", count=2)
+        tick = seen.wait("3 ticks after the restart", "tick", lambda t: t.symbol == symbol, count=3, start=mark)
+        report_tick(tick)
 
     step = contract.pricetick
     low = max(tick.limit_down, tick.bid_price_1 - 20 * step)
@@ -175,7 +200,7 @@ def main():
               lambda o: o.orderid == orderid and o.status == Status.CANCELLED)
     say("cancelled", orderid=orderid)
 
-    if fill:
+    if mode == "fill":
         high = min(tick.limit_up, tick.ask_price_1 + 5 * step)
         filling = gateway.send_order(OrderRequest(symbol, exchange, Direction.LONG, OrderType.LIMIT, 1,
                                                   round(high / step) * step, Offset.OPEN))
@@ -224,29 +249,54 @@ def vnpy_environ(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "PYTHONHOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "VIRTUAL_ENV")
            and not key.startswith("CTPSHIM_NATIVE_")}
-    env.update(HOME=str(home), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", **extra)
+    env.update(HOME=str(home), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8",
+               **extra)
     return env
 
 
-def run_program(venv: VnpyEnv, front: str, tmp_path: Path, env: dict[str, str], fill: bool = True,
-                launcher: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Run PROGRAM in the vnpy venv (after ``launcher``); its JSON lines, or fail with its whole output."""
+def run_program(venv: VnpyEnv, front: str, tmp_path: Path, env: dict[str, str], mode: str = "fill",
+                launcher: tuple[str, ...] = (),
+                when: dict[str, Callable[[], None]] | None = None) -> list[dict[str, Any]]:
+    """Run PROGRAM in the vnpy venv (after ``launcher``) and return its JSON lines; ``when`` maps an event
+    kind to what the test does as that line arrives. Fails with the whole output on a bad end or timeout."""
     program = tmp_path / "vnpy_ctp_program.py"
     program.write_text(PROGRAM, encoding="utf-8")
-    command = [*launcher, str(venv.python), str(program), front, SYMBOL, EXCHANGE, str(WAIT),
-               "fill" if fill else "cancel"]
-    # Its own session, so a timeout kills the launcher and the program together.
-    process = subprocess.Popen(command, cwd=tmp_path / "home", env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    command = [*launcher, str(venv.python), str(program), front, SYMBOL, EXCHANGE, str(WAIT), mode]
+    stderr_path = tmp_path / "vnpy_ctp_program.stderr"
+    with open(stderr_path, "w", encoding="utf-8") as stderr:
+        # Its own session, so a timeout kills the launcher and the program together.
+        process = subprocess.Popen(command, cwd=tmp_path / "home", env=env, stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True, encoding="utf-8", start_new_session=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    output: list[str] = []
+    events: list[dict[str, Any]] = []
     try:
-        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=10)
-        pytest.fail(f"the vnpy program did not end within {RUN_TIMEOUT} s; stdout:\n{stdout}\nstderr:\n{stderr}")
-    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        while (line := lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+            output.append(line)
+            if line.startswith("{"):
+                events.append(json.loads(line))
+                if when and events[-1]["event"] in when:
+                    when[events[-1]["event"]]()
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except (queue.Empty, subprocess.TimeoutExpired):
+        pytest.fail(f"the vnpy program did not end within {RUN_TIMEOUT} s; stdout:\n{''.join(output)}\n"
+                    f"stderr:\n{stderr_path.read_text(encoding='utf-8')[-4000:]}")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
     assert process.returncode == 0 and events and events[-1]["event"] == "done", (
-        f"rc={process.returncode}\nstdout:\n{stdout}\nstderr:\n{stderr[-4000:]}")
+        f"rc={process.returncode}\nstdout:\n{''.join(output)}\n"
+        f"stderr:\n{stderr_path.read_text(encoding='utf-8')[-4000:]}")
     return events
 
 
@@ -340,7 +390,7 @@ def test_ctp_gateway_over_installed_libraries_in_a_copy_of_vnpy_ctp(
     server = serve_factory(sim_front(tmp_path), http=None)
     host, port = server.binary_address
     env = vnpy_environ(tmp_path, PYTHONPATH=str(site))
-    events = run_program(vnpy_venv, f"tcp://{host}:{port}", tmp_path, env, fill=False)
+    events = run_program(vnpy_venv, f"tcp://{host}:{port}", tmp_path, env, mode="cancel")
     libraries = one(events, "libraries")
     assert sorted(libraries["maps"]) == sorted(str(api / name) for name in OFFICIAL_LIBS), libraries
     check_session(events, fill=False)
@@ -348,3 +398,29 @@ def test_ctp_gateway_over_installed_libraries_in_a_copy_of_vnpy_ctp(
     native_install.uninstall("vnpy", path=site)
     for name in OFFICIAL_LIBS:
         assert (api / name).read_bytes() == official[name], f"{name} was not restored"
+
+
+def test_ctp_gateway_logs_in_again_and_trades_after_the_server_restarts(
+        vnpy_venv: VnpyEnv, native_build: Any, serve_factory: Any, tmp_path: Path) -> None:  # noqa: F811
+    front = sim_front(tmp_path)
+    first = serve_factory(front, http=None)
+    host, port = first.binary_address
+
+    def restart() -> None:  # the program has ticks: stop the server, start another on the same port
+        first.stop(5)
+        serve_factory(front, http=None, listen=(host, port))
+
+    env = vnpy_environ(tmp_path, **preload_env(native_build))
+    events = run_program(vnpy_venv, f"tcp://{host}:{port}", tmp_path, env, mode="restart",
+                         when={"restart_me": restart})
+    logs = [e["msg"] for e in events if e["event"] == "log"]
+    for api in ("行情", "交易"):
+        drops = [msg for msg in logs if msg.startswith(api + "服务器连接断开")]
+        assert drops and all(int(msg.rsplit("原因", 1)[1]) in CTP_NETWORK_REASONS for msg in drops), logs
+        assert logs.count(api + "服务器连接成功") >= 2 and logs.count(api + "服务器登录成功") == 2, logs
+    assert logs.count("合约信息查询成功") == 2, logs
+    before, after = [e for e in events if e["event"] == "tick"]
+    assert before["symbol"] == after["symbol"] == SYMBOL and after["ticks"] >= before["ticks"] + 3
+    cancelled = one(events, "cancelled")["orderid"]
+    statuses = [e["status"] for e in events if e["event"] == "order" and e["orderid"] == cancelled]
+    assert statuses[-1] == "CANCELLED", statuses

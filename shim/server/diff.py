@@ -50,7 +50,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ..ctp import error_codes
 from ..ctp.fields import values_of
@@ -382,15 +382,7 @@ class DiffConnection(WebSocketClient):
         self.feed.subscribe(self, [])  # told when the source goes down, subscribed or not
         writer = asyncio.ensure_future(self._writer())
         try:
-            async for msg in self.ws:
-                if self.closing is not None:
-                    break
-                if msg.type == WSMsgType.TEXT:
-                    self._on_text(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    self._on_text(msg.data.decode("utf-8", "replace"))
-                elif msg.type == WSMsgType.ERROR:
-                    break
+            await self.read()
         finally:
             writer.cancel()
             self.feed.drop(self)
@@ -401,7 +393,10 @@ class DiffConnection(WebSocketClient):
         log.info("diff client %s (%s) closed: %s", self.name, self.info.peer, reason)
         self.close(1008, f"malformed packet: {reason}", reason)
 
-    def _on_text(self, text: str) -> None:
+    def _undecodable(self, detail: str) -> None:
+        self._malformed(f"not UTF-8 ({detail})")
+
+    async def _on_text(self, text: str) -> None:
         try:
             packet = json.loads(text)
         except ValueError as exc:

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from ..ctp import clock, products
 from .channel import ClientChannel
@@ -192,6 +192,31 @@ class WebSocketClient:
         """Wait (bounded) for the close this side started, so the client gets its code and reason."""
         if self._closer is not None:
             await asyncio.wait({self._closer}, timeout=self.limits.write_deadline + 1.0)
+
+    async def read(self) -> None:
+        """Hand every text frame (and binary frame, as UTF-8) to :meth:`_on_text` until the socket
+        closes, fails, or a close starts; a binary frame that is not UTF-8 goes to :meth:`_undecodable`."""
+        async for msg in self.ws:
+            if self.closing is not None:
+                break
+            if msg.type == WSMsgType.TEXT:
+                await self._on_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                try:
+                    text = msg.data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self._undecodable(str(exc))
+                    continue
+                await self._on_text(text)
+            elif msg.type == WSMsgType.ERROR:
+                log.info("%s client %s: %s", self.protocol, self.name, self.ws.exception())
+                break
+
+    async def _on_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _undecodable(self, detail: str) -> None:
+        raise NotImplementedError
 
     async def run(self) -> None:
         raise NotImplementedError

@@ -310,19 +310,7 @@ class WebctpConnection(WebSocketClient):
         writer = asyncio.ensure_future(self.channel.run())
         heartbeat = asyncio.ensure_future(self._heartbeat())
         try:
-            async for msg in self.ws:
-                if self.closing is not None:
-                    break
-                if msg.type == WSMsgType.TEXT:
-                    await self._on_text(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    try:
-                        await self._on_text(msg.data.decode("utf-8"))
-                    except UnicodeDecodeError as exc:
-                        self.send(self._bad_json(str(exc)))
-                elif msg.type == WSMsgType.ERROR:
-                    log.info("webctp %s client %s: %s", self.protocol, self.name, self.ws.exception())
-                    break
+            await self.read()
         finally:
             heartbeat.cancel()
             self.closed()
@@ -336,6 +324,9 @@ class WebctpConnection(WebSocketClient):
     def _bad_json(self, detail: str) -> dict[str, Any]:
         self.server.metrics.dropped += 1
         return {"MsgType": "", "RspInfo": rsp_info(-400), "Detail": detail}
+
+    def _undecodable(self, detail: str) -> None:
+        self.send(self._bad_json(detail))
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -561,34 +552,28 @@ class TdConnection(WebctpConnection):
     async def _call(self, method: str, *args: Any) -> int:
         return await asyncio.wrap_future(self.trader.call(method, *args))
 
+    async def _login_step(self, method: str, field: Any, request_id: int, what: str) -> tuple[Any, ...]:
+        """Call ``method`` and await its ``OnRsp...``; its callback arguments.  ``_LoginFailed``
+        (naming ``what``) when the call returns non-zero, the answer carries an error or never comes."""
+        waiter = self._expect("On" + response_type(method))
+        code = await self._call(method, field, request_id)
+        if code:
+            raise _LoginFailed(rsp_info(code), method)
+        answer = await self._step(waiter, method)
+        info = answer[1]
+        if info is not None and info.ErrorID:
+            raise _LoginFailed({"ErrorID": info.ErrorID, "ErrorMsg": info.ErrorMsg}, what)
+        return answer
+
     async def _login_steps(self, request: Any, request_id: int) -> tuple[Any, ...]:
         """Authenticate, log in and confirm the settlement; the login's callback arguments."""
         auth = field_class("tdapi", "CThostFtdcReqAuthenticateField")()
         auth.BrokerID, auth.UserID, auth.AppID, auth.AuthCode = request.BrokerID, request.UserID, "ctpshim", ""
-        waiter = self._expect("OnRspAuthenticate")
-        code = await self._call("ReqAuthenticate", auth, request_id)
-        if code:
-            raise _LoginFailed(rsp_info(code), "ReqAuthenticate")
-        _field, info, *_ = await self._step(waiter, "ReqAuthenticate")
-        if info is not None and info.ErrorID:
-            raise _LoginFailed({"ErrorID": info.ErrorID, "ErrorMsg": info.ErrorMsg}, "authentication")
-        waiter = self._expect("OnRspUserLogin")
-        code = await self._call("ReqUserLogin", request, request_id)
-        if code:
-            raise _LoginFailed(rsp_info(code), "ReqUserLogin")
-        login = await self._step(waiter, "ReqUserLogin")
-        info = login[1]
-        if info is not None and info.ErrorID:
-            raise _LoginFailed({"ErrorID": info.ErrorID, "ErrorMsg": info.ErrorMsg}, "login")
+        await self._login_step("ReqAuthenticate", auth, request_id, "authentication")
+        login = await self._login_step("ReqUserLogin", request, request_id, "login")
         confirm = field_class("tdapi", "CThostFtdcSettlementInfoConfirmField")()
         confirm.BrokerID, confirm.InvestorID = request.BrokerID, request.UserID
-        waiter = self._expect("OnRspSettlementInfoConfirm")
-        code = await self._call("ReqSettlementInfoConfirm", confirm, request_id)
-        if code:
-            raise _LoginFailed(rsp_info(code), "ReqSettlementInfoConfirm")
-        _field, info, *_ = await self._step(waiter, "ReqSettlementInfoConfirm")
-        if info is not None and info.ErrorID:
-            raise _LoginFailed({"ErrorID": info.ErrorID, "ErrorMsg": info.ErrorMsg}, "settlement confirmation")
+        await self._login_step("ReqSettlementInfoConfirm", confirm, request_id, "settlement confirmation")
         return login
 
     async def _login(self, message: dict[str, Any], request_id: int) -> None:

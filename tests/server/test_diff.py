@@ -20,9 +20,9 @@ from ctpshim.server.fanout import EncodedTick
 from tests.tqsdk_code import tqsdk_module
 
 try:
-    from .test_webctp import closed, eventually, instruments, run, strict, url
+    from .test_webctp import closed, eventually, instruments, refused_status, run, strict, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
-    from test_webctp import closed, eventually, instruments, run, strict, url  # type: ignore[no-redef]
+    from test_webctp import closed, eventually, instruments, refused_status, run, strict, url  # type: ignore[no-redef]
 
 tqsdk_diff = tqsdk_module("tqsdk.diff")
 tqsdk_objs = tqsdk_module("tqsdk.objs")
@@ -242,6 +242,14 @@ def test_errors_come_as_notify_and_malformed_closes(serve_factory: Any) -> None:
                 await ws.send_json({"no": "aid"})
                 await closed(ws)
                 assert ws.close_code == 1008
+            async with session.ws_connect(url(server, "/diff")) as ws:
+                await ws.send_bytes(b'{"aid": "peek_message"}')  # binary JSON is read as text
+                assert (await receive(ws))["data"] == [{"mdhis_more_data": False}]
+                await ws.send_bytes(b"\xff")
+                packet = await receive(ws)
+                assert "not UTF-8" in packet["data"][0]["notify"]["close"]["content"]
+                close = await closed(ws)
+                assert ws.close_code == 1008 and "malformed packet: not UTF-8" in close.extra
 
     run(scenario())
 
@@ -269,9 +277,7 @@ def test_tokens_query_or_auth_packet_and_bearer_ignored(serve_factory: Any) -> N
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(url(server, "/diff?token=wrong-token"))
-            assert refused.value.status == 403
+            assert await refused_status(session, url(server, "/diff?token=wrong-token")) == 403
             shinny = {"Authorization": "Bearer a-shinny-jwt"}  # tqsdk's header: not our token
             async with session.ws_connect(url(server, f"/diff?token={SECRET}"), headers=shinny) as ws:
                 assert (await peek(ws))["data"] == [{"mdhis_more_data": False}]

@@ -76,6 +76,13 @@ def subscribe(page: Page, ids: list[str]) -> None:
                   "a row per instrument")
 
 
+def log_in(page: Page, what: str = "the td login") -> None:
+    """The account panel's login with the form's defaults, once the td socket is open."""
+    page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
+    page.click("#login-button")
+    page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, what)
+
+
 def wait_prices_change(page: Page, instrument: str) -> None:
     """The row shows a price, then a changed value with its highlight class."""
     last = f"{row(instrument)} td[data-field=\"LastPrice\"]"
@@ -133,9 +140,7 @@ def test_page_quotes_chart_and_orders(serve_factory: Callable[..., Any], browser
         assert canvas_ink(page) > 200, "the bar chart is blank"
 
         # the account panel: log in with the form's defaults
-        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
-        page.click("#login-button")
-        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login")
+        log_in(page)
         page.wait_for("document.querySelector('#account-summary [data-field=\"Balance\"]').textContent !== '-'", WAIT,
                       "the account's balance")
         assert page.evaluate("document.querySelector('#account-summary [data-field=\"Available\"]').textContent") \
@@ -188,9 +193,7 @@ def test_page_reconnects_and_subscribes_again(serve_factory: Callable[..., Any],
         page.click(f"#listed-ids button[data-listed={js(ids[0])}]")
         page.wait_for(f"document.querySelector({js(row(ids[0]))})", 5, "the row the chip added")
         page.wait_for(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks) > 0", WAIT, "a tick")
-        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
-        page.click("#login-button")
-        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login")
+        log_in(page)
 
         host, port = first.http_address
         first.stop()
@@ -218,9 +221,7 @@ def test_page_order_fills_into_a_position(serve_factory: Callable[..., Any], bro
         page.goto(url_of(server))
         subscribe(page, ids)
         page.wait_for(f"ctpshimPage.quote({js(ids[0])})", WAIT, "a tick")
-        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
-        page.click("#login-button")
-        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login")
+        log_in(page)
         # a buy at the upper limit crosses the book at once
         page.type("#order-instrument", ids[0])
         page.type("#order-price", repr(page.evaluate(f"ctpshimPage.quote({js(ids[0])}).UpperLimitPrice")))
@@ -361,9 +362,7 @@ def test_page_passes_the_token_through(serve_factory: Callable[..., Any], browse
         page.goto(url_of(server) + "?token=page-s3cret")
         subscribe(page, ids)
         page.wait_for(f"Number(document.querySelector({js(row(ids[0]))}).dataset.ticks) > 0", WAIT, "a tick")
-        page.wait_for("document.querySelector('#td-status').dataset.state === 'open'", WAIT, "the td socket")
-        page.click("#login-button")
-        page.wait_for("ctpshimPage.state().td.loggedIn", WAIT, "the td login with the token")
+        log_in(page, "the td login with the token")
         # the token's name on every client (the first page's sockets are gone once the server sees them close)
         wait_for(lambda: {info.name for info in server.clients} == {"dashboard"}, WAIT,
                  f"only the token's name on the clients: {[(i.name, i.protocol) for i in server.clients]}")

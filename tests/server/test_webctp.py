@@ -36,6 +36,13 @@ async def eventually(condition: Callable[[], Any], timeout: float = WAIT, what: 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+async def refused_status(session: aiohttp.ClientSession, address: str, **options: Any) -> int:
+    """The HTTP status of a WebSocket handshake the server refuses."""
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await session.ws_connect(address, **options)
+    return refused.value.status
+
+
 def url(server: Any, path: str) -> str:
     host, port = server.http_address
     return f"http://{host}:{port}{path}"
@@ -151,10 +158,14 @@ def test_md_errors_400_401_404(serve_factory: Any) -> None:
             bad = await recv(ws)
             assert bad["MsgType"] == "" and bad["RspInfo"]["ErrorID"] == -400 and bad["RspInfo"]["ErrorMsg"]
             assert "Expecting" in bad["Detail"]
+            await ws.send_bytes(b"\xff{}")  # a binary frame must be UTF-8 JSON too
+            bad = await recv(ws)
+            assert bad["RspInfo"]["ErrorID"] == -400 and "utf-8" in bad["Detail"]
             await ws.send_json({"MsgType": "ReqNoSuchThing", "RequestID": 4})
             unknown = await recv(ws)
             assert unknown["RspInfo"]["ErrorID"] == -404 and unknown["RequestID"] == 4
-            assert (await login(ws))["RspInfo"]["ErrorID"] == 0  # the connection survived all three
+            await ws.send_bytes(json.dumps({"MsgType": "ReqUserLogin"}).encode())  # binary JSON is read as text
+            assert (await recv(ws))["RspInfo"]["ErrorID"] == 0  # the connection survived all four errors
             await ws.send_json({"MsgType": "Pong"})  # accepted, never required
             await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": [a]})
             assert (await recv(ws))["RspInfo"]["ErrorID"] == 0
@@ -202,12 +213,9 @@ def test_tokens_in_url_header_and_first_message(serve_factory: Any) -> None:
 
     async def scenario() -> None:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(url(server, "/md/?token=wrong-token"))
-            assert refused.value.status == 403
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(url(server, "/md/"), headers={"Authorization": "Bearer wrong-token"})
-            assert refused.value.status == 403
+            assert await refused_status(session, url(server, "/md/?token=wrong-token")) == 403
+            bearer = {"Authorization": "Bearer wrong-token"}
+            assert await refused_status(session, url(server, "/md/"), headers=bearer) == 403
             async with session.ws_connect(url(server, f"/md/?token={SECRET}")) as ws:
                 assert (await login(ws))["RspInfo"]["ErrorID"] == 0
                 assert [c.name for c in server.clients] == ["alice"]

@@ -86,7 +86,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
             "Run a program written for openctp-ctp with `openctp_ctp` (and the bare thostmduserapi / "
             "thosttraderapi modules) resolved to ctpshim, and every front it registers replaced by "
             f"--front. Without --front: $CTPSHIM_FRONT if set, else {DEFAULT_FRONT} (the simulated "
-            "market, open around the clock)."
+            "market, open around the clock). With --native the program instead runs as it is, in a child "
+            "process, on the real openctp-ctp over ctpshim's native CTP libraries, which talk to a `ctpshim "
+            f"serve` of --front (the one at --serve, default {DEFAULT_SERVE}, else one started for the run)."
         ),
     )
     fronts = command.add_mutually_exclusive_group()

@@ -400,6 +400,11 @@ class BinaryClient:
         if channel is not None:
             channel.tick(tick)
 
+    def deliver_many(self, ticks: list["EncodedTick"]) -> None:
+        channel = self.channel
+        if channel is not None:
+            channel.ticks(ticks)
+
     def source_down(self, reason: int) -> None:
         if self.closed:
             return

@@ -209,6 +209,24 @@ class ClientChannel:
             self._dirty = True
             self._work.mark(self)
 
+    def ticks(self, ticks: list["EncodedTick"]) -> None:
+        """Queue several ticks, in order, as :meth:`tick` each."""
+        if self.closed or not ticks:
+            return
+        if self._sending:
+            waiting = self._waiting
+            for tick in ticks:
+                instrument = tick.instrument
+                if instrument in waiting:
+                    self.conflated += 1
+                    self.metrics.conflated += 1
+                waiting[instrument] = tick
+            return
+        self._fresh.extend(ticks)
+        if not self._dirty:
+            self._dirty = True
+            self._work.mark(self)
+
     # -- writing --------------------------------------------------------------------------------
 
     def _take(self) -> tuple[list[Any], list["EncodedTick"]]:

@@ -56,7 +56,10 @@ _MISSING = object()
 
 
 class Subscriber(Protocol):
-    """A client connection's view of a feed, implemented by each protocol."""
+    """A client connection's view of a feed, implemented by each protocol.
+
+    A subscriber may also have ``deliver_many(ticks)``: a list of ticks of its instruments at once,
+    in source order (the feed then calls it instead of ``deliver`` once per tick)."""
 
     name: str
 
@@ -294,9 +297,13 @@ class SourceFeed:
     # -- ticks ----------------------------------------------------------------------------------
 
     def _dispatch(self, batch: Any, wanted: frozenset[str] | None) -> None:
+        # Consecutive ticks held by the same clients are handed over together: one call per client
+        # and run of ticks (deliver_many), not one per client and tick.
         by_instrument = self._by_instrument
         latest = self._latest
         count = 0
+        run: list[EncodedTick] = []
+        run_holders: tuple[Any, ...] = ()
         for tick in batch:
             count += 1
             instrument = tick.InstrumentID
@@ -307,12 +314,28 @@ class SourceFeed:
                 continue
             encoded = EncodedTick(tick, instrument)
             latest[instrument] = encoded
-            for client in tuple(holders):
-                try:
-                    client.deliver(encoded)
-                except Exception:  # noqa: BLE001 - one client's failure must not stop the others
-                    log.exception("source %s: delivering to %s failed", self.name, _name(client))
+            key = tuple(holders)
+            if key == run_holders:
+                run.append(encoded)
+                continue
+            if run:
+                self._hand(run_holders, run)
+            run, run_holders = [encoded], key
+        if run:
+            self._hand(run_holders, run)
         self.ticks_in += count
+
+    def _hand(self, clients: tuple[Any, ...], ticks: list[EncodedTick]) -> None:
+        for client in clients:
+            try:
+                many = getattr(client, "deliver_many", None)
+                if many is not None:
+                    many(ticks)
+                else:
+                    for tick in ticks:
+                        client.deliver(tick)
+            except Exception:  # noqa: BLE001 - one client's failure must not stop the others
+                log.exception("source %s: delivering to %s failed", self.name, _name(client))
 
     def _snapshot_later(self, snapshot: Snapshot) -> None:
         """A snapshot the hub asked of another in-process consumer: waited for off the loop."""

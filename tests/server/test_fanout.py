@@ -313,3 +313,36 @@ def test_a_client_without_subscriptions_is_told_when_the_source_goes_down(churn:
             await feed.stop()
 
     on_io(run())
+
+
+class ManyClient(Client):
+    """A subscriber that takes a run of ticks at once (Subscriber.deliver_many)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.runs: list[list[str]] = []
+
+    def deliver_many(self, ticks: list[EncodedTick]) -> None:
+        self.runs.append([t.instrument for t in ticks])
+        self.ticks.extend(ticks)
+        self.arrived.set()
+
+
+def test_runs_of_ticks_held_by_the_same_clients_are_handed_over_at_once_in_source_order() -> None:
+    async def run() -> None:
+        feed = SourceFeed("t", "churn://")  # never started: the test dispatches itself
+        both, alone, plain = ManyClient("both"), ManyClient("alone"), Client("plain")
+        feed.subscribe(both, ["i1", "i2", "i3"])
+        feed.subscribe(alone, ["i1", "i2", "i3", "i4"])
+        feed.subscribe(plain, ["i2", "i4"])
+        batch = [tick_of(i, 1.0) for i in ("i1", "i3", "i2", "i4", "i1", "i9")]
+        feed._dispatch(batch, None)
+        assert both.runs == [["i1", "i3"], ["i2"], ["i1"]]  # i2 has a third holder, i4 not this one
+        assert alone.runs == [["i1", "i3"], ["i2"], ["i4"], ["i1"]]
+        assert [t.instrument for t in plain.ticks] == ["i2", "i4"]
+        shared = {id(c.ticks[0]) for c in (both, alone)}
+        assert len(shared) == 1 and feed.latest("i1") is both.ticks[-1]
+        assert feed.ticks_in == len(batch)
+
+    on_io(run())
+

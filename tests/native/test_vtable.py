@@ -428,7 +428,8 @@ def test_every_method_reaches_its_own_call(vtable_run: Any, api: str) -> None:
 
 @pytest.mark.parametrize("api", ["md", "td"])
 def test_local_methods(vtable_run: Any, api: str) -> None:
-    """GetApiVersion (static and on the object), GetTradingDay, RegisterFront (the connection came),
+    """GetApiVersion (static and on the object), GetTradingDay (before Init, connected, after a login reply),
+    RegisterFront (the connection came),
     the td resume types (HELLO), GetFrontInfo, RegisterNameServer/RegisterFensUserInfo (no CALL, no crash),
     Join (blocks until Release, then returns) and Release (BYE, then the connection closes)."""
     run = vtable_run(api)
@@ -445,6 +446,17 @@ def test_local_methods(vtable_run: Any, api: str) -> None:
         assert (peer.hello.private_resume, peer.hello.public_resume) == (2, 0), peer.hello
         info = run.program.events("front_info")[0]
         assert info["FrontAddr"] in ("", run.front), info
+    # After a login reply, GetTradingDay is its TradingDay.
+    flavour = FLAVOUR_OF[api]
+    login = field_class(flavour, "CThostFtdcRspUserLoginField")()
+    login.TradingDay, login.FrontID, login.SessionID = "20261204", 3, 77
+    info = field_class(flavour, "CThostFtdcRspInfoField")()
+    peer.send_callback("OnRspUserLogin", (login, info, 1, True))
+    run.program.wait_for(lambda rs: [r for r in rs if r["event"] == "callback" and r["name"] == "OnRspUserLogin"],
+                         "OnRspUserLogin", WAIT)
+    run.send("trading_day")
+    asked = run.program.wait_for(lambda rs: [r for r in rs if r.get("when") == "asked"], "GetTradingDay", WAIT)
+    assert asked[0]["value"] == "20261204", asked
     local = {r["method"]: r["returned"] for r in run.program.events("local")}
     assert local == {"RegisterNameServer": None, "RegisterFensUserInfo": None}, local
     assert peer.calls == [], [c.method for c in peer.calls]

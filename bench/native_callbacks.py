@@ -28,6 +28,9 @@ drain  The callback ceiling, with the source out of the way.  The source is a sc
        library itself does to read the rest from its socket.  The no-op handler counts (``self.n += 1``
        and one comparison); reading fields would add the SWIG getters' cost (NATIVE_PROBE.md).  The
        in-process variant gets the same bytes from the same peer through ctpshim's ``ctpshim://`` client.
+       Each row also gives the process's CPU time over the drain per callback (every thread; the IO thread
+       is idle once the backlog is in) and its inverse, callbacks per CPU-second: on a busy machine the
+       wall-clock rate falls with the share of a core the drain gets, the CPU figure much less.
 e2e    End to end from a source: a real ``ctpshim serve`` (bench/serve_common.ServerProcess) on
        ``sim://`` with K instruments at speed=max, one client at a time subscribed to every instrument,
        ticks/s counted in its handler over S seconds (serve_common.WindowCounter; the handler reads the
@@ -314,7 +317,8 @@ def drain(args: argparse.Namespace, preload: dict[str, str] | None) -> None:
                 "(a bounded queue: the rest came during the timing)") if held else ""
         cpu = statistics.median(r["cpu"] / r["count"] * 1e6 for r in results)
         print(f"  {variant:<30} {median:>12,.0f} callbacks/s  {1e6 / median:6.3f} us each  (runs "
-              + ", ".join(f"{r:,.0f}" for r in rates) + f"; process CPU {cpu:.2f} us per callback{note})")
+              + ", ".join(f"{r:,.0f}" for r in rates) + f"; process CPU {cpu:.2f} us per callback, "
+              f"{1e6 / cpu:,.0f} per CPU-second{note})")
     def median_rate(variant: str) -> float:
         return statistics.median(r["rate"] for r in runs[variant])
 

@@ -5,29 +5,31 @@ in-process ctpshim (``from ctpshim import mdapi``) on the same source, in the sa
                                      [--instruments K] [--seconds S]
 
 Each figure is the median of R runs (default 5); within a run the variants take turns in an order that
-rotates from run to run, each in a fresh process.  The variants:
+rotates from run to run, each in a fresh process.  The programs:
 
-* ``native pinned``: a plain openctp-ctp program (the real SWIG module) with ctpshim's libraries preloaded
-  (``ctpshim.native.install.preload_environment("openctp")``: LD_PRELOAD, nothing installed changes); the
-  library's callback thread keeps one Python thread state (NATIVE_PROBE.md);
-* ``native PIN=0``: the same with ``CTPSHIM_NATIVE_PIN=0``: a thread state made and destroyed by SWIG's
-  ``PyGILState_Ensure``/``Release`` on every callback, which is what the official library incurs;
-* ``ctpshim in-process``: ``from ctpshim import mdapi``, the same program in pure Python.
+* native: a plain openctp-ctp program (the real SWIG module) with ctpshim's libraries preloaded
+  (``ctpshim.native.install.preload_environment("openctp")``: LD_PRELOAD, nothing installed changes;
+  ``--preload MD:TD`` names other builds).  ``pinned``: the library's callback thread keeps one Python
+  thread state (NATIVE_PROBE.md).  ``PIN=0``: ``CTPSHIM_NATIVE_PIN=0``, so SWIG's ``PyGILState_Ensure`` /
+  ``Release`` make and destroy a thread state on every callback, as with the official library;
+* ctpshim in-process: ``from ctpshim import mdapi``, the same program on ctpshim's own Python API.
 
 drain  The callback ceiling, with the source out of the way.  The source is a scripted peer of the binary
-       protocol in this process (tests/native/scripted_server.py), not ``ctpshim serve``: it answers HELLO,
-       the subscription, and then writes N + 1 copies of one 584-byte tick as TICK_BATCH frames of B ticks,
-       built once (a ``sendmsg`` per frame, no Python per tick).  The program's first OnRtnDepthMarketData
-       blocks (on a read of its stdin, without the GIL) until the peer has written all N + 1 ticks and the
-       socket's send queue has emptied (TIOCOUTQ = 0: every byte is in the library's queue or in the
-       kernel's receive buffer), or until the send stalls because the library stopped reading (a bounded
-       queue, 64 MiB in ctpshim's library, about 110,000 ticks: the line then says how many were written
-       before ``go``, and the rest is read while the drain is timed).  Then the program times the
-       next N callbacks, from the return of the blocked one to the N-th: the library's queue drains into
-       Python flat-out, and nothing of the source, the server or the network is in the time but what the
-       library itself does to read the rest from its socket.  The no-op handler counts (``self.n += 1``
-       and one comparison); reading fields would add the SWIG getters' cost (NATIVE_PROBE.md).  The
-       in-process variant gets the same bytes from the same peer through ctpshim's ``ctpshim://`` client.
+       protocol in this process (tests/native/scripted_server.py), not ``ctpshim serve``: it answers HELLO
+       and the subscription, then writes N copies of one 584-byte tick as TICK_BATCH frames of B ticks,
+       each frame's payload built once (a ``sendmsg`` per frame, no Python per tick).  The program's first
+       callback of the backlog blocks (reading its stdin, without the GIL) until the peer has written
+       everything and the socket's send queue is empty (TIOCOUTQ = 0: every byte is in the library's
+       queue or in the kernel's receive buffer), or until the send has stalled for 0.5 s because the
+       library stopped reading (its queue is bounded at 64 MiB, about 110,000 ticks: the line then says
+       how many were written before ``go``, and the rest is read while the drain is timed).  Then the
+       program times the N callbacks: the library's queue drains into Python flat out, and nothing of the
+       source, the server or the network is in the time.
+       Handlers: ``pass`` is a true no-op OnRtnDepthMarketData; the backlog is framed by two OnRspError
+       CALLBACKs, the first blocks and the second ends the time.  ctpshim's md API takes no CALLBACK from
+       its server, so it cannot be framed that way: ``counting`` (``n = self.n = self.n + 1`` and two
+       comparisons; the first tick blocks, the N-th ends the time) is the handler run on both, for the
+       like-for-like ratio.  Reading fields would add the SWIG getters' cost (NATIVE_PROBE.md).
        Each row also gives the process's CPU time over the drain per callback (every thread; the IO thread
        is idle once the backlog is in) and its inverse, callbacks per CPU-second: on a busy machine the
        wall-clock rate falls with the share of a core the drain gets, the CPU figure much less.
@@ -39,7 +41,7 @@ e2e    End to end from a source: a real ``ctpshim serve`` (bench/serve_common.Se
        ``mdapi`` directly on the same ``sim://`` address (no server).  Here the server and the simulator
        are in the figure: it says what a program gets, not what the library can take.
 
-The machine is shared while developing: run small (``--runs 2 --ticks 30000``); the published figures
+The machine is shared while developing: run small (``--runs 2 --ticks 30000 --seconds 2``); the published figures
 come from a quiet machine with the defaults.
 """
 

@@ -205,11 +205,13 @@ def test_the_codec_reads_and_writes_the_golden_vectors(native_build: Built, tmp_
     tests/wire/vectors (tests/native/cpp/wire_test.cpp; malformed frames too)."""
     sources = Path(__file__).resolve().parents[2] / "native" / "src"
     gen = native_build.include.parent / "gen"
+    objects = sorted(native_build.directory.glob("obj-*"))  # the build's own objects: only the test compiles
+    assert len(objects) == 1, objects
     out = tmp_path / "wire_test"
     command = [find_compiler(), "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-I", str(native_build.include),
-               "-I", str(gen), "-I", str(sources), '-DCTPSHIM_VERSION="test"', str(PROGRAM.with_name("wire_test.cpp")),
-               *(str(sources / name) for name in ("wire.cpp", "json.cpp", "session.cpp", "pin.cpp")),
-               str(gen / "ctpshim_md_callbacks.cpp"), "-o", str(out), "-pthread", "-ldl"]
+               "-I", str(gen), "-I", str(sources), str(PROGRAM.with_name("wire_test.cpp")),
+               *(str(objects[0] / name) for name in ("wire.o", "json.o", "session.o", "pin.o", "ctpshim_md_callbacks.o")),
+               "-o", str(out), "-pthread", "-ldl"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
     vectors = Path(__file__).resolve().parents[1] / "wire" / "vectors"
@@ -303,3 +305,174 @@ def test_join_returns_when_another_thread_releases(native_preload: Built, serve_
     assert rc == 0, (out, err)
     join = out.split("join ")[1].split()
     assert join[0] == "0" and 0.15 <= float(join[1]) < 5.0, out
+
+
+# -- the connection's rules against a hand-driven peer ---------------------------------------------
+
+class Peer:
+    """A minimal binary-protocol server on a free port.  ``script(index)`` says what connection
+    ``index`` (0, 1, ...) gets after its HELLO: ``"silent"`` (HELLO_ACK, then nothing at all),
+    ``"error"`` (HELLO_ACK, then ERROR with Reason 8195), ``"bad-frame"`` (HELLO_ACK, then a frame of
+    type 77), ``"refuse-503"`` (ERROR -503 instead of HELLO_ACK), ``"serve"`` (HELLO_ACK, a RESULT 0
+    for every CALL, HEARTBEATs every 0.1 s).  The heartbeat interval in HELLO_ACK is ``heartbeat``."""
+
+    def __init__(self, scripts: list[str], heartbeat: float = 0.3) -> None:
+        import socket
+
+        self.scripts = scripts
+        self.heartbeat = heartbeat
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.received: list[list[int]] = []  # frame types received, per connection
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def front(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(5)
+        self.listener.close()
+
+    def _accept(self) -> None:
+        import socket
+
+        index = 0
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            script = self.scripts[min(index, len(self.scripts) - 1)]
+            self.received.append([])
+            thread = threading.Thread(target=self._serve, args=(conn, script, self.received[-1]), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+            index += 1
+
+    def _serve(self, conn: Any, script: str, received: list[int]) -> None:
+        import socket
+
+        from ctpshim.wire import calls, frames, handshake
+
+        seq = [0]
+
+        def send(kind: int, payload: bytes = b"", request_id: int = 0) -> None:
+            seq[0] += 1
+            conn.sendall(frames.encode_frame(kind, payload, seq=seq[0], request_id=request_id))
+
+        reader = frames.FrameReader()
+        conn.settimeout(0.1)
+        acked = False
+        last_beat = time.monotonic()
+        try:
+            while not self.stopped.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    data = None
+                if data == b"":
+                    return
+                for frame in reader.feed(data or b""):
+                    received.append(frame.type)
+                    if frame.type == frames.FrameType.HELLO and not acked:
+                        if script == "refuse-503":
+                            send(frames.FrameType.ERROR, handshake.ErrorInfo(-503, "source not connected", 4097).encode())
+                            return
+                        ack = handshake.HelloAck(layout=handshake.Hello.decode(frame.payload).layout,
+                                                 heartbeat=self.heartbeat, server_time="", trading_day="20261204",
+                                                 source="peer", front_id=1, session_id=2)
+                        send(frames.FrameType.HELLO_ACK, ack.encode())
+                        acked = True
+                        if script == "error":
+                            send(frames.FrameType.ERROR, handshake.ErrorInfo(-400, "a test error", 8195).encode())
+                            return
+                        if script == "bad-frame":
+                            seq[0] += 1
+                            conn.sendall(frames.HEADER.pack(12, 77, 0, 0, seq[0], 0))
+                    elif frame.type == frames.FrameType.CALL and script == "serve":
+                        send(frames.FrameType.RESULT, calls.encode_result(0, frame.seq), frame.request_id)
+                if script == "serve" and acked and time.monotonic() - last_beat > 0.1:
+                    send(frames.FrameType.HEARTBEAT)
+                    last_beat = time.monotonic()
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for peer in made:
+        peer.stop()
+
+
+def test_a_silent_server_is_left_after_three_heartbeats_with_0x2001_then_reconnected(
+        md_client: Path, running: list[Running], peers: list[Peer], tmp_path: Path) -> None:
+    peer = Peer(["silent", "serve"], heartbeat=0.3)
+    peers.append(peer)
+    program = Running(md_client, [peer.front, "0", "30", "--reconnect", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("connected 1")
+    started = time.monotonic()
+    assert program.expect("disconnected") == "disconnected 8193"
+    assert 0.8 <= time.monotonic() - started < 10
+    assert program.expect("connected") == "connected 2"
+    program.expect("done")
+    assert program.finish() == 0
+    assert frames_of(peer, 0).count(3) >= 2, peer.received  # the library's HEARTBEATs while the server was silent
+
+
+def frames_of(peer: Peer, index: int) -> list[int]:
+    return list(peer.received[index]) if index < len(peer.received) else []
+
+
+def test_an_error_frame_reports_its_reason(md_client: Path, running: list[Running], peers: list[Peer],
+                                           tmp_path: Path) -> None:
+    peer = Peer(["error", "serve"])
+    peers.append(peer)
+    program = Running(md_client, [peer.front, "0", "30", "--reconnect", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("connected 1")
+    assert program.expect("disconnected") == "disconnected 8195"
+    assert program.expect("connected") == "connected 2"
+    program.expect("done")
+    assert program.finish() == 0
+    assert "a test error" in program.stderr()
+
+
+def test_a_malformed_frame_gives_0x2003(md_client: Path, running: list[Running], peers: list[Peer],
+                                        tmp_path: Path) -> None:
+    peer = Peer(["bad-frame", "serve"])
+    peers.append(peer)
+    program = Running(md_client, [peer.front, "0", "30", "--reconnect", "rb2701"], tmp_path)
+    running.append(program)
+    program.expect("connected 1")
+    assert program.expect("disconnected") == "disconnected 8195"
+    assert program.expect("connected") == "connected 2"
+    program.expect("done")
+    assert program.finish() == 0
+    assert "unknown frame type 77" in program.stderr()
+
+
+def test_a_hello_refused_with_503_is_retried_quietly(md_client: Path, running: list[Running], peers: list[Peer],
+                                                     tmp_path: Path) -> None:
+    peer = Peer(["refuse-503", "refuse-503", "serve"])
+    peers.append(peer)
+    program = Running(md_client, [peer.front, "0", "30", "rb2701"], tmp_path)
+    running.append(program)
+    assert program.expect("connected") == "connected 1"
+    program.expect("done")
+    assert program.finish() == 0
+    assert len(peer.received) >= 3
+    assert not [line for line in program.seen if line.startswith("disconnected")]
+    assert "source not connected" not in program.stderr()

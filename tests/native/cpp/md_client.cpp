@@ -48,6 +48,7 @@ class Spi final : public CThostFtdcMdSpi {
       ticks_since_connect = 0;
     }
     say("connected %d", connects);
+    changed.notify_all();
     CThostFtdcReqUserLoginField req;
     std::memset(&req, 0, sizeof req);
     std::strcpy(req.BrokerID, "9999");

@@ -2,8 +2,9 @@
 forwarded methods and callback dispatch encode and decode exactly as ctpshim.wire.calls does.
 
 Compiles use the system C++ compiler at -O0, each program once per session; without a compiler
-the tests skip (fail when CTPSHIM_REQUIRE_NATIVE=1). Until H2's native/src/wire.h is the only
-one, the generated code is also checked against a stand-in with exactly DESIGN.md's signatures.
+the tests skip (fail when CTPSHIM_REQUIRE_NATIVE is set), as tests/native/conftest.py decides.
+The generated code is checked against a stand-in wire.h with exactly DESIGN.md's signatures and
+against H2's native/src/wire.h.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from ctpshim.wire.structs import layout
 
 from ..conftest import REQUIRE_OPENCTP
 from ..wire.test_structs import sample_values
+from .conftest import REQUIRE_ENV, require_compiler
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 REAL_WIRE_H = REPOSITORY / "native" / "src" / "wire.h"
-REQUIRE_NATIVE = os.environ.get("CTPSHIM_REQUIRE_NATIVE") == "1"
+REQUIRE_NATIVE = bool(os.environ.get(REQUIRE_ENV))
 STRICT = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 COMPILE_TIMEOUT = 240
 
@@ -135,23 +137,17 @@ class CallbackReader {
 
 
 def compiler() -> str:
-    """The C++ compiler ($CXX, g++, c++, clang++); skip without one (fail when required)."""
-    for candidate in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if candidate and shutil.which(candidate):
-            return candidate
-    reason = "no C++ compiler ($CXX, g++, c++, clang++): apt-get install build-essential"
-    if REQUIRE_NATIVE:
-        pytest.fail(reason + " (CTPSHIM_REQUIRE_NATIVE=1)")
-    pytest.skip(reason)
+    """The C++ compiler (ctpshim.native.build.find_compiler); skip without one (fail when required)."""
+    return require_compiler()
 
 
 def binutil(name: str) -> str:
-    """``nm`` or ``readelf``; skip without it (fail when CTPSHIM_REQUIRE_NATIVE=1)."""
+    """``nm`` or ``readelf``; skip without it (fail when CTPSHIM_REQUIRE_NATIVE is set)."""
     found = shutil.which(name)
     if found is None:
         reason = f"no {name} (binutils): apt-get install build-essential"
         if REQUIRE_NATIVE:
-            pytest.fail(reason + " (CTPSHIM_REQUIRE_NATIVE=1)")
+            pytest.fail(f"{reason} ({REQUIRE_ENV} is set)")
         pytest.skip(reason)
     return found
 

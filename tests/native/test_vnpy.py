@@ -215,13 +215,15 @@ def main():
         account = seen.wait("an account", "account")
         say("account", accountid=account.accountid, balance=account.balance, available=account.available)
 
+    # MainEngine.close()'s order: the engine first (its timer calls the gateway's queries, which would
+    # use the API objects that close() releases), then the gateway; bounded.
+    engine.stop()
     closer = threading.Thread(target=gateway.close, daemon=True)
     closer.start()
     closer.join(wait_s)
     say("closed", ok=not closer.is_alive())
     if closer.is_alive():
         os._exit(4)
-    engine.stop()
     say("done")
 
 

@@ -91,12 +91,17 @@ def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_sour
             wrong = {k: (tick[k], candidates[0][k]) for k in FIELDS if tick[k] != candidates[0][k]}
             mismatches.append(f"tick {number} {[tick[k] for k in KEY]}: (received, source) differ in {wrong}")
     assert mismatches == [], f"{len(mismatches)} of {len(received)} ticks differ; first: {mismatches[:5]}"
-    # in order, none twice, from the start of the recording (the program was the server's first client)
+    # in the source's order, none twice. One exception, the server's and not the library's (the same happens
+    # over the Python ctpshim:// front; reported): the snapshot a subscriber gets first (the source's tick just
+    # before its first new one) can come after a few newer ticks.
     keys = [tuple(t[k] for k in KEY) for t in received]
     assert len(set(keys)) == len(keys)
-    source_keys = [tuple(getattr(t, k) for k in KEY) for t in source_ticks]
-    positions = [source_keys.index(k) for k in keys[:50]]
-    assert positions == sorted(positions)
+    where = {tuple(getattr(t, k) for k in KEY): n for n, t in enumerate(source_ticks)}
+    order = [where[k] for k in keys]
+    late = [(n, p) for n, p in enumerate(order) if n and p < max(order[:n])] if order != sorted(order) else []
+    assert len(late) <= 1 and all(p == min(order) and n < 50 for n, p in late), late
+    rest = [p for n, p in enumerate(order) if (n, p) not in late]
+    assert rest == sorted(rest) and rest == list(range(rest[0], rest[0] + len(rest))), "ticks missing or reordered"
 
     # values a front has not got: DBL_MAX, as real fronts send them (level-1 data: levels 2-5 are empty)
     assert all(t["AskPrice5"] == DBL_MAX and t["BidPrice2"] == DBL_MAX for t in received)

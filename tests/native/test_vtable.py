@@ -172,6 +172,8 @@ def build(spec):
         return obj
     if kind == "ids":
         return [item.encode() for item in value]
+    if kind == "null":
+        return None
     return value
 
 
@@ -467,6 +469,28 @@ def test_local_methods(vtable_run: Any, api: str) -> None:
     assert peer.wait_closed(WAIT), "the connection stayed open after Release"
     assert peer.bye is not None, f"no BYE before the close ({peer.close_reason})"
     assert run.program.finish(WAIT) == 0, run.program.describe()
+
+
+@pytest.mark.parametrize("api", ["md", "td"])
+def test_null_structs_and_empty_lists(vtable_run: Any, api: str) -> None:
+    """A NULL struct pointer travels as presence 0 both ways (a request with None, a query reply with no
+    record), and an empty ID list is a CALL with no IDs."""
+    request = "ReqUserLogin" if api == "md" else "ReqQryInstrument"
+    calls = [{"method": request, "index": 0, "args": [["null", None], ["value", 41]]}]
+    if api == "md":
+        calls.append({"method": "SubscribeMarketData", "index": 1, "args": [["ids", []], ["value", 0]]})
+    run = vtable_run(api, calls)
+    peer = run.connect()
+    run.program.wait_for(lambda rs: [r for r in rs if r["event"] == "calls_done"], "the calls", WAIT)
+    received = peer.wait_calls(len(calls), WAIT)
+    assert (received[0].method, received[0].request_id, received[0].args[0], received[0].error) == (request, 41, None, "")
+    if api == "md":
+        assert (received[1].method, received[1].args, received[1].error) == ("SubscribeMarketData", ([], 0), "")
+    reply = "OnRspQryMulticastInstrument" if api == "md" else "OnRspQryInstrument"
+    peer.send_callback(reply, (None, None, 42, True))
+    got = run.program.wait_for(lambda rs: [r for r in rs if r["event"] == "callback" and r["name"] == reply],
+                               reply, WAIT)
+    assert got[0]["args"] == [None, None, 42, True], got
 
 
 # -- the Spi side -----------------------------------------------------------------------------------------------

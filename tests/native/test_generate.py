@@ -26,7 +26,7 @@ from ctpshim.wire import calls
 from ctpshim.wire.structs import layout
 
 from ..conftest import REQUIRE_OPENCTP
-from ..wire.test_structs import sample_values
+from ..wire.openctp_memory import sample_values
 from .conftest import REQUIRE_ENV, require_compiler
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -18,32 +18,13 @@ from ctpshim.wire import structs
 from ctpshim.wire.frames import WireError
 from ctpshim.wire.structs import LAYOUT_ID, TICK_SIZE, layout, pack_tick, unpack_tick, unpack_ticks
 
+from .openctp_memory import openctp_memory, sample_values
 from .vectors import known_tick
 
 SPEC = load_spec()["fields"]
 CLASSES = sorted(SPEC)
 DBL_MAX = sys.float_info.max
 WIDTHS = {"char": 1, "short": 2, "int": 4, "double": 8}
-
-
-def sample_values(class_name: str, flavour: str, salt: int = 0) -> tuple[Any, ...]:
-    """A distinct valid value for every member of ``class_name``."""
-    values: list[Any] = []
-    raw = set(load_spec()["modules"][flavour]["bytes_members"])
-    for index, (member, _typedef, kind, size) in enumerate(SPEC[class_name]):
-        n = index + salt
-        if kind == "str":
-            text = f"{member[:3]}{n}"[: size - 1]
-            values.append(text.encode() if f"{class_name}.{member}" in raw else text)
-        elif kind == "char":
-            values.append(chr(ord("A") + n % 26))
-        elif kind == "short":
-            values.append(n + 1)
-        elif kind == "int":
-            values.append(-1000 - n)
-        else:
-            values.append(n + 0.25)
-    return tuple(values)
 
 
 def test_the_depth_market_data_struct_is_584_bytes_with_the_header_offsets() -> None:
@@ -77,11 +58,8 @@ def test_sizes_and_offsets_match_openctp_ctp_s_c_structs(openctp: Any) -> None:
     checked = 0
     for name in CLASSES:
         shape = layout(name)
-        swig = getattr(real, name)()
         values = sample_values(name, "mdapi")
-        for member, value in zip(shape.members, values):
-            setattr(swig, member, value)
-        memory = ctypes.string_at(int(swig.this), shape.size)
+        memory = openctp_memory(real, name, values, shape.size)
         ours = shape.pack(from_values(field_class("mdapi", name), values))
         for member, offset, ctype in zip(shape.members, shape.offsets, shape.ctypes):
             width = int(ctype[5:-1]) if ctype.startswith("char[") else WIDTHS[ctype]

@@ -9,20 +9,16 @@ namespace ctpshim {
 namespace {
 
 using EnsureFn = int (*)();
-using ReleaseFn = void (*)(int);
 using SaveFn = void *(*)();
-using RestoreFn = void (*)(void *);
 using InitializedFn = int (*)();
 using FinalizingFn = int (*)();
 
 struct PythonApi {
   EnsureFn ensure = nullptr;
-  ReleaseFn release = nullptr;
   SaveFn save = nullptr;
-  RestoreFn restore = nullptr;
   InitializedFn initialized = nullptr;
   FinalizingFn finalizing = nullptr;  // _Py_IsFinalizing (3.8-3.12) or Py_IsFinalizing (3.13+)
-  bool complete() const { return ensure && release && save && restore && initialized; }
+  bool complete() const { return ensure && save && initialized; }
 };
 
 template <class F>
@@ -35,9 +31,7 @@ PythonApi python_api() {
   api.initialized = lookup<InitializedFn>("Py_IsInitialized");
   if (api.initialized == nullptr) return api;
   api.ensure = lookup<EnsureFn>("PyGILState_Ensure");
-  api.release = lookup<ReleaseFn>("PyGILState_Release");
   api.save = lookup<SaveFn>("PyEval_SaveThread");
-  api.restore = lookup<RestoreFn>("PyEval_RestoreThread");
   api.finalizing = lookup<FinalizingFn>("Py_IsFinalizing");
   if (api.finalizing == nullptr) api.finalizing = lookup<FinalizingFn>("_Py_IsFinalizing");
   return api;
@@ -68,18 +62,10 @@ void PythonPin::enter() {
   if (api.initialized == nullptr || !api.initialized()) return;
   saw_python_ = true;
   if (!pin_wanted() || !api.complete()) return;
-  gstate_ = api.ensure();
+  api.ensure();  // the thread's own state, made once; its PyGILState_STATE is never needed again
   tstate_ = api.save();
 }
 
-void PythonPin::leave() {
-  if (tstate_ == nullptr) return;
-  const PythonApi &api = cached_api();
-  void *tstate = tstate_;
-  tstate_ = nullptr;
-  if (!api.complete() || interpreter_exiting()) return;  // the interpreter is going: nothing to give back
-  api.restore(tstate);
-  api.release(gstate_);
-}
+void PythonPin::leave() { tstate_ = nullptr; }
 
 }  // namespace ctpshim

@@ -43,7 +43,10 @@ from ..wire.structs import LAYOUT_ID
 MD_SONAME = "libthostmduserapi_se.so"
 TD_SONAME = "libthosttraderapi_se.so"
 CXXFLAGS = ("-std=c++17", "-O2", "-fPIC", "-pthread", "-Wall", "-Wextra")
-LDFLAGS = ("-shared", "-pthread", "-static-libstdc++", "-static-libgcc", "-Wl,-z,defs")
+# libstdc++ is linked in (no GLIBCXX floor); libgcc is NOT (no -static-libgcc): pthread_exit unwinds
+# with the system's libgcc_s, and against a static copy the unwind aborts the process.  CPython ends a
+# foreign thread that wants the GIL during finalization with pthread_exit (a Spi call at exit).
+LDFLAGS = ("-shared", "-pthread", "-static-libstdc++", "-Wl,-z,defs")
 LIBS = ("-ldl",)
 COMMON_SOURCES = ("session.cpp", "wire.cpp", "json.cpp", "pin.cpp")
 MD_SOURCES = ("md_api.cpp", "gen/ctpshim_md_callbacks.cpp")

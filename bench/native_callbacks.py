@@ -370,7 +370,8 @@ def e2e(args: argparse.Namespace, preload: dict[str, str] | None) -> None:
           f"{args.runs} runs of {args.seconds:g} s each, median")
     for row in rows:
         rates = runs[row]
-        print(f"  {row:<31} {statistics.median(rates):>10,.0f} ticks/s  (runs " + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+        print(f"  {row:<31} {statistics.median(rates):>10,.0f} ticks/s  (runs "
+              + ", ".join(f"{r:,.0f}" for r in rates) + ")")
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ctpshim.wire.calls import callback_parts, decode_call, encode_result
 from ctpshim.wire.frames import (CODEC_BINARY, HEADER, LENGTH_BASE, Frame, FrameReader, FrameType, WireError,
                                  encode_frame)
-from ctpshim.wire.handshake import ErrorInfo, Hello, HelloAck, encode_bye
+from ctpshim.wire.handshake import ErrorInfo, Hello, HelloAck, decode_bye, encode_bye
 from ctpshim.wire.structs import LAYOUT_ID
 
 FLAVOURS = {"md": "mdapi", "td": "tdapi"}
@@ -185,7 +185,8 @@ class Peer:
             if refusal is not None:
                 self.send_error(*refusal)
                 return False
-            ack = HelloAck(layout=LAYOUT_ID, heartbeat=self.server.heartbeat, server_time="2026-12-03T09:00:00.000+08:00",
+            ack = HelloAck(layout=LAYOUT_ID, heartbeat=self.server.heartbeat,
+                           server_time="2026-12-03T09:00:00.000+08:00",
                            trading_day=self.server.trading_day, source="scripted", front_id=3, session_id=77,
                            limits={"max_subscriptions": 4000, "control_rate": 1e6, "control_burst": 1_000_000,
                                    "max_frame": 1 << 20, "reply_budget": 1 << 30, "write_deadline": 60.0},
@@ -197,8 +198,6 @@ class Peer:
             self.heartbeats += 1
             return True
         if frame.type == FrameType.BYE:
-            from ctpshim.wire.handshake import decode_bye
-
             self.bye = decode_bye(frame.payload)
             self.close_reason = f"BYE {self.bye!r}"
             return False

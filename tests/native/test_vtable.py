@@ -483,7 +483,8 @@ def test_null_structs_and_empty_lists(vtable_run: Any, api: str) -> None:
     peer = run.connect()
     run.program.wait_for(lambda rs: [r for r in rs if r["event"] == "calls_done"], "the calls", WAIT)
     received = peer.wait_calls(len(calls), WAIT)
-    assert (received[0].method, received[0].request_id, received[0].args[0], received[0].error) == (request, 41, None, "")
+    first = received[0]
+    assert (first.method, first.request_id, first.args[0], first.error) == (request, 41, None, "")
     if api == "md":
         assert (received[1].method, received[1].args, received[1].error) == ("SubscribeMarketData", ([], 0), "")
     reply = "OnRspQryMulticastInstrument" if api == "md" else "OnRspQryInstrument"

@@ -581,3 +581,48 @@ def test_undispatchable_callback_is_reported_and_dropped(vtable_run: Any, api: s
     assert not peer.closed.is_set(), peer.close_reason
     assert len(run.server.peers) == 1
     assert run.program.process.poll() is None, run.program.describe()
+
+
+def test_the_scripted_peer_itself(tmp_path: Path) -> None:
+    """The peer this file relies on, checked without the native libraries: ctpshim's own td API on
+    ``ctpshim://`` gets HELLO_ACK (OnFrontConnected), its CALL is recorded with its request id and struct and
+    answered with the chosen RESULT code, and a CALLBACK reaches its Spi."""
+    import threading
+
+    from ctpshim import tdapi
+
+    events: list[tuple[Any, ...]] = []
+    arrived = threading.Event()
+    connected = threading.Event()
+
+    class Spi(tdapi.CThostFtdcTraderSpi):
+        def OnFrontConnected(self) -> None:
+            connected.set()
+
+        def OnRspQryInstrument(self, instrument: Any, info: Any, request_id: int, is_last: bool) -> None:
+            events.append((instrument.InstrumentID if instrument else None, request_id, is_last))
+            arrived.set()
+
+    with ScriptedServer(result_code=result_code) as server:
+        api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(str(tmp_path) + os.sep)
+        spi = Spi()
+        api.RegisterSpi(spi)
+        api.RegisterFront(server.front.replace("tcp://", "ctpshim://", 1))
+        api.Init()
+        try:
+            assert connected.wait(WAIT)
+            peer = server.wait_peer("td", WAIT)
+            query = tdapi.CThostFtdcQryInstrumentField()
+            query.InstrumentID = "rb2701"
+            returned = api.ReqQryInstrument(query, 17)
+            call = peer.wait_calls(1, WAIT)[0]
+            assert (call.method, call.request_id, call.args[0].InstrumentID, call.error) == ("ReqQryInstrument", 17,
+                                                                                              "rb2701", "")
+            assert returned == call.code == result_code(call)
+            record = tdapi.CThostFtdcInstrumentField()
+            record.InstrumentID = "rb2701"
+            peer.send_callback("OnRspQryInstrument", (record, None, 17, True))
+            assert arrived.wait(WAIT)
+            assert events == [("rb2701", 17, True)]
+        finally:
+            api.Release()

@@ -41,7 +41,7 @@ from ..wire import calls, handshake
 from ..wire.frames import (
     CODECS, HEADER, LENGTH_BASE, PROTOCOL_VERSION, Frame, FrameReader, FrameType, WireError, encode_frame,
 )
-from ..wire.structs import LAYOUT_ID, TICK_SIZE, pack_tick
+from ..wire.structs import LAYOUT_ID, pack_tick
 from .channel import ClientChannel
 from .limits import AuthError, LimitError, RateLimiter
 
@@ -115,6 +115,7 @@ class BinaryClient:
         self.info: Any = None
         self.trader: Any = None
         self.subscribed: set[str] = set()
+        self._unsubscribed = False  # ticks of an instrument no longer subscribed may still wait in the channel
         self.session_id = 0
         self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
         self.closed = False
@@ -387,6 +388,7 @@ class BinaryClient:
             return
         if add is False:
             self.subscribed.difference_update(ids)  # no tick of theirs after the replies
+            self._unsubscribed = True
         for index, instrument in enumerate(ids):
             specific = responder.field("CThostFtdcSpecificInstrumentField", InstrumentID=instrument)
             self.callback(callback, (specific, ok, 0, index == len(ids) - 1))
@@ -527,7 +529,7 @@ class BinaryClient:
                 break
             out.append(self._frame(*item))
         if ticks and not closing:
-            out.extend(self._tick_frames(ticks))
+            self._tick_parts(ticks, out)
         if out:
             self.writer.writelines(out)
             self._last_sent = self.loop.time()
@@ -537,28 +539,21 @@ class BinaryClient:
         if self.transport.get_write_buffer_size() > HIGH_WATER:
             await self.writer.drain()
 
-    def _tick_frames(self, ticks: list["EncodedTick"]) -> list[bytes]:
-        wanted = self.subscribed
-        packed: list[bytes] = []
-        for tick in ticks:
-            if tick.instrument in wanted:
-                try:
-                    packed.append(tick.get(TICK_FORMAT, pack_tick))
-                except WireError as exc:
-                    log.warning("%s: a tick of %s cannot be packed (not sent): %s", self.name, tick.instrument, exc)
-        if not packed:
-            return []
-        if len(packed) == 1:
-            return [self._frame(FrameType.TICK, packed[0])]
-        frames = []
-        for start in range(0, len(packed), MAX_BATCH):
-            chunk = packed[start:start + MAX_BATCH]
+    def _tick_parts(self, ticks: list["EncodedTick"], parts: list[bytes]) -> None:
+        """TICK / TICK_BATCH frames of ``ticks``: the payloads shared with every client handed the same
+        ticks (SourceFeed.batches), a header of this connection's own (its seq) before each."""
+        if self._unsubscribed:  # only then can the channel hold ticks the client no longer wants
+            self._unsubscribed = False
+            wanted = self.subscribed
+            ticks = [tick for tick in ticks if tick.instrument in wanted]
+            if not ticks:
+                return
+        assert self.feed is not None
+        for frame_type, payload in self.feed.batches.get(TICK_FORMAT, ticks, _tick_payloads):
             self._seq += 1
-            frames.append(HEADER.pack(LENGTH_BASE + 2 + len(chunk) * TICK_SIZE, FrameType.TICK_BATCH, 0, 0,
-                                      self._seq % _U32, 0))
-            frames.append(len(chunk).to_bytes(2, "little"))
-            frames.extend(chunk)
-        return frames
+            parts.append(HEADER.pack(LENGTH_BASE + len(payload), frame_type, CODECS[frame_type], 0,
+                                     self._seq % _U32, 0))
+            parts.append(payload)
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -630,6 +625,21 @@ class BinaryClient:
             if now - self._last_sent >= beat:
                 self._last_sent = now
                 self.queue(FrameType.HEARTBEAT, b"")
+
+
+def _tick_payloads(ticks: list["EncodedTick"]) -> list[tuple[int, bytes]]:
+    """(frame type, payload) of the frames carrying ``ticks``: one TICK, or TICK_BATCHes of at most
+    MAX_BATCH; a tick that cannot be packed is left out (logged)."""
+    packed: list[bytes] = []
+    for tick in ticks:
+        try:
+            packed.append(tick.get(TICK_FORMAT, pack_tick))
+        except WireError as exc:
+            log.warning("a tick of %s cannot be packed (not sent): %s", tick.instrument, exc)
+    if len(packed) == 1:
+        return [(FrameType.TICK, packed[0])]
+    return [(FrameType.TICK_BATCH, len(chunk).to_bytes(2, "little") + b"".join(chunk))
+            for chunk in (packed[start:start + MAX_BATCH] for start in range(0, len(packed), MAX_BATCH))]
 
 
 def _instruments(feed: "SourceFeed") -> list[dict[str, str]]:

@@ -55,6 +55,34 @@ class EncodedTick:
 _MISSING = object()
 
 
+class SharedBatches:
+    """Encodings of whole lists of ticks, each made once for every client handed the same ticks
+    (the same :class:`EncodedTick` objects in the same order), as the clients of one dispatch
+    usually are.  Keeps the last ``size`` lists' encodings (IO loop only)."""
+
+    __slots__ = ("size", "_last", "_made")
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._last: tuple[tuple[Any, ...], Any] | None = None
+        self._made: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, fmt: str, ticks: list[EncodedTick], encoder: Callable[[list[EncodedTick]], Any]) -> Any:
+        """``encoder(ticks)``, made on the first call for these ticks in ``fmt`` and kept for the others."""
+        key = (fmt, *ticks)
+        last = self._last
+        if last is not None and last[0] == key:  # the common case: the same list as the previous client's
+            return last[1]
+        made = self._made
+        value = made.get(key, _MISSING)
+        if value is _MISSING:
+            if len(made) >= self.size:
+                made.clear()
+            value = made[key] = encoder(ticks)
+        self._last = (key, value)
+        return value
+
+
 class Subscriber(Protocol):
     """A client connection's view of a feed, implemented by each protocol.
 
@@ -104,6 +132,7 @@ class SourceFeed:
         self._clients: dict[Any, set[str]] = {}  # subscriber -> its instruments
         self._by_instrument: dict[str, dict[Any, None]] = {}  # instrument -> its subscribers, in order
         self._latest: dict[str, EncodedTick] = {}
+        self.batches = SharedBatches()  # the protocols' encodings of whole tick lists, shared by their clients
         self._task: asyncio.Task[None] | None = None
         self._up_event: asyncio.Event | None = None
         self._broken: asyncio.Future[int] | None = None

@@ -333,3 +333,72 @@ def test_a_server_failure_on_one_frame_closes_that_client_with_error_500(serve_f
     info = error_of(client.wait_closed()[-1])
     assert info.ErrorID == handshake.E_INTERNAL and "RuntimeError: boom" in info.ErrorMsg
     wait_for(lambda: not server.clients, what="the client to be unregistered")
+
+
+def _fake_tick(instrument: str, price: float) -> Any:
+    tick = mdapi.CThostFtdcDepthMarketDataField()
+    tick.InstrumentID, tick.LastPrice, tick.UpdateTime = instrument, price, "01:02:03"
+    return tick
+
+
+def _subscriber_of(server: Any, client: WireClient) -> Any:
+    host, port = client.sock.getsockname()[:2]
+    return next(info.subscriber for info in server.clients if info.peer == f"{host}:{port}")
+
+
+def _priced(client: WireClient, price: float) -> list[Frame]:
+    """Frames up to the first one carrying a tick at ``price``."""
+    return client.until(lambda f: f.type in (FrameType.TICK, FrameType.TICK_BATCH)
+                        and any(t.LastPrice == price for t in ticks_of(f)))
+
+
+def test_clients_handed_the_same_ticks_share_one_encoding_and_an_unsubscribed_instrument_never_follows(
+        serve_factory: Any, client_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctpshim.server import binary
+
+    encoded: list[list[float]] = []
+    payloads = binary._tick_payloads
+
+    def counted(ticks: list[Any]) -> Any:
+        encoded.append([t.tick.LastPrice for t in ticks])
+        return payloads(ticks)
+
+    monkeypatch.setattr(binary, "_tick_payloads", counted)
+    server = serve_factory("sim://?hours=always&interval=30")  # the source's own ticks are rare here
+    ids = _ids(server)
+    a, b = client_factory(server), client_factory(server)
+    for client in (a, b):
+        client.hello()
+        client.call("SubscribeMarketData", ([i.encode() for i in ids], len(ids)))
+        client.until(lambda f: f.type == FrameType.CALLBACK and f.flags & FLAG_LAST)
+    feed = server.feed(None)
+    a_server = _subscriber_of(server, a)
+
+    async def both_get(price: float) -> None:
+        feed._dispatch([_fake_tick(ids[0], price), _fake_tick(ids[1], price)], None)
+
+    io_loop.submit(both_get(101.5)).result(TIMEOUT)
+    got = [_priced(client, 101.5)[-1] for client in (a, b)]
+    assert [f.type for f in got] == [FrameType.TICK_BATCH] * 2
+    assert got[0].payload == got[1].payload
+    assert encoded.count([101.5, 101.5]) == 1  # one encoding of the batch for both clients
+
+    async def unsubscribe_while_queued(price: float) -> None:
+        # the ticks wait in a's channel (written at the end of this turn) when a unsubscribes ids[0]
+        feed._dispatch([_fake_tick(ids[0], price), _fake_tick(ids[1], price)], None)
+        a_server._subscription("UnSubscribeMarketData", [ids[0]])
+
+    io_loop.submit(unsubscribe_while_queued(202.5)).result(TIMEOUT)
+    io_loop.submit(both_get(303.5)).result(TIMEOUT)
+    frames = _priced(a, 303.5)
+    kinds = [f.type for f in frames]
+    assert FrameType.CALLBACK in kinds
+    after = frames[kinds.index(FrameType.CALLBACK):]
+    assert callback_of(after[0])[0] == "OnRspUnSubMarketData"
+    seen = [(t.InstrumentID, t.LastPrice) for f in after[1:] if f.type in (FrameType.TICK, FrameType.TICK_BATCH)
+            for t in ticks_of(f)]
+    assert (ids[1], 202.5) in seen and (ids[1], 303.5) in seen
+    assert all(instrument != ids[0] for instrument, _ in seen)
+    b_seen = [(t.InstrumentID, t.LastPrice) for f in _priced(b, 303.5) if f.type != FrameType.CALLBACK
+              for t in ticks_of(f)]
+    assert {(ids[0], 202.5), (ids[1], 202.5), (ids[0], 303.5)} <= set(b_seen)

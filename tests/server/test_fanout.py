@@ -346,3 +346,25 @@ def test_runs_of_ticks_held_by_the_same_clients_are_handed_over_at_once_in_sourc
 
     on_io(run())
 
+
+def test_shared_batches_encode_a_list_of_ticks_once_for_every_client_with_the_same_ticks() -> None:
+    from ctpshim.server.fanout import SharedBatches
+
+    made: list[list[str]] = []
+
+    def encode(ticks: list[EncodedTick]) -> bytes:
+        made.append([t.instrument for t in ticks])
+        return b"|".join(t.instrument.encode() for t in ticks)
+
+    batches = SharedBatches(size=2)
+    a, b, c = (EncodedTick(tick_of(i, 1.0)) for i in ("i1", "i2", "i3"))
+    first = batches.get("f", [a, b], encode)
+    assert batches.get("f", [a, b], encode) is first  # another client's list of the same ticks
+    assert batches.get("f", [a], encode) == b"i1"  # a client that holds fewer
+    assert batches.get("f", [a, b], encode) is first  # still kept
+    assert batches.get("g", [a, b], encode) == b"i1|i2"  # another format is made on its own
+    same_instruments = [EncodedTick(tick_of(i, 2.0)) for i in ("i1", "i2")]
+    assert batches.get("f", same_instruments, encode) == b"i1|i2"  # new ticks of the same instruments: made anew
+    assert made == [["i1", "i2"], ["i1"], ["i1", "i2"], ["i1", "i2"]]
+    batches.get("f", [c], encode)
+    assert len(batches._made) <= 2  # bounded

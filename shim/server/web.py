@@ -195,7 +195,11 @@ class WebSocketClient:
 
     async def read(self) -> None:
         """Hand every text frame (and binary frame, as UTF-8) to :meth:`_on_text` until the socket
-        closes, fails, or a close starts; a binary frame that is not UTF-8 goes to :meth:`_undecodable`."""
+        closes, fails, or a close starts; a binary frame that is not UTF-8 goes to :meth:`_undecodable`.
+
+        A close this message started makes the loop end at once: aiohttp's ``close()`` while this
+        task waits in ``receive()`` drops the transport without the closing handshake, and the
+        client, still sending, could then lose the close frame and its reason to a TCP reset."""
         async for msg in self.ws:
             if self.closing is not None:
                 break
@@ -206,10 +210,12 @@ class WebSocketClient:
                     text = msg.data.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     self._undecodable(str(exc))
-                    continue
-                await self._on_text(text)
+                else:
+                    await self._on_text(text)
             elif msg.type == WSMsgType.ERROR:
                 log.info("%s client %s: %s", self.protocol, self.name, self.ws.exception())
+                break
+            if self.closing is not None:
                 break
 
     async def _on_text(self, text: str) -> None:

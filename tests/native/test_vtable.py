@@ -9,11 +9,16 @@ and sends any CALLBACK.
   and a struct whose first and last members hold values naming the call; the peer must receive exactly
   that method, request id and those values, and the program must get back the RESULT code the peer chose
   for that call (distinct codes, so a crossed return path shows too).
-* Spi side: the peer sends a CALLBACK for every Spi method (13 md, 164 td), each with its own request id,
-  bIsLast and sentinel members; the program's Spi overrides every method and must see each one under its
-  own name with its own data.
+* Spi side: the program's Spi overrides every method (13 md, 164 td) and must see each one under its own
+  name with its own data: the peer sends a CALLBACK for each (own request id, bIsLast, sentinel members),
+  except OnFrontConnected (the library's, on HELLO_ACK) and OnFrontDisconnected (the library reports it
+  when the connection ends, with the reason the server's CALLBACK gave).
 * Local methods: GetApiVersion, GetTradingDay, RegisterFront (the connection arrives), the td topics'
   resume types (in HELLO), GetFrontInfo, RegisterNameServer/RegisterFensUserInfo (no CALL), Join/Release.
+* What the library does with a CALLBACK it cannot dispatch, NULL structs both ways, and the peer itself.
+
+A wrong slot shows as the test naming it: "SubscribeMarketData (#0): arrived as UnSubscribeMarketData",
+"#73 OnRtnOrder: got OnRtnTrade ..." (checked against builds from headers with two slots swapped).
 """
 
 from __future__ import annotations
@@ -320,7 +325,7 @@ class Run:
 
 @pytest.fixture
 def vtable_run(native_preload: Any, openctp: Any, tmp_path: Path) -> Iterator[Any]:
-    """``start(api, calls=[], **plan) -> Run``: the scripted peer and the program on it (both ended at teardown)."""
+    """``start(api, calls=[]) -> Run``: a scripted peer and the program on it (both ended at teardown)."""
     from .conftest import preload_env
 
     environment = clean_environment()

@@ -11,6 +11,7 @@ Volume) and compared on all 48 members.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,15 @@ def test_field_list_is_the_48_members_of_the_depth_struct():
     assert len(FIELDS) == 48 and "reserve1" in FIELDS and "BandingUpperPrice" in FIELDS
 
 
+def installed_libraries(openctp: Any) -> dict[str, str]:
+    """sha256 of each CTP library inside the installed openctp-ctp (the preload route must change none)."""
+    libs = Path(openctp.__file__).resolve().parents[1] / "openctp_ctp.libs"
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(libs.glob("libthost*.so"))}
+
+
 def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_source(
-        serve_factory, run_program, make_md, tmp_path):  # noqa: F811
+        serve_factory, run_program, make_md, openctp, tmp_path):  # noqa: F811
+    installed = installed_libraries(openctp)
     source = replay_source(tmp_path)
     server = serve_factory({"day": source}, http=None)
     # ctpshim's own md API on the server's market: every tick the source gave, before the program subscribes
@@ -119,6 +127,7 @@ def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_sour
     assert names.index("OnFrontConnected") < names.index("OnRspUserLogin") < names.index("OnRspSubMarketData") \
         < names.index("OnRtnDepthMarketData")
     assert all(c["rc"] == 0 for c in program.events("call"))
+    assert installed_libraries(openctp) == installed and len(installed) == 2
     print(f"{len(received)} ticks x {len(FIELDS)} fields: 0 mismatches ({len(received) * len(FIELDS)} field checks)")
 
 

@@ -631,3 +631,75 @@ def test_the_scripted_peer_itself(tmp_path: Path) -> None:
             assert events == [("rb2701", 17, True)]
         finally:
             api.Release()
+
+
+# -- the tests' teeth: a library built with two slots swapped fails them, naming the slots ---------------------
+
+SWAPS = (("virtual int SubscribeMarketData(", "virtual int UnSubscribeMarketData("),
+         ("virtual void OnRspSubMarketData(", "virtual void OnRspUnSubMarketData("))
+
+
+@pytest.fixture(scope="session")
+def swapped_md_library(native_preload: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ctpshim's md library (openctp's hashed soname) built from generated headers in which SubscribeMarketData/
+    UnSubscribeMarketData and OnRspSubMarketData/OnRspUnSubMarketData trade places: it compiles, links and
+    runs, as NATIVE_PROBE.md's wrong-header copy did.  Only the md units are compiled (2 at a time)."""
+    import shlex
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ctpshim import __version__
+    from ctpshim.native import build
+    from ctpshim.native.generate import generate
+
+    base = tmp_path_factory.mktemp("swapped-md")
+    generate(base)
+    header = base / "include" / "ThostFtdcMdApi.h"
+    lines = header.read_text().split("\n")
+    for first, second in SWAPS:
+        (a,) = [n for n, line in enumerate(lines) if line.lstrip().startswith(first)]
+        (b,) = [n for n, line in enumerate(lines) if line.lstrip().startswith(second)]
+        lines[a], lines[b] = lines[b], lines[a]
+    header.write_text("\n".join(lines))
+    compiler = build.find_compiler()
+    sources = build.native_sources()
+    include = ["-I", str(base / "include"), "-I", str(base / "gen"), "-I", str(sources / "src")]
+    units = [base / name if name.startswith("gen/") else sources / "src" / name
+             for name in build.MD_SOURCES + build.COMMON_SOURCES]
+
+    def run(command: list[str]) -> None:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=build.COMPILE_TIMEOUT)
+        assert done.returncode == 0, f"{shlex.join(command)}\n{done.stderr[-3000:]}"
+
+    def compile_one(source: Path) -> Path:
+        target = base / (source.stem + ".o")
+        run([compiler, *build.CXXFLAGS, f'-DCTPSHIM_VERSION="{__version__}"', *include, "-c", str(source),
+             "-o", str(target)])
+        return target
+
+    with ThreadPoolExecutor(max_workers=build.PARALLEL) as pool:
+        objects = list(pool.map(compile_one, units))
+    target = base / Path(native_preload.md).name
+    run([compiler, *build.LDFLAGS, f"-Wl,--version-script={sources / 'exports' / 'md.map'}",
+         f"-Wl,-soname,{target.name}", "-o", str(target), *map(str, objects), *build.LIBS])
+    return target
+
+
+def test_a_swapped_slot_fails_naming_it(swapped_md_library: Path, native_preload: Any, openctp: Any,
+                                        tmp_path: Path) -> None:
+    environment = clean_environment()
+    environment["LD_PRELOAD"] = f"{swapped_md_library}:{native_preload.td}"
+    start, stop = runner(environment, tmp_path)
+    try:
+        with pytest.raises(AssertionError) as calls:
+            test_every_method_reaches_its_own_call(start, "md")
+        with pytest.raises(AssertionError) as callbacks:
+            test_every_callback_arrives_under_its_own_name(start, "md")
+    finally:
+        stop()
+    assert "2 of 7 calls wrong" in str(calls.value), calls.value
+    assert "SubscribeMarketData (#0): arrived as UnSubscribeMarketData" in str(calls.value), calls.value
+    assert "UnSubscribeMarketData (#1): arrived as SubscribeMarketData" in str(calls.value), calls.value
+    assert "2 of 11 callbacks wrong" in str(callbacks.value), callbacks.value
+    assert "OnRspSubMarketData: got OnRspUnSubMarketData" in str(callbacks.value), callbacks.value
+    assert "OnRspUnSubMarketData: got OnRspSubMarketData" in str(callbacks.value), callbacks.value

@@ -12,6 +12,7 @@ Volume) and compared on all 48 members.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ from ctpshim import mdapi
 
 from ..conftest import wait_for
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
-from .programs.harness import WAIT, Program, check_real_openctp, native_env, run_program  # noqa: F401
+from .programs.harness import (WAIT, Program, check_real_openctp, clean_environment, native_env,  # noqa: F401
+                               run_program)
 
 DBL_MAX = 1.7976931348623157e308
 TICKS = 2000
@@ -65,21 +67,9 @@ def installed_libraries(openctp: Any) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(libs.glob("libthost*.so"))}
 
 
-def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_source(
-        serve_factory, run_program, make_md, openctp, tmp_path):  # noqa: F811
-    installed = installed_libraries(openctp)
-    source = replay_source(tmp_path)
-    server = serve_factory({"day": source}, http=None)
-    # ctpshim's own md API on the server's market: every tick the source gave, before the program subscribes
-    _, reference = make_md(source, subscribe=[INSTRUMENT])
-    wait_for(lambda: reference.ticks, WAIT, "the source's first tick in this process")
-
-    program = run_program("md_program.py", binary_front(server), INSTRUMENT, "--ticks", str(TICKS), "--timeout", "60")
-    assert program.finish(90) == 0, program.describe()
-    check_real_openctp(program)
-    received = ticks_of(program)
-    assert len(received) >= TICKS
-
+def compare_with_source(received: list[dict[str, Any]], reference: Any) -> None:
+    """Every received tick is one of the source's (``reference``: ctpshim's md API on the server's market),
+    equal on all 48 members; none twice, none missing, in the source's order."""
     last = tuple(received[-1][k] for k in KEY)
     wait_for(lambda: any(tuple(getattr(t, k) for k in KEY) == last for t in reference.ticks[-5000:]),
              WAIT, "the source to reach the program's last tick")
@@ -110,6 +100,24 @@ def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_sour
     assert len(late) <= 1 and all(p == min(order) and n < 50 for n, p in late), late
     rest = [p for n, p in enumerate(order) if (n, p) not in late]
     assert rest == sorted(rest) and rest == list(range(rest[0], rest[0] + len(rest))), "ticks missing or reordered"
+
+
+def test_2000_replayed_ticks_arrive_with_all_48_fields_equal_to_the_servers_source(
+        serve_factory, run_program, make_md, openctp, tmp_path):  # noqa: F811
+    installed = installed_libraries(openctp)
+    source = replay_source(tmp_path)
+    server = serve_factory({"day": source}, http=None)
+    # ctpshim's own md API on the server's market: every tick the source gave, before the program subscribes
+    _, reference = make_md(source, subscribe=[INSTRUMENT])
+    wait_for(lambda: reference.ticks, WAIT, "the source's first tick in this process")
+
+    program = run_program("md_program.py", binary_front(server), INSTRUMENT, "--ticks", str(TICKS), "--timeout", "60")
+    assert program.finish(90) == 0, program.describe()
+    check_real_openctp(program)
+    received = ticks_of(program)
+    assert len(received) >= TICKS
+
+    compare_with_source(received, reference)
 
     # values a front has not got: DBL_MAX, as real fronts send them (level-1 data: levels 2-5 are empty)
     assert all(t["AskPrice5"] == DBL_MAX and t["BidPrice2"] == DBL_MAX for t in received)
@@ -173,3 +181,35 @@ def test_the_md_program_of_the_ctpshim_run_tests_runs_unmodified_on_the_native_l
     assert lines[0] == "trading day 20261120" and lines[-1].startswith("done ")
     ticks = [line.split() for line in lines if line.startswith("tick ")]
     assert len(ticks) >= 6 and {t[1] for t in ticks} <= {"rb2701", "TA701"} and {t[2] for t in ticks} <= {"SHFE", "CZCE"}
+
+
+def test_the_install_route_in_a_copied_openctp_tree_gets_the_same_ticks(
+        serve_factory, make_md, openctp, native_build, tmp_path):  # noqa: F811
+    """``ctpshim native install --into openctp`` on a copy of the installed openctp-ctp (never the installed
+    one): the program imports the copy (PYTHONPATH), no LD_PRELOAD, and its wheel's own library names load
+    ctpshim's build."""
+    from ctpshim.native import install
+
+    site = tmp_path / "site-packages"
+    installed = Path(openctp.__file__).resolve().parents[1]
+    for name in ("openctp_ctp", "openctp_ctp.libs"):
+        shutil.copytree(installed / name, site / name)
+    install.install("openctp", native_build, site)
+    source = replay_source(tmp_path)
+    server = serve_factory({"day": source}, http=None)
+    _, reference = make_md(source, subscribe=[INSTRUMENT])
+    wait_for(lambda: reference.ticks, WAIT, "the source's first tick in this process")
+    environment = {**clean_environment(), "PYTHONPATH": str(site)}
+    program = Program("md_program.py", [binary_front(server), INSTRUMENT, "--ticks", "500", "--timeout", "60"],
+                      environment, tmp_path)
+    try:
+        assert program.finish(90) == 0, program.describe()
+    finally:
+        program.kill()
+    assert program.events("start")[0]["module"].startswith(str(site / "openctp_ctp"))
+    mapped = program.events("libraries")[0]["paths"]
+    assert sorted(Path(p).parent for p in mapped) == [site / "openctp_ctp.libs"] * 2
+    assert all(b"CTPSHIM_NATIVE_BUILD " in Path(p).read_bytes() for p in mapped)
+    received = ticks_of(program)
+    assert len(received) >= 500
+    compare_with_source(received, reference)

@@ -155,3 +155,20 @@ def test_the_td_program_of_the_ctpshim_run_tests_runs_unmodified_on_the_native_l
                           env=environment, cwd=str(tmp_path))
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ok", done.stdout[-3000:] + done.stderr[-2000:]
     assert "connected" in done.stdout.splitlines()[0]
+
+
+def test_the_readmes_md_and_td_demo_runs_unmodified_on_both_native_libraries_in_one_process(
+        serve_factory, native_env, tmp_path):  # noqa: F811
+    """examples/td_demo.py (SimNow's md and td addresses; orders sent from the md callback thread) on the
+    server by CTPSHIM_NATIVE_FRONT: both libraries in one process, the trader fed by the server's market."""
+    server = serve_factory({"day": trader_source(tmp_path)}, http=None)
+    demo = Path(__file__).parents[2] / "examples" / "td_demo.py"
+    environment = {**native_env, "CTPSHIM_NATIVE_FRONT": binary_front(server)}
+    done = subprocess.run([sys.executable, str(demo), INSTRUMENT, "20"], capture_output=True, text=True, timeout=120,
+                          env=environment, cwd=str(tmp_path))
+    output = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert output[:2] == ["td login: 0 trading day 20181009", "settlement confirmed: 0"], output[:5]
+    trades = [line for line in output if line.startswith("trade ")]
+    assert trades and all(" ru1901 at " in line for line in trades), output
+    assert output[-1].startswith("account: balance ") and any(line.startswith("position ru1901") for line in output)

@@ -12,6 +12,9 @@ position). Two routes put ctpshim's libraries under vnpy_ctp's unmodified extens
 * install: ``ctpshim.native.install.install("vnpy", built, path=DIR)`` (what ``ctpshim native install
   --into vnpy --path DIR`` does) on a copy of the venv's vnpy_ctp package in tmp_path, first on
   ``PYTHONPATH`` (the venv itself is never changed), then uninstall restores the official files.
+
+Also: the server stopped and started again on the same port (the gateway logs in again by itself and
+trades), and 300 TickData of the bundled replayed day compared field by field with the server's source.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import threading
 import time
 import zlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +37,7 @@ import pytest
 
 from ctpshim.native import install as native_install
 
+from ..conftest import wait_for
 from ..server.conftest import serve_factory  # noqa: F401  (the fixture: a real Server on free ports)
 from .conftest import preload_env
 from .vnpy_env import VnpyEnv, require_vnpy_env
@@ -43,6 +48,9 @@ RUN_TIMEOUT = 150.0  # the whole subprocess
 OFFICIAL_LIBS = ("libthostmduserapi_se.so", "libthosttraderapi_se.so")
 # OnFrontDisconnected reasons of a lost connection: read/write failure, heartbeat timeout, bad packet.
 CTP_NETWORK_REASONS = {0x1001, 0x1002, 0x2001, 0x2002, 0x2003}
+DBL_MAX = 1.7976931348623157e308
+REPLAY_SYMBOL = "ru1901"  # the bundled recording: SHFE ru1901, trading day 20181009 (shim/data/SOURCES.md)
+REPLAY_TICKS = 300
 
 # The vnpy program. Only vnpy, vnpy_ctp and the standard library: it runs in the vnpy venv.
 PROGRAM = r'''
@@ -63,7 +71,7 @@ from vnpy.trader.object import OrderRequest, SubscribeRequest
 from vnpy_ctp import CtpGateway
 
 front, symbol, exchange = sys.argv[1], sys.argv[2], Exchange(sys.argv[3])
-wait_s, mode = float(sys.argv[4]), sys.argv[5]  # mode: cancel, fill (cancel, then fill), restart
+wait_s, mode = float(sys.argv[4]), sys.argv[5]  # mode: cancel, fill (cancel, then fill), restart, ticksN
 
 
 printing = threading.Lock()
@@ -133,6 +141,11 @@ def on_event(event: Event):
         seen.put("account", data)
 
 
+TICK_FIELDS = ("datetime", "volume", "turnover", "open_interest", "last_price", "limit_up", "limit_down",
+               "open_price", "high_price", "low_price", "pre_close", "bid_price_1", "ask_price_1",
+               "bid_volume_1", "ask_volume_1")
+
+
 def report_tick(tick):
     say("tick", symbol=tick.symbol, exchange=tick.exchange.value, datetime=tick.datetime.isoformat(),
         last_price=tick.last_price, bid_price_1=tick.bid_price_1, ask_price_1=tick.ask_price_1,
@@ -178,6 +191,15 @@ def main():
     tick = seen.wait("3 ticks of " + symbol, "tick", lambda t: t.symbol == symbol, count=3)
     report_tick(tick)
 
+    if mode.startswith("ticks"):  # "ticksN": report N ticks, field by field, and end
+        wanted = int(mode[5:])
+        seen.wait(f"{wanted} ticks of {symbol}", "tick", lambda t: t.symbol == symbol, count=wanted)
+        with seen.cond:
+            ticks = [t for k, t in seen.items if k == "tick" and t.symbol == symbol][:wanted]
+        say("ticks", ticks=[{name: getattr(t, name) for name in TICK_FIELDS} for t in ticks])
+        close(engine, gateway)
+        return
+
     if mode == "restart":  # the test stops the server and starts another on the same port
         say("restart_me")
         for api in ("行情", "交易"):
@@ -215,9 +237,35 @@ def main():
         account = seen.wait("an account", "account")
         say("account", accountid=account.accountid, balance=account.balance, available=account.available)
 
+    close(engine, gateway)
+
+
+def drained(what, request, api, answer):
+    """Send ``request`` and wait for its answer ``answer`` on ``api``: the callbacks queued before it
+    (in order on the library's callback thread and in vnpy_ctp's task queue) have been handled by then."""
+    done = threading.Event()
+    setattr(api, answer, lambda data, error, reqid, last: last and done.set())
+    deadline = time.monotonic() + wait_s
+    while request() != 0:  # -2/-3: CTP's flow control; retried within the bound
+        if time.monotonic() > deadline:
+            say("timeout", waiting_for=what + " to be accepted")
+            os._exit(3)
+        time.sleep(0.2)
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        say("timeout", waiting_for=what)
+        os._exit(3)
+
+
+def close(engine, gateway):
     # MainEngine.close()'s order: the engine first (its timer calls the gateway's queries, which would
-    # use the API objects that close() releases), then the gateway; bounded.
+    # use the API objects that close() releases), then the gateway. vnpy_ctp's exit() joins its task
+    # thread while holding the GIL, so a callback still queued then deadlocks it: first stop the ticks
+    # (unsubscribe, answered after every tick sent before) and let the td side's answers drain.
     engine.stop()
+    drained("OnRspUnSubMarketData", lambda: gateway.md_api.unSubscribeMarketData(symbol), gateway.md_api,
+            "onRspUnSubMarketData")
+    drained("OnRspQryExchange", lambda: gateway.td_api.reqQryExchange({}, 9999), gateway.td_api,
+            "onRspQryExchange")
     closer = threading.Thread(target=gateway.close, daemon=True)
     closer.start()
     closer.join(wait_s)
@@ -257,13 +305,13 @@ def vnpy_environ(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run_program(venv: VnpyEnv, front: str, tmp_path: Path, env: dict[str, str], mode: str = "fill",
-                launcher: tuple[str, ...] = (),
-                when: dict[str, Callable[[], None]] | None = None) -> list[dict[str, Any]]:
+                launcher: tuple[str, ...] = (), when: dict[str, Callable[[], None]] | None = None,
+                symbol: str = SYMBOL, exchange: str = EXCHANGE) -> list[dict[str, Any]]:
     """Run PROGRAM in the vnpy venv (after ``launcher``) and return its JSON lines; ``when`` maps an event
     kind to what the test does as that line arrives. Fails with the whole output on a bad end or timeout."""
     program = tmp_path / "vnpy_ctp_program.py"
     program.write_text(PROGRAM, encoding="utf-8")
-    command = [*launcher, str(venv.python), str(program), front, SYMBOL, EXCHANGE, str(WAIT), mode]
+    command = [*launcher, str(venv.python), str(program), front, symbol, exchange, str(WAIT), mode]
     stderr_path = tmp_path / "vnpy_ctp_program.stderr"
     with open(stderr_path, "w", encoding="utf-8") as stderr:
         # Its own session, so a timeout kills the launcher and the program together.
@@ -426,3 +474,63 @@ def test_ctp_gateway_logs_in_again_and_trades_after_the_server_restarts(
     cancelled = one(events, "cancelled")["orderid"]
     statuses = [e["status"] for e in events if e["event"] == "order" and e["orderid"] == cancelled]
     assert statuses[-1] == "CANCELLED", statuses
+
+
+def expected_tick(source: Any) -> dict[str, Any]:
+    """What vnpy_ctp's CtpMdApi.onRtnDepthMarketData makes of a source tick (DBL_MAX prices become 0)."""
+    def price(value: float) -> float:
+        return 0 if value == DBL_MAX else value
+
+    stamp = datetime.strptime(f"{source.ActionDay} {source.UpdateTime}.{source.UpdateMillisec}", "%Y%m%d %H:%M:%S.%f")
+    return {
+        "datetime": str(stamp) + "+08:00",
+        "volume": source.Volume, "turnover": source.Turnover, "open_interest": source.OpenInterest,
+        "last_price": price(source.LastPrice), "limit_up": source.UpperLimitPrice,
+        "limit_down": source.LowerLimitPrice, "open_price": price(source.OpenPrice),
+        "high_price": price(source.HighestPrice), "low_price": price(source.LowestPrice),
+        "pre_close": price(source.PreClosePrice), "bid_price_1": price(source.BidPrice1),
+        "ask_price_1": price(source.AskPrice1), "bid_volume_1": source.BidVolume1,
+        "ask_volume_1": source.AskVolume1,
+    }
+
+
+def test_ctp_gateway_ticks_equal_the_replayed_recording_field_by_field(
+        vnpy_venv: VnpyEnv, native_build: Any, serve_factory: Any, make_md: Any,  # noqa: F811
+        tmp_path: Path) -> None:
+    source = f"replay://?rebase=none&speed=200&gaps=skip&trader.db={tmp_path / 'accounts.sqlite'}"
+    server = serve_factory(source, http=None)
+    # ctpshim's own md API on the server's market (one market per address in a process): what the source gave
+    _, reference = make_md(source, subscribe=[REPLAY_SYMBOL])
+    wait_for(lambda: reference.ticks, WAIT, "the source's first tick in this process")
+    host, port = server.binary_address
+    env = vnpy_environ(tmp_path, **preload_env(native_build))
+    events = run_program(vnpy_venv, f"tcp://{host}:{port}", tmp_path, env, mode=f"ticks{REPLAY_TICKS}",
+                         symbol=REPLAY_SYMBOL, exchange="SHFE")
+    received = one(events, "ticks")["ticks"]
+    assert len(received) == REPLAY_TICKS
+
+    def key(tick: dict[str, Any]) -> tuple[str, int, int]:
+        stamp = datetime.fromisoformat(tick["datetime"])
+        return stamp.strftime("%H:%M:%S"), stamp.microsecond // 1000, tick["volume"]
+
+    last = key(received[-1])
+    wait_for(lambda: any((t.UpdateTime, t.UpdateMillisec, t.Volume) == last for t in reference.ticks[-5000:]),
+             WAIT, "the source to reach the program's last tick")
+    with reference.lock:
+        source_ticks = list(reference.ticks)
+    index: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for tick in source_ticks:
+        index.setdefault((tick.UpdateTime, tick.UpdateMillisec, tick.Volume), []).append(expected_tick(tick))
+    mismatches = []
+    for number, tick in enumerate(received):
+        candidates = index.get(key(tick))
+        if not candidates:
+            mismatches.append(f"tick {number} {key(tick)}: not among the source's ticks")
+        elif tick not in candidates:
+            wrong = {k: (tick[k], candidates[0][k]) for k in tick if tick[k] != candidates[0][k]}
+            mismatches.append(f"tick {number} {key(tick)}: (vnpy, source) differ in {wrong}")
+    assert mismatches == [], f"{len(mismatches)} of {len(received)} ticks differ; first: {mismatches[:5]}"
+    assert len({key(t) for t in received}) == len(received)  # none twice
+    assert len({t["last_price"] for t in received}) >= 2 and len({t["volume"] for t in received}) > REPLAY_TICKS // 2
+    assert received[0]["datetime"].startswith("2018-10-08 21:")  # the night session of trading day 20181009
+    print(f"{len(received)} vnpy TickData x {len(received[0])} fields: 0 mismatches")

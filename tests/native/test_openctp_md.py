@@ -213,3 +213,19 @@ def test_the_install_route_in_a_copied_openctp_tree_gets_the_same_ticks(
     received = ticks_of(program)
     assert len(received) >= 500
     compare_with_source(received, reference)
+
+
+def test_the_readmes_md_demo_runs_unmodified_on_the_native_library(serve_factory, native_env, tmp_path):  # noqa: F811
+    """examples/md_demo.py (the README's first program; SimNow's address) for 2 seconds of the replayed day."""
+    server = serve_factory({"day": replay_source(tmp_path, speed="50")}, http=None)
+    demo = Path(__file__).parents[2] / "examples" / "md_demo.py"
+    environment = {**native_env, "CTPSHIM_NATIVE_FRONT": binary_front(server)}
+    done = subprocess.run([sys.executable, str(demo), "2", INSTRUMENT], capture_output=True, text=True, timeout=60,
+                          env=environment, cwd=str(tmp_path))
+    output = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert output[:5] == ["OnFrontConnected", "ReqUserLogin: 0", "OnRspUserLogin: TradingDay 20181009",
+                          "SubscribeMarketData: 0", "OnRspSubMarketData: ru1901 CTP:No Error last"], output[:6]
+    ticks = [line for line in output if line.startswith("ru1901   SHFE   20181008 21:")]
+    assert len(ticks) >= 20, output[:10]
+    assert output[-1].startswith("ru1901: last ") and "open interest" in output[-1]

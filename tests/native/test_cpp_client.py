@@ -25,15 +25,24 @@ PROGRAM = Path(__file__).with_name("cpp") / "md_client.cpp"
 WAIT = 30.0
 
 
-@pytest.fixture(scope="module")
-def md_client(native_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cpp") / "md_client"
-    command = [find_compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(native_build.include),
-               str(PROGRAM), "-o", str(out), "-L", str(native_build.directory), "-l:libthostmduserapi_se.so",
-               f"-Wl,-rpath,{native_build.directory}", "-pthread"]
+def _compile_program(built: Built, source: Path, library: Path, out: Path) -> Path:
+    command = [find_compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(built.include),
+               str(source), "-o", str(out), "-L", str(built.directory), f"-l:{library.name}",
+               f"-Wl,-rpath,{built.directory}", "-pthread"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
     return out
+
+
+@pytest.fixture(scope="module")
+def md_client(native_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _compile_program(native_build, PROGRAM, native_build.md, tmp_path_factory.mktemp("cpp") / "md_client")
+
+
+@pytest.fixture(scope="module")
+def td_client(native_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _compile_program(native_build, PROGRAM.with_name("td_client.cpp"), native_build.td,
+                            tmp_path_factory.mktemp("cpp") / "td_client")
 
 
 class Running:
@@ -131,6 +140,31 @@ def test_a_cpp_program_logs_in_subscribes_and_gets_ticks_on_the_librarys_thread(
     assert float(ticks[0][3]) > 0
     callbacks = [line for line in program.seen if line.split()[0] in {"connected", "login", "sub", "tick"}]
     assert callbacks and not [line for line in callbacks if "[main thread]" in line]
+
+
+def test_a_cpp_trader_program_logs_in_queries_places_and_cancels_an_order(
+        td_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(f"{SOURCE}&trader.db={tmp_path / 'accounts.sqlite'}", http=None)
+    program = Running(td_client, [_front(server), "rb2701", "60"], tmp_path)
+    running.append(program)
+    assert program.expect("front-info") == f"front-info {_front(server)} [main thread]"
+    for step in ("connected", "authenticate-rc 0", "authenticated 0", "login-rc 0"):
+        assert program.expect(step.split()[0]) == step
+    login = program.expect("login ").split()
+    assert login[1] == "0" and login[2] == login[3] == "20261120" and login[4] != "0", login  # GetTradingDay
+    assert program.expect("confirmed") == "confirmed 0"
+    assert program.expect("instrument ").split()[1:3] == ["rb2701", "SHFE"]
+    quote = program.expect("quote ").split()
+    assert 0 < float(quote[2]) < float(quote[3]), quote
+    assert program.expect("order-rc") == "order-rc 0"
+    resting = program.expect("order 1 3").split()
+    assert resting[3], resting  # an OrderSysID
+    assert program.expect("cancel-rc") == "cancel-rc 0"
+    program.expect("order 1 5")
+    program.expect("done")
+    assert program.finish() == 0
+    callbacks = [line for line in program.seen if line.split()[0] in {"connected", "authenticated", "login", "order"}]
+    assert not [line for line in callbacks if "[main thread]" in line]
 
 
 def test_ctpshim_native_front_replaces_the_registered_front(

@@ -1,5 +1,6 @@
 // libthostmduserapi_se.so: CThostFtdcMdApi over ctpshim serve's binary protocol.
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -47,7 +48,7 @@ class MdApi final : public CThostFtdcMdApi, public SessionOwner {
 
   int forward(CallWriter &call, int request_id) { return session_.call(call, request_id); }
 
-  void deliver(const Event &event) override;
+  void deliver(Event &event) override;
 
  private:
   ~MdApi() = default;
@@ -76,6 +77,19 @@ class MdApi final : public CThostFtdcMdApi, public SessionOwner {
     ids_version_.fetch_add(1, std::memory_order_release);
   }
 
+  // Whether ticks of `id` (a char[81] InstrumentID) are delivered; the last answer is kept, as
+  // ticks of one instrument often come in runs.
+  bool subscribed(const char *id) {
+    const std::size_t n = strnlen(id, sizeof(CThostFtdcDepthMarketDataField::InstrumentID));
+    if (n == key_.size() && last_version_ == delivered_version_ && std::memcmp(id, key_.data(), n) == 0) {
+      return last_answer_;
+    }
+    key_.assign(id, n);
+    last_version_ = delivered_version_;
+    last_answer_ = delivered_ids_.count(key_) != 0;
+    return last_answer_;
+  }
+
   void refresh_delivered_ids() {
     const unsigned version = ids_version_.load(std::memory_order_acquire);
     if (version == delivered_version_) return;
@@ -94,10 +108,12 @@ class MdApi final : public CThostFtdcMdApi, public SessionOwner {
   // The callback thread's copy of ids_, refreshed when ids_version_ moves.
   std::unordered_set<std::string> delivered_ids_;
   unsigned delivered_version_ = 0;
-  std::string key_;
+  std::string key_;                  // the InstrumentID of the last tick looked up
+  unsigned last_version_ = ~0u;      // delivered_version_ when key_ was looked up
+  bool last_answer_ = false;
 };
 
-void MdApi::deliver(const Event &event) {
+void MdApi::deliver(Event &event) {
   switch (event.kind) {
     case Event::kConnected: {
       CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
@@ -134,16 +150,22 @@ void MdApi::deliver(const Event &event) {
     }
     case Event::kTicks: {
       refresh_delivered_ids();
-      const char *p = event.payload.data();
-      const char *end = p + event.payload.size();
-      CThostFtdcDepthMarketDataField tick;
-      for (; p + sizeof tick <= end; p += sizeof tick) {
-        std::memcpy(&tick, p, sizeof tick);
-        key_.assign(tick.InstrumentID, strnlen(tick.InstrumentID, sizeof tick.InstrumentID));
-        if (delivered_ids_.count(key_) == 0) continue;
+      char *p = &event.payload[0];
+      char *const end = p + event.payload.size();
+      // The ticks lie back to back from the start of a heap block, so each is aligned as the struct
+      // needs and is handed over in place; a copy only if an allocator ever gave less alignment.
+      const bool aligned = reinterpret_cast<std::uintptr_t>(p) % alignof(CThostFtdcDepthMarketDataField) == 0;
+      CThostFtdcDepthMarketDataField copy;
+      for (; p + sizeof copy <= end; p += sizeof copy) {
+        CThostFtdcDepthMarketDataField *tick = reinterpret_cast<CThostFtdcDepthMarketDataField *>(p);
+        if (!aligned) {
+          std::memcpy(&copy, p, sizeof copy);
+          tick = &copy;
+        }
+        if (!subscribed(tick->InstrumentID)) continue;
         CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
         if (spi == nullptr || !session_.spi_allowed()) break;
-        spi->OnRtnDepthMarketData(&tick);
+        spi->OnRtnDepthMarketData(tick);
         refresh_delivered_ids();  // an unsubscription from inside the callback applies at once
       }
       break;

@@ -724,7 +724,7 @@ void Session::callback_main() {
       queued_bytes_ = 0;
       if (io_waiting_) space_cv_.notify_all();
     }
-    for (const Event &event : batch) {
+    for (Event &event : batch) {
       if (!spi_allowed()) break;  // released, or the interpreter exits: the rest is dropped
       owner_->deliver(event);
     }

@@ -48,10 +48,11 @@ struct Event {
   std::string payload;  // kCallback: the CALLBACK payload; kTicks: back-to-back 584-byte ticks
 };
 
-// The API class behind a Session: gets each event on the callback thread.
+// The API class behind a Session: gets each event on the callback thread (the event's payload
+// is the owner's to use, a tick's bytes may be handed to the Spi in place).
 class SessionOwner {
  public:
-  virtual void deliver(const Event &event) = 0;
+  virtual void deliver(Event &event) = 0;
 
  protected:
   ~SessionOwner() = default;

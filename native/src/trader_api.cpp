@@ -47,7 +47,7 @@ class TraderApi final : public CThostFtdcTraderApi, public SessionOwner {
 
   int forward(CallWriter &call, int request_id) { return session_.call(call, request_id); }
 
-  void deliver(const Event &event) override;
+  void deliver(Event &event) override;
 
  private:
   ~TraderApi() = default;
@@ -58,7 +58,7 @@ class TraderApi final : public CThostFtdcTraderApi, public SessionOwner {
   std::string first_front_;
 };
 
-void TraderApi::deliver(const Event &event) {
+void TraderApi::deliver(Event &event) {
   CThostFtdcTraderSpi *spi = spi_.load(std::memory_order_acquire);
   switch (event.kind) {
     case Event::kConnected:

@@ -506,7 +506,7 @@ void Session::connection(const Front &front) {
   const auto hello_deadline = now + kHelloTimeout;
   int server_reason = 0;
   int reason = kReasonReadFailed;
-  std::vector<char> buffer(1 << 16);
+  std::vector<char> buffer(1 << 18);
 
   enum { kGoOn, kEndReported, kEndQuiet } outcome = kGoOn;
   while (outcome == kGoOn) {

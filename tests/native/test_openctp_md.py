@@ -35,7 +35,8 @@ KEY = ("InstrumentID", "UpdateTime", "UpdateMillisec", "Volume")
 
 
 def replay_source(tmp_path: Any, speed: str = "1000") -> str:
-    # trader.db makes the address this test's own (a market of its own, a fresh replay position)
+    # the accounts in the test's own folder; the market (one per address, trader.* keys aside) closes with the
+    # test's server and API objects, so each test's replay starts at the recording's first tick
     return f"replay://?rebase=none&speed={speed}&gaps=skip&trader.db={tmp_path / 'accounts.sqlite'}"
 
 

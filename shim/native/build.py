@@ -79,9 +79,10 @@ class Built:
 
 def native_sources() -> Path:
     """The ``native/`` directory holding the C++ sources (``src/``) and version scripts
-    (``exports/``): the repository's, next to the package in a checkout or editable install."""
+    (``exports/``): the repository's, next to the package in a checkout or editable install, else
+    the copy a wheel ships as ``ctpshim/native/cxx``."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent.parent / "native", here / "native"):
+    for candidate in (here.parent.parent / "native", here / "cxx"):
         if (candidate / "src" / "session.cpp").is_file() and (candidate / "exports" / "md.map").is_file():
             return candidate
     raise NativeBuildError(f"the C++ sources of ctpshim's native libraries are not here (looked for native/src "

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -289,13 +290,12 @@ void Session::release(std::function<void()> destroy) {
   if (!queue_cv_.wait_for(lock, kReleaseWait, [&] { return callback_done_; })) {
     // A callback still runs (a Spi method that does not return, or one waiting for a lock the
     // caller holds): the callback thread frees the API object when it ends.
-    destroy_on_exit_ = true;
-    destroy_ = std::move(destroy);
-    lock.unlock();
     log_once("Release(): a callback is still running after 5 s; the API is freed when it returns");
+    destroy_on_exit_ = true;  // from here on the callback thread may free this at any moment
+    destroy_ = std::move(destroy);
     return;
   }
-  callback_thread_.detach();  // it touches nothing of ours any more (it may still give back its Python pin)
+  callback_thread_.detach();  // it touches nothing of ours any more
   lock.unlock();
   destroy();
 }
@@ -408,6 +408,7 @@ void Session::end_connection(int reason, bool acked) {
 }
 
 void Session::io_main() {
+  pthread_setname_np(pthread_self(), api_[0] == 'm' ? "ctpshim-md-io" : "ctpshim-td-io");
   std::size_t index = 0;
   while (!stopping()) {
     if (!fronts_.empty()) {
@@ -707,6 +708,7 @@ void Session::connection(const Front &front) {
 }
 
 void Session::callback_main() {
+  pthread_setname_np(pthread_self(), api_[0] == 'm' ? "ctpshim-md-spi" : "ctpshim-td-spi");
   PythonPin pin;
   pin.enter();
   pin_ = &pin;

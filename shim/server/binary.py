@@ -30,8 +30,9 @@ import asyncio
 import collections
 import itertools
 import logging
+import os
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..api.arguments import instrument_ids
 from ..ctp import clock
@@ -60,6 +61,7 @@ HIGH_WATER = 256 << 10  # bytes buffered for the socket above which a send waits
 CLOSE_GRACE = 2.0  # s a closing connection may take to flush its last frames before it is aborted
 READ_SIZE = 1 << 16
 MAX_BATCH = 0xFFFF  # ticks in one TICK_BATCH (u16 count)
+MAX_PARTS = 512  # buffers in one os.writev (IOV_MAX is 1024 on Linux)
 FRONT_ID = 1
 TOO_MANY_PER_SECOND = -3  # CTP's send code: too many requests per second
 OVER_SUB_LIMIT = error("OVER_SUB_INST_LIMIT")  # 6000 "CTP:sub too many insts"
@@ -116,6 +118,7 @@ class BinaryClient:
         self.trader: Any = None
         self.subscribed: set[str] = set()
         self._unsubscribed = False  # ticks of an instrument no longer subscribed may still wait in the channel
+        self._fd = _direct_fd(writer)
         self.session_id = 0
         self.rate = RateLimiter(self.limits.control_rate, self.limits.control_burst)
         self.closed = False
@@ -517,27 +520,33 @@ class BinaryClient:
         return HEADER.pack(LENGTH_BASE + len(payload), frame_type, CODECS[frame_type], flags, self._seq % _U32,
                            request_id % _U32) + payload
 
-    async def _send(self, replies: list[Any], ticks: list["EncodedTick"]) -> None:
-        """The channel's writer: replies in order, then the ticks of the client's instruments."""
+    def _send(self, replies: list[Any], ticks: list["EncodedTick"]) -> Awaitable[None] | None:
+        """The channel's writer: replies in order, then the ticks of the client's instruments; returns
+        the transport's drain when its buffer is above HIGH_WATER, else None (nothing to wait for)."""
         if self.closed:
-            return
-        out: list[bytes] = []
+            return None
+        parts: list[bytes] = []
         closing = False
-        for item in replies:
-            if item is _CLOSE:
-                closing = True
-                break
-            out.append(self._frame(*item))
+        if replies:
+            frames = []
+            for item in replies:
+                if item is _CLOSE:
+                    closing = True
+                    break
+                frames.append(self._frame(*item))
+            if frames:
+                parts.append(frames[0] if len(frames) == 1 else b"".join(frames))
         if ticks and not closing:
-            self._tick_parts(ticks, out)
-        if out:
-            self.writer.writelines(out)
+            self._tick_parts(ticks, parts)
+        if parts:
+            self._write(parts)
             self._last_sent = self.loop.time()
         if closing:
             self._close_now()
-            return
+            return None
         if self.transport.get_write_buffer_size() > HIGH_WATER:
-            await self.writer.drain()
+            return self.writer.drain()
+        return None
 
     def _tick_parts(self, ticks: list["EncodedTick"], parts: list[bytes]) -> None:
         """TICK / TICK_BATCH frames of ``ticks``: the payloads shared with every client handed the same
@@ -554,6 +563,24 @@ class BinaryClient:
             parts.append(HEADER.pack(LENGTH_BASE + len(payload), frame_type, CODECS[frame_type], 0,
                                      self._seq % _U32, 0))
             parts.append(payload)
+
+    def _write(self, parts: list[bytes]) -> None:
+        """Write ``parts`` in order: straight to the socket (one writev, no copy) while the transport
+        holds nothing unsent, what the socket did not take (and everything else) through the transport."""
+        transport = self.transport
+        fd = self._fd
+        if fd < 0 or len(parts) > MAX_PARTS or transport.get_write_buffer_size() or transport.is_closing():
+            self.writer.writelines(parts)
+            return
+        try:
+            written = os.writev(fd, parts)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError:
+            written = 0  # the transport meets the same error below and closes the connection its way
+        if written == sum(map(len, parts)):
+            return
+        transport.write(b"".join(parts)[written:])
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -640,6 +667,20 @@ def _tick_payloads(ticks: list["EncodedTick"]) -> list[tuple[int, bytes]]:
         return [(FrameType.TICK, packed[0])]
     return [(FrameType.TICK_BATCH, len(chunk).to_bytes(2, "little") + b"".join(chunk))
             for chunk in (packed[start:start + MAX_BATCH] for start in range(0, len(packed), MAX_BATCH))]
+
+
+def _direct_fd(writer: asyncio.StreamWriter) -> int:
+    """The socket's descriptor when the server may write to it itself while the transport's buffer is
+    empty (a plain TCP socket on a selector loop), else -1 (everything through the transport)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or writer.get_extra_info("sslcontext") is not None:
+        return -1
+    if not isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop):
+        return -1
+    try:
+        return int(sock.fileno())
+    except (AttributeError, OSError, ValueError):
+        return -1
 
 
 def _instruments(feed: "SourceFeed") -> list[dict[str, str]]:

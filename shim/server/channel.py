@@ -128,12 +128,12 @@ def _work_of(loop: asyncio.AbstractEventLoop) -> _LoopWork:
 class ClientChannel:
     """The queues and the writer of one client (see the module docstring).
 
-    ``send(replies, ticks)`` writes them (replies first) and awaits the transport's drain only
-    when its buffer is above the high-water mark.  Run :meth:`run` as the connection's writer
-    task; :meth:`close` ends it.
+    ``send(replies, ticks)`` writes them (replies first) and returns None, or, when the transport's
+    buffer is above the high-water mark, an awaitable (a coroutine) that ends once it has drained.
+    Run :meth:`run` as the connection's writer task; :meth:`close` ends it.
     """
 
-    def __init__(self, name: str, send: Callable[[list[Any], list["EncodedTick"]], Awaitable[None]],
+    def __init__(self, name: str, send: Callable[[list[Any], list["EncodedTick"]], Awaitable[None] | None],
                  limits: "Limits", metrics: "Metrics", on_cut_off: Callable[[str], None]) -> None:
         self.name = name
         self._send = send
@@ -261,6 +261,9 @@ class ClientChannel:
         replies, ticks = self._take()
         try:
             pending = self._send(replies, ticks)
+            if pending is None:  # written without waiting
+                self._sent(replies, ticks)
+                return
             if hasattr(pending, "send") and hasattr(pending, "throw"):  # a coroutine: run it up to its first wait
                 try:
                     step = pending.send(None)
@@ -300,7 +303,9 @@ class ClientChannel:
                 elif self._has_work() and not self._dirty:
                     replies, ticks = self._take()  # came while a send was in progress
                     try:
-                        await self._send(replies, ticks)
+                        pending = self._send(replies, ticks)
+                        if pending is not None:
+                            await pending
                     finally:
                         self._sending = False
                     self._sent(replies, ticks)

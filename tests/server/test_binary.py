@@ -402,3 +402,33 @@ def test_clients_handed_the_same_ticks_share_one_encoding_and_an_unsubscribed_in
     b_seen = [(t.InstrumentID, t.LastPrice) for f in _priced(b, 303.5) if f.type != FrameType.CALLBACK
               for t in ticks_of(f)]
     assert {(ids[0], 202.5), (ids[1], 202.5), (ids[0], 303.5)} <= set(b_seen)
+
+
+def test_a_client_whose_socket_fills_gets_every_frame_whole_and_in_seq_order(serve_factory: Any) -> None:
+    # Ticks go straight to the socket while the transport holds nothing; what the socket does not take,
+    # and everything after it until the transport has drained, goes through the transport.
+    from ctpshim.wire.frames import FrameReader
+
+    server = serve_factory("sim://?hours=always&interval=0.01&speed=max")
+    ids = _ids(server, 20)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    sock.connect(server.binary_address)
+    try:
+        sock.sendall(encode_frame(FrameType.HELLO, handshake.Hello("md", LAYOUT_ID).encode(), seq=1))
+        sock.sendall(calls.call_frame("SubscribeMarketData", ([i.encode() for i in ids], len(ids)), seq=2))
+        wait_for(lambda: server.metrics.conflated > 0, timeout=30, what="the client's socket to fill up")
+        reader = FrameReader()
+        frames: list[Frame] = []
+        deadline = time.monotonic() + 30
+        while sum(f.type == FrameType.TICK_BATCH for f in frames) < 200 and time.monotonic() < deadline:
+            data = sock.recv(1 << 16)
+            assert data, "the server closed the connection"
+            frames.extend(reader.feed(data))
+    finally:
+        sock.close()
+    assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
+    assert [f.type for f in frames[:2]] == [FrameType.HELLO_ACK, FrameType.RESULT]
+    ticks = [t for f in frames if f.type in (FrameType.TICK, FrameType.TICK_BATCH) for t in ticks_of(f)]
+    assert len(ticks) >= 200 and {t.InstrumentID for t in ticks} <= set(ids)

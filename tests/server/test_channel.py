@@ -38,8 +38,9 @@ def encode(t: Any) -> bytes:
 class Served:
     """One connection of a line protocol on a real loopback socket, sent through a ClientChannel."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, *, sync: bool = False) -> None:
         self.limits = limits
+        self.sync = sync  # send returns None when it need not wait (as the binary protocol's does)
         self.metrics = Metrics()
         self.blocked = asyncio.Event()  # set when a send waits for the transport to drain
         self.cut = asyncio.Event()
@@ -69,12 +70,20 @@ class Served:
                 self.blocked.set()
                 await writer.drain()
 
+        def send_sync(replies: list[Any], ticks: list[EncodedTick]) -> Any:
+            data = [b"R%s\n" % r for r in replies] + [t.get("line", encode) for t in ticks]
+            writer.write(b"".join(data))
+            if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                self.blocked.set()
+                return writer.drain()
+            return None
+
         def on_cut_off(reason: str) -> None:
             self.cut_reason = reason
             writer.close()
             self.cut.set()
 
-        self.channel = ClientChannel("slow", send, self.limits, self.metrics, on_cut_off)
+        self.channel = ClientChannel("slow", send_sync if self.sync else send, self.limits, self.metrics, on_cut_off)
         self.writer_task = asyncio.ensure_future(self.channel.run())
         self.ready.set()
 
@@ -177,6 +186,41 @@ def test_a_slow_client_gets_the_latest_tick_per_instrument_and_every_reply_in_or
             assert len(ticks) < produced
             assert channel.delivered + channel.conflated == produced
             assert served.metrics.conflated == channel.conflated
+        finally:
+            await finish(served, server, client)
+
+    run(main())
+
+
+def test_ticks_given_as_lists_to_a_send_that_returns_none_when_written_keep_the_policy() -> None:
+    async def main() -> None:
+        served = Served(Limits(), sync=True)
+        server, client = await served.start()
+        channel = served.channel
+        assert channel is not None
+        try:
+            price = 0
+            for price in range(1, 100_000):
+                channel.ticks([tick(i, price) for i in INSTRUMENTS])
+                await asyncio.sleep(0)
+                if served.blocked.is_set():
+                    break
+            assert channel.behind
+            first = price
+            for price in range(first + 1, first + 101):
+                channel.ticks([tick(i, price) for i in INSTRUMENTS])
+                channel.reply(b"r%d" % price, 3)
+            last = first + 100
+            assert channel.conflated > 0
+            lines = await read_lines(client, lambda lines: sum(line.startswith(b"T") and b":%d:" % last in line
+                                                               for line in lines) == len(INSTRUMENTS))
+            replies, ticks = parse(lines)
+            assert replies == [b"r%d" % p for p in range(first + 1, last + 1)]
+            for instrument in INSTRUMENTS:
+                prices = [p for i, p in ticks if i == instrument]
+                assert prices[:first] == list(range(1, first + 1))  # every tick while it kept up
+                assert prices == sorted(prices) and prices[-1] == last
+            assert channel.delivered + channel.conflated == last * len(INSTRUMENTS)
         finally:
             await finish(served, server, client)
 

@@ -417,14 +417,23 @@ def install_probe() -> Callable[[], dict[str, Any]]:
         dispatch(self, ticks, wanted)
         handed.append(int((time.time() - sent) * 1_000_000))
 
-    async def timed_send(self: Any, replies: list[Any], ticks: list[Any]) -> None:
+    def timed_send(self: Any, replies: list[Any], ticks: list[Any]) -> Any:
+        # _send returns None (written) or an awaitable (a coroutine in earlier versions), as the channel takes it
         if not ticks:
-            return await send(self, replies, ticks)
+            return send(self, replies, ticks)
         tick = ticks[0].tick
         sent = stamps.epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec)
         starting.append(int((time.time() - sent) * 1_000_000))
-        await send(self, replies, ticks)
-        written.append(int((time.time() - sent) * 1_000_000))
+        pending = send(self, replies, ticks)
+        if pending is None:
+            written.append(int((time.time() - sent) * 1_000_000))
+            return None
+
+        async def finish() -> None:
+            await pending
+            written.append(int((time.time() - sent) * 1_000_000))
+
+        return finish()
 
     fanout.SourceFeed._dispatch = timed_dispatch  # type: ignore[method-assign]
     binary.BinaryClient._send = timed_send  # type: ignore[method-assign]
@@ -600,7 +609,7 @@ class ServerWindow:
         self.after.update(self.server.metrics())
 
     def figures(self) -> dict[str, Any]:
-        """``server``: each counter's increase over the window, and ``cpu_us_per_tick``: the server
+        """``server``: each counter's increase over the window, ``cpu_us_per_tick``: the server
         process's CPU time (user + system, every thread) per delivered tick; ``hot_spots`` if profiled."""
         after, before = self.after, self.before
         server = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in (*SERVER_COUNTERS, "cpu_seconds")}

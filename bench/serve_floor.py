@@ -9,6 +9,8 @@ asyncio connections in two processes as in serve_binary.py, read each frame whol
 clock when it has the frame, less the moment the burst was due (its interval mark, carried in the frame).
 What is left is asyncio, the loopback TCP writes and reads, and the scheduling of three processes on the
 machine's cores: the least any Python server doing one write per client per burst can reach here.
+Also printed: the server's part, when the burst's last write returned (the bytes are in the receivers'
+socket buffers then), and its CPU time per write.
 Each figure is the median of R runs (default 3) of S seconds (default 6).
 """
 
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -49,15 +52,21 @@ def server_main(clients: str, instruments: str, interval: str, seconds: str) -> 
         print(listener.sockets[0].getsockname()[1], flush=True)
         await asyncio.wait_for(everyone.wait(), 60)
         body = bytes(int(instruments) * TICK_SIZE)
+        written: list[float] = []  # per burst: from its due time to the end of the last write
+        cpu = time.process_time()
         for _ in range(round(float(seconds) / step)):
             due = (time.time() // step + 1) * step
             await asyncio.sleep(max(0.0, due - time.time()))
             frame = HEAD.pack(8 + len(body), due) + body
             for writer in writers:
                 writer.write(frame)
+            written.append(time.time() - due)
+        cpu = time.process_time() - cpu
         for writer in writers:
             writer.close()
         listener.close()
+        kept = written[len(written) // 5:]
+        print(json.dumps({"written": kept, "cpu_per_write_us": cpu / max(1, len(written) * count) * 1e6}), flush=True)
 
     asyncio.run(main())
 
@@ -84,7 +93,7 @@ def clients_main(port: str, count: str) -> None:
     print(json.dumps(samples[len(samples) // 5:]))  # the first fifth warms up
 
 
-def run_once(args: argparse.Namespace) -> list[float]:
+def run_once(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
     server = subprocess.Popen([sys.executable, str(HERE), "server", str(args.clients), str(args.instruments),
                                str(args.interval), str(args.seconds)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
@@ -92,8 +101,8 @@ def run_once(args: argparse.Namespace) -> list[float]:
     readers = [subprocess.Popen([sys.executable, str(HERE), "clients", port, str(n)], stdout=subprocess.PIPE, text=True)
                for n in split(args.clients, 2)]
     samples = [s * 1000 for reader in readers for s in json.loads(reader.communicate(timeout=args.seconds + 90)[0])]
-    server.wait(30)
-    return samples
+    server_side = json.loads(server.communicate(timeout=30)[0])
+    return samples, server_side
 
 
 def main() -> None:
@@ -106,14 +115,21 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_floor.py " + " ".join(sys.argv[1:]))
-    runs = [run_once(args) for _ in range(args.runs)]
+    measured = [run_once(args) for _ in range(args.runs)]
+    runs = [samples for samples, _ in measured]
     p99s = [percentile(run, 99) for run in runs]
-    middle = runs[sorted(range(len(runs)), key=lambda k: p99s[k])[len(runs) // 2]]
+    index = sorted(range(len(runs)), key=lambda k: p99s[k])[len(runs) // 2]
+    middle = runs[index]
+    server_side = measured[index][1]
+    written = [w * 1000 for w in server_side["written"]]
     print(f"bare asyncio writes: {args.clients} sockets, a {args.instruments * TICK_SIZE:,}-byte frame each every "
           f"{args.interval:g} s, {len(runs)} runs of {args.seconds:g} s")
     print(f"  p99 {statistics.median(p99s):.2f} ms from the burst's due time to the client having the frame (runs "
           + ", ".join(f"{p:.2f}" for p in p99s) + f"); median run: p50 {percentile(middle, 50):.2f} ms, "
           f"p90 {percentile(middle, 90):.2f} ms, max {max(middle):.2f} ms over {len(middle):,} frames")
+    print(f"  the server's part (median run): the burst's last write done p50 {percentile(written, 50):.2f} ms, "
+          f"p99 {percentile(written, 99):.2f} ms after its due time; CPU {server_side['cpu_per_write_us']:.1f} us "
+          f"per write (user + system)")
 
 
 if __name__ == "__main__":

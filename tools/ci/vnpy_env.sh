@@ -26,7 +26,9 @@ VNPY=vnpy==4.5.0
 VNPY_CTP=vnpy_ctp==6.7.11.4
 
 STAMP="$DIR/.ctpshim-vnpy-env"
-WANT="python=$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') ${RUNTIME[*]} ${BUILD[*]} $VNPY $VNPY_CTP"
+VERSION='import sys; print(sys.version.split()[0])'
+PY_VERSION=$("$PYTHON" -c "$VERSION")
+WANT="python=$PY_VERSION ${RUNTIME[*]} ${BUILD[*]} $VNPY $VNPY_CTP"
 CHECK='from vnpy.event import EventEngine; from vnpy_ctp import CtpGateway; import vnpy, vnpy_ctp; print("vnpy", vnpy.__version__, "vnpy_ctp", vnpy_ctp.__version__)'
 
 say() { printf 'vnpy_env: %s\n' "$*"; }
@@ -43,8 +45,11 @@ command -v "${CXX:-g++}" >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 || {
 
 start=$(date +%s)
 if [ ! -x "$DIR/bin/python" ]; then
-    say "creating the virtual environment $DIR with $PYTHON"
+    say "creating the virtual environment $DIR with $PYTHON ($PY_VERSION)"
     "$PYTHON" -m venv "$DIR"
+elif [ "$("$DIR/bin/python" -c "$VERSION" 2>/dev/null)" != "$PY_VERSION" ]; then
+    say "recreating $DIR: its interpreter is not $PYTHON ($PY_VERSION)"
+    "$PYTHON" -m venv --clear "$DIR"
 fi
 rm -f "$STAMP"
 pip() { timeout "$PIP_TIMEOUT" "$DIR/bin/python" -m pip --disable-pip-version-check "$@"; }
@@ -53,7 +58,7 @@ say "installing ${RUNTIME[*]} ${BUILD[*]}"
 pip install -q --only-binary :all: "${RUNTIME[@]}" "${BUILD[@]}"
 say "installing $VNPY without its dependencies"
 pip install -q --no-deps "$VNPY"
-say "building $VNPY_CTP from its sdist (two pybind11 extensions: about 40 s on 2 cores)"
+say "building $VNPY_CTP from its sdist (two pybind11 extensions: about 40 s on 2 cores; pip reuses a wheel it built before)"
 t0=$(date +%s)
 # MAKEFLAGS/NINJAFLAGS do not reach meson-python; its compile-args setting caps ninja at 2 jobs.
 # Without isolation the backend runs the venv's meson, and meson.build calls `python3 -c "import pybind11"`.

@@ -223,7 +223,7 @@ def main():
     say("cancelled", orderid=orderid)
 
     if mode == "fill":
-        high = min(tick.limit_up, tick.ask_price_1 + 5 * step)
+        high = min(tick.limit_up, tick.ask_price_1 + 20 * step)
         filling = gateway.send_order(OrderRequest(symbol, exchange, Direction.LONG, OrderType.LIMIT, 1,
                                                   round(high / step) * step, Offset.OPEN))
         fillid = filling.split(".", 1)[1]
@@ -386,7 +386,7 @@ def check_session(events: list[dict[str, Any]], fill: bool) -> None:
     if fill:
         trade = one(events, "trade")
         assert trade["volume"] == 1 and trade["direction"] == "LONG" and trade["offset"] == "OPEN"
-        assert trade["orderid"] != cancelled and trade["price"] <= tick["ask_price_1"] + 5
+        assert trade["orderid"] != cancelled and trade["price"] <= tick["ask_price_1"] + 20
         position = one(events, "position")
         assert position["direction"] == "LONG" and position["volume"] >= 1
         account = one(events, "account")

@@ -181,6 +181,24 @@ def test_ctpshim_native_front_replaces_the_registered_front(
     assert "180.168.146.187" not in program.stderr()
 
 
+def test_the_token_comes_from_the_address_or_ctpshim_native_token(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None, tokens=["s3cret-alice:alice"])
+    refused = Running(md_client, [_front(server), "1", "3", "rb2701"], tmp_path)
+    with_address = Running(md_client, [_front(server) + "?token=s3cret-alice", "1", "30", "rb2701"], tmp_path)
+    with_variable = Running(md_client, [_front(server), "1", "30", "rb2701"], tmp_path,
+                            env={"CTPSHIM_NATIVE_TOKEN": "s3cret-alice"})
+    running.extend([refused, with_address, with_variable])
+    for program in (with_address, with_variable):
+        program.expect("connected 1")
+        program.expect("done")
+        assert program.finish() == 0
+    refused.expect("timeout", timeout=15)
+    assert refused.finish() == 2
+    stderr = refused.stderr()
+    assert "refused the connection" in stderr and "-401" in stderr, stderr
+
+
 def test_a_bad_front_is_named_on_stderr_and_never_connects(
         md_client: Path, running: list[Running], tmp_path: Path) -> None:
     program = Running(md_client, ["udp://127.0.0.1:1", "1", "2", "rb2701"], tmp_path)

@@ -30,6 +30,9 @@ drain  The callback ceiling, with the source out of the way.  The source is a sc
        its server, so it cannot be framed that way: ``counting`` (``n = self.n = self.n + 1`` and two
        comparisons; the first tick blocks, the N-th ends the time) is the handler run on both, for the
        like-for-like ratio.  Reading fields would add the SWIG getters' cost (NATIVE_PROBE.md).
+       The backlog is megabytes, so each tick is cold in the caches when its turn comes; with a no-op
+       handler the library's own first look at it (the subscription check of its InstrumentID) pays
+       that, where a real handler reading fields would.
        Each row also gives the process's CPU time over the drain per callback (every thread; the IO thread
        is idle once the backlog is in) and its inverse, callbacks per CPU-second: on a busy machine the
        wall-clock rate falls with the share of a core the drain gets, the CPU figure much less.

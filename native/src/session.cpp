@@ -235,6 +235,8 @@ void Session::start() {
     }
     fronts_.push_back(std::move(f));
   }
+  const char *limit = std::getenv("CTPSHIM_NATIVE_QUEUE_BYTES");  // for tests of the bound
+  if (limit != nullptr && std::strtoull(limit, nullptr, 10) > 0) queue_limit_ = std::strtoull(limit, nullptr, 10);
   if (fronts_.empty()) log_once("Init() with no front registered (RegisterFront, or set CTPSHIM_NATIVE_FRONT)");
   callback_thread_ = std::thread(&Session::callback_main, this);
   callback_id_ = callback_thread_.get_id();
@@ -370,11 +372,11 @@ void Session::sleep_while_running(milliseconds total) {
 void Session::push(Event &&event, int fd) {
   (void)fd;
   std::unique_lock<std::mutex> lock(queue_mutex_);
-  while (queued_bytes_ > kQueueBytes && !callback_in_call_ && !stopping()) {
+  while (queued_bytes_ > queue_limit_ && !callback_in_call_ && !stopping()) {
     io_waiting_ = true;
     space_cv_.wait_for(lock, milliseconds(kPollStepMs));
     io_waiting_ = false;
-    if (queued_bytes_ > kQueueBytes && !callback_in_call_ && !stopping()) {
+    if (queued_bytes_ > queue_limit_ && !callback_in_call_ && !stopping()) {
       lock.unlock();
       {  // keep the server from counting us silent while we do not read
         std::lock_guard<std::mutex> write_lock(write_mutex_);

@@ -48,6 +48,10 @@ struct Event {
   std::string payload;  // kCallback: the CALLBACK payload; kTicks: back-to-back 584-byte ticks
 };
 
+// The queue's bound: above it the IO thread stops reading (the server then conflates ticks).
+// CTPSHIM_NATIVE_QUEUE_BYTES overrides it (for tests).
+constexpr std::size_t kQueueBytes = 64u << 20;
+
 // The API class behind a Session: gets each event on the callback thread (the event's payload
 // is the owner's to use, a tick's bytes may be handed to the Spi in place).
 class SessionOwner {
@@ -134,6 +138,7 @@ class Session {
   std::condition_variable space_cv_;  // the IO thread waits for room
   std::deque<Event> queue_;
   std::size_t queued_bytes_ = 0;
+  std::size_t queue_limit_ = kQueueBytes;
   bool callback_waiting_ = false;     // the callback thread sleeps on queue_cv_
   bool io_waiting_ = false;           // the IO thread sleeps on space_cv_
   bool callback_in_call_ = false;     // the callback thread waits for a RESULT: never block the IO thread
@@ -153,9 +158,6 @@ class Session {
   std::mutex log_mutex_;
   std::vector<std::string> logged_;
 };
-
-// The queue's bound: above it the IO thread stops reading (the server then conflates ticks).
-constexpr std::size_t kQueueBytes = 64u << 20;
 
 }  // namespace ctpshim
 

@@ -366,12 +366,16 @@ class Peer:
     ``index`` (0, 1, ...) gets after its HELLO: ``"silent"`` (HELLO_ACK, then nothing at all),
     ``"error"`` (HELLO_ACK, then ERROR with Reason 8195), ``"bad-frame"`` (HELLO_ACK, then a frame of
     type 77), ``"refuse-503"`` (ERROR -503 instead of HELLO_ACK), ``"serve"`` (HELLO_ACK, a RESULT 0
-    for every CALL, HEARTBEATs every 0.1 s).  The heartbeat interval in HELLO_ACK is ``heartbeat``."""
+    for every CALL, OnRspUserLogin(NULL, NULL) after ReqUserLogin's, HEARTBEATs every 0.1 s), ``"flood"`` (as serve, and after the first
+    SubscribeMarketData ``flood`` ticks of rb2701 in TICK_BATCH frames of 100, from a thread of their
+    own).  The heartbeat interval in HELLO_ACK is ``heartbeat``."""
 
-    def __init__(self, scripts: list[str], heartbeat: float = 0.3) -> None:
+    def __init__(self, scripts: list[str], heartbeat: float = 0.3, flood: int = 0) -> None:
         import socket
 
         self.scripts = scripts
+        self.flood = flood
+        self.flood_done = threading.Event()
         self.heartbeat = heartbeat
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -410,26 +414,38 @@ class Peer:
             index += 1
 
     def _serve(self, conn: Any, script: str, received: list[int]) -> None:
-        import socket
+        import select
 
         from ctpshim.wire import calls, frames, handshake
 
         seq = [0]
+        lock = threading.Lock()
 
         def send(kind: int, payload: bytes = b"", request_id: int = 0) -> None:
-            seq[0] += 1
-            conn.sendall(frames.encode_frame(kind, payload, seq=seq[0], request_id=request_id))
+            flags = frames.FLAG_LAST if kind == frames.FrameType.CALLBACK else 0
+            with lock:
+                seq[0] += 1
+                conn.sendall(frames.encode_frame(kind, payload, seq=seq[0], request_id=request_id, flags=flags))
+
+        def flood() -> None:
+            tick = bytes.fromhex((Path(__file__).resolve().parents[1] / "wire" / "vectors" /
+                                  "30_tick_struct.hex").read_text())
+            batch = (100).to_bytes(2, "little") + tick * 100
+            try:
+                for _ in range(self.flood // 100):
+                    send(frames.FrameType.TICK_BATCH, batch)
+            except OSError:
+                return
+            self.flood_done.set()
 
         reader = frames.FrameReader()
-        conn.settimeout(0.1)
+        conn.setblocking(True)  # sends may wait for the library to read; receives are polled
         acked = False
         last_beat = time.monotonic()
         try:
             while not self.stopped.is_set():
-                try:
-                    data = conn.recv(65536)
-                except socket.timeout:
-                    data = None
+                readable, _, _ = select.select([conn], [], [], 0.1)
+                data = conn.recv(65536) if readable else None
                 if data == b"":
                     return
                 for frame in reader.feed(data or b""):
@@ -449,9 +465,16 @@ class Peer:
                         if script == "bad-frame":
                             seq[0] += 1
                             conn.sendall(frames.HEADER.pack(12, 77, 0, 0, seq[0], 0))
-                    elif frame.type == frames.FrameType.CALL and script == "serve":
+                    elif frame.type == frames.FrameType.CALL and script in ("serve", "flood"):
                         send(frames.FrameType.RESULT, calls.encode_result(0, frame.seq), frame.request_id)
-                if script == "serve" and acked and time.monotonic() - last_beat > 0.1:
+                        if frame.payload[1:13] == b"ReqUserLogin":  # OnRspUserLogin(NULL, NULL, id, true)
+                            send(frames.FrameType.CALLBACK, b"\x0eOnRspUserLogin\x00\x00", frame.request_id)
+                        if script == "flood" and frame.payload[1:20] == b"SubscribeMarketData":
+                            script = "serve"
+                            sender = threading.Thread(target=flood, daemon=True)
+                            self.threads.append(sender)
+                            sender.start()
+                if script in ("serve", "flood") and acked and time.monotonic() - last_beat > 0.1:
                     send(frames.FrameType.HEARTBEAT)
                     last_beat = time.monotonic()
         except OSError:
@@ -514,6 +537,28 @@ def test_a_malformed_frame_gives_0x2003(md_client: Path, running: list[Running],
     program.expect("done")
     assert program.finish() == 0
     assert "unknown frame type 77" in program.stderr()
+
+
+def test_a_full_queue_stops_reading_but_a_call_from_a_callback_still_gets_its_result(
+        md_client: Path, running: list[Running], peers: list[Peer], tmp_path: Path) -> None:
+    """With the queue bounded at 1 MiB and the first tick's callback blocked, the library stops
+    reading (the peer's sends stall); a ReqUserLogout from inside that callback still gets its RESULT,
+    and every tick arrives, none lost."""
+    count = 20_000  # 11.7 MB of ticks
+    peer = Peer(["flood"], heartbeat=5.0, flood=count)
+    peers.append(peer)
+    program = Running(md_client, [peer.front, str(count), "60", "rb2701"], tmp_path,
+                      env={"CTPSHIM_NATIVE_QUEUE_BYTES": str(1 << 20), "MD_CLIENT_BLOCK_MS": "1500",
+                           "MD_CLIENT_QUIET": "1"})
+    running.append(program)
+    program.expect("connected 1")
+    program.expect("subscribe-rc 0")
+    assert not peer.flood_done.wait(1.0), "the library read everything while its callback was blocked"
+    assert program.expect("logout-rc") == "logout-rc 0"
+    assert peer.flood_done.wait(WAIT)
+    program.expect("done")
+    assert program.expect("ticks") == f"ticks {count} [main thread]"
+    assert program.finish() == 0
 
 
 def test_a_hello_refused_with_503_is_retried_quietly(md_client: Path, running: list[Running], peers: list[Peer],

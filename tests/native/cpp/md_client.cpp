@@ -2,9 +2,12 @@
 // libthostmduserapi_se.so: logs in on OnFrontConnected, subscribes on OnRspUserLogin, prints one
 // line per callback, and ends after TICKS ticks (with --reconnect: TICKS ticks after a second
 // OnFrontConnected), or exits 2 after TIMEOUT seconds.  With MD_CLIENT_NO_RELEASE=1 set, main
-// returns without Release() (the API's threads still running, ticks still coming).
+// returns without Release() (the API's threads still running, ticks still coming).  With
+// MD_CLIENT_BLOCK_MS=N the first tick's callback sleeps N ms, then calls ReqUserLogout from inside
+// the callback; with MD_CLIENT_QUIET=1 ticks are counted, not printed.
 //
 //   md_client FRONT TICKS TIMEOUT [--reconnect] INSTRUMENT...
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdint>
@@ -26,6 +29,8 @@ std::condition_variable changed;
 int connects = 0;
 int ticks_since_connect = 0;
 std::thread::id main_thread;
+std::atomic<long> total_ticks{0};
+bool quiet = false;
 
 void say(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void say(const char *format, ...) {
@@ -72,6 +77,19 @@ class Spi final : public CThostFtdcMdSpi {
     say("sub %s %d %d", instrument ? instrument->InstrumentID : "-", info ? info->ErrorID : -999, bIsLast ? 1 : 0);
   }
   void OnRtnDepthMarketData(CThostFtdcDepthMarketDataField *t) override {
+    if (total_ticks.fetch_add(1) == 0 && std::getenv("MD_CLIENT_BLOCK_MS") != nullptr) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(std::getenv("MD_CLIENT_BLOCK_MS"))));
+      CThostFtdcUserLogoutField logout;
+      std::memset(&logout, 0, sizeof logout);
+      std::strcpy(logout.BrokerID, "9999");
+      say("logout-rc %d", api_->ReqUserLogout(&logout, 99));
+    }
+    if (quiet) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++ticks_since_connect;
+      if (ticks_since_connect % 1000 == 0) changed.notify_all();
+      return;
+    }
     say("tick %s %s %.4f %d %s %d %d", t->InstrumentID, t->TradingDay, t->LastPrice, t->Volume, t->UpdateTime,
         t->UpdateMillisec, reinterpret_cast<std::uintptr_t>(t) % alignof(CThostFtdcDepthMarketDataField) == 0);
     {
@@ -90,6 +108,7 @@ class Spi final : public CThostFtdcMdSpi {
 
 int main(int argc, char **argv) {
   main_thread = std::this_thread::get_id();
+  quiet = std::getenv("MD_CLIENT_QUIET") != nullptr && std::strcmp(std::getenv("MD_CLIENT_QUIET"), "1") == 0;
   if (argc < 5) {
     std::fprintf(stderr, "usage: %s FRONT TICKS TIMEOUT [--reconnect] INSTRUMENT...\n", argv[0]);
     return 64;
@@ -119,6 +138,7 @@ int main(int argc, char **argv) {
     });
   }
   say(done ? "done" : "timeout");
+  say("ticks %ld", total_ticks.load());
   const char *no_release = std::getenv("MD_CLIENT_NO_RELEASE");
   if (no_release != nullptr && std::strcmp(no_release, "1") == 0) {
     say("exit-without-release");

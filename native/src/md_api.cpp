@@ -1,5 +1,6 @@
 // libthostmduserapi_se.so: CThostFtdcMdApi over ctpshim serve's binary protocol.
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -14,6 +15,8 @@
 
 namespace ctpshim {
 namespace {
+
+constexpr std::size_t kPrefetchAhead = 8;
 
 class MdApi final : public CThostFtdcMdApi, public SessionOwner {
  public:
@@ -158,6 +161,10 @@ void MdApi::deliver(Event &event) {
       CThostFtdcDepthMarketDataField copy;
       for (; p + sizeof copy <= end; p += sizeof copy) {
         CThostFtdcDepthMarketDataField *tick = reinterpret_cast<CThostFtdcDepthMarketDataField *>(p);
+        // The queued ticks are cold: fetch the InstrumentID of the tick 8 ahead (H6's profile: +13-15 %).
+        if (end - p > static_cast<std::ptrdiff_t>(kPrefetchAhead * sizeof copy)) {
+          __builtin_prefetch(p + kPrefetchAhead * sizeof copy + offsetof(CThostFtdcDepthMarketDataField, InstrumentID));
+        }
         if (!aligned) {
           std::memcpy(&copy, p, sizeof copy);
           tick = &copy;

@@ -83,11 +83,12 @@ class MdApi final : public CThostFtdcMdApi, public SessionOwner {
   // Whether ticks of `id` (a char[81] InstrumentID) are delivered; the last answer is kept, as
   // ticks of one instrument often come in runs.
   bool subscribed(const char *id) {
-    const std::size_t n = strnlen(id, sizeof(CThostFtdcDepthMarketDataField::InstrumentID));
-    if (n == key_.size() && last_version_ == delivered_version_ && std::memcmp(id, key_.data(), n) == 0) {
+    constexpr std::size_t kSize = sizeof(CThostFtdcDepthMarketDataField::InstrumentID);
+    // The same ID as last time, its NUL included (no strnlen on the hot path).
+    if (last_version_ == delivered_version_ && key_.size() < kSize && std::memcmp(id, key_.c_str(), key_.size() + 1) == 0) {
       return last_answer_;
     }
-    key_.assign(id, n);
+    key_.assign(id, strnlen(id, kSize));
     last_version_ = delivered_version_;
     last_answer_ = delivered_ids_.count(key_) != 0;
     return last_answer_;

@@ -145,17 +145,20 @@ def build(out_dir: Path | None = None, *, md_soname: str = MD_SONAME, td_soname:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NativeBuildError(f"cannot create the build directory {directory}: {exc}") from None
-    with _locked(base / ".build.lock"):
-        if not force and _current(stamp_path, stamp, built):  # another process built it meanwhile
-            return built
-        from .generate import generate
+    try:
+        with _locked(base / ".build.lock"):
+            if not force and _current(stamp_path, stamp, built):  # another process built it meanwhile
+                return built
+            from .generate import generate
 
-        generate(base)
-        objects = _compile_all(compiler, sources, base, inputs, force)
-        _link(compiler, objects["md"], sources / "exports" / "md.map", md_soname, built.md)
-        _link(compiler, objects["td"], sources / "exports" / "td.map", td_soname, built.td)
-        _write_atomically(stamp_path, stamp.encode())
-        _remove_stale_objects(base, inputs)
+            generate(base)
+            objects = _compile_all(compiler, sources, base, inputs, force)
+            _link(compiler, objects["md"], sources / "exports" / "md.map", md_soname, built.md)
+            _link(compiler, objects["td"], sources / "exports" / "td.map", td_soname, built.td)
+            _write_atomically(stamp_path, stamp.encode())
+            _remove_stale_objects(base, inputs)
+    except OSError as exc:
+        raise NativeBuildError(f"cannot write the build directory {base}: {exc}") from None
     return built
 
 

@@ -131,3 +131,10 @@ def test_the_sources_are_the_repositorys_native_directory() -> None:
     sources = native.native_sources()
     assert (sources / "src" / "session.cpp").is_file()
     assert (sources / "exports" / "md.map").is_file()
+
+
+def test_an_unwritable_build_directory_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(native.NativeBuildError, match="build directory"):
+        native.build(blocker / "out")

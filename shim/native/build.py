@@ -95,12 +95,12 @@ def find_compiler() -> str:
     nothing runnable)."""
     wanted = os.environ.get("CXX", "").strip()
     if wanted:
-        command = shlex.split(wanted)[0]
-        found = shutil.which(command)
+        words = shlex.split(wanted)
+        found = shutil.which(words[0]) if words else None
         if found is None:
             raise NativeBuildError(f"CXX={wanted!r} names no runnable C++ compiler; set CXX to one "
                                    f"(g++, clang++) or unset it, or {INSTALL_HINT}")
-        return found
+        return found if len(words) == 1 else shlex.join([found, *words[1:]])  # "ccache g++" stays a command
     for name in COMPILERS:
         found = shutil.which(name)
         if found is not None:
@@ -187,9 +187,14 @@ def _inputs_digest(compiler: str, sources: Path) -> str:
     return digest.hexdigest()
 
 
+def _words(compiler: str) -> list[str]:
+    """find_compiler()'s answer as a command: a path, or a command line such as ``ccache g++``."""
+    return [compiler] if os.path.isfile(compiler) else shlex.split(compiler)
+
+
 def _compiler_identity(compiler: str) -> str:
     try:
-        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*_words(compiler), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NativeBuildError(f"the C++ compiler {compiler} does not run ({exc}); {INSTALL_HINT}") from None
     return done.stdout.splitlines()[0] if done.stdout else ""
@@ -224,7 +229,7 @@ def _compile_all(compiler: str, sources: Path, base: Path, inputs: str, force: b
     def compile_one(name: str) -> None:
         target = object_path(name)
         temporary = target.with_name(target.name + f".{os.getpid()}.tmp")
-        command = [compiler, *CXXFLAGS, *defines, *include, "-c", str(source_path(name)), "-o", str(temporary)]
+        command = [*_words(compiler), *CXXFLAGS, *defines, *include, "-c", str(source_path(name)), "-o", str(temporary)]
         _run(command, f"compiling {name}")
         os.replace(temporary, target)
 
@@ -244,7 +249,7 @@ def _compile_all(compiler: str, sources: Path, base: Path, inputs: str, force: b
 
 def _link(compiler: str, objects: Sequence[Path], version_script: Path, soname: str, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    command = [compiler, *LDFLAGS, f"-Wl,--version-script={version_script}", f"-Wl,-soname,{soname}",
+    command = [*_words(compiler), *LDFLAGS, f"-Wl,--version-script={version_script}", f"-Wl,-soname,{soname}",
                "-o", str(temporary), *map(str, objects), *LIBS]
     _run(command, f"linking {target.name}")
     os.replace(temporary, target)  # never overwrite a mapped library in place

@@ -138,3 +138,12 @@ def test_an_unwritable_build_directory_is_named(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(native.NativeBuildError, match="build directory"):
         native.build(blocker / "out")
+
+
+def test_cxx_may_be_a_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    gxx = shutil.which("g++") or shutil.which("c++")
+    if gxx is None:
+        pytest.skip("no g++ here")
+    monkeypatch.setenv("CXX", f"env {gxx}")
+    found = native.find_compiler()
+    assert found.endswith(f" {gxx}") and found.split()[0] == shutil.which("env")

@@ -1,9 +1,9 @@
 """``ctpshim serve`` over the binary protocol (ctpshim://): delivered ticks/s to 100 clients, and latency.
 
     python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--source-rate max,2500]
-                                 [--latency-instruments 600,20] [--rate 20000] [--seconds S]
+                                 [--latency-instruments 600,20,2] [--rate 20000] [--seconds S]
                                  [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
-                                 [--probe] [--against REVISION]
+                                 [--probe] [--against REVISION] [--client-nice N]
 
 One ``sim://`` source with every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
@@ -26,13 +26,16 @@ throughput  ``--source-rate max`` (default): ``sim://?instruments=<N>&speed=max`
             (speed = rate x interval / instruments), offering rate x clients.
             Baseline: one md API object on the same ``sim://`` address, ticks/s to its no-op callback.
 latency     at a paced ``--rate`` delivered ticks/s in total (default 20,000: with 100 clients, 200
-            ticks/s from the source): each of ``--latency-instruments`` (default 600 and 20) ticks every
-            instruments x clients / rate seconds (3 s and 0.1 s) at speed=1.  Latency = the client's
+            ticks/s from the source): each of ``--latency-instruments`` (default 600, 20 and 2) ticks every
+            instruments x clients / rate seconds (3 s, 0.1 s and 0.01 s) at speed=1.  Latency = the client's
             clock when its handler has the tick, less the tick's own stamp (see bench/serve_common.py for
             why that stamp is the upstream's time): every tick of the light clients (stamp read from the
             struct's bytes), every callback of the real one.  Baseline: one md API object on the same
             ``sim://`` address, its stamp-to-callback latency.  The simulator's shape: every contract
-            ticks at each interval mark, so each mark is a burst of instruments x clients deliveries.
+            ticks at each interval mark, so each mark is a burst of instruments x clients deliveries
+            (60,000, 2,000 and 200: the same rate, ever less bursty).
+            ``--client-nice N`` runs the client processes at nice N, so that on a machine whose cores the
+            server shares with its clients, the clients do not preempt the server's writes.
 Every figure comes with the server process's CPU time per delivered tick over the window (user + system,
 less noisy than latency on a shared machine).  ``--against REVISION`` measures the server's tick path
 (shim/server/fanout.py, channel.py, binary.py) at that git revision too, alternating run for run with the
@@ -228,8 +231,8 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
         host, port = server.binary
         light = args.clients - args.real
         children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
-                          f"clients-{number}") for number, n in enumerate(split(light, args.procs)) if n]
-        children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}")
+                          f"clients-{number}", args.client_nice) for number, n in enumerate(split(light, args.procs)) if n]
+        children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}", args.client_nice)
                      for number in range(args.real)]
         window = ServerWindow(server, args.seconds, profile_file)
         results = measure(children, args.seconds, ready_timeout=120, during=window)
@@ -302,8 +305,8 @@ def main() -> None:
     parser.add_argument("--source-rate", default="max",
                         help="throughput: comma-separated ticks/s from the source, one measurement each: max (as fast "
                              "as the server takes them; the default) or a number (2500: 250,000 offered to 100 clients)")
-    parser.add_argument("--latency-instruments", default="600,20",
-                        help="latency: comma-separated instrument counts, one measurement each (default 600,20)")
+    parser.add_argument("--latency-instruments", default="600,20,2",
+                        help="latency: comma-separated instrument counts, one measurement each (default 600,20,2)")
     parser.add_argument("--rate", type=float, default=20_000, help="latency: delivered ticks/s in total (default 20,000)")
     parser.add_argument("--seconds", type=float, default=6.0,
                         help="measuring window per run (default 6: two of the 600-instrument latency bursts)")
@@ -315,6 +318,9 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true",
                         help="latency: also time each tick inside the server (stamp to fan-out, to each client's "
                              "write; serve_common.install_probe, which costs the server time of its own)")
+    parser.add_argument("--client-nice", type=int, default=0, metavar="N",
+                        help="run the client processes at nice N (10: the server is not preempted by its own clients "
+                             "on a machine whose cores they share; the baseline is not niced)")
     parser.add_argument("--against", metavar="REVISION",
                         help="also measure the server's tick path (shim/server/fanout.py, channel.py, binary.py) at "
                              "this git revision, alternating run for run with the current one (its baseline shared)")

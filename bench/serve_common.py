@@ -212,9 +212,10 @@ def free_port() -> int:
 class Child:
     """A measuring process of this bench: ``ready``, then ``go START END``, then one JSON line."""
 
-    def __init__(self, argv: list[str], name: str) -> None:
+    def __init__(self, argv: list[str], name: str, nice: int = 0) -> None:
         self.name = name
-        self.process = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        self.process = subprocess.Popen([*prefix, sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=str(REPO))
         self._stderr: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -542,8 +543,8 @@ def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
     os._exit(0)  # the API's threads need no orderly end here
 
 
-def mdapi_child(front: str, ids: list[str], latency: bool, name: str) -> Child:
-    return Child([str(HERE), "mdapi", front, json.dumps(ids), "1" if latency else "0"], name)
+def mdapi_child(front: str, ids: list[str], latency: bool, name: str, nice: int = 0) -> Child:
+    return Child([str(HERE), "mdapi", front, json.dumps(ids), "1" if latency else "0"], name, nice)
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The floor under bench/serve_binary.py's latency: a bare asyncio server that only writes bytes.
 
     python bench/serve_floor.py [--runs R] [--clients N] [--instruments N] [--interval S] [--seconds S]
+                                [--client-nice N]
 
 No ctpshim at all: every ``--interval`` seconds (default 0.1) a server process writes one frame of
 ``--instruments`` x 584 bytes (a TICK_BATCH of that many CTP ticks; default 20) to each of ``--clients``
@@ -98,8 +99,9 @@ def run_once(args: argparse.Namespace) -> tuple[list[float], dict[str, Any]]:
                                str(args.interval), str(args.seconds)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     port = server.stdout.readline().strip()
-    readers = [subprocess.Popen([sys.executable, str(HERE), "clients", port, str(n)], stdout=subprocess.PIPE, text=True)
-               for n in split(args.clients, 2)]
+    prefix = ["nice", "-n", str(args.client_nice)] if args.client_nice else []
+    readers = [subprocess.Popen([*prefix, sys.executable, str(HERE), "clients", port, str(n)], stdout=subprocess.PIPE,
+                                text=True) for n in split(args.clients, 2)]
     samples = [s * 1000 for reader in readers for s in json.loads(reader.communicate(timeout=args.seconds + 90)[0])]
     server_side = json.loads(server.communicate(timeout=30)[0])
     return samples, server_side
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--instruments", type=int, default=20, help="ticks per frame (default 20)")
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--client-nice", type=int, default=0, metavar="N", help="run the client processes at nice N")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_floor.py " + " ".join(sys.argv[1:]))

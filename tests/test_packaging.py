@@ -22,6 +22,11 @@ def _package_folders() -> dict[str, Path]:
             dotted = ".".join([name, *relative.parts]) if relative.parts else name
             if not any(part.startswith((".", "__pycache__")) for part in relative.parts):
                 found[dotted] = init.parent
+    # A data-only package (no Python, no __init__.py): a folder mapped by package-dir that carries
+    # package-data, such as the native libraries' C++ sources.
+    for name, folder in SETUPTOOLS["package-dir"].items():
+        if name not in found and name in SETUPTOOLS.get("package-data", {}) and (ROOT / folder).is_dir():
+            found[name] = ROOT / folder
     return found
 
 
@@ -41,6 +46,7 @@ def test_the_package_data_patterns_match_the_files_the_code_opens() -> None:
     needed = {
         "ctpshim.ctp": ["spec/openctp_ctp.json", "spec/ctp_error_codes.json", "data/rates.csv"],
         "ctpshim": ["data/SHFE_ru1901_20181009.parquet", "data/CZCE_RM705_20170320.parquet"],
+        "ctpshim.native.cxx": ["src/session.cpp", "src/wire.h", "exports/md.map", "exports/td.map"],
     }
     patterns = SETUPTOOLS["package-data"]
     for package, files in needed.items():

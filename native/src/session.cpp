@@ -11,9 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cxxabi.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 #include "ctpshim_layout.h"
 #include "json.h"
@@ -730,7 +733,15 @@ void Session::callback_main() {
     }
     for (Event &event : batch) {
       if (!spi_allowed()) break;  // released, or the interpreter exits: the rest is dropped
-      owner_->deliver(event);
+      try {
+        owner_->deliver(event);
+      } catch (abi::__forced_unwind &) {
+        throw;  // pthread_exit (CPython ending this thread): let it unwind
+      } catch (const std::exception &e) {
+        log_once(std::string("a Spi method threw (") + e.what() + "); the callback thread goes on");
+      } catch (...) {
+        log_once("a Spi method threw; the callback thread goes on");
+      }
     }
     batch.clear();
   }

@@ -167,6 +167,17 @@ def test_a_cpp_trader_program_logs_in_queries_places_and_cancels_an_order(
     assert not [line for line in callbacks if "[main thread]" in line]
 
 
+def test_an_exception_thrown_by_a_spi_method_is_logged_and_ticks_go_on(
+        md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
+    server = serve_factory(SOURCE, http=None)
+    program = Running(md_client, [_front(server), "3", "30", "rb2701"], tmp_path, env={"MD_CLIENT_THROW": "1"})
+    running.append(program)
+    program.expect("sub rb2701")
+    program.expect("done")
+    assert program.finish() == 0
+    assert "a Spi method threw (thrown by OnRspSubMarketData)" in program.stderr()
+
+
 def test_ctpshim_native_front_replaces_the_registered_front(
         md_client: Path, serve_factory: Any, running: list[Running], tmp_path: Path) -> None:  # noqa: F811
     server = serve_factory(SOURCE, http=None)

@@ -4,7 +4,8 @@
 // OnFrontConnected), or exits 2 after TIMEOUT seconds.  With MD_CLIENT_NO_RELEASE=1 set, main
 // returns without Release() (the API's threads still running, ticks still coming).  With
 // MD_CLIENT_BLOCK_MS=N the first tick's callback sleeps N ms, then calls ReqUserLogout from inside
-// the callback; with MD_CLIENT_QUIET=1 ticks are counted, not printed.
+// the callback; with MD_CLIENT_QUIET=1 ticks are counted, not printed; with MD_CLIENT_THROW set,
+// OnRspSubMarketData throws.
 //
 //   md_client FRONT TICKS TIMEOUT [--reconnect] INSTRUMENT...
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +77,7 @@ class Spi final : public CThostFtdcMdSpi {
   void OnRspSubMarketData(CThostFtdcSpecificInstrumentField *instrument, CThostFtdcRspInfoField *info, int,
                           bool bIsLast) override {
     say("sub %s %d %d", instrument ? instrument->InstrumentID : "-", info ? info->ErrorID : -999, bIsLast ? 1 : 0);
+    if (std::getenv("MD_CLIENT_THROW") != nullptr) throw std::runtime_error("thrown by OnRspSubMarketData");
   }
   void OnRtnDepthMarketData(CThostFtdcDepthMarketDataField *t) override {
     if (total_ticks.fetch_add(1) == 0 && std::getenv("MD_CLIENT_BLOCK_MS") != nullptr) {

@@ -141,6 +141,7 @@ class RemoteTrader(Backend):
                 reason = await self._serve(url, link)
                 if self._closed:
                     return
+                self.link = None
                 log.warning("%s: front %s disconnected (reason %d); reconnecting", self.context.name, url, reason)
                 if not self._down_posted:
                     self.dispatcher.post("OnFrontDisconnected", reason)
@@ -190,7 +191,7 @@ class RemoteTrader(Backend):
         finally:
             with self._lock:
                 self._connected = False
-            self.link = None
+            # self.link stays set: when Release cancels this wait, _run's finally closes it (BYE)
 
     def _callback(self, name: str, args: tuple[Any, ...]) -> None:
         """A CALLBACK from the server's trader, on the IO loop."""

@@ -390,6 +390,20 @@ def test_a_td_program_moved_to_the_server_gets_the_same_callbacks(serve, make_td
     del direct_account
 
 
+def test_releasing_a_td_program_closes_its_connection_and_the_servers_trader(serve, tmp_path, flow_dir):
+    server = serve(sim_front(tmp_path))
+    program = TdProgram()
+    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(flow_dir + "released_")
+    program.api = api
+    api.RegisterSpi(program)
+    api.RegisterFront(address(server))
+    api.Init()
+    program.wait("OnRspUserLogin")
+    assert len(server.clients) == 1
+    api.Release()
+    wait_for(lambda: not server.clients, what="the server to see the released trader's connection close")
+
+
 def test_the_trader_reconnects_after_the_server_restarts(serve, make_td, tmp_path, fast_reconnect):
     front = sim_front(tmp_path)
     server = serve(front)

@@ -3,6 +3,7 @@ real openctp-ctp for conformance tests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -51,6 +52,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
         if value:
             return value
         time.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """:func:`wait_for` inside a running event loop: poll ``condition`` without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.005)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 

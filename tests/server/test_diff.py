@@ -17,12 +17,13 @@ from ctpshim.ctp.market_data import DBL_MAX, blank_values, depth_index, make_tic
 from ctpshim.runtime import io_loop
 from ctpshim.server import diff
 from ctpshim.server.fanout import EncodedTick
+from tests.conftest import eventually
 from tests.tqsdk_code import tqsdk_module
 
 try:
-    from .test_webctp import closed, eventually, instruments, refused_status, run, strict, url
+    from .test_webctp import closed, instruments, refused_status, run, strict, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
-    from test_webctp import closed, eventually, instruments, refused_status, run, strict, url  # type: ignore[no-redef]
+    from test_webctp import closed, instruments, refused_status, run, strict, url  # type: ignore[no-redef]
 
 tqsdk_diff = tqsdk_module("tqsdk.diff")
 tqsdk_objs = tqsdk_module("tqsdk.objs")

@@ -12,7 +12,7 @@ from ctpshim.server.limits import AuthError, LimitError
 from ctpshim.server.server import ClientInfo
 from tests.conftest import wait_for
 
-from .test_webctp import eventually
+from tests.conftest import eventually
 
 SIM = "sim://?hours=always&interval=0.02"
 

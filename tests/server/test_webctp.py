@@ -13,6 +13,7 @@ import pytest
 from ctpshim.ctp.fields import load_spec
 from ctpshim.runtime import io_loop
 from ctpshim.server import web, webctp
+from tests.conftest import eventually
 
 SIM = "sim://?hours=always&interval=0.02"
 WAIT = 10.0
@@ -22,18 +23,6 @@ DEPTH_MEMBERS = [m[0] for m in load_spec()["fields"]["CThostFtdcDepthMarketDataF
 
 def run(coro: Any, timeout: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def eventually(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
-    """tests.conftest.wait_for inside a running loop: poll ``condition`` without blocking the loop."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def refused_status(session: aiohttp.ClientSession, address: str, **options: Any) -> int:

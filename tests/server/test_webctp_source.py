@@ -7,13 +7,14 @@ from typing import Any
 import aiohttp
 
 from ctpshim.runtime import io_loop
+from tests.conftest import eventually
 
 try:
     from .test_fanout import ChurnAdapter, churn  # noqa: F401 - the fixture
-    from .test_webctp import eventually, login, run, until, url
+    from .test_webctp import login, run, until, url
 except ImportError:  # tests/server without __init__.py: pytest puts this directory on sys.path
     from test_fanout import ChurnAdapter, churn  # type: ignore[no-redef]  # noqa: F401
-    from test_webctp import eventually, login, run, until, url  # type: ignore[no-redef]
+    from test_webctp import login, run, until, url  # type: ignore[no-redef]
 
 
 def on_loop(function: Any) -> None:

@@ -372,8 +372,7 @@ void Session::sleep_while_running(milliseconds total) {
   while (!stopping() && Clock::now() < until) space_cv_.wait_until(lock, until);
 }
 
-void Session::push(Event &&event, int fd) {
-  (void)fd;
+void Session::push(Event &&event) {
   std::unique_lock<std::mutex> lock(queue_mutex_);
   while (queued_bytes_ > queue_limit_ && !callback_in_call_ && !stopping()) {
     io_waiting_ = true;
@@ -408,7 +407,7 @@ void Session::end_connection(int reason, bool acked) {
     Event e;
     e.kind = Event::kDisconnected;
     e.value = reason;
-    push(std::move(e), -1);
+    push(std::move(e));
   }
 }
 
@@ -564,7 +563,7 @@ void Session::connection(const Front &front) {
             connected_.store(true, std::memory_order_release);
             Event e;
             e.kind = Event::kConnected;
-            push(std::move(e), fd);
+            push(std::move(e));
           } else if (h.type == kError) {
             json::Flat err;
             std::string why;
@@ -628,7 +627,7 @@ void Session::connection(const Front &front) {
             e.flags = h.flags;
             e.request_id = h.request_id;
             e.payload.assign(reinterpret_cast<const char *>(frame.payload), frame.size);
-            push(std::move(e), fd);
+            push(std::move(e));
             break;
           }
           case kTick:
@@ -655,7 +654,7 @@ void Session::connection(const Front &front) {
             Event e;
             e.kind = Event::kTicks;
             e.payload.assign(reinterpret_cast<const char *>(ticks), size);
-            push(std::move(e), fd);
+            push(std::move(e));
             break;
           }
           case kError: {

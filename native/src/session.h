@@ -102,7 +102,9 @@ class Session {
   void connection(const Front &front);
   bool send_frame_locked(const std::string &bytes);
   bool send_simple(std::uint16_t type, const std::string &payload);
-  void push(Event &&event, int fd);
+  // Queue an event for the callback thread; waits (heartbeating) while the queue is over its bound,
+  // except while the callback thread waits for a RESULT.
+  void push(Event &&event);
   void end_connection(int reason, bool acked);
   bool stopping() const { return stop_.load(std::memory_order_acquire); }
   void sleep_while_running(std::chrono::milliseconds total);

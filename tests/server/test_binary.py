@@ -412,17 +412,19 @@ def test_a_client_whose_socket_fills_gets_every_frame_whole_and_in_seq_order(ser
     server = serve_factory("sim://?hours=always&interval=0.01&speed=max")
     ids = _ids(server, 20)
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(TIMEOUT)
     sock.connect(server.binary_address)
     try:
         sock.sendall(encode_frame(FrameType.HELLO, handshake.Hello("md", LAYOUT_ID).encode(), seq=1))
+        wait_for(lambda: server.clients, what="the client to be registered")
+        served = server.clients[0].subscriber.transport.get_extra_info("socket")
+        served.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)  # writes are partial once the client lags
         sock.sendall(calls.call_frame("SubscribeMarketData", ([i.encode() for i in ids], len(ids)), seq=2))
         wait_for(lambda: server.metrics.conflated > 0, timeout=30, what="the client's socket to fill up")
         reader = FrameReader()
         frames: list[Frame] = []
         deadline = time.monotonic() + 30
-        while sum(f.type == FrameType.TICK_BATCH for f in frames) < 200 and time.monotonic() < deadline:
+        while sum(f.type == FrameType.TICK_BATCH for f in frames) < 80 and time.monotonic() < deadline:
             data = sock.recv(1 << 16)
             assert data, "the server closed the connection"
             frames.extend(reader.feed(data))
@@ -431,4 +433,4 @@ def test_a_client_whose_socket_fills_gets_every_frame_whole_and_in_seq_order(ser
     assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
     assert [f.type for f in frames[:2]] == [FrameType.HELLO_ACK, FrameType.RESULT]
     ticks = [t for f in frames if f.type in (FrameType.TICK, FrameType.TICK_BATCH) for t in ticks_of(f)]
-    assert len(ticks) >= 200 and {t.InstrumentID for t in ticks} <= set(ids)
+    assert len(ticks) >= 80 and {t.InstrumentID for t in ticks} <= set(ids)

@@ -367,11 +367,16 @@ class SourceFeed:
                 log.exception("source %s: delivering to %s failed", self.name, _name(client))
 
     def _snapshot_later(self, snapshot: Snapshot) -> None:
-        """A snapshot the hub asked of another in-process consumer: waited for off the loop."""
+        """A snapshot the hub asked of another in-process consumer: waited for off the loop.  Live
+        ticks may come meanwhile: an instrument that has had one since gets nothing of the snapshot
+        (its clients already have a newer tick)."""
+        latest = self._latest
+        asked = {instrument: latest.get(instrument) for instrument in snapshot.ids}
 
         async def wait() -> None:
             ticks = await asyncio.to_thread(list, snapshot)
-            self._dispatch(ticks, None)
+            self._dispatch([tick for tick in ticks if latest.get(tick.InstrumentID) is asked.get(tick.InstrumentID)],
+                           None)
 
         task = asyncio.ensure_future(wait())
         self._tasks.add(task)

@@ -368,3 +368,21 @@ def test_shared_batches_encode_a_list_of_ticks_once_for_every_client_with_the_sa
     assert made == [["i1", "i2"], ["i1"], ["i1", "i2"], ["i1", "i2"]]
     batches.get("f", [c], encode)
     assert len(batches._made) <= 2  # bounded
+
+
+def test_a_snapshot_that_arrives_after_live_ticks_gives_only_the_instruments_without_one() -> None:
+    from ctpshim.runtime.sinks import Snapshot
+
+    async def run() -> None:
+        feed = SourceFeed("t", "churn://")  # never started: the test hands it the hub's batches itself
+        client = Client("late")
+        feed.subscribe(client, ["i1", "i2"])
+        snapshot = Snapshot(["i1", "i2"])
+        feed._sink.offer(snapshot)  # the hub asks another consumer for it; it is answered later
+        feed._dispatch([tick_of("i1", 2.0)], None)  # a live tick first
+        snapshot.fill({"i1": tick_of("i1", 1.0), "i2": tick_of("i2", 1.0)})
+        await asyncio.wait_for(asyncio.gather(*feed._tasks), WAIT)
+        assert [(t.instrument, t.tick.LastPrice) for t in client.ticks] == [("i1", 2.0), ("i2", 1.0)]
+        assert feed.latest("i1").tick.LastPrice == 2.0
+
+    on_io(run())

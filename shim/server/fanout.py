@@ -1,10 +1,12 @@
 """One feed per source: subscriptions reference-counted over every client, the latest snapshot of
-each instrument for late subscribers, each tick encoded at most once per format.
+each instrument for late subscribers, each tick encoded at most once per format (and, through
+:class:`SharedBatches`, each list of ticks that several clients are handed).
 
 A :class:`SourceFeed` is one sink (:class:`FeedSink`) on the source's market
 (:mod:`ctpshim.runtime.hub`): the hub is asked for an instrument when the first client wants it
-and told to drop it when the last one leaves.  Ticks are handed to the clients' ``deliver`` on the
-IO loop as the batch arrives; the sink never holds the upstream back (each client's channel
+and told to drop it when the last one leaves.  Ticks are handed to the clients' ``deliver`` (or
+``deliver_many``, a run of them at once) on the IO loop as the batch arrives; a late subscriber's
+snapshot never follows a newer live tick.  The sink never holds the upstream back (each client's channel
 conflates on its own, :mod:`.channel`).  When the source's link drops, every client is told
 (``source_down``) and the feed reconnects by :mod:`ctpshim.runtime.reconnect`'s policy,
 restoring the subscriptions of the clients still there.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ThostFtdcTraderApi.h"
+#include "callback.h"
 #include "ctpshim_dispatch.h"
 #include "ctpshim_layout.h"
 #include "session.h"
@@ -67,27 +68,9 @@ void TraderApi::deliver(Event &event) {
     case Event::kDisconnected:
       if (spi != nullptr) spi->OnFrontDisconnected(event.value);
       break;
-    case Event::kCallback: {
-      const auto *data = reinterpret_cast<const unsigned char *>(event.payload.data());
-      std::string_view name;
-      const unsigned char *rest = nullptr;
-      std::size_t rest_size = 0;
-      if (!split_callback(data, event.payload.size(), name, rest, rest_size)) break;
-      if (name == "OnRspUserLogin" && rest_size >= 1 + sizeof(CThostFtdcRspUserLoginField) && rest[0] == 1) {
-        CThostFtdcRspUserLoginField login;
-        std::memcpy(&login, rest + 1, sizeof login);
-        if (login.TradingDay[0] != '\0') {
-          std::memcpy(trading_day_, login.TradingDay, sizeof trading_day_);
-          trading_day_[8] = '\0';
-        }
-      }
-      CallbackReader in(rest, rest_size);
-      if (!dispatch_trader_callback(spi, name, in, event.request_id, (event.flags & kFlagLast) != 0)) {
-        session_.log_once("CALLBACK " + std::string(name) +
-                          (in.failed() ? ": its payload does not decode; dropped" : ": no such trader callback; dropped"));
-      }
+    case Event::kCallback:
+      deliver_callback(session_, event, spi, dispatch_trader_callback, "trader", trading_day_);
       break;
-    }
     case Event::kTicks:  // not sent to a td connection
       break;
   }

@@ -32,7 +32,6 @@ reason (exit 1).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -41,52 +40,13 @@ from typing import Any, Callable
 
 from openctp_ctp import tdapi
 
+from program_output import Output, as_json, ctp_libraries
+
 DBL_MAX = 1.7976931348623157e308
-
-
-def as_json(value: Any) -> Any:
-    """A SWIG struct as a dict of its members (``dir`` minus SWIG's own), other values as they are."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return {name: getattr(value, name) for name in dir(value)
-            if not name.startswith("_") and name not in ("this", "thisown")}
-
-
-def ctp_libraries() -> list[str]:
-    """The CTP libraries mapped into this process (what the dynamic loader actually chose)."""
-    found: list[str] = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "libthost" in os.path.basename(path) and path not in found:
-                found.append(path)
-    return found
 
 
 class Failure(Exception):
     pass
-
-
-class Output:
-    """JSON lines to a file or stdout, one writer at a time, nothing after close."""
-
-    def __init__(self, path: str | None) -> None:
-        self.stream = open(path, "w", encoding="utf-8") if path else sys.stdout
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False)
-        with self.lock:
-            if not self.closed:
-                self.stream.write(line + "\n")
-                self.stream.flush()
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            if self.stream is not sys.stdout:
-                self.stream.close()
 
 
 class Trader(tdapi.CThostFtdcTraderSpi):

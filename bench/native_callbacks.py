@@ -69,8 +69,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Iterator  # noqa: E402
 
-from serve_common import (Child, ServerProcess, WindowCounter, child_handshake, counted, ids_path,  # noqa: E402
-                          listed_ids, machine, mdapi_child, measure, sim_url)
+from serve_common import (Child, ServerProcess, WindowCounter, count_window, counted, ids_path,  # noqa: E402
+                          listed_ids, machine, mdapi_child, measure, sim_url, start_md_api)
 
 INSTRUMENT = "bench2701"
 FIRST, LAST = 1, 2  # the request ids of the OnRspError marks around the ticks
@@ -90,8 +90,6 @@ def drain_main(kind: str, front: str, ticks: str, handler: str) -> None:
     from the peer (request ids FIRST and LAST), the first blocks, the second ends the time.  ``count``: the
     first tick blocks, and the handler counts up to the last (``n = self.n = self.n + 1`` and two
     comparisons); ctpshim's own md API takes no CALLBACK from the server, so this is the handler both take."""
-    import tempfile
-
     if kind == "openctp":
         from openctp_ctp import mdapi
     else:
@@ -137,12 +135,8 @@ def drain_main(kind: str, front: str, ticks: str, handler: str) -> None:
                     sys.stdin.readline()
                     marks.append((time.process_time(), time.perf_counter()))
 
-    flow = tempfile.mkdtemp(prefix="ctpshim-bench-native-")
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
     spi = Spi()
-    api.RegisterSpi(spi)
-    api.RegisterFront(front)
-    api.Init()
+    api, flow = start_md_api(mdapi, spi, front, "ctpshim-bench-native-")
     if not done.wait(600):
         raise SystemExit(f"no end mark within 600 s ({spi.n} ticks counted)")
     seconds = marks[1][1] - marks[0][1]
@@ -156,8 +150,6 @@ def drain_main(kind: str, front: str, ticks: str, handler: str) -> None:
 
 def e2e_main(front: str, ids_file: str) -> None:
     """An openctp-ctp program on ``front`` counting its ticks in the window (as serve_common.mdapi_main)."""
-    import tempfile
-
     from openctp_ctp import mdapi
 
     ids = [i.encode() for i in json.loads(Path(ids_file).read_text())]
@@ -177,20 +169,11 @@ def e2e_main(front: str, ids_file: str) -> None:
             seen_first.set()
             counter.add(1, clock())
 
-    flow = tempfile.mkdtemp(prefix="ctpshim-bench-native-")
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
     spi = Spi()
-    api.RegisterSpi(spi)
-    api.RegisterFront(front)
-    api.Init()
+    api, flow = start_md_api(mdapi, spi, front, "ctpshim-bench-native-")
     if not seen_first.wait(60):
         raise SystemExit(f"no tick from {front} within 60 s")
-    start, end = child_handshake()
-    window[0], window[1] = start, end
-    time.sleep(max(0.0, end - time.time()))
-    deadline = time.monotonic() + 3.0
-    while not counter.closed and time.monotonic() < deadline:
-        time.sleep(0.05)
+    start, end = count_window(window, counter)
     print(counted([counter], end - start), flush=True)
     import shutil
 

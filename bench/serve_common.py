@@ -28,10 +28,12 @@ import json
 import os
 import platform
 import select
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -292,8 +294,6 @@ def child_handshake() -> tuple[float, float]:
 
 def ids_path() -> str:
     """A new temporary file's path for the instrument list the client processes read."""
-    import tempfile
-
     handle, path = tempfile.mkstemp(prefix="ctpshim-bench-ids-", suffix=".json")
     os.close(handle)
     return path
@@ -348,8 +348,6 @@ def modules_at(revision: str) -> str:
     """A new temporary directory holding ``shim/server/<module>.py`` of COMPARED_MODULES at git ``revision``
     (for ``ServerProcess(modules_from=...)``): the bench's way of measuring an earlier tick path in the
     same run as the current one."""
-    import tempfile
-
     folder = tempfile.mkdtemp(prefix=f"ctpshim-bench-{revision.replace('/', '_')}-")
     for name in COMPARED_MODULES:
         shown = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:shim/server/{name}.py"],
@@ -491,8 +489,6 @@ def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
     """One ordinary ``ctpshim.mdapi`` program on ``front``: its OnRtnDepthMarketData counts the ticks
     inside the window and, with ``want_latency`` = 1, each one's latency from its stamp."""
     import logging
-    import tempfile
-
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from ctpshim import mdapi
 
@@ -521,26 +517,39 @@ def mdapi_main(front: str, ids_json: str, want_latency: str) -> None:
                     samples.append(int((now - stamps.epoch(tick.ActionDay, tick.UpdateTime, tick.UpdateMillisec))
                                        * 1_000_000))
 
-    flow = tempfile.mkdtemp(prefix="ctpshim-bench-serve-")
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
     spi = Spi()
+    api, flow = start_md_api(mdapi, spi, front, "ctpshim-bench-serve-")
+    if not seen_first.wait(60):
+        raise SystemExit(f"no tick from {front[:80]} within 60 s (logged in: {logged_in.is_set()})")
+    start, end = count_window(window, counter)
+    api.RegisterSpi(None)
+    print(counted([counter], end - start, latencies_us=samples), flush=True)
+    shutil.rmtree(flow, ignore_errors=True)
+    os._exit(0)  # the API's threads need no orderly end here
+
+
+def start_md_api(mdapi: Any, spi: Any, front: str, prefix: str) -> tuple[Any, str]:
+    """An md API of ``mdapi`` (ctpshim's or openctp-ctp's module) on ``front`` with ``spi``, initialised,
+    its flow files in a new temporary folder; (api, folder).  The caller keeps ``spi`` referenced
+    (openctp's RegisterSpi holds a raw pointer)."""
+    flow = tempfile.mkdtemp(prefix=prefix)
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(flow + os.sep)
     api.RegisterSpi(spi)
     api.RegisterFront(front)
     api.Init()
-    if not seen_first.wait(60):
-        raise SystemExit(f"no tick from {front[:80]} within 60 s (logged in: {logged_in.is_set()})")
+    return api, flow
+
+
+def count_window(window: list[float], counter: "WindowCounter") -> tuple[float, float]:
+    """Take the driver's window (child_handshake), let ``counter`` count through it (and up to 3 s for
+    its first tick after the end), and give the window's (start, end)."""
     start, end = child_handshake()
     window[0], window[1] = start, end
     time.sleep(max(0.0, end - time.time()))
     deadline = time.monotonic() + 3.0
     while not counter.closed and time.monotonic() < deadline:
         time.sleep(0.05)
-    api.RegisterSpi(None)
-    print(counted([counter], end - start, latencies_us=samples), flush=True)
-    import shutil
-
-    shutil.rmtree(flow, ignore_errors=True)
-    os._exit(0)  # the API's threads need no orderly end here
+    return start, end
 
 
 def mdapi_child(front: str, ids: list[str], latency: bool, name: str, nice: int = 0) -> Child:
@@ -558,7 +567,6 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
 def py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes] | None:
     """Sample the process ``pid`` (every thread) with py-spy for ``seconds``, into ``out`` (flame-graph
     text, collapsed stacks: one line per stack with its count); None when py-spy is not installed."""
-    import shutil
 
     if shutil.which("py-spy") is None:
         print("py-spy is not installed (pip install py-spy): no profile", file=sys.stderr)

@@ -308,9 +308,20 @@ api.Init()
 print("ticks", got.wait(30), flush=True)
 if mode == "release-in-callback":
     seen = count[0]
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+    # the released object's callback thread ending: after it no callback can come
+    import glob
+    def spi_thread_alive():
+        for comm in glob.glob("/proc/self/task/*/comm"):
+            try:
+                if open(comm).read().strip() == "ctpshim-md-spi":
+                    return True
+            except OSError:
+                pass
+        return False
+    deadline = time.monotonic() + 5
+    while spi_thread_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("spi-thread-ended", not spi_thread_alive(), flush=True)
     print("after-release", count[0] - seen, flush=True)
 elif mode == "null-spi":
     api.RegisterSpi(None)
@@ -350,7 +361,7 @@ def test_release_from_inside_a_callback(native_preload: Built, serve_factory: An
     server = serve_factory(FAST_SOURCE, http=None)
     rc, out, err = _lifecycle(native_preload, _front(server), "release-in-callback", tmp_path)
     assert rc == 0, (out, err)
-    assert "released-inside True" in out and "after-release 0" in out, out
+    assert "released-inside True" in out and "spi-thread-ended True" in out and "after-release 0" in out, out
 
 
 def test_release_after_a_null_spi_is_quick(native_preload: Built, serve_factory: Any, tmp_path: Path) -> None:  # noqa: F811

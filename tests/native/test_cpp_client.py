@@ -533,31 +533,31 @@ def frames_of(peer: Peer, index: int) -> list[int]:
     return list(peer.received[index]) if index < len(peer.received) else []
 
 
-def test_an_error_frame_reports_its_reason(md_client: Path, running: list[Running], peers: list[Peer],
-                                           tmp_path: Path) -> None:
-    peer = Peer(["error", "serve"])
+def reconnected_after(script: list[str], disconnect: str, md_client: Path, running: list[Running],
+                      peers: list[Peer], tmp_path: Path) -> Running:
+    """The C++ md program on a scripted peer whose first connection ends as ``script`` says: it reports
+    ``disconnect``, connects again and finishes on the second connection."""
+    peer = Peer(script)
     peers.append(peer)
     program = Running(md_client, [peer.front, "0", "30", "--reconnect", "rb2701"], tmp_path)
     running.append(program)
     program.expect("connected 1")
-    assert program.expect("disconnected") == "disconnected 8195"
+    assert program.expect("disconnected") == disconnect
     assert program.expect("connected") == "connected 2"
     program.expect("done")
     assert program.finish() == 0
+    return program
+
+
+def test_an_error_frame_reports_its_reason(md_client: Path, running: list[Running], peers: list[Peer],
+                                           tmp_path: Path) -> None:
+    program = reconnected_after(["error", "serve"], "disconnected 8195", md_client, running, peers, tmp_path)
     assert "a test error" in program.stderr()
 
 
 def test_a_malformed_frame_gives_0x2003(md_client: Path, running: list[Running], peers: list[Peer],
                                         tmp_path: Path) -> None:
-    peer = Peer(["bad-frame", "serve"])
-    peers.append(peer)
-    program = Running(md_client, [peer.front, "0", "30", "--reconnect", "rb2701"], tmp_path)
-    running.append(program)
-    program.expect("connected 1")
-    assert program.expect("disconnected") == "disconnected 8195"
-    assert program.expect("connected") == "connected 2"
-    program.expect("done")
-    assert program.finish() == 0
+    program = reconnected_after(["bad-frame", "serve"], "disconnected 8195", md_client, running, peers, tmp_path)
     assert "unknown frame type 77" in program.stderr()
 
 

@@ -327,12 +327,19 @@ def forwarded(flavour: str) -> list[dict[str, Any]]:
     return chosen
 
 
+def _signature(flavour: str, side: str, name: str) -> Any:
+    """ctpshim.wire.calls' signature of method ``name`` of the api or spi class; GenerateError if it has none."""
+    sig = calls.signatures(flavour, side)[name]
+    if sig.error:
+        owner = _class_names(flavour)[0 if side == "api" else 1]
+        raise GenerateError(f"{owner}::{name}: {sig.error}")
+    return sig
+
+
 def _forwarder(flavour: str, method: dict[str, Any]) -> list[str]:
     api = _class_names(flavour)[0]
     name = method["name"]
-    sig = calls.signatures(flavour, "api")[name]
-    if sig.error:
-        raise GenerateError(f"{api}::{name}: {sig.error}")
+    sig = _signature(flavour, "api", name)
     lines = [f"int {name}({_params(method, api)}) override {{", f'  ::ctpshim::CallWriter call("{name}");']
     request_id = "0"
     for position, (param, encoding, cls) in enumerate(zip(sig.params, sig.encodings, sig.classes)):
@@ -404,9 +411,7 @@ def dispatch_header() -> str:
 def _callback_case(flavour: str, method: dict[str, Any]) -> list[str]:
     spi = _class_names(flavour)[1]
     name = method["name"]
-    sig = calls.signatures(flavour, "spi")[name]
-    if sig.error:
-        raise GenerateError(f"{spi}::{name}: {sig.error}")
+    sig = _signature(flavour, "spi", name)
     lines = []
     args = []
     for position, (encoding, cls) in enumerate(zip(sig.encodings, sig.classes)):

@@ -131,6 +131,11 @@ void MdApi::deliver(Event &event) {
       if (spi != nullptr) spi->OnFrontDisconnected(event.value);
       break;
     }
+    case Event::kHeartBeatWarning: {
+      CThostFtdcMdSpi *spi = spi_.load(std::memory_order_acquire);
+      if (spi != nullptr) spi->OnHeartBeatWarning(event.value);
+      break;
+    }
     case Event::kCallback:
       deliver_callback(session_, event, spi_.load(std::memory_order_acquire), dispatch_md_callback, "md", trading_day_);
       break;

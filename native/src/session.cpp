@@ -13,6 +13,7 @@
 
 #include <cxxabi.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -508,6 +509,7 @@ void Session::connection(const Front &front) {
   auto heartbeat = milliseconds(5000);
   auto now = Clock::now();
   auto last_received = now;
+  bool warned = false;  // OnHeartBeatWarning reported for the current silence
   const auto hello_deadline = now + kHelloTimeout;
   int server_reason = 0;
   int reason = kReasonReadFailed;
@@ -537,6 +539,7 @@ void Session::connection(const Front &front) {
       }
       if (n > 0) {
         last_received = now;
+        warned = false;
         reader.feed(buffer.data(), static_cast<std::size_t>(n));
       }
       FrameView frame;
@@ -706,6 +709,13 @@ void Session::connection(const Front &front) {
     } else if (acked && now - last_received > 3 * heartbeat) {
       reason = kReasonHeartbeat;
       outcome = kEndReported;
+    } else if (acked && !warned && now - last_received > 2 * heartbeat) {
+      // An idle server sends a HEARTBEAT every 1 to 1.5 intervals, so 2 silent ones are a warning.
+      warned = true;
+      Event e;
+      e.kind = Event::kHeartBeatWarning;
+      e.value = static_cast<int>(std::lround(std::chrono::duration<double>(now - last_received).count()));
+      push(std::move(e));
     }
   }
   end_connection(reason, acked && outcome == kEndReported);

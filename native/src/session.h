@@ -40,11 +40,11 @@ std::string hello_payload(const char *api, const Front &front, const char *clien
 
 // What the IO thread hands to the callback thread.
 struct Event {
-  enum Kind : std::uint8_t { kConnected, kDisconnected, kCallback, kTicks };
+  enum Kind : std::uint8_t { kConnected, kDisconnected, kHeartBeatWarning, kCallback, kTicks };
   Kind kind = kConnected;
   std::uint8_t flags = 0;
   std::int32_t request_id = 0;
-  int value = 0;        // kDisconnected: the reason
+  int value = 0;        // kDisconnected: the reason; kHeartBeatWarning: seconds of silence
   std::string payload;  // kCallback: the CALLBACK payload; kTicks: back-to-back 584-byte ticks
 };
 

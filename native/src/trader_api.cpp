@@ -68,6 +68,9 @@ void TraderApi::deliver(Event &event) {
     case Event::kDisconnected:
       if (spi != nullptr) spi->OnFrontDisconnected(event.value);
       break;
+    case Event::kHeartBeatWarning:
+      if (spi != nullptr) spi->OnHeartBeatWarning(event.value);
+      break;
     case Event::kCallback:
       deliver_callback(session_, event, spi, dispatch_trader_callback, "trader", trading_day_);
       break;

@@ -513,7 +513,7 @@ def peers() -> Iterator[list[Peer]]:
         peer.stop()
 
 
-def test_a_silent_server_is_left_after_three_heartbeats_with_0x2001_then_reconnected(
+def test_a_silent_server_is_warned_of_after_two_heartbeats_left_after_three_with_0x2001_then_reconnected(
         md_client: Path, running: list[Running], peers: list[Peer], tmp_path: Path) -> None:
     peer = Peer(["silent", "serve"], heartbeat=0.3)
     peers.append(peer)
@@ -521,6 +521,7 @@ def test_a_silent_server_is_left_after_three_heartbeats_with_0x2001_then_reconne
     running.append(program)
     program.expect("connected 1")
     started = time.monotonic()
+    assert program.expect("heartbeat-warning") == "heartbeat-warning 1"  # 0.6-0.9 s of silence, in whole seconds
     assert program.expect("disconnected") == "disconnected 8193"
     assert 0.8 <= time.monotonic() - started < 10
     assert program.expect("connected") == "connected 2"

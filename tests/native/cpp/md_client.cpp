@@ -62,6 +62,7 @@ class Spi final : public CThostFtdcMdSpi {
     std::strcpy(req.UserID, "000001");
     say("login-rc %d", api_->ReqUserLogin(&req, connects));
   }
+  void OnHeartBeatWarning(int nTimeLapse) override { say("heartbeat-warning %d", nTimeLapse); }
   void OnFrontDisconnected(int nReason) override {
     say("disconnected %d", nReason);
     changed.notify_all();

@@ -63,12 +63,14 @@ from typing import Any  # noqa: E402
 
 from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
                           combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
-                          modules_at, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
+                          modules_at, native_clients_child, native_clients_program, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
                           show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
 SOURCE = "sim"
 HEARTBEAT = 2.0  # s between the light clients' heartbeats
+KIND_NAMES = {"light": "light asyncio clients", "native": "native C++ CTP clients"}
+CLIENT_NAMES = {"light": "light client", "native": "native client"}
 
 
 def tick_offsets() -> tuple[int, int, int, int]:
@@ -230,8 +232,16 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
     try:
         host, port = server.binary
         light = args.clients - args.real
-        children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
-                          f"clients-{number}", args.client_nice) for number, n in enumerate(split(light, args.procs)) if n]
+        if args.clients_kind == "native":
+            per_client = args.rate / args.clients if latency else 0.0  # ticks/s each client gets
+            children = [native_clients_child(args.native_program, f"ctpshim://{host}:{port}/{SOURCE}", n, ids_file,
+                                             latency, int(n * per_client * args.seconds * 2) + 10_000,
+                                             f"clients-{number}", args.client_nice)
+                        for number, n in enumerate(split(light, args.procs)) if n]
+        else:
+            children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
+                              f"clients-{number}", args.client_nice)
+                        for number, n in enumerate(split(light, args.procs)) if n]
         children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}", args.client_nice)
                      for number in range(args.real)]
         window = ServerWindow(server, args.seconds, profile_file)
@@ -242,6 +252,8 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
         figures["light"] = combine(light_results) if light_results else None
         figures["real"] = combine(real_results) if real_results else None
         figures["failed"] = [f for r in light_results for f in r.get("failed", ())]
+        figures["samples_dropped"] = sum(r.get("samples_dropped", 0) for r in light_results)
+        figures["bad_stamps"] = sum(r.get("bad_stamps", 0) for r in light_results)
         figures.update(window.figures())
         if args.probe and latency:
             figures["probe"] = server.probe()
@@ -255,21 +267,25 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
 def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, instruments: int, title: str = "") -> None:
     import statistics
 
-    print(f"{kind}{title}: {args.clients} clients ({args.clients - args.real} light, {args.real} real md API) x "
-          f"{instruments} instruments, {len(runs)} runs of {args.seconds:g} s")
-    print_delivered(runs, "ticks", lambda run: run["light"]["rates"] if run["light"] else [], "light client")
+    many = KIND_NAMES[args.clients_kind]
+    print(f"{kind}{title}: {args.clients} clients ({args.clients - args.real} {many} in {args.procs} processes, "
+          f"{args.real} real md API) x {instruments} instruments, {len(runs)} runs of {args.seconds:g} s")
+    print_delivered(runs, "ticks", lambda run: run["light"]["rates"] if run["light"] else [], CLIENT_NAMES[args.clients_kind])
     middle = middle_run(runs, lambda run: run["rate"])
     if middle["light"] and middle["real"]:
         real = middle["real"]["rate"]
-        print(f"    median run: light clients {middle['light']['rate']:,.0f}/s in all; real md API clients "
+        print(f"    median run: {many} {middle['light']['rate']:,.0f}/s in all; real md API clients "
               f"{real:,.0f}/s in all, {real / max(1, args.real):,.0f}/s each")
+    lost = [(run["samples_dropped"], run["bad_stamps"]) for run in runs if run.get("samples_dropped") or run.get("bad_stamps")]
+    if lost:
+        print(f"  latency samples lost (no room, bad stamp) per run: {lost}")
     if kind == "latency":
         p99s = [r["latency"]["p99"] for r in runs if r["latency"]]
         middle = middle_run(runs, lambda r: r["latency"]["p99"] if r["latency"] else 0)
         print(f"  latency p99  {statistics.median(p99s):.2f} ms, stamp to handler (median of runs: {runs_of(p99s, '.2f')})")
         print(f"    every client, median run: {show_spread(middle['latency'])}")
         if middle["light"] and middle["light"]["latency"]:
-            print(f"    light clients: {show_spread(middle['light']['latency'])}")
+            print(f"    {many}: {show_spread(middle['light']['latency'])}")
         if middle["real"] and middle["real"]["latency"]:
             print(f"    real md API clients (OnRtnDepthMarketData): {show_spread(middle['real']['latency'])}")
         for name, figures in (middle.get("probe") or {}).items():
@@ -310,7 +326,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20_000, help="latency: delivered ticks/s in total (default 20,000)")
     parser.add_argument("--seconds", type=float, default=6.0,
                         help="measuring window per run (default 6: two of the 600-instrument latency bursts)")
-    parser.add_argument("--procs", type=int, default=2, help="processes for the light clients (default 2)")
+    parser.add_argument("--clients-kind", choices=tuple(KIND_NAMES), default="light",
+                        help="light (default): asyncio clients in Python that count frames; native: C++ CTP programs, "
+                             "CThostFtdcMdApi objects of ctpshim's native md library whose OnRtnDepthMarketData counts "
+                             "(bench/native_md_clients.cpp, built on first use)")
+    parser.add_argument("--procs", type=int, default=2, help="processes for the light or native clients (default 2)")
     parser.add_argument("--real", type=int, default=1,
                         help="ordinary md API programs over ctpshim:// among the clients (default 1)")
     parser.add_argument("--only", choices=("throughput", "latency"), action="append")
@@ -325,6 +345,7 @@ def main() -> None:
                         help="also measure the server's tick path (shim/server/fanout.py, channel.py, binary.py) at "
                              "this git revision, alternating run for run with the current one (its baseline shared)")
     args = parser.parse_args()
+    args.native_program = native_clients_program() if args.clients_kind == "native" else None
     print(f"machine: {machine()}")
     print("reproduce: python bench/serve_binary.py " + " ".join(sys.argv[1:]))
 

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import select
+import shlex
 import shutil
 import socket
 import statistics
@@ -214,10 +215,12 @@ def free_port() -> int:
 class Child:
     """A measuring process of this bench: ``ready``, then ``go START END``, then one JSON line."""
 
-    def __init__(self, argv: list[str], name: str, nice: int = 0) -> None:
+    def __init__(self, argv: list[str], name: str, nice: int = 0, python: bool = True) -> None:
+        """``argv``: a script and its arguments for this interpreter, or (``python=False``) a program's."""
         self.name = name
         prefix = ["nice", "-n", str(nice)] if nice else []
-        self.process = subprocess.Popen([*prefix, sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        interpreter = [sys.executable] if python else []
+        self.process = subprocess.Popen([*prefix, *interpreter, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=str(REPO))
         self._stderr: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -554,6 +557,52 @@ def count_window(window: list[float], counter: "WindowCounter") -> tuple[float, 
 
 def mdapi_child(front: str, ids: list[str], latency: bool, name: str, nice: int = 0) -> Child:
     return Child([str(HERE), "mdapi", front, json.dumps(ids), "1" if latency else "0"], name, nice)
+
+
+NATIVE_CLIENTS_SOURCE = HERE.with_name("native_md_clients.cpp")
+
+
+def native_build_dir() -> Path:
+    """Where the bench builds ctpshim's native libraries and its C++ clients:
+    ``$CTPSHIM_BENCH_NATIVE_DIR``, else one directory per user under the system temp directory."""
+    chosen = os.environ.get("CTPSHIM_BENCH_NATIVE_DIR", "").strip()
+    return Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"ctpshim-bench-native-{os.getuid()}"
+
+
+def native_clients_program() -> Path:
+    """bench/native_md_clients.cpp built against ctpshim's native md library (ctpshim.native.build,
+    built or reused in :func:`native_build_dir`), with the flags of tests/native's C++ programs;
+    rebuilt when the source or the library is newer than the program.  SystemExit with the
+    compiler's message when it cannot be built."""
+    from ctpshim.native.build import NativeBuildError, build, find_compiler
+
+    try:
+        built = build(native_build_dir())
+        compiler = find_compiler()
+    except NativeBuildError as exc:
+        raise SystemExit(f"--clients-kind native needs ctpshim's native libraries: {exc}") from None
+    program = built.directory / "bench" / "native_md_clients"
+    newest = max(NATIVE_CLIENTS_SOURCE.stat().st_mtime, built.md.stat().st_mtime)
+    if program.is_file() and program.stat().st_mtime >= newest:
+        return program
+    program.parent.mkdir(parents=True, exist_ok=True)
+    partial = program.with_name(program.name + f".{os.getpid()}.tmp")
+    command = [*shlex.split(compiler), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(built.include),
+               str(NATIVE_CLIENTS_SOURCE), "-o", str(partial), "-L", str(built.directory), f"-l:{built.md.name}",
+               f"-Wl,-rpath,{built.directory}", "-pthread"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise SystemExit(f"cannot build the native bench clients:\n{shlex.join(command)}\n{done.stderr}")
+    os.replace(partial, program)
+    return program
+
+
+def native_clients_child(program: Path, front: str, count: int, ids_file: str, latency: bool, max_samples: int,
+                         name: str, nice: int = 0) -> Child:
+    """A process of ``count`` native CTP md clients (bench/native_md_clients.cpp) on ``front``."""
+    return Child([str(program), front, str(count), ids_file, "1" if latency else "0", str(max_samples)], name, nice,
+                 python=False)
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,9 +19,17 @@ functions below, nowhere else):
     old while ticks flow).
 ``<ns>:default``
     a string: the default source's name.
-``<ns>:<source>:interest``
-    a hash instrument -> Unix time until which a reader wants it; readers renew it while subscribed,
-    and the server publishes such instruments too (for a source that lists none, e.g. ``sina://``).
+``<ns>:<source>:want:<InstrumentID>``
+    a set: the ids of the readers subscribed to that instrument (each reader adds and removes its own
+    id only, so one reader's unsubscribe never takes an instrument from another).
+``<ns>:<source>:wanted``
+    a set: the instruments that have a ``want`` set (the server's index of them).
+``<ns>:reader:<reader id>``
+    a reader's heartbeat: a string (``host pid``) with a TTL of the reader's ``heartbeat`` setting,
+    renewed every third of it.  The server counts a reader only while its heartbeat exists: a reader
+    killed without cleanup is released when its heartbeat expires.  The server publishes an
+    instrument while at least one live reader wants it (also one its source does not list, e.g. on
+    ``sina://``), and stops a grace period after the last one let go.
 ``<ns>:gw:<reader id>``
     a reader's private control stream (one entry, expiring): written to wake its own blocked
     ``XREAD`` when its subscriptions change.
@@ -61,8 +69,9 @@ DEFAULT_PORT = 6379
 DEFAULT_NAMESPACE = "ctpshim"
 BLOCK_MS = 1000  # one XREAD waits at most this long (the control stream wakes it sooner)
 READ_COUNT = 512  # entries per stream per XREAD
-REFRESH_S = 2.0  # instruments, trading day and interest are read / renewed this often
-INTEREST_TTL_S = 30.0  # a reader's interest lapses this long after its last renewal
+REFRESH_S = 2.0  # instruments and trading day are read this often (the heartbeat: every third of its TTL, if sooner)
+HEARTBEAT_S = 15.0  # default TTL of a reader's heartbeat key
+CLOSE_WAIT_S = 0.5  # close() waits this long to take its interest and heartbeat away
 CONTROL_TTL_S = 60
 _CARRY_KEY = "redis.last_ids"  # in carry: instrument -> the id of the last entry delivered
 # The market's carry ends when its last API object lets go, which a failed reconnect attempt does
@@ -89,8 +98,16 @@ def info_key(namespace: str, source: str) -> str:
     return f"{namespace}:{source}:info"
 
 
-def interest_key(namespace: str, source: str) -> str:
-    return f"{namespace}:{source}:interest"
+def want_key(namespace: str, source: str, instrument_id: str) -> str:
+    return f"{namespace}:{source}:want:{instrument_id}"
+
+
+def wanted_key(namespace: str, source: str) -> str:
+    return f"{namespace}:{source}:wanted"
+
+
+def heartbeat_key(namespace: str, reader: str) -> str:
+    return f"{namespace}:reader:{reader}"
 
 
 def default_key(namespace: str) -> str:
@@ -337,6 +354,8 @@ class RedisAdapter(Adapter):
         Setting("username", str, "", "the Redis ACL user (with password)"),
         Setting("db", integer(0, 65535), 0, "the Redis database number"),
         Setting("timeout", number(0, 120), 5.0, "seconds to connect and for each command"),
+        Setting("heartbeat", number(0, 3600), HEARTBEAT_S,
+                "seconds the server keeps this reader's subscriptions after it vanished (its heartbeat's TTL)"),
     )
     capabilities = Capabilities(depth_levels=5, has_instruments=True)
 
@@ -369,6 +388,8 @@ class RedisAdapter(Adapter):
         self._link: RespLink | None = None  # the XREAD connection
         self._reader = uuid.uuid4().hex[:16]
         self._control = control_key(self.namespace, self._reader)
+        self._heartbeat = heartbeat_key(self.namespace, self._reader)
+        self._wants: set[str] = set()  # instruments whose want set holds this reader's id (as last written)
         self._control_id = b"0-0"
         self._positions: dict[str, bytes] = {}  # subscribed instrument -> last id delivered
         self._keys: dict[bytes, str] = {}  # stream key -> instrument
@@ -403,6 +424,7 @@ class RedisAdapter(Adapter):
                         "or name the source: redis://host:port/<source>")
                 self.source = name.decode()
             await self._refresh()
+            await self._beat()
             self._link = await RespLink.open(self._link_url(), timeout, f"ctpshim-reader-{self._reader}")
         except UpstreamUnavailable:
             raise
@@ -435,7 +457,7 @@ class RedisAdapter(Adapter):
         if client is None:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.delete(self._control), 0.5)
+            await asyncio.wait_for(self._let_go(client), CLOSE_WAIT_S)
         with contextlib.suppress(Exception):
             await client.aclose()
 
@@ -484,7 +506,13 @@ class RedisAdapter(Adapter):
             self._keys[key.encode()] = instrument
         if snapshot:
             self.owe_snapshot(_Entries(snapshot))
-        self.warn_unknown(unknown, f"not published by source {self.source!r} under namespace {self.namespace!r}")
+        asked: set[str] = self.carry.setdefault("redis.asked", set())
+        fresh_unknown = [i for i in unknown if i not in asked]
+        if fresh_unknown:
+            asked.update(fresh_unknown)
+            log.warning("%s: %s: not published by source %r under namespace %r yet; subscription accepted as CTP "
+                        "does; the server publishes it within seconds if its source has it", self.where,
+                        ", ".join(fresh_unknown), self.source, self.namespace)
         await self._changed()
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
@@ -640,24 +668,63 @@ class RedisAdapter(Adapter):
             self._instruments = [x for x in (parse_instrument(i) for i in sorted(known)) if x is not None]
         self._info = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in info.items()}
 
-    async def _renew_interest(self) -> None:
-        if not self._positions or self._client is None:
-            return
-        until = str(time.time() + INTEREST_TTL_S).encode()
+    async def _beat(self) -> None:
+        """The heartbeat key, with its TTL (a read-only user cannot write it: then the server never
+        counts this reader, and publishes only what it publishes anyway)."""
+        import os
+        import socket
+
         with contextlib.suppress(Exception):
-            await self._client.hset(interest_key(self.namespace, self.source),
-                                    mapping={i.encode(): until for i in self._positions})
+            await self._client.set(self._heartbeat, f"{socket.gethostname()} {os.getpid()}",
+                                   px=max(1, int(self.config["heartbeat"] * 1000)))
+
+    async def _renew_interest(self) -> None:
+        """This reader's id in the want set of each subscribed instrument, out of the others'."""
+        if self._client is None:
+            return
+        namespace, source, me = self.namespace, self.source, self._reader
+        wanted, dropped = list(self._positions), [i for i in self._wants if i not in self._positions]
+        if not wanted and not dropped:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for instrument in dropped:
+                    pipe.srem(want_key(namespace, source, instrument), me)
+                for instrument in wanted:
+                    pipe.sadd(want_key(namespace, source, instrument), me)
+                if wanted:
+                    pipe.sadd(wanted_key(namespace, source), *wanted)
+                await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - a read-only ACL; a lost link is the XREAD's to report
+            log.debug("%s: could not write this reader's interest: %s", self.where, exc)
+            return
+        self._wants = set(wanted)
+
+    async def _let_go(self, client: Any) -> None:
+        """At close: this reader's id out of every want set, its heartbeat and control stream deleted."""
+        async with client.pipeline(transaction=False) as pipe:
+            for instrument in self._wants | set(self._positions):
+                pipe.srem(want_key(self.namespace, self.source, instrument), self._reader)
+            pipe.delete(self._heartbeat, self._control)
+            await pipe.execute()
+        self._wants = set()
 
     async def _keep_fresh(self) -> None:
+        beat_every = max(0.05, self.config["heartbeat"] / 3)
+        last_refresh = time.monotonic()
         while True:
-            await asyncio.sleep(REFRESH_S)
+            await asyncio.sleep(min(REFRESH_S, beat_every))
             try:
-                await self._refresh()
-                await self._renew_interest()
-                await self._client.expire(self._control, CONTROL_TTL_S)
+                await self._beat()
+                await self._renew_interest()  # heals a want set the server emptied in a race
+                if time.monotonic() - last_refresh >= REFRESH_S:
+                    last_refresh = time.monotonic()
+                    await self._refresh()
+                    await self._client.expire(self._control, CONTROL_TTL_S)
             except Exception:  # noqa: BLE001 - a lost link is the XREAD's to report
                 continue
 
 
-__all__ = ["RedisAdapter", "RespLink", "RespError", "LinkLost", "LinkTimedOut", "pack", "stream_key", "index_key", "info_key", "interest_key", "default_key", "control_key",
-           "entry_order", "connect_client", "redis_errors", "describe_failure", "DEFAULT_NAMESPACE"]
+__all__ = ["RedisAdapter", "RespLink", "RespError", "LinkLost", "LinkTimedOut", "pack", "stream_key", "index_key",
+           "info_key", "want_key", "wanted_key", "heartbeat_key", "default_key", "control_key", "entry_order",
+           "connect_client", "redis_errors", "describe_failure", "DEFAULT_NAMESPACE"]

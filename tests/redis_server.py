@@ -199,3 +199,22 @@ def persistent_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield server
     finally:
         server.stop()
+
+
+def publisher_settings(url: str, **extra: Any) -> Any:
+    """``[redis]`` settings for ``serve_factory(redis=...)``: ``url`` and table keys such as ``grace``,
+    ``compat``, ``instruments``.  Keys this version's ``RedisSettings`` lacks are carried by a
+    subclass (the publisher reads them with ``getattr``), so the tests run before the settings do."""
+    import dataclasses
+
+    from ctpshim.server.settings import RedisSettings, parse_redis
+
+    known = {f.name for f in dataclasses.fields(RedisSettings)}
+    settings = parse_redis({"url": url, **{k: v for k, v in extra.items() if k in known}})
+    missing = {k: v for k, v in extra.items() if k not in known}
+    if not missing:
+        return settings
+    extended = dataclasses.make_dataclass("TestRedisSettings", [(k, Any, dataclasses.field(default=None))
+                                                                for k in missing],
+                                          bases=(RedisSettings,), frozen=True)
+    return extended(**dataclasses.asdict(settings), **missing)

@@ -2,8 +2,8 @@
 
 For each source of the server, a subscriber of its :class:`~ctpshim.server.fanout.SourceFeed`
 takes the instruments of ``[redis] instruments`` or, by default, every instrument the source
-lists, plus those a ``redis://`` reader registers interest in (the ``interest`` hash), and each
-tick goes to its own stream::
+lists, plus those live ``redis://`` readers want (reference-counted, below), and each tick goes to
+its own stream::
 
     XADD <namespace>:<source>:md:<InstrumentID> MAXLEN ~ <maxlen> * b <584-byte CTP struct> v <LAYOUT_ID>
 
@@ -22,6 +22,15 @@ write is in flight (a slow Redis) newer ticks replace the waiting tick of the sa
 the latest tick of each instrument is kept, the write is tried again after
 :data:`ctpshim.runtime.reconnect.RETRY_AFTER_DROP` and then every ``RETRY_UNREACHABLE`` seconds,
 and publishing goes on (index and info written again) once Redis answers.
+
+Interest across machines: each reader adds its own id to ``<ns>:<source>:want:<InstrumentID>``
+(and the instrument to ``<ns>:<source>:wanted``) and keeps a heartbeat key ``<ns>:reader:<id>``
+with a TTL.  Every ``INTEREST_EVERY_S`` the publisher counts, per instrument, the readers whose
+heartbeat exists: on 0 -> 1 it subscribes the instrument on the source's feed (the upstream, when
+no other client of the server has it), on 1 -> 0 it lets go after the ``grace`` setting.  The ids of
+readers whose heartbeat expired (a killed reader) are removed from the want sets, and emptied sets
+from the ``wanted`` index.  One reader's unsubscribe removes its own id only: the others keep the
+instrument.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.redis import (
-    LinkLost, RespError, RespLink, default_key, describe_failure, index_key, info_key, interest_key, pack, stream_key,
+    LinkLost, RespError, RespLink, default_key, describe_failure, heartbeat_key, index_key, info_key, pack,
+    stream_key, want_key, wanted_key,
 )
 from ..runtime import reconnect
 
@@ -50,7 +60,7 @@ CONNECT_TIMEOUT = 2.0  # s to connect to Redis
 COMMAND_TIMEOUT = 5.0  # s one round trip may take before the link counts as lost
 INFO_EVERY_S = 1.0  # the info hash's `updated` is written at most this often
 INTEREST_EVERY_S = 1.0  # readers' interest and the source's instrument list are read this often
-INTEREST_GRACE_S = 60.0  # a lapsed interest field is deleted this long after it lapsed
+GRACE_S = 30.0  # default of the `grace` setting: s an instrument stays subscribed after its last reader left
 WAIT_UP_S = 1.0  # one bounded wait for a source to come up (the watcher loops)
 STOP_WAIT_S = 2.0  # stop() waits this long for its tasks to end
 
@@ -69,6 +79,8 @@ class _SourceTap:
         self.name = f"redis:{source}"
         self.ids: set[str] = set()  # subscribed on the feed
         self.interest: set[str] = set()  # of those, the ones only readers asked for
+        self.readers: dict[str, frozenset[str]] = {}  # instrument -> ids of the live readers that want it
+        self._released: dict[str, float] = {}  # instrument of `interest` -> monotonic time its last reader left
 
     def deliver(self, tick: "EncodedTick") -> None:
         self.publisher._queue(self.source, tick)
@@ -104,37 +116,74 @@ class _SourceTap:
             if not await self.feed.wait_up(WAIT_UP_S):
                 continue
             if not configured:
-                self.add([info.instrument_id for info in self.feed.instruments()])
+                listed = [info.instrument_id for info in self.feed.instruments()]
+                self.interest.difference_update(listed)  # listed now: published whoever wants it
+                self.add(listed)
             await self._follow_interest()
             await asyncio.sleep(INTEREST_EVERY_S)
 
     async def _follow_interest(self) -> None:
+        """Count each wanted instrument's live readers; subscribe on 0 -> 1, let go ``grace`` after 1 -> 0."""
         publisher = self.publisher
-        key = interest_key(publisher.settings.namespace, self.source)
+        namespace = publisher.settings.namespace
         try:
-            reply = (await publisher._call(pack("HGETALL", key), 1))[0]
+            instruments = await self._read_interest(namespace)
         except LinkLost:
-            return  # Redis away: the flusher reports it
-        if not isinstance(reply, list):
-            return
-        now = time.time()
-        wanted, stale = [], []
-        for raw, until in zip(reply[0::2], reply[1::2]):
-            instrument = raw.decode(errors="replace")
-            try:
-                expiry = float(until)
-            except ValueError:
-                expiry = 0.0
-            if expiry > now:
-                wanted.append(instrument)
-            elif expiry < now - INTEREST_GRACE_S:
-                stale.append(raw)
-        self.add(sorted(wanted), interest=True)
-        lapsed = [i for i in self.interest if i not in wanted]
-        self.remove(lapsed)
-        if stale:
-            with contextlib.suppress(LinkLost):
-                await publisher._call(pack("HDEL", key, *stale), 1)
+            return  # Redis away: the flusher reports it; nothing changes until it answers
+        live = {instrument: ids for instrument, ids in instruments.items() if ids}
+        self.readers = {instrument: frozenset(ids) for instrument, ids in live.items()}
+        self.add(sorted(live), interest=True)
+        now = time.monotonic()
+        grace = float(getattr(publisher.settings, "grace", GRACE_S))
+        for instrument in live:
+            self._released.pop(instrument, None)
+        lapsed = []
+        for instrument in self.interest:
+            if instrument in live:
+                continue
+            left_at = self._released.setdefault(instrument, now)
+            if now - left_at >= grace:
+                lapsed.append(instrument)
+        for instrument in lapsed:
+            self._released.pop(instrument, None)
+        if lapsed:
+            log.info("%s: %s: no reader wants %s any more; not published", publisher.where, self.source,
+                     ", ".join(sorted(lapsed)))
+            self.remove(lapsed)
+
+    async def _read_interest(self, namespace: str) -> dict[str, set[str]]:
+        """instrument -> ids of its live readers; the ids of dead readers (heartbeat expired) are
+        removed from the want sets, and emptied sets from the index.  Raises :class:`LinkLost`."""
+        publisher = self.publisher
+        index = wanted_key(namespace, self.source)
+        reply = (await publisher._call(pack("SMEMBERS", index), 1))[0]
+        if not isinstance(reply, list) or not reply:
+            return {}
+        names = [raw.decode(errors="replace") for raw in reply]
+        members = await publisher._call(b"".join(pack("SMEMBERS", want_key(namespace, self.source, i))
+                                                 for i in names), len(names))
+        wants = {name: {m.decode(errors="replace") for m in got} if isinstance(got, list) else set()
+                 for name, got in zip(names, members)}
+        readers = sorted(set().union(*wants.values()))
+        alive: set[str] = set()
+        if readers:
+            found = await publisher._call(b"".join(pack("EXISTS", heartbeat_key(namespace, r)) for r in readers),
+                                          len(readers))
+            alive = {r for r, exists in zip(readers, found) if exists == 1}
+        cleanup = []
+        for name, ids in wants.items():
+            dead = ids - alive
+            if dead:
+                log.debug("%s: %s: readers %s of %s vanished (heartbeat expired)", publisher.where, self.source,
+                          ", ".join(sorted(dead)), name)
+                cleanup.append(pack("SREM", want_key(namespace, self.source, name), *sorted(dead)))
+                ids -= dead
+            if not ids:
+                # A reader adding itself meanwhile re-adds the instrument at its next heartbeat.
+                cleanup.append(pack("SREM", index, name))
+        if cleanup:
+            await publisher._call(b"".join(cleanup), len(cleanup))
+        return wants
 
 
 class RedisPublisher:
@@ -174,7 +223,15 @@ class RedisPublisher:
         """For ``/health`` and the status line: plain JSON values."""
         return {"url": _shown(self.settings.url), "namespace": self.settings.namespace, "up": self.up,
                 "published": self.published, "conflated": self.conflated, "failures": self.failures,
-                "waiting": len(self._pending)}
+                "waiting": len(self._pending),
+                "wanted": {tap.source: len(tap.readers) for tap in self._taps}}
+
+    def readers(self, source: str) -> dict[str, frozenset[str]]:
+        """instrument -> the ids of the live ``redis://`` readers that want it (as last counted)."""
+        for tap in self._taps:
+            if tap.source == source:
+                return dict(tap.readers)
+        return {}
 
     async def start(self) -> None:
         """Connect (bounded: an unreachable Redis is logged and tried again later, the server

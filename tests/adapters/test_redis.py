@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from ctpshim.errors import FrontAddressError, UpstreamProtocolError, UpstreamUna
 from ctpshim.testing import AdapterConformance
 from ctpshim.wire.structs import unpack_tick
 from tests.conftest import wait_for
-from tests.redis_server import PortHold, persistent_redis_server, redis_server  # noqa: F401
+from tests.redis_server import PortHold, persistent_redis_server, publisher_settings, redis_server  # noqa: F401
 from tests.server.conftest import serve_factory  # noqa: F401
 
 SIM = "sim://?start=2026-11-20T09:35&hours=always&instruments=rb2701,TA701"
@@ -349,3 +350,106 @@ def test_a_read_only_redis_user_can_read(redis_server, serve_factory, make_md) -
     api, spi = make_md(f"redis://reader:ro@127.0.0.1:{redis_server.port}/sim", subscribe=["TA701"])
     wait_for(lambda: len(spi.ticks) >= 3, TIMEOUT, "ticks for a read-only user")
     assert "OnFrontDisconnected" not in spi.names()
+
+
+# -- interest across machines: reference counts by reader id, heartbeats ----------------------------
+
+def _readers(server: Any) -> dict[str, frozenset[str]]:
+    return server._redis.readers("sim")
+
+
+def _tap(server: Any) -> Any:
+    return server._redis._taps[0]
+
+
+def _count(spi: Any, instrument: str) -> int:
+    with spi.lock:
+        return sum(1 for t in spi.ticks if t.InstrumentID == instrument)
+
+
+def test_two_readers_of_one_instrument_one_unsubscribes_the_other_keeps_its_ticks(  # noqa: F811
+        redis_server, serve_factory, make_md) -> None:
+    # TA701 is published only for readers: the server does not publish it on its own.
+    server = serve_factory(f"{SIM}&speed=20", http=None,
+                           redis=publisher_settings(redis_server.url, instruments=["rb2701"], grace=0.2))
+    client = redis_server.client()
+    wait_for(lambda: client.exists("ctpshim:sim:md:rb2701"), TIMEOUT, "rb2701 published")
+    assert not client.exists("ctpshim:sim:md:TA701")
+    # Two markets (the fronts differ), so two readers with their own ids, as on two machines.
+    first, first_spi = make_md(f"{redis_server.url}/sim?heartbeat=5", subscribe=["TA701"])
+    second, second_spi = make_md(f"{redis_server.url}/sim?heartbeat=6", subscribe=["TA701"])
+    wait_for(lambda: len(_readers(server).get("TA701", ())) == 2, TIMEOUT, "the server counting two readers")
+    assert client.smembers("ctpshim:sim:want:TA701") == {r.encode() for r in _readers(server)["TA701"]} and \
+        client.smembers("ctpshim:sim:wanted") == {b"TA701"}
+    wait_for(lambda: _count(first_spi, "TA701") >= 3 and _count(second_spi, "TA701") >= 3, TIMEOUT, "ticks to both")
+    assert first.UnSubscribeMarketData([b"TA701"], 1) == 0
+    wait_for(lambda: len(_readers(server).get("TA701", ())) == 1, TIMEOUT, "the server counting one reader")
+    assert client.scard("ctpshim:sim:want:TA701") == 1
+    counted = time.monotonic()
+    before = _count(second_spi, "TA701")
+    # Ticks go on for the other reader well past the grace period and two more counts.
+    wait_for(lambda: _count(second_spi, "TA701") >= before + 20 and time.monotonic() - counted > 2.5, TIMEOUT,
+             "ticks to the reader that stayed")
+    assert "TA701" in _tap(server).ids and len(_readers(server)["TA701"]) == 1
+    second.Release()  # a clean close: its id leaves the want set at once, then the instrument goes
+    wait_for(lambda: "TA701" not in _tap(server).ids, TIMEOUT, "TA701 let go after the last reader")
+    assert not client.exists("ctpshim:sim:want:TA701") and not client.sismember("ctpshim:sim:wanted", "TA701")
+
+
+def test_a_killed_reader_is_released_when_its_heartbeat_expires(redis_server, serve_factory,  # noqa: F811
+                                                              tmp_path) -> None:
+    server = serve_factory(f"{SIM}&speed=20", http=None,
+                           redis=publisher_settings(redis_server.url, instruments=["rb2701"], grace=0.2))
+    client = redis_server.client()
+    wait_for(lambda: client.exists("ctpshim:sim:md:rb2701"), TIMEOUT, "rb2701 published")
+    # The program subscribes rb2701 and TA701 and would run for 30 s; it is killed (no cleanup at all).
+    program = subprocess.Popen(
+        [sys.executable, "-m", "ctpshim", "run", "--front", f"{redis_server.url}/sim?heartbeat=1",
+         str(PROGRAMS / "openctp_md_program.py"), "1000000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(tmp_path))
+    try:
+        wait_for(lambda: "TA701" in _readers(server), TIMEOUT * 2, "the killed-to-be reader counted")
+        (reader,) = _readers(server)["TA701"]
+        assert client.exists(f"ctpshim:reader:{reader}")
+        wait_for(lambda: client.xlen("ctpshim:sim:md:TA701") >= 3, TIMEOUT, "TA701 published for it")
+        program.send_signal(signal.SIGKILL)
+        program.wait(TIMEOUT)
+    finally:
+        if program.poll() is None:
+            program.kill()
+            program.wait(TIMEOUT)
+    assert client.sismember("ctpshim:sim:want:TA701", reader), "killed: nothing cleaned up"
+    wait_for(lambda: not client.exists(f"ctpshim:reader:{reader}"), TIMEOUT, "the heartbeat expiring (1 s)")
+    wait_for(lambda: "TA701" not in _tap(server).ids, TIMEOUT, "the server letting TA701 go")
+    assert "TA701" not in _readers(server) and "rb2701" in _tap(server).ids  # listed: published regardless
+    wait_for(lambda: not client.exists("ctpshim:sim:want:TA701"), TIMEOUT, "the dead id removed")
+    assert not client.sismember("ctpshim:sim:wanted", "TA701")
+    added = int(client.xinfo_stream("ctpshim:sim:md:TA701")["entries-added"])
+    rb = int(client.xinfo_stream("ctpshim:sim:md:rb2701")["entries-added"])
+    wait_for(lambda: int(client.xinfo_stream("ctpshim:sim:md:rb2701")["entries-added"]) >= rb + 10, TIMEOUT,
+             "rb2701 going on")
+    assert int(client.xinfo_stream("ctpshim:sim:md:TA701")["entries-added"]) == added, "TA701 no longer written"
+
+
+def test_a_late_reader_gets_the_streams_last_entry_as_its_snapshot(redis_server, serve_factory,  # noqa: F811
+                                                                  make_md) -> None:
+    server = serve_factory(f"{SIM}&speed=20", http=None,
+                           redis=publisher_settings(redis_server.url, instruments=["rb2701"], grace=0.2))
+    client = redis_server.client()
+    early, early_spi = make_md(f"{redis_server.url}/sim?heartbeat=5", subscribe=["TA701"])
+    wait_for(lambda: client.xlen("ctpshim:sim:md:TA701") >= 5, TIMEOUT, "TA701 published for the first reader")
+
+    def last() -> tuple[str, str, int]:
+        return stamp(unpack_tick(client.xrevrange("ctpshim:sim:md:TA701", count=1)[0][1][b"b"]))
+
+    at_subscribe = last()
+    late, late_spi = make_md(f"{redis_server.url}/sim?heartbeat=6", subscribe=["TA701"])
+    wait_for(lambda: _count(late_spi, "TA701") >= 1, TIMEOUT, "the late reader's snapshot")
+    with late_spi.lock:
+        snapshot = late_spi.ticks[0]
+    published = {stamp(unpack_tick(f[b"b"])): list(values_of(unpack_tick(f[b"b"])))
+                 for _, f in client.xrange("ctpshim:sim:md:TA701")}
+    # An entry of the stream (not made up), the last one when the late reader subscribed, or newer.
+    assert published[stamp(snapshot)] == list(values_of(snapshot)) and stamp(snapshot) >= at_subscribe
+    assert late_spi.names().index("OnRspSubMarketData") < late_spi.names().index("OnRtnDepthMarketData")
+    wait_for(lambda: len(_readers(server).get("TA701", ())) == 2, TIMEOUT, "two readers counted")

@@ -110,13 +110,17 @@ def test_every_source_is_published_under_its_own_name(redis_server, serve_factor
 
 
 def test_an_instrument_a_reader_registers_interest_in_is_published_too(redis_server, serve_factory):
-    serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url, "instruments": ["rb2701"]}, http=None)
+    server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url, "instruments": ["rb2701"]}, http=None)
     client = redis_server.client()
     wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701")
     assert not client.exists(key("TA701"))
-    client.hset("ctpshim:sim:interest", "TA701", str(time.time() + 30))
+    # What a reader in another language does: its id in the want set, a heartbeat with a TTL.
+    client.set("ctpshim:reader:r1", "host 1", ex=30)
+    client.sadd("ctpshim:sim:want:TA701", "r1")
+    client.sadd("ctpshim:sim:wanted", "TA701")
     wait_for(lambda: client.xlen(key("TA701")) >= 2, TIMEOUT, "TA701 published for the reader's interest")
     assert b"TA701" in client.smembers("ctpshim:sim:instruments")
+    assert publisher(server).readers("sim") == {"TA701": frozenset({"r1"})}
 
 
 def test_a_slow_redis_is_conflated_and_holds_nothing_else_up(redis_server, serve_factory, make_md):

@@ -1,7 +1,9 @@
-"""``ctpshim serve`` over WebSocket (webctp JSON on ``/md/``): messages/s in total to 100 clients.
+"""``ctpshim serve`` over WebSocket (webctp JSON on ``/md/``, or DIFF on ``/diff``): messages/s in total
+to 100 clients.
 
     python bench/serve_websocket.py [--runs R] [--clients N] [--instruments N] [--source-rate max,700]
                                     [--seconds S] [--procs P] [--latency] [--profile DIR]
+                                    [--endpoint md|diff] [--against REVISION]
 
 One ``sim://`` source, every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` with its HTTP endpoint in a process of its own (bench/serve_common.py), the
@@ -18,6 +20,13 @@ tick per instrument: what was conflated away is not counted (the server's counte
 The source runs at ``--source-rate max`` (default: as fast as the server takes its ticks, the hub
 holding it back while the server's IO loop is busy, so this is the server's capacity) or is paced
 at a number of ticks/s (700: 70,000 messages/s offered to 100 clients).
+
+``--endpoint diff``: DIFF clients as tqsdk is one (subscribe_quote with every id, then a
+peek_message after each rtn_data), each counting the quotes of every packet (the server's
+delivered counter counts the same: one per quote a packet carries).  ``--against REVISION``:
+the WebSocket protocols (``shim/server/web.py``, ``webctp.py``, ``diff.py``) as they were at that
+git revision, in a second server, alternating run for run with the current ones; both sets of
+figures and a ``compared`` line are printed.
 """
 
 from __future__ import annotations
@@ -34,13 +43,122 @@ import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
-                          combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
-                          print_baseline, print_delivered, print_failures_and_hot_spots, show_spread, sim_url,
-                          split, wait_closed)
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+from serve_common import (REPO, Child, ServerProcess, ServerWindow, StampClock, WindowCounter,  # noqa: E402
+                          child_handshake, combine, counted, ids_path, listed_ids, machine, mdapi_child, measure,
+                          middle_run, print_baseline, print_delivered, print_failures_and_hot_spots, server_main,
+                          show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
 SOURCE = "sim"
+PROTOCOL_MODULES = ("web", "webctp", "diff")  # ctpshim.server's WebSocket modules, in import order
+
+
+# -- the WebSocket protocols at an earlier revision, in the same run -----------------------------------
+
+def protocol_modules_at(revision: str) -> str:
+    """A new temporary directory holding ``shim/server/<module>.py`` of PROTOCOL_MODULES at ``revision``."""
+    folder = tempfile.mkdtemp(prefix=f"ctpshim-bench-ws-{revision.replace('/', '_')}-")
+    for name in PROTOCOL_MODULES:
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:shim/server/{name}.py"],
+                               capture_output=True, timeout=30)
+        if shown.returncode:
+            raise SystemExit(f"--against {revision}: git show failed: {shown.stderr.decode(errors='replace')[:300]}")
+        Path(folder, f"{name}.py").write_bytes(shown.stdout)
+    return folder
+
+
+def revision_server_main(folder: str, settings_json: str) -> None:
+    """serve_common's server process with PROTOCOL_MODULES loaded from ``folder`` first."""
+    import importlib.util
+
+    import ctpshim.server
+
+    for name in PROTOCOL_MODULES:
+        spec = importlib.util.spec_from_file_location(f"ctpshim.server.{name}", Path(folder, f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        setattr(ctpshim.server, name, module)
+    server_main(settings_json)
+
+
+class RevisionServer(ServerProcess):
+    """A ServerProcess whose WebSocket protocols come from ``folder`` (see :func:`protocol_modules_at`)."""
+
+    def __init__(self, sources: dict[str, str], folder: str) -> None:
+        settings = {"sources": sources, "http": True, "redis": None, "probe": False, "modules_from": None}
+        self.child = Child([str(HERE), "server-at", folder, json.dumps(settings)], "server")
+        started = json.loads(self.child.readline(60))
+        self.binary = tuple(started["binary"] or ("", 0))  # type: ignore[assignment]
+        self.http = tuple(started["http"]) if started["http"] else None  # type: ignore[assignment]
+        self.pid = self.child.process.pid
+
+
+# -- the clients --------------------------------------------------------------------------------------
+
+def symbols_of(ids: list[str]) -> list[str]:
+    """DIFF's ids (``SHFE.rb2705``) of the source's instrument IDs."""
+    from ctpshim.broker.terms import parse_info
+
+    out = []
+    for instrument in ids:
+        info = parse_info(instrument)
+        out.append(f"{info.exchange_id if info is not None else 'X'}.{instrument}")
+    return out
+
+
+def diff_clients_main(url: str, count: str, ids_file: str) -> None:
+    """A process of ``count`` DIFF clients (subscribe_quote, then peek after every rtn_data)."""
+    import aiohttp
+
+    symbols = symbols_of(json.loads(Path(ids_file).read_text()))
+    window = [float("inf"), float("inf")]
+    counters = [WindowCounter(window) for _ in range(int(count))]
+    firsts = [asyncio.Event() for _ in counters]
+    peek = json.dumps({"aid": "peek_message"})
+
+    async def client(number: int, session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(url, max_msg_size=0, heartbeat=None) as ws:
+            await ws.send_str(json.dumps({"aid": "subscribe_quote", "ins_list": ",".join(symbols)}))
+            await ws.send_str(peek)
+            first = firsts[number]
+            add = counters[number].add
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        raise ConnectionError(f"closed: {message.data!r} {message.extra!r}")
+                    continue
+                await ws.send_str(peek)
+                quotes = message.data.count('"datetime"')  # one per quote patch (no charts here)
+                if quotes:
+                    first.set()
+                    add(quotes, time.time())
+            raise ConnectionError("the server closed the WebSocket")
+
+    async def clients() -> None:
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.ensure_future(client(number, session)) for number in range(len(counters))]
+            gathered = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
+            await asyncio.wait([*tasks, gathered], timeout=90, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise SystemExit(f"a client failed before the window: {task.exception()!r}")
+            if not gathered.done():
+                raise SystemExit(f"{sum(not f.is_set() for f in firsts)} clients saw no quote within 90 s")
+            start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
+            window[0], window[1] = start, end
+            await wait_closed(counters, end)
+            failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
+            print(counted(counters, end - start, failed=failed, latencies_us=[]), flush=True)
+            os._exit(0)
+
+    asyncio.run(clients())
 
 
 def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
@@ -98,14 +216,23 @@ def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
     asyncio.run(clients())
 
 
-def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int) -> dict[str, Any]:
-    server = ServerProcess({SOURCE: front}, http=True)
-    profile_file = str(Path(args.profile) / f"serve_websocket-{run}.txt") if args.profile else ""
+def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int,
+             folder: str | None = None) -> dict[str, Any]:
+    """One run: a fresh server (its WebSocket protocols from ``folder`` when given), fresh clients, the baseline."""
+    server = ServerProcess({SOURCE: front}, http=True) if folder is None else RevisionServer({SOURCE: front}, folder)
+    label = "" if folder is None else "-against"
+    profile_file = str(Path(args.profile) / f"serve_websocket{label}-{run}.txt") if args.profile else ""
     try:
         assert server.http is not None, "the server has no HTTP endpoint"
         host, port = server.http
-        url = f"http://{host}:{port}/md/"
-        children = [Child([str(HERE), "clients", url, str(n), ids_file, "1" if args.latency else "0"], f"clients-{k}")
+        if args.endpoint == "diff":
+            url = f"http://{host}:{port}/diff"
+            argv = [str(HERE), "diff-clients", url]
+        else:
+            url = f"http://{host}:{port}/md/"
+            argv = [str(HERE), "clients", url]
+        children = [Child([*argv, str(n), ids_file, *([] if args.endpoint == "diff" else ["1" if args.latency else "0"])],
+                          f"clients-{k}")
                     for k, n in enumerate(split(args.clients, args.procs))]
         window = ServerWindow(server, args.seconds, profile_file)
         results = measure(children, args.seconds, ready_timeout=120, during=window)
@@ -114,8 +241,22 @@ def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str
         figures.update(window.figures())
     finally:
         server.stop()
-    figures["baseline"] = combine(measure([mdapi_child(front, ids, args.latency, "baseline")], args.seconds))
+    if not args.no_baseline:
+        figures["baseline"] = combine(measure([mdapi_child(front, ids, args.latency, "baseline")], args.seconds))
     return figures
+
+
+def print_runs(runs: list[dict[str, Any]], args: argparse.Namespace, ids: list[str], what: str) -> None:
+    unit = "quotes (DIFF)" if args.endpoint == "diff" else "RtnDepthMarketData messages"
+    print(f"{what}: {args.clients} clients x {len(ids)} instruments, {len(runs)} runs of {args.seconds:g} s")
+    print_delivered(runs, unit, lambda run: run["rates"])
+    print_baseline(runs)
+    middle = middle_run(runs, lambda run: run["rate"])
+    if args.latency and middle["latency"]:
+        print(f"  latency (stamp to handler, median run): {show_spread(middle['latency'])}")
+        if middle.get("baseline", {}).get("latency"):
+            print(f"  baseline latency: {show_spread(middle['baseline']['latency'])}")
+    print_failures_and_hot_spots(runs)
 
 
 def measure_rate(source_rate: str, args: argparse.Namespace, ids: list[str], ids_file: str) -> None:
@@ -139,17 +280,32 @@ def measure_rate(source_rate: str, args: argparse.Namespace, ids: list[str], ids
         offered = f"paced at {rate:,.0f} ticks/s, {rate * args.clients:,.0f} messages/s offered"
     print(f"\nsource: {len(ids)} instruments, {offered}")
     started = time.monotonic()
-    runs = [run_once(front, args, ids, ids_file, number) for number in range(args.runs)]
-    print(f"webctp /md/: {args.clients} clients x {len(ids)} instruments, {len(runs)} runs of {args.seconds:g} s")
-    print_delivered(runs, "RtnDepthMarketData messages", lambda run: run["rates"])
-    print_baseline(runs)
-    middle = middle_run(runs, lambda run: run["rate"])
-    if args.latency and middle["latency"]:
-        print(f"  latency (stamp to handler, median run): {show_spread(middle['latency'])}")
-        if middle["baseline"]["latency"]:
-            print(f"  baseline latency: {show_spread(middle['baseline']['latency'])}")
-    print_failures_and_hot_spots(runs)
-    print(f"  ({time.monotonic() - started:.0f} s)")
+    endpoint = "DIFF /diff" if args.endpoint == "diff" else "webctp /md/"
+    folder = protocol_modules_at(args.against) if args.against else None
+    runs: list[dict[str, Any]] = []
+    old: list[dict[str, Any]] = []
+    try:
+        for number in range(args.runs):
+            if folder is not None and number % 2:  # alternate which goes first
+                old.append(run_once(front, args, ids, ids_file, number, folder))
+                runs.append(run_once(front, args, ids, ids_file, number))
+            else:
+                runs.append(run_once(front, args, ids, ids_file, number))
+                if folder is not None:
+                    old.append(run_once(front, args, ids, ids_file, number, folder))
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    print_runs(runs, args, ids, f"{endpoint}, current")
+    if old:
+        print_runs(old, args, ids, f"{endpoint}, {args.against}")
+
+        def summary(group: list[dict[str, Any]]) -> str:
+            cpu = statistics.median(run["server"]["cpu_us_per_tick"] for run in group)
+            return f"{cpu:.2f} us CPU per delivered tick, {statistics.median(run['rate'] for run in group):,.0f} messages/s"
+
+        print(f"  compared: current {summary(runs)}; {args.against}: {summary(old)}")
+    print(f"  ({time.monotonic() - started:.0f} s; load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     sys.stdout.flush()
 
 
@@ -166,7 +322,15 @@ def main() -> None:
                         help="decode every tick and measure its latency (needs a numeric --source-rate: the source "
                              "then runs at speed=1, each instrument every instruments / rate seconds)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server during each window, files in DIR")
+    parser.add_argument("--endpoint", choices=("md", "diff"), default="md",
+                        help="webctp /md/ (the default) or DIFF /diff (tqsdk-style peeking clients)")
+    parser.add_argument("--against", metavar="REVISION",
+                        help="also run the WebSocket protocols (web.py, webctp.py, diff.py) of this git revision, "
+                             "alternating run for run")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the in-process md API baseline of each run")
     args = parser.parse_args()
+    if args.endpoint == "diff" and args.latency:
+        parser.error("--latency is measured on /md/ only")
     if args.latency and "max" in args.source_rate.split(","):
         parser.error("--latency needs a numeric --source-rate (e.g. --source-rate 500 --instruments 100)")
     print(f"machine: {machine()}")
@@ -184,5 +348,9 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "clients":
         clients_main(*sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "diff-clients":
+        diff_clients_main(*sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "server-at":
+        revision_server_main(*sys.argv[2:])
     else:
         main()

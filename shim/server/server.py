@@ -6,6 +6,10 @@ modules, started when they import: ``ctpshim.server.binary.start_binary(server)`
 ``asyncio.Server``), ``ctpshim.server.web.start_web(server)`` (an ``aiohttp.web.AppRunner``, when
 ``settings.http`` is set) and ``ctpshim.server.redis_bus.RedisPublisher(server, settings.redis)``
 (when ``settings.redis`` is set).
+
+With ``settings.tls`` both listeners take :attr:`Server.ssl_context` (``ctpshims://``, ``https``/
+``wss``).  Each new connection passes :meth:`Server.admit_binary` / :meth:`Server.admit_web` first:
+the per-IP new-connection limit (``limits.connection_rate`` per ``limits.connection_window``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Callable
 
 from ..runtime import io_loop
 from .fanout import SourceFeed
-from .limits import AuthError, LimitError, tokens_match
+from .limits import AuthError, ConnectionLimiter, LimitError, tokens_match
 from .metrics import Metrics
 from .settings import ServeSettings
 
@@ -29,6 +33,7 @@ log = logging.getLogger("ctpshim.server")
 
 START_TIMEOUT = 30.0  # s Server.start waits for the IO loop (adapter checks may read files)
 ANONYMOUS = "anonymous"
+REFUSAL_READ = 0.5  # s a refused binary connection is read (its HELLO) and given to flush the ERROR
 
 
 class ClientInfo:
@@ -113,6 +118,9 @@ class Server:
         self.clients: list[ClientInfo] = []
         self.home = Path(settings.home) if settings.home else _default_home()
         self.started = False
+        self.ssl_context: Any = None  # ssl.SSLContext once started with settings.tls
+        limits = settings.limits
+        self.connection_limiter = ConnectionLimiter(limits.connection_rate, limits.connection_window)
         self._binary: Any = None
         self._web: Any = None
         self._redis: Any = None
@@ -133,6 +141,8 @@ class Server:
         if self.started:
             return
         self._check_sources()
+        if self.settings.tls is not None:
+            self.ssl_context = self.settings.tls.context()  # ValueError naming the file
         self.home.mkdir(parents=True, exist_ok=True)
         future = io_loop.submit(self._start())
         try:
@@ -270,15 +280,70 @@ class Server:
         with contextlib.suppress(ValueError):
             self.clients.remove(client)
 
+    def admit(self, peer: Any, protocol: str) -> str | None:
+        """Count a new connection from ``peer`` (an address tuple or ``"host[:port]"``) against the
+        per-IP limit; ``None`` when admitted, else the refusal's text (counted in
+        ``rejected["connection_rate"]``, logged once per burst)."""
+        address = _peer_host(peer)
+        admitted, refused = self.connection_limiter.admit(address)
+        limits = self.settings.limits
+        if admitted:
+            if refused > 1:
+                log.info("%s: the burst of new connections ended; %d refused in it (limits.connection_rate)",
+                         address, refused)
+            return None
+        self.metrics.rejected["connection_rate"] += 1
+        text = (f"too many new connections from {address}: more than {limits.connection_rate} in "
+                f"{limits.connection_window:g} s (limits.connection_rate); try again later")
+        if refused == 1:
+            log.warning("%s connection refused: %s; the further refusals of this burst are counted, not logged",
+                        protocol, text)
+        return text
+
+    async def admit_binary(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """The binary listener's check of a new connection: ``True`` to serve it; else it got
+        ERROR -429 with the reason and is closed (``False``)."""
+        refusal = self.admit(writer.get_extra_info("peername"), "binary")
+        if refusal is None:
+            return True
+        from ..wire import frames, handshake
+
+        try:
+            # Read what the client sent first (its HELLO), so closing does not reset the link
+            # before the client has read the ERROR.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(reader.read(1 << 16), REFUSAL_READ)
+            error = handshake.ErrorInfo(handshake.E_TOO_SLOW, refusal, 0x1001).encode()
+            writer.write(frames.encode_frame(frames.FrameType.ERROR, error, seq=1))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(writer.drain(), REFUSAL_READ)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+        return False
+
+    def admit_web(self, request: Any) -> None:
+        """The HTTP listener's check of a new WebSocket: raises HTTP 429 (with ``Retry-After`` and
+        the reason) when the peer is over the per-IP limit."""
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        refusal = self.admit(peer or request.remote or "", "websocket")
+        if refusal is not None:
+            from aiohttp import web
+
+            retry = max(1, round(self.settings.limits.connection_window))
+            raise web.HTTPTooManyRequests(text=f"{refusal}\n", headers={"Retry-After": str(retry)})
+
     # -- views (any thread) ---------------------------------------------------------------------
 
     def addresses(self) -> list[str]:
         """What the server listens on, as URLs (the lines ``ctpshim serve`` prints)."""
         lines = []
+        secure = self.settings.tls is not None
         if self.binary_address is not None:
-            lines.append(f"ctpshim://{_hostport(self.binary_address)}")
+            lines.append(f"{'ctpshims' if secure else 'ctpshim'}://{_hostport(self.binary_address)}")
         if self.http_address is not None:
-            lines.append(f"http://{_hostport(self.http_address)}/")
+            lines.append(f"{'https' if secure else 'http'}://{_hostport(self.http_address)}/")
         return lines
 
     def health(self) -> dict[str, Any]:
@@ -306,6 +371,18 @@ def _runner_address(runner: Any, wanted: tuple[str, int]) -> tuple[str, int]:
         if isinstance(address, tuple) and len(address) >= 2:
             return str(address[0]), int(address[1])
     return wanted
+
+
+def _peer_host(peer: Any) -> str:
+    """The IP address of a peer: from ``(host, port, ...)``, else ``"host:port"`` text as given."""
+    if isinstance(peer, (tuple, list)) and peer:
+        return str(peer[0])
+    text = str(peer or "")
+    if text.startswith("[") and "]" in text:
+        return text[1:text.index("]")]
+    if text.count(":") == 1:
+        return text.partition(":")[0]
+    return text
 
 
 def _hostport(address: tuple[str, int]) -> str:

@@ -6,8 +6,10 @@ address other than loopback without a token is refused (SERVER_PROTOCOLS.md 6.2)
 
 The TOML file (``examples/serve.toml`` documents every key)::
 
-    listen = "127.0.0.1:7780"        # binary protocol (ctpshim://)
+    listen = "127.0.0.1:7780"        # binary protocol (ctpshim://, ctpshims:// with TLS)
     http = "127.0.0.1:7781"          # WebSocket, page, /health, /metrics; "off" = none
+    tls_cert = ""                    # PEM certificate (chain) and its key: TLS on both listeners
+    tls_key = ""
     home = ""                        # flow files ("" = $CTPSHIM_HOME/serve)
     [sources]                        # name = front address; the first is the default
     sim = "sim://"
@@ -21,6 +23,8 @@ The TOML file (``examples/serve.toml`` documents every key)::
     namespace = "ctpshim"
     maxlen = 20000
     instruments = []
+    compat = []                      # also publish in these layouts: ctpbee, qaopenmd
+    grace = 30                       # s an instrument stays published after its last reader
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +57,8 @@ class Limits:
     write_deadline: float = 10.0  # s a client may make no write progress before it is cut off
     heartbeat: float = 5.0  # s of idle before the server sends a heartbeat
     max_clients: int = 1000
+    connection_rate: int = 10  # new connections per IP address per connection_window (0 = no limit)
+    connection_window: float = 1.0  # s
 
 
 # name -> (kind, low, high): what each limit accepts
@@ -64,6 +71,8 @@ _LIMIT_RULES: dict[str, tuple[type, float, float]] = {
     "write_deadline": (float, 0.05, 3600.0),
     "heartbeat": (float, 0.05, 3600.0),
     "max_clients": (int, 1, 1_000_000),
+    "connection_rate": (int, 0, 1_000_000),
+    "connection_window": (float, 0.01, 3600.0),
 }
 
 
@@ -84,6 +93,21 @@ class RedisSettings:
     namespace: str = "ctpshim"
     maxlen: int = 20000
     instruments: tuple[str, ...] = ()
+    compat: tuple[str, ...] = ()  # compatibility publishers (ctpshim.server.redis_bus)
+    grace: float = 30.0  # s an instrument is still published after its last redis:// reader let go
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """A PEM certificate (chain) and its unencrypted private key: TLS on both listeners."""
+
+    cert: str
+    key: str
+
+    def context(self) -> ssl.SSLContext:
+        """A server ``SSLContext`` (TLS 1.2 or later) holding the pair; ``ValueError`` naming the
+        file and what is wrong (missing, unreadable, not PEM, encrypted, a key of another certificate)."""
+        return server_ssl_context(self.cert, self.key)
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,7 @@ class ServeSettings:
     limits: Limits = Limits()
     redis: RedisSettings | None = None
     home: str = ""  # "" = $CTPSHIM_HOME/serve
+    tls: TlsSettings | None = None  # None = plain TCP / HTTP
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -251,6 +276,9 @@ def parse_sources(items: Iterable[str] | Mapping[str, str], key: str = "sources"
     return sources
 
 
+COMPAT_PUBLISHERS = ("ctpbee", "qaopenmd")  # [redis] compat: the layouts the publisher can add
+
+
 def parse_redis(value: Any, key: str = "redis") -> RedisSettings:
     if isinstance(value, RedisSettings):
         return value
@@ -258,8 +286,9 @@ def parse_redis(value: Any, key: str = "redis") -> RedisSettings:
     if isinstance(value, str):
         value, url_key = {"url": value}, key
     if not isinstance(value, Mapping):
-        raise ValueError(f"{key} = {value!r}: expected a redis:// URL or a table (url, namespace, maxlen, instruments)")
-    valid = {"url", "namespace", "maxlen", "instruments"}
+        raise ValueError(f"{key} = {value!r}: expected a redis:// URL or a table "
+                         "(url, namespace, maxlen, instruments, compat, grace)")
+    valid = {"url", "namespace", "maxlen", "instruments", "compat", "grace"}
     unknown = sorted(set(value) - valid)
     if unknown:
         raise ValueError(f"{key}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
@@ -277,7 +306,92 @@ def parse_redis(value: Any, key: str = "redis") -> RedisSettings:
         instruments = [i for i in re.split(r"[,\s]+", instruments) if i]
     if not isinstance(instruments, (list, tuple)) or not all(isinstance(i, str) and i for i in instruments):
         raise ValueError(f"{key}.instruments = {instruments!r}: expected a list of instrument IDs")
-    return RedisSettings(url, namespace, maxlen, tuple(instruments))
+    compat = parse_compat(value.get("compat", ()), f"{key}.compat")
+    grace = value.get("grace", 30.0)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
+        raise ValueError(f"{key}.grace = {grace!r}: expected seconds from 0 to 3600")
+    return RedisSettings(url, namespace, maxlen, tuple(instruments), compat, float(grace))
+
+
+def parse_compat(value: Any, key: str = "redis.compat") -> tuple[str, ...]:
+    """Compatibility publishers: a list or a comma string of :data:`COMPAT_PUBLISHERS` names."""
+    names = [c for c in re.split(r"[,\s]+", value) if c] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(c, str) for c in names):
+        raise ValueError(f"{key} = {value!r}: expected a list of publishers ({', '.join(COMPAT_PUBLISHERS)})")
+    for name in names:
+        if name not in COMPAT_PUBLISHERS:
+            raise ValueError(f"{key}: unknown publisher {name!r}; valid: {', '.join(COMPAT_PUBLISHERS)}")
+    return tuple(dict.fromkeys(names))
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> bytes:
+    raise _EncryptedKey
+
+
+def _pem_file(path: Any, key: str, marker: bytes, what: str) -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"{key} = {path!r}: expected the path of a PEM file")
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise ValueError(f"{key} = {path!r}: no such file")
+    if not file.is_file():
+        raise ValueError(f"{key} = {path!r}: not a file")
+    try:
+        with file.open("rb") as stream:
+            head = stream.read(1 << 20)
+    except OSError as exc:
+        raise ValueError(f"{key} = {path!r}: cannot be read: {exc.strerror or exc}") from None
+    if marker not in head:
+        raise ValueError(f"{key} = {path!r}: not a PEM {what} (no '{marker.decode()}' line)")
+    return str(file)
+
+
+def server_ssl_context(cert: str, key: str, cert_key: str = "tls_cert", key_key: str = "tls_key") -> ssl.SSLContext:
+    """A server ``SSLContext`` (TLS 1.2+) with the certificate ``cert`` and its private ``key`` (PEM
+    files); ``ValueError`` naming the setting, the file and what is wrong."""
+    cert_file = _pem_file(cert, cert_key, b"-----BEGIN CERTIFICATE-----", "certificate")
+    key_file = _pem_file(key, key_key, b"PRIVATE KEY-----", "private key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except _EncryptedKey:
+        raise ValueError(f"{key_key} = {key!r}: the key is encrypted with a passphrase; give an unencrypted "
+                         "key (openssl pkey -in KEY -out PLAIN.key), readable by this user only") from None
+    except ssl.SSLError as exc:
+        reason = (exc.reason or "").upper()
+        if "KEY_VALUES_MISMATCH" in reason:
+            raise ValueError(f"{key_key} = {key!r} is not the key of {cert_key} = {cert!r} "
+                             "(the certificate's public key differs)") from None
+        if "CA_MD" in reason or "EE_KEY" in reason:
+            raise ValueError(f"{cert_key} = {cert!r}: the certificate is too weak for this OpenSSL "
+                             f"({exc.reason}); make one with a 2048-bit RSA or an EC key and SHA-256") from None
+        raise ValueError(f"{cert_key} = {cert!r} / {key_key} = {key!r}: cannot be loaded as a certificate and "
+                         f"its key ({exc.reason or exc}): check that both are intact PEM files") from None
+    except OSError as exc:
+        raise ValueError(f"{cert_key} = {cert!r} / {key_key} = {key!r}: cannot be read: "
+                         f"{exc.strerror or exc}") from None
+    return context
+
+
+def parse_tls(cert: Any, key: Any, cert_key: str = "tls_cert", key_key: str = "tls_key") -> TlsSettings | None:
+    """Both files or neither (``None``: no TLS); the pair is loaded once here so a bad one is
+    reported at load time."""
+    given = lambda value: value not in (None, "")  # noqa: E731
+    if not given(cert) and not given(key):
+        return None
+    if not given(cert):
+        raise ValueError(f"{key_key} = {key!r} is given without a certificate (--tls-cert FILE or tls_cert in "
+                         "the config file): TLS needs both")
+    if not given(key):
+        raise ValueError(f"{cert_key} = {cert!r} is given without its key (--tls-key FILE or tls_key in "
+                         "the config file): TLS needs both")
+    server_ssl_context(cert, key, cert_key, key_key)
+    return TlsSettings(str(Path(cert).expanduser()), str(Path(key).expanduser()))
 
 
 def check_settings(settings: ServeSettings) -> None:
@@ -321,17 +435,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config = {str(path)!r}: not valid TOML: {exc}") from None
 
 
-FILE_KEYS = ("sources", "listen", "http", "tokens", "limits", "redis", "home")
+FILE_KEYS = ("sources", "listen", "http", "tokens", "limits", "redis", "home", "tls_cert", "tls_key")
 
 
 def load_settings(toml_path: str | Path | None = None, *, fronts: Iterable[str] = (),
                   listen: Any = None, http: Any = None, tokens: Iterable[Any] = (), redis: Any = None,
                   limits: Mapping[str, Any] | None = None, home: str | None = None,
-                  default_source: str | None = "sim://") -> ServeSettings:
+                  default_source: str | None = "sim://", tls_cert: str | None = None,
+                  tls_key: str | None = None, redis_compat: Any = None) -> ServeSettings:
     """Settings from the TOML file ``toml_path`` (if any), overridden by the command line's values
     (``None``/empty = not given).  Sources: the command line's replace the file's; with none at
     all, ``default_source``.  Tokens: the command line's are added to the file's.  Limits: each
-    given one replaces the file's."""
+    given one replaces the file's.  ``tls_cert``/``tls_key`` each replace the file's (the pair is
+    loaded here, so a bad one is a ``ValueError`` now); ``redis_compat`` replaces ``[redis] compat``."""
     data: dict[str, Any] = read_toml(toml_path) if toml_path is not None else {}
     where = f"{toml_path}: " if toml_path is not None else ""
     unknown = sorted(set(data) - set(FILE_KEYS))
@@ -379,11 +495,19 @@ def load_settings(toml_path: str | Path | None = None, *, fronts: Iterable[str] 
                 redis_settings = parse_redis(merged, "redis")
         elif "redis" in data:
             redis_settings = parse_redis(data["redis"], "redis")
+        if redis_compat is not None:
+            if redis_settings is None:
+                raise ValueError("--redis-compat needs --redis URL (or a [redis] url in the config file)")
+            redis_settings = dataclasses.replace(redis_settings, compat=parse_compat(redis_compat, "--redis-compat"))
+        cert_key = "--tls-cert" if tls_cert is not None else "tls_cert"
+        key_key = "--tls-key" if tls_key is not None else "tls_key"
+        tls = parse_tls(tls_cert if tls_cert is not None else data.get("tls_cert"),
+                        tls_key if tls_key is not None else data.get("tls_key"), cert_key, key_key)
         folder = home if home is not None else data.get("home", "")
         if not isinstance(folder, str):
             raise ValueError(f"home = {folder!r}: expected a folder path")
         return ServeSettings(sources=sources, listen=bind, http=web, tokens=all_tokens, limits=chosen,
-                             redis=redis_settings, home=folder)
+                             redis=redis_settings, home=folder, tls=tls)
     except ValueError as exc:
         if where and not str(exc).startswith(where):
             raise ValueError(f"{where}{exc}") from None

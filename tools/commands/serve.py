@@ -30,6 +30,9 @@ LIMIT_FLAGS = {
     "--write-deadline": ("write_deadline", "S", "seconds without write progress before a client is cut off (default 10)"),
     "--heartbeat": ("heartbeat", "S", "idle seconds before a heartbeat (default 5)"),
     "--max-clients": ("max_clients", "N", "connected clients in all (default 1000)"),
+    "--connection-rate": ("connection_rate", "N", "new connections per IP address per --connection-window "
+                          "(default 10; 0 = no limit)"),
+    "--connection-window": ("connection_window", "S", "the window of --connection-rate in seconds (default 1)"),
 }
 
 
@@ -39,7 +42,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  ctpshim serve\n"
                "  ctpshim serve sim:// fast='sim://?speed=10' --listen 127.0.0.1:7780\n"
-               "  ctpshim serve --config examples/serve.toml --token s3cret-alice:alice --listen 0.0.0.0:7780")
+               "  ctpshim serve --config examples/serve.toml --token s3cret-alice:alice --listen 0.0.0.0:7780\n"
+               "  ctpshim serve --tls-cert server.pem --tls-key server.key --token s3cret-alice:alice "
+               "--listen 0.0.0.0:7780")
     command.add_argument("fronts", nargs="*", metavar="FRONT|NAME=FRONT",
                          help="sources to serve (default: the config file's, else sim://); a source without "
                               "a name is named by its scheme (sim, sim-2, ...); the first is the default")
@@ -50,7 +55,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                          help="WebSocket, web page, /health and /metrics (default 127.0.0.1:7781)")
     command.add_argument("--token", action="append", default=[], metavar="SECRET[:NAME]",
                          help="a client token (repeat for several); required to bind beyond loopback")
+    command.add_argument("--tls-cert", metavar="FILE",
+                         help="PEM certificate (chain): TLS on both listeners (ctpshims://, https/wss); needs --tls-key")
+    command.add_argument("--tls-key", metavar="FILE", help="the certificate's unencrypted PEM private key")
     command.add_argument("--redis", metavar="URL", help="publish every source's ticks to Redis Streams at URL")
+    command.add_argument("--redis-compat", metavar="NAMES",
+                         help="with --redis: also publish in these layouts (comma list: ctpbee, qaopenmd)")
     command.add_argument("--home", metavar="DIR", help="where the server keeps flow files (default $CTPSHIM_HOME/serve)")
     for flag, (_, metavar, help_text) in LIMIT_FLAGS.items():
         command.add_argument(flag, metavar=metavar, help=help_text)
@@ -75,7 +85,8 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     limits = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in LIMIT_FLAGS.items()}
     try:
         settings = load_settings(args.config, fronts=args.fronts, listen=args.listen, http=args.http,
-                                 tokens=args.token, redis=args.redis, limits=limits, home=args.home)
+                                 tokens=args.token, redis=args.redis, limits=limits, home=args.home,
+                                 tls_cert=args.tls_cert, tls_key=args.tls_key, redis_compat=args.redis_compat)
     except ValueError as exc:
         parser.exit(2, f"ctpshim serve: {exc}\n")
     if settings.http is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 
 from ..ctp import clock, products
 from .channel import ClientChannel
@@ -98,13 +99,15 @@ def register(server: "Server", info: "ClientInfo") -> None:
         raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
 
 
-async def open_socket(server: "Server", request: web.Request, compress: bool = True) -> web.WebSocketResponse:
+async def open_socket(server: "Server", request: web.Request,
+                      compress: bool = True) -> tuple[web.WebSocketResponse, AbstractStreamWriter]:
     """Accept the WebSocket handshake with the server's frame limit and WebSocket pings;
-    ``compress``: accept permessage-deflate when the client offers it."""
+    ``compress``: accept permessage-deflate when the client offers it.  The socket and its
+    stream writer (whose ``drain()`` waits for the transport's buffer to come down)."""
     ws = web.WebSocketResponse(max_msg_size=server.settings.limits.max_frame, heartbeat=WS_PING_INTERVAL,
                                autoping=True, compress=compress)
-    await ws.prepare(request)
-    return ws
+    stream = await ws.prepare(request)
+    return ws, stream
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -124,8 +127,11 @@ class WebSocketClient:
     budget (``limits.control_rate``, ``limits.control_burst``); ``info``: its listing (subscriber
     itself, closed by :meth:`_server_close` when the server stops); ``name``: the client's name from
     its token, ``"anonymous"`` while the token is still owed (``authenticated`` false).  ``closing``
-    is the reason once a close has started.  A subclass sets ``protocol`` and writes :meth:`run`,
-    which ends by awaiting :meth:`_closed_by_us`; :meth:`_stop_writer` ends its writer.
+    is the reason once a close has started.  ``transport``: the connection's, once accepted;
+    ``stream``: its stream writer (``drain()``) when this side may write whole WebSocket frames to
+    ``transport`` itself (no compression was negotiated), else None (frames through ``ws`` only).
+    A subclass sets ``protocol`` and writes :meth:`run`, which ends by awaiting
+    :meth:`_closed_by_us`; :meth:`_stop_writer` ends its writer.
     """
 
     protocol = ""
@@ -135,6 +141,8 @@ class WebSocketClient:
         self.server = server
         self.request = request
         self.ws = ws
+        self.transport: asyncio.Transport | None = None
+        self.stream: AbstractStreamWriter | None = None
         self.name = name or "anonymous"
         self.authenticated = name is not None
         self.feed = server.feed(source)
@@ -242,7 +250,9 @@ async def serve_socket(server: "Server", request: web.Request, connection_class:
     connection = connection_class(server, request, web.WebSocketResponse(), name, source)  # ws: set on accept
     register(server, connection.info)
     try:
-        connection.ws = await open_socket(server, request, compress)
+        connection.ws, stream = await open_socket(server, request, compress)
+        connection.transport = request.transport  # type: ignore[assignment]
+        connection.stream = None if connection.ws.compress else stream
         await connection.run()
     finally:
         server.unregister(connection.info)

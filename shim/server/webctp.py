@@ -28,8 +28,10 @@ either work unchanged:
 trading day; ``SubscribeMarketData`` / ``UnSubscribeMarketData`` answer one
 ``RspSubMarketData`` / ``RspUnSubMarketData`` per instrument (``IsLast`` on the last), then the
 latest snapshot of each instrument another client already had; every tick is a
-``RtnDepthMarketData`` with all 48 members (prices DBL_MAX -> 0, other doubles raw), encoded once
-for all clients.  Past ``limits.max_subscriptions`` the extra instruments are answered with
+``RtnDepthMarketData`` with all 48 members (prices DBL_MAX -> 0, other doubles raw), its own text
+frame, encoded once for all clients (both dialects read the same message).  A client's run of ticks is
+written as chunks of whole frames, one transport write each, the chunks shared by every client handed
+the same ticks (``SourceFeed.batches``).  Past ``limits.max_subscriptions`` the extra instruments are answered with
 ErrorID 6000 (CTP's ``OVER_SUB_INST_LIMIT``, as on ``ctpshim://``) and not subscribed.  A source that
 goes down is told as ``{"MsgType": "FrontDisconnected", "Reason": n}``; the server reconnects it and
 the subscriptions stay.
@@ -48,9 +50,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -214,6 +217,40 @@ def encode_tick(tick: Any) -> bytes:
     return dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": depth_body(tick)}).encode("utf-8")
 
 
+FRAMES_FORMAT = "webctp-frames"  # SourceFeed.batches: a list of ticks as text frames, in chunks
+CHUNK_BYTES = 256 * 1024  # whole frames per transport write, at most about this much
+_LENGTH_16 = struct.Struct("!BBH").pack
+_LENGTH_64 = struct.Struct("!BBQ").pack
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, final WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return _LENGTH_16(0x81, 126, size) + payload
+    return _LENGTH_64(0x81, 127, size) + payload
+
+
+def tick_frames(ticks: list[Any]) -> list[bytes]:
+    """The ticks' ``RtnDepthMarketData`` messages, one text frame each (each tick's JSON made once for
+    every client), joined into chunks of whole frames of about CHUNK_BYTES."""
+    chunks: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for tick in ticks:
+        frame = text_frame(tick.get("webctp", encode_tick))
+        parts.append(frame)
+        size += len(frame)
+        if size >= CHUNK_BYTES:
+            chunks.append(b"".join(parts))
+            parts, size = [], 0
+    if parts:
+        chunks.append(parts[0] if len(parts) == 1 else b"".join(parts))
+    return chunks
+
+
 @lru_cache(maxsize=1)
 def _callback_plans() -> dict[str, tuple[tuple[str, str], ...]]:
     """Per trader Spi callback: (parameter name, type) of each argument."""
@@ -275,7 +312,47 @@ class WebctpConnection(WebSocketClient):
         self.info.channel = self.channel
 
     # -- sending
-    async def _send(self, replies: list[Any], ticks: list[Any]) -> None:
+    def _send(self, replies: list[Any], ticks: list[Any]) -> Awaitable[None] | None:
+        """The channel's writer: each reply and each tick its own text frame, replies first.  The
+        frames are written a chunk at a time (one transport write each, the ticks' chunks shared by
+        every client handed the same ticks); returns the drain when the transport's buffer passes its
+        high-water mark (the rest follows it), else None."""
+        ws = self.ws
+        if ws.closed:
+            return None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the connection is gone")
+        if self.stream is None:  # frames aiohttp must make itself (compressed)
+            return self._send_each(replies, ticks)
+        chunks: list[bytes] = []
+        if replies:
+            chunks.append(b"".join([text_frame(data) for data in replies]))
+        if ticks:
+            chunks += self.feed.batches.get(FRAMES_FORMAT, ticks, tick_frames)
+        return self._write(chunks, 0)
+
+    def _write(self, chunks: list[bytes], start: int) -> Awaitable[None] | None:
+        transport = self.transport
+        high = transport.get_write_buffer_limits()[1]
+        for index in range(start, len(chunks)):
+            transport.write(chunks[index])
+            if transport.get_write_buffer_size() > high:
+                return self._drain_then(chunks, index + 1)
+        return None
+
+    async def _drain_then(self, chunks: list[bytes], start: int) -> None:
+        await self.stream.drain()
+        if start < len(chunks):
+            if self.ws.closed:
+                return
+            if self.transport.is_closing():
+                raise ConnectionResetError("the connection is gone")
+            rest = self._write(chunks, start)
+            if rest is not None:
+                await rest
+
+    async def _send_each(self, replies: list[Any], ticks: list[Any]) -> None:
         send = self.ws.send_frame
         for data in replies:
             await send(data, TEXT)
@@ -398,6 +475,9 @@ class MdConnection(WebctpConnection):
 
     def deliver(self, tick: Any) -> None:
         self.channel.tick(tick)
+
+    def deliver_many(self, ticks: list[Any]) -> None:
+        self.channel.ticks(ticks)
 
     def source_down(self, reason: int) -> None:
         self.send({"MsgType": "FrontDisconnected", "Reason": reason})

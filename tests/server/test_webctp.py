@@ -357,3 +357,161 @@ def test_a_message_past_max_frame_closes_that_connection(serve_factory: Any) -> 
                     assert ws.close_code == 1009
 
     run(scenario())
+
+
+# ---- the tick path: one encoding per tick, frames written a chunk at a time ---------------------------------
+
+def _frames(data: bytes) -> list[bytes]:
+    """The payloads of unmasked final text frames back to back in ``data`` (all of it)."""
+    out, at = [], 0
+    while at < len(data):
+        assert data[at] == 0x81 and not data[at + 1] & 0x80, "an unmasked, final text frame"
+        size, at = data[at + 1] & 0x7F, at + 2
+        if size == 126:
+            size, at = int.from_bytes(data[at:at + 2], "big"), at + 2
+        elif size == 127:
+            size, at = int.from_bytes(data[at:at + 8], "big"), at + 8
+        out.append(data[at:at + size])
+        at += size
+    assert at == len(data)
+    return out
+
+
+def test_text_frame_headers() -> None:
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        payload = b"x" * size
+        frame = webctp.text_frame(payload)
+        assert _frames(frame) == [payload]
+        assert len(frame) - size == (2 if size < 126 else 4 if size < 65536 else 10)
+
+
+class _Transport:
+    """A transport that keeps what is written (its buffer never drains by itself)."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        self.buffered += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return 16 * 1024, 64 * 1024
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _md_connection(transport: _Transport) -> Any:
+    from types import SimpleNamespace
+
+    from ctpshim.server.fanout import SharedBatches
+
+    drains: list[int] = []
+
+    async def drain() -> None:
+        drains.append(transport.buffered)
+        transport.buffered = 0
+
+    connection = webctp.MdConnection.__new__(webctp.MdConnection)
+    connection.ws = SimpleNamespace(closed=False)
+    connection.transport = transport
+    connection.stream = SimpleNamespace(drain=drain)
+    connection.feed = SimpleNamespace(batches=SharedBatches())
+    connection.drains = drains
+    return connection
+
+
+def _ticks(count: int) -> list[Any]:
+    from ctpshim.ctp.market_data import blank_values, depth_index, make_tick
+    from ctpshim.server.fanout import EncodedTick
+
+    at = dict(depth_index())
+    ticks = []
+    for n in range(count):
+        values = blank_values(f"rb27{n % 100:02d}", "SHFE")
+        values[at["Volume"]] = n
+        ticks.append(EncodedTick(make_tick(values)))
+    return ticks
+
+
+def test_send_writes_each_tick_as_its_own_frame_a_chunk_at_a_time() -> None:
+    ticks = _ticks(600)  # about 1.2 KB each: three chunks
+    transport = _Transport()
+    connection = _md_connection(transport)
+    reply = b'{"MsgType":"Ping","Timestamp":1}'
+    pending = connection._send([reply, reply], ticks)
+    assert pending is not None  # the buffer passed its high-water mark: the rest follows the drain
+    assert len(transport.written) == 2  # the replies' chunk, then the first chunk of ticks
+    asyncio.run(pending)
+    assert connection.drains and all(size > 64 * 1024 for size in connection.drains)
+    assert len(transport.written) == 1 + len(connection.feed.batches.get(webctp.FRAMES_FORMAT, ticks,
+                                                                         webctp.tick_frames))
+    payloads = _frames(b"".join(transport.written))
+    assert payloads[:2] == [reply, reply]
+    messages = [strict(p.decode("utf-8")) for p in payloads[2:]]
+    assert [m["DepthMarketData"]["Volume"] for m in messages] == list(range(600))  # every tick, in order
+    assert all(set(m) == {"MsgType", "DepthMarketData"} for m in messages)
+    assert all(len(chunk) < webctp.CHUNK_BYTES + 2000 for chunk in transport.written)
+
+    # a second client handed the same ticks writes the very same chunks (made once)
+    other = _Transport()
+    second = _md_connection(other)
+    second.feed = connection.feed
+    pending = second._send([], ticks)
+    if pending is not None:
+        asyncio.run(pending)
+    assert other.written == transport.written[1:]
+
+
+def test_send_stops_when_the_socket_closed_while_draining() -> None:
+    transport = _Transport()
+    connection = _md_connection(transport)
+    pending = connection._send([], _ticks(600))
+    assert pending is not None and len(transport.written) == 1
+    connection.ws.closed = True  # closed (its close frame written) while the drain was awaited
+    asyncio.run(pending)
+    assert len(transport.written) == 1  # no data frame after the close frame
+
+
+def test_each_tick_is_encoded_once_for_every_client(serve_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[Any] = []
+    original = webctp.encode_tick
+
+    def counting(tick: Any) -> bytes:
+        encoded.append(tick)
+        return original(tick)
+
+    monkeypatch.setattr(webctp, "encode_tick", counting)
+    server = serve_factory("sim://?hours=always&interval=0.02")
+    ids = instruments(server, 20)
+
+    async def scenario() -> list[list[tuple[Any, ...]]]:
+        async with aiohttp.ClientSession() as session:
+            sockets = [await session.ws_connect(url(server, "/md/")) for _ in range(3)]
+            for ws in sockets:
+                await login(ws)
+                await ws.send_json({"MsgType": "SubscribeMarketData", "InstrumentID": ids})
+            seen: list[list[tuple[Any, ...]]] = []
+            for ws in sockets:
+                mine = []
+                while len(mine) < 200:
+                    body = (await until(ws, lambda m: m["MsgType"] == "RtnDepthMarketData"))["DepthMarketData"]
+                    mine.append((body["InstrumentID"], body["UpdateTime"], body["UpdateMillisec"], body["Volume"]))
+                seen.append(mine)
+            for ws in sockets:
+                await ws.close()
+            return seen
+
+    seen = run(scenario())
+    assert len(encoded) == len({id(tick) for tick in encoded})  # no tick encoded twice
+    received = sum(len(s) for s in seen)
+    assert len(encoded) < received  # shared: three clients, (about) one encoding per tick
+    for mine in seen:  # per instrument, the ticks come in the source's order
+        for instrument in ids:
+            volumes = [v for i, _t, _m, v in mine if i == instrument]
+            assert volumes == sorted(volumes)

@@ -31,13 +31,31 @@ no other client of the server has it), on 1 -> 0 it lets go after the ``grace`` 
 readers whose heartbeat expired (a killed reader) are removed from the want sets, and emptied sets
 from the ``wanted`` index.  One reader's unsubscribe removes its own id only: the others keep the
 instrument.
+
+Compatibility publishers (the ``compat`` setting), for programs of other projects, written in the
+same transaction as the stream entries, for the ticks of the server's default (first) source only
+(their keys carry no source, so two sources would overwrite each other):
+
+``ctpbee``
+    ``PUBLISH ctpbee_tick_kernel <message>``: what ctpbee's Redis ``Dispatcher`` publishes and its
+    ``local`` interface reads.  The message is JSON ``{"data": <text>, "index": null}`` where
+    ``<text>`` is JSON of exactly the fields of ctpbee's ``TickData`` (:data:`CTPBEE_FIELDS`):
+    ctpbee's decoder picks the class whose field set equals the object's keys.
+``qaopenmd``
+    ``SET <InstrumentID> <quote>`` and ``ZADD history:<InstrumentID> <ms> <quote>``, as
+    qaopenmdgateway writes them: ``<quote>`` is its DIFF-style quote JSON (:func:`qaopenmd_quote`),
+    ``<ms>`` the tick's time (trading day, update time, milliseconds, Beijing time) in Unix
+    milliseconds.  When a history set holds :data:`QAOPENMD_HISTORY_MAX` entries or more, those older
+    than :data:`QAOPENMD_KEEP_MS` (two days) are removed (``ZREMRANGEBYSCORE``), as it does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +85,110 @@ STOP_WAIT_S = 2.0  # stop() waits this long for its tasks to end
 
 _MULTI = pack("MULTI")
 _EXEC = pack("EXEC")
+
+COMPAT_PUBLISHERS = ("ctpbee", "qaopenmd")
+CTPBEE_CHANNEL = "ctpbee_tick_kernel"  # ctpbee's TICK_KERNEL default
+CTPBEE_GATEWAY = "ctpshim"
+# ctpbee's TickData fields (ctpbee/constant.py, with the gateway_name and local_symbol every Entity gets).
+CTPBEE_FIELDS = (
+    "ask_price_1", "ask_price_2", "ask_price_3", "ask_price_4", "ask_price_5",
+    "ask_volume_1", "ask_volume_2", "ask_volume_3", "ask_volume_4", "ask_volume_5", "average_price",
+    "bid_price_1", "bid_price_2", "bid_price_3", "bid_price_4", "bid_price_5",
+    "bid_volume_1", "bid_volume_2", "bid_volume_3", "bid_volume_4", "bid_volume_5", "datetime", "exchange",
+    "gateway_name", "high_price", "last_price", "last_volume", "limit_down", "limit_up", "local_symbol",
+    "low_price", "name", "open_interest", "open_price", "pre_close", "pre_open_interest", "pre_settlement_price",
+    "settlement_price", "symbol", "turnover", "volume",
+)
+CTPBEE_EXCHANGES = frozenset({"CFFEX", "SHFE", "CZCE", "DCE", "INE", "GFEX"})  # others: ctpbee's "ctp"
+QAOPENMD_HISTORY_MAX = 100_000  # ZCARD from which old history entries are removed
+QAOPENMD_KEEP_MS = 2 * 24 * 3600 * 1000  # what is removed: entries older than this
+_BEIJING = 8 * 3600  # CTP's times are Beijing time (UTC+8, no daylight saving)
+
+
+def check_compat(names: "list[str] | tuple[str, ...] | str") -> tuple[str, ...]:
+    """The compatibility publishers named (a list or a comma string), checked; raises ValueError
+    naming a bad one and the valid ones."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    chosen = []
+    for name in names:
+        if name not in COMPAT_PUBLISHERS:
+            raise ValueError(f"unknown compatibility publisher {name!r}; valid: {', '.join(COMPAT_PUBLISHERS)}")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
+
+
+def ctpbee_message(tick: Any) -> bytes:
+    """The message ctpbee's ``Dispatcher.on_tick`` publishes for ``tick`` (module docstring)."""
+    day = tick.ActionDay or tick.TradingDay
+    stamp = f"{day[:4]}-{day[4:6]}-{day[6:8]} {tick.UpdateTime}.{int(tick.UpdateMillisec) * 1000:06d}"
+    exchange = tick.ExchangeID if tick.ExchangeID in CTPBEE_EXCHANGES else "ctp"
+    fields: dict[str, Any] = {
+        "datetime": stamp, "symbol": tick.InstrumentID, "exchange": exchange, "name": "",
+        "local_symbol": f"{tick.InstrumentID}.{exchange}", "gateway_name": CTPBEE_GATEWAY,
+        "volume": tick.Volume, "last_price": tick.LastPrice, "last_volume": 0,
+        "limit_up": tick.UpperLimitPrice, "limit_down": tick.LowerLimitPrice, "open_interest": tick.OpenInterest,
+        "average_price": tick.AveragePrice, "settlement_price": tick.SettlementPrice,
+        "pre_settlement_price": tick.PreSettlementPrice, "pre_open_interest": tick.PreOpenInterest,
+        "open_price": tick.OpenPrice, "high_price": tick.HighestPrice, "low_price": tick.LowestPrice,
+        "pre_close": tick.PreClosePrice, "turnover": tick.Turnover,
+    }
+    for level in range(1, 6):
+        for side, name in (("bid", "Bid"), ("ask", "Ask")):
+            fields[f"{side}_price_{level}"] = getattr(tick, f"{name}Price{level}")
+            fields[f"{side}_volume_{level}"] = getattr(tick, f"{name}Volume{level}")
+    data = json.dumps({k: fields[k] for k in CTPBEE_FIELDS}, ensure_ascii=False)
+    return json.dumps({"data": data, "index": None}, ensure_ascii=False).encode()
+
+
+def _price(value: float) -> float | None:
+    """qaopenmdgateway's rule: a price above 1e-6 and below 1e300, rounded to 2 decimals; else None."""
+    if not 1e-6 < value < 1e300:
+        return None
+    return math.floor(value * 100.0 + 0.5) / 100.0
+
+
+def qaopenmd_quote(tick: Any) -> tuple[bytes, int]:
+    """qaopenmdgateway's quote JSON for ``tick`` (its keys, order and null rules) and the tick's
+    time in Unix milliseconds (its history score)."""
+    day, clock, millisecond = tick.TradingDay, tick.UpdateTime or "00:00:00", int(tick.UpdateMillisec)
+    date = f"{day[:4]}-{day[4:6]}-{day[6:8]}" if len(day) >= 8 else day
+    try:
+        moment = time.strptime(f"{day[:8]} {clock[:8]}", "%Y%m%d %H:%M:%S")
+        score = (_utc_seconds(moment) - _BEIJING) * 1000 + millisecond
+    except ValueError:
+        score = int(time.time() * 1000)
+    quote: dict[str, Any] = {
+        "instrument_id": f"{tick.ExchangeID}.{tick.InstrumentID}" if tick.ExchangeID else tick.InstrumentID,
+        "datetime": f"{date} {clock}.{millisecond * 100:05d}",
+    }
+    for level in range(10, 0, -1):
+        price = _price(getattr(tick, f"AskPrice{level}")) if level <= 5 else None
+        quote[f"ask_price{level}"] = price
+        quote[f"ask_volume{level}"] = getattr(tick, f"AskVolume{level}") if price is not None else None
+    for level in range(1, 11):
+        price = _price(getattr(tick, f"BidPrice{level}")) if level <= 5 else None
+        quote[f"bid_price{level}"] = price
+        quote[f"bid_volume{level}"] = getattr(tick, f"BidVolume{level}") if price is not None else None
+    close, settlement = _price(tick.ClosePrice), _price(tick.SettlementPrice)
+    quote.update({
+        "last_price": _price(tick.LastPrice), "highest": _price(tick.HighestPrice),
+        "lowest": _price(tick.LowestPrice), "open": _price(tick.OpenPrice),
+        "close": "-" if close is None else close, "average": None, "volume": int(tick.Volume),
+        "amount": float(tick.Turnover), "open_interest": int(tick.OpenInterest),
+        "settlement": "-" if settlement is None else settlement,
+        "upper_limit": _price(tick.UpperLimitPrice), "lower_limit": _price(tick.LowerLimitPrice),
+        "pre_open_interest": int(tick.PreOpenInterest), "pre_settlement": _price(tick.PreSettlementPrice),
+        "pre_close": _price(tick.PreClosePrice),
+    })
+    return json.dumps(quote, separators=(",", ":"), ensure_ascii=False).encode(), score
+
+
+def _utc_seconds(moment: time.struct_time) -> int:
+    import calendar
+
+    return calendar.timegm(moment)
 
 
 class _SourceTap:
@@ -214,6 +336,8 @@ class RedisPublisher:
         self._heads: dict[tuple[str, str], bytes] = {}
         self._tail = b""
         self._stopping = False
+        self.compat = check_compat(tuple(getattr(settings, "compat", None) or ()))
+        self._trim: set[str] = set()  # qaopenmd history keys that reached QAOPENMD_HISTORY_MAX
 
     @property
     def where(self) -> str:
@@ -246,6 +370,9 @@ class RedisPublisher:
             self.up = True
             log.info("%s: publishing %s under namespace %r", self.where,
                      ", ".join(self.server.settings.sources), self.settings.namespace)
+            if self.compat:
+                log.info("%s: also for other projects' programs (source %s): %s", self.where,
+                         next(iter(self.server.settings.sources)), ", ".join(self.compat))
         except LinkLost as exc:
             self._log_down(exc)
         for name in self.server.settings.sources:
@@ -365,6 +492,14 @@ class RedisPublisher:
                 parts = self._meta_commands() if first else []
                 meta = len(parts)
                 written = []
+                compat_source = self._taps[0].source if self.compat and self._taps else None
+                extra = 0
+                if first and self._trim:
+                    floor = int(time.time() * 1000) - QAOPENMD_KEEP_MS
+                    for history in sorted(self._trim):
+                        parts.append(pack("ZREMRANGEBYSCORE", history, 0, floor))
+                    meta += len(self._trim)
+                    self._trim.clear()
                 for (source, instrument), tick in chunk:
                     try:
                         blob = tick.get(TICK_FORMAT, pack_tick)
@@ -375,17 +510,32 @@ class RedisPublisher:
                         self._skip(source, instrument, f"packed to {len(blob)} bytes, not {TICK_SIZE}")
                         continue
                     parts += (self._head(source, instrument), blob, tail)
-                    written.append((source, instrument))
+                    compat: list[tuple[str, str]] = []
+                    if source == compat_source:
+                        compat = self._compat_commands(parts, instrument, tick.tick)
+                        extra += len(compat)
+                    written.append((source, instrument, compat))
                 if parts:
-                    replies = await self._transaction(parts, meta + len(written))
+                    replies = await self._transaction(parts, meta + len(written) + extra)
                     for reply in replies[:meta]:
                         if isinstance(reply, RespError):
                             self._skip("", "the index or info keys", f"Redis refused it: {reply}")
-                    for (source, instrument), reply in zip(written, replies[meta:]):
+                    at = meta
+                    for source, instrument, compat in written:
+                        reply = replies[at]
+                        at += 1
                         if isinstance(reply, RespError):
                             self._skip(source, instrument, f"Redis refused it: {reply}")
                         else:
                             self.published += 1
+                        for publisher_name, history in compat:
+                            reply = replies[at]
+                            at += 1
+                            if isinstance(reply, RespError):
+                                self._skip(publisher_name, instrument,
+                                           f"Redis refused the {publisher_name} write: {reply}")
+                            elif history and isinstance(reply, int) and reply >= QAOPENMD_HISTORY_MAX:
+                                self._trim.add(history)
                 start += len(chunk)
                 first = False
                 if start < len(items):
@@ -395,6 +545,25 @@ class RedisPublisher:
             unwritten.update(self._pending)  # newer ticks win
             self._pending = unwritten
             raise
+
+    def _compat_commands(self, parts: list[bytes], instrument: str, tick: Any) -> list[tuple[str, str]]:
+        """Append the compatibility publishers' commands for one tick to ``parts``; one
+        (publisher, history key or "") per command appended, for reading the replies."""
+        appended: list[tuple[str, str]] = []
+        for name in self.compat:
+            try:
+                if name == "ctpbee":
+                    parts.append(pack("PUBLISH", CTPBEE_CHANNEL, ctpbee_message(tick)))
+                    appended.append((name, ""))
+                else:
+                    quote, score = qaopenmd_quote(tick)
+                    history = f"history:{instrument}"
+                    parts += (pack("SET", instrument, quote), pack("ZADD", history, score, quote),
+                              pack("ZCARD", history))
+                    appended += ((name, ""), (name, ""), (name, history))
+            except Exception as exc:  # noqa: BLE001 - one odd tick, not the feed
+                self._skip(name, instrument, f"cannot be encoded for {name}: {exc}")
+        return appended
 
     def _meta_commands(self) -> list[bytes]:
         """The index sets, the info hashes and the default source: all of them after a (re)connect
@@ -450,4 +619,5 @@ def _shown(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-__all__ = ["RedisPublisher", "TICK_FORMAT"]
+__all__ = ["RedisPublisher", "TICK_FORMAT", "COMPAT_PUBLISHERS", "check_compat", "ctpbee_message", "qaopenmd_quote",
+           "CTPBEE_CHANNEL", "CTPBEE_FIELDS"]

@@ -271,3 +271,149 @@ def test_a_rediss_url_publishes_over_tls(serve_factory, tmp_path_factory):
         wait_for(lambda: client.exists(key("rb2701")), TIMEOUT, "rb2701 over TLS")
     finally:
         server.stop()
+
+
+# -- compatibility publishers -----------------------------------------------------------------------
+
+# ctpbee's TickData fields: the keys its jsond decoder must find to make a TickData (ctpbee/constant.py).
+CTPBEE_TICKDATA = {
+    "datetime", "symbol", "exchange", "name", "volume", "last_price", "last_volume", "limit_up", "limit_down",
+    "open_interest", "average_price", "settlement_price", "pre_settlement_price", "pre_open_interest", "open_price",
+    "high_price", "low_price", "pre_close", "turnover", "gateway_name", "local_symbol",
+    *(f"{side}_{what}_{level}" for side in ("bid", "ask") for what in ("price", "volume") for level in range(1, 6)),
+}
+# qaopenmdgateway's quote keys, in its order (src/market_data_server.cpp build_quote_data).
+QAOPENMD_KEYS = (
+    ["instrument_id", "datetime"]
+    + [k for level in range(10, 0, -1) for k in (f"ask_price{level}", f"ask_volume{level}")]
+    + [k for level in range(1, 11) for k in (f"bid_price{level}", f"bid_volume{level}")]
+    + ["last_price", "highest", "lowest", "open", "close", "average", "volume", "amount", "open_interest",
+       "settlement", "upper_limit", "lower_limit", "pre_open_interest", "pre_settlement", "pre_close"]
+)
+
+
+def stream_ticks(client: Any, instrument: str) -> dict[tuple[str, str, int], Any]:
+    return {(t.TradingDay, t.UpdateTime, t.UpdateMillisec): t for _, t in entries(client, key(instrument))}
+
+
+def test_ctpbee_local_apps_get_every_tick_in_ctpbees_envelope(redis_server, serve_factory):
+    import json
+    import re
+    from datetime import datetime
+
+    from tests.redis_server import publisher_settings
+
+    client = redis_server.client()
+    listener = client.pubsub()
+    listener.subscribe("ctpbee_tick_kernel")  # what ctpbee's local MdApi.run subscribes
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+    serve_factory(f"{SIM}&speed=20", redis=publisher_settings(redis_server.url, compat=["ctpbee"]), http=None)
+    decoded: list[dict[str, Any]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(decoded) < 20 and time.monotonic() < deadline:
+        message = listener.get_message(timeout=1)
+        if message is None or message["type"] != "message":
+            continue
+        # ctpbee: tick = loads(json.loads(item["data"])["data"]); loads parses the inner JSON text.
+        outer = json.loads(message["data"].decode("utf8"))
+        assert set(outer) == {"data", "index"} and outer["index"] is None
+        assert isinstance(outer["data"], str)
+        decoded.append(json.loads(outer["data"]))
+    listener.close()
+    assert len(decoded) >= 20
+    published = {"rb2701": stream_ticks(client, "rb2701"), "TA701": stream_ticks(client, "TA701")}
+    compared = 0
+    for tick in decoded:
+        # jsond makes a TickData only when the key set is exactly TickData's fields.
+        assert set(tick) == CTPBEE_TICKDATA, set(tick) ^ CTPBEE_TICKDATA
+        # Its datetime tag: this pattern, then strptime with %f.
+        assert re.match(r"\d{4}-\d{1,2}-\d{1,2}\s\d{1,2}:\d{1,2}:\d{1,2}.\d+", tick["datetime"])
+        moment = datetime.strptime(tick["datetime"], "%Y-%m-%d %H:%M:%S.%f")
+        assert tick["local_symbol"] == f"{tick['symbol']}.{tick['exchange']}"
+        assert tick["exchange"] == {"rb2701": "SHFE", "TA701": "CZCE"}[tick["symbol"]]
+        stamp = (moment.strftime("%Y%m%d"), moment.strftime("%H:%M:%S"), moment.microsecond // 1000)
+        source = published[tick["symbol"]].get(stamp)
+        if source is None:
+            continue  # the ActionDay differs from the trading day (night), or not in the stream yet
+        compared += 1
+        assert (tick["last_price"], tick["volume"], tick["turnover"], tick["open_interest"]) == \
+            (source.LastPrice, source.Volume, source.Turnover, source.OpenInterest)
+        assert (tick["bid_price_1"], tick["ask_volume_5"], tick["limit_up"]) == \
+            (source.BidPrice1, source.AskVolume5, source.UpperLimitPrice)
+    assert compared >= 10 and {t["symbol"] for t in decoded} == {"rb2701", "TA701"}
+
+
+def test_qaopenmd_readers_get_the_latest_quote_and_the_history(redis_server, serve_factory):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from tests.redis_server import publisher_settings
+
+    serve_factory(f"{SIM}&speed=20", redis=publisher_settings(redis_server.url, compat=["qaopenmd"]), http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.zcard("history:rb2701") >= 10 and client.exists("TA701"), TIMEOUT, "quotes and history")
+    latest = json.loads(client.get("rb2701"))
+    assert list(latest) == QAOPENMD_KEYS
+    assert latest["instrument_id"] == "SHFE.rb2701"
+    assert json.loads(client.get("TA701"))["instrument_id"] == "CZCE.TA701"
+    assert all(latest[f"ask_price{n}"] is None and latest[f"bid_volume{n}"] is None for n in range(6, 11))
+    assert latest["average"] is None and isinstance(latest["volume"], int) and isinstance(latest["amount"], float)
+    assert latest["close"] == "-" or isinstance(latest["close"], float)
+    beijing = timezone(timedelta(hours=8))
+    published = stream_ticks(client, "rb2701")
+    history = client.zrange("history:rb2701", 0, -1, withscores=True)
+    compared = 0
+    for member, score in history:
+        quote = json.loads(member)
+        assert list(quote) == QAOPENMD_KEYS
+        # "YYYY-MM-DD HH:MM:SS.xxxxx": the trading day, the update time, milliseconds x 100 in 5 digits.
+        day_time, fraction = quote["datetime"].rsplit(".", 1)
+        assert len(fraction) == 5 and int(fraction) % 100 == 0
+        moment = datetime.strptime(day_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=beijing)
+        assert int(score) == int(moment.timestamp()) * 1000 + int(fraction) // 100
+        tick = published.get((moment.strftime("%Y%m%d"), moment.strftime("%H:%M:%S"), int(fraction) // 100))
+        if tick is not None:
+            compared += 1
+            assert quote["last_price"] == round(tick.LastPrice, 2) and quote["volume"] == tick.Volume
+            assert quote["bid_price1"] == round(tick.BidPrice1, 2) and quote["ask_volume1"] == tick.AskVolume1
+            assert quote["open_interest"] == int(tick.OpenInterest)
+    assert compared >= 5
+    scores = [score for _, score in history]
+    assert scores == sorted(scores)
+
+
+def test_qaopenmd_history_drops_entries_older_than_two_days_once_it_is_big(redis_server, serve_factory,
+                                                                           monkeypatch):
+    from ctpshim.server import redis_bus
+    from tests.redis_server import publisher_settings
+
+    monkeypatch.setattr(redis_bus, "QAOPENMD_HISTORY_MAX", 30)
+    client = redis_server.client()
+    now_ms = int(time.time() * 1000)
+    old = {f"old{n}": now_ms - redis_bus.QAOPENMD_KEEP_MS - 60_000 - n for n in range(5)}
+    client.zadd("history:TA701", old)
+    # The market's clock at the machine's time: its ticks are recent, not older than two days.
+    serve_factory("sim://?hours=always&instruments=TA701&speed=20",
+                  redis=publisher_settings(redis_server.url, compat=["qaopenmd"]), http=None)
+    wait_for(lambda: client.exists("TA701"), TIMEOUT, "the latest quote")
+    assert client.zscore("history:TA701", "old0") is not None  # below the size rule: kept
+    wait_for(lambda: client.zscore("history:TA701", "old0") is None, TIMEOUT, "the old entries dropped")
+    remaining = client.zrange("history:TA701", 0, -1, withscores=True)
+    assert len(remaining) >= 25 and not any(m.startswith(b"old") for m, _ in remaining)
+    assert all(score > now_ms - redis_bus.QAOPENMD_KEEP_MS for _, score in remaining)
+
+
+def test_compatibility_publishers_write_the_default_source_only_and_refuse_unknown_names(redis_server,
+                                                                                        serve_factory):
+    from ctpshim.server.redis_bus import check_compat
+    from tests.redis_server import publisher_settings
+
+    with pytest.raises(ValueError, match="unknown compatibility publisher 'homalos'; valid: ctpbee, qaopenmd"):
+        check_compat("ctpbee,homalos")
+    assert check_compat("qaopenmd, ctpbee,qaopenmd") == ("qaopenmd", "ctpbee")
+    serve_factory({"day": f"{SIM}&speed=20", "other": "sim://?start=2026-11-20T09:35&hours=always&speed=20"
+                   "&instruments=cu2701&seed=5"}, redis=publisher_settings(redis_server.url, compat=("qaopenmd",)),
+                  http=None)
+    client = redis_server.client()
+    wait_for(lambda: client.exists(key("cu2701", "other"), "rb2701") == 2, TIMEOUT, "both sources published")
+    assert not client.exists("cu2701") and not client.exists("history:cu2701")

@@ -3,7 +3,7 @@
     python bench/serve_binary.py [--runs R] [--clients N] [--instruments N] [--source-rate max,2500]
                                  [--latency-instruments 600,20,2] [--rate 20000] [--seconds S]
                                  [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
-                                 [--probe] [--against REVISION] [--client-nice N]
+                                 [--probe] [--against REVISION] [--client-nice N] [--clients-kind light|native]
 
 One ``sim://`` source with every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
@@ -15,7 +15,13 @@ Clients: ``N - real`` light asyncio clients that speak the protocol with ctpshim
 ReqUserLogin and SubscribeMarketData CALLs, heartbeats), parse every frame with FrameReader and count
 the ticks of each TICK / TICK_BATCH without unpacking each into an object; and ``real`` (default 1)
 ordinary md API programs on ``ctpshim://127.0.0.1:PORT/sim`` (the ctpshim:// adapter: every tick an
-object and an OnRtnDepthMarketData).  Counting (serve_common.WindowCounter): each client counts from
+object and an OnRtnDepthMarketData).  ``--clients-kind native`` puts C++ CTP programs in the light
+clients' place: in each of the ``--procs`` processes, its share of the clients as CThostFtdcMdApi objects
+of ctpshim's native md library (bench/native_md_clients.cpp, built with the library on first use into
+``$CTPSHIM_BENCH_NATIVE_DIR``, else a per-user directory under the temp directory), each with the library's
+own IO and callback threads, its OnRtnDepthMarketData counting the tick and taking its latency (the same
+stamp and window rules); such a client costs the machine little of its own, so the figure is the server's.
+Counting (serve_common.WindowCounter): each client counts from
 its first tick after the window opens to its first tick after it closes, over that time; the total is
 the sum over the clients.  A client that falls behind gets the latest tick per instrument: what was
 conflated away is not counted (the server's counters over the window are printed).

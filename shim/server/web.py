@@ -14,7 +14,8 @@
 A WebSocket message larger than ``limits.max_frame`` closes that connection (1009).  Tokens:
 ``?token=`` or ``Authorization: Bearer`` (not on ``/diff``: tqsdk sends Shinny's token there), or
 the protocol's first message; a bad token in the URL or header is refused before the handshake with
-HTTP 403.  ``/health``, ``/metrics``, ``/symbols.json`` and the page need no token.
+HTTP 403.  A peer over the server's per-IP connection rate (``Server.admit_web``) gets HTTP 429 before
+that; with ``Server.ssl_context`` the endpoint is https/wss.  ``/health``, ``/metrics``, ``/symbols.json`` and the page need no token.
 """
 
 from __future__ import annotations
@@ -241,6 +242,9 @@ async def serve_socket(server: "Server", request: web.Request, connection_class:
     """A WebSocket protocol's handler: the URL's token (``bearer``: also ``Authorization: Bearer``),
     ``?source=`` (an unknown one: HTTP 404), the client listed, the handshake (``compress``: accept
     permessage-deflate), then ``connection_class``'s :meth:`~WebSocketClient.run` until it ends."""
+    admit = getattr(server, "admit_web", None)
+    if admit is not None:
+        admit(request)  # per-IP connection rate: HTTP 429 before anything else
     name = authenticate_request(server, request, bearer)
     source = request.query.get("source") or None
     try:
@@ -421,7 +425,7 @@ async def start_web(server: "Server") -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = server.settings.http or ("127.0.0.1", 0)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=getattr(server, "ssl_context", None))
     try:
         await site.start()
     except OSError as exc:

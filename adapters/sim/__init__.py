@@ -26,7 +26,8 @@ Modules, each importing only those above it (and the CTP domain, front addresses
                     round by round (what a simulated trader's matcher reads)
 - :mod:`.adapter`   :class:`SimAdapter`: subscriptions, ``probe()``, planning blocks of rounds on
                     the IO thread, and the lazy :class:`~.adapter.Block` batches that ``ticks()``
-                    yields: each made once, in order, by whichever consumer iterates it first
+                    yields: each made once, in order, by whichever consumer iterates it first;
+                    a paced round made on the IO thread just before its mark, released at it
 
 Threads: the planner's state (market clock, openings, stamper) lives on the IO thread; a
 contract's model is advanced only by the thread making a block, one block at a time.

@@ -3,7 +3,9 @@
 The adapter plans on the IO thread (which contracts tick in the next rounds, paced by the
 :class:`.planning.MarketClock`) and yields :class:`Block` objects; the ticks of a block are made
 when it is first iterated, by the model (:class:`.model.Contract`), on the thread that delivers
-them.  Its settings and their checks are in :mod:`.settings`.
+them.  A paced round (any speed but max) is the exception: it is planned and made on the IO
+thread shortly before its mark and released at the mark (``SimAdapter._hold``), so that what
+it costs to make is not added to its latency.  Its settings and their checks are in :mod:`.settings`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Iterable, Iterator
 
@@ -31,6 +34,11 @@ log = logging.getLogger("ctpshim.sim")
 
 MAX_BATCH = 256  # at speed=max, rounds are grouped into blocks of about this many ticks
 BEHIND = 5  # rounds a paced clock may fall behind (a slow consumer) before it skips to now
+# A paced round is planned and made ahead of its mark and released at the mark (see _hold).
+# asyncio's timers wake up to a millisecond late (epoll counts whole milliseconds), so the last
+# FINE_WAIT before the mark is slept with time.sleep, which holds the IO loop up for that long at most.
+FINE_WAIT = 0.0012  # s
+TIMER_SLACK = 0.0015  # s: how late an asyncio timer may wake, planned for before the fine wait
 _MICROSECOND = timedelta(microseconds=1)
 _SECONDS = [timedelta(seconds=n) for n in range(61)]  # the steps between rounds' seconds (interval <= 60 s)
 
@@ -46,7 +54,8 @@ class Block:
     one not made yet (under the adapter's lock), later iterations give the same tick objects
     again.  A consumer that skips a block, or iterates a later one first, thus never changes
     the ticks.  Made on the thread that delivers them (see ``Adapter.ticks``): made on the IO
-    thread instead, each tick's objects would cross between the cores.
+    thread instead, each tick's objects would cross between the cores.  Paced rounds are made
+    on the IO thread ahead of their mark instead (:meth:`make`; see ``SimAdapter._hold``).
     """
 
     __slots__ = ("work", "size", "previous", "_made", "_lock")
@@ -67,6 +76,11 @@ class Block:
         if made is None:
             made = self._make()
         return iter(made)
+
+    def make(self) -> None:
+        """Make the ticks now, on this thread (with every earlier block not made yet)."""
+        if self._made is None:
+            self._make()
 
     def latest(self) -> dict[str, Any]:
         """The last tick of each contract in this block (making it if not made yet): for a
@@ -130,6 +144,12 @@ class SimAdapter(Adapter):
         self._millis: dict[str, dict[int, int]] = {}  # exchange -> microsecond -> UpdateMillisec
         self._last: Block | None = None
         self._run: list[Any] | None = None  # see _plan
+        # While a paced round is held for its mark (see _hold): the snapshots of subscriptions
+        # made meanwhile, delivered after it, and the contracts dropped meanwhile, left out of it.
+        self._holding = False
+        self._after_hold: list[Block] = []
+        self._dropped_in_hold: set[str] = set()
+        self._make_time = 0.0  # s: about what the latest paced rounds took to make (decaying maximum)
 
     def market_now(self) -> datetime:
         """The simulated market's current time (never past the calendar's range)."""
@@ -158,7 +178,7 @@ class SimAdapter(Adapter):
 
     async def subscribe(self, ids: Iterable[str]) -> None:
         market = self.market_clock
-        if not market.max_speed and market.next > market.now():
+        if not market.max_speed and not self._holding and market.next > market.now():
             # The clock may have jumped to the next open while nothing traded; a new contract
             # may trade now.
             market.catch_up()
@@ -195,7 +215,11 @@ class SimAdapter(Adapter):
             self.warn_unknown(unlisted, "not listed on this trading day, so unknown, as on a real front: "
                               + listing(unlisted.values(), 5))
         if snapshots:
-            self.owe_snapshot(self._block(snapshots))
+            block = self._block(snapshots)
+            if self._holding:
+                self._after_hold.append(block)
+            else:
+                self.owe_snapshot(block)
         self._run = None
         self._wake.set()
 
@@ -212,7 +236,8 @@ class SimAdapter(Adapter):
 
     async def unsubscribe(self, ids: Iterable[str]) -> None:
         for instrument_id in ids:
-            self._active.pop(instrument_id, None)
+            if self._active.pop(instrument_id, None) is not None and self._holding:
+                self._dropped_in_hold.add(instrument_id)
         self._run = None
 
     async def ticks(self) -> AsyncIterator[Any]:
@@ -225,13 +250,18 @@ class SimAdapter(Adapter):
             if not self._active:
                 await self._sleep(None)
                 continue
+            due = None
             if not market.max_speed:
                 ahead = (market.next - market.now()).total_seconds()
-                if ahead > 0:
-                    await self._sleep(ahead / market.speed)
+                early = ahead / market.speed - self._lead()
+                if early > 0:
+                    await self._sleep(early)
                     continue
                 if ahead < -BEHIND * market.interval:
                     market.catch_up()
+                    continue
+                if ahead > 0:
+                    due = market.due(market.next)
             batch = self._plan(MAX_BATCH)
             if batch:
                 self._sent += len(batch)
@@ -240,7 +270,46 @@ class SimAdapter(Adapter):
                         f"sim: simulated disconnect after {self._sent} ticks (disconnect_after={limit})",
                         REASON_READ_FAILED,
                     )
+                if due is not None:
+                    batch = await self._hold(batch, due)
                 yield batch
+                after, self._after_hold = self._after_hold, []
+                for snapshot in after:
+                    self.owe_snapshot(snapshot)
+
+    def _lead(self) -> float:
+        """How long before a paced round's mark to plan it (wall seconds): time to make it, to
+        wake late and to wait finely; at most half the time between rounds."""
+        market = self.market_clock
+        return min(TIMER_SLACK + FINE_WAIT + 1.5 * self._make_time, market.interval / market.speed / 2)
+
+    async def _hold(self, block: Block, due: float) -> "Block | list[Any]":
+        """``block``, a paced round, made now and given back at its mark (monotonic ``due``): the
+        time it takes to make is not added to its ticks' latency, and no tick leaves before the
+        moment it is stamped with.
+
+        A subscription changed meanwhile takes effect after it, as if changed at the mark: its
+        snapshots follow the round (see ``subscribe``), and the ticks of contracts dropped
+        meanwhile are left out of it."""
+        started = time.monotonic()
+        if started >= due:
+            return block
+        block.make()
+        now = time.monotonic()
+        self._make_time = max(now - started, 0.9 * self._make_time)
+        self._holding = True
+        try:
+            if due - now > FINE_WAIT:
+                await asyncio.sleep(due - now - FINE_WAIT)
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+        finally:
+            self._holding = False
+        dropped, self._dropped_in_hold = self._dropped_in_hold, set()
+        if dropped:
+            return [tick for tick in block if tick.InstrumentID not in dropped]
+        return block
 
     async def _sleep(self, seconds: float | None) -> None:
         """Sleep up to ``seconds`` (forever if None), waking early on a subscription change."""

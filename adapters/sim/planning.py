@@ -69,6 +69,10 @@ class MarketClock:
         elapsed = min((time.monotonic() - self.wall_start) * self.speed, (MARKET_END - self.start).total_seconds())
         return self.start + timedelta(seconds=elapsed)
 
+    def due(self, moment: datetime) -> float:
+        """The monotonic clock's time at which a paced market reaches ``moment``."""
+        return self.wall_start + (moment - self.start).total_seconds() / self.speed
+
     def catch_up(self) -> None:
         """Move ``next`` to now (paced clocks: after a jump to an open, or a consumer that fell behind)."""
         self.next = self.align(self.now())

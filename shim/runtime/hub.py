@@ -1,7 +1,11 @@
 """The market hub: one upstream per source per process, shared by every API object.
 
 A :class:`Market` is the one adapter of one front address (normalised by :func:`market_key`): it
-is opened when its first user needs it, and closed when its last user leaves.  Its users are
+is opened when its first user needs it, and closed when its last user leaves for good.  A user
+whose connection attempt failed and who will try again (a session waiting to reconnect) leaves
+*returning* (:meth:`Market.detach`): while any such user may come back, the market keeps its
+``carry`` (and its place in the process) with no adapter open, until they come back or
+:meth:`Market.forget` them.  Its users are
 sinks (:mod:`ctpshim.runtime.sinks`): the session of each md and td API object, and later a
 simulated trader's matcher, a front server's clients, a recorder.  The market
 
@@ -116,6 +120,8 @@ class Market:
         self.shared_ticks = False  # two or more attached sinks want ticks (read by dispatchers)
         self._carry: dict[str, Any] = {}
         self._sinks: dict[Sink, set[str]] = {}  # attached sinks -> the instruments counted for each
+        self._returning: set[Sink] = set()  # detached after a failed attempt, to try again (see detach)
+        self._idle = False  # only returning users: no adapter open, no attempt made
         self._counts: dict[str, int] = {}
         self._upstream: set[str] = set()  # asked of the adapter and not yet confirmed dropped
         self._consumers: tuple[Sink, ...] = ()  # sinks that want some instruments now
@@ -130,7 +136,8 @@ class Market:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("up" if self.up else "down")
-        return f"<Market {self.key} {state}, {len(self._sinks)} sink(s), {len(self._counts)} instrument(s)>"
+        returning = f", {len(self._returning)} returning" if self._returning else ""
+        return f"<Market {self.key} {state}, {len(self._sinks)} sink(s){returning}, {len(self._counts)} instrument(s)>"
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -140,23 +147,47 @@ class Market:
             return
         if self._closed:
             raise RuntimeError(f"{self!r} is closed; ask hub.market_for() for a new one")
+        self._returning.discard(sink)
+        self._idle = False
         sink.market = self
         self._sinks[sink] = set()
         self.shared_ticks = sum(s.wants_ticks for s in self._sinks) > 1
         self._start_pump()
 
-    def detach(self, sink: "Sink") -> None:
-        """Remove a user and its subscriptions; the last one to leave closes the market."""
+    def detach(self, sink: "Sink", returning: bool = False) -> None:
+        """Remove a user and its subscriptions; the last one to leave closes the market.
+
+        ``returning``: the user will try again (its connection attempt failed): the market keeps
+        its carry until the user attaches again or is forgotten (:meth:`forget`); with no user
+        attached, only its adapter is closed."""
         counted = self._sinks.pop(sink, None)
         if counted is None:
             return
         sink.market = None
         with sink.lock:
             sink.ids, sink.filter = frozenset(), None
+        if returning:
+            self._returning.add(sink)
         self.shared_ticks = sum(s.wants_ticks for s in self._sinks) > 1
         self._release(counted)
         self._update_consumers()
-        if not self._sinks:
+        self._left()
+
+    def forget(self, sink: "Sink") -> None:
+        """A user that left returning will not come back (its API object was released)."""
+        self._returning.discard(sink)
+        self._left()
+
+    def _left(self) -> None:
+        if self._sinks:
+            return
+        if self._returning:
+            self._idle = True
+            if self._connecting is not None:
+                self._connecting.cancel()
+            if self.up:
+                self._down()
+        elif not self._closed:
             self._close()
 
     async def connect(self) -> None:
@@ -338,7 +369,7 @@ class Market:
             _opened += 1
             adapter.carry = self._carry
             await asyncio.wait_for(adapter.connect(), reconnect.CONNECT_TIMEOUT)
-            if self._closed:  # the last user left meanwhile (wait_for can swallow a cancellation on 3.11)
+            if self._closed or self._idle:  # the last user left meanwhile (wait_for can swallow a cancellation on 3.11)
                 raise asyncio.CancelledError
         except BaseException:
             self._connecting = None

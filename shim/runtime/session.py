@@ -45,6 +45,7 @@ class Session:
         self.session_id = 0
         self._sink = BackpressureSink(name, dispatcher, wants_ticks=pump_ticks, on_down=self._dropped)
         self._attached: Market | None = None  # kept across a drop, so the market (and its carry) lives on
+        self._returning: set[Market] = set()  # left after a failed attempt, to be tried again (hub.Market.detach)
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._broken: asyncio.Future[int] | None = None
@@ -124,11 +125,16 @@ class Session:
             pass
         finally:
             self._leave()
+            returning, self._returning = self._returning, set()
+            for market in returning:
+                market.forget(self._sink)
 
-    def _leave(self) -> None:
+    def _leave(self, returning: bool = False) -> None:
         market, self._attached = self._attached, None
         if market is not None:
-            market.detach(self._sink)
+            market.detach(self._sink, returning=returning)
+            if returning:
+                self._returning.add(market)
 
     def _dropped(self, reason: int) -> None:
         if self._broken is not None and not self._broken.done():
@@ -140,6 +146,7 @@ class Session:
         if market is not self._attached:
             self._leave()
             market.attach(self._sink)
+            self._returning.discard(market)
             self._attached = market
         self._broken = asyncio.get_running_loop().create_future()
         try:
@@ -147,7 +154,7 @@ class Session:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - any adapter failure makes the front unreachable
-            self._leave()  # the next try may be another front
+            self._leave(returning=True)  # the next try may be another front; this one keeps its carry
             delay = self.rotation.unreachable()
             cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
             if not isinstance(exc, (errors.UpstreamError, errors.FrontAddressError, asyncio.TimeoutError, OSError)):

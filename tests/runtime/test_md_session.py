@@ -15,7 +15,7 @@ from ctpshim.runtime import hub, io_loop, queue_policy, reconnect
 from ctpshim import mdapi
 from ctpshim.fronts import registry
 from ctpshim.adapters.base import Adapter
-from ctpshim.errors import REASON_READ_FAILED, UpstreamDisconnected
+from ctpshim.errors import REASON_READ_FAILED, UpstreamDisconnected, UpstreamUnavailable
 from ctpshim.ctp.market_data import blank_values, depth_index, make_tick
 from ctpshim.errors import FrontAddressError
 
@@ -469,11 +469,16 @@ class ScriptedAdapter(Adapter):
     drop: asyncio.Event | None = None
 
     carries: list[dict[str, Any]] = []
+    refuse: dict[str, int] = {}  # host -> connection attempts to refuse
 
     async def connect(self) -> None:
         self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
-        ScriptedAdapter.drop = asyncio.Event()
         ScriptedAdapter.carries.append(self.carry)
+        left = ScriptedAdapter.refuse.get(self.url.host, 0)
+        if left:
+            ScriptedAdapter.refuse[self.url.host] = left - 1
+            raise UpstreamUnavailable(f"{self.url.raw}: refused by the test")
+        ScriptedAdapter.drop = asyncio.Event()
         self.carry["connections"] = self.carry.get("connections", 0) + 1
 
     async def subscribe(self, ids: Any) -> None:
@@ -508,6 +513,7 @@ class ScriptedAdapter(Adapter):
 def scripted() -> Any:
     ScriptedAdapter.subscribe_calls = []
     ScriptedAdapter.carries = []
+    ScriptedAdapter.refuse = {}
     registry.register_adapter("scripted", ScriptedAdapter)
     yield ScriptedAdapter
     registry.unregister_adapter("scripted")
@@ -545,6 +551,25 @@ def test_an_adapters_carry_outlives_its_connection(make_md, scripted, fast_recon
     again, again_spi = make_md("scripted://")
     wait_for(lambda: "OnRspUserLogin" in again_spi.names())
     assert scripted.carries[-1] is not first  # a market opened afresh starts afresh
+
+
+def test_an_adapters_carry_outlives_failed_reconnect_attempts(make_md, scripted, fast_reconnect):
+    api, spi = make_md("scripted://a", "scripted://b")
+    wait_for(lambda: "OnRspUserLogin" in spi.names())
+    first = scripted.carries[0]
+    # The link drops; the next attempt on a is refused, so is the one on b, then a answers again.
+    scripted.refuse.update({"a": 1, "b": 1})
+    io_loop.call_soon(lambda: scripted.drop.set())
+    wait_for(lambda: spi.names().count("OnRspUserLogin") == 2, what="the login after the failed attempts")
+    assert len(scripted.carries) == 4  # a, a refused, b refused, a
+    assert scripted.carries[1] is first and scripted.carries[3] is first and first["connections"] == 2
+    assert scripted.carries[2] is not first  # b's market has its own
+    api.Release()
+    wait_for(lambda: not [m for m in hub.markets() if m.key in ("scripted://a", "scripted://b")],
+             what="both markets to close once the API object is released")
+    again, again_spi = make_md("scripted://a")
+    wait_for(lambda: "OnRspUserLogin" in again_spi.names())
+    assert scripted.carries[-1] is not first
 
 
 class MadeWhenIterated:

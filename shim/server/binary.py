@@ -77,7 +77,11 @@ async def start_binary(server: "Server") -> asyncio.Server:
     host, port = server.settings.listen
     clients: set[BinaryClient] = set()
 
+    admit = getattr(server, "admit_binary", None)  # the per-IP new-connection limit (stand-ins may have none)
+
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if admit is not None and not await admit(reader, writer):  # refused: told and closed by admit_binary
+            return
         client = BinaryClient(server, reader, writer)
         clients.add(client)
         try:
@@ -85,7 +89,8 @@ async def start_binary(server: "Server") -> asyncio.Server:
         finally:
             clients.discard(client)
 
-    listener = await asyncio.start_server(accept, host, port, limit=READ_SIZE)
+    listener = await asyncio.start_server(accept, host, port, limit=READ_SIZE,
+                                          ssl=getattr(server, "ssl_context", None))
     log.info("binary protocol (ctpshim://) listening on %s", ", ".join(
         f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in listener.sockets))
     return listener

@@ -72,26 +72,40 @@ def protocol_modules_at(revision: str) -> str:
     return folder
 
 
-def revision_server_main(folder: str, settings_json: str) -> None:
-    """serve_common's server process with PROTOCOL_MODULES loaded from ``folder`` first."""
+def bench_server_main(folder: str, settings_json: str) -> None:
+    """serve_common's server process, with PROTOCOL_MODULES loaded from ``folder`` first (when not
+    empty) and no per-IP connection rate (every client of the bench comes from 127.0.0.1)."""
+    import dataclasses
     import importlib.util
 
     import ctpshim.server
+    import ctpshim.server.settings as settings_module
 
-    for name in PROTOCOL_MODULES:
+    for name in PROTOCOL_MODULES if folder else ():
         spec = importlib.util.spec_from_file_location(f"ctpshim.server.{name}", Path(folder, f"{name}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         setattr(ctpshim.server, name, module)
+    serve_settings = settings_module.ServeSettings
+    limits = settings_module.Limits()
+    if any(field.name == "connection_rate" for field in dataclasses.fields(limits)):
+        limits = dataclasses.replace(limits, connection_rate=0)
+
+    def settings(**options: Any) -> Any:
+        options.setdefault("limits", limits)
+        return serve_settings(**options)
+
+    settings_module.ServeSettings = settings  # type: ignore[misc,assignment]
     server_main(settings_json)
 
 
-class RevisionServer(ServerProcess):
-    """A ServerProcess whose WebSocket protocols come from ``folder`` (see :func:`protocol_modules_at`)."""
+class BenchServer(ServerProcess):
+    """A ServerProcess started by :func:`bench_server_main` (its WebSocket protocols from ``folder``
+    when given, see :func:`protocol_modules_at`)."""
 
-    def __init__(self, sources: dict[str, str], folder: str) -> None:
+    def __init__(self, sources: dict[str, str], folder: str = "") -> None:
         settings = {"sources": sources, "http": True, "redis": None, "probe": False, "modules_from": None}
         self.child = Child([str(HERE), "server-at", folder, json.dumps(settings)], "server")
         started = json.loads(self.child.readline(60))
@@ -219,7 +233,7 @@ def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
 def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int,
              folder: str | None = None) -> dict[str, Any]:
     """One run: a fresh server (its WebSocket protocols from ``folder`` when given), fresh clients, the baseline."""
-    server = ServerProcess({SOURCE: front}, http=True) if folder is None else RevisionServer({SOURCE: front}, folder)
+    server = BenchServer({SOURCE: front}, folder or "")
     label = "" if folder is None else "-against"
     profile_file = str(Path(args.profile) / f"serve_websocket{label}-{run}.txt") if args.profile else ""
     try:
@@ -351,6 +365,6 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "diff-clients":
         diff_clients_main(*sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "server-at":
-        revision_server_main(*sys.argv[2:])
+        bench_server_main(*sys.argv[2:])
     else:
         main()

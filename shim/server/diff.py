@@ -8,7 +8,8 @@ What a DIFF client (tqsdk's TqApi, the TianQin terminal) sees:
 * ``{"aid": "peek_message"}`` is answered at once when something changed since the last packet,
   else held until something does: one packet per peek.  Between peeks the changes are merged per
   client (a quote changed five times goes out once, with its latest values): client-paced
-  conflation, so a slow client gets fewer, larger packets and never holds others back;
+  conflation, so a slow client gets fewer, larger packets and never holds others back.  Each
+  quote's patch is made (and JSON-encoded) once for every client that last got the same tick;
 * ``{"aid": "subscribe_quote", "ins_list": "SHFE.rb2510,DCE.m2601"}`` replaces the subscribed
   set (not additive) and is reflected as the root field ``ins_list``.  Ids carry the exchange
   prefix (``SHFE.``, ``DCE.``, ``CZCE.``, ``CFFEX.``, ``INE.``, ``GFEX.``, ``SSE.``, ``SZSE.``);
@@ -180,6 +181,34 @@ def quote_of(tick: Any) -> dict[str, Any]:
     return quote
 
 
+PATCH_CACHE_SIZE = 4096  # quote patches kept for other clients (all cleared when full)
+_patches: dict[tuple[int, int, str], tuple[Any, Any, str]] = {}
+
+
+def quote_patch(symbol: str, last: Any, tick: Any) -> str:
+    """The JSON member ``"<symbol>":{patch}`` that brings a client which last got ``last`` (an
+    EncodedTick, None for its first) to ``tick``: the changed fields, or for the first every field
+    with the static ones; ``""`` when nothing changed.  Made once per (last, tick, symbol) for every
+    client in the same state (IO loop only): the cache holds both ticks, so their ids stay theirs."""
+    key = (id(last), id(tick), symbol)
+    made = _patches.get(key)
+    if made is not None:
+        return made[2]
+    full = tick.get("diff", quote_of)
+    if last is None:
+        patch = dict(_static(tick.instrument)[0])
+        patch.update(full)
+        patch["instrument_id"] = symbol
+    else:
+        before = last.get("diff", quote_of)
+        patch = {name: value for name, value in full.items() if before.get(name) != value}
+    text = f"{dumps(symbol)}:{dumps(patch)}" if patch else ""
+    if len(_patches) >= PATCH_CACHE_SIZE:
+        _patches.clear()
+    _patches[key] = (last, tick, text)
+    return text
+
+
 def _trim(items: dict[str, Any] | None, keep: int) -> None:
     """Drop the oldest entries of ``items`` (insertion order) past ``keep``: what waits for a client
     that does not peek stays bounded."""
@@ -279,13 +308,34 @@ class DiffConnection(WebSocketClient):
         self.quoted: dict[str, str] = {}  # what subscribe_quote asked
         self.pending_quotes: dict[str, Any] = {}  # symbol -> the latest EncodedTick not yet sent
         self.pending: dict[str, Any] = {"mdhis_more_data": False}  # other patches, merged
-        self.sent: dict[str, dict[str, Any]] = {}  # symbol -> the quote fields last sent
+        self.sent: dict[str, Any] = {}  # symbol -> the EncodedTick last sent
         self.charts: dict[str, _Chart] = {}
         self.peeking = False
         self.notices = 0
         self._wake = asyncio.Event()
 
     # -- the feed's side (Subscriber)
+    def deliver_many(self, ticks: list[Any]) -> None:
+        if self.charts:
+            for tick in ticks:
+                self.deliver(tick)
+            return
+        symbols = self.symbols
+        pending = self.pending_quotes
+        conflated = 0
+        for tick in ticks:
+            symbol = symbols.get(tick.instrument)
+            if symbol is None:
+                continue
+            if symbol in pending:
+                conflated += 1
+            pending[symbol] = tick
+        if conflated:
+            self.info.conflated += conflated
+            self.server.metrics.conflated += conflated
+        if self.peeking:
+            self._wake.set()
+
     def deliver(self, tick: Any, charts: bool = True) -> None:
         symbol = self.symbols.get(tick.instrument)
         if symbol is None:
@@ -318,32 +368,28 @@ class DiffConnection(WebSocketClient):
         if self.peeking:
             self._wake.set()
 
-    def _packet(self) -> dict[str, Any] | None:
-        data: list[dict[str, Any]] = []
-        quotes: dict[str, Any] = {}
+    def _packet(self) -> str | None:
+        """The next ``rtn_data`` as JSON text (None when there is nothing to send): the quotes' patches
+        (each shared with the clients in the same state, :func:`quote_patch`), then the other patches."""
+        data: list[str] = []
+        quotes: list[str] = []
+        sent = self.sent
         for symbol, tick in self.pending_quotes.items():
-            full = tick.get("diff", quote_of)
-            last = self.sent.get(symbol)
-            if last is None:
-                patch = dict(_static(tick.instrument)[0])
-                patch.update(full)
-                patch["instrument_id"] = symbol
-            else:
-                patch = {key: value for key, value in full.items() if last.get(key) != value}
-            self.sent[symbol] = full
-            if patch:
-                quotes[symbol] = patch
+            member = quote_patch(symbol, sent.get(symbol), tick)
+            sent[symbol] = tick
+            if member:
+                quotes.append(member)
         delivered = len(self.pending_quotes)
         self.pending_quotes = {}
         if quotes:
-            data.append({"quotes": quotes})
+            data.append('{"quotes":{' + ",".join(quotes) + "}}")
         if self.pending:
-            data.append(self.pending)
+            data.append(dumps(self.pending))
             self.pending = {}
         if delivered:
             self.info.delivered += delivered
             self.server.metrics.delivered += delivered
-        return {"aid": "rtn_data", "data": data} if data else None
+        return '{"aid":"rtn_data","data":[' + ",".join(data) + "]}" if data else None
 
     async def _writer(self) -> None:
         while not self.ws.closed and self.closing is None:
@@ -356,7 +402,7 @@ class DiffConnection(WebSocketClient):
                 continue
             self.peeking = False
             try:
-                await asyncio.wait_for(self.ws.send_str(dumps(packet)), self.limits.write_deadline)
+                await asyncio.wait_for(self.ws.send_str(packet), self.limits.write_deadline)
             except asyncio.TimeoutError:
                 reason = f"no write progress for {self.limits.write_deadline:g} s (limits.write_deadline)"
                 log.warning("diff client %s (%s) cut off: %s", self.name, self.info.peer, reason)

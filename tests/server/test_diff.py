@@ -181,6 +181,51 @@ def test_absent_numbers_travel_as_dash_and_merge_to_nan() -> None:
     assert EncodedTick(tick).get("diff", diff.quote_of) == quote
 
 
+def _tick(last: float, volume: int) -> EncodedTick:
+    values = blank_values("rb2701", "SHFE")
+    index = depth_index()
+    values[index["ActionDay"]], values[index["UpdateTime"]], values[index["UpdateMillisec"]] = "20261203", "21:00:01", 0
+    values[index["LastPrice"]], values[index["Volume"]] = last, volume
+    return EncodedTick(make_tick(values))
+
+
+def test_quote_patches_are_made_once_for_every_client_in_the_same_state() -> None:
+    first, second = _tick(3100.0, 5), _tick(3101.0, 5)
+    opening = diff.quote_patch("SHFE.rb2701", None, first)
+    symbol, _, body = opening.partition(":")
+    assert json.loads(symbol) == "SHFE.rb2701"
+    full = json.loads(body)
+    assert full["instrument_id"] == "SHFE.rb2701" and full["price_tick"] == 1.0 and full["last_price"] == 3100.0
+    assert diff.quote_patch("SHFE.rb2701", None, first) is opening  # the next client in that state: the same text
+    change = diff.quote_patch("SHFE.rb2701", first, second)
+    assert json.loads("{" + change + "}") == {"SHFE.rb2701": {"last_price": 3101.0}}
+    assert diff.quote_patch("SHFE.rb2701", first, second) is change
+    same = EncodedTick(second.tick)
+    assert diff.quote_patch("SHFE.rb2701", second, same) == ""  # nothing changed: no member
+    assert diff.quote_patch("DCE.x", first, second).startswith('"DCE.x":')  # the client's own symbol
+
+
+def test_packet_text_is_the_merge_patch_of_quotes_then_the_rest() -> None:
+    from types import SimpleNamespace
+
+    connection = diff.DiffConnection.__new__(diff.DiffConnection)
+    metrics = SimpleNamespace(delivered=0)
+    connection.server = SimpleNamespace(metrics=metrics)
+    connection.info = SimpleNamespace(delivered=0)
+    connection.sent = {}
+    connection.pending = {"mdhis_more_data": False, "ins_list": "SHFE.rb2701"}
+    first, second = _tick(3100.0, 5), _tick(3100.0, 6)
+    connection.pending_quotes = {"SHFE.rb2701": first}
+    packet = strict(connection._packet())
+    assert packet["aid"] == "rtn_data" and packet["data"][1] == {"mdhis_more_data": False, "ins_list": "SHFE.rb2701"}
+    assert packet["data"][0]["quotes"]["SHFE.rb2701"]["volume"] == 5
+    connection.pending_quotes = {"SHFE.rb2701": second}
+    assert strict(connection._packet()) == {"aid": "rtn_data", "data": [{"quotes": {"SHFE.rb2701": {"volume": 6}}}]}
+    connection.pending_quotes = {"SHFE.rb2701": EncodedTick(second.tick)}
+    assert connection._packet() is None  # a tick that changed nothing, nothing else waiting
+    assert metrics.delivered == 3
+
+
 def test_subscribe_replaces_the_set_and_peek_long_polls(serve_factory: Any) -> None:
     server = serve_factory(SIM)
     ids, symbols = symbols_of(server)

@@ -4,6 +4,7 @@
                                  [--latency-instruments 600,20,2] [--rate 20000] [--seconds S]
                                  [--only throughput|latency] [--procs P] [--real N] [--profile DIR]
                                  [--probe] [--against REVISION] [--client-nice N] [--clients-kind light|native]
+                                 [--server-cpus LIST] [--client-cpus LIST]
 
 One ``sim://`` source with every client subscribed to every one of its instruments, a real
 ``ctpshim.server.Server`` in a process of its own (bench/serve_common.py), the clients in ``--procs``
@@ -69,7 +70,7 @@ from typing import Any  # noqa: E402
 
 from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
                           combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
-                          modules_at, native_clients_child, native_clients_program, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
+                          modules_at, native_clients_child, native_clients_program, pin_process, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
                           show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
@@ -233,6 +234,8 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
     ``modules_from``: the server's tick path from there (``--against``; serve_common.modules_at)."""
     latency = kind == "latency"
     server = ServerProcess({SOURCE: front}, probe=args.probe and latency, modules_from=modules_from)
+    if args.server_cpus:
+        pin_process(server.pid, args.server_cpus)
     variant = "against" if modules_from else "current"
     profile_file = str(Path(args.profile) / f"serve_binary-{kind}-{len(ids)}-{variant}-{run}.txt") if args.profile else ""
     try:
@@ -242,11 +245,11 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
             per_client = args.rate / args.clients if latency else 0.0  # ticks/s each client gets
             children = [native_clients_child(args.native_program, f"ctpshim://{host}:{port}/{SOURCE}", n, ids_file,
                                              latency, int(n * per_client * args.seconds * 2) + 10_000,
-                                             f"clients-{number}", args.client_nice)
+                                             f"clients-{number}", args.client_nice, args.client_cpus)
                         for number, n in enumerate(split(light, args.procs)) if n]
         else:
             children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
-                              f"clients-{number}", args.client_nice)
+                              f"clients-{number}", args.client_nice, cpus=args.client_cpus)
                         for number, n in enumerate(split(light, args.procs)) if n]
         children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}", args.client_nice)
                      for number in range(args.real)]
@@ -347,6 +350,11 @@ def main() -> None:
     parser.add_argument("--client-nice", type=int, default=0, metavar="N",
                         help="run the client processes at nice N (10: the server is not preempted by its own clients "
                              "on a machine whose cores they share; the baseline is not niced)")
+    parser.add_argument("--server-cpus", default="", metavar="LIST",
+                        help="keep the server process on these CPUs (taskset syntax: 0, 0-1); with --client-cpus, "
+                             "whether the clients' wake-ups preempting the server matter")
+    parser.add_argument("--client-cpus", default="", metavar="LIST",
+                        help="keep the client processes (light or native; not the real md API one) on these CPUs")
     parser.add_argument("--against", metavar="REVISION",
                         help="also measure the server's tick path (shim/server/fanout.py, channel.py, binary.py) at "
                              "this git revision, alternating run for run with the current one (its baseline shared)")

@@ -215,10 +215,12 @@ def free_port() -> int:
 class Child:
     """A measuring process of this bench: ``ready``, then ``go START END``, then one JSON line."""
 
-    def __init__(self, argv: list[str], name: str, nice: int = 0, python: bool = True) -> None:
-        """``argv``: a script and its arguments for this interpreter, or (``python=False``) a program's."""
+    def __init__(self, argv: list[str], name: str, nice: int = 0, python: bool = True, cpus: str = "") -> None:
+        """``argv``: a script and its arguments for this interpreter, or (``python=False``) a program's;
+        ``cpus``: a CPU list for ``taskset -c`` (every thread of the process kept on those CPUs)."""
         self.name = name
         prefix = ["nice", "-n", str(nice)] if nice else []
+        prefix += ["taskset", "-c", cpus] if cpus else []
         interpreter = [sys.executable] if python else []
         self.process = subprocess.Popen([*prefix, *interpreter, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, cwd=str(REPO))
@@ -599,10 +601,24 @@ def native_clients_program() -> Path:
 
 
 def native_clients_child(program: Path, front: str, count: int, ids_file: str, latency: bool, max_samples: int,
-                         name: str, nice: int = 0) -> Child:
+                         name: str, nice: int = 0, cpus: str = "") -> Child:
     """A process of ``count`` native CTP md clients (bench/native_md_clients.cpp) on ``front``."""
     return Child([str(program), front, str(count), ids_file, "1" if latency else "0", str(max_samples)], name, nice,
-                 python=False)
+                 python=False, cpus=cpus)
+
+
+def pin_process(pid: int, cpus: str) -> None:
+    """Keep every thread of process ``pid`` (and the threads they start) on the CPUs of the list
+    ``cpus`` ("0", "0-1", "0,2")."""
+    wanted: set[int] = set()
+    for part in cpus.split(","):
+        low, _, high = part.partition("-")
+        try:
+            wanted.update(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise SystemExit(f"CPU list {cpus!r}: expected numbers and ranges like 0 or 0-1 or 0,2") from None
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), wanted)
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:

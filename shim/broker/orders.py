@@ -234,8 +234,13 @@ TRADE_MEMBERS: tuple[str, ...] = tuple(f.name for f in fields(Trade)) + ("Exchan
 
 
 class Ids:
-    """The counter's sequences: ``BrokerOrderSeq`` for the counter; ``OrderSysID``,
-    ``OrderLocalID``, ``TradeID`` and ``SequenceNo`` per exchange.  Each starts at 1."""
+    """The counter's sequences: ``BrokerOrderSeq`` for the counter; ``OrderLocalID`` and
+    ``SequenceNo`` per exchange; ``OrderSysID`` and ``TradeID`` one sequence across the exchanges
+    (each number is still its exchange's, kept per exchange in the state): programs such as vn.py
+    find a trade's order by ``OrderSysID`` alone and drop a ``TradeID`` they have seen, so two
+    exchanges must not both hand out 1.  Each starts at 1."""
+
+    _ACROSS = frozenset({"sys", "trade"})
 
     def __init__(self) -> None:
         self._order_seq = 0
@@ -243,8 +248,9 @@ class Ids:
 
     def _next(self, kind: str, exchange_id: str) -> int:
         numbers = self._counters[kind]
-        numbers[exchange_id] = numbers.get(exchange_id, 0) + 1
-        return numbers[exchange_id]
+        last = max(numbers.values(), default=0) if kind in self._ACROSS else numbers.get(exchange_id, 0)
+        numbers[exchange_id] = last + 1
+        return last + 1
 
     def next_order_seq(self) -> int:
         """The next ``BrokerOrderSeq`` of the counter (1, 2, ...)."""
@@ -252,7 +258,7 @@ class Ids:
         return self._order_seq
 
     def next_sys_id(self, exchange_id: str) -> str:
-        """The next ``OrderSysID`` of ``exchange_id`` (from 1 for each exchange), padded to 12."""
+        """The next ``OrderSysID`` (given to an order of ``exchange_id``), padded to 12."""
         return padded(self._next("sys", exchange_id))
 
     def next_local_id(self, exchange_id: str) -> str:
@@ -260,7 +266,7 @@ class Ids:
         return padded(self._next("local", exchange_id))
 
     def next_trade_id(self, exchange_id: str) -> str:
-        """The next ``TradeID`` of ``exchange_id`` (from 1 for each exchange), padded to 12."""
+        """The next ``TradeID`` (given to a trade on ``exchange_id``), padded to 12."""
         return padded(self._next("trade", exchange_id))
 
     def next_sequence_no(self, exchange_id: str) -> int:

@@ -86,15 +86,30 @@ def compact(events: list[Any]) -> list[tuple]:
 # ----------------------------------------------------------------------------------------------
 
 
-def test_ids_are_right_aligned_in_twelve_characters_and_count_per_exchange() -> None:
+def test_ids_are_right_aligned_in_twelve_characters() -> None:
     ids = Ids()
     assert ids.next_sys_id("SHFE") == "           1"
     assert ids.next_sys_id("SHFE") == "           2"
-    assert ids.next_sys_id("DCE") == "           1"
     assert ids.next_trade_id("SHFE") == "           1"
     assert len(ids.next_local_id("CZCE")) == 12
     assert [ids.next_order_seq() for _ in range(3)] == [1, 2, 3]
     assert [ids.next_sequence_no("SHFE"), ids.next_sequence_no("SHFE"), ids.next_sequence_no("INE")] == [1, 2, 1]
+
+
+def test_order_sys_ids_and_trade_ids_never_repeat_across_exchanges() -> None:
+    # vn.py maps OnRtnTrade to its order by OrderSysID alone (sysid_orderid_map) and drops a trade
+    # whose TradeID it has seen (vt_tradeid): an SHFE and a DCE order both numbered 1 would mix up.
+    ids = Ids()
+    shfe = [ids.next_sys_id("SHFE"), ids.next_sys_id("SHFE")]
+    dce = ids.next_sys_id("DCE")
+    assert dce not in shfe and dce == "           3"
+    trades = {ids.next_trade_id("SHFE"), ids.next_trade_id("DCE"), ids.next_trade_id("CZCE")}
+    assert len(trades) == 3
+    # A state stored by per-exchange counting goes on above every exchange's number.
+    old = Ids.from_state({"order_seq": 9, "sys": {"SHFE": 7, "DCE": 4}, "local": {}, "trade": {"SHFE": 5, "DCE": 8},
+                          "seq": {}})
+    assert old.next_sys_id("DCE") == "           8"
+    assert old.next_trade_id("SHFE") == "           9"
 
 
 def test_ids_continue_after_a_restart_from_their_state() -> None:
@@ -105,7 +120,7 @@ def test_ids_continue_after_a_restart_from_their_state() -> None:
     again = Ids.from_state(json.loads(json.dumps(ids.to_state())))
     assert again.next_sys_id("SHFE") == "        3550"  # SimNow's '        3549' shape (SIM_TRADING.md 0.6)
     assert again.next_order_seq() == 2
-    assert again.next_sys_id("DCE") == "           1"
+    assert again.next_sys_id("DCE") == "        3551"
 
 
 def test_a_new_order_carries_the_request_and_the_counters_stamps() -> None:

@@ -468,6 +468,12 @@ def server_main(settings_json: str) -> None:
         redis = dict(given["redis"])
         redis["instruments"] = tuple(redis.get("instruments", ()))
         options["redis"] = RedisSettings(**redis)
+    import dataclasses
+
+    from ctpshim.server.settings import Limits
+
+    if any(field.name == "connection_rate" for field in dataclasses.fields(Limits)):
+        options["limits"] = Limits(connection_rate=0)  # a bench's 100 clients all connect from 127.0.0.1 at once
     server = Server(ServeSettings(**options))
     server.start()
     print(json.dumps({"binary": list(server.binary_address) if server.binary_address else None,

@@ -13,8 +13,8 @@ everything.  What is answered:
 * TradingAccount, InvestorPosition, InvestorPositionDetail: the ledger's views;
 * Order, Trade: the trading day's, filtered by instrument, exchange, OrderSysID / TradeID and
   the time range;
-* InstrumentMarginRate, InstrumentCommissionRate (a product-level rate: ``InstrumentID`` is the
-  product's ID, as CTP answers), InstrumentOrderCommRate (no per-order fees: zeros), the rates the
+* InstrumentMarginRate (no InstrumentID: the instruments held, one record each, as CTP answers),
+  InstrumentCommissionRate (a product-level rate: ``InstrumentID`` is the product's ID, as CTP answers), InstrumentOrderCommRate (no per-order fees: zeros), the rates the
   ledger uses;
 * Instrument (margin ratios, PositionDateType, MaxMarginSideAlgorithm and order volumes from the
   terms), Product, Exchange, DepthMarketData (the latest tick the counter observed);
@@ -152,15 +152,23 @@ def _asked_terms(counter: "Counter", query: dict[str, Any], market: Any) -> Any:
 
 
 def _margin_rate(counter: "Counter", account: "Account", query: dict[str, Any], _: Any, market: Any) -> list[Record]:
-    terms = _asked_terms(counter, query, market)
-    if terms is None:
-        return []
-    r = terms.rates
-    return [("CThostFtdcInstrumentMarginRateField", dict(
-        _account_members(account), InstrumentID=terms.InstrumentID, ExchangeID=terms.ExchangeID,
-        InvestorRange="1", HedgeFlag=query.get("HedgeFlag") or "1", IsRelative=0,
-        LongMarginRatioByMoney=r.LongMarginRatioByMoney, LongMarginRatioByVolume=r.LongMarginRatioByVolume,
-        ShortMarginRatioByMoney=r.ShortMarginRatioByMoney, ShortMarginRatioByVolume=r.ShortMarginRatioByVolume))]
+    if query.get("InstrumentID"):
+        asked = [_asked_terms(counter, query, market)]
+    else:
+        # No InstrumentID: CTP answers the instruments the investor holds, one record each.
+        held = {p["InstrumentID"] for p in account.ledger.position_values() if p["Position"]}
+        asked = [counter.terms_of(instrument, market) for instrument in sorted(held)]
+    found = []
+    for terms in asked:
+        if terms is None or not _matches(query, {"ExchangeID": terms.ExchangeID}, ("ExchangeID",)):
+            continue
+        r = terms.rates
+        found.append(("CThostFtdcInstrumentMarginRateField", dict(
+            _account_members(account), InstrumentID=terms.InstrumentID, ExchangeID=terms.ExchangeID,
+            InvestorRange="1", HedgeFlag=query.get("HedgeFlag") or "1", IsRelative=0,
+            LongMarginRatioByMoney=r.LongMarginRatioByMoney, LongMarginRatioByVolume=r.LongMarginRatioByVolume,
+            ShortMarginRatioByMoney=r.ShortMarginRatioByMoney, ShortMarginRatioByVolume=r.ShortMarginRatioByVolume)))
+    return found
 
 
 def _commission_rate(counter: "Counter", account: "Account", query: dict[str, Any], _: Any,

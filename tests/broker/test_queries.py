@@ -73,6 +73,7 @@ def test_a_new_account_and_its_rates(traders, tmp_path):
     params = trader.query("BrokerTradingParams")[0]
     assert (params.MarginPriceType, params.Algorithm, params.AvailIncludeCloseProfit) == ("4", "2", "0")
     assert trader.query("InstrumentMarginRate", InstrumentID="zz9999") == [None]
+    assert trader.query("InstrumentMarginRate") == [None]  # nothing held: no record
     assert trader.query("InvestorPositionCombineDetail") == [None]
     assert trader.query("InvestorPosition") == [None] and trader.query("Trade") == [None]
 
@@ -109,6 +110,9 @@ def test_depth_market_data_max_volume_and_details_after_a_fill(traders, tmp_path
     assert most == int(available // per_lot) and most > 0
     closable = trader.query("MaxOrderVolume", InstrumentID="rb2701", Direction="1", OffsetFlag="3", HedgeFlag="1")
     assert closable[0].MaxVolume == 1  # today's lot, closed with close-today on SHFE
+    # No InstrumentID: CTP answers the rates of the instruments held (one record each).
+    held = trader.query("InstrumentMarginRate", HedgeFlag="1")
+    assert [(r.InstrumentID, r.LongMarginRatioByMoney) for r in held] == [("rb2701", 0.16)]
 
 
 def test_queries_before_the_login_are_refused(traders, tmp_path):

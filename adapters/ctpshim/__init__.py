@@ -1,7 +1,10 @@
-"""ctpshim://host:port[/source]: a `ctpshim serve` front server (md, and td on its simulated trader).
+"""ctpshim://host:port[/source] (ctpshims:// over TLS): a `ctpshim serve` front server (md, and td on its simulated trader).
 
 ``ctpshim://127.0.0.1:7780`` is the binary port of a ``ctpshim serve`` (``docs/PROTOCOL.md``);
-``/source`` picks one of its sources by name (default: its first).  Settings:
+``/source`` picks one of its sources by name (default: its first).  ``ctpshims://`` is the same
+over TLS, to a server started with ``--tls-cert``/``--tls-key``: the server's certificate is
+checked against the system's roots and the host name (``?ca=FILE`` trusts that PEM file's
+certificates instead; ``?verify=0`` checks nothing, for self-signed tests only).  Settings:
 
 ``token``            the server's token (``--token``); refused with the server's error otherwise
 ``heartbeat``        seconds with nothing sent before the client sends a heartbeat (default 5)
@@ -10,6 +13,8 @@
 ``connect_timeout``  seconds to connect and finish the handshake (default 5)
 ``call_timeout``     seconds a trader request waits for the server's return code (default 10;
                      ``-1`` past it)
+``ca``               ``ctpshims://`` only: a PEM file of the certificate(s) to trust
+``verify``           ``ctpshims://`` only: ``0`` to skip every certificate check (default 1)
 
 Market data: :class:`CtpshimAdapter` is an ordinary adapter, so a process's md API objects
 share one connection per address (the market hub), subscriptions are reference-counted, and a
@@ -27,6 +32,7 @@ import collections
 import json
 import logging
 import re
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
 
@@ -35,7 +41,7 @@ from ...ctp.stocks import StockInfo
 from ...errors import (
     REASON_BAD_MESSAGE, REASON_READ_FAILED, UpstreamDisconnected, UpstreamProtocolError, UpstreamUnavailable,
 )
-from ...fronts.url import FrontURL, Setting, number
+from ...fronts.url import FrontURL, Setting, boolean, number
 from ...wire import frames, structs
 from ..base import Adapter, Capabilities
 from .link import Link, ServerRefused
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
     from ...runtime.backends import BackendContext
     from .trader import RemoteTrader
 
-__all__ = ["CtpshimAdapter", "ServerRefused"]
+__all__ = ["CtpshimAdapter", "CtpshimsAdapter", "ServerRefused"]
 
 log = logging.getLogger("ctpshim")
 
@@ -86,19 +92,50 @@ def _token(text: str) -> str:
 
 
 def parse_address(url: FrontURL) -> tuple[str, int, str]:
-    """``(host, port, source)`` of a ``ctpshim://`` address; ``ValueError`` naming the bad part."""
+    """``(host, port, source)`` of a ``ctpshim://`` (or ``ctpshims://``) address; ``ValueError``
+    naming the bad part."""
+    scheme = url.scheme or "ctpshim"
     if not url.host:
-        raise ValueError(f"ctpshim:// needs the server's host and port, e.g. ctpshim://127.0.0.1:{DEFAULT_PORT}")
+        raise ValueError(f"{scheme}:// needs the server's host and port, e.g. {scheme}://127.0.0.1:{DEFAULT_PORT}")
     if url.port is None:
-        raise ValueError(f"ctpshim://{url.host} has no port; write ctpshim://{url.host}:PORT "
+        raise ValueError(f"{scheme}://{url.host} has no port; write {scheme}://{url.host}:PORT "
                          f"(the binary port of ctpshim serve, {DEFAULT_PORT} by default)")
     if url.port == 0:
-        raise ValueError(f"ctpshim://{url.host}:0: port 0 is not a server's port; expected 1 to 65535")
+        raise ValueError(f"{scheme}://{url.host}:0: port 0 is not a server's port; expected 1 to 65535")
     source = url.path.strip("/")
     if source and not _SOURCE.match(source):
-        raise ValueError(f"ctpshim:// source {source!r} (the path) is not a source name: expected letters, "
-                         "digits, '_' and '-' only, e.g. ctpshim://host:port/sim")
+        raise ValueError(f"{scheme}:// source {source!r} (the path) is not a source name: expected letters, "
+                         f"digits, '_' and '-' only, e.g. {scheme}://host:port/sim")
     return url.host, url.port, source
+
+
+def _ca_file(text: str) -> str:
+    """A PEM file of certificates to trust, loaded once here so a bad one is named at RegisterFront."""
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if not text.strip():
+        raise ValueError("expected the path of a PEM file of CA certificates")
+    if not path.is_file():
+        raise ValueError("no such file" if not path.exists() else "not a file")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise ValueError(f"not a PEM file of certificates ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    return str(path)
+
+
+def client_ssl_context(ca: str, verify: bool) -> ssl.SSLContext:
+    """The ``SSLContext`` of a ``ctpshims://`` link: the system's roots (or ``ca``'s certificates)
+    and the host name checked; with ``verify`` false, nothing checked."""
+    context = ssl.create_default_context(cafile=ca or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class CtpshimAdapter(Adapter):
@@ -148,7 +185,12 @@ class CtpshimAdapter(Adapter):
         hello.update(extra or {})
         return await Link.open(self.host, self.port, hello, connect_timeout=self.config["connect_timeout"],
                                heartbeat=self.config["heartbeat"], timeout=self.config["timeout"],
-                               label=f"ctpshim://{self.host}:{self.port}" + (f"/{self.source}" if self.source else ""))
+                               label=f"{self.scheme}://{self.host}:{self.port}" + (f"/{self.source}" if self.source else ""),
+                               ssl_context=self.ssl_context())
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """``None``: plain TCP (``ctpshim://``)."""
+        return None
 
     async def connect(self) -> None:
         link = await self.open_link("md")
@@ -207,7 +249,7 @@ class CtpshimAdapter(Adapter):
     def _live(self) -> Link:
         link = self.link
         if link is None:
-            raise UpstreamUnavailable(f"ctpshim://{self.host}:{self.port}: not connected")
+            raise UpstreamUnavailable(f"{self.scheme}://{self.host}:{self.port}: not connected")
         if link.lost.done():
             raise UpstreamDisconnected(f"{link.label}: the link was lost", link.lost.result())
         return link
@@ -258,7 +300,7 @@ class CtpshimAdapter(Adapter):
             link = self.link
             wake = self._wake
             if link is None or wake is None:
-                raise UpstreamUnavailable(f"ctpshim://{self.host}:{self.port}: not connected")
+                raise UpstreamUnavailable(f"{self.scheme}://{self.host}:{self.port}: not connected")
             if self._batches:
                 batch = self._batches.popleft()
                 if self._paused and len(self._batches) < QUEUED_BATCHES // 2:
@@ -297,9 +339,33 @@ class CtpshimAdapter(Adapter):
             "instruments": len(self._instruments),
             "heartbeat_s": self.ack.get("heartbeat"),
         }
+        if link.tls_version:
+            details["tls"] = link.tls_version
         if self._newest:
             details["age_s"] = round(time.monotonic() - self._newest, 1)
         return json.loads(json.dumps(details, default=str))
+
+
+class CtpshimsAdapter(CtpshimAdapter):
+    """``ctpshims://``: :class:`CtpshimAdapter` over TLS (see the module docstring)."""
+
+    scheme = "ctpshims"
+    summary = ("ctpshims://host:port[/source]: ctpshim:// over TLS, to a `ctpshim serve --tls-cert ... --tls-key ...`; "
+               "the certificate is checked against the system's roots (?ca=FILE: that file's; ?verify=0: none, tests only).")
+    settings = CtpshimAdapter.settings + (
+        Setting("ca", _ca_file, "", "a PEM file of the certificate(s) to trust instead of the system's roots"),
+        Setting("verify", boolean, True, "0 = do not check the server's certificate at all (self-signed tests only)"),
+    )
+
+    @classmethod
+    def check(cls, url: FrontURL, settings: dict[str, Any]) -> None:
+        parse_address(url)
+        if settings.get("ca") and not settings.get("verify", True):
+            raise ValueError("ca= and verify=0 contradict each other: ca= trusts that file's certificates, "
+                             "verify=0 checks none; give one of them")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return client_ssl_context(self.config["ca"], self.config["verify"])
 
 
 def _instrument(item: Any, day: str | None) -> Any:

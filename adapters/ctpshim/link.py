@@ -9,6 +9,11 @@ Liveness as SERVER_PROTOCOLS.md 5.2 maps it to CTP: a HEARTBEAT goes out after `
 seconds with nothing sent (at most the server's interval from HELLO_ACK); ``timeout`` seconds
 with nothing received (at least three of the server's intervals) ends the link with reason 0x2001; a read failure or the server closing gives 0x1001, a write failure 0x1002, a malformed
 frame 0x2003.
+
+Over TLS (``ctpshims://``) a failed handshake raises :class:`TlsFailed` naming the cause (the
+certificate is not trusted, it is for another host name, the port does not speak TLS): the
+server accepted the connection and it ended before the session began, which CTP reports as
+``OnFrontDisconnected(4097)``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import ssl
 import time
 from typing import Any, Callable
 
@@ -37,6 +43,32 @@ class ServerRefused(errors.UpstreamUnavailable):
     def __init__(self, message: str, error_id: int) -> None:
         super().__init__(message)
         self.error_id = error_id
+
+
+class TlsFailed(errors.UpstreamDisconnected):
+    """The TLS handshake with the server failed (the message says why: an untrusted certificate,
+    another host name, no TLS on that port)."""
+
+    reason = errors.REASON_READ_FAILED
+
+
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH = (62, 64)
+
+
+def tls_failure(where: str, host: str, exc: ssl.SSLError) -> TlsFailed:
+    """The :class:`TlsFailed` of a failed handshake, in words."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or str(exc)
+        if exc.verify_code in _NAME_MISMATCH:
+            return TlsFailed(f"{where}: TLS handshake failed: hostname mismatch: the server's certificate is not "
+                             f"valid for {host!r} ({detail}); connect by a name or address the certificate lists")
+        return TlsFailed(f"{where}: TLS handshake failed: the server's certificate is not trusted ({detail}); "
+                         "give the certificate of its CA (or the server's own, if self-signed) with ?ca=FILE, "
+                         "or ?verify=0 for a test")
+    reason = exc.reason or str(exc)
+    return TlsFailed(f"{where}: TLS handshake failed: {reason} (is this the binary port of a ctpshim serve "
+                     "started with --tls-cert? without TLS the address is ctpshim://)")
 
 
 class Link:
@@ -81,13 +113,20 @@ class Link:
 
     @classmethod
     async def open(cls, host: str, port: int, hello: dict[str, Any], *, connect_timeout: float,
-                   heartbeat: float, timeout: float, label: str) -> "Link":
-        """Connect, send HELLO, wait for HELLO_ACK.  ``UpstreamUnavailable`` when the server cannot
-        be reached or does not answer in ``connect_timeout``; :class:`ServerRefused` when it answers
-        with an ERROR (its text included); ``UpstreamProtocolError`` for anything else."""
+                   heartbeat: float, timeout: float, label: str,
+                   ssl_context: ssl.SSLContext | None = None) -> "Link":
+        """Connect (over TLS with ``ssl_context``), send HELLO, wait for HELLO_ACK.
+        ``UpstreamUnavailable`` when the server cannot be reached or does not answer in
+        ``connect_timeout``; :class:`TlsFailed` when the TLS handshake fails; :class:`ServerRefused`
+        when it answers with an ERROR (its text included); ``UpstreamProtocolError`` for anything else."""
         where = label
+        tls: dict[str, Any] = {}
+        if ssl_context is not None:
+            tls = {"ssl": ssl_context, "server_hostname": host, "ssl_handshake_timeout": connect_timeout}
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, **tls), connect_timeout)
+        except ssl.SSLError as exc:
+            raise tls_failure(where, host, exc) from None
         except (OSError, asyncio.TimeoutError) as exc:
             cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
             raise errors.UpstreamUnavailable(f"{where}: cannot connect: {cause}") from None
@@ -100,9 +139,13 @@ class Link:
             raise errors.UpstreamUnavailable(
                 f"{where}: connected, but no answer to HELLO within {connect_timeout:g} s "
                 "(is this a ctpshim serve binary port? the web port is another one)") from None
+        except ssl.SSLError as exc:
+            writer.close()
+            raise tls_failure(where, host, exc) from None
         except (OSError, asyncio.IncompleteReadError):
             writer.close()
-            raise errors.UpstreamUnavailable(f"{where}: the server closed the connection during the handshake") from None
+            hint = "" if ssl_context is not None else " (if it was started with --tls-cert, the address is ctpshims://)"
+            raise errors.UpstreamUnavailable(f"{where}: the server closed the connection during the handshake{hint}") from None
         except frames.WireError as exc:
             writer.close()
             raise errors.UpstreamProtocolError(f"{where}: not a ctpshim server: {exc}") from None
@@ -184,6 +227,12 @@ class Link:
         self.last_received = time.monotonic()
         with contextlib.suppress(Exception):
             self._writer.transport.resume_reading()
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of the link (``"TLSv1.3"``), ``None`` on plain TCP."""
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        return ssl_object.version() if ssl_object is not None else None
 
     def send_heartbeat(self) -> None:
         self._write(frames.encode_frame(frames.FrameType.HEARTBEAT, b"", seq=self._next_seq()))

@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "tcp": "ctpshim.adapters.tcp:TcpFront",
     "ssl": "ctpshim.adapters.tcp:SslFront",
     "ctpshim": "ctpshim.adapters.ctpshim:CtpshimAdapter",
+    "ctpshims": "ctpshim.adapters.ctpshim:CtpshimsAdapter",
     "redis": "ctpshim.adapters.redis:RedisAdapter",
 }
 
@@ -127,8 +128,12 @@ def description(scheme: str) -> str:
     """One line on what ``scheme`` is: the first line of the docstring of the module it is
     registered from (``"package.module:Class"``: a package such as ``ctpshim.adapters.sim``
     describes the scheme, not the module deep inside it that defines the class), else of the
-    class's own module, else of the class."""
+    class's own module, else of the class.  A class that sets ``summary`` itself (a second scheme
+    of one module) is described by it."""
     cls = adapter_class(scheme)
+    own = cls.__dict__.get("summary")
+    if isinstance(own, str) and own:
+        return own
     with _lock:
         target = BUILTIN.get(scheme.lower()) or _extra.get(scheme.lower())
     module_name = target.partition(":")[0] if isinstance(target, str) else cls.__module__

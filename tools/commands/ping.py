@@ -295,7 +295,7 @@ def _detail(result: PingResult) -> str:
     if result.tcp_only is not None:
         return f"TCP connect only, the CTP login was not checked: {result.tcp_only}"
     details = result.details
-    if result.scheme == "ctpshim":
+    if result.scheme in ("ctpshim", "ctpshims"):
         return _server_detail(details)
     if "login_ms" in details:
         error = f", login error {details['login_error']}" if details.get("login_error") else ""
@@ -311,7 +311,8 @@ def _detail(result: PingResult) -> str:
 
 def _server_detail(details: dict[str, Any]) -> str:
     """A ``ctpshim://`` server's answer: its protocol, the source, its trading day and instruments."""
-    parts = [f"ctpshim server, protocol v{details.get('protocol_version', '?')}",
+    over = f" over {details['tls']}" if details.get("tls") else ""
+    parts = [f"ctpshim server{over}, protocol v{details.get('protocol_version', '?')}",
              f"source {details.get('source') or 'default'}"]
     if details.get("trading_day"):
         parts.append(f"trading day {details['trading_day']}")

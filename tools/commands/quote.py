@@ -260,7 +260,7 @@ EXPLAIN_TIMEOUT = 5.0  # s the front's adapter may take to connect when asked wh
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     command = commands.add_parser("quote", help=HELP)
-    command.add_argument("front", help="the front, e.g. sim:// replay:// sina:// tencent:// tcp://host:port ctpshim://host:port/source")
+    command.add_argument("front", help="the front, e.g. sim:// replay:// sina:// tencent:// tcp://host:port ctpshim://host:port/source ctpshims://host:port/source")
     command.add_argument("ids", nargs="*", metavar="ID",
                          help="instruments (default: those the source lists, e.g. a recording's)")
     command.add_argument("--once", action="store_true", help="print one snapshot and exit (for scripts)")

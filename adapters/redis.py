@@ -193,6 +193,7 @@ class RespLink:
         self._writer = writer
         self._buffer = bytearray()
         self._pos = 0
+        self._partial: list[Any] | None = None  # a top-level array being parsed: [size, items, offset]
         self.closed = False
 
     @classmethod
@@ -281,12 +282,39 @@ class RespLink:
         return replies
 
     def _parse(self) -> Any:
-        """The next reply in the buffer, or ``_INCOMPLETE`` (nothing consumed)."""
+        """The next reply in the buffer, or ``_INCOMPLETE`` (nothing consumed).
+
+        A top-level array is parsed element by element, and the elements already parsed are kept
+        while the rest is still coming: a big reply (an ``XREAD`` of many streams, 64 KB and more,
+        arriving in several reads) is parsed once, not again from its start after every read."""
         buffer, start = self._buffer, self._pos
-        reply, end = self._parse_at(buffer, start)
-        if reply is not _INCOMPLETE:
-            self._pos = end
-        return reply
+        partial = self._partial
+        if partial is None:
+            if buffer[start:start + 1] != b"*":
+                reply, end = self._parse_at(buffer, start)
+                if reply is not _INCOMPLETE:
+                    self._pos = end
+                return reply
+            line_end = buffer.find(b"\r\n", start)
+            if line_end < 0:
+                return _INCOMPLETE
+            size = int(buffer[start + 1:line_end])
+            if size <= 0:
+                self._pos = line_end + 2
+                return [] if size == 0 else None
+            partial = self._partial = [size, [], line_end + 2 - start]
+        size, items, offset = partial
+        pos = start + offset
+        while len(items) < size:
+            item, end = self._parse_at(buffer, pos)
+            if item is _INCOMPLETE:
+                partial[2] = pos - start  # offsets from the reply's start: the buffer may be compacted
+                return _INCOMPLETE
+            items.append(item)
+            pos = end
+        self._partial = None
+        self._pos = pos
+        return items
 
     def _parse_at(self, buffer: bytearray, pos: int) -> tuple[Any, int]:
         line_end = buffer.find(b"\r\n", pos)

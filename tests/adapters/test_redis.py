@@ -453,3 +453,32 @@ def test_a_late_reader_gets_the_streams_last_entry_as_its_snapshot(redis_server,
     assert published[stamp(snapshot)] == list(values_of(snapshot)) and stamp(snapshot) >= at_subscribe
     assert late_spi.names().index("OnRspSubMarketData") < late_spi.names().index("OnRtnDepthMarketData")
     wait_for(lambda: len(_readers(server).get("TA701", ())) == 2, TIMEOUT, "two readers counted")
+
+
+def test_a_big_reply_arriving_in_pieces_is_parsed_once_and_right() -> None:
+    from ctpshim.adapters.redis import RespError, RespLink
+
+    def bulk(data: bytes) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+
+    entry = b"*2\r\n" + bulk(b"1-1") + b"*4\r\n" + bulk(b"b") + bulk(b"\0" * 584) + bulk(b"v") + bulk(b"x")
+    reply = b"*3\r\n" + b"".join(b"*2\r\n" + bulk(b"k%d" % n) + b"*1\r\n" + entry for n in range(3))
+    stream = reply + b"*-1\r\n" + b"*0\r\n" + b"-ERR no\r\n" + b":7\r\n"
+    link = RespLink.__new__(RespLink)
+    link._buffer, link._pos, link._partial = bytearray(), 0, None
+    parsed: list[Any] = []
+    for at in range(0, len(stream), 97):  # pieces cutting through lines, lengths and blobs
+        if link._pos:
+            del link._buffer[:link._pos]
+            link._pos = 0
+        link._buffer += stream[at:at + 97]
+        while (item := link._parse()) is not _incomplete():
+            parsed.append(item)
+    expected = [[[b"k%d" % n, [[b"1-1", [b"b", b"\0" * 584, b"v", b"x"]]]] for n in range(3)], None, []]
+    assert parsed[:3] == expected and isinstance(parsed[3], RespError) and parsed[4] == 7 and len(parsed) == 5
+
+
+def _incomplete() -> Any:
+    from ctpshim.adapters import redis as module
+
+    return module._INCOMPLETE

@@ -50,6 +50,9 @@ class TlsFailed(errors.UpstreamDisconnected):
     another host name, no TLS on that port)."""
 
     reason = errors.REASON_READ_FAILED
+    # The server accepted and the link ended before the session: CTP's OnFrontDisconnected(4097)
+    # without OnFrontConnected (the session reads this mark).
+    front_disconnected = True
 
 
 # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH

@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import wait_for
 
 WAIT = 30.0
+TLS = Path(__file__).resolve().parents[1] / "data" / "tls"
 
 
 class ServeProcess:
@@ -67,7 +68,7 @@ class ServeProcess:
         self.wait_for_line(r"^sources: ")
         found = {}
         for line in self.stdout:
-            match = re.match(r"listening on (ctpshim|http)://([\d.]+):(\d+)", line)
+            match = re.match(r"listening on (ctpshims|ctpshim|https|http)://([\d.]+):(\d+)", line)
             if match:
                 found[match.group(1)] = (match.group(2), int(match.group(3)))
         return found
@@ -158,6 +159,21 @@ def test_serve_reads_a_config_file_and_the_flags_override_it(serve_process: Any,
     assert process.finish(signal.SIGTERM) == 0, process.output()
 
 
+def test_serve_with_tls_prints_the_tls_addresses_and_serves_https(serve_process: Any) -> None:
+    import ssl
+    import urllib.request
+
+    process = serve_process("sim://?hours=always", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                            "--tls-cert", str(TLS / "localhost.pem"), "--tls-key", str(TLS / "localhost.key"))
+    addresses = process.addresses()
+    assert set(addresses) == {"ctpshims", "https"}, process.output()
+    host, port = addresses["https"]
+    context = ssl.create_default_context(cafile=str(TLS / "localhost.pem"))
+    with urllib.request.urlopen(f"https://{host}:{port}/health", context=context, timeout=WAIT) as response:
+        assert json.loads(response.read())["sources"]["sim"]["url"] == "sim://?hours=always"
+    assert process.finish(signal.SIGTERM) == 0, process.output()
+
+
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ctpshim", "serve", "--status", "off", *args],
                           capture_output=True, text=True, timeout=WAIT)
@@ -172,6 +188,13 @@ def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
     (["--config", "/nonexistent/serve.toml"], "no such file"),
     (["nosuchscheme://x", "--listen", "127.0.0.1:0", "--http", "off"], "nosuchscheme"),
     (["--status-interval", "0"], "--status-interval"),
+    (["--tls-cert", "/nonexistent/server.pem", "--tls-key", "/nonexistent/server.key"],
+     "--tls-cert = '/nonexistent/server.pem': no such file"),
+    (["--tls-cert", str(TLS / "localhost.pem"), "--tls-key", str(TLS / "otherhost.key")],
+     "is not the key of --tls-cert"),
+    (["--tls-cert", str(TLS / "localhost.pem")], "without its key"),
+    (["--connection-rate", "-1"], "--connection-rate = '-1': expected an integer from 0 to 1000000"),
+    (["--redis-compat", "ctpbee"], "--redis-compat needs --redis URL"),
 ])
 def test_bad_settings_exit_2_naming_the_value(args: list[str], message: str) -> None:
     result = run_serve(*args)

@@ -219,3 +219,21 @@ def test_rate_limiter_bucket() -> None:
 def test_a_bad_redis_url_on_the_command_line() -> None:
     with pytest.raises(ValueError, match=r"^--redis = 'http://x': expected redis://host:port"):
         load_settings(redis="http://x")
+
+
+def test_redis_compat_and_grace_from_the_file_and_the_command_line(tmp_path: Path) -> None:
+    from ctpshim.server.settings import load_settings
+
+    config = tmp_path / "serve.toml"
+    config.write_text('[redis]\nurl = "redis://127.0.0.1:6379"\ncompat = ["ctpbee"]\ngrace = 5\n', encoding="utf-8")
+    redis = load_settings(config).redis
+    assert redis is not None and redis.compat == ("ctpbee",) and redis.grace == 5.0
+    assert load_settings(config, redis_compat="qaopenmd,ctpbee").redis.compat == ("qaopenmd", "ctpbee")
+    assert load_settings(fronts=["sim://"], redis="redis://127.0.0.1:6379").redis.compat == ()
+    with pytest.raises(ValueError, match="--redis-compat: unknown publisher 'x'; valid: ctpbee, qaopenmd"):
+        load_settings(config, redis_compat="x")
+    with pytest.raises(ValueError, match="--redis-compat needs --redis URL"):
+        load_settings(fronts=["sim://"], redis_compat="ctpbee")
+    config.write_text('[redis]\nurl = "redis://127.0.0.1:6379"\ngrace = -1\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"redis.grace = -1: expected seconds from 0 to 3600"):
+        load_settings(config)

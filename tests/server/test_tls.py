@@ -333,3 +333,15 @@ def test_the_limit_counts_websocket_upgrades_and_refuses_with_http_429(serve_fac
     status, _ = asyncio.run(run())
     assert status == 429
     assert server.metrics.rejected["connection_rate"] == 1
+
+
+def test_a_td_program_trades_on_the_server_over_ctpshims(serve_factory, make_td, tmp_path):  # noqa: F811
+    from tests.adapters.test_ctpshim import TdProgram, sim_front, td_names
+
+    server = serve_factory(sim_front(tmp_path), http=None, tls=tls())
+    program = TdProgram()
+    make_td(program, secure(server, ca=CERT))
+    account = program.trade()
+    assert td_names(program)[:3] == ["OnFrontConnected", "OnRspUserLogin", "OnRspSettlementInfoConfirm"]
+    assert {"OnRtnOrder", "OnRtnTrade"} <= set(td_names(program))
+    assert account.CurrMargin > 0

@@ -38,6 +38,7 @@ BEHIND = 5  # rounds a paced clock may fall behind (a slow consumer) before it s
 # asyncio's timers wake up to a millisecond late (epoll counts whole milliseconds), so the last
 # FINE_WAIT before the mark is slept with time.sleep, which holds the IO loop up for that long at most.
 FINE_WAIT = 0.0012  # s
+FINE_FROM = 0.005  # s: rounds closer than this (wall time) apart get no fine wait (the loop would be held too often)
 TIMER_SLACK = 0.0015  # s: how late an asyncio timer may wake, planned for before the fine wait
 _MICROSECOND = timedelta(microseconds=1)
 _SECONDS = [timedelta(seconds=n) for n in range(61)]  # the steps between rounds' seconds (interval <= 60 s)
@@ -281,7 +282,11 @@ class SimAdapter(Adapter):
         """How long before a paced round's mark to plan it (wall seconds): time to make it, to
         wake late and to wait finely; at most half the time between rounds."""
         market = self.market_clock
-        return min(TIMER_SLACK + FINE_WAIT + 1.5 * self._make_time, market.interval / market.speed / 2)
+        return min(TIMER_SLACK + self._fine_wait() + 1.5 * self._make_time, market.interval / market.speed / 2)
+
+    def _fine_wait(self) -> float:
+        market = self.market_clock
+        return FINE_WAIT if market.interval / market.speed >= FINE_FROM else 0.0
 
     async def _hold(self, block: Block, due: float) -> "Block | list[Any]":
         """``block``, a paced round, made now and given back at its mark (monotonic ``due``): the
@@ -298,9 +303,10 @@ class SimAdapter(Adapter):
         now = time.monotonic()
         self._make_time = max(now - started, 0.9 * self._make_time)
         self._holding = True
+        fine = self._fine_wait()
         try:
-            if due - now > FINE_WAIT:
-                await asyncio.sleep(due - now - FINE_WAIT)
+            if due - now > fine:
+                await asyncio.sleep(due - now - fine)
             left = due - time.monotonic()
             if left > 0:
                 time.sleep(left)

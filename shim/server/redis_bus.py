@@ -279,6 +279,10 @@ class _SourceTap:
         publisher = self.publisher
         index = wanted_key(namespace, self.source)
         reply = (await publisher._call(pack("SMEMBERS", index), 1))[0]
+        if isinstance(reply, RespError) and ("interest", index) not in publisher._skipped:
+            publisher._skipped.add(("interest", index))
+            log.error("%s: cannot read the readers' interest (%s): %s; publishing only what is configured or listed",
+                      publisher.where, index, reply)
         if not isinstance(reply, list) or not reply:
             return {}
         names = [raw.decode(errors="replace") for raw in reply]

@@ -417,3 +417,16 @@ def test_compatibility_publishers_write_the_default_source_only_and_refuse_unkno
     client = redis_server.client()
     wait_for(lambda: client.exists(key("cu2701", "other"), "rb2701") == 2, TIMEOUT, "both sources published")
     assert not client.exists("cu2701") and not client.exists("history:cu2701")
+
+
+def test_an_interest_index_of_another_type_is_reported_once(redis_server, serve_factory, caplog):
+    client = redis_server.client()
+    client.set("ctpshim:sim:wanted", "not a set")
+    with caplog.at_level(logging.ERROR, logger="ctpshim.server.redis"):
+        server = serve_factory(f"{SIM}&speed=20", redis={"url": redis_server.url, "instruments": ["rb2701"]},
+                               http=None)
+        wait_for(lambda: any("readers' interest" in r.getMessage() for r in caplog.records), TIMEOUT, "the error")
+        wait_for(lambda: client.xlen(key("rb2701")) >= 3, TIMEOUT, "rb2701 published all the same")
+    errors = [r.getMessage() for r in caplog.records if "readers' interest" in r.getMessage()]
+    assert len(errors) == 1 and "WRONGTYPE" in errors[0] and "ctpshim:sim:wanted" in errors[0], errors
+    assert publisher(server).up

@@ -70,7 +70,8 @@ from typing import Any  # noqa: E402
 
 from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter, child_handshake,  # noqa: E402
                           combine, counted, ids_path, listed_ids, machine, mdapi_child, measure, middle_run,
-                          modules_at, native_clients_child, native_clients_program, pin_process, print_baseline, print_delivered, print_failures_and_hot_spots, runs_of,
+                          modules_at, native_clients_child, native_clients_program, pin_process, print_baseline,
+                          print_delivered, print_failures_and_hot_spots, runs_of,
                           show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
@@ -248,8 +249,8 @@ def run_once(kind: str, front: str, args: argparse.Namespace, ids: list[str], id
                                              f"clients-{number}", args.client_nice, args.client_cpus)
                         for number, n in enumerate(split(light, args.procs)) if n]
         else:
-            children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file, "1" if latency else "0"],
-                              f"clients-{number}", args.client_nice, cpus=args.client_cpus)
+            children = [Child([str(HERE), "clients", host, str(port), SOURCE, str(n), ids_file,
+                               "1" if latency else "0"], f"clients-{number}", args.client_nice, cpus=args.client_cpus)
                         for number, n in enumerate(split(light, args.procs)) if n]
         children += [mdapi_child(f"ctpshim://{host}:{port}/{SOURCE}", ids, latency, f"real-{number}", args.client_nice)
                      for number in range(args.real)]
@@ -279,13 +280,15 @@ def report(kind: str, runs: list[dict[str, Any]], args: argparse.Namespace, inst
     many = KIND_NAMES[args.clients_kind]
     print(f"{kind}{title}: {args.clients} clients ({args.clients - args.real} {many} in {args.procs} processes, "
           f"{args.real} real md API) x {instruments} instruments, {len(runs)} runs of {args.seconds:g} s")
-    print_delivered(runs, "ticks", lambda run: run["light"]["rates"] if run["light"] else [], CLIENT_NAMES[args.clients_kind])
+    print_delivered(runs, "ticks", lambda run: run["light"]["rates"] if run["light"] else [],
+                    CLIENT_NAMES[args.clients_kind])
     middle = middle_run(runs, lambda run: run["rate"])
     if middle["light"] and middle["real"]:
         real = middle["real"]["rate"]
         print(f"    median run: {many} {middle['light']['rate']:,.0f}/s in all; real md API clients "
               f"{real:,.0f}/s in all, {real / max(1, args.real):,.0f}/s each")
-    lost = [(run["samples_dropped"], run["bad_stamps"]) for run in runs if run.get("samples_dropped") or run.get("bad_stamps")]
+    lost = [(run["samples_dropped"], run["bad_stamps"]) for run in runs
+            if run.get("samples_dropped") or run.get("bad_stamps")]
     if lost:
         print(f"  latency samples lost (no room, bad stamp) per run: {lost}")
     if kind == "latency":

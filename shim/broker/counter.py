@@ -105,13 +105,16 @@ def values_of_field(obj: Any) -> dict[str, Any]:
 
 def make_field(module: Any, class_name: str, values: dict[str, Any]) -> Any:
     """A ``class_name`` field object of ``module`` with the members ``values`` names (others
-    default); text for tdapi's raw-GBK members (read back as bytes) is encoded as CTP does."""
+    default); text for tdapi's raw-GBK members (read back as bytes) is encoded as CTP does, and
+    a double member given a whole number reads as a float, as in openctp."""
     cls = getattr(module, class_name)
     made = []
     for name, default in zip(member_names(cls), default_values(cls)):
         value = values.get(name, default)
         if type(default) is bytes and type(value) is str:
             value = value.encode("gb18030")
+        elif type(default) is float and type(value) is int:
+            value = float(value)
         made.append(value)
     return from_values(cls, made)
 

@@ -6,6 +6,7 @@ import pytest
 
 from ctpshim import tdapi
 from ctpshim.broker import queries
+from ctpshim.ctp.fields import default_values, member_names
 
 from .test_counter import FRIDAY_MORNING, USER, _fresh_counters, front, traders  # noqa: F401 - fixtures
 
@@ -61,6 +62,10 @@ def test_a_new_account_and_its_rates(traders, tmp_path):
     account = trader.query("TradingAccount")[0]
     assert (account.BrokerID, account.AccountID, account.TradingDay) == ("9999", USER, "20261120")
     assert account.PreBalance == account.Balance == account.Available == 250_000
+    # Every double member reads as a float, as openctp's do (a new account's sums of nothing were int 0).
+    doubles = [name for name, default in zip(member_names(type(account)), default_values(type(account)))
+               if type(default) is float]
+    assert [name for name in doubles if type(getattr(account, name)) is not float] == []
     margin = trader.query("InstrumentMarginRate", InstrumentID="rb2701", HedgeFlag="1")[0]
     assert (margin.InstrumentID, margin.LongMarginRatioByMoney, margin.ShortMarginRatioByMoney) == ("rb2701", 0.16, 0.16)
     # rb's fee is per product: CTP answers the product's ID (SIM_TRADING.md 3.1); SimNow's 1e-4 of turnover.

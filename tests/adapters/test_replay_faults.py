@@ -19,7 +19,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from ctpshim import mdapi, tdapi  # noqa: E402
 from ctpshim.adapters.replay import BUNDLED  # noqa: E402
-from ctpshim.errors import FrontAddressError, UpstreamDisconnected  # noqa: E402
+from ctpshim.errors import FrontAddressError, UpstreamDisconnected, UpstreamUnavailable  # noqa: E402
 from ctpshim.recording import RECEIVE_TIME, SCHEMA, write_archive  # noqa: E402
 
 from ..conftest import RecordingMdSpi, wait_for  # noqa: E402
@@ -128,6 +128,28 @@ def test_a_reconnect_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch
     wait_for(lambda: total in volumes(spi), timeout=30, what="the last tick")
     assert len(disconnects(spi)) == 1 and logins(spi) == 2
     assert volumes(spi) == list(range(1, total + 1))  # every tick once, in order
+
+
+def test_a_reconnect_after_a_failed_attempt_still_resumes_where_the_replay_was(tmp_path, make_md, monkeypatch,
+                                                                               fast_reconnect):
+    from ctpshim.adapters.replay import ReplayAdapter
+
+    total = write_days(tmp_path / "days", DAYS[:2])
+    drop_the_link_at(monkeypatch, 3)  # while the replay is in day 1
+    connect = ReplayAdapter.connect
+    attempts = {"n": 0}
+
+    async def refused_once_after_the_drop(self: Any) -> None:
+        attempts["n"] += 1
+        if attempts["n"] == 2:  # the first reconnect attempt: the source is unreachable for a moment
+            raise UpstreamUnavailable("the test refuses this attempt")
+        await connect(self)
+
+    monkeypatch.setattr(ReplayAdapter, "connect", refused_once_after_the_drop)
+    api, spi = make_md(f"replay://{tmp_path / 'days'}?speed=max&rebase=none", subscribe=["ru1901"])
+    wait_for(lambda: total in volumes(spi), timeout=30, what="the last tick")
+    assert attempts["n"] == 3 and len(disconnects(spi)) == 1 and logins(spi) == 2
+    assert volumes(spi) == list(range(1, total + 1))  # every tick once, in order: the position survived
 
 
 def test_with_loop_a_new_lap_is_the_only_repetition_even_across_a_reconnect(tmp_path, make_md, monkeypatch,

@@ -155,6 +155,10 @@ class Session:
             raise
         except BaseException as exc:  # noqa: BLE001 - any adapter failure makes the front unreachable
             self._leave(returning=True)  # the next try may be another front; this one keeps its carry
+            if getattr(exc, "front_disconnected", False):
+                # The front accepted, then closed (a TLS handshake refused): CTP reports that as
+                # OnFrontDisconnected without an OnFrontConnected before it.
+                self.dispatcher.post("OnFrontDisconnected", exc.reason)
             delay = self.rotation.unreachable()
             cause = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
             if not isinstance(exc, (errors.UpstreamError, errors.FrontAddressError, asyncio.TimeoutError, OSError)):

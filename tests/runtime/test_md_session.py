@@ -470,6 +470,7 @@ class ScriptedAdapter(Adapter):
 
     carries: list[dict[str, Any]] = []
     refuse: dict[str, int] = {}  # host -> connection attempts to refuse
+    refusal: Any = UpstreamUnavailable  # what a refused attempt raises
 
     async def connect(self) -> None:
         self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
@@ -477,7 +478,7 @@ class ScriptedAdapter(Adapter):
         left = ScriptedAdapter.refuse.get(self.url.host, 0)
         if left:
             ScriptedAdapter.refuse[self.url.host] = left - 1
-            raise UpstreamUnavailable(f"{self.url.raw}: refused by the test")
+            raise ScriptedAdapter.refusal(f"{self.url.raw}: refused by the test")
         ScriptedAdapter.drop = asyncio.Event()
         self.carry["connections"] = self.carry.get("connections", 0) + 1
 
@@ -514,6 +515,7 @@ def scripted() -> Any:
     ScriptedAdapter.subscribe_calls = []
     ScriptedAdapter.carries = []
     ScriptedAdapter.refuse = {}
+    ScriptedAdapter.refusal = UpstreamUnavailable
     registry.register_adapter("scripted", ScriptedAdapter)
     yield ScriptedAdapter
     registry.unregister_adapter("scripted")
@@ -570,6 +572,32 @@ def test_an_adapters_carry_outlives_failed_reconnect_attempts(make_md, scripted,
     again, again_spi = make_md("scripted://a")
     wait_for(lambda: "OnRspUserLogin" in again_spi.names())
     assert scripted.carries[-1] is not first
+
+
+class ClosedAfterAccepting(UpstreamDisconnected):
+    """A front that accepts the connection, then closes it (as a refused TLS handshake does)."""
+
+    front_disconnected = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, REASON_READ_FAILED)
+
+
+def test_a_front_that_closes_after_accepting_is_a_disconnect_without_a_connect(make_md, scripted, fast_reconnect):
+    scripted.refuse["a"] = 1
+    scripted.refusal = ClosedAfterAccepting
+    api, spi = make_md("scripted://a")
+    wait_for(lambda: "OnRspUserLogin" in spi.names(), what="the login after the refused attempt")
+    names = [n for n in spi.names() if n in ("OnFrontConnected", "OnFrontDisconnected")]
+    assert names[:2] == ["OnFrontDisconnected", "OnFrontConnected"]
+    assert next(e[1] for e in spi.events if e[0] == "OnFrontDisconnected") == (REASON_READ_FAILED,)
+
+
+def test_an_unreachable_front_is_retried_without_callbacks(make_md, scripted, fast_reconnect):
+    scripted.refuse["a"] = 1
+    api, spi = make_md("scripted://a")
+    wait_for(lambda: "OnRspUserLogin" in spi.names(), what="the login after the refused attempt")
+    assert "OnFrontDisconnected" not in spi.names() and spi.names().count("OnFrontConnected") == 1
 
 
 class MadeWhenIterated:

@@ -60,6 +60,7 @@ SILENCE_HEARTBEATS = 3  # a client silent this many heartbeat intervals is close
 HIGH_WATER = 256 << 10  # bytes buffered for the socket above which a send waits for it to drain
 CLOSE_GRACE = 2.0  # s a closing connection may take to flush its last frames before it is aborted
 READ_SIZE = 1 << 16
+TLS_HANDSHAKE = b"\x16\x03"  # how a TLS ClientHello starts (record type 22, version 3.x)
 MAX_BATCH = 0xFFFF  # ticks in one TICK_BATCH (u16 count)
 MAX_PARTS = 512  # buffers in one os.writev (IOV_MAX is 1024 on Linux)
 FRONT_ID = 1
@@ -185,6 +186,7 @@ class BinaryClient:
     async def _next_frame(self, timeout: float) -> Frame | None:
         """The first frame (the HELLO), or None when the connection ends or times out."""
         deadline = self.loop.time() + timeout
+        first = True  # the connection's first bytes
         while True:
             remaining = deadline - self.loop.time()
             if remaining <= 0:
@@ -196,6 +198,10 @@ class BinaryClient:
             if not data:
                 return None
             self._last_received = self.loop.time()
+            if first and data.startswith(TLS_HANDSHAKE) and self.transport.get_extra_info("sslcontext") is None:
+                raise WireError("this looks like TLS (a ctpshims:// client): this server has no TLS; start it with "
+                                "--tls-cert/--tls-key, or connect with ctpshim://")
+            first = False
             frames = self.frames.feed(data)  # WireError: to the caller
             if frames:
                 self._early = frames[1:]

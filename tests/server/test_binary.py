@@ -205,6 +205,16 @@ def test_a_malformed_frame_closes_only_that_client(serve_factory: Any, client_fa
     assert len(server.clients) == 1
 
 
+def test_a_tls_client_on_a_plain_server_is_told_so(serve_factory: Any, client_factory: Any) -> None:
+    server = serve_factory(SIM)
+    client = client_factory(server)
+    client.send_raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40))  # a ClientHello's start
+    frames = client.wait_closed()
+    assert frames and frames[-1].type == FrameType.ERROR, frames
+    info = error_of(frames[-1])
+    assert info.ErrorID == handshake.E_BAD_FRAME and "looks like TLS" in info.ErrorMsg and "--tls-cert" in info.ErrorMsg
+
+
 def test_bad_json_hello_and_a_first_frame_that_is_not_hello(serve_factory: Any, client_factory: Any) -> None:
     server = serve_factory(SIM)
     client = client_factory(server)

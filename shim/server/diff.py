@@ -514,7 +514,8 @@ class DiffConnection(WebSocketClient):
                 continue
             chosen.setdefault(instrument, symbol)
         if bad:
-            self.notify("WARNING", NOT_FOUND_CODE, "; ".join(bad))
+            more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+            self.notify("WARNING", NOT_FOUND_CODE, "; ".join(bad[:5]) + more)
         cap = self.limits.max_subscriptions
         if len(chosen) > cap:
             over = list(chosen)[cap:]
@@ -569,9 +570,13 @@ class DiffConnection(WebSocketClient):
             found = _QUERY_IDS.search(query)
             ids = _QUOTED.findall(found.group(1)) if found else None
         answer: dict[str, Any] = {"query": query, "variables": variables if isinstance(variables, dict) else {}}
+        cap = self.limits.max_subscriptions
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             answer["error"] = ("this server answers only multi_symbol_info(instrument_id: [...]) queries; "
                                "or use _stock=False with its /symbols.json")
+        elif len(ids) > cap:
+            answer["error"] = (f"{len(ids)} instruments in one query, more than {cap} (limits.max_subscriptions); "
+                               "ask in smaller queries")
         else:
             listed = {info.instrument_id: info for info in self.feed.instruments()}
             rows = []

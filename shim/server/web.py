@@ -121,6 +121,11 @@ def close_reason(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
+def _abort_unsent(transport: asyncio.BaseTransport) -> None:
+    if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
+        transport.abort()
+
+
 class WebSocketClient:
     """What every WebSocket client (webctp, DIFF) holds, and how it is closed.
 
@@ -184,18 +189,42 @@ class WebSocketClient:
 
     async def _close(self, code: int, reason: str, final: str | None) -> None:
         self._stop_writer()
-        if final is not None and not self.ws.closed:
-            try:
-                await asyncio.wait_for(self.ws.send_str(final), self.limits.write_deadline)
-            except (asyncio.TimeoutError, ConnectionError, OSError):
-                pass
-        await self.ws.close(code=code, message=close_reason(reason))
+        await self._bounded_close(code, close_reason(reason), final)
+
+    async def _bounded_close(self, code: int, reason: bytes, final: str | None) -> None:
+        """``final`` (when given), then the close frame and handshake, all within
+        ``limits.write_deadline``; past it (a peer that reads nothing) the connection is dropped."""
+        async def handshake() -> None:
+            if final is not None and not self.ws.closed:
+                await self.ws.send_str(final)
+            await self.ws.close(code=code, message=reason)
+
+        transport = self.transport
+        try:
+            await asyncio.wait_for(handshake(), self.limits.write_deadline)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # not this task's cancellation: aiohttp's drain waiter (one future for every waiter)
+            # was cancelled under it
+            if transport is not None:
+                transport.abort()
+            return
+        except (asyncio.TimeoutError, ConnectionError, OSError, RuntimeError):
+            if transport is not None:
+                transport.abort()
+            return
+        if transport is not None and transport.get_write_buffer_size():
+            # closing, but the peer has not read what waits (aiohttp's close of the transport
+            # waits for that): dropped unless it drains within the deadline
+            asyncio.get_running_loop().call_later(self.limits.write_deadline, _abort_unsent, transport)
 
     async def _server_close(self) -> None:
         """The server stops: the client sees the socket close (1001, going away)."""
         self.closing = self.closing or "the server is shutting down"
         self._stop_writer()
-        await self.ws.close(code=1001, message=b"the server is shutting down")
+        await self._bounded_close(1001, b"the server is shutting down", None)
 
     async def _closed_by_us(self) -> None:
         """Wait (bounded) for the close this side started, so the client gets its code and reason."""

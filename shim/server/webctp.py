@@ -85,6 +85,7 @@ TD_CALLS = frozenset({
     "ReqQryTradingAccount", "ReqQryInvestor", "ReqQryTradingCode", "ReqQryInstrumentMarginRate",
     "ReqQryInstrumentCommissionRate", "ReqQrySettlementInfoConfirm",
 })
+REPLY_BYTES = 130  # about one RspSubMarketData without its InstrumentID
 LOGIN_TIMEOUT = 10.0  # s for each step of the td login (connect, authenticate, login, confirm)
 
 
@@ -342,7 +343,9 @@ class WebctpConnection(WebSocketClient):
         return None
 
     async def _drain_then(self, chunks: list[bytes], start: int) -> None:
-        await self.stream.drain()
+        # shielded: aiohttp's protocol has one drain future for every waiter, and cancelling this
+        # writer must not cancel it under the close's own drain
+        await asyncio.shield(self.stream.drain())
         if start < len(chunks):
             if self.ws.closed:
                 return
@@ -403,13 +406,21 @@ class WebctpConnection(WebSocketClient):
         return {"MsgType": "", "RspInfo": rsp_info(-400), "Detail": detail}
 
     def _undecodable(self, detail: str) -> None:
-        self.send(self._bad_json(detail))
+        verdict = self.check_rate()
+        if verdict is None:
+            self.send(self._bad_json(detail))
+        elif verdict == "close":
+            self._over_rate(response("", rsp_info(-3)))
 
     async def _on_text(self, text: str) -> None:
         try:
             message = json.loads(text)
         except ValueError as exc:
-            self.send(self._bad_json(str(exc)))
+            verdict = self.check_rate()
+            if verdict is None:
+                self.send(self._bad_json(str(exc)))
+            elif verdict == "close":
+                self._over_rate(response("", rsp_info(-3)))
             return
         msg_type = ""
         try:
@@ -419,6 +430,8 @@ class WebctpConnection(WebSocketClient):
             if not isinstance(msg_type, str):
                 raise ProtocolError(f"MsgType={msg_type!r}: must be a string naming a CTP method")
             if msg_type in ("Pong", "Ping"):
+                if self.check_rate() == "close":
+                    self._over_rate(None)
                 return
             if not self._authenticate(message):
                 return
@@ -426,8 +439,7 @@ class WebctpConnection(WebSocketClient):
             if verdict is not None:
                 refusal = response(response_type(msg_type), rsp_info(-3), _safe_request_id(message))
                 if verdict == "close":
-                    self.close(1008, f"more than {self.limits.control_rate:g} control messages per second "
-                                     "(limits.control_rate)", refusal)
+                    self._over_rate(refusal)
                 else:
                     self.send(refusal)
                 return
@@ -438,6 +450,10 @@ class WebctpConnection(WebSocketClient):
             log.info("webctp %s client %s (%s) closed: %s", self.protocol, self.name, self.info.peer, reason)
             self.close(1008, f"malformed message: {reason}", {
                 "MsgType": msg_type if isinstance(msg_type, str) else "", "RspInfo": rsp_info(-400), "Detail": reason})
+
+    def _over_rate(self, final: dict[str, Any] | None) -> None:
+        self.close(1008, f"more than {self.limits.control_rate:g} control messages per second (limits.control_rate)",
+                   final)
 
     def _authenticate(self, message: dict[str, Any]) -> bool:
         first, self._first = self._first, False
@@ -501,6 +517,15 @@ class MdConnection(WebctpConnection):
                 raise ProtocolError(f"InstrumentID={ids!r}: must be a list of instrument IDs")
             if not self.logged_in:
                 self.send(response(response_type(msg_type), rsp_info(-401), request_id))
+            elif len(ids) * REPLY_BYTES + sum(map(len, ids)) > self.limits.reply_budget // 2:
+                # one answer, not one per ID: that many answers would pass the reply budget
+                self.send(response(response_type(msg_type), {
+                    "ErrorID": SUBSCRIPTION_LIMIT_ERROR.code,
+                    "ErrorMsg": f"{SUBSCRIPTION_LIMIT_ERROR.message}: {len(ids)} instruments in one request, too many "
+                                f"to answer one by one within limits.reply_budget ({self.limits.reply_budget} bytes; "
+                                f"at most {self.limits.max_subscriptions} are served per client); none done, ask in "
+                                "smaller requests"},
+                    request_id, True, SpecificInstrument=None))
             elif msg_type == "SubscribeMarketData":
                 self._subscribe(ids, request_id)
             else:

@@ -165,7 +165,10 @@ def test_a_self_signed_server_is_not_trusted_without_its_certificate(serve_facto
     caplog.set_level(logging.WARNING, "ctpshim")
     api, spi = make_md(secure(server), subscribe=["rb2701"])
     wait_for(lambda: "certificate is not trusted" in caplog.text, WAIT, "the TLS failure in the log")
+    # CTP's "accepts, then closes": OnFrontDisconnected(4097) with no OnFrontConnected before it
+    wait_for(lambda: "OnFrontDisconnected" in spi.names(), WAIT, "OnFrontDisconnected")
     assert not spi.ticks and "OnFrontConnected" not in spi.names()
+    assert 4097 in [args[0] for name, args, _ in spi.events if name == "OnFrontDisconnected"]
 
 
 def test_verify_0_accepts_a_self_signed_certificate(serve_factory):  # noqa: F811

@@ -135,6 +135,10 @@ class RemoteTrader(Backend):
                 except UpstreamError as exc:
                     delay = rotation.unreachable()
                     self._log_unreachable(url, exc, delay)
+                    if getattr(exc, "front_disconnected", False):
+                        # Accepted, then closed before a session (a failed TLS handshake): CTP's
+                        # OnFrontDisconnected without OnFrontConnected.
+                        self.dispatcher.post("OnFrontDisconnected", exc.reason)
                     await asyncio.sleep(delay)
                     continue
                 rotation.connected()
@@ -160,11 +164,12 @@ class RemoteTrader(Backend):
 
     def _log_unreachable(self, url: str, exc: UpstreamError, delay: float) -> None:
         text = str(exc)
-        if isinstance(exc, ServerRefused):
+        if isinstance(exc, ServerRefused) or getattr(exc, "front_disconnected", False):
             if text not in self._warned:  # once: it stays refused until the server or the address changes
                 self._warned.add(text)
-                # a bad token, an unknown source, another protocol: the address needs fixing
-                level = logging.ERROR if exc.error_id in _CONFIGURATION_ERRORS else logging.WARNING
+                # a bad token, an unknown source, another protocol, TLS: the address needs fixing
+                configuration = not isinstance(exc, ServerRefused) or exc.error_id in _CONFIGURATION_ERRORS
+                level = logging.ERROR if configuration else logging.WARNING
                 log.log(level, "%s: %s; retrying every %.0f s", self.context.name, text, reconnect.RETRY_UNREACHABLE)
             else:
                 log.debug("%s: %s", self.context.name, text)

@@ -89,3 +89,51 @@ def test_td_hello_with_a_bad_resume_mode_is_refused(serve_factory: Any, tmp_path
         assert info.ErrorID == handshake.E_BAD_FRAME and "private_resume 9" in info.ErrorMsg
     finally:
         client.close()
+
+
+def test_a_failed_tls_handshake_is_a_disconnect_without_a_connect(tmp_path: Path) -> None:
+    # A port that answers the ClientHello with something other than TLS: CTP reports a front that
+    # accepts and then closes as OnFrontDisconnected(0x1001) with no OnFrontConnected before it.
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    stop = threading.Event()
+
+    def answer_garbage() -> None:
+        while not stop.is_set():
+            try:
+                peer, _ = listener.accept()
+            except OSError:
+                return
+            with peer:
+                peer.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+    done = threading.Event()
+
+    class Spi(tdapi.CThostFtdcTraderSpi):
+        def OnFrontConnected(self) -> None:
+            seen.append(("OnFrontConnected", ()))
+            done.set()
+
+        def OnFrontDisconnected(self, reason: int) -> None:
+            seen.append(("OnFrontDisconnected", (reason,)))
+            done.set()
+
+    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi(f"{tmp_path}/")
+    spi = Spi()
+    api.RegisterSpi(spi)
+    api.RegisterFront(f"ctpshims://127.0.0.1:{listener.getsockname()[1]}/main?verify=0")
+    api.Init()
+    try:
+        assert done.wait(15), "no callback after a failed TLS handshake"
+        assert seen[0] == ("OnFrontDisconnected", (0x1001,)), seen
+    finally:
+        api.Release()
+        stop.set()
+        listener.close()
+        thread.join(5)

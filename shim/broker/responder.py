@@ -6,7 +6,8 @@
   (:class:`ctpshim.api.trader_emulation.TraderResponder`);
 * ``ReqUserLogin`` (and its variants): logs in to the account BrokerID+UserID of the counter of
   the front's ``trader.db`` and ``trader.book`` (a new account gets ``trader.balance``), answers
-  MaxOrderRef (the highest OrderRef the account's sessions used today), then replays the day's
+  MaxOrderRef (the highest OrderRef the account's sessions used today) and, once the counter has
+  seen a tick, LoginTime and the exchanges' times from the feed's clock, then replays the day's
   private flow per ``SubscribePrivateTopic`` (RESTART all of it, RESUME from what this flow path
   was last sent, QUICK none; NONE: no private flow at all);
 * ``ReqSettlementInfoConfirm``; ``ReqOrderInsert``, ``ReqOrderAction``: the counter
@@ -48,6 +49,7 @@ NOT_LOGGED_IN = error("NOT_LOGIN_YET")
 STORE_FAILED = error("OPEN_FILE_FAILED")
 INTERNAL = error("INCONSISTENT_INFORMATION")  # answered (OnRspError) if the counter itself fails
 REFUSE_NOTE = "the simulated counter does not do this"
+_LOGIN_TIMES = ("LoginTime", "SHFETime", "DCETime", "CZCETime", "FFEXTime", "INETime", "GFEXTime")
 _ACCOUNT_QUERIES = queries.ANSWERED - {"ReqQryExchange", "ReqQryInstrument", "ReqQryProduct",
                                         "ReqQryDepthMarketData"}
 
@@ -159,6 +161,11 @@ class CounterResponder(TraderResponder):
                                                             front.market)
         response = self.login_response(front, request, trading_day)
         response.MaxOrderRef = str(max_order_ref)
+        if counter.latest is not None:
+            # The exchanges' clocks are the feed's (a replay's or a sim's time, as its ticks say).
+            moment = counter.now().strftime("%H:%M:%S")
+            for member in _LOGIN_TIMES:
+                setattr(response, member, moment)
         counter.after_commit(lambda: front.post("OnRspUserLogin", response, self.rsp_info(), request_id, True))
         counter.replay(session)
         front.logged_in(trading_day)

@@ -115,6 +115,11 @@ def test_depth_market_data_max_volume_and_details_after_a_fill(traders, tmp_path
     assert most == int(available // per_lot) and most > 0
     closable = trader.query("MaxOrderVolume", InstrumentID="rb2701", Direction="1", OffsetFlag="3", HedgeFlag="1")
     assert closable[0].MaxVolume == 1  # today's lot, closed with close-today on SHFE
+    # A login once the counter has seen ticks: LoginTime and the exchanges' times are the feed's
+    # (what the ticks' UpdateTime says), not the machine's clock.
+    later = traders(front(tmp_path / "t.sqlite", "trader.balance=100000", "interval=60", speed="1"), "b/")
+    rsp = later.login()[0]
+    assert rsp.LoginTime == rsp.SHFETime == rsp.DCETime == rsp.GFEXTime == ticks[0].UpdateTime
     # No InstrumentID: CTP answers the rates of the instruments held (one record each).
     held = trader.query("InstrumentMarginRate", HedgeFlag="1")
     assert [(r.InstrumentID, r.LongMarginRatioByMoney) for r in held] == [("rb2701", 0.16)]

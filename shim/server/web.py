@@ -11,7 +11,9 @@
 ``GET /metrics``          Prometheus text (``ctpshim_clients{protocol=...}`` ...)
 ========================  =======================================================================
 
-A WebSocket message larger than ``limits.max_frame`` closes that connection (1009).  Tokens:
+A WebSocket message larger than ``limits.max_frame`` closes that connection (1009), a text frame that
+is not UTF-8 too (1007).  A close this side starts (its last message, the close frame and the
+handshake) gets ``limits.write_deadline`` seconds; a peer that reads nothing is then dropped.  Tokens:
 ``?token=`` or ``Authorization: Bearer`` (not on ``/diff``: tqsdk sends Shinny's token there), or
 the protocol's first message; a bad token in the URL or header is refused before the handshake with
 HTTP 403.  A peer over the server's per-IP connection rate (``Server.admit_web``) gets HTTP 429 before

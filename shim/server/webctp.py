@@ -12,7 +12,8 @@ either work unchanged:
 * errors: ``-400`` a frame that is not JSON (with ``Detail``; the connection stays) or a request
   whose member values CTP refuses; ``-401`` any request before ``ReqUserLogin``; ``-404`` an
   unknown ``MsgType``; ``-1``/``-2``/``-3`` a CTP request that returned that code, and ``-3``
-  also for a client over the control-message rate (closed with 1008 if it keeps on).  A JSON
+  also for a client over the control-message rate (every frame counts, ``Pong`` and undecodable
+  ones too; closed with 1008 if it keeps on).  A JSON
   message of the wrong shape (not an object, ``MsgType`` not a string, a body that is not an
   object, ``InstrumentID`` not a list of strings) is answered with ``-400`` and closes that
   client with code 1008 and the reason.
@@ -32,7 +33,9 @@ latest snapshot of each instrument another client already had; every tick is a
 frame, encoded once for all clients (both dialects read the same message).  A client's run of ticks is
 written as chunks of whole frames, one transport write each, the chunks shared by every client handed
 the same ticks (``SourceFeed.batches``).  Past ``limits.max_subscriptions`` the extra instruments are answered with
-ErrorID 6000 (CTP's ``OVER_SUB_INST_LIMIT``, as on ``ctpshim://``) and not subscribed.  A source that
+ErrorID 6000 (CTP's ``OVER_SUB_INST_LIMIT``, as on ``ctpshim://``) and not subscribed; a request
+listing too many IDs to answer one by one within ``limits.reply_budget`` is answered once (6000,
+nothing done).  A source that
 goes down is told as ``{"MsgType": "FrontDisconnected", "Reason": n}``; the server reconnects it and
 the subscriptions stay.
 

@@ -94,6 +94,10 @@ Front parse_front(const std::string &address) {
     rest = address.substr(6);
   } else if (starts_with_nocase(address, "ctpshim://")) {
     rest = address.substr(10);
+  } else if (starts_with_nocase(address, "ctpshims://")) {
+    f.error = "front address \"" + address + "\": ctpshims:// (TLS) is not supported by the native library; reach a TLS "
+              "server through a local tunnel (stunnel, ssh -L) and give the tunnel's ctpshim:// address";
+    return f;
   } else {
     f.error = "front address \"" + address + "\": expected " + kFrontForms;
     return f;

@@ -26,7 +26,7 @@ class Metrics:
         self.dropped = 0  # messages dropped (malformed, over a limit, for a client that was gone)
         self.cut_off = 0  # clients cut off by the slow-consumer policy
         self.messages = 0  # messages sent to clients (ticks and replies)
-        self.rejected: Counter[str] = Counter()  # refused clients by reason (auth, max_clients)
+        self.rejected: Counter[str] = Counter()  # refused clients by reason (auth, max_clients, connection_rate)
         self._buckets: dict[int, int] = {}
 
     def count_messages(self, n: int) -> None:
@@ -69,6 +69,7 @@ class Metrics:
             "conflated": self.conflated,
             "dropped": self.dropped,
             "cut_off": self.cut_off,
+            "refused": dict(self.rejected),
             "messages_per_second": round(self.messages_per_second(), 1),
         }
 
@@ -97,6 +98,10 @@ class Metrics:
             ("ctpshim_clients_cut_off_total", "Clients cut off by the slow-consumer policy.", self.cut_off),
         ):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        lines += ["# HELP ctpshim_connections_refused_total Connections refused, by reason (auth, max_clients, "
+                  "connection_rate).", "# TYPE ctpshim_connections_refused_total counter"]
+        for reason in sorted(set(self.rejected) | {"auth", "connection_rate", "max_clients"}):
+            lines.append(f'ctpshim_connections_refused_total{{reason="{_label(reason)}"}} {self.rejected[reason]}')
         lines += ["# HELP ctpshim_ticks_per_second Messages sent to clients per second (recent mean).",
                   "# TYPE ctpshim_ticks_per_second gauge",
                   f"ctpshim_ticks_per_second {self.messages_per_second():.1f}"]

@@ -82,14 +82,14 @@ def test_every_bundled_file_and_its_licence_are_package_data():
     assert "Changes made" in sources and licence in sources
 
 
-def test_the_readme_main_command_shows_the_night_session_moving():
+def test_the_readme_main_command_shows_the_night_session_moving(tmp_path):
     readme = (ROOT / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "ctpshim run --front" in line and "md_demo.py" in line)
     run = command.split("&&", 1)[1].strip()
     assert run == "python -m ctpshim run --front 'replay://?rebase=none' examples/md_demo.py 10 ru1901"
     result = subprocess.run([sys.executable, "-m", "ctpshim", "run", "--front", "replay://?rebase=none",
                              str(ROOT / "examples" / "md_demo.py"), "2", "ru1901"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     ticks = [line.split() for line in result.stdout.splitlines() if line.startswith("ru1901   SHFE")]
     assert ticks[0][2:4] == ["20181008", "21:00:00.500"]  # the night session's first tick

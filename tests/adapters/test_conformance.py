@@ -285,9 +285,10 @@ def test_a_pass_through_front_must_make_its_own_backend() -> None:
     verify_adapter_class(Bridged)
 
 
-def test_the_example_program_on_an_adapter_of_its_own_runs() -> None:
+def test_the_example_program_on_an_adapter_of_its_own_runs(tmp_path: Path) -> None:
     example = Path(__file__).parents[2] / "examples" / "own_adapter.py"
-    result = subprocess.run([sys.executable, str(example), "4"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, str(example), "4"], capture_output=True, text=True, timeout=60,
+                            cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "trading day 20261120"

@@ -53,8 +53,8 @@ def first_ticks(url: str, ids: list[str], count: int) -> list:
     ("sim://localhost:5000", "no host or path"),
     ("sim:///data", "no host or path"),
 ])
-def test_a_bad_setting_is_refused_at_register_front_naming_it(url, named):
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("")
+def test_a_bad_setting_is_refused_at_register_front_naming_it(url, named, tmp_path):
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(f"{tmp_path}/")
     try:
         with pytest.raises(FrontAddressError) as caught:
             api.RegisterFront(url)
@@ -101,9 +101,9 @@ def test_a_low_price_keeps_a_book_and_positive_prices():
     assert all(t.LastPrice > 0 and t.LowerLimitPrice >= 67 for t in ticks)
 
 
-def test_the_highest_speed_keeps_the_program_responsive():
-    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("")
-    other = mdapi.CThostFtdcMdApi.CreateFtdcMdApi("")
+def test_the_highest_speed_keeps_the_program_responsive(tmp_path):
+    api = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(f"{tmp_path}/")
+    other = mdapi.CThostFtdcMdApi.CreateFtdcMdApi(f"{tmp_path}/other_")
     connected = threading.Event()
 
     class Spi(mdapi.CThostFtdcMdSpi):

@@ -26,10 +26,11 @@ def make_settings(sources: tuple[Any, ...], home: Path, **overrides: Any) -> Ser
     values: dict[str, Any] = {"listen": ("127.0.0.1", 0), "http": ("127.0.0.1", 0), "home": str(home)}
     values.update(overrides)
     limits = values.get("limits")
+    # Tests open many loopback connections at once: the per-IP limit is off unless a test sets it.
     if isinstance(limits, Mapping):
-        values["limits"] = parse_limits(limits)
+        values["limits"] = parse_limits({"connection_rate": 0, **limits})
     elif limits is None:
-        values["limits"] = Limits()
+        values["limits"] = Limits(connection_rate=0)
     values["tokens"] = tuple(parse_token(t) for t in values.get("tokens", ()))
     if values.get("redis") is not None:
         values["redis"] = parse_redis(values["redis"])

@@ -349,12 +349,12 @@ class ServerProcess:
 COMPARED_MODULES = ("fanout", "channel", "binary")  # ctpshim.server's modules on the tick path, in import order
 
 
-def modules_at(revision: str) -> str:
-    """A new temporary directory holding ``shim/server/<module>.py`` of COMPARED_MODULES at git ``revision``
-    (for ``ServerProcess(modules_from=...)``): the bench's way of measuring an earlier tick path in the
-    same run as the current one."""
+def modules_at(revision: str, modules: tuple[str, ...] | None = None) -> str:
+    """A new temporary directory holding ``shim/server/<module>.py`` of ``modules`` (default COMPARED_MODULES)
+    at git ``revision`` (for ``ServerProcess(modules_from=...)``): the bench's way of measuring an earlier tick
+    path in the same run as the current one."""
     folder = tempfile.mkdtemp(prefix=f"ctpshim-bench-{revision.replace('/', '_')}-")
-    for name in COMPARED_MODULES:
+    for name in modules or COMPARED_MODULES:
         shown = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:shim/server/{name}.py"],
                                capture_output=True, timeout=30)
         if shown.returncode:

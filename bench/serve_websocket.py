@@ -45,12 +45,10 @@ from typing import Any  # noqa: E402
 
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 
-from serve_common import (REPO, Child, ServerProcess, ServerWindow, StampClock, WindowCounter,  # noqa: E402
+from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter,  # noqa: E402
                           child_handshake, combine, counted, ids_path, listed_ids, machine, mdapi_child, measure,
-                          middle_run, print_baseline, print_delivered, print_failures_and_hot_spots, server_main,
+                          middle_run, modules_at, print_baseline, print_delivered, print_failures_and_hot_spots, server_main,
                           show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
@@ -59,18 +57,6 @@ PROTOCOL_MODULES = ("web", "webctp", "diff")  # ctpshim.server's WebSocket modul
 
 
 # -- the WebSocket protocols at an earlier revision, in the same run -----------------------------------
-
-def protocol_modules_at(revision: str) -> str:
-    """A new temporary directory holding ``shim/server/<module>.py`` of PROTOCOL_MODULES at ``revision``."""
-    folder = tempfile.mkdtemp(prefix=f"ctpshim-bench-ws-{revision.replace('/', '_')}-")
-    for name in PROTOCOL_MODULES:
-        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:shim/server/{name}.py"],
-                               capture_output=True, timeout=30)
-        if shown.returncode:
-            raise SystemExit(f"--against {revision}: git show failed: {shown.stderr.decode(errors='replace')[:300]}")
-        Path(folder, f"{name}.py").write_bytes(shown.stdout)
-    return folder
-
 
 def bench_server_main(folder: str, settings_json: str) -> None:
     """serve_common's server process, with PROTOCOL_MODULES loaded from ``folder`` first (when not
@@ -103,7 +89,7 @@ def bench_server_main(folder: str, settings_json: str) -> None:
 
 class BenchServer(ServerProcess):
     """A ServerProcess started by :func:`bench_server_main` (its WebSocket protocols from ``folder``
-    when given, see :func:`protocol_modules_at`)."""
+    when given, see serve_common.modules_at)."""
 
     def __init__(self, sources: dict[str, str], folder: str = "") -> None:
         settings = {"sources": sources, "http": True, "redis": None, "probe": False, "modules_from": None}
@@ -125,6 +111,32 @@ def symbols_of(ids: list[str]) -> list[str]:
         info = parse_info(instrument)
         out.append(f"{info.exchange_id if info is not None else 'X'}.{instrument}")
     return out
+
+
+def run_clients(client: Any, counters: list[WindowCounter], firsts: list[asyncio.Event], window: list[float],
+                kind: str, samples: list[int]) -> None:
+    """Run one ``client(number, session)`` per counter until each has its first ``kind``, then the Child
+    protocol of serve_common: the window handshake, the counts (and latency ``samples``) on stdout."""
+    import aiohttp
+
+    async def clients() -> None:
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.ensure_future(client(number, session)) for number in range(len(counters))]
+            gathered = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
+            await asyncio.wait([*tasks, gathered], timeout=90, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise SystemExit(f"a client failed before the window: {task.exception()!r}")
+            if not gathered.done():
+                raise SystemExit(f"{sum(not f.is_set() for f in firsts)} clients saw no {kind} within 90 s")
+            start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
+            window[0], window[1] = start, end
+            await wait_closed(counters, end)
+            failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
+            print(counted(counters, end - start, failed=failed, latencies_us=samples), flush=True)
+            os._exit(0)
+
+    asyncio.run(clients())
 
 
 def diff_clients_main(url: str, count: str, ids_file: str) -> None:
@@ -155,24 +167,7 @@ def diff_clients_main(url: str, count: str, ids_file: str) -> None:
                     add(quotes, time.time())
             raise ConnectionError("the server closed the WebSocket")
 
-    async def clients() -> None:
-        async with aiohttp.ClientSession() as session:
-            tasks = [asyncio.ensure_future(client(number, session)) for number in range(len(counters))]
-            gathered = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
-            await asyncio.wait([*tasks, gathered], timeout=90, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise SystemExit(f"a client failed before the window: {task.exception()!r}")
-            if not gathered.done():
-                raise SystemExit(f"{sum(not f.is_set() for f in firsts)} clients saw no quote within 90 s")
-            start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
-            window[0], window[1] = start, end
-            await wait_closed(counters, end)
-            failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
-            print(counted(counters, end - start, failed=failed, latencies_us=[]), flush=True)
-            os._exit(0)
-
-    asyncio.run(clients())
+    run_clients(client, counters, firsts, window, "quote", [])
 
 
 def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
@@ -210,24 +205,7 @@ def clients_main(url: str, count: str, ids_file: str, latency: str) -> None:
                                                                        tick["UpdateMillisec"])) * 1_000_000))
             raise ConnectionError("the server closed the WebSocket")
 
-    async def clients() -> None:
-        async with aiohttp.ClientSession() as session:
-            tasks = [asyncio.ensure_future(client(number, session)) for number in range(len(counters))]
-            gathered = asyncio.ensure_future(asyncio.gather(*(first.wait() for first in firsts)))
-            await asyncio.wait([*tasks, gathered], timeout=90, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise SystemExit(f"a client failed before the window: {task.exception()!r}")
-            if not gathered.done():
-                raise SystemExit(f"{sum(not f.is_set() for f in firsts)} clients saw no tick within 90 s")
-            start, end = await asyncio.get_running_loop().run_in_executor(None, child_handshake)
-            window[0], window[1] = start, end
-            await wait_closed(counters, end)
-            failed = [repr(task.exception()) for task in tasks if task.done() and task.exception() is not None]
-            print(counted(counters, end - start, failed=failed, latencies_us=samples), flush=True)
-            os._exit(0)
-
-    asyncio.run(clients())
+    run_clients(client, counters, firsts, window, "tick", samples)
 
 
 def run_once(front: str, args: argparse.Namespace, ids: list[str], ids_file: str, run: int,
@@ -295,7 +273,7 @@ def measure_rate(source_rate: str, args: argparse.Namespace, ids: list[str], ids
     print(f"\nsource: {len(ids)} instruments, {offered}")
     started = time.monotonic()
     endpoint = "DIFF /diff" if args.endpoint == "diff" else "webctp /md/"
-    folder = protocol_modules_at(args.against) if args.against else None
+    folder = modules_at(args.against, PROTOCOL_MODULES) if args.against else None
     runs: list[dict[str, Any]] = []
     old: list[dict[str, Any]] = []
     try:

@@ -827,6 +827,11 @@ class Counter:
             if self.failure is not None:
                 return False
             instrument = tick.InstrumentID
+            if self.feeding and instrument not in self.fed and self._from_a_feed():
+                # The feed's tick was checked in observe() before a program's md API took the
+                # instrument over: it may be ahead of the program's ticks, which would then be
+                # ignored as older until they passed it.
+                return False
             latest = self.ticks.get(instrument)
             if latest is tick:
                 return False  # the same tick handed to a second program

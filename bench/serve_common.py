@@ -363,14 +363,14 @@ def modules_at(revision: str, modules: tuple[str, ...] | None = None) -> str:
     return folder
 
 
-def load_modules(folder: str) -> None:
-    """In the server process, before the server is imported: COMPARED_MODULES from ``folder`` stand in
-    for ctpshim.server's own (see :func:`modules_at`)."""
+def load_modules(folder: str, modules: tuple[str, ...] | None = None) -> None:
+    """In the server process, before the server is imported: ``modules`` (default COMPARED_MODULES) from
+    ``folder`` stand in for ctpshim.server's own (see :func:`modules_at`)."""
     import importlib.util
 
     import ctpshim.server
 
-    for name in COMPARED_MODULES:
+    for name in modules or COMPARED_MODULES:
         spec = importlib.util.spec_from_file_location(f"ctpshim.server.{name}", Path(folder, f"{name}.py"))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

@@ -48,7 +48,7 @@ import statistics  # noqa: E402
 
 from serve_common import (Child, ServerProcess, ServerWindow, StampClock, WindowCounter,  # noqa: E402
                           child_handshake, combine, counted, ids_path, listed_ids, machine, mdapi_child, measure,
-                          middle_run, modules_at, print_baseline, print_delivered, print_failures_and_hot_spots, server_main,
+                          load_modules, middle_run, modules_at, print_baseline, print_delivered, print_failures_and_hot_spots, server_main,
                           show_spread, sim_url, split, wait_closed)
 
 HERE = Path(__file__).resolve()
@@ -62,18 +62,11 @@ def bench_server_main(folder: str, settings_json: str) -> None:
     """serve_common's server process, with PROTOCOL_MODULES loaded from ``folder`` first (when not
     empty) and no per-IP connection rate (every client of the bench comes from 127.0.0.1)."""
     import dataclasses
-    import importlib.util
 
-    import ctpshim.server
     import ctpshim.server.settings as settings_module
 
-    for name in PROTOCOL_MODULES if folder else ():
-        spec = importlib.util.spec_from_file_location(f"ctpshim.server.{name}", Path(folder, f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        setattr(ctpshim.server, name, module)
+    if folder:
+        load_modules(folder, PROTOCOL_MODULES)
     serve_settings = settings_module.ServeSettings
     limits = settings_module.Limits()
     if any(field.name == "connection_rate" for field in dataclasses.fields(limits)):
